@@ -1,0 +1,341 @@
+// Command auditstream records audit events and streams them to their owners' destinations.
+// It only parses flags and environment variables and calls internal/app.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+func main() {
+	if err := root().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+func root() *cobra.Command {
+	cfg := app.Defaults()
+	rootCmd := &cobra.Command{
+		Use:           "auditstream",
+		Short:         "Record audit events and stream them to their owners' destinations",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	pf := rootCmd.PersistentFlags()
+	pf.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the SQLite database and the embedded log")
+	pf.StringVar(&cfg.DatabaseURL, "database-url", cfg.DatabaseURL, "postgres://… for PostgreSQL; empty for SQLite in the data dir")
+	pf.StringVar(&cfg.EventTypesDir, "event-types-dir", cfg.EventTypesDir, "directory of event-type YAML files that add to or override the embedded catalog")
+	pf.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+
+	rootCmd.AddCommand(serveCmd(&cfg), migrateCmd(&cfg), eventTypesCmd(&cfg), userCmd(&cfg), tokenCmd(&cfg),
+		namespaceCmd(&cfg, store.KindGroup), namespaceCmd(&cfg, store.KindProject), memberCmd(&cfg), emitCmd())
+	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if err := bindEnv(cmd); err != nil {
+			return err
+		}
+		cfg.AdminToken = os.Getenv("AUDITSTREAM_ADMIN_TOKEN")
+		return nil
+	}
+	return rootCmd
+}
+
+// bindEnv sets every flag not given on the command line from AUDITSTREAM_<FLAG_NAME>.
+func bindEnv(cmd *cobra.Command) error {
+	var err error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed || err != nil {
+			return
+		}
+		name := "AUDITSTREAM_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if serr := f.Value.Set(v); serr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, serr)
+			}
+		}
+	})
+	return err
+}
+
+// durationValue is a flag that takes Go durations plus days ("7d").
+type durationValue struct{ d *time.Duration }
+
+func (v durationValue) String() string { return v.d.String() }
+func (v durationValue) Type() string   { return "duration" }
+func (v durationValue) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 7d or 36h", s)
+		}
+		*v.d = time.Duration(days * 24 * float64(time.Hour))
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 7d or 36h", s)
+	}
+	*v.d = d
+	return nil
+}
+
+func serveCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the service (HTTP API, ingest, log, store consumer)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			logger := app.NewLogger(os.Stderr, cfg.LogLevel)
+			a, err := app.New(ctx, *cfg, logger, cmd.OutOrStdout())
+			if err != nil {
+				return err
+			}
+			return a.Run(ctx)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address")
+	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "external NATS server or cluster (nats://…); empty runs NATS embedded")
+	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "let NATS clients connect to the embedded server at host:port (default: no listener)")
+	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, "stream replicas on an external cluster")
+	f.Var(durationValue{&cfg.LogMaxAge}, "log-max-age", "how long the log keeps events: a stopped destination's buffer window")
+	f.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", cfg.LogMaxBytes, "cap on the log's size in bytes; 0 for none (oldest events go first)")
+	f.BoolVar(&cfg.LogSyncAlways, "log-sync-always", cfg.LogSyncAlways, "fsync every log write before acknowledging it (survives power loss; slower)")
+	f.Var(durationValue{&cfg.DuplicateWindow}, "duplicate-window", "how long idempotency keys are remembered")
+	f.Var(durationValue{&cfg.Retention}, "retention", "delete stored events older than this; 0 keeps them")
+	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest ingest request body")
+	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", cfg.MaxEventBytes, "largest encoded event")
+	f.IntVar(&cfg.MaxEventsPerRequest, "max-events-per-request", cfg.MaxEventsPerRequest, "most events in one ingest request")
+	f.Float64Var(&cfg.IngestRate, "ingest-rate", cfg.IngestRate, "events per second each token may publish; 0 for no limit")
+	f.IntVar(&cfg.IngestBurst, "ingest-burst", cfg.IngestBurst, "burst of the ingest rate limit, in events")
+	f.Var(durationValue{&cfg.TokenCacheTTL}, "token-cache-ttl", "how long a checked token is trusted without asking the store")
+	f.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL, "base URL for links in responses (default: from the request)")
+	f.Var(durationValue{&cfg.ShutdownTimeout}, "shutdown-timeout", "how long a graceful stop may take")
+	return cmd
+}
+
+func migrateCmd(cfg *app.Config) *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database migrations and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			st, err := app.OpenStore(cmd.Context(), *cfg)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), "migrations applied")
+			return st.Close()
+		},
+	}
+}
+
+func eventTypesCmd(cfg *app.Config) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "event-types",
+		Short: "List the event-type catalog (embedded plus --event-types-dir)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cat, err := event.Load(cfg.EventTypesDir)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(cat.Types())
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tCATEGORY\tSTORED\tSTREAMED\tSCOPE")
+			for _, t := range cat.Types() {
+				fmt.Fprintf(tw, "%s\t%s\t%t\t%t\t%s\n", t.Name, t.FeatureCategory, t.SavedToDatabase, t.Streamed, strings.Join(t.Scope, ","))
+			}
+			fmt.Fprintf(tw, "\n%d event types\n", cat.Len())
+			return tw.Flush()
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func withAdmin(cfg *app.Config, f func(ctx context.Context, a *app.Admin, out io.Writer) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		a, err := app.OpenAdmin(cmd.Context(), *cfg)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		return f(cmd.Context(), a, cmd.OutOrStdout())
+	}
+}
+
+func printJSON(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func userCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
+	var id int64
+	var username, name, email string
+	var admin bool
+	create := &cobra.Command{Use: "create", Short: "Create a user", Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			u, err := a.CreateUser(ctx, id, username, name, email, admin)
+			if err != nil {
+				return err
+			}
+			return printJSON(out, u)
+		})}
+	f := create.Flags()
+	f.Int64Var(&id, "id", 0, "user id (so it matches the author_id your application sends); 0 assigns one")
+	f.StringVar(&username, "username", "", "username (required)")
+	f.StringVar(&name, "name", "", "display name (required)")
+	f.StringVar(&email, "email", "", "email (required)")
+	f.BoolVar(&admin, "admin", false, "make the user an instance admin")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func tokenCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Manage personal access tokens"}
+	var user, name, expires string
+	var scopes []string
+	create := &cobra.Command{Use: "create", Short: "Create a token and print it once", Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			var exp time.Time
+			if expires != "" {
+				var err error
+				if exp, err = time.Parse("2006-01-02", expires); err != nil {
+					return fmt.Errorf("--expires-at must be a date such as 2030-01-31")
+				}
+			}
+			raw, _, err := a.CreateToken(ctx, user, name, scopes, exp)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(out, raw)
+			return nil
+		})}
+	f := create.Flags()
+	f.StringVar(&user, "user", "", "username or id (required)")
+	f.StringVar(&name, "name", "cli", "token name")
+	f.StringSliceVar(&scopes, "scopes", []string{"api"}, "api, read_api, ingest")
+	f.StringVar(&expires, "expires-at", "", "expiry date (YYYY-MM-DD); default never")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func namespaceCmd(cfg *app.Config, kind store.NamespaceKind) *cobra.Command {
+	cmd := &cobra.Command{Use: string(kind), Short: "Manage " + string(kind) + "s"}
+	var path, name string
+	var id int64
+	create := &cobra.Command{Use: "create", Short: "Create a " + string(kind) + " ahead of its first event", Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			ns, err := a.CreateNamespace(ctx, kind, path, name, id)
+			if err != nil {
+				return err
+			}
+			return printJSON(out, ns)
+		})}
+	f := create.Flags()
+	f.StringVar(&path, "path", "", "full path, e.g. my-group/sub (required)")
+	f.StringVar(&name, "name", "", "display name (default: the last path segment)")
+	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); 0 assigns one")
+	cmd.AddCommand(create)
+	return cmd
+}
+
+func memberCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{Use: "member", Short: "Manage group and project members"}
+	var group, project, user string
+	var level int
+	add := &cobra.Command{Use: "add", Short: "Give a user an access level on a group or project", Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			kind, ref := store.KindGroup, group
+			if project != "" {
+				kind, ref = store.KindProject, project
+			}
+			if (group == "") == (project == "") {
+				return fmt.Errorf("give exactly one of --group and --project")
+			}
+			m, err := a.AddMember(ctx, kind, ref, user, level)
+			if err != nil {
+				return err
+			}
+			return printJSON(out, m)
+		})}
+	f := add.Flags()
+	f.StringVar(&group, "group", "", "group id or full path")
+	f.StringVar(&project, "project", "", "project id or full path")
+	f.StringVar(&user, "user", "", "username or id (required)")
+	f.IntVar(&level, "access-level", 0, "10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner")
+	cmd.AddCommand(add)
+	return cmd
+}
+
+func emitCmd() *cobra.Command {
+	var url, eventType, entityType, entityPath string
+	var entityID int64
+	cmd := &cobra.Command{
+		Use:   "emit",
+		Short: "Send one test event to a running server (token from AUDITSTREAM_TOKEN)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token := os.Getenv("AUDITSTREAM_TOKEN")
+			if token == "" {
+				return fmt.Errorf("set AUDITSTREAM_TOKEN to a token with the ingest scope")
+			}
+			ev := map[string]any{"event_type": eventType, "entity_type": entityType, "entity_path": entityPath,
+				"author_id": 1, "author_name": "auditstream emit",
+				"details": map[string]any{"custom_message": "test event sent by auditstream emit"}}
+			if entityID != 0 {
+				ev["entity_id"] = entityID
+			}
+			body, _ := json.Marshal(ev)
+			req, err := http.NewRequestWithContext(cmd.Context(), http.MethodPost, strings.TrimSuffix(url, "/")+"/api/v4/audit_events", strings.NewReader(string(body)))
+			if err != nil {
+				return err
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("PRIVATE-TOKEN", token)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s", resp.Status, b)
+			if resp.StatusCode != http.StatusCreated {
+				return fmt.Errorf("the server refused the event")
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "http://127.0.0.1:8080", "the server's base URL")
+	f.StringVar(&eventType, "event-type", "user_created", "event type")
+	f.StringVar(&entityType, "entity-type", "Instance", "Group, Project, User or Instance")
+	f.StringVar(&entityPath, "entity-path", "", "full path (Group and Project)")
+	f.Int64Var(&entityID, "entity-id", 0, "entity id")
+	return cmd
+}

@@ -1,0 +1,238 @@
+// Command loadgen drives a running auditstream over HTTP and reports throughput, ack latency
+// percentiles, store lag and the server's peak memory. It is the load tool behind
+// docs/benchmarks.md; every request loop it runs is bounded in count and time, and it only
+// talks to the URL it is given (loopback in our runs).
+//
+//	loadgen -mode batch  -batch 1000 -clients 4  -duration 20s   # NDJSON batches as fast as acked
+//	loadgen -mode single -clients 64 -duration 20s               # one event per request
+//	loadgen -mode steady -rate 2000 -clients 64 -duration 30s    # fixed rate, latency percentiles
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+func main() {
+	var (
+		url       = flag.String("url", "http://127.0.0.1:8080", "auditstream base URL")
+		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
+		mode      = flag.String("mode", "batch", "batch, single or steady")
+		clients   = flag.Int("clients", 4, "concurrent clients")
+		batch     = flag.Int("batch", 1000, "events per request in batch mode")
+		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
+		duration  = flag.Duration("duration", 20*time.Second, "how long to send")
+		size      = flag.Int("size", 1024, "approximate encoded size of one event in bytes")
+		pid       = flag.Int("pid", 0, "server process id: report its peak RSS (VmHWM) and CPU time")
+		waitStore = flag.Bool("wait-store", true, "after sending, measure how long the store takes to catch up")
+		groups    = flag.Int("groups", 50, "distinct top-level groups the events spread over")
+	)
+	flag.Parse()
+	if *token == "" {
+		fmt.Fprintln(os.Stderr, "loadgen: -token or AUDITSTREAM_TOKEN is required")
+		os.Exit(2)
+	}
+	l := &loader{url: strings.TrimSuffix(*url, "/"), token: *token, size: *size, groups: *groups,
+		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients * 2, MaxConnsPerHost: *clients * 2}, Timeout: 60 * time.Second}}
+	ctx, cancel := context.WithTimeout(context.Background(), *duration)
+	defer cancel()
+	cpu0 := cpuSeconds(*pid)
+	start := time.Now()
+	switch *mode {
+	case "batch":
+		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, *batch, "application/x-ndjson") })
+	case "single":
+		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, 1, "application/json") })
+	case "steady":
+		interval := time.Duration(float64(time.Second) * float64(*clients) / *rate)
+		l.run(ctx, *clients, func(ctx context.Context, c int) {
+			t := time.NewTicker(interval)
+			defer t.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+					l.sendOne(ctx, c, 1, "application/json")
+				}
+			}
+		})
+	default:
+		fmt.Fprintln(os.Stderr, "loadgen: -mode must be batch, single or steady")
+		os.Exit(2)
+	}
+	elapsed := time.Since(start)
+	ev := l.events.Load()
+	fmt.Printf("mode=%s clients=%d batch=%d size=%dB duration=%s\n", *mode, *clients, *batch, *size, elapsed.Round(time.Millisecond))
+	fmt.Printf("acked events: %d (%.0f events/s), requests: %d, failed requests: %d\n", ev, float64(ev)/elapsed.Seconds(), l.requests.Load(), l.failures.Load())
+	lat := l.latencies()
+	if len(lat) > 0 {
+		fmt.Printf("ack latency per request: p50=%s p90=%s p99=%s max=%s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[len(lat)-1])
+	}
+	if *waitStore {
+		t0 := time.Now()
+		lagAtEnd := l.storeLag()
+		for lag := lagAtEnd; lag > 0 && time.Since(t0) < 5*time.Minute; lag = l.storeLag() {
+			time.Sleep(20 * time.Millisecond) // polling interval
+		}
+		fmt.Printf("store lag when sending stopped: %d events; caught up %s later\n", lagAtEnd, time.Since(t0).Round(time.Millisecond))
+	}
+	if *pid != 0 {
+		fmt.Printf("server peak RSS (VmHWM): %s; server CPU: %.1fs (%.0f%% of one core)\n", peakRSS(*pid), cpuSeconds(*pid)-cpu0, 100*(cpuSeconds(*pid)-cpu0)/elapsed.Seconds())
+	}
+	if l.failures.Load() > 0 {
+		fmt.Printf("first failure: %s\n", l.firstFailure.Load())
+		os.Exit(1)
+	}
+}
+
+type loader struct {
+	url, token   string
+	size, groups int
+	client       *http.Client
+	events       atomic.Int64
+	requests     atomic.Int64
+	failures     atomic.Int64
+	firstFailure atomic.Value
+	mu           sync.Mutex
+	lat          []time.Duration
+}
+
+func (l *loader) run(ctx context.Context, clients int, f func(ctx context.Context, c int)) {
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(ctx, c) }()
+	}
+	wg.Wait()
+}
+
+func (l *loader) send(ctx context.Context, c, n int, ctype string) {
+	for ctx.Err() == nil {
+		l.sendOne(ctx, c, n, ctype)
+	}
+}
+
+// body builds n events of about l.size bytes each.
+func (l *loader) body(c, n int, seq int64) []byte {
+	var b bytes.Buffer
+	pad := strings.Repeat("x", max(0, l.size-430))
+	for i := range n {
+		g := (int64(c)*7919 + seq + int64(i)) % int64(l.groups)
+		fmt.Fprintf(&b, `{"event_type":"member_created","entity_type":"Group","entity_id":%d,"entity_path":"load-%d","author_id":%d,"author_name":"Load Tester","author_email":"load@example.com","target_id":%d,"target_type":"User","target_details":"someone","ip_address":"10.20.30.40","details":{"custom_message":"Added member %s","add":"user_access","as":"Developer"}}`,
+			1000+g, g, 1+c, seq+int64(i), pad)
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+func (l *loader) sendOne(ctx context.Context, c, n int, ctype string) {
+	seq := l.requests.Add(1)
+	body := l.body(c, n, seq)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, l.url+"/api/v4/audit_events", bytes.NewReader(body))
+	req.Header.Set("PRIVATE-TOKEN", l.token)
+	req.Header.Set("Content-Type", ctype)
+	t0 := time.Now()
+	resp, err := l.client.Do(req)
+	if err != nil {
+		if ctx.Err() == nil {
+			l.fail(err.Error())
+		}
+		return
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	d := time.Since(t0)
+	if resp.StatusCode != http.StatusCreated {
+		l.fail(fmt.Sprintf("%d %s", resp.StatusCode, b))
+		return
+	}
+	var res struct{ IDs []int64 }
+	if err := json.Unmarshal(b, &res); err != nil || len(res.IDs) != n {
+		l.fail("bad response: " + string(b))
+		return
+	}
+	l.events.Add(int64(n))
+	l.mu.Lock()
+	l.lat = append(l.lat, d)
+	l.mu.Unlock()
+}
+
+func (l *loader) fail(msg string) {
+	if l.failures.Add(1) == 1 {
+		l.firstFailure.Store(msg)
+	}
+}
+
+func (l *loader) latencies() []time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	slices.Sort(l.lat)
+	return l.lat
+}
+
+func pct(s []time.Duration, p int) time.Duration {
+	return s[min(len(s)-1, len(s)*p/100)].Round(10 * time.Microsecond)
+}
+
+// storeLag reads auditstream_store_lag_events from /metrics; -1 when unknown.
+func (l *loader) storeLag() int64 {
+	resp, err := l.client.Get(l.url + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "auditstream_store_lag_events "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return int64(f)
+		}
+	}
+	return -1
+}
+
+func peakRSS(pid int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+		}
+	}
+	return "unknown"
+}
+
+// cpuSeconds is the user+system CPU time of pid from /proc (clock ticks of 100 Hz).
+func cpuSeconds(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+2:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[11], 64)
+	s, _ := strconv.ParseFloat(f[12], 64)
+	return (u + s) / 100
+}

@@ -1,0 +1,664 @@
+package rest
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// The admin API in GitLab's shapes: users, personal access tokens, groups, projects, members.
+
+type userJSON struct {
+	ID        int64     `json:"id"`
+	Username  string    `json:"username"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	Email     string    `json:"email,omitempty"`
+	IsAdmin   bool      `json:"is_admin"`
+	CreatedAt time.Time `json:"created_at"`
+	WebURL    string    `json:"web_url"`
+}
+
+func (a *API) userJSON(r *http.Request, u store.User, withEmail bool) userJSON {
+	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", IsAdmin: u.Admin,
+		CreatedAt: u.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
+	if withEmail {
+		j.Email = u.Email
+	}
+	return j
+}
+
+// decodeBody decodes a JSON or form body into v (GitLab accepts both).
+func decodeBody(r *http.Request, v any) error {
+	r.Body = http.MaxBytesReader(nil, r.Body, 1<<20)
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
+		if err := json.NewDecoder(r.Body).Decode(v); err != nil {
+			return &badRequest{"invalid_json", "the body is not valid JSON: " + strings.TrimPrefix(err.Error(), "json: ")}
+		}
+		return nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return &badRequest{"invalid_form", "the form body cannot be parsed"}
+	}
+	m := map[string]any{}
+	for k, vs := range r.PostForm {
+		k = strings.TrimSuffix(k, "[]")
+		if len(vs) > 1 || strings.HasSuffix(k, "scopes") {
+			m[k] = vs
+		} else {
+			m[k] = vs[0]
+		}
+	}
+	b, _ := json.Marshal(m)
+	if err := json.Unmarshal(b, v); err != nil {
+		return &badRequest{"invalid_form", "a form field has the wrong type: " + strings.TrimPrefix(err.Error(), "json: ")}
+	}
+	return nil
+}
+
+// flexInt decodes a number or a numeric string (form bodies send strings).
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%q is not an integer", s)
+	}
+	*f = flexInt(n)
+	return nil
+}
+
+// flexBool decodes a bool or "true"/"false".
+type flexBool bool
+
+func (f *flexBool) UnmarshalJSON(b []byte) error {
+	switch strings.Trim(string(b), `"`) {
+	case "true", "1":
+		*f = true
+	case "false", "0", "", "null":
+		*f = false
+	default:
+		return fmt.Errorf("%s is not a boolean", b)
+	}
+	return nil
+}
+
+func (a *API) requireAdmin(w http.ResponseWriter, p *auth.Principal) bool {
+	if !p.User.Admin {
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden - admin only")
+		return false
+	}
+	return true
+}
+
+func (a *API) handleBad(w http.ResponseWriter, r *http.Request, err error) {
+	var br *badRequest
+	if errors.As(err, &br) {
+		a.writeBad(w, br.code, br.msg)
+		return
+	}
+	a.writeErr(w, r, err)
+}
+
+func (a *API) currentUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, true))
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !a.requireAdmin(w, p) {
+		return
+	}
+	users, err := a.opts.Store.UserList(r.Context())
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	out := make([]userJSON, 0, len(users))
+	for _, u := range users {
+		out = append(out, a.userJSON(r, u, true))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return
+	}
+	u, err := a.opts.Store.UserGet(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, a.userJSON(r, u, p.User.Admin || p.User.ID == u.ID))
+}
+
+var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !a.requireAdmin(w, p) {
+		return
+	}
+	var in struct {
+		ID       flexInt  `json:"id"`
+		Username string   `json:"username"`
+		Name     string   `json:"name"`
+		Email    string   `json:"email"`
+		Admin    flexBool `json:"admin"`
+	}
+	if err := decodeBody(r, &in); err != nil {
+		a.handleBad(w, r, err)
+		return
+	}
+	var missing []string
+	if in.Username == "" {
+		missing = append(missing, "username")
+	}
+	if in.Name == "" {
+		missing = append(missing, "name")
+	}
+	if in.Email == "" {
+		missing = append(missing, "email")
+	}
+	switch {
+	case len(missing) > 0:
+		a.writeBad(w, "missing_parameter", strings.Join(missing, ", ")+" is missing")
+		return
+	case !usernameRE.MatchString(in.Username):
+		a.writeBad(w, "invalid_parameter", "username can contain only letters, digits, '_', '-' and '.'")
+		return
+	case !strings.Contains(in.Email, "@") || len(in.Email) > 255 || len(in.Name) > 255:
+		a.writeBad(w, "invalid_parameter", "email is invalid or a field is longer than 255 characters")
+		return
+	case in.ID < 0:
+		a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+		return
+	}
+	u, err := a.opts.Store.UserCreate(r.Context(), store.UserCreateParams{ID: int64(in.ID), Username: in.Username,
+		Name: in.Name, Email: in.Email, Admin: bool(in.Admin), CreatedAt: a.opts.NowFunc().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		writeError(w, http.StatusConflict, "conflict", "409 Conflict: Username or id has already been taken")
+		return
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.userJSON(r, u, true))
+}
+
+type tokenJSON struct {
+	ID        int64     `json:"id"`
+	Name      string    `json:"name"`
+	Revoked   bool      `json:"revoked"`
+	CreatedAt time.Time `json:"created_at"`
+	Scopes    []string  `json:"scopes"`
+	UserID    int64     `json:"user_id"`
+	Active    bool      `json:"active"`
+	ExpiresAt *string   `json:"expires_at"`
+	Token     string    `json:"token,omitempty"`
+}
+
+func (a *API) tokenJSON(t store.Token) tokenJSON {
+	j := tokenJSON{ID: t.ID, Name: t.Name, Revoked: t.Revoked, CreatedAt: t.CreatedAt, Scopes: t.Scopes, UserID: t.UserID}
+	j.Active = !t.Revoked && (t.ExpiresAt.IsZero() || a.opts.NowFunc().Before(t.ExpiresAt))
+	if !t.ExpiresAt.IsZero() {
+		s := t.ExpiresAt.UTC().Format("2006-01-02")
+		j.ExpiresAt = &s
+	}
+	return j
+}
+
+// createToken is POST /users/:id/personal_access_tokens (admins, as in GitLab).
+func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !a.requireAdmin(w, p) {
+		return
+	}
+	uid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return
+	}
+	var in struct {
+		Name      string   `json:"name"`
+		Scopes    []string `json:"scopes"`
+		ExpiresAt string   `json:"expires_at"`
+	}
+	if err := decodeBody(r, &in); err != nil {
+		a.handleBad(w, r, err)
+		return
+	}
+	if in.Name == "" || len(in.Scopes) == 0 {
+		a.writeBad(w, "missing_parameter", "name and scopes are required")
+		return
+	}
+	for _, s := range in.Scopes {
+		if !auth.ValidScope(s) {
+			a.writeBad(w, "invalid_parameter", fmt.Sprintf("scopes: %q is not one of api, read_api, ingest", s))
+			return
+		}
+	}
+	var expires time.Time
+	if in.ExpiresAt != "" {
+		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
+			return
+		}
+		if !expires.After(a.opts.NowFunc()) {
+			a.writeBad(w, "invalid_parameter", "expires_at must be in the future")
+			return
+		}
+	}
+	if _, err := a.opts.Store.UserGet(r.Context(), uid); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+			return
+		}
+		a.writeErr(w, r, err)
+		return
+	}
+	raw, hash := auth.NewToken()
+	t, err := a.opts.Store.TokenCreate(r.Context(), store.TokenCreateParams{UserID: uid, Name: in.Name, Hash: hash,
+		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()})
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	j := a.tokenJSON(t)
+	j.Token = raw
+	writeJSON(w, http.StatusCreated, j)
+}
+
+// listTokens is GET /personal_access_tokens: the caller's own (admins may pass user_id).
+func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	uid := p.User.ID
+	if v := r.URL.Query().Get("user_id"); v != "" && p.User.Admin {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			a.writeBad(w, "invalid_parameter", "user_id is invalid")
+			return
+		}
+		uid = n
+	}
+	toks, err := a.opts.Store.TokenList(r.Context(), uid)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	out := make([]tokenJSON, 0, len(toks))
+	for _, t := range toks {
+		out = append(out, a.tokenJSON(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// revokeToken is DELETE /personal_access_tokens/:id: admins, or the token's owner.
+func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	id, err := strconv.ParseInt(r.PathValue("token_id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
+		return
+	}
+	if !p.User.Admin {
+		toks, err := a.opts.Store.TokenList(r.Context(), p.User.ID)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		own := false
+		for _, t := range toks {
+			own = own || t.ID == id
+		}
+		if !own {
+			writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
+			return
+		}
+	}
+	if err := a.opts.Store.TokenRevoke(r.Context(), id); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	a.opts.Auth.Forget()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+type namespaceJSON struct {
+	ID                int64          `json:"id"`
+	Name              string         `json:"name"`
+	Path              string         `json:"path"`
+	FullPath          string         `json:"full_path,omitempty"`
+	ParentID          *int64         `json:"parent_id,omitempty"`
+	PathWithNamespace string         `json:"path_with_namespace,omitempty"`
+	Namespace         *namespaceJSON `json:"namespace,omitempty"`
+	WebURL            string         `json:"web_url"`
+	CreatedAt         time.Time      `json:"created_at"`
+}
+
+func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) namespaceJSON {
+	j := namespaceJSON{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: a.baseURL(r) + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
+	var parent *store.Namespace
+	if ns.ParentKey != 0 {
+		if p, err := a.opts.Namespaces.ByKey(r.Context(), ns.ParentKey); err == nil {
+			parent = &p
+		}
+	}
+	if ns.Kind == store.KindGroup {
+		j.FullPath = ns.FullPath
+		if parent != nil {
+			j.ParentID = &parent.ID
+		}
+	} else {
+		j.PathWithNamespace = ns.FullPath
+		if parent != nil {
+			pj := a.namespaceJSON(r, *parent)
+			j.Namespace = &pj
+		}
+	}
+	return j
+}
+
+func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
+
+var nsPathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
+
+// createNamespace is POST /groups (name, path, parent_id) and POST /projects (name, path,
+// namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
+// subgroups and projects: owners of the parent group, or admins.
+func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		var in struct {
+			ID          flexInt `json:"id"`
+			Name        string  `json:"name"`
+			Path        string  `json:"path"`
+			ParentID    flexInt `json:"parent_id"`
+			NamespaceID flexInt `json:"namespace_id"`
+		}
+		if err := decodeBody(r, &in); err != nil {
+			a.handleBad(w, r, err)
+			return
+		}
+		if in.Path == "" {
+			in.Path = in.Name
+		}
+		if in.Name == "" {
+			in.Name = in.Path
+		}
+		parentID := in.ParentID
+		if kind == store.KindProject {
+			parentID = in.NamespaceID
+		}
+		switch {
+		case in.Name == "":
+			a.writeBad(w, "missing_parameter", "name is missing")
+			return
+		case !nsPathRE.MatchString(in.Path):
+			a.writeBad(w, "invalid_parameter", "path can contain only letters, digits, '_', '-' and '.'")
+			return
+		case kind == store.KindProject && parentID == 0:
+			a.writeBad(w, "missing_parameter", "namespace_id is missing: a project belongs to a group")
+			return
+		case in.ID < 0:
+			a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+			return
+		}
+		var parentKey int64
+		if parentID != 0 {
+			parent, level, ok := a.namespaceAccessByID(w, r, p, int64(parentID))
+			if !ok {
+				return
+			}
+			if level < auth.Owner {
+				writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+				return
+			}
+			parentKey = parent.Key
+		} else if !a.requireAdmin(w, p) {
+			return
+		}
+		ns, err := a.opts.Namespaces.Create(r.Context(), kind, in.Name, in.Path, parentKey, int64(in.ID))
+		if errors.Is(err, store.ErrConflict) {
+			writeError(w, http.StatusConflict, "conflict", "409 Conflict: path or id has already been taken")
+			return
+		}
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, a.namespaceJSON(r, ns))
+	}
+}
+
+// namespaceAccessByID resolves a parent group by id for creating something in it.
+func (a *API) namespaceAccessByID(w http.ResponseWriter, r *http.Request, p *auth.Principal, id int64) (store.Namespace, int, bool) {
+	r.SetPathValue("id", strconv.FormatInt(id, 10))
+	return a.namespaceAccess(w, r, p, store.KindGroup)
+}
+
+func (a *API) getNamespace(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, _, ok := a.namespaceAccess(w, r, p, kind)
+		if !ok {
+			return
+		}
+		writeJSON(w, http.StatusOK, a.namespaceJSON(r, ns))
+	}
+}
+
+type memberJSON struct {
+	ID          int64     `json:"id"`
+	Username    string    `json:"username"`
+	Name        string    `json:"name"`
+	State       string    `json:"state"`
+	AccessLevel int       `json:"access_level"`
+	CreatedAt   time.Time `json:"created_at"`
+	ExpiresAt   *string   `json:"expires_at"`
+	WebURL      string    `json:"web_url"`
+}
+
+func (a *API) memberJSON(r *http.Request, m store.Member) (memberJSON, error) {
+	u, err := a.opts.Store.UserGet(r.Context(), m.UserID)
+	if err != nil {
+		return memberJSON{}, err
+	}
+	j := memberJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
+		CreatedAt: m.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
+	if !m.ExpiresAt.IsZero() {
+		s := m.ExpiresAt.UTC().Format("2006-01-02")
+		j.ExpiresAt = &s
+	}
+	return j, nil
+}
+
+// Members: anyone with access to the group or project may list them (GitLab); owners and
+// admins may change them.
+func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, _, ok := a.namespaceAccess(w, r, p, kind)
+		if !ok {
+			return
+		}
+		ms, err := a.opts.Store.MemberList(r.Context(), ns.Key)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		out := make([]memberJSON, 0, len(ms))
+		for _, m := range ms {
+			j, err := a.memberJSON(r, m)
+			if err != nil {
+				a.writeErr(w, r, err)
+				return
+			}
+			out = append(out, j)
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+func (a *API) getMember(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, _, ok := a.namespaceAccess(w, r, p, kind)
+		if !ok {
+			return
+		}
+		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			return
+		}
+		a.writeMember(w, r, ns.Key, uid, http.StatusOK)
+	}
+}
+
+func (a *API) writeMember(w http.ResponseWriter, r *http.Request, nsKey, uid int64, status int) {
+	m, err := a.opts.Store.MemberGet(r.Context(), nsKey, uid)
+	if errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+		return
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	j, err := a.memberJSON(r, m)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	writeJSON(w, status, j)
+}
+
+type memberInput struct {
+	UserID      flexInt `json:"user_id"`
+	AccessLevel flexInt `json:"access_level"`
+	ExpiresAt   string  `json:"expires_at"`
+}
+
+// ownerOf resolves {id} and requires p to own it.
+func (a *API) ownerOf(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, bool) {
+	ns, level, ok := a.namespaceAccess(w, r, p, kind)
+	if !ok {
+		return ns, false
+	}
+	if level < auth.Owner {
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+		return ns, false
+	}
+	return ns, true
+}
+
+func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int64, in memberInput, status int) {
+	if !auth.ValidAccessLevel(int(in.AccessLevel)) {
+		a.writeBad(w, "invalid_parameter", "access_level does not have a valid value (10, 20, 30, 40, 50)")
+		return
+	}
+	var expires time.Time
+	if in.ExpiresAt != "" {
+		var err error
+		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
+			return
+		}
+	}
+	if _, err := a.opts.Store.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return
+	} else if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	if _, err := a.opts.Store.MemberUpsert(r.Context(), store.MemberUpsertParams{NamespaceKey: nsKey, UserID: uid,
+		AccessLevel: int(in.AccessLevel), ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()}); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	a.opts.Auth.Forget()
+	a.writeMember(w, r, nsKey, uid, status)
+}
+
+func (a *API) addMember(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, ok := a.ownerOf(w, r, p, kind)
+		if !ok {
+			return
+		}
+		var in memberInput
+		if err := decodeBody(r, &in); err != nil {
+			a.handleBad(w, r, err)
+			return
+		}
+		if in.UserID == 0 || in.AccessLevel == 0 {
+			a.writeBad(w, "missing_parameter", "user_id and access_level are required")
+			return
+		}
+		if _, err := a.opts.Store.MemberGet(r.Context(), ns.Key, int64(in.UserID)); err == nil {
+			writeError(w, http.StatusConflict, "conflict", "409 Conflict: Member already exists")
+			return
+		}
+		a.saveMember(w, r, ns.Key, int64(in.UserID), in, http.StatusCreated)
+	}
+}
+
+func (a *API) editMember(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, ok := a.ownerOf(w, r, p, kind)
+		if !ok {
+			return
+		}
+		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			return
+		}
+		var in memberInput
+		if err := decodeBody(r, &in); err != nil {
+			a.handleBad(w, r, err)
+			return
+		}
+		if _, err := a.opts.Store.MemberGet(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			return
+		}
+		a.saveMember(w, r, ns.Key, uid, in, http.StatusOK)
+	}
+}
+
+func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, ok := a.ownerOf(w, r, p, kind)
+		if !ok {
+			return
+		}
+		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+		if err != nil {
+			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			return
+		}
+		if err := a.opts.Store.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
+			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			return
+		} else if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		a.opts.Auth.Forget()
+		w.WriteHeader(http.StatusNoContent)
+	}
+}

@@ -1,0 +1,77 @@
+package rest
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/ingest"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// errorBody is every error response: GitLab clients read "message"; "code" is our stable code.
+type errorBody struct {
+	Message string              `json:"message"`
+	Code    string              `json:"code"`
+	Events  []ingest.EventError `json:"events,omitempty"`
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, errorBody{Message: msg, Code: code})
+}
+
+// errNotFound hides whether a resource exists from someone who may not see it.
+var errNotFound = errors.New("404 Not Found")
+
+// writeErr maps an error to its status and stable code. Unknown errors are logged in full and
+// answered opaquely.
+func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var reqErr *ingest.RequestError
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &reqErr):
+		status := http.StatusUnprocessableEntity
+		switch reqErr.Code {
+		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey:
+			status = http.StatusBadRequest
+		case ingest.CodeTooManyEvents, ingest.CodeEventTooLarge:
+			status = http.StatusRequestEntityTooLarge
+		case ingest.CodeRateLimited:
+			status = http.StatusTooManyRequests
+			w.Header().Set("Retry-After", "1")
+		}
+		writeJSON(w, status, errorBody{Message: reqErr.Message, Code: reqErr.Code, Events: reqErr.Events})
+	case errors.As(err, &mbe):
+		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "413 Request Entity Too Large: the body is larger than the limit")
+	case errors.Is(err, auth.ErrUnauthenticated):
+		writeError(w, http.StatusUnauthorized, "unauthorized", "401 Unauthorized")
+	case errors.Is(err, auth.ErrInsufficientScope):
+		writeError(w, http.StatusForbidden, "insufficient_scope", err.Error())
+	case errors.Is(err, auth.ErrForbidden):
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, namespace.ErrNotFound):
+		writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, "conflict", "409 Conflict: already taken")
+	case errors.Is(err, namespace.ErrKindMismatch):
+		writeError(w, http.StatusUnprocessableEntity, "namespace_conflict", err.Error())
+	case errors.Is(err, eventlog.ErrUnavailable):
+		a.opts.Logger.Error("log unavailable", "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, ingest.CodeLogUnavailable, "503 Service Unavailable: the event log cannot accept writes right now; retry (with idempotency keys, retries never duplicate)")
+	default:
+		a.opts.Logger.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal", "500 Internal Server Error")
+	}
+}
+
+// badRequest is invalid input to a non-ingest endpoint.
+type badRequest struct{ code, msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+func (a *API) writeBad(w http.ResponseWriter, code, msg string) {
+	writeError(w, http.StatusBadRequest, code, "400 Bad request - "+msg)
+}

@@ -1,0 +1,414 @@
+package rest
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+const (
+	defaultPerPage = 20
+	maxPerPage     = 100
+)
+
+// listInstanceEvents is GET /api/v4/audit_events: admins only.
+func (a *API) listInstanceEvents(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !p.User.Admin {
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+		return
+	}
+	params, ok := a.listParams(w, r, true)
+	if !ok {
+		return
+	}
+	a.listEvents(w, r, params)
+}
+
+func (a *API) getInstanceEvent(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if !p.User.Admin {
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+		return
+	}
+	a.getEvent(w, r, func(store.EventRecord) bool { return true })
+}
+
+// namespaceScope resolves the group or project of the path and what p may see of its events.
+// It writes the response and returns ok=false when p may see nothing: 404 for non-members (do
+// not reveal that it exists), 403 for members whose role is too low.
+func (a *API) namespaceScope(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, auth.EventScope, bool) {
+	ns, level, ok := a.namespaceAccess(w, r, p, kind)
+	if !ok {
+		return ns, auth.SeeNone, false
+	}
+	scope := auth.GroupEventScope(level)
+	if kind == store.KindProject {
+		scope = auth.ProjectEventScope(level)
+	}
+	if scope == auth.SeeNone {
+		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+		return ns, scope, false
+	}
+	return ns, scope, true
+}
+
+// namespaceAccess resolves {id} and p's access level on it; non-members get a 404.
+func (a *API) namespaceAccess(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, int, bool) {
+	ns, err := a.opts.Namespaces.Find(r.Context(), kind, r.PathValue("id"))
+	if err != nil {
+		a.notFoundOr(w, r, err, kind)
+		return ns, 0, false
+	}
+	chain, err := a.opts.Namespaces.Chain(r.Context(), ns)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return ns, 0, false
+	}
+	level, err := a.opts.Auth.AccessLevel(r.Context(), p, chain)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return ns, 0, false
+	}
+	if level == auth.NoAccess {
+		a.notFoundOr(w, r, errNotFound, kind)
+		return ns, 0, false
+	}
+	return ns, level, true
+}
+
+func (a *API) notFoundOr(w http.ResponseWriter, r *http.Request, err error, kind store.NamespaceKind) {
+	if errors.Is(err, errNotFound) || errors.Is(err, store.ErrNotFound) || errors.Is(err, namespace.ErrNotFound) {
+		name := "Group"
+		if kind == store.KindProject {
+			name = "Project"
+		}
+		writeError(w, http.StatusNotFound, "not_found", "404 "+name+" Not Found")
+		return
+	}
+	a.writeErr(w, r, err)
+}
+
+func entityTypeOf(kind store.NamespaceKind) string {
+	if kind == store.KindProject {
+		return event.EntityProject
+	}
+	return event.EntityGroup
+}
+
+func (a *API) listNamespaceEvents(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, scope, ok := a.namespaceScope(w, r, p, kind)
+		if !ok {
+			return
+		}
+		params, ok := a.listParams(w, r, false)
+		if !ok {
+			return
+		}
+		params.EntityType, params.EntityID = entityTypeOf(kind), ns.ID
+		if scope == auth.SeeOwn {
+			params.AuthorID, params.HasAuthorID = p.User.ID, true
+		}
+		a.listEvents(w, r, params)
+	}
+}
+
+// getNamespaceEvent returns one event of the group or project. GitLab allows it to owners and
+// admins (groups) and maintainers and above (projects): the SeeAll scope.
+func (a *API) getNamespaceEvent(kind store.NamespaceKind) authedHandler {
+	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+		ns, scope, ok := a.namespaceScope(w, r, p, kind)
+		if !ok {
+			return
+		}
+		if scope != auth.SeeAll {
+			writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
+			return
+		}
+		a.getEvent(w, r, func(rec store.EventRecord) bool {
+			return rec.EntityType == entityTypeOf(kind) && rec.EntityID == ns.ID
+		})
+	}
+}
+
+func (a *API) getEvent(w http.ResponseWriter, r *http.Request, visible func(store.EventRecord) bool) {
+	id, err := strconv.ParseInt(r.PathValue("event_id"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusNotFound, "not_found", "404 Audit Event Not Found")
+		return
+	}
+	rec, err := a.opts.Store.EventGet(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible(rec)) {
+		writeError(w, http.StatusNotFound, "not_found", "404 Audit Event Not Found")
+		return
+	}
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(restJSON(rec.Data))
+}
+
+// listQuery is a parsed list request: filters, and one of the two pagination modes.
+type listQuery struct {
+	store.EventListParams
+	keyset  bool
+	page    int
+	perPage int
+}
+
+// listParams parses GitLab's query parameters. entity filters only on the instance endpoint.
+func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters bool) (listQuery, bool) {
+	q := r.URL.Query()
+	var lq listQuery
+	bad := func(msg string) (listQuery, bool) {
+		a.writeBad(w, "invalid_parameter", msg)
+		return lq, false
+	}
+	for _, name := range []string{"created_after", "created_before"} {
+		v := q.Get(name)
+		if v == "" {
+			continue
+		}
+		t, err := parseTime(v)
+		if err != nil {
+			return bad(name + " is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z or a date such as 2025-01-31")
+		}
+		if name == "created_after" {
+			lq.CreatedAfter = t
+		} else {
+			lq.CreatedBefore = t
+		}
+	}
+	if entityFilters {
+		if et := q.Get("entity_type"); et != "" {
+			switch et {
+			case event.EntityGroup, event.EntityProject, event.EntityUser, event.EntityInstance:
+				lq.EntityType = et
+			case "Instance":
+				lq.EntityType = event.EntityInstance
+			default:
+				return bad("entity_type does not have a valid value")
+			}
+		}
+		if ei := q.Get("entity_id"); ei != "" {
+			id, err := strconv.ParseInt(ei, 10, 64)
+			if err != nil {
+				return bad("entity_id is invalid")
+			}
+			if lq.EntityType == "" {
+				return bad("entity_id requires entity_type")
+			}
+			lq.EntityID = id
+		}
+	}
+	lq.perPage = defaultPerPage
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return bad("per_page is invalid")
+		}
+		lq.perPage = min(n, maxPerPage)
+	}
+	switch q.Get("pagination") {
+	case "", "offset":
+		lq.page = 1
+		if v := q.Get("page"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return bad("page is invalid")
+			}
+			lq.page = n
+		}
+	case "keyset":
+		lq.keyset = true
+		if ob := q.Get("order_by"); ob != "" && ob != "id" {
+			return bad("order_by does not have a valid value: keyset pagination of audit events orders by id")
+		}
+		if v := q.Get("cursor"); v != "" {
+			id, err := decodeCursor(v)
+			if err != nil {
+				return bad("cursor is invalid")
+			}
+			lq.AfterID = id
+		}
+	default:
+		return bad("pagination does not have a valid value")
+	}
+	switch q.Get("sort") {
+	case "", "desc":
+	case "asc":
+		lq.Ascending = true
+	default:
+		return bad("sort does not have a valid value")
+	}
+	return lq, true
+}
+
+func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
+	ctx := r.Context()
+	p := lq.EventListParams
+	var total int64
+	if lq.keyset {
+		p.Limit = lq.perPage + 1 // one more tells whether there is a next page
+	} else {
+		var err error
+		if total, err = a.opts.Store.EventCount(ctx, p); err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		p.Offset, p.Limit = (lq.page-1)*lq.perPage, lq.perPage
+	}
+	recs, err := a.opts.Store.EventList(ctx, p)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	h := w.Header()
+	h.Set("X-Per-Page", strconv.Itoa(lq.perPage))
+	if lq.keyset {
+		if len(recs) > lq.perPage {
+			recs = recs[:lq.perPage]
+			cursor := encodeCursor(recs[len(recs)-1].ID)
+			next := a.pageURL(r, func(q url.Values) { q.Set("cursor", cursor) })
+			h.Set("Link", `<`+next+`>; rel="next"`)
+			h.Set("X-Next-Cursor", cursor)
+		}
+	} else {
+		pages := int((total + int64(lq.perPage) - 1) / int64(lq.perPage))
+		h.Set("X-Total", strconv.FormatInt(total, 10))
+		h.Set("X-Total-Pages", strconv.Itoa(pages))
+		h.Set("X-Page", strconv.Itoa(lq.page))
+		next, prev := "", ""
+		if lq.page < pages {
+			next = strconv.Itoa(lq.page + 1)
+		}
+		if lq.page > 1 {
+			prev = strconv.Itoa(min(lq.page-1, max(pages, 1)))
+		}
+		h.Set("X-Next-Page", next)
+		h.Set("X-Prev-Page", prev)
+		var links []string
+		link := func(page int, rel string) {
+			u := a.pageURL(r, func(q url.Values) { q.Set("page", strconv.Itoa(page)) })
+			links = append(links, `<`+u+`>; rel="`+rel+`"`)
+		}
+		if prev != "" {
+			link(lq.page-1, "prev")
+		}
+		if next != "" {
+			link(lq.page+1, "next")
+		}
+		link(1, "first")
+		link(max(pages, 1), "last")
+		h.Set("Link", strings.Join(links, ", "))
+	}
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	for i, rec := range recs {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(restJSON(rec.Data))
+	}
+	buf.WriteString("]\n")
+	h.Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(buf.Bytes())
+}
+
+func (a *API) pageURL(r *http.Request, set func(url.Values)) string {
+	q := r.URL.Query()
+	set(q)
+	return a.baseURL(r) + r.URL.Path + "?" + q.Encode()
+}
+
+// parseTime accepts GitLab's created_after/created_before forms: RFC 3339 with any offset,
+// or a date (midnight UTC).
+func parseTime(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		return t.UTC(), nil
+	}
+	t, err := time.Parse("2006-01-02", v)
+	return t.UTC(), err
+}
+
+func encodeCursor(id int64) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(`{"id":` + strconv.FormatInt(id, 10) + `}`))
+}
+
+func decodeCursor(s string) (int64, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return 0, err
+	}
+	var c struct {
+		ID int64 `json:"id"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.ID <= 0 {
+		return 0, fmt.Errorf("bad cursor")
+	}
+	return c.ID, nil
+}
+
+// stringDetails are the details keys GitLab's clients decode as strings (client-go's
+// AuditEventDetails); a non-string value there is sent as its JSON text.
+var stringDetails = map[string]bool{
+	"with": true, "add": true, "as": true, "change": true, "from": true, "to": true, "remove": true,
+	"custom_message": true, "author_name": true, "author_email": true, "author_class": true,
+	"target_type": true, "target_details": true, "ip_address": true, "entity_path": true,
+	"failed_login": true, "event_name": true,
+}
+
+// restJSON returns a stored event as GitLab's REST API shows it: the streamed event with the
+// well-known details keys as strings. Stored data that does not parse is returned unchanged.
+func restJSON(data []byte) []byte {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return data
+	}
+	var details map[string]json.RawMessage
+	if err := json.Unmarshal(top["details"], &details); err != nil {
+		return data
+	}
+	changed := false
+	for k, v := range details {
+		if !stringDetails[k] || len(v) == 0 || v[0] == '"' || string(v) == "null" {
+			continue
+		}
+		s, _ := json.Marshal(string(v))
+		details[k] = s
+		changed = true
+	}
+	if !changed {
+		return data
+	}
+	d, err := json.Marshal(details)
+	if err != nil {
+		return data
+	}
+	// Rebuild with the original key order of the top level: replace the details value only.
+	start := bytes.Index(data, []byte(`"details":`))
+	if start < 0 {
+		return data
+	}
+	start += len(`"details":`)
+	end := start + len(top["details"])
+	out := make([]byte, 0, len(data)+len(d))
+	out = append(out, data[:start]...)
+	out = append(out, d...)
+	return append(out, data[end:]...)
+}

@@ -1,0 +1,240 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+)
+
+// world is a small GitLab: an org with a subgroup and a project, another org, and users with
+// every role, each with a token.
+type world struct {
+	s                               *server
+	org, sub, other                 *gitlab.Group
+	proj                            *gitlab.Project
+	owner, maint, dev, rep, outside *gitlab.User
+	tokens                          map[string]string // role → token
+}
+
+func newWorld(t *testing.T, s *server) *world {
+	admin := s.client(adminToken)
+	w := &world{s: s, tokens: map[string]string{"admin": adminToken}}
+	var err error
+	w.org, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Org"), Path: gitlab.Ptr("org")})
+	require.NoError(t, err)
+	w.sub, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Sub"), Path: gitlab.Ptr("sub"), ParentID: gitlab.Ptr(w.org.ID)})
+	require.NoError(t, err)
+	require.Equal(t, "org/sub", w.sub.FullPath)
+	w.other, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Other"), Path: gitlab.Ptr("other")})
+	require.NoError(t, err)
+	w.proj, _, err = admin.Projects.CreateProject(&gitlab.CreateProjectOptions{Name: gitlab.Ptr("app"), Path: gitlab.Ptr("app"), NamespaceID: gitlab.Ptr(w.sub.ID)})
+	require.NoError(t, err)
+	require.Equal(t, "org/sub/app", w.proj.PathWithNamespace)
+
+	mk := func(name string) *gitlab.User {
+		u, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr(name), Name: gitlab.Ptr(strings.ToUpper(name)), Email: gitlab.Ptr(name + "@example.com")})
+		require.NoError(t, err)
+		tok, _, err := admin.Users.CreatePersonalAccessToken(u.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("t"), Scopes: &[]string{"api"}})
+		require.NoError(t, err)
+		require.NotEmpty(t, tok.Token)
+		w.tokens[name] = tok.Token
+		return u
+	}
+	w.owner, w.maint, w.dev, w.rep, w.outside = mk("owner"), mk("maint"), mk("dev"), mk("rep"), mk("outside")
+	for _, m := range []struct {
+		u     *gitlab.User
+		level gitlab.AccessLevelValue
+	}{{w.owner, gitlab.OwnerPermissions}, {w.maint, gitlab.MaintainerPermissions}, {w.dev, gitlab.DeveloperPermissions}, {w.rep, gitlab.ReporterPermissions}} {
+		_, _, err := admin.GroupMembers.AddGroupMember(w.org.ID, &gitlab.AddGroupMemberOptions{UserID: gitlab.Ptr(m.u.ID), AccessLevel: gitlab.Ptr(m.level)})
+		require.NoError(t, err)
+	}
+	// The outsider owns the other org.
+	_, _, err = admin.GroupMembers.AddGroupMember(w.other.ID, &gitlab.AddGroupMemberOptions{UserID: gitlab.Ptr(w.outside.ID), AccessLevel: gitlab.Ptr(gitlab.OwnerPermissions)})
+	require.NoError(t, err)
+
+	ingestTok, _, err := admin.Users.CreatePersonalAccessToken(1, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("producer"), Scopes: &[]string{"ingest"}})
+	require.NoError(t, err)
+	w.tokens["ingest"] = ingestTok.Token
+	readTok, _, err := admin.Users.CreatePersonalAccessToken(w.owner.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("ro"), Scopes: &[]string{"read_api"}})
+	require.NoError(t, err)
+	w.tokens["owner_read_api"] = readTok.Token
+	return w
+}
+
+func ev(eventType, entityType, path string, id, author int64, msg string) map[string]any {
+	e := map[string]any{"event_type": eventType, "entity_type": entityType, "author_id": author, "author_name": fmt.Sprint("user", author),
+		"target_id": id, "target_type": entityType, "target_details": path, "ip_address": "10.1.2.3",
+		"details": map[string]any{"custom_message": msg, "from": 1, "to": map[string]any{"x": true}}}
+	if path != "" {
+		e["entity_path"] = path
+	}
+	if id != 0 {
+		e["entity_id"] = id
+	}
+	return e
+}
+
+func TestGitLabClientReadsEvents(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver)
+		w := newWorld(t, s)
+		var events []map[string]any
+		for i := range 60 {
+			events = append(events, ev("member_created", "Group", "org", w.org.ID, w.owner.ID, fmt.Sprint("group ", i)))
+		}
+		for i := range 45 {
+			events = append(events, ev("protected_branch_created", "Project", "org/sub/app", w.proj.ID, w.dev.ID, fmt.Sprint("project ", i)))
+		}
+		events = append(events, ev("user_created", "Instance", "", 0, 1, "instance"))
+		events = append(events, ev("personal_access_token_created", "User", "owner", w.owner.ID, w.owner.ID, "user"))
+		events = append(events, ev("repository_git_operation", "Project", "org/sub/app", w.proj.ID, w.dev.ID, "stream only"))
+		ids := s.ingest(w.tokens["ingest"], events...)
+		require.True(t, slices.IsSorted(ids), "ids are assigned in order: %v", ids)
+		s.waitStored(len(events) - 1) // the git operation is stream-only
+
+		admin := s.client(adminToken)
+		for _, mode := range []string{"offset", "keyset"} {
+			opts := &gitlab.ListAuditEventsOptions{ListOptions: gitlab.ListOptions{PerPage: 7}}
+			if mode == "keyset" {
+				opts.Pagination, opts.OrderBy, opts.Sort = "keyset", "id", "desc"
+			}
+			all, err := gitlab.ScanAndCollect(func(p gitlab.PaginationOptionFunc) ([]*gitlab.AuditEvent, *gitlab.Response, error) {
+				return admin.AuditEvents.ListInstanceAuditEvents(opts, p)
+			})
+			require.NoError(t, err, mode)
+			require.Len(t, all, len(events)-1, mode)
+			require.True(t, slices.IsSortedFunc(all, func(a, b *gitlab.AuditEvent) int { return int(b.ID - a.ID) }), "%s: newest first", mode)
+			seen := map[int64]bool{}
+			for _, e := range all {
+				require.False(t, seen[e.ID], "%s: id %d twice", mode, e.ID)
+				seen[e.ID] = true
+				require.NotEqual(t, "repository_git_operation", e.EventType)
+			}
+
+			grp, err := gitlab.ScanAndCollect(func(p gitlab.PaginationOptionFunc) ([]*gitlab.AuditEvent, *gitlab.Response, error) {
+				return admin.AuditEvents.ListGroupAuditEvents("org", opts, p)
+			})
+			require.NoError(t, err, mode)
+			require.Len(t, grp, 60, mode)
+			prj, err := gitlab.ScanAndCollect(func(p gitlab.PaginationOptionFunc) ([]*gitlab.AuditEvent, *gitlab.Response, error) {
+				return admin.AuditEvents.ListProjectAuditEvents(w.proj.ID, opts, p)
+			})
+			require.NoError(t, err, mode)
+			require.Len(t, prj, 45, mode)
+		}
+
+		// By id and by URL-encoded path give the same group.
+		byID, _, err := admin.AuditEvents.ListGroupAuditEvents(w.org.ID, &gitlab.ListAuditEventsOptions{ListOptions: gitlab.ListOptions{PerPage: 100}})
+		require.NoError(t, err)
+		byPath, resp, err := admin.AuditEvents.ListGroupAuditEvents("org", &gitlab.ListAuditEventsOptions{ListOptions: gitlab.ListOptions{PerPage: 100}})
+		require.NoError(t, err)
+		require.Equal(t, byID, byPath)
+		require.Equal(t, int64(60), resp.TotalItems)
+		prjByPath, _, err := admin.AuditEvents.ListProjectAuditEvents("org/sub/app", nil)
+		require.NoError(t, err)
+		require.Len(t, prjByPath, 20, "default per_page is 20")
+
+		// Details decode into client-go's string fields, whatever type the producer sent.
+		e := byID[0]
+		require.Equal(t, "group 59", e.Details.CustomMessage)
+		require.Equal(t, "1", e.Details.From)
+		require.Equal(t, `{"x":true}`, e.Details.To)
+		require.Equal(t, "org", e.Details.EntityPath)
+		require.Equal(t, "10.1.2.3", e.Details.IPAddress)
+		require.Equal(t, "member_created", e.EventType)
+		require.Equal(t, "Group", e.EntityType)
+		require.Equal(t, w.org.ID, e.EntityID)
+
+		one, _, err := admin.AuditEvents.GetInstanceAuditEvent(e.ID)
+		require.NoError(t, err)
+		require.Equal(t, e.ID, one.ID)
+		one, _, err = admin.AuditEvents.GetGroupAuditEvent("org", e.ID)
+		require.NoError(t, err)
+		require.Equal(t, e.ID, one.ID)
+		_, resp, err = admin.AuditEvents.GetProjectAuditEvent(w.proj.ID, e.ID) // a group event is not the project's
+		require.Error(t, err)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+		_, _, err = admin.AuditEvents.GetProjectAuditEvent(w.proj.ID, prjByPath[0].ID)
+		require.NoError(t, err)
+
+		// Instance filters.
+		inst, _, err := admin.AuditEvents.ListInstanceAuditEvents(&gitlab.ListAuditEventsOptions{}, gitlab.WithRequestRetry(nil))
+		require.NoError(t, err)
+		require.Len(t, inst, 20)
+		status, body, _ := s.do(http.MethodGet, "/api/v4/audit_events?entity_type=User&entity_id="+fmt.Sprint(w.owner.ID), adminToken, "", nil)
+		require.Equal(t, http.StatusOK, status)
+		var users []map[string]any
+		require.NoError(t, json.Unmarshal(body, &users))
+		require.Len(t, users, 1)
+		status, body, _ = s.do(http.MethodGet, "/api/v4/audit_events?entity_type=Gitlab::Audit::InstanceScope", adminToken, "", nil)
+		require.Equal(t, http.StatusOK, status)
+		require.NoError(t, json.Unmarshal(body, &users))
+		require.Len(t, users, 1)
+	})
+}
+
+func TestCreatedAfterBefore(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver)
+		base := time.Date(2025, 10, 14, 18, 0, 0, 0, time.UTC)
+		var events []map[string]any
+		for i := range 10 {
+			e := ev("user_created", "Instance", "", 0, 1, fmt.Sprint(i))
+			e["created_at"] = base.Add(time.Duration(i) * time.Hour).In(time.FixedZone("X", 2*3600)).Format(time.RFC3339Nano)
+			events = append(events, e)
+		}
+		s.ingest(adminToken, events...)
+		s.waitStored(10)
+		admin := s.client(adminToken)
+		after := base.Add(3 * time.Hour)
+		before := base.Add(6 * time.Hour)
+		got, _, err := admin.AuditEvents.ListInstanceAuditEvents(&gitlab.ListAuditEventsOptions{CreatedAfter: &after, CreatedBefore: &before})
+		require.NoError(t, err)
+		require.Len(t, got, 4, "3h, 4h, 5h and 6h are inside, both ends inclusive")
+		require.Equal(t, base.Add(6*time.Hour), got[0].CreatedAt.UTC())
+		// Offsets other than Z mean the same instant.
+		q := "/api/v4/audit_events?created_after=" + strings.ReplaceAll(after.In(time.FixedZone("", -5*3600)).Format(time.RFC3339), "+", "%2B")
+		status, body, h := s.do(http.MethodGet, q, adminToken, "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		require.Equal(t, "7", h.Get("X-Total"))
+		status, body, _ = s.do(http.MethodGet, "/api/v4/audit_events?created_after=yesterday", adminToken, "", nil)
+		require.Equal(t, http.StatusBadRequest, status)
+		require.Contains(t, string(body), "created_after")
+	})
+}
+
+func TestOffsetPaginationHeaders(t *testing.T) {
+	s := start(t, "sqlite")
+	var events []map[string]any
+	for i := range 45 {
+		events = append(events, ev("user_created", "Instance", "", 0, 1, fmt.Sprint(i)))
+	}
+	s.ingest(adminToken, events...)
+	s.waitStored(45)
+	status, _, h := s.do(http.MethodGet, "/api/v4/audit_events?page=2&per_page=20", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "45", h.Get("X-Total"))
+	require.Equal(t, "3", h.Get("X-Total-Pages"))
+	require.Equal(t, "2", h.Get("X-Page"))
+	require.Equal(t, "20", h.Get("X-Per-Page"))
+	require.Equal(t, "3", h.Get("X-Next-Page"))
+	require.Equal(t, "1", h.Get("X-Prev-Page"))
+	link := h.Get("Link")
+	for _, want := range []string{`page=1&per_page=20>; rel="prev"`, `page=3&per_page=20>; rel="next"`, `rel="first"`, `page=3&per_page=20>; rel="last"`} {
+		require.Contains(t, link, want)
+	}
+	_, _, h = s.do(http.MethodGet, "/api/v4/audit_events?per_page=1000", adminToken, "", nil)
+	require.Equal(t, "100", h.Get("X-Per-Page"), "per_page is capped at 100")
+	_, _, h = s.do(http.MethodGet, "/api/v4/audit_events?page=3", adminToken, "", nil)
+	require.Equal(t, "", h.Get("X-Next-Page"))
+	status, _, h = s.do(http.MethodGet, "/api/v4/audit_events?pagination=keyset&per_page=45", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, status)
+	require.Empty(t, h.Get("Link"), "no next link on the last keyset page")
+}

@@ -1,0 +1,251 @@
+// Package app is the only package that wires concrete types together: it opens the store and
+// the log, builds the catalog, resolver, authenticator, ingest service, archiver and HTTP API
+// from a Config, and runs them until the context is cancelled, then drains them in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/auditstream/auditstream/internal/api/rest"
+	"github.com/auditstream/auditstream/internal/archive"
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/ingest"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/store/postgres"
+	"github.com/auditstream/auditstream/internal/store/sqlite"
+)
+
+// App is a configured service, ready to Run.
+type App struct {
+	cfg      Config
+	logger   *slog.Logger
+	out      io.Writer
+	store    store.Store
+	log      *eventlog.Log
+	catalog  *event.Catalog
+	resolver *namespace.Resolver
+	auth     *auth.Authenticator
+	archiver *archive.Archiver
+	metrics  *metrics
+	listener net.Listener
+	server   *http.Server
+}
+
+// NewLogger returns the JSON logger the service writes to w.
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	l, _ := parseLevel(level)
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// OpenStore opens and migrates the store cfg names.
+func OpenStore(ctx context.Context, cfg Config) (store.Store, error) {
+	var st store.Store
+	var err error
+	switch {
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+		st, err = postgres.Open(ctx, cfg.DatabaseURL)
+	default:
+		path := strings.TrimPrefix(cfg.DatabaseURL, "sqlite://")
+		if path == "" {
+			if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("data dir: %w", err)
+			}
+			path = filepath.Join(cfg.DataDir, "auditstream.db")
+		}
+		st, err = sqlite.Open(ctx, path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate store: %w", err)
+	}
+	return st, nil
+}
+
+// New opens everything cfg names. out receives the start-up banner (where the API is, and a
+// first admin token); logger receives structured logs.
+func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	a := &App{cfg: cfg, logger: logger, out: out}
+	var err error
+	if a.catalog, err = event.Load(cfg.EventTypesDir); err != nil {
+		return nil, fmt.Errorf("event types:\n%w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if a.store, err = OpenStore(ctx, cfg); err != nil {
+		return nil, err
+	}
+	a.log, err = eventlog.Open(ctx, eventlog.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Listen: cfg.NATSListen,
+		MaxAge: cfg.LogMaxAge, MaxBytes: cfg.LogMaxBytes, DuplicateWindow: cfg.DuplicateWindow,
+		Replicas: cfg.NATSReplicas, SyncAlways: cfg.LogSyncAlways, Logger: logger})
+	if err != nil {
+		a.store.Close()
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	a.resolver = namespace.NewResolver(a.store, nil)
+	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
+	a.metrics = newMetrics(a.log)
+	a.archiver = &archive.Archiver{Store: a.store, Log: a.log, Catalog: a.catalog, Logger: logger.With("component", "archive"),
+		Metrics: a.metrics.archiveMetrics()}
+
+	if err := a.bootstrapAdmin(ctx); err != nil {
+		a.close()
+		return nil, err
+	}
+	api := rest.New(rest.Options{
+		Store:      a.store,
+		Namespaces: a.resolver,
+		Auth:       a.auth,
+		Ingester: &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
+			Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}},
+		RateLimiter:     &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
+		Logger:          logger.With("component", "api"),
+		MaxRequestBytes: cfg.MaxRequestBytes,
+		ExternalURL:     cfg.ExternalURL,
+		ObserveIngest:   a.metrics.observeIngest,
+	})
+	mux := http.NewServeMux()
+	mux.Handle("/api/v4/", api)
+	mux.Handle("GET /metrics", a.metrics.handler())
+	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
+	mux.HandleFunc("GET /-/ready", a.ready)
+	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		a.close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return a, nil
+}
+
+// Addr is the address the HTTP server listens on (useful with port 0).
+func (a *App) Addr() string { return a.listener.Addr().String() }
+
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	var problems []string
+	if !a.log.Ready() {
+		problems = append(problems, "log: not connected")
+	}
+	if err := a.store.Ping(ctx); err != nil {
+		problems = append(problems, "store: "+err.Error())
+	}
+	if len(problems) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, strings.Join(problems, "\n")+"\n")
+		return
+	}
+	_, _ = io.WriteString(w, "OK\n")
+}
+
+// errShutdown is the cause given to components when the service stops on request.
+var errShutdown = errors.New("shutting down")
+
+// Run serves until ctx is done, then stops taking requests, lets in-flight requests finish,
+// stops the archiver after its current batch, and closes the log and the store.
+func (a *App) Run(ctx context.Context) error {
+	fmt.Fprintf(a.out, "auditstream is serving the API at http://%s/api/v4 (metrics at /metrics)\n", a.Addr())
+	a.logger.Info("started", "listen", a.Addr(), "data_dir", a.cfg.DataDir, "store", storeKind(a.cfg), "log", logKind(a.cfg), "event_types", a.catalog.Len())
+
+	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))
+	g, gctx := errgroup.WithContext(workCtx)
+	g.Go(func() error {
+		err := a.archiver.Run(gctx)
+		if errors.Is(err, errShutdown) || errors.Is(err, context.Canceled) {
+			return nil
+		}
+		return err
+	})
+	g.Go(func() error { return a.purgeLoop(gctx) })
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(a.listener) }()
+
+	var err error
+	select {
+	case <-ctx.Done():
+		a.logger.Info("shutting down", "cause", context.Cause(ctx))
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+	case <-gctx.Done():
+		err = context.Cause(gctx)
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if serr := a.server.Shutdown(sctx); serr != nil {
+		a.logger.Warn("http shutdown", "err", serr)
+	}
+	stopWork(errShutdown)
+	if gerr := g.Wait(); gerr != nil && !errors.Is(gerr, errShutdown) && err == nil {
+		err = gerr
+	}
+	a.close()
+	a.logger.Info("stopped")
+	return err
+}
+
+func (a *App) close() {
+	if a.log != nil {
+		a.log.Close()
+	}
+	if a.store != nil {
+		a.store.Close()
+	}
+}
+
+func (a *App) purgeLoop(ctx context.Context) error {
+	if a.cfg.Retention <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := a.archiver.Purge(ctx, a.cfg.Retention)
+		if err != nil && ctx.Err() == nil {
+			a.logger.Error("retention purge failed", "err", err)
+		} else if n > 0 {
+			a.logger.Info("retention purge", "deleted", n)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func storeKind(cfg Config) string {
+	if strings.HasPrefix(cfg.DatabaseURL, "postgres") {
+		return "postgres"
+	}
+	return "sqlite"
+}
+
+func logKind(cfg Config) string {
+	if cfg.NATSURL != "" {
+		return "external"
+	}
+	return "embedded"
+}

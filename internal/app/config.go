@@ -1,0 +1,130 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the service. Each field maps to one flag and one environment
+// variable (see cmd/auditstream); its comment gives the default.
+type Config struct {
+	// DataDir holds the SQLite database, the embedded log and the secret key. Default "./data".
+	DataDir string
+	// Listen is the HTTP address. Default "127.0.0.1:8080".
+	Listen string
+	// DatabaseURL selects the store: empty for SQLite in DataDir, "postgres://…" for PostgreSQL,
+	// "sqlite:///path/file.db" for SQLite elsewhere.
+	DatabaseURL string
+	// NATSURL selects the log: empty for the embedded server, "nats://…" for an external one.
+	NATSURL string
+	// NATSListen makes the embedded NATS server listen for clients (host:port). Default: none.
+	NATSListen string
+	// NATSReplicas is the stream's replica count on an external cluster. Default 1.
+	NATSReplicas int
+	// LogMaxAge is how long the log keeps events (a stopped destination's buffer). Default 7 days.
+	LogMaxAge time.Duration
+	// LogMaxBytes caps the log's size; -1 or 0 means no cap. Default no cap.
+	LogMaxBytes int64
+	// LogSyncAlways fsyncs every log write before acknowledging it. Default false.
+	LogSyncAlways bool
+	// DuplicateWindow is how long idempotency keys are remembered. Default 2 minutes.
+	DuplicateWindow time.Duration
+	// Retention deletes stored events older than this; 0 keeps them. Default 0.
+	Retention time.Duration
+	// EventTypesDir adds or overrides event types with YAML files. Default none.
+	EventTypesDir string
+	// MaxRequestBytes bounds an ingest request body. Default 32 MiB.
+	MaxRequestBytes int64
+	// MaxEventBytes bounds one encoded event. Default 256 KiB.
+	MaxEventBytes int
+	// MaxEventsPerRequest bounds the events of one request. Default 10,000.
+	MaxEventsPerRequest int
+	// IngestRate is the events per second each token may publish; 0 disables. Default 100,000.
+	IngestRate float64
+	// IngestBurst is the burst of IngestRate. Default 200,000.
+	IngestBurst int
+	// AdminToken, when set, is made a valid admin token at start (AUDITSTREAM_ADMIN_TOKEN).
+	AdminToken string
+	// TokenCacheTTL is how long a checked token is trusted without asking the store. Default 5s.
+	TokenCacheTTL time.Duration
+	// ExternalURL is the base URL used in Link headers. Default: from each request's Host.
+	ExternalURL string
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string
+	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM. Default 30s.
+	ShutdownTimeout time.Duration
+}
+
+// Defaults returns the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		DataDir:             "./data",
+		Listen:              "127.0.0.1:8080",
+		NATSReplicas:        1,
+		LogMaxAge:           7 * 24 * time.Hour,
+		DuplicateWindow:     2 * time.Minute,
+		MaxRequestBytes:     32 << 20,
+		MaxEventBytes:       256 << 10,
+		MaxEventsPerRequest: 10_000,
+		IngestRate:          100_000,
+		IngestBurst:         200_000,
+		TokenCacheTTL:       5 * time.Second,
+		LogLevel:            "info",
+		ShutdownTimeout:     30 * time.Second,
+	}
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.DataDir == "" {
+		bad("data dir must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen %q: %v", c.Listen, err)
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
+		bad("database url must start with postgres://, postgresql:// or sqlite://")
+	}
+	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
+		bad("nats url must start with nats:// or tls://")
+	}
+	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
+		bad("nats replicas must be 1 to 5")
+	}
+	if c.LogMaxAge < time.Minute {
+		bad("log max age must be at least 1m")
+	}
+	if c.DuplicateWindow <= 0 || c.DuplicateWindow > c.LogMaxAge {
+		bad("duplicate window must be positive and at most the log max age")
+	}
+	if c.Retention < 0 {
+		bad("retention must not be negative")
+	}
+	if c.MaxRequestBytes < 1024 || c.MaxEventBytes < 1024 || c.MaxEventsPerRequest < 1 {
+		bad("request and event limits are too small")
+	}
+	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
+		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 20 {
+		bad("the admin token must be at least 20 characters")
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		bad("%v", err)
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return l, fmt.Errorf("log level %q must be debug, info, warn or error", s)
+	}
+	return l, nil
+}

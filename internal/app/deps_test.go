@@ -1,0 +1,73 @@
+package app_test
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// allowedImports lists, per package, the auditstream packages it may import. Arrows point one
+// way: event ← store, eventlog ← namespace, auth, ingest, archive ← api ← app ← cmd. A package
+// missing from the list fails the test, so a new package must declare its place.
+var allowedImports = map[string][]string{
+	"internal/event":           {},
+	"internal/store":           {},
+	"internal/store/sqlite":    {"internal/store"},
+	"internal/store/postgres":  {"internal/store"},
+	"internal/store/storetest": {"internal/store"},
+	"internal/eventlog":        {},
+	"internal/namespace":       {"internal/store"},
+	"internal/auth":            {"internal/store"},
+	"internal/ingest":          {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
+	"internal/archive":         {"internal/event", "internal/eventlog", "internal/store"},
+	"internal/api/rest":        {"internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store"},
+	"internal/app":             {"*"},
+	"cmd/auditstream":          {"internal/app", "internal/event", "internal/store"},
+	"cmd/loadgen":              {},
+	"e2e":                      {},
+}
+
+func TestImportDirection(t *testing.T) {
+	const module = "github.com/auditstream/auditstream/"
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") || strings.Contains(path, "/testdata/") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		allowed, ok := allowedImports[rel]
+		if !ok {
+			t.Errorf("%s: package %s has no entry in allowedImports", path, rel)
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return err
+		}
+		for _, imp := range f.Imports {
+			p, _ := strconv.Unquote(imp.Path.Value)
+			dep, ok := strings.CutPrefix(p, module)
+			if !ok || slices.Contains(allowed, "*") {
+				continue
+			}
+			if !slices.Contains(allowed, dep) {
+				t.Errorf("%s imports %s: %s may import only %v", rel, dep, rel, allowed)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

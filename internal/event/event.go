@@ -1,0 +1,407 @@
+// Package event defines the audit event (GitLab's streaming schema, field for field), its
+// validation, its JSON encoding, and the catalog of event types loaded from YAML. It imports
+// nothing else of auditstream, so every other package can depend on it.
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Entity types. InstanceScope is GitLab's wire name for instance-level events; "Instance" is
+// accepted at ingest and written as InstanceScope.
+const (
+	EntityGroup    = "Group"
+	EntityProject  = "Project"
+	EntityUser     = "User"
+	EntityInstance = "Gitlab::Audit::InstanceScope"
+)
+
+// TimeLayout is how created_at is written: UTC, milliseconds, "Z" (GitLab's format).
+const TimeLayout = "2006-01-02T15:04:05.000Z"
+
+// Event is one audit event. JSON field names are GitLab's streaming schema. ID is the position
+// in the log; it is 0 until the log assigned it.
+type Event struct {
+	ID            int64
+	AuthorID      int64
+	AuthorName    string
+	EntityID      int64
+	EntityType    string
+	EntityPath    string
+	Details       json.RawMessage // a JSON object, never empty once validated
+	IPAddress     string
+	TargetID      json.RawMessage // a JSON number, string or null
+	TargetType    string
+	TargetDetails string
+	CreatedAt     time.Time
+	EventType     string
+}
+
+// Input is an event as a producer sends it to POST /api/v4/audit_events.
+type Input struct {
+	EventType      string          `json:"event_type"`
+	EntityType     string          `json:"entity_type"`
+	EntityID       *int64          `json:"entity_id"`
+	EntityPath     string          `json:"entity_path"`
+	AuthorID       int64           `json:"author_id"`
+	AuthorName     string          `json:"author_name"`
+	AuthorEmail    string          `json:"author_email"`
+	TargetID       json.RawMessage `json:"target_id"`
+	TargetType     string          `json:"target_type"`
+	TargetDetails  string          `json:"target_details"`
+	IPAddress      string          `json:"ip_address"`
+	Details        json.RawMessage `json:"details"`
+	CreatedAt      string          `json:"created_at"`
+	IdempotencyKey string          `json:"idempotency_key"`
+}
+
+// FieldError is one problem with one field of one event. Code is stable and documented.
+type FieldError struct {
+	Field   string `json:"field"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Stable validation codes.
+const (
+	CodeRequired         = "required"
+	CodeUnknownEventType = "unknown_event_type"
+	CodeInvalid          = "invalid"
+	CodeTooLong          = "too_long"
+)
+
+// Limits on single fields, in bytes.
+const (
+	maxShortField  = 255
+	maxPathField   = 1024
+	maxIdempotency = 255
+)
+
+var pathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.][A-Za-z0-9_.\-]*)*$`)
+
+// Normalize validates in against the catalog and returns the event it describes (ID 0) and
+// its idempotency key. now stamps created_at when the producer did not. Every problem is
+// reported, not only the first.
+func Normalize(in *Input, cat *Catalog, now time.Time) (Event, []FieldError) {
+	var errs []FieldError
+	add := func(field, code, msg string) { errs = append(errs, FieldError{field, code, msg}) }
+	checkLen := func(field, v string, max int) {
+		if len(v) > max {
+			add(field, CodeTooLong, fmt.Sprintf("is longer than %d bytes", max))
+		} else if !utf8.ValidString(v) {
+			add(field, CodeInvalid, "is not valid UTF-8")
+		}
+	}
+
+	ev := Event{
+		AuthorID:      in.AuthorID,
+		AuthorName:    in.AuthorName,
+		EntityPath:    in.EntityPath,
+		TargetType:    in.TargetType,
+		TargetDetails: in.TargetDetails,
+		EventType:     in.EventType,
+	}
+
+	switch {
+	case in.EventType == "":
+		add("event_type", CodeRequired, "is required")
+	case cat.Lookup(in.EventType) == nil:
+		add("event_type", CodeUnknownEventType, fmt.Sprintf("%q is not in the event-type catalog", truncate(in.EventType, 100)))
+	}
+
+	switch in.EntityType {
+	case "":
+		add("entity_type", CodeRequired, "is required")
+	case EntityGroup, EntityProject:
+		ev.EntityType = in.EntityType
+		if in.EntityPath == "" {
+			add("entity_path", CodeRequired, "is required for Group and Project events")
+		} else if len(in.EntityPath) > maxPathField || !pathRE.MatchString(in.EntityPath) {
+			add("entity_path", CodeInvalid, "must be a full path of segments of letters, digits, '_', '-' and '.' separated by '/'")
+		} else if in.EntityType == EntityProject && !bytes.ContainsRune([]byte(in.EntityPath), '/') {
+			add("entity_path", CodeInvalid, "a project's full path includes its namespace (group/project)")
+		}
+	case EntityUser:
+		ev.EntityType = in.EntityType
+		checkLen("entity_path", in.EntityPath, maxShortField)
+	case "Instance", EntityInstance:
+		ev.EntityType = EntityInstance
+		checkLen("entity_path", in.EntityPath, maxShortField)
+		if ev.EntityPath == "" {
+			ev.EntityPath = "gitlab_instance"
+		}
+	default:
+		add("entity_type", CodeInvalid, "must be one of Group, Project, User, Instance")
+	}
+	if in.EntityID != nil {
+		if *in.EntityID <= 0 {
+			add("entity_id", CodeInvalid, "must be a positive integer")
+		}
+		ev.EntityID = *in.EntityID
+	} else if ev.EntityType == EntityUser {
+		add("entity_id", CodeRequired, "is required for User events")
+	} else if ev.EntityType == EntityInstance {
+		ev.EntityID = 1
+	}
+
+	checkLen("author_name", in.AuthorName, maxShortField)
+	checkLen("author_email", in.AuthorEmail, maxShortField)
+	checkLen("target_type", in.TargetType, maxShortField)
+	checkLen("target_details", in.TargetDetails, maxPathField)
+	checkLen("idempotency_key", in.IdempotencyKey, maxIdempotency)
+
+	if in.IPAddress != "" {
+		if a, err := netip.ParseAddr(in.IPAddress); err != nil {
+			add("ip_address", CodeInvalid, "is not an IPv4 or IPv6 address")
+		} else {
+			ev.IPAddress = a.String()
+		}
+	}
+
+	ev.TargetID = json.RawMessage("null")
+	if t := bytes.TrimSpace(in.TargetID); len(t) > 0 {
+		switch {
+		case !strings.ContainsRune(`"n-0123456789`, rune(t[0])):
+			add("target_id", CodeInvalid, "must be a number or a string")
+		case !utf8.Valid(t):
+			add("target_id", CodeInvalid, "is not valid UTF-8")
+		case len(t) > maxShortField:
+			add("target_id", CodeTooLong, fmt.Sprintf("is longer than %d bytes", maxShortField))
+		default:
+			ev.TargetID = t
+		}
+	}
+
+	ev.CreatedAt = now.UTC().Truncate(time.Millisecond)
+	if in.CreatedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, in.CreatedAt)
+		switch {
+		case err != nil:
+			add("created_at", CodeInvalid, "must be an RFC 3339 time such as 2025-10-14T18:00:08.677Z")
+		case t.UTC().Year() < 1970 || t.UTC().Year() > 9999:
+			add("created_at", CodeInvalid, "must be between 1970 and 9999")
+		default:
+			ev.CreatedAt = t.UTC().Truncate(time.Millisecond)
+		}
+	}
+
+	details, derr := enrichDetails(in, &ev)
+	if derr != nil {
+		add("details", CodeInvalid, derr.Error())
+	}
+	ev.Details = details
+	return ev, errs
+}
+
+// enrichDetails returns the producer's details object with GitLab's well-known keys added where
+// the producer left them out (author_name, author_email, target_*, ip_address, entity_path), so
+// that REST readers and SIEM rules find them where GitLab puts them. Producer values win.
+func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
+	d := bytes.TrimSpace(in.Details)
+	var m map[string]json.RawMessage
+	if len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		if !utf8.Valid(d) {
+			return json.RawMessage("{}"), fmt.Errorf("is not valid UTF-8")
+		}
+		if d[0] != '{' {
+			return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
+		}
+		if err := json.Unmarshal(d, &m); err != nil {
+			return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
+		}
+	}
+	if m == nil {
+		m = make(map[string]json.RawMessage, 8)
+	}
+	put := func(k string, v json.RawMessage) {
+		if _, ok := m[k]; !ok {
+			m[k] = v
+		}
+	}
+	putString := func(k, v string) {
+		if v != "" {
+			put(k, appendString(nil, v))
+		}
+	}
+	putString("author_name", ev.AuthorName)
+	putString("author_email", in.AuthorEmail)
+	if !bytes.Equal(ev.TargetID, []byte("null")) {
+		put("target_id", ev.TargetID)
+	}
+	putString("target_type", ev.TargetType)
+	putString("target_details", ev.TargetDetails)
+	putString("ip_address", ev.IPAddress)
+	putString("entity_path", ev.EntityPath)
+	out, err := json.Marshal(m) // sorted keys: stable bytes for the same event
+	if err != nil {
+		return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
+	}
+	return out, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// AppendJSON appends the event in GitLab's streaming schema. When ID is 0 the "id" key is left
+// out (the log assigns it; see WithID).
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	if e.ID != 0 {
+		b = append(b, `"id":`...)
+		b = strconv.AppendInt(b, e.ID, 10)
+		b = append(b, ',')
+	}
+	b = append(b, `"author_id":`...)
+	b = strconv.AppendInt(b, e.AuthorID, 10)
+	b = append(b, `,"author_name":`...)
+	b = appendString(b, e.AuthorName)
+	b = append(b, `,"entity_id":`...)
+	b = strconv.AppendInt(b, e.EntityID, 10)
+	b = append(b, `,"entity_type":`...)
+	b = appendString(b, e.EntityType)
+	b = append(b, `,"entity_path":`...)
+	b = appendString(b, e.EntityPath)
+	b = append(b, `,"details":`...)
+	if len(e.Details) == 0 {
+		b = append(b, "{}"...)
+	} else {
+		b = append(b, e.Details...)
+	}
+	b = append(b, `,"ip_address":`...)
+	b = appendString(b, e.IPAddress) // always a string, as GitLab sends it
+	b = append(b, `,"target_id":`...)
+	if len(e.TargetID) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.TargetID...)
+	}
+	b = append(b, `,"target_type":`...)
+	b = appendString(b, e.TargetType)
+	b = append(b, `,"target_details":`...)
+	b = appendString(b, e.TargetDetails)
+	b = append(b, `,"created_at":`...)
+	b = append(b, '"')
+	b = e.CreatedAt.UTC().AppendFormat(b, TimeLayout)
+	b = append(b, '"')
+	b = append(b, `,"event_type":`...)
+	b = appendString(b, e.EventType)
+	return append(b, '}')
+}
+
+// MarshalJSON implements json.Marshaler with AppendJSON.
+func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+// UnmarshalJSON decodes GitLab's streaming schema (id as a number or a numeric string).
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var w struct {
+		ID            json.Number     `json:"id"`
+		AuthorID      int64           `json:"author_id"`
+		AuthorName    string          `json:"author_name"`
+		EntityID      int64           `json:"entity_id"`
+		EntityType    string          `json:"entity_type"`
+		EntityPath    string          `json:"entity_path"`
+		Details       json.RawMessage `json:"details"`
+		IPAddress     *string         `json:"ip_address"`
+		TargetID      json.RawMessage `json:"target_id"`
+		TargetType    string          `json:"target_type"`
+		TargetDetails string          `json:"target_details"`
+		CreatedAt     time.Time       `json:"created_at"`
+		EventType     string          `json:"event_type"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*e = Event{AuthorID: w.AuthorID, AuthorName: w.AuthorName, EntityID: w.EntityID,
+		EntityType: w.EntityType, EntityPath: w.EntityPath, Details: w.Details, TargetID: w.TargetID,
+		TargetType: w.TargetType, TargetDetails: w.TargetDetails, CreatedAt: w.CreatedAt.UTC(), EventType: w.EventType}
+	if w.IPAddress != nil {
+		e.IPAddress = *w.IPAddress
+	}
+	if w.ID != "" {
+		id, err := w.ID.Int64()
+		if err != nil {
+			return fmt.Errorf("event id %q: %w", w.ID, err)
+		}
+		e.ID = id
+	}
+	return nil
+}
+
+// WithID returns the JSON of an event encoded by AppendJSON without an id, with "id":id added as
+// its first key. It does not parse the body.
+func WithID(body []byte, id int64) []byte {
+	out := make([]byte, 0, len(body)+24)
+	out = append(out, `{"id":`...)
+	out = strconv.AppendInt(out, id, 10)
+	if len(body) > 2 {
+		out = append(out, ',')
+	}
+	return append(out, body[1:]...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string, escaping what encoding/json escapes (including <, >,
+// & and U+2028/U+2029, so the output is safe to embed in HTML; \b and \f are written as \u0008
+// and \u000c, which decode the same). Invalid UTF-8 becomes U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

@@ -1,0 +1,287 @@
+// Package eventlog is the durable log every audit event is appended to: one JetStream stream,
+// served by a NATS server embedded in the process (file storage in the data directory, no network
+// listener) or by an external NATS deployment. Ingest appends with Publish; the store and each
+// destination read it through their own durable consumers (Consume).
+//
+// Subjects are "audit.<root>.<event_type>" where root is "g<key>" for events of a group or
+// project (key: the top-level group's stable internal key, never a path), "instance" for
+// instance events, and "user" for user events. An event's public id is its stream sequence.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamName is the one stream that holds every event.
+const StreamName = "AUDIT_EVENTS"
+
+// SubjectPrefix starts every event subject.
+const SubjectPrefix = "audit"
+
+// ErrUnavailable means the log cannot accept or serve messages right now.
+var ErrUnavailable = errors.New("eventlog: unavailable")
+
+// Options configures the log. The zero value (plus DataDir) is the embedded default.
+type Options struct {
+	// DataDir holds the embedded server's JetStream files (DataDir/jetstream). Unused with URL.
+	DataDir string
+	// URL of an external NATS server or cluster; empty runs the embedded server.
+	URL string
+	// Listen, when not empty, makes the embedded server also listen for NATS clients on this
+	// host:port (for tools such as the nats CLI). Default: no listener.
+	Listen string
+	// MaxAge is how long events stay in the log: the buffer window of a stopped destination.
+	// Default 7 days.
+	MaxAge time.Duration
+	// MaxBytes caps the stream's size; the oldest events go first. Default -1 (no cap).
+	MaxBytes int64
+	// DuplicateWindow is how long an idempotency key is remembered. Default 2 minutes.
+	DuplicateWindow time.Duration
+	// Replicas of the stream on a cluster. Default 1.
+	Replicas int
+	// SyncAlways makes the embedded server fsync every write before acknowledging it. Default
+	// false: writes reach the OS before the ack (they survive a process crash) and are fsynced
+	// every SyncInterval (they may be lost in a power failure within that interval).
+	SyncAlways bool
+	// SyncInterval is the embedded server's fsync interval when not SyncAlways. Default 2 minutes
+	// (JetStream's own default).
+	SyncInterval time.Duration
+	// Logger receives the log's own messages. Required.
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() {
+	if o.MaxAge == 0 {
+		o.MaxAge = 7 * 24 * time.Hour
+	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = -1
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = 2 * time.Minute
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+}
+
+// Log is an open connection to the stream. Safe for concurrent use.
+type Log struct {
+	opts   Options
+	ns     *server.Server // nil with an external server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	closed atomic.Bool
+}
+
+// Open starts the embedded server (or connects to the external one) and creates or updates the
+// stream to match opts.
+func Open(ctx context.Context, opts Options) (*Log, error) {
+	opts.defaults()
+	l := &Log{opts: opts}
+	var err error
+	if opts.URL == "" {
+		if err := l.startEmbedded(); err != nil {
+			return nil, err
+		}
+		l.nc, err = nats.Connect(l.ns.ClientURL(), nats.InProcessServer(l.ns), nats.Name("auditstream"),
+			nats.MaxReconnects(-1))
+	} else {
+		l.nc, err = nats.Connect(opts.URL, nats.Name("auditstream"), nats.MaxReconnects(-1),
+			nats.RetryOnFailedConnect(true), nats.ReconnectWait(500*time.Millisecond))
+	}
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	l.js, err = jetstream.New(l.nc, jetstream.WithPublishAsyncMaxPending(8192))
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	cfg := jetstream.StreamConfig{
+		Name:        StreamName,
+		Description: "auditstream audit events",
+		Subjects:    []string{SubjectPrefix + ".>"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      opts.MaxAge,
+		MaxBytes:    opts.MaxBytes,
+		Duplicates:  opts.DuplicateWindow,
+		Replicas:    opts.Replicas,
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	l.stream, err = l.js.CreateOrUpdateStream(cctx, cfg)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
+	}
+	return l, nil
+}
+
+func (l *Log) startEmbedded() error {
+	sopts := &server.Options{
+		ServerName:   "auditstream",
+		JetStream:    true,
+		StoreDir:     filepath.Join(l.opts.DataDir, "jetstream"),
+		NoSigs:       true,
+		SyncAlways:   l.opts.SyncAlways,
+		SyncInterval: l.opts.SyncInterval,
+		MaxPayload:   8 << 20,
+	}
+	if l.opts.Listen == "" {
+		sopts.DontListen = true
+	} else {
+		host, port, err := splitHostPort(l.opts.Listen)
+		if err != nil {
+			return fmt.Errorf("nats listen address %q: %w", l.opts.Listen, err)
+		}
+		sopts.Host, sopts.Port = host, port
+	}
+	ns, err := server.NewServer(sopts)
+	if err != nil {
+		return fmt.Errorf("embedded NATS server: %w", err)
+	}
+	ns.SetLoggerV2(slogAdapter{l.opts.Logger.With("component", "nats")}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return fmt.Errorf("embedded NATS server did not start within 30s")
+	}
+	l.ns = ns
+	return nil
+}
+
+// Close drains the connection and stops the embedded server. Idempotent.
+func (l *Log) Close() {
+	if l.closed.Swap(true) {
+		return
+	}
+	if l.nc != nil {
+		_ = l.nc.Drain()
+		l.nc.Close()
+	}
+	if l.ns != nil {
+		l.ns.Shutdown()
+		l.ns.WaitForShutdown()
+	}
+}
+
+// Ready reports whether the log can take writes.
+func (l *Log) Ready() bool {
+	return !l.closed.Load() && l.nc != nil && l.nc.IsConnected()
+}
+
+// Message is one event to append.
+type Message struct {
+	Subject string
+	Data    []byte
+	// MsgID is the idempotency key (Nats-Msg-Id); empty means none.
+	MsgID string
+}
+
+// Publish appends msgs and returns their sequence numbers (the event ids) in order, once the
+// log acknowledged every one. A message whose MsgID was seen within the duplicate window is not
+// appended again; its original sequence is returned. On error some messages may have been
+// appended; retrying with the same MsgIDs is safe.
+func (l *Log) Publish(ctx context.Context, msgs []Message) ([]int64, error) {
+	seqs := make([]int64, len(msgs))
+	if len(msgs) == 1 {
+		ack, err := l.js.PublishMsg(ctx, toNats(&msgs[0]))
+		if err != nil {
+			return nil, l.pubErr(err)
+		}
+		seqs[0] = int64(ack.Sequence)
+		return seqs, nil
+	}
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i := range msgs {
+		f, err := l.js.PublishMsgAsync(toNats(&msgs[i]))
+		if err != nil {
+			return nil, l.pubErr(err)
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			seqs[i] = int64(ack.Sequence)
+		case err := <-f.Err():
+			return nil, l.pubErr(err)
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, context.Cause(ctx))
+		}
+	}
+	return seqs, nil
+}
+
+func toNats(m *Message) *nats.Msg {
+	nm := &nats.Msg{Subject: m.Subject, Data: m.Data}
+	if m.MsgID != "" {
+		nm.Header = nats.Header{jetstream.MsgIDHeader: []string{m.MsgID}}
+	}
+	return nm
+}
+
+func (l *Log) pubErr(err error) error {
+	return fmt.Errorf("%w: publish: %w", ErrUnavailable, err)
+}
+
+// Subject returns the subject of an event of eventType whose root is given by RootGroup,
+// RootInstance or RootUser.
+func Subject(root, eventType string) string {
+	return SubjectPrefix + "." + root + "." + eventType
+}
+
+// Subject roots.
+const (
+	RootInstance = "instance"
+	RootUser     = "user"
+)
+
+// RootGroup is the subject root of every event of a top-level group and its descendants.
+func RootGroup(topKey int64) string { return "g" + strconv.FormatInt(topKey, 10) }
+
+// Info reports the stream's state.
+type Info struct {
+	Messages uint64
+	Bytes    uint64
+	FirstSeq uint64
+	LastSeq  uint64
+}
+
+// Info returns the stream's current state.
+func (l *Log) Info(ctx context.Context) (Info, error) {
+	si, err := l.stream.Info(ctx)
+	if err != nil {
+		return Info{}, fmt.Errorf("%w: stream info: %w", ErrUnavailable, err)
+	}
+	return Info{Messages: si.State.Msgs, Bytes: si.State.Bytes, FirstSeq: si.State.FirstSeq, LastSeq: si.State.LastSeq}, nil
+}
+
+func splitHostPort(s string) (string, int, error) {
+	host, p, err := net.SplitHostPort(s)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}

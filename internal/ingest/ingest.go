@@ -1,0 +1,342 @@
+// Package ingest turns a producer's request body into events appended to the log: it decodes
+// one JSON event, a JSON array or NDJSON, validates every event against the catalog, learns the
+// namespaces they name, and publishes them, returning their ids once the log acknowledged all.
+// A request with any invalid event publishes nothing.
+package ingest
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// Format of a request body.
+type Format int
+
+// Body formats.
+const (
+	FormatJSON   Format = iota // one event object or an array of them
+	FormatNDJSON               // one event object per line
+)
+
+// Limits bound what one request may carry.
+type Limits struct {
+	// MaxEventBytes is the largest encoded event accepted. Default 256 KiB.
+	MaxEventBytes int
+	// MaxEvents is the most events in one request. Default 10,000.
+	MaxEvents int
+}
+
+// Publisher appends messages to the log (eventlog.Log).
+type Publisher interface {
+	Publish(ctx context.Context, msgs []eventlog.Message) ([]int64, error)
+}
+
+// Learner resolves namespaces named by events (namespace.Resolver).
+type Learner interface {
+	Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error)
+}
+
+// Service ingests events. Safe for concurrent use.
+type Service struct {
+	Catalog   *event.Catalog
+	Learner   Learner
+	Publisher Publisher
+	Limits    Limits
+	// PublishTimeout bounds a publish, detached from the client's context so that a client
+	// that hangs up cannot leave a request half-written. Default 10s.
+	PublishTimeout time.Duration
+	NowFunc        func() time.Time
+}
+
+// EventError is everything wrong with one event of a request.
+type EventError struct {
+	Index  int                `json:"index"`
+	Errors []event.FieldError `json:"errors"`
+}
+
+// Error codes of a rejected request (see docs/api.md).
+const (
+	CodeInvalidJSON     = "invalid_json"
+	CodeEmpty           = "empty_request"
+	CodeTooManyEvents   = "too_many_events"
+	CodeEventTooLarge   = "event_too_large"
+	CodeValidation      = "validation_failed"
+	CodeNamespace       = "namespace_conflict"
+	CodeLogUnavailable  = "log_unavailable"
+	CodeIdempotencyKey  = "invalid_idempotency_key"
+	CodeRateLimited     = "rate_limited"
+	maxIdempotencyBytes = 255
+)
+
+// RequestError rejects a whole request. Nothing of it was published.
+type RequestError struct {
+	Code    string       `json:"code"`
+	Message string       `json:"message"`
+	Events  []EventError `json:"events,omitempty"`
+}
+
+func (e *RequestError) Error() string { return e.Code + ": " + e.Message }
+
+// Result is the outcome of a successful request.
+type Result struct {
+	IDs []int64
+}
+
+// Ingest decodes, validates and publishes body. headerKey is the Idempotency-Key header (only
+// for a single event). allow, when not nil, is asked whether this many valid events may be
+// published now (the caller's rate limit). It returns a *RequestError for bad input, an error wrapping
+// eventlog.ErrUnavailable when the log did not take the events, or the ids in order.
+func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, headerKey string, allow func(n int) bool) (Result, error) {
+	inputs, err := s.decode(body, format)
+	if err != nil {
+		return Result{}, err
+	}
+	if headerKey != "" {
+		if len(inputs) != 1 {
+			return Result{}, &RequestError{Code: CodeIdempotencyKey, Message: "the Idempotency-Key header applies to a single event; put idempotency_key in each event of a batch"}
+		}
+		if len(headerKey) > maxIdempotencyBytes {
+			return Result{}, &RequestError{Code: CodeIdempotencyKey, Message: fmt.Sprintf("Idempotency-Key is longer than %d bytes", maxIdempotencyBytes)}
+		}
+		if inputs[0].IdempotencyKey == "" {
+			inputs[0].IdempotencyKey = headerKey
+		}
+	}
+
+	now := s.now()
+	events := make([]event.Event, len(inputs))
+	msgs := make([]eventlog.Message, len(inputs))
+	buf := make([]byte, 0, 1024*len(inputs))
+	var evErrs []EventError
+	for i := range inputs {
+		ev, errs := event.Normalize(&inputs[i], s.Catalog, now)
+		if len(errs) == 0 {
+			start := len(buf)
+			buf = ev.AppendJSON(buf)
+			if n := len(buf) - start; n > s.Limits.maxEventBytes() {
+				return Result{}, &RequestError{Code: CodeEventTooLarge, Message: fmt.Sprintf("event %d is %d bytes encoded; the limit is %d", i, n, s.Limits.maxEventBytes()),
+					Events: []EventError{{Index: i, Errors: []event.FieldError{{Code: CodeEventTooLarge, Message: "event is too large"}}}}}
+			}
+			msgs[i].Data = buf[start:len(buf):len(buf)]
+		} else {
+			evErrs = append(evErrs, EventError{Index: i, Errors: errs})
+		}
+		events[i] = ev
+	}
+	if len(evErrs) > 0 {
+		return Result{}, &RequestError{Code: CodeValidation,
+			Message: fmt.Sprintf("%d of %d events are invalid; nothing was accepted", len(evErrs), len(inputs)), Events: evErrs}
+	}
+	if allow != nil && !allow(len(events)) {
+		return Result{}, &RequestError{Code: CodeRateLimited, Message: "429 Too Many Requests: this token is over its ingest rate limit; nothing was accepted"}
+	}
+
+	// From here on the work is the server's: do not let a client that hangs up cut it short.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout())
+	defer cancel()
+
+	for i := range events {
+		givenID := events[i].EntityID
+		root, err := s.root(pctx, &events[i])
+		if err != nil {
+			if errors.Is(err, namespace.ErrKindMismatch) {
+				return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
+					Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
+			}
+			return Result{}, fmt.Errorf("resolve namespace: %w", err)
+		}
+		if events[i].EntityID != givenID { // learned from the namespace: encode again
+			msgs[i].Data = events[i].AppendJSON(nil)
+		}
+		msgs[i].Subject = eventlog.Subject(root, events[i].EventType)
+		msgs[i].MsgID = inputs[i].IdempotencyKey
+	}
+	ids, err := s.Publisher.Publish(pctx, msgs)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{IDs: ids}, nil
+}
+
+// root returns the subject root of ev, learning its namespace when it is a group or project.
+func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
+	var kind store.NamespaceKind
+	switch ev.EntityType {
+	case event.EntityGroup:
+		kind = store.KindGroup
+	case event.EntityProject:
+		kind = store.KindProject
+	case event.EntityUser:
+		return eventlog.RootUser, nil
+	default:
+		return eventlog.RootInstance, nil
+	}
+	ns, err := s.Learner.Learn(ctx, kind, ev.EntityPath, ev.EntityID)
+	if err != nil {
+		return "", err
+	}
+	ev.EntityID = ns.ID
+	return eventlog.RootGroup(ns.TopKey), nil
+}
+
+func (s *Service) decode(body io.Reader, format Format) ([]event.Input, error) {
+	br := bufio.NewReaderSize(body, 64<<10)
+	first, err := peekNonSpace(br)
+	if err == io.EOF {
+		return nil, &RequestError{Code: CodeEmpty, Message: "the request has no events"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(br)
+	dec.DisallowUnknownFields()
+	var inputs []event.Input
+	next := func(i int) error {
+		if len(inputs) >= s.Limits.maxEvents() {
+			return tooMany(s.Limits.maxEvents())
+		}
+		inputs = append(inputs, event.Input{})
+		if err := dec.Decode(&inputs[len(inputs)-1]); err != nil {
+			return decodeErr(i, err)
+		}
+		return nil
+	}
+	switch {
+	case format == FormatJSON && first == '[':
+		if _, err := dec.Token(); err != nil {
+			return nil, decodeErr(0, err)
+		}
+		for i := 0; dec.More(); i++ {
+			if err := next(i); err != nil {
+				return nil, err
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, decodeErr(len(inputs), err)
+		}
+	case format == FormatJSON:
+		if err := next(0); err != nil {
+			return nil, err
+		}
+	default: // NDJSON: the decoder needs nothing but the whitespace between objects
+		for i := 0; ; i++ {
+			var in event.Input
+			if err := dec.Decode(&in); err == io.EOF {
+				break
+			} else if err != nil {
+				return nil, decodeErr(i, err)
+			}
+			if len(inputs) >= s.Limits.maxEvents() {
+				return nil, tooMany(s.Limits.maxEvents())
+			}
+			inputs = append(inputs, in)
+		}
+	}
+	if format == FormatJSON {
+		if tok, err := dec.Token(); err != io.EOF {
+			if err == nil {
+				err = fmt.Errorf("unexpected %v after the events", tok)
+			}
+			return nil, &RequestError{Code: CodeInvalidJSON, Message: "trailing data after the JSON value: " + err.Error() + " (send several events as an array or as NDJSON)"}
+		}
+	}
+	if len(inputs) == 0 {
+		return nil, &RequestError{Code: CodeEmpty, Message: "the request has no events"}
+	}
+	return inputs, nil
+}
+
+func tooMany(max int) error {
+	return &RequestError{Code: CodeTooManyEvents, Message: fmt.Sprintf("a request may carry at most %d events", max)}
+}
+
+func decodeErr(i int, err error) error {
+	var (
+		syn *json.SyntaxError
+		ute *json.UnmarshalTypeError
+	)
+	msg := strings.TrimPrefix(err.Error(), "json: ")
+	field := ""
+	switch {
+	case errors.As(err, &ute):
+		field = ute.Field
+		msg = fmt.Sprintf("%s must be %s, not %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value)
+		if field == "" {
+			msg = fmt.Sprintf("an event must be a JSON object, not %s", ute.Value)
+		}
+	case strings.HasPrefix(msg, "unknown field "): // encoding/json has no type for this one
+		field = strings.Trim(strings.TrimPrefix(msg, "unknown field "), `"`)
+	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF): // EOF inside a value: truncated
+	default:
+		return fmt.Errorf("read body: %w", err) // e.g. *http.MaxBytesError, mapped by the transport
+	}
+	return &RequestError{Code: CodeInvalidJSON, Message: fmt.Sprintf("event %d: %s", i, msg),
+		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: field, Code: CodeInvalidJSON, Message: msg}}}}}
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "int64", "int", "ptr":
+		return "an integer"
+	case "string":
+		return "a string"
+	case "map", "struct":
+		return "an object"
+	case "slice":
+		return "an array"
+	}
+	return k
+}
+
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0, err
+		}
+		switch b {
+		case ' ', '\t', '\r', '\n':
+			continue
+		}
+		return b, br.UnreadByte()
+	}
+}
+
+func (s *Service) now() time.Time {
+	if s.NowFunc != nil {
+		return s.NowFunc()
+	}
+	return time.Now()
+}
+
+func (s *Service) publishTimeout() time.Duration {
+	if s.PublishTimeout > 0 {
+		return s.PublishTimeout
+	}
+	return 10 * time.Second
+}
+
+func (l Limits) maxEventBytes() int {
+	if l.MaxEventBytes > 0 {
+		return l.MaxEventBytes
+	}
+	return 256 << 10
+}
+
+func (l Limits) maxEvents() int {
+	if l.MaxEvents > 0 {
+		return l.MaxEvents
+	}
+	return 10_000
+}

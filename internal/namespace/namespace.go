@@ -1,0 +1,279 @@
+// Package namespace keeps GitLab's hierarchy of top-level groups, subgroups and projects. It
+// learns namespaces from the events that name them (entity_type, entity_path, entity_id),
+// creates ancestors seen only in a path, and resolves a group or project by numeric id or full
+// path. Lookups are served from memory after the first; namespaces are never deleted, so the
+// cache needs no invalidation. Safe for concurrent use.
+package namespace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// Store is the part of the store the resolver needs.
+type Store interface {
+	NamespaceCreate(ctx context.Context, p store.NamespaceCreateParams) (store.Namespace, error)
+	NamespaceGetByKey(ctx context.Context, key int64) (store.Namespace, error)
+	NamespaceGetByID(ctx context.Context, kind store.NamespaceKind, id int64) (store.Namespace, error)
+	NamespaceGetByPath(ctx context.Context, fullPath string) (store.Namespace, error)
+	NamespaceSetID(ctx context.Context, key, id int64) error
+}
+
+// Errors callers branch on.
+var (
+	// ErrKindMismatch means the path belongs to a namespace of the other kind (a project where
+	// a group was named, or the reverse).
+	ErrKindMismatch = errors.New("namespace: path belongs to a namespace of another kind")
+	// ErrNotFound means no such group or project.
+	ErrNotFound = errors.New("namespace: not found")
+)
+
+type idKey struct {
+	kind store.NamespaceKind
+	id   int64
+}
+
+// Resolver resolves and learns namespaces.
+type Resolver struct {
+	st      Store
+	nowFunc func() time.Time
+
+	mu     sync.RWMutex
+	byPath map[string]store.Namespace
+	byID   map[idKey]store.Namespace
+	byKey  map[int64]store.Namespace
+	// learn serialises creation so that concurrent first events of one path create it once.
+	learn sync.Mutex
+}
+
+// NewResolver returns a resolver over st.
+func NewResolver(st Store, nowFunc func() time.Time) *Resolver {
+	if nowFunc == nil {
+		nowFunc = time.Now
+	}
+	return &Resolver{st: st, nowFunc: nowFunc, byPath: map[string]store.Namespace{},
+		byID: map[idKey]store.Namespace{}, byKey: map[int64]store.Namespace{}}
+}
+
+func (r *Resolver) remember(ns store.Namespace) store.Namespace {
+	r.mu.Lock()
+	r.byPath[ns.FullPath] = ns
+	r.byKey[ns.Key] = ns
+	if ns.ID != 0 {
+		r.byID[idKey{ns.Kind, ns.ID}] = ns
+	}
+	r.mu.Unlock()
+	return ns
+}
+
+func (r *Resolver) cachedPath(path string) (store.Namespace, bool) {
+	r.mu.RLock()
+	ns, ok := r.byPath[path]
+	r.mu.RUnlock()
+	return ns, ok
+}
+
+// Learn returns the namespace of kind at fullPath, creating it and its missing ancestor groups
+// when first seen. id is the GitLab id the event carries (0 when unknown). When the namespace
+// with that id exists under another path (it was renamed), the existing one is returned: the id,
+// not the path, is the identity.
+func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
+	if id != 0 {
+		r.mu.RLock()
+		ns, ok := r.byID[idKey{kind, id}]
+		r.mu.RUnlock()
+		if ok {
+			return ns, nil
+		}
+	} else if ns, ok := r.cachedPath(fullPath); ok {
+		if ns.Kind != kind {
+			return store.Namespace{}, fmt.Errorf("%w: %s is a %s", ErrKindMismatch, fullPath, ns.Kind)
+		}
+		return ns, nil
+	}
+
+	r.learn.Lock()
+	defer r.learn.Unlock()
+	if id != 0 {
+		ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+		if err == nil {
+			return r.remember(ns), nil
+		}
+		if !errors.Is(err, store.ErrNotFound) {
+			return store.Namespace{}, fmt.Errorf("namespace by id: %w", err)
+		}
+	}
+	ns, err := r.st.NamespaceGetByPath(ctx, fullPath)
+	switch {
+	case err == nil:
+		if ns.Kind != kind {
+			return store.Namespace{}, fmt.Errorf("%w: %s is a %s", ErrKindMismatch, fullPath, ns.Kind)
+		}
+		if ns.ID == 0 && id != 0 {
+			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
+				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+			}
+			ns.ID = id
+		}
+		return r.remember(ns), nil
+	case !errors.Is(err, store.ErrNotFound):
+		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
+	}
+
+	var parentKey int64
+	if i := strings.LastIndexByte(fullPath, '/'); i > 0 {
+		parent, err := r.learnAncestor(ctx, fullPath[:i])
+		if err != nil {
+			return store.Namespace{}, err
+		}
+		parentKey = parent.Key
+	} else if kind == store.KindProject {
+		return store.Namespace{}, fmt.Errorf("project path %q has no namespace", fullPath)
+	}
+	return r.create(ctx, store.NamespaceCreateParams{Kind: kind, ID: id,
+		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
+}
+
+// learnAncestor returns the group at path, creating it (and its ancestors) without an id.
+// Callers hold r.learn.
+func (r *Resolver) learnAncestor(ctx context.Context, path string) (store.Namespace, error) {
+	if ns, ok := r.cachedPath(path); ok {
+		return r.checkGroup(ns)
+	}
+	ns, err := r.st.NamespaceGetByPath(ctx, path)
+	if err == nil {
+		return r.checkGroup(r.remember(ns))
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
+	}
+	var parentKey int64
+	if i := strings.LastIndexByte(path, '/'); i > 0 {
+		parent, err := r.learnAncestor(ctx, path[:i])
+		if err != nil {
+			return store.Namespace{}, err
+		}
+		parentKey = parent.Key
+	}
+	return r.create(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, IDUnknown: true,
+		Name: lastSegment(path), FullPath: path, ParentKey: parentKey})
+}
+
+func (r *Resolver) checkGroup(ns store.Namespace) (store.Namespace, error) {
+	if ns.Kind != store.KindGroup {
+		return store.Namespace{}, fmt.Errorf("%w: %s is a %s and cannot contain others", ErrKindMismatch, ns.FullPath, ns.Kind)
+	}
+	return ns, nil
+}
+
+func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (store.Namespace, error) {
+	p.CreatedAt = r.nowFunc().UTC()
+	ns, err := r.st.NamespaceCreate(ctx, p)
+	if errors.Is(err, store.ErrConflict) {
+		// Another process created it first.
+		ns, err = r.st.NamespaceGetByPath(ctx, p.FullPath)
+	}
+	if err != nil {
+		return store.Namespace{}, fmt.Errorf("create namespace %s: %w", p.FullPath, err)
+	}
+	return r.remember(ns), nil
+}
+
+// Create makes a group or project ahead of its first event (the admin API). parentKey 0 makes
+// a top-level group. id 0 assigns the next free id. store.ErrConflict when the path or id is taken.
+func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error) {
+	full := path
+	if parentKey != 0 {
+		parent, err := r.ByKey(ctx, parentKey)
+		if err != nil {
+			return store.Namespace{}, err
+		}
+		if parent.Kind != store.KindGroup {
+			return store.Namespace{}, fmt.Errorf("%w: %s is a project", ErrKindMismatch, parent.FullPath)
+		}
+		full = parent.FullPath + "/" + path
+	}
+	r.learn.Lock()
+	defer r.learn.Unlock()
+	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, Name: name,
+		FullPath: full, ParentKey: parentKey, CreatedAt: r.nowFunc().UTC()})
+	if err != nil {
+		return store.Namespace{}, err
+	}
+	return r.remember(ns), nil
+}
+
+// Find resolves a group or project named the way GitLab's API names them: a numeric id or a
+// full path. ErrNotFound when there is none of that kind.
+func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error) {
+	var ns store.Namespace
+	var err error
+	if id, perr := strconv.ParseInt(idOrPath, 10, 64); perr == nil {
+		r.mu.RLock()
+		cached, ok := r.byID[idKey{kind, id}]
+		r.mu.RUnlock()
+		if ok {
+			return cached, nil
+		}
+		ns, err = r.st.NamespaceGetByID(ctx, kind, id)
+	} else {
+		if cached, ok := r.cachedPath(idOrPath); ok {
+			ns = cached
+		} else {
+			ns, err = r.st.NamespaceGetByPath(ctx, idOrPath)
+		}
+	}
+	if errors.Is(err, store.ErrNotFound) || (err == nil && ns.Kind != kind) {
+		return store.Namespace{}, ErrNotFound
+	}
+	if err != nil {
+		return store.Namespace{}, fmt.Errorf("find namespace: %w", err)
+	}
+	return r.remember(ns), nil
+}
+
+// ByKey returns the namespace with the internal key.
+func (r *Resolver) ByKey(ctx context.Context, key int64) (store.Namespace, error) {
+	r.mu.RLock()
+	ns, ok := r.byKey[key]
+	r.mu.RUnlock()
+	if ok {
+		return ns, nil
+	}
+	ns, err := r.st.NamespaceGetByKey(ctx, key)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, ErrNotFound
+	}
+	if err != nil {
+		return store.Namespace{}, fmt.Errorf("namespace by key: %w", err)
+	}
+	return r.remember(ns), nil
+}
+
+// Chain returns ns and its ancestors, nearest first.
+func (r *Resolver) Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error) {
+	chain := []store.Namespace{ns}
+	for ns.ParentKey != 0 {
+		var err error
+		ns, err = r.ByKey(ctx, ns.ParentKey)
+		if err != nil {
+			return nil, err
+		}
+		chain = append(chain, ns)
+	}
+	return chain, nil
+}
+
+func lastSegment(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[i+1:]
+	}
+	return p
+}

@@ -1,0 +1,128 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"net/url"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/store/postgres"
+	"github.com/auditstream/auditstream/internal/store/storetest"
+)
+
+// databaseURLEnv names the variable holding the URL of a PostgreSQL database the tests may
+// create and drop schemas in.
+const databaseURLEnv = "AUDITSTREAM_TEST_DATABASE_URL"
+
+// databaseURL returns the test database URL. Without one the test is skipped, except in CI
+// (CI set), where PostgreSQL tests must run.
+func databaseURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv(databaseURLEnv)
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("%s is not set: PostgreSQL tests must run in CI", databaseURLEnv)
+		}
+		tb.Skipf("%s is not set; set it to a postgres:// URL to run the PostgreSQL tests", databaseURLEnv)
+	}
+	return u
+}
+
+// withSearchPath returns the connection string dsn with its search_path set to schema.
+func withSearchPath(tb testing.TB, dsn, schema string) string {
+	tb.Helper()
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		u, err := url.Parse(dsn)
+		require.NoError(tb, err)
+		q := u.Query()
+		q.Set("search_path", schema)
+		u.RawQuery = q.Encode()
+		return u.String()
+	}
+	return dsn + " search_path=" + schema
+}
+
+// schemaDSN creates a schema of its own for tb, dropped with everything in it at cleanup, and
+// returns dsn with its search_path set to it, so tests and test processes sharing the database
+// never meet.
+func schemaDSN(tb testing.TB, dsn string) string {
+	tb.Helper()
+	exec := func(sql string) {
+		tb.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, dsn)
+		require.NoError(tb, err)
+		defer conn.Close(context.Background())
+		_, err = conn.Exec(ctx, sql)
+		require.NoError(tb, err)
+	}
+	schema := "storetest_" + strings.ToLower(rand.Text())
+	exec("CREATE SCHEMA " + pgx.Identifier{schema}.Sanitize())
+	tb.Cleanup(func() { exec("DROP SCHEMA " + pgx.Identifier{schema}.Sanitize() + " CASCADE") })
+	return withSearchPath(tb, dsn, schema)
+}
+
+// openDSN opens a store on dsn and closes it at cleanup (before a schema made earlier by
+// schemaDSN is dropped: cleanups run last first).
+func openDSN(tb testing.TB, dsn string) *postgres.Store {
+	tb.Helper()
+	s, err := postgres.Open(tb.Context(), dsn)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { require.NoError(tb, s.Close()) })
+	return s
+}
+
+// open returns an unmigrated store in a fresh schema.
+func open(tb testing.TB, dsn string) *postgres.Store {
+	tb.Helper()
+	return openDSN(tb, schemaDSN(tb, dsn))
+}
+
+func TestStore(t *testing.T) {
+	t.Parallel()
+	dsn := databaseURL(t)
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t, dsn) })
+}
+
+// TestMigrateConcurrentStores migrates one fresh schema from several stores (several pools, as
+// several processes would) at once.
+func TestMigrateConcurrentStores(t *testing.T) {
+	t.Parallel()
+	dsn := databaseURL(t)
+	schema := schemaDSN(t, dsn)
+	var stores []*postgres.Store
+	for range 4 {
+		stores = append(stores, openDSN(t, schema))
+	}
+	errs := make(chan error, len(stores))
+	for _, s := range stores {
+		go func() { errs <- s.Migrate(t.Context()) }()
+	}
+	for range stores {
+		require.NoError(t, <-errs)
+	}
+	n, err := stores[0].EventCount(t.Context(), store.EventListParams{})
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func TestOpenInvalidURLHidesPassword(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(t.Context(), "postgres://u:s3cret@127.0.0.1:1/db?sslmode=bogus")
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func BenchmarkEventInsertMany(b *testing.B) {
+	s := open(b, databaseURL(b))
+	require.NoError(b, s.Migrate(b.Context()))
+	storetest.BenchEventInsertMany(b, s)
+}

@@ -1,0 +1,215 @@
+// Package store defines the seam between auditstream and its SQL database: the Store interface,
+// one params struct per method, the records it reads and writes, and the sentinel errors callers
+// branch on. Two drivers implement it (store/sqlite and store/postgres); both pass the conformance
+// suite in store/storetest. Driver types (database/sql, pgx) never cross this seam.
+//
+// Methods are safe for concurrent use. Every time is UTC; created_at values are kept with
+// millisecond precision.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Sentinel errors. Drivers translate their own "no rows" and unique-violation errors into these.
+var (
+	// ErrNotFound means the record asked for does not exist.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict means a unique constraint would be violated (a username, a path, an id).
+	ErrConflict = errors.New("store: conflict")
+)
+
+// Store is everything auditstream keeps in SQL. It is the one seam with two implementations on
+// both sides that we own, so it lives here and not where it is used.
+type Store interface {
+	// Migrate applies every embedded migration not yet applied. It is safe to call on every start
+	// and from several processes at once.
+	Migrate(ctx context.Context) error
+	// Close releases the connection pool.
+	Close() error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+
+	// EventInsertMany inserts events in one transaction. It is idempotent by ID: a record whose
+	// ID is already stored is skipped, not an error, so a redelivered batch is harmless.
+	EventInsertMany(ctx context.Context, events []EventRecord) error
+	// EventList returns events matching p, ordered by ID (descending unless p.Ascending).
+	EventList(ctx context.Context, p EventListParams) ([]EventRecord, error)
+	// EventCount counts the events matching p's filters (its paging fields are ignored).
+	EventCount(ctx context.Context, p EventListParams) (int64, error)
+	// EventGet returns one event or ErrNotFound.
+	EventGet(ctx context.Context, id int64) (EventRecord, error)
+	// EventDeleteBefore deletes at most limit events created before t and returns how many it
+	// deleted, so that retention purges run in bounded steps.
+	EventDeleteBefore(ctx context.Context, t time.Time, limit int) (int64, error)
+	// EventMaxID returns the highest stored event ID, 0 when there is none.
+	EventMaxID(ctx context.Context) (int64, error)
+
+	// NamespaceCreate inserts a namespace and returns it with Key (and ID, when p.ID is 0: the
+	// next free GitLab id of that kind) assigned. ErrConflict when the path or the (kind, id) is
+	// taken.
+	NamespaceCreate(ctx context.Context, p NamespaceCreateParams) (Namespace, error)
+	// NamespaceGetByKey, NamespaceGetByID and NamespaceGetByPath return one namespace or ErrNotFound.
+	NamespaceGetByKey(ctx context.Context, key int64) (Namespace, error)
+	NamespaceGetByID(ctx context.Context, kind NamespaceKind, id int64) (Namespace, error)
+	NamespaceGetByPath(ctx context.Context, fullPath string) (Namespace, error)
+	// NamespaceSetID gives a namespace learned without a GitLab id (an ancestor seen only in a
+	// path) its id. ErrConflict when another namespace of that kind has the id.
+	NamespaceSetID(ctx context.Context, key, id int64) error
+	// NamespaceList returns every namespace, ordered by Key.
+	NamespaceList(ctx context.Context) ([]Namespace, error)
+
+	// UserCreate inserts a user. When p.ID is 0 the next free id is assigned. ErrConflict when
+	// the id or username is taken.
+	UserCreate(ctx context.Context, p UserCreateParams) (User, error)
+	UserGet(ctx context.Context, id int64) (User, error)
+	UserGetByUsername(ctx context.Context, username string) (User, error)
+	// UserList returns users ordered by id.
+	UserList(ctx context.Context) ([]User, error)
+
+	// TokenCreate stores a personal access token by its hash.
+	TokenCreate(ctx context.Context, p TokenCreateParams) (Token, error)
+	// TokenGetByHash returns the token with that SHA-256 hash, revoked or not, or ErrNotFound.
+	TokenGetByHash(ctx context.Context, hash []byte) (Token, error)
+	// TokenList returns the tokens of a user ordered by id.
+	TokenList(ctx context.Context, userID int64) ([]Token, error)
+	// TokenRevoke marks a token revoked. ErrNotFound when it does not exist.
+	TokenRevoke(ctx context.Context, id int64) error
+	// TokenCount counts all tokens (used to decide whether to create the first admin token).
+	TokenCount(ctx context.Context) (int64, error)
+
+	// MemberUpsert sets a user's access level on a namespace, creating or replacing the membership.
+	MemberUpsert(ctx context.Context, p MemberUpsertParams) (Member, error)
+	// MemberGet returns the direct membership of a user on a namespace or ErrNotFound.
+	MemberGet(ctx context.Context, namespaceKey, userID int64) (Member, error)
+	// MemberList returns the direct members of a namespace ordered by user id.
+	MemberList(ctx context.Context, namespaceKey int64) ([]Member, error)
+	// MemberListByUser returns every direct membership of a user.
+	MemberListByUser(ctx context.Context, userID int64) ([]Member, error)
+	// MemberDelete removes a direct membership. ErrNotFound when there is none.
+	MemberDelete(ctx context.Context, namespaceKey, userID int64) error
+}
+
+// EventRecord is an audit event as the store keeps it: the columns that queries filter on, and
+// the full event JSON (with its id) as the producer's data, returned unchanged.
+type EventRecord struct {
+	ID         int64
+	CreatedAt  time.Time
+	EventType  string
+	EntityType string
+	EntityID   int64
+	AuthorID   int64
+	Data       []byte
+}
+
+// EventListParams filters and pages EventList. Zero values mean "no filter".
+type EventListParams struct {
+	EntityType    string
+	EntityID      int64 // only with EntityType
+	AuthorID      int64 // when HasAuthorID: only events by this author
+	HasAuthorID   bool
+	CreatedAfter  time.Time // inclusive
+	CreatedBefore time.Time // inclusive
+	EventType     string
+	// Keyset: only IDs below (descending) or above (ascending) AfterID, when it is not 0.
+	AfterID   int64
+	Ascending bool
+	Offset    int
+	Limit     int // 0 means no limit
+}
+
+// NamespaceKind is a group or a project.
+type NamespaceKind string
+
+// The namespace kinds.
+const (
+	KindGroup   NamespaceKind = "group"
+	KindProject NamespaceKind = "project"
+)
+
+// Namespace is a group or project. Key is auditstream's stable internal id (it never changes,
+// also not on rename, and is what log subjects carry); ID is the GitLab id, 0 while unknown.
+type Namespace struct {
+	Key       int64
+	Kind      NamespaceKind
+	ID        int64
+	Name      string
+	Path      string // last segment
+	FullPath  string
+	ParentKey int64 // 0 for a top-level group
+	TopKey    int64 // the Key of the top-level group; its own Key for a top-level group
+	CreatedAt time.Time
+}
+
+// NamespaceCreateParams creates a namespace. ParentKey 0 makes a top-level group.
+type NamespaceCreateParams struct {
+	Kind      NamespaceKind
+	ID        int64 // 0: assign the next free id of that kind, unless IDUnknown
+	IDUnknown bool  // keep ID 0: an ancestor learned from a path whose id nobody told us
+	Name      string
+	FullPath  string
+	ParentKey int64
+	CreatedAt time.Time
+}
+
+// User is a person or bot that can hold tokens and memberships.
+type User struct {
+	ID        int64
+	Username  string
+	Name      string
+	Email     string
+	Admin     bool
+	CreatedAt time.Time
+}
+
+// UserCreateParams creates a user.
+type UserCreateParams struct {
+	ID        int64 // 0: assign the next free id
+	Username  string
+	Name      string
+	Email     string
+	Admin     bool
+	CreatedAt time.Time
+}
+
+// Token is a personal access token. Only its hash is stored.
+type Token struct {
+	ID        int64
+	UserID    int64
+	Name      string
+	Hash      []byte
+	Scopes    []string
+	ExpiresAt time.Time // zero: never
+	Revoked   bool
+	CreatedAt time.Time
+}
+
+// TokenCreateParams creates a token.
+type TokenCreateParams struct {
+	UserID    int64
+	Name      string
+	Hash      []byte
+	Scopes    []string
+	ExpiresAt time.Time
+	CreatedAt time.Time
+}
+
+// Member is a user's direct access level on a namespace.
+type Member struct {
+	NamespaceKey int64
+	UserID       int64
+	AccessLevel  int
+	ExpiresAt    time.Time // zero: never
+	CreatedAt    time.Time
+}
+
+// MemberUpsertParams creates or replaces a membership.
+type MemberUpsertParams struct {
+	NamespaceKey int64
+	UserID       int64
+	AccessLevel  int
+	ExpiresAt    time.Time
+	CreatedAt    time.Time
+}
