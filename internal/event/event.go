@@ -203,52 +203,6 @@ func Normalize(in *Input, cat *Catalog, now time.Time) (Event, []FieldError) {
 	return ev, errs
 }
 
-// enrichDetails returns the producer's details object with GitLab's well-known keys added where
-// the producer left them out (author_name, author_email, target_*, ip_address, entity_path), so
-// that REST readers and SIEM rules find them where GitLab puts them. Producer values win.
-func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
-	d := bytes.TrimSpace(in.Details)
-	var m map[string]json.RawMessage
-	if len(d) > 0 && !bytes.Equal(d, []byte("null")) {
-		if !utf8.Valid(d) {
-			return json.RawMessage("{}"), fmt.Errorf("is not valid UTF-8")
-		}
-		if d[0] != '{' {
-			return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
-		}
-		if err := json.Unmarshal(d, &m); err != nil {
-			return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
-		}
-	}
-	if m == nil {
-		m = make(map[string]json.RawMessage, 8)
-	}
-	put := func(k string, v json.RawMessage) {
-		if _, ok := m[k]; !ok {
-			m[k] = v
-		}
-	}
-	putString := func(k, v string) {
-		if v != "" {
-			put(k, appendString(nil, v))
-		}
-	}
-	putString("author_name", ev.AuthorName)
-	putString("author_email", in.AuthorEmail)
-	if !bytes.Equal(ev.TargetID, []byte("null")) {
-		put("target_id", ev.TargetID)
-	}
-	putString("target_type", ev.TargetType)
-	putString("target_details", ev.TargetDetails)
-	putString("ip_address", ev.IPAddress)
-	putString("entity_path", ev.EntityPath)
-	out, err := json.Marshal(m) // sorted keys: stable bytes for the same event
-	if err != nil {
-		return json.RawMessage("{}"), fmt.Errorf("must be a JSON object")
-	}
-	return out, nil
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -1,0 +1,173 @@
+package event
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"unicode/utf8"
+)
+
+// wellKnownDetails are the keys GitLab puts in details besides the producer's own; enrichDetails
+// adds the ones the producer left out, in this order.
+var wellKnownDetails = [...]string{"author_name", "author_email", "target_id", "target_type", "target_details", "ip_address", "entity_path"}
+
+var errDetailsNotObject = errors.New("must be a JSON object")
+
+// enrichDetails returns the producer's details object, compacted, with GitLab's well-known keys
+// (author_name, author_email, target_*, ip_address, entity_path) appended where the producer
+// left them out, so that REST readers and SIEM rules find them where GitLab puts them. Producer
+// values win. It does not decode the values: details of any size cost one scan.
+func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
+	d := bytes.TrimSpace(in.Details)
+	var compact []byte
+	if len(d) > 0 && !bytes.Equal(d, []byte("null")) {
+		if !utf8.Valid(d) {
+			return json.RawMessage("{}"), errors.New("is not valid UTF-8")
+		}
+		if d[0] != '{' {
+			return json.RawMessage("{}"), errDetailsNotObject
+		}
+		var buf bytes.Buffer
+		buf.Grow(len(d) + 256)
+		if err := json.Compact(&buf, d); err != nil {
+			return json.RawMessage("{}"), errDetailsNotObject
+		}
+		compact = buf.Bytes()
+	}
+	var present [len(wellKnownDetails)]bool
+	keys := 0
+	if compact != nil {
+		n, err := scanKeys(compact, func(k []byte) {
+			for i, w := range wellKnownDetails {
+				if string(k) == w {
+					present[i] = true
+				}
+			}
+		})
+		if err != nil {
+			return json.RawMessage("{}"), errDetailsNotObject
+		}
+		keys = n
+		compact = compact[:len(compact)-1] // drop the closing brace; appended again below
+	} else {
+		compact = append(make([]byte, 0, 256), '{')
+	}
+	values := [len(wellKnownDetails)]string{ev.AuthorName, in.AuthorEmail, "", ev.TargetType, ev.TargetDetails, ev.IPAddress, ev.EntityPath}
+	for i, k := range wellKnownDetails {
+		if present[i] {
+			continue
+		}
+		isTarget := k == "target_id"
+		if (isTarget && bytes.Equal(ev.TargetID, []byte("null"))) || (!isTarget && values[i] == "") {
+			continue
+		}
+		if keys > 0 {
+			compact = append(compact, ',')
+		}
+		compact = appendString(compact, k)
+		compact = append(compact, ':')
+		if isTarget {
+			compact = append(compact, ev.TargetID...)
+		} else {
+			compact = appendString(compact, values[i])
+		}
+		keys++
+	}
+	return append(compact, '}'), nil
+}
+
+// scanKeys calls f with each top-level key of the compact JSON object b (unescaped when it has
+// escapes) and returns how many there are. b must be valid, compact JSON.
+func scanKeys(b []byte, f func(key []byte)) (int, error) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return 0, errDetailsNotObject
+	}
+	i, n := 1, 0
+	if b[i] == '}' {
+		return 0, nil
+	}
+	for i < len(b) {
+		end, err := skipString(b, i)
+		if err != nil {
+			return n, err
+		}
+		key := b[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var s string
+			if err := json.Unmarshal(b[i:end], &s); err != nil {
+				return n, err
+			}
+			key = []byte(s)
+		}
+		f(key)
+		n++
+		if end >= len(b) || b[end] != ':' {
+			return n, errDetailsNotObject
+		}
+		if i, err = skipValue(b, end+1); err != nil {
+			return n, err
+		}
+		switch {
+		case i < len(b) && b[i] == ',':
+			i++
+		case i == len(b)-1 && b[i] == '}':
+			return n, nil
+		default:
+			return n, errDetailsNotObject
+		}
+	}
+	return n, errDetailsNotObject
+}
+
+// skipString returns the index after the JSON string starting at b[i].
+func skipString(b []byte, i int) (int, error) {
+	if i >= len(b) || b[i] != '"' {
+		return 0, errDetailsNotObject
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch b[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1, nil
+		}
+	}
+	return 0, errDetailsNotObject
+}
+
+// skipValue returns the index after the compact JSON value starting at b[i].
+func skipValue(b []byte, i int) (int, error) {
+	if i >= len(b) {
+		return 0, errDetailsNotObject
+	}
+	switch b[i] {
+	case '"':
+		return skipString(b, i)
+	case '{', '[':
+		depth := 0
+		for j := i; j < len(b); j++ {
+			switch b[j] {
+			case '"':
+				end, err := skipString(b, j)
+				if err != nil {
+					return 0, err
+				}
+				j = end - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+				if depth == 0 {
+					return j + 1, nil
+				}
+			}
+		}
+		return 0, errDetailsNotObject
+	default: // number, true, false, null
+		j := i
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+			j++
+		}
+		return j, nil
+	}
+}
