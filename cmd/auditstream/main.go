@@ -129,6 +129,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.IntVar(&cfg.IngestBurst, "ingest-burst", cfg.IngestBurst, "burst of the ingest rate limit, in events")
 	f.Var(durationValue{&cfg.TokenCacheTTL}, "token-cache-ttl", "how long a checked token is trusted without asking the store")
 	f.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL, "base URL for links in responses (default: from the request)")
+	f.StringVar(&cfg.DebugListen, "debug-listen", cfg.DebugListen, "serve Go profiles at /debug/pprof/ on this address (keep it on loopback)")
 	f.Var(durationValue{&cfg.ShutdownTimeout}, "shutdown-timeout", "how long a graceful stop may take")
 	return cmd
 }

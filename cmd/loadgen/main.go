@@ -6,6 +6,7 @@
 //	loadgen -mode batch  -batch 1000 -clients 4  -duration 20s   # NDJSON batches as fast as acked
 //	loadgen -mode single -clients 64 -duration 20s               # one event per request
 //	loadgen -mode steady -rate 2000 -clients 64 -duration 30s    # fixed rate, latency percentiles
+//	loadgen -mode steady -rate 20000 -batch 100 -clients 8 -duration 60s  # sustained batches, store lag
 package main
 
 import (
@@ -32,7 +33,7 @@ func main() {
 		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
 		mode      = flag.String("mode", "batch", "batch, single or steady")
 		clients   = flag.Int("clients", 4, "concurrent clients")
-		batch     = flag.Int("batch", 1000, "events per request in batch mode")
+		batch     = flag.Int("batch", 0, "events per request (default 1000 in batch mode, 1 in steady mode)")
 		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
 		duration  = flag.Duration("duration", 20*time.Second, "how long to send")
 		size      = flag.Int("size", 1024, "approximate encoded size of one event in bytes")
@@ -49,15 +50,42 @@ func main() {
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients * 2, MaxConnsPerHost: *clients * 2}, Timeout: 60 * time.Second}}
 	ctx, cancel := context.WithTimeout(context.Background(), *duration)
 	defer cancel()
+	if *batch == 0 {
+		*batch = 1000
+		if *mode != "batch" {
+			*batch = 1
+		}
+	}
 	cpu0 := cpuSeconds(*pid)
 	start := time.Now()
+	lagDone := make(chan struct{})
+	var maxLag atomic.Int64
+	go func() { // sample the store's lag while sending
+		defer close(lagDone)
+		t := time.NewTicker(250 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if lag := l.storeLag(); lag > maxLag.Load() {
+					maxLag.Store(lag)
+				}
+			}
+		}
+	}()
 	switch *mode {
 	case "batch":
 		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, *batch, "application/x-ndjson") })
 	case "single":
 		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, 1, "application/json") })
 	case "steady":
-		interval := time.Duration(float64(time.Second) * float64(*clients) / *rate)
+		interval := time.Duration(float64(time.Second) * float64(*clients) * float64(*batch) / *rate)
+		ctype := "application/json"
+		if *batch > 1 {
+			ctype = "application/x-ndjson"
+		}
 		l.run(ctx, *clients, func(ctx context.Context, c int) {
 			t := time.NewTicker(interval)
 			defer t.Stop()
@@ -66,7 +94,7 @@ func main() {
 				case <-ctx.Done():
 					return
 				case <-t.C:
-					l.sendOne(ctx, c, 1, "application/json")
+					l.sendOne(ctx, c, *batch, ctype)
 				}
 			}
 		})
@@ -75,6 +103,7 @@ func main() {
 		os.Exit(2)
 	}
 	elapsed := time.Since(start)
+	<-lagDone
 	ev := l.events.Load()
 	fmt.Printf("mode=%s clients=%d batch=%d size=%dB duration=%s\n", *mode, *clients, *batch, *size, elapsed.Round(time.Millisecond))
 	fmt.Printf("acked events: %d (%.0f events/s), requests: %d, failed requests: %d\n", ev, float64(ev)/elapsed.Seconds(), l.requests.Load(), l.failures.Load())
@@ -82,6 +111,8 @@ func main() {
 	if len(lat) > 0 {
 		fmt.Printf("ack latency per request: p50=%s p90=%s p99=%s max=%s\n", pct(lat, 50), pct(lat, 90), pct(lat, 99), lat[len(lat)-1])
 	}
+	rateNow := float64(ev) / elapsed.Seconds()
+	fmt.Printf("store lag while sending: max %d events (%.2fs at %.0f events/s)\n", maxLag.Load(), float64(maxLag.Load())/rateNow, rateNow)
 	if *waitStore {
 		t0 := time.Now()
 		lagAtEnd := l.storeLag()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -181,6 +182,15 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return a.purgeLoop(gctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
+	if a.cfg.DebugListen != "" {
+		dbg := &http.Server{Addr: a.cfg.DebugListen, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		go func() {
+			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				a.logger.Error("debug server", "err", err)
+			}
+		}()
+		defer dbg.Close()
+	}
 
 	var err error
 	select {
@@ -203,6 +213,17 @@ func (a *App) Run(ctx context.Context) error {
 	a.close()
 	a.logger.Info("stopped")
 	return err
+}
+
+// debugMux serves Go's profiles; it is only mounted on the separate --debug-listen address.
+func debugMux() *http.ServeMux {
+	m := http.NewServeMux()
+	m.HandleFunc("/debug/pprof/", pprof.Index)
+	m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	m.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	m.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return m
 }
 
 func (a *App) close() {

@@ -55,6 +55,9 @@ type Config struct {
 	ExternalURL string
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
+	// DebugListen, when set, serves Go's pprof profiles at /debug/pprof/ on this address.
+	// Default: off.
+	DebugListen string
 	// ShutdownTimeout bounds the graceful drain on SIGINT/SIGTERM. Default 30s.
 	ShutdownTimeout time.Duration
 }
@@ -87,6 +90,11 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen %q: %v", c.Listen, err)
+	}
+	if c.DebugListen != "" {
+		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {
+			bad("debug listen %q: %v", c.DebugListen, err)
+		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") && !strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		bad("database url must start with postgres://, postgresql:// or sqlite://")

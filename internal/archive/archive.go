@@ -5,7 +5,6 @@ package archive
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -57,14 +56,15 @@ func (a *Archiver) Run(ctx context.Context) error {
 		batch = 1000
 	}
 	recs := make([]store.EventRecord, 0, batch)
+	var data []byte // the batch's stored JSON, reused: the store has copied it once the insert returns
 	// A batch that was in flight when a process died is redelivered after AckWait; keep it short
 	// (inserting a batch takes milliseconds), since the store lags by that much after a crash.
 	return a.Log.Consume(ctx, eventlog.ConsumerOptions{Durable: ConsumerName, Batch: batch, MaxWait: 20 * time.Millisecond, AckWait: 10 * time.Second},
 		a.Logger, func(ctx context.Context, msgs []eventlog.Delivered) error {
 			start := a.now()
-			recs = recs[:0]
+			recs, data = recs[:0], data[:0]
 			for _, m := range msgs {
-				rec, keep, err := a.record(m)
+				rec, keep, err := a.record(m, &data)
 				if err != nil {
 					// A message we cannot read would block the archive forever if we retried it.
 					a.Logger.Error("skipping unreadable event", "id", m.Seq, "subject", m.Subject, "err", err)
@@ -85,23 +85,21 @@ func (a *Archiver) Run(ctx context.Context) error {
 }
 
 // record turns a log message into a store record; keep is false for stream-only types.
-func (a *Archiver) record(m eventlog.Delivered) (rec store.EventRecord, keep bool, err error) {
+// The record's Data is appended to *data.
+func (a *Archiver) record(m eventlog.Delivered, data *[]byte) (rec store.EventRecord, keep bool, err error) {
 	eventType := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	if t := a.Catalog.Lookup(eventType); t != nil && !t.SavedToDatabase {
 		return rec, false, nil
 	}
 	// Types unknown to this process's catalog (another replica's newer catalog) are kept.
-	var f struct {
-		EntityType string    `json:"entity_type"`
-		EntityID   int64     `json:"entity_id"`
-		AuthorID   int64     `json:"author_id"`
-		CreatedAt  time.Time `json:"created_at"`
-	}
-	if err := json.Unmarshal(m.Data, &f); err != nil {
+	f, err := event.ParseIndex(m.Data)
+	if err != nil {
 		return rec, false, err
 	}
-	return store.EventRecord{ID: m.Seq, CreatedAt: f.CreatedAt.UTC(), EventType: eventType, EntityType: f.EntityType,
-		EntityID: f.EntityID, AuthorID: f.AuthorID, Data: event.WithID(m.Data, m.Seq)}, true, nil
+	start := len(*data)
+	*data = event.AppendWithID(*data, m.Data, m.Seq)
+	return store.EventRecord{ID: m.Seq, CreatedAt: f.CreatedAt, EventType: eventType, EntityType: f.EntityType,
+		EntityID: f.EntityID, AuthorID: f.AuthorID, Data: (*data)[start:len(*data):len(*data)]}, true, nil
 }
 
 func (a *Archiver) observe(inserted, skipped int, d time.Duration) {

@@ -27,12 +27,17 @@ func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
 		if d[0] != '{' {
 			return json.RawMessage("{}"), errDetailsNotObject
 		}
-		var buf bytes.Buffer
-		buf.Grow(len(d) + 256)
-		if err := json.Compact(&buf, d); err != nil {
-			return json.RawMessage("{}"), errDetailsNotObject
+		// Raw newlines, CRs and tabs can only be whitespace between tokens (JSON strings
+		// cannot hold them): compact those away so an event is always one line (NDJSON-safe).
+		// Spaces between tokens are harmless and left as the producer sent them.
+		compact = make([]byte, 0, len(d)+256)
+		if bytes.ContainsAny(d, "\n\r\t") {
+			var buf bytes.Buffer
+			_ = json.Compact(&buf, d) // valid, checked above
+			compact = append(compact, buf.Bytes()...)
+		} else {
+			compact = append(compact, d...)
 		}
-		compact = buf.Bytes()
 	}
 	var present [len(wellKnownDetails)]bool
 	keys := 0
@@ -76,17 +81,18 @@ func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
 	return append(compact, '}'), nil
 }
 
-// scanKeys calls f with each top-level key of the compact JSON object b (unescaped when it has
-// escapes) and returns how many there are. b must be valid, compact JSON.
+// scanKeys calls f with each top-level key of the JSON object b (unescaped when it has escapes)
+// and returns how many there are. b must be valid JSON with no whitespace but spaces.
 func scanKeys(b []byte, f func(key []byte)) (int, error) {
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return 0, errDetailsNotObject
 	}
-	i, n := 1, 0
+	i, n := skipSpaces(b, 1), 0
 	if b[i] == '}' {
 		return 0, nil
 	}
 	for i < len(b) {
+		i = skipSpaces(b, i)
 		end, err := skipString(b, i)
 		if err != nil {
 			return n, err
@@ -101,12 +107,14 @@ func scanKeys(b []byte, f func(key []byte)) (int, error) {
 		}
 		f(key)
 		n++
+		end = skipSpaces(b, end)
 		if end >= len(b) || b[end] != ':' {
 			return n, errDetailsNotObject
 		}
-		if i, err = skipValue(b, end+1); err != nil {
+		if i, err = skipValue(b, skipSpaces(b, end+1)); err != nil {
 			return n, err
 		}
+		i = skipSpaces(b, i)
 		switch {
 		case i < len(b) && b[i] == ',':
 			i++
@@ -117,6 +125,13 @@ func scanKeys(b []byte, f func(key []byte)) (int, error) {
 		}
 	}
 	return n, errDetailsNotObject
+}
+
+func skipSpaces(b []byte, i int) int {
+	for i < len(b) && b[i] == ' ' {
+		i++
+	}
+	return i
 }
 
 // skipString returns the index after the JSON string starting at b[i].
@@ -135,7 +150,7 @@ func skipString(b []byte, i int) (int, error) {
 	return 0, errDetailsNotObject
 }
 
-// skipValue returns the index after the compact JSON value starting at b[i].
+// skipValue returns the index after the JSON value starting at b[i].
 func skipValue(b []byte, i int) (int, error) {
 	if i >= len(b) {
 		return 0, errDetailsNotObject
@@ -165,7 +180,7 @@ func skipValue(b []byte, i int) (int, error) {
 		return 0, errDetailsNotObject
 	default: // number, true, false, null
 		j := i
-		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' {
+		for j < len(b) && b[j] != ',' && b[j] != '}' && b[j] != ']' && b[j] != ' ' {
 			j++
 		}
 		return j, nil

@@ -45,7 +45,8 @@ type Event struct {
 	EventType     string
 }
 
-// Input is an event as a producer sends it to POST /api/v4/audit_events.
+// Input is an event as a producer sends it to POST /api/v4/audit_events. TargetID and Details,
+// when set, must be well-formed JSON values, as any JSON decoder leaves them.
 type Input struct {
 	EventType      string          `json:"event_type"`
 	EntityType     string          `json:"entity_type"`
@@ -298,7 +299,11 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // WithID returns the JSON of an event encoded by AppendJSON without an id, with "id":id added as
 // its first key. It does not parse the body.
 func WithID(body []byte, id int64) []byte {
-	out := make([]byte, 0, len(body)+24)
+	return AppendWithID(make([]byte, 0, len(body)+24), body, id)
+}
+
+// AppendWithID appends WithID(body, id) to out.
+func AppendWithID(out, body []byte, id int64) []byte {
 	out = append(out, `{"id":`...)
 	out = strconv.AppendInt(out, id, 10)
 	if len(body) > 2 {

@@ -5,13 +5,12 @@
 package ingest
 
 import (
-	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/event"
@@ -98,7 +97,12 @@ type Result struct {
 // published now (the caller's rate limit). It returns a *RequestError for bad input, an error wrapping
 // eventlog.ErrUnavailable when the log did not take the events, or the ids in order.
 func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, headerKey string, allow func(n int) bool) (Result, error) {
-	inputs, err := s.decode(body, format)
+	bodyBuf := getBuf()
+	defer putBuf(bodyBuf) // nothing refers to the body once the events are encoded
+	if _, err := bodyBuf.ReadFrom(body); err != nil {
+		return Result{}, fmt.Errorf("read body: %w", err) // e.g. *http.MaxBytesError, mapped by the transport
+	}
+	inputs, err := s.decode(bodyBuf.Bytes(), format)
 	if err != nil {
 		return Result{}, err
 	}
@@ -117,7 +121,9 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 	now := s.now()
 	events := make([]event.Event, len(inputs))
 	msgs := make([]eventlog.Message, len(inputs))
-	buf := make([]byte, 0, 1024*len(inputs))
+	encBuf := getBuf()
+	encBuf.Grow(bodyBuf.Len() + 384*len(inputs))
+	buf := encBuf.Bytes()[:0]
 	var evErrs []EventError
 	for i := range inputs {
 		ev, errs := event.Normalize(&inputs[i], s.Catalog, now)
@@ -164,9 +170,29 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 	}
 	ids, err := s.Publisher.Publish(pctx, msgs)
 	if err != nil {
+		// Not pooled: a publish still being retried in the background may read it.
 		return Result{}, err
 	}
+	putBuf(bytes.NewBuffer(buf[:0])) // the log has every message: the bytes are ours again
 	return Result{IDs: ids}, nil
+}
+
+// bufPool holds request and encoding buffers, so that a steady stream of batches does not turn
+// into a steady stream of garbage.
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+const maxPooledBuf = 4 << 20
+
+func getBuf() *bytes.Buffer {
+	b := bufPool.Get().(*bytes.Buffer)
+	b.Reset()
+	return b
+}
+
+func putBuf(b *bytes.Buffer) {
+	if b.Cap() <= maxPooledBuf {
+		bufPool.Put(b)
+	}
 }
 
 // root returns the subject root of ev, learning its namespace when it is a group or project.
@@ -190,66 +216,19 @@ func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
 	return eventlog.RootGroup(ns.TopKey), nil
 }
 
-func (s *Service) decode(body io.Reader, format Format) ([]event.Input, error) {
-	br := bufio.NewReaderSize(body, 64<<10)
-	first, err := peekNonSpace(br)
-	if err == io.EOF {
+func (s *Service) decode(body []byte, format Format) ([]event.Input, error) {
+	d := decoder{b: body}
+	if d.eof() {
 		return nil, &RequestError{Code: CodeEmpty, Message: "the request has no events"}
 	}
-	if err != nil {
-		return nil, err
-	}
-	dec := json.NewDecoder(br)
-	dec.DisallowUnknownFields()
-	var inputs []event.Input
-	next := func(i int) error {
-		if len(inputs) >= s.Limits.maxEvents() {
-			return tooMany(s.Limits.maxEvents())
-		}
-		inputs = append(inputs, event.Input{})
-		if err := dec.Decode(&inputs[len(inputs)-1]); err != nil {
-			return decodeErr(i, err)
+	inputs, err := d.events(format, func(n int) error {
+		if n >= s.Limits.maxEvents() {
+			return &RequestError{Code: CodeTooManyEvents, Message: fmt.Sprintf("a request may carry at most %d events", s.Limits.maxEvents())}
 		}
 		return nil
-	}
-	switch {
-	case format == FormatJSON && first == '[':
-		if _, err := dec.Token(); err != nil {
-			return nil, decodeErr(0, err)
-		}
-		for i := 0; dec.More(); i++ {
-			if err := next(i); err != nil {
-				return nil, err
-			}
-		}
-		if _, err := dec.Token(); err != nil {
-			return nil, decodeErr(len(inputs), err)
-		}
-	case format == FormatJSON:
-		if err := next(0); err != nil {
-			return nil, err
-		}
-	default: // NDJSON: the decoder needs nothing but the whitespace between objects
-		for i := 0; ; i++ {
-			var in event.Input
-			if err := dec.Decode(&in); err == io.EOF {
-				break
-			} else if err != nil {
-				return nil, decodeErr(i, err)
-			}
-			if len(inputs) >= s.Limits.maxEvents() {
-				return nil, tooMany(s.Limits.maxEvents())
-			}
-			inputs = append(inputs, in)
-		}
-	}
-	if format == FormatJSON {
-		if tok, err := dec.Token(); err != io.EOF {
-			if err == nil {
-				err = fmt.Errorf("unexpected %v after the events", tok)
-			}
-			return nil, &RequestError{Code: CodeInvalidJSON, Message: "trailing data after the JSON value: " + err.Error() + " (send several events as an array or as NDJSON)"}
-		}
+	})
+	if err != nil {
+		return nil, decodeErr(len(inputs), err)
 	}
 	if len(inputs) == 0 {
 		return nil, &RequestError{Code: CodeEmpty, Message: "the request has no events"}
@@ -257,60 +236,22 @@ func (s *Service) decode(body io.Reader, format Format) ([]event.Input, error) {
 	return inputs, nil
 }
 
-func tooMany(max int) error {
-	return &RequestError{Code: CodeTooManyEvents, Message: fmt.Sprintf("a request may carry at most %d events", max)}
-}
-
+// decodeErr reports a decoding error of event i as invalid_json.
 func decodeErr(i int, err error) error {
 	var (
-		syn *json.SyntaxError
-		ute *json.UnmarshalTypeError
+		re  *RequestError
+		fe  *fieldError
+		msg = err.Error()
+		fld string
 	)
-	msg := strings.TrimPrefix(err.Error(), "json: ")
-	field := ""
 	switch {
-	case errors.As(err, &ute):
-		field = ute.Field
-		msg = fmt.Sprintf("%s must be %s, not %s", ute.Field, jsonKind(ute.Type.Kind().String()), ute.Value)
-		if field == "" {
-			msg = fmt.Sprintf("an event must be a JSON object, not %s", ute.Value)
-		}
-	case strings.HasPrefix(msg, "unknown field "): // encoding/json has no type for this one
-		field = strings.Trim(strings.TrimPrefix(msg, "unknown field "), `"`)
-	case errors.As(err, &syn), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, io.EOF): // EOF inside a value: truncated
-	default:
-		return fmt.Errorf("read body: %w", err) // e.g. *http.MaxBytesError, mapped by the transport
+	case errors.As(err, &re):
+		return re
+	case errors.As(err, &fe):
+		fld = fe.field
 	}
 	return &RequestError{Code: CodeInvalidJSON, Message: fmt.Sprintf("event %d: %s", i, msg),
-		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: field, Code: CodeInvalidJSON, Message: msg}}}}}
-}
-
-func jsonKind(k string) string {
-	switch k {
-	case "int64", "int", "ptr":
-		return "an integer"
-	case "string":
-		return "a string"
-	case "map", "struct":
-		return "an object"
-	case "slice":
-		return "an array"
-	}
-	return k
-}
-
-func peekNonSpace(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.ReadByte()
-		if err != nil {
-			return 0, err
-		}
-		switch b {
-		case ' ', '\t', '\r', '\n':
-			continue
-		}
-		return b, br.UnreadByte()
-	}
+		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: fld, Code: CodeInvalidJSON, Message: msg}}}}}
 }
 
 func (s *Service) now() time.Time {
