@@ -200,6 +200,10 @@ type Message struct {
 // appended again; its original sequence is returned. On error some messages may have been
 // appended; retrying with the same MsgIDs is safe.
 func (l *Log) Publish(ctx context.Context, msgs []Message) ([]int64, error) {
+	if !l.Ready() {
+		// Fail fast rather than buffer into a reconnect and time out: the producer retries.
+		return nil, fmt.Errorf("%w: not connected to NATS", ErrUnavailable)
+	}
 	seqs := make([]int64, len(msgs))
 	if len(msgs) == 1 {
 		ack, err := l.js.PublishMsg(ctx, toNats(&msgs[0]))
