@@ -138,7 +138,19 @@ func consume(t *testing.T, l *eventlog.Log, opts eventlog.ConsumerOptions, h eve
 	return stop
 }
 
-// lagIs polls ConsumerLag until it is want.
+// handledAtLeast polls until the recorder's handler succeeded on at least n deliveries.
+func (r *recorder) handledAtLeast(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 10*time.Second, func() error {
+		if got := len(r.handledSnapshot()); got < n {
+			return fmt.Errorf("%d handled, want %d", got, n)
+		}
+		return nil
+	})
+}
+
+// lagIs polls ConsumerLag until it is want. Right after a consumer is created JetStream may
+// report 0 pending for a moment, so a wait for 0 follows a wait for what must be handled.
 func lagIs(t *testing.T, l *eventlog.Log, durable string, want uint64) {
 	t.Helper()
 	eventually(t, 10*time.Second, func() error {
@@ -256,6 +268,7 @@ func TestConsumeDeliversEveryMessageOnce(t *testing.T) {
 
 	var rec recorder
 	consume(t, l, eventlog.ConsumerOptions{Durable: "once"}, rec.handle)
+	rec.handledAtLeast(t, n)
 	lagIs(t, l, "once", 0)
 
 	// Every message was acked: nothing more can come, so what was handled is final.
@@ -285,6 +298,7 @@ func TestConsumeRedeliversAfterHandlerError(t *testing.T) {
 		return nil
 	}}
 	consume(t, l, eventlog.ConsumerOptions{Durable: "retry", Batch: 20}, rec.handle)
+	rec.handledAtLeast(t, len(seqs))
 	lagIs(t, l, "retry", 0)
 
 	handled := map[int64]bool{}
@@ -318,6 +332,7 @@ func TestConsumerResumesAfterReopen(t *testing.T) {
 	require.NoError(t, err)
 	var before recorder
 	stop := consume(t, l, eventlog.ConsumerOptions{Durable: "resume"}, before.handle)
+	before.handledAtLeast(t, 100)
 	lagIs(t, l, "resume", 0)
 	stop()
 	l.Close()
@@ -333,6 +348,7 @@ func TestConsumerResumesAfterReopen(t *testing.T) {
 
 	var after recorder
 	consume(t, l, eventlog.ConsumerOptions{Durable: "resume"}, after.handle)
+	after.handledAtLeast(t, 10)
 	lagIs(t, l, "resume", 0)
 	var got []int64
 	for _, d := range after.handledSnapshot() {
@@ -364,11 +380,13 @@ func TestConsumerLag(t *testing.T) {
 	// Nothing is acked while the handler holds the batch: all 5 are pending or in flight.
 	lagIs(t, l, "lag", 5)
 	close(release)
+	rec.handledAtLeast(t, 5)
 	lagIs(t, l, "lag", 0)
 	require.Len(t, rec.handledSnapshot(), 5)
 
 	_, err = l.Publish(ctx, messages("audit.g1.e", 3, 5))
 	require.NoError(t, err)
+	rec.handledAtLeast(t, 8)
 	lagIs(t, l, "lag", 0)
 	require.Len(t, rec.handledSnapshot(), 8)
 }
@@ -389,6 +407,7 @@ func TestConsumeFilterSubjects(t *testing.T) {
 
 	var rec recorder
 	consume(t, l, eventlog.ConsumerOptions{Durable: "filtered", FilterSubjects: []string{"audit.g1.>", "audit.instance.>"}}, rec.handle)
+	rec.handledAtLeast(t, len(want))
 	lagIs(t, l, "filtered", 0)
 	got := map[int64]string{}
 	for _, d := range rec.handledSnapshot() {

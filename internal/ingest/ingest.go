@@ -155,11 +155,15 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 	for i := range events {
 		givenID := events[i].EntityID
 		root, err := s.root(pctx, &events[i])
-		if err != nil {
-			if errors.Is(err, namespace.ErrKindMismatch) {
-				return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
-					Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
-			}
+		switch {
+		case errors.Is(err, namespace.ErrKindMismatch):
+			return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
+				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
+		case errors.Is(err, namespace.ErrIDRequired):
+			return Result{}, &RequestError{Code: CodeValidation, Message: "an event names a group or project without its id; nothing was accepted",
+				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_id", Code: event.CodeRequired,
+					Message: "is required for a group or project auditstream does not know the id of yet"}}}}}
+		case err != nil:
 			return Result{}, fmt.Errorf("resolve namespace: %w", err)
 		}
 		if events[i].EntityID != givenID { // learned from the namespace: encode again
@@ -209,7 +213,12 @@ func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
 		return eventlog.RootInstance, nil
 	}
 	ns, err := s.Learner.Learn(ctx, kind, ev.EntityPath, ev.EntityID)
-	if err != nil {
+	switch {
+	case errors.Is(err, namespace.ErrIDMismatch):
+		// The path now names another namespace under the same top-level group: route by it,
+		// and keep the event's own id.
+		return eventlog.RootGroup(ns.TopKey), nil
+	case err != nil:
 		return "", err
 	}
 	ev.EntityID = ns.ID

@@ -33,6 +33,14 @@ var (
 	ErrKindMismatch = errors.New("namespace: path belongs to a namespace of another kind")
 	// ErrNotFound means no such group or project.
 	ErrNotFound = errors.New("namespace: not found")
+	// ErrIDRequired means an event names a group or project auditstream does not know the id of,
+	// without giving its id. Ids are never invented for events: a made-up id could later be a
+	// real group's.
+	ErrIDRequired = errors.New("namespace: the id of this group or project is not known; send its entity_id")
+	// ErrIDMismatch means the path belongs to a namespace with another id (GitLab: that group was
+	// renamed away and a new one took its path). Learn returns the path's owner with it, so that
+	// the caller can still route by its top-level group, but must keep the event's own id.
+	ErrIDMismatch = errors.New("namespace: the path belongs to a namespace with another id")
 )
 
 type idKey struct {
@@ -81,47 +89,61 @@ func (r *Resolver) cachedPath(path string) (store.Namespace, bool) {
 }
 
 // Learn returns the namespace of kind at fullPath, creating it and its missing ancestor groups
-// when first seen. id is the GitLab id the event carries (0 when unknown). When the namespace
-// with that id exists under another path (it was renamed), the existing one is returned: the id,
-// not the path, is the identity.
+// when first seen. id is the GitLab id the event carries; 0 is allowed only for a namespace whose
+// id is already known (ErrIDRequired otherwise). When the namespace with that id exists under
+// another path (it was renamed), the existing one is returned: the id, not the path, is the
+// identity. When the path belongs to a namespace with another id, that namespace is returned
+// with ErrIDMismatch.
 func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
-	if id != 0 {
-		r.mu.RLock()
-		ns, ok := r.byID[idKey{kind, id}]
-		r.mu.RUnlock()
-		if ok {
-			return ns, nil
-		}
-	} else if ns, ok := r.cachedPath(fullPath); ok {
-		if ns.Kind != kind {
+	if id == 0 {
+		ns, err := r.byPathFresh(ctx, fullPath)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if err := r.checkAncestors(ctx, fullPath); err != nil {
+				return store.Namespace{}, err
+			}
+			return store.Namespace{}, ErrIDRequired
+		case err != nil:
+			return store.Namespace{}, err
+		case ns.Kind != kind:
 			return store.Namespace{}, fmt.Errorf("%w: %s is a %s", ErrKindMismatch, fullPath, ns.Kind)
+		case ns.ID == 0:
+			return store.Namespace{}, ErrIDRequired
 		}
+		return ns, nil
+	}
+	r.mu.RLock()
+	ns, ok := r.byID[idKey{kind, id}]
+	r.mu.RUnlock()
+	if ok {
 		return ns, nil
 	}
 
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	if id != 0 {
-		ns, err := r.st.NamespaceGetByID(ctx, kind, id)
-		if err == nil {
-			return r.remember(ns), nil
-		}
-		if !errors.Is(err, store.ErrNotFound) {
-			return store.Namespace{}, fmt.Errorf("namespace by id: %w", err)
-		}
+	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+	if err == nil {
+		return r.remember(ns), nil
 	}
-	ns, err := r.st.NamespaceGetByPath(ctx, fullPath)
+	if !errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, fmt.Errorf("namespace by id: %w", err)
+	}
+	ns, err = r.st.NamespaceGetByPath(ctx, fullPath)
 	switch {
 	case err == nil:
 		if ns.Kind != kind {
 			return store.Namespace{}, fmt.Errorf("%w: %s is a %s", ErrKindMismatch, fullPath, ns.Kind)
 		}
-		if ns.ID == 0 && id != 0 {
-			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
-				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
-			}
-			ns.ID = id
+		if ns.ID == id { // another process learned it a moment ago
+			return r.remember(ns), nil
 		}
+		if ns.ID != 0 {
+			return r.remember(ns), ErrIDMismatch
+		}
+		if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
+			return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+		}
+		ns.ID = id
 		return r.remember(ns), nil
 	case !errors.Is(err, store.ErrNotFound):
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
@@ -139,6 +161,38 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	}
 	return r.create(ctx, store.NamespaceCreateParams{Kind: kind, ID: id,
 		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
+}
+
+// checkAncestors reports ErrKindMismatch when the nearest existing ancestor of path is a project.
+func (r *Resolver) checkAncestors(ctx context.Context, path string) error {
+	for i := strings.LastIndexByte(path, '/'); i > 0; i = strings.LastIndexByte(path[:i], '/') {
+		ns, err := r.byPathFresh(ctx, path[:i])
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		_, err = r.checkGroup(ns)
+		return err
+	}
+	return nil
+}
+
+// byPathFresh returns the namespace at path from the cache, or from the store when it is not
+// cached or cached without an id (another process may have learned it since).
+func (r *Resolver) byPathFresh(ctx context.Context, path string) (store.Namespace, error) {
+	if ns, ok := r.cachedPath(path); ok && ns.ID != 0 {
+		return ns, nil
+	}
+	ns, err := r.st.NamespaceGetByPath(ctx, path)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, ErrNotFound
+	}
+	if err != nil {
+		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
+	}
+	return r.remember(ns), nil
 }
 
 // learnAncestor returns the group at path, creating it (and its ancestors) without an id.
@@ -224,13 +278,9 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 		}
 		ns, err = r.st.NamespaceGetByID(ctx, kind, id)
 	} else {
-		if cached, ok := r.cachedPath(idOrPath); ok {
-			ns = cached
-		} else {
-			ns, err = r.st.NamespaceGetByPath(ctx, idOrPath)
-		}
+		ns, err = r.byPathFresh(ctx, idOrPath)
 	}
-	if errors.Is(err, store.ErrNotFound) || (err == nil && ns.Kind != kind) {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, ErrNotFound) || (err == nil && ns.Kind != kind) {
 		return store.Namespace{}, ErrNotFound
 	}
 	if err != nil {

@@ -374,41 +374,76 @@ var stringDetails = map[string]bool{
 }
 
 // restJSON returns a stored event as GitLab's REST API shows it: the streamed event with the
-// well-known details keys as strings. Stored data that does not parse is returned unchanged.
+// well-known details keys as strings (a non-string value becomes its compact JSON text). Only
+// those values change; every other byte, key order and escaping included, is kept. Data that is
+// not a JSON object is returned unchanged.
 func restJSON(data []byte) []byte {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(data, &top); err != nil {
+	ds, de, ok := memberSpan(data, "details")
+	if !ok {
 		return data
 	}
-	var details map[string]json.RawMessage
-	if err := json.Unmarshal(top["details"], &details); err != nil {
-		return data
+	details := data[ds:de]
+	type edit struct {
+		start, end int
+		repl       []byte
 	}
-	changed := false
-	for k, v := range details {
-		if !stringDetails[k] || len(v) == 0 || v[0] == '"' || string(v) == "null" {
-			continue
+	var edits []edit
+	forEachMember(details, func(key string, vs, ve int) {
+		v := details[vs:ve]
+		if !stringDetails[key] || v[0] == '"' || string(v) == "null" {
+			return
 		}
-		s, _ := json.Marshal(string(v))
-		details[k] = s
-		changed = true
-	}
-	if !changed {
+		var compact bytes.Buffer
+		if json.Compact(&compact, v) != nil {
+			return
+		}
+		repl, _ := json.Marshal(compact.String())
+		edits = append(edits, edit{ds + vs, ds + ve, repl})
+	})
+	if len(edits) == 0 {
 		return data
 	}
-	d, err := json.Marshal(details)
-	if err != nil {
-		return data
+	out := make([]byte, 0, len(data)+64)
+	last := 0
+	for _, e := range edits {
+		out = append(out, data[last:e.start]...)
+		out = append(out, e.repl...)
+		last = e.end
 	}
-	// Rebuild with the original key order of the top level: replace the details value only.
-	start := bytes.Index(data, []byte(`"details":`))
-	if start < 0 {
-		return data
+	return append(out, data[last:]...)
+}
+
+// memberSpan returns the byte span of the value of the last top-level member named key.
+func memberSpan(obj []byte, key string) (start, end int, ok bool) {
+	forEachMember(obj, func(k string, vs, ve int) {
+		if k == key {
+			start, end, ok = vs, ve, true
+		}
+	})
+	return start, end, ok
+}
+
+// forEachMember calls f with each top-level key of the JSON object obj and the byte span of its
+// value. It calls f for nothing when obj is not a well-formed JSON object.
+func forEachMember(obj []byte, f func(key string, vs, ve int)) {
+	if !json.Valid(obj) {
+		return
 	}
-	start += len(`"details":`)
-	end := start + len(top["details"])
-	out := make([]byte, 0, len(data)+len(d))
-	out = append(out, data[:start]...)
-	out = append(out, d...)
-	return append(out, data[end:]...)
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return
+		}
+		key, _ := t.(string)
+		var raw json.RawMessage
+		if err := dec.Decode(&raw); err != nil {
+			return
+		}
+		end := int(dec.InputOffset())
+		f(key, end-len(raw), end)
+	}
 }

@@ -1,0 +1,421 @@
+package namespace_test
+
+import (
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/store/sqlite"
+)
+
+var now = time.Date(2025, 10, 14, 18, 0, 8, 677_000_000, time.UTC)
+
+func clock() time.Time { return now }
+
+// openStore returns a migrated SQLite store on a new file, closed when the test ends.
+func openStore(t *testing.T) *sqlite.Store {
+	t.Helper()
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "db"))
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, st.Close()) })
+	require.NoError(t, st.Migrate(t.Context()))
+	return st
+}
+
+// setup marks the test parallel and returns a resolver over a fresh store, and the store (to
+// build a second resolver over it, as another process or a restart would).
+func setup(t *testing.T) (context.Context, *namespace.Resolver, *sqlite.Store) {
+	t.Helper()
+	t.Parallel()
+	st := openStore(t)
+	return t.Context(), namespace.NewResolver(st, clock), st
+}
+
+func TestLearnCreatesProjectAndAncestors(t *testing.T) {
+	ctx, r, st := setup(t)
+
+	p, err := r.Learn(ctx, store.KindProject, "acme/platform/api", 100)
+	require.NoError(t, err)
+	require.Equal(t, store.KindProject, p.Kind)
+	require.Equal(t, int64(100), p.ID)
+	require.Equal(t, "acme/platform/api", p.FullPath)
+	require.Equal(t, "api", p.Name)
+	require.Equal(t, "api", p.Path)
+	require.Equal(t, now.Truncate(time.Millisecond), p.CreatedAt)
+
+	// Read back through a resolver with an empty cache: the hierarchy is in the store.
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		top, err := res.Find(ctx, store.KindGroup, "acme")
+		require.NoError(t, err, name)
+		mid, err := res.Find(ctx, store.KindGroup, "acme/platform")
+		require.NoError(t, err, name)
+
+		require.Zero(t, top.ID, "%s: an ancestor seen only in a path has no GitLab id yet", name)
+		require.Zero(t, mid.ID, name)
+		require.Equal(t, "acme", top.Name, name)
+		require.Equal(t, "platform", mid.Name, name)
+		require.Zero(t, top.ParentKey, name)
+		require.Equal(t, top.Key, top.TopKey, name)
+		require.Equal(t, top.Key, mid.ParentKey, name)
+		require.Equal(t, top.Key, mid.TopKey, name)
+		require.Equal(t, mid.Key, p.ParentKey, name)
+		require.Equal(t, top.Key, p.TopKey, "%s: events of the project are filed under the top-level group", name)
+
+		got, err := res.Find(ctx, store.KindProject, "100")
+		require.NoError(t, err, name)
+		require.Equal(t, p, got, name)
+	}
+
+	all, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 3)
+
+	// A second project under a known group creates nothing else.
+	q, err := r.Learn(ctx, store.KindProject, "acme/platform/web", 101)
+	require.NoError(t, err)
+	require.Equal(t, p.ParentKey, q.ParentKey)
+	require.Equal(t, p.TopKey, q.TopKey)
+	all, err = st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 4)
+}
+
+func TestLearnAncestorIDLater(t *testing.T) {
+	ctx, r, st := setup(t)
+	p, err := r.Learn(ctx, store.KindProject, "acme/platform/api", 100)
+	require.NoError(t, err)
+	before, err := r.Find(ctx, store.KindGroup, "acme")
+	require.NoError(t, err)
+	require.Zero(t, before.ID)
+
+	// A later event of the group itself tells its id.
+	g, err := r.Learn(ctx, store.KindGroup, "acme", 7)
+	require.NoError(t, err)
+	require.Equal(t, before.Key, g.Key, "the same namespace, not a new one")
+	require.Equal(t, int64(7), g.ID)
+	require.Equal(t, p.TopKey, g.Key)
+
+	sub, err := r.Learn(ctx, store.KindGroup, "acme/platform", 8)
+	require.NoError(t, err)
+	require.Equal(t, p.ParentKey, sub.Key)
+	require.Equal(t, int64(8), sub.ID)
+
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		got, err := res.Find(ctx, store.KindGroup, "7")
+		require.NoError(t, err, name)
+		require.Equal(t, g.Key, got.Key, name)
+		require.Equal(t, int64(7), got.ID, name)
+		got, err = res.Find(ctx, store.KindGroup, "acme")
+		require.NoError(t, err, name)
+		require.Equal(t, int64(7), got.ID, "%s: a lookup by path sees the id too", name)
+		got, err = res.Find(ctx, store.KindGroup, "8")
+		require.NoError(t, err, name)
+		require.Equal(t, "acme/platform", got.FullPath, name)
+	}
+
+	// Learning it again without an id keeps the id.
+	again, err := r.Learn(ctx, store.KindGroup, "acme", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), again.ID)
+	again, err = namespace.NewResolver(st, clock).Learn(ctx, store.KindGroup, "acme", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), again.ID)
+}
+
+func TestLearnByKnownIDUnderAnotherPathIsARename(t *testing.T) {
+	ctx, r, st := setup(t)
+	orig, err := r.Learn(ctx, store.KindProject, "acme/api", 100)
+	require.NoError(t, err)
+	group, err := r.Learn(ctx, store.KindGroup, "acme", 7)
+	require.NoError(t, err)
+
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		got, err := res.Learn(ctx, store.KindProject, "other/api-renamed", 100)
+		require.NoError(t, err, name)
+		require.Equal(t, orig.Key, got.Key, "%s: the id, not the path, is the identity", name)
+		require.Equal(t, orig.TopKey, got.TopKey, name)
+
+		g, err := res.Learn(ctx, store.KindGroup, "acme-renamed", 7)
+		require.NoError(t, err, name)
+		require.Equal(t, group.Key, g.Key, name)
+
+		_, err = res.Find(ctx, store.KindProject, "other/api-renamed")
+		require.ErrorIs(t, err, namespace.ErrNotFound, "%s: no namespace is created at the new path", name)
+		_, err = res.Find(ctx, store.KindGroup, "other")
+		require.ErrorIs(t, err, namespace.ErrNotFound, "%s: nor its ancestors", name)
+	}
+	all, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 2)
+}
+
+func TestLearnKindMismatch(t *testing.T) {
+	ctx, r, st := setup(t)
+	_, err := r.Learn(ctx, store.KindProject, "acme/api", 100)
+	require.NoError(t, err)
+	count := func() int {
+		all, err := st.NamespaceList(ctx)
+		require.NoError(t, err)
+		return len(all)
+	}
+	require.Equal(t, 2, count())
+
+	for _, tc := range []struct {
+		name string
+		kind store.NamespaceKind
+		path string
+		id   int64
+	}{
+		{"project as a group's parent", store.KindGroup, "acme/api/sub", 0},
+		{"project as a group's parent, with id", store.KindGroup, "acme/api/sub", 5},
+		{"project as a project's parent", store.KindProject, "acme/api/p", 6},
+		{"project as a deeper ancestor", store.KindProject, "acme/api/x/p", 6},
+		{"group path learned as a project", store.KindProject, "acme", 0},
+		{"group path learned as a project, with id", store.KindProject, "acme", 9},
+		{"project path learned as a group", store.KindGroup, "acme/api", 0},
+		{"project path learned as a group, with id", store.KindGroup, "acme/api", 9},
+	} {
+		for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+			_, err := res.Learn(ctx, tc.kind, tc.path, tc.id)
+			require.ErrorIs(t, err, namespace.ErrKindMismatch, "%s (%s resolver)", tc.name, name)
+		}
+	}
+	require.Equal(t, 2, count(), "a rejected learn creates nothing")
+}
+
+func TestLearnTopLevelProjectFails(t *testing.T) {
+	ctx, r, st := setup(t)
+	_, err := r.Learn(ctx, store.KindProject, "lonely", 3)
+	require.Error(t, err, "a project always lives in a namespace")
+	all, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Empty(t, all)
+}
+
+func TestFind(t *testing.T) {
+	ctx, r, st := setup(t)
+	g, err := r.Learn(ctx, store.KindGroup, "acme", 5)
+	require.NoError(t, err)
+	p, err := r.Learn(ctx, store.KindProject, "acme/api", 5) // ids are per kind
+	require.NoError(t, err)
+
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		for _, tc := range []struct {
+			kind     store.NamespaceKind
+			idOrPath string
+			want     store.Namespace
+		}{
+			{store.KindGroup, "5", g},
+			{store.KindGroup, "acme", g},
+			{store.KindProject, "5", p},
+			{store.KindProject, "acme/api", p},
+		} {
+			got, err := res.Find(ctx, tc.kind, tc.idOrPath)
+			require.NoError(t, err, "%s %s (%s)", tc.kind, tc.idOrPath, name)
+			require.Equal(t, tc.want, got, "%s %s (%s)", tc.kind, tc.idOrPath, name)
+		}
+		for _, tc := range []struct {
+			kind     store.NamespaceKind
+			idOrPath string
+		}{
+			{store.KindGroup, "6"},           // unknown id
+			{store.KindGroup, "nope"},        // unknown path
+			{store.KindProject, "acme/nope"}, // unknown path
+			{store.KindGroup, "acme/api"},    // a project's path as a group
+			{store.KindProject, "acme"},      // a group's path as a project
+			{store.KindGroup, "0"},           // no namespace has id 0
+			{store.KindGroup, "-5"},
+		} {
+			_, err := res.Find(ctx, tc.kind, tc.idOrPath)
+			require.ErrorIs(t, err, namespace.ErrNotFound, "%s %s (%s)", tc.kind, tc.idOrPath, name)
+		}
+	}
+
+	// An ancestor whose id is unknown is found by path, never by id 0.
+	_, err = r.Learn(ctx, store.KindProject, "beta/app", 9)
+	require.NoError(t, err)
+	beta, err := r.Find(ctx, store.KindGroup, "beta")
+	require.NoError(t, err)
+	require.Zero(t, beta.ID)
+	_, err = r.Find(ctx, store.KindGroup, "0")
+	require.ErrorIs(t, err, namespace.ErrNotFound)
+
+	_, err = r.ByKey(ctx, 999_999)
+	require.ErrorIs(t, err, namespace.ErrNotFound)
+}
+
+func TestChainNearestFirst(t *testing.T) {
+	ctx, r, st := setup(t)
+	p, err := r.Learn(ctx, store.KindProject, "a/b/c/proj", 1)
+	require.NoError(t, err)
+
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		chain, err := res.Chain(ctx, p)
+		require.NoError(t, err, name)
+		var paths []string
+		for _, ns := range chain {
+			paths = append(paths, ns.FullPath)
+		}
+		require.Equal(t, []string{"a/b/c/proj", "a/b/c", "a/b", "a"}, paths, name)
+		require.Equal(t, p.TopKey, chain[len(chain)-1].Key, name)
+
+		top, err := res.Find(ctx, store.KindGroup, "a")
+		require.NoError(t, err, name)
+		chain, err = res.Chain(ctx, top)
+		require.NoError(t, err, name)
+		require.Equal(t, []store.Namespace{top}, chain, name)
+	}
+}
+
+func TestConcurrentLearnCreatesOnce(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		resolvers int // resolvers over one store: several processes sharing a database
+		id        int64
+	}{
+		{"one resolver", 1, 42},
+		{"one resolver, no id", 1, 0},
+		{"two resolvers", 2, 42},
+		{"two resolvers, no id", 2, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, _, st := setup(t)
+			var rs []*namespace.Resolver
+			for range tc.resolvers {
+				rs = append(rs, namespace.NewResolver(st, clock))
+			}
+			const n = 20
+			keys := make([]int64, n)
+			errs := make([]error, n)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for i := range n {
+				wg.Go(func() {
+					<-start
+					ns, err := rs[i%len(rs)].Learn(ctx, store.KindProject, "new/deep/proj", tc.id)
+					keys[i], errs[i] = ns.Key, err
+				})
+			}
+			close(start)
+			wg.Wait()
+			all, err := st.NamespaceList(ctx)
+			require.NoError(t, err)
+			if tc.id == 0 {
+				// Ids are never invented: an unknown namespace without its id is refused.
+				for i := range n {
+					require.ErrorIs(t, errs[i], namespace.ErrIDRequired, "goroutine %d", i)
+				}
+				require.Empty(t, all, "a refused learn creates nothing")
+				return
+			}
+			for i := range n {
+				require.NoError(t, errs[i], "goroutine %d", i)
+				require.Equal(t, keys[0], keys[i], "goroutine %d got another namespace", i)
+			}
+			var paths []string
+			for _, ns := range all {
+				paths = append(paths, ns.FullPath)
+			}
+			require.ElementsMatch(t, []string{"new", "new/deep", "new/deep/proj"}, paths)
+		})
+	}
+}
+
+func TestCreate(t *testing.T) {
+	ctx, r, st := setup(t)
+	g, err := r.Create(ctx, store.KindGroup, "Acme Inc", "acme", 0, 0)
+	require.NoError(t, err)
+	require.Equal(t, "acme", g.FullPath)
+	require.Equal(t, "Acme Inc", g.Name)
+	require.NotZero(t, g.ID, "id 0 assigns the next free id")
+	require.Equal(t, g.Key, g.TopKey)
+
+	sub, err := r.Create(ctx, store.KindGroup, "Platform", "platform", g.Key, 77)
+	require.NoError(t, err)
+	require.Equal(t, "acme/platform", sub.FullPath)
+	require.Equal(t, int64(77), sub.ID)
+	require.Equal(t, g.Key, sub.TopKey)
+
+	p, err := r.Create(ctx, store.KindProject, "API", "api", sub.Key, 0)
+	require.NoError(t, err)
+	require.Equal(t, "acme/platform/api", p.FullPath)
+	require.Equal(t, sub.Key, p.ParentKey)
+	require.Equal(t, g.Key, p.TopKey)
+
+	_, err = r.Create(ctx, store.KindGroup, "Sub", "sub", p.Key, 0)
+	require.ErrorIs(t, err, namespace.ErrKindMismatch, "a project cannot contain a group")
+	_, err = r.Create(ctx, store.KindProject, "P", "p", p.Key, 0)
+	require.ErrorIs(t, err, namespace.ErrKindMismatch, "a project cannot contain a project")
+	_, err = r.Create(ctx, store.KindGroup, "X", "x", 999_999, 0)
+	require.ErrorIs(t, err, namespace.ErrNotFound, "unknown parent")
+	_, err = r.Create(ctx, store.KindGroup, "Again", "platform", g.Key, 0)
+	require.ErrorIs(t, err, store.ErrConflict, "path taken")
+	_, err = r.Create(ctx, store.KindGroup, "Other", "other", 0, 77)
+	require.ErrorIs(t, err, store.ErrConflict, "group id taken")
+
+	all, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Len(t, all, 3, "failed creates leave nothing behind")
+
+	// Events of a namespace created ahead of time are filed under it.
+	learned, err := r.Learn(ctx, store.KindProject, "acme/platform/api", p.ID)
+	require.NoError(t, err)
+	require.Equal(t, p.Key, learned.Key)
+	found, err := namespace.NewResolver(st, clock).Find(ctx, store.KindGroup, "77")
+	require.NoError(t, err)
+	require.Equal(t, sub, found)
+}
+
+// TestFindSeesIDLearnedByAnotherResolver: replicas share one database, each with its own
+// resolver. When one replica learns the id of a group that every replica first saw only as an
+// ancestor, the others must serve that id too (it is what the REST API filters events by).
+func TestFindSeesIDLearnedByAnotherResolver(t *testing.T) {
+	ctx, a, st := setup(t)
+	b := namespace.NewResolver(st, clock)
+
+	_, err := a.Learn(ctx, store.KindProject, "acme/api", 100)
+	require.NoError(t, err)
+	_, err = b.Learn(ctx, store.KindProject, "acme/api", 100)
+	require.NoError(t, err)
+	g, err := b.Find(ctx, store.KindGroup, "acme")
+	require.NoError(t, err)
+	require.Zero(t, g.ID)
+
+	_, err = a.Learn(ctx, store.KindGroup, "acme", 7) // replica a sees the group's own event
+	require.NoError(t, err)
+
+	got, err := b.Find(ctx, store.KindGroup, "acme")
+	require.NoError(t, err)
+	require.Equal(t, int64(7), got.ID, "replica b still serves the group with id 0")
+	got, err = b.Learn(ctx, store.KindGroup, "acme", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(7), got.ID, "replica b files the group's id-less events with entity_id 0")
+}
+
+// TestLearnNeverReturnsAnotherID: the id, not the path, is a namespace's identity. When a path
+// now belongs to a group with another id (GitLab: group 7 was renamed away from "acme" and a new
+// group 9 took the path), events of group 9 must not be filed under group 7 — ingest copies the
+// returned namespace's id into the event's entity_id.
+func TestLearnNeverReturnsAnotherID(t *testing.T) {
+	ctx, r, st := setup(t)
+	old, err := r.Learn(ctx, store.KindGroup, "acme", 7)
+	require.NoError(t, err)
+
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		got, err := res.Learn(ctx, store.KindGroup, "acme", 9)
+		if err == nil {
+			require.Equal(t, int64(9), got.ID, "%s: Learn(acme, id 9) returned group %d", name, got.ID)
+			require.NotEqual(t, old.Key, got.Key, name)
+		}
+		still, err := res.Find(ctx, store.KindGroup, "7")
+		require.NoError(t, err, name)
+		require.Equal(t, old.Key, still.Key, name)
+	}
+}
