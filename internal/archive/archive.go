@@ -59,7 +59,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	var data []byte // the batch's stored JSON, reused: the store has copied it once the insert returns
 	// A batch that was in flight when a process died is redelivered after AckWait; keep it short
 	// (inserting a batch takes milliseconds), since the store lags by that much after a crash.
-	return a.Log.Consume(ctx, eventlog.ConsumerOptions{Durable: ConsumerName, Batch: batch, MaxWait: 20 * time.Millisecond, AckWait: 10 * time.Second},
+	return a.Log.Consume(ctx, eventlog.ConsumerOptions{Durable: ConsumerName, Batch: batch, MaxWait: 100 * time.Millisecond, AckWait: 10 * time.Second},
 		a.Logger, func(ctx context.Context, msgs []eventlog.Delivered) error {
 			start := a.now()
 			recs, data = recs[:0], data[:0]
