@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/store"
@@ -45,6 +47,10 @@ type Archiver struct {
 	Metrics Metrics
 	// Batch is the most events per insert transaction. Default 1000.
 	Batch int
+	// Workers is how many batches are being written at once, each pulled separately from the
+	// shared durable consumer (inserts are idempotent, so their order does not matter). Default
+	// 2: while the database writes one batch, the next is read from the log and prepared.
+	Workers int
 	// NowFunc is the clock. Default time.Now.
 	NowFunc func() time.Time
 }
@@ -55,6 +61,19 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if batch == 0 {
 		batch = 1000
 	}
+	workers := a.Workers
+	if workers == 0 {
+		workers = 2
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error { return a.consume(gctx, batch) })
+	}
+	return g.Wait()
+}
+
+// consume is one worker: it pulls batches and writes them until ctx is done.
+func (a *Archiver) consume(ctx context.Context, batch int) error {
 	recs := make([]store.EventRecord, 0, batch)
 	var data []byte // the batch's stored JSON, reused: the store has copied it once the insert returns
 	// A batch that was in flight when a process died is redelivered after AckWait; keep it short

@@ -514,23 +514,35 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 
 func (a *API) getMember(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, _, ok := a.namespaceAccess(w, r, p, kind)
-		if !ok {
-			return
+		if ns, uid, ok := a.memberTarget(w, r, p, kind, auth.Guest); ok {
+			a.writeMember(w, r, ns.Key, uid, http.StatusOK)
 		}
-		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
-			return
-		}
-		a.writeMember(w, r, ns.Key, uid, http.StatusOK)
 	}
+}
+
+// memberTarget resolves the {id} and {user_id} of a member route and requires p to have at
+// least minLevel there.
+func (a *API) memberTarget(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind, minLevel int) (store.Namespace, int64, bool) {
+	ns, ok := a.requireLevel(w, r, p, kind, minLevel)
+	if !ok {
+		return ns, 0, false
+	}
+	uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
+	if err != nil {
+		memberNotFound(w)
+		return ns, 0, false
+	}
+	return ns, uid, true
+}
+
+func memberNotFound(w http.ResponseWriter) {
+	writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
 }
 
 func (a *API) writeMember(w http.ResponseWriter, r *http.Request, nsKey, uid int64, status int) {
 	m, err := a.opts.Store.MemberGet(r.Context(), nsKey, uid)
 	if errors.Is(err, store.ErrNotFound) {
-		writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+		memberNotFound(w)
 		return
 	}
 	if err != nil {
@@ -551,13 +563,13 @@ type memberInput struct {
 	ExpiresAt   string  `json:"expires_at"`
 }
 
-// ownerOf resolves {id} and requires p to own it.
-func (a *API) ownerOf(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, bool) {
+// requireLevel resolves {id} and requires p to have at least minLevel there.
+func (a *API) requireLevel(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind, minLevel int) (store.Namespace, bool) {
 	ns, level, ok := a.namespaceAccess(w, r, p, kind)
 	if !ok {
 		return ns, false
 	}
-	if level < auth.Owner {
+	if level < minLevel {
 		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
 		return ns, false
 	}
@@ -595,7 +607,7 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 
 func (a *API) addMember(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, ok := a.ownerOf(w, r, p, kind)
+		ns, ok := a.requireLevel(w, r, p, kind, auth.Owner)
 		if !ok {
 			return
 		}
@@ -618,13 +630,8 @@ func (a *API) addMember(kind store.NamespaceKind) authedHandler {
 
 func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, ok := a.ownerOf(w, r, p, kind)
+		ns, uid, ok := a.memberTarget(w, r, p, kind, auth.Owner)
 		if !ok {
-			return
-		}
-		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
 			return
 		}
 		var in memberInput
@@ -633,7 +640,7 @@ func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 			return
 		}
 		if _, err := a.opts.Store.MemberGet(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			memberNotFound(w)
 			return
 		}
 		a.saveMember(w, r, ns.Key, uid, in, http.StatusOK)
@@ -642,17 +649,12 @@ func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 
 func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, ok := a.ownerOf(w, r, p, kind)
+		ns, uid, ok := a.memberTarget(w, r, p, kind, auth.Owner)
 		if !ok {
 			return
 		}
-		uid, err := strconv.ParseInt(r.PathValue("user_id"), 10, 64)
-		if err != nil {
-			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
-			return
-		}
 		if err := a.opts.Store.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
-			writeError(w, http.StatusNotFound, "not_found", "404 Member Not Found")
+			memberNotFound(w)
 			return
 		} else if err != nil {
 			a.writeErr(w, r, err)
