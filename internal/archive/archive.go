@@ -49,7 +49,8 @@ type Archiver struct {
 	Batch int
 	// Workers is how many batches are being written at once, each pulled separately from the
 	// shared durable consumer (inserts are idempotent, so their order does not matter). Default
-	// 2: while the database writes one batch, the next is read from the log and prepared.
+	// 1. With a database server, 2 let the next batch be read and prepared while the database
+	// writes one.
 	Workers int
 	// NowFunc is the clock. Default time.Now.
 	NowFunc func() time.Time
@@ -61,10 +62,7 @@ func (a *Archiver) Run(ctx context.Context) error {
 	if batch == 0 {
 		batch = 1000
 	}
-	workers := a.Workers
-	if workers == 0 {
-		workers = 2
-	}
+	workers := max(a.Workers, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	for range workers {
 		g.Go(func() error { return a.consume(gctx, batch) })

@@ -42,6 +42,7 @@ var defaultTypes embed.FS
 
 var (
 	nameRE      = regexp.MustCompile(`^[a-z][a-z0-9_]{0,99}$`)
+	categoryRE  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,99}$`) // GitLab has self-hosted_models
 	milestoneRE = regexp.MustCompile(`^[0-9]+\.[0-9]+$`)
 	validScopes = []string{"Instance", "Group", "Project", "User"}
 )
@@ -125,8 +126,8 @@ func (t *Type) Validate() error {
 	if strings.TrimSpace(t.Description) == "" {
 		errs = append(errs, errors.New("description is required"))
 	}
-	if !nameRE.MatchString(t.FeatureCategory) {
-		errs = append(errs, fmt.Errorf("feature_category %q must match %s", t.FeatureCategory, nameRE))
+	if !categoryRE.MatchString(t.FeatureCategory) {
+		errs = append(errs, fmt.Errorf("feature_category %q must match %s", t.FeatureCategory, categoryRE))
 	}
 	if !t.SavedToDatabase && !t.Streamed {
 		errs = append(errs, errors.New("saved_to_database and streamed cannot both be false"))

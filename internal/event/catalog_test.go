@@ -250,7 +250,7 @@ func TestCatalogLoadInvalid(t *testing.T) {
 		{"scope not a list", render(func(m map[string]string) { m["scope"] = "Group" }), "invalid YAML"},
 		{"description missing", render(func(m map[string]string) { delete(m, "description") }), "description is required"},
 		{"description blank", render(func(m map[string]string) { m["description"] = "'   '" }), "description is required"},
-		{"hyphenated feature_category", render(func(m map[string]string) { m["feature_category"] = "self-hosted_models" }), "feature_category"},
+		{"feature_category with a space", render(func(m map[string]string) { m["feature_category"] = "'self hosted'" }), "feature_category"},
 		{"bad milestone", render(func(m map[string]string) { m["milestone"] = "'seventeen'" }), "milestone"},
 		{"http link", render(func(m map[string]string) { m["introduced_by_mr"] = "http://example.com/mr/1" }), "https URL"},
 		{"boolean not a boolean", render(func(m map[string]string) { m["streamed"] = "maybe" }), "invalid YAML"},
@@ -348,4 +348,12 @@ scope: [Project]
 		Streamed:          true,
 		Scope:             []string{"Project"},
 	}, typ)
+}
+
+// GitLab's own definitions load unchanged, including its hyphenated category self-hosted_models.
+func TestLoadAcceptsGitLabHyphenatedCategory(t *testing.T) {
+	t.Parallel()
+	c, err := event.Load("")
+	require.NoError(t, err)
+	require.Equal(t, "self-hosted_models", c.Lookup("self_hosted_model_created").FeatureCategory)
 }
