@@ -56,6 +56,8 @@ type Service struct {
 	// that hangs up cannot leave a request half-written. Default 10s.
 	PublishTimeout time.Duration
 	NowFunc        func() time.Time
+
+	bufs bufPool // request and encoding buffers; the zero value is ready
 }
 
 // EventError is everything wrong with one event of a request.
@@ -97,8 +99,8 @@ type Result struct {
 // published now (the caller's rate limit). It returns a *RequestError for bad input, an error wrapping
 // eventlog.ErrUnavailable when the log did not take the events, or the ids in order.
 func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, headerKey string, allow func(n int) bool) (Result, error) {
-	bodyBuf := getBuf()
-	defer putBuf(bodyBuf) // nothing refers to the body once the events are encoded
+	bodyBuf := s.bufs.get()
+	defer s.bufs.put(bodyBuf) // nothing refers to the body once the events are encoded
 	if _, err := bodyBuf.ReadFrom(body); err != nil {
 		return Result{}, fmt.Errorf("read body: %w", err) // e.g. *http.MaxBytesError, mapped by the transport
 	}
@@ -121,9 +123,15 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 	now := s.now()
 	events := make([]event.Event, len(inputs))
 	msgs := make([]eventlog.Message, len(inputs))
-	encBuf := getBuf()
+	encBuf := s.bufs.get()
 	encBuf.Grow(bodyBuf.Len() + 384*len(inputs))
 	buf := encBuf.Bytes()[:0]
+	reuse := true // false once a publish failed: a retry still under way in the background may read buf
+	defer func() {
+		if reuse {
+			s.bufs.put(bytes.NewBuffer(buf[:0]))
+		}
+	}()
 	var evErrs []EventError
 	for i := range inputs {
 		ev, errs := event.Normalize(&inputs[i], s.Catalog, now)
@@ -174,28 +182,29 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 	}
 	ids, err := s.Publisher.Publish(pctx, msgs)
 	if err != nil {
-		// Not pooled: a publish still being retried in the background may read it.
+		reuse = false
 		return Result{}, err
 	}
-	putBuf(bytes.NewBuffer(buf[:0])) // the log has every message: the bytes are ours again
 	return Result{IDs: ids}, nil
 }
 
 // bufPool holds request and encoding buffers, so that a steady stream of batches does not turn
-// into a steady stream of garbage.
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// into a steady stream of garbage. The zero value is ready; it must not be copied after use.
+type bufPool struct{ p sync.Pool }
 
 const maxPooledBuf = 4 << 20
 
-func getBuf() *bytes.Buffer {
-	b := bufPool.Get().(*bytes.Buffer)
-	b.Reset()
-	return b
+func (bp *bufPool) get() *bytes.Buffer {
+	if b, ok := bp.p.Get().(*bytes.Buffer); ok {
+		b.Reset()
+		return b
+	}
+	return new(bytes.Buffer)
 }
 
-func putBuf(b *bytes.Buffer) {
+func (bp *bufPool) put(b *bytes.Buffer) {
 	if b.Cap() <= maxPooledBuf {
-		bufPool.Put(b)
+		bp.p.Put(b)
 	}
 }
 
