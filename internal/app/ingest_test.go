@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
@@ -263,4 +264,26 @@ func TestInvalidConfigurationIsReportedWhole(t *testing.T) {
 	_, err = app.New(t.Context(), cfg, app.NewLogger(testWriter{t}, "info"), &bytes.Buffer{})
 	require.ErrorContains(t, err, "broken.yml")
 	require.ErrorContains(t, err, "cannot both be false")
+}
+
+// TestRetentionPurgesOldEvents: with --retention, stored events older than that are deleted
+// (the purge runs at start and hourly); the log and newer events are untouched.
+func TestRetentionPurgesOldEvents(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver)
+		old := map[string]any{"event_type": "user_created", "entity_type": "Instance", "created_at": "2020-01-01T00:00:00Z"}
+		fresh := map[string]any{"event_type": "user_created", "entity_type": "Instance"}
+		ids := s.ingest(adminToken, old, fresh, old)
+		s.waitStored(3)
+		s.shutdown()
+
+		cfg := s.cfg
+		cfg.Listen, cfg.Retention = "127.0.0.1:0", 24*time.Hour
+		s2 := startCfg(t, cfg)
+		s2.waitStored(1)
+		status, body, _ := s2.do(http.MethodGet, fmt.Sprintf("/api/v4/audit_events/%d", ids[1]), adminToken, "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		status, _, _ = s2.do(http.MethodGet, fmt.Sprintf("/api/v4/audit_events/%d", ids[0]), adminToken, "", nil)
+		require.Equal(t, http.StatusNotFound, status)
+	})
 }
