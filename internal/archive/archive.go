@@ -92,7 +92,12 @@ func (a *Archiver) consume(ctx context.Context, batch int) error {
 				}
 			}
 			if len(recs) > 0 {
-				if err := a.Store.EventInsertMany(ctx, recs); err != nil {
+				// A batch in hand is finished even when shutdown begins, so that a graceful stop
+				// leaves nothing to redeliver.
+				ictx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+				err := a.Store.EventInsertMany(ictx, recs)
+				cancel()
+				if err != nil {
 					return fmt.Errorf("insert %d events: %w", len(recs), err)
 				}
 			}
