@@ -27,16 +27,26 @@ func newWorld(t *testing.T, s *server) *world {
 	admin := s.client(adminToken)
 	w := &world{s: s, tokens: map[string]string{"admin": adminToken}}
 	var err error
-	w.org, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Org"), Path: gitlab.Ptr("org")})
+	// The admin creates the namespaces with the GitLab ids the producer will send (client-go's
+	// options have no id, so these go as plain requests), then reads them with client-go.
+	create := func(path, body string) {
+		status, b, _ := s.do(http.MethodPost, path, adminToken, "application/json", []byte(body))
+		require.Equal(t, http.StatusCreated, status, string(b))
+	}
+	create("/api/v4/groups", `{"name":"Org","path":"org","id":101}`)
+	create("/api/v4/groups", `{"name":"Sub","path":"sub","parent_id":101,"id":102}`)
+	create("/api/v4/groups", `{"name":"Other","path":"other","id":103}`)
+	create("/api/v4/projects", `{"name":"app","path":"app","namespace_id":102,"id":201}`)
+	w.org, _, err = admin.Groups.GetGroup(101, nil)
 	require.NoError(t, err)
-	w.sub, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Sub"), Path: gitlab.Ptr("sub"), ParentID: gitlab.Ptr(w.org.ID)})
+	w.sub, _, err = admin.Groups.GetGroup("org/sub", nil)
 	require.NoError(t, err)
-	require.Equal(t, "org/sub", w.sub.FullPath)
-	w.other, _, err = admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Other"), Path: gitlab.Ptr("other")})
+	require.Equal(t, int64(102), w.sub.ID)
+	w.other, _, err = admin.Groups.GetGroup(103, nil)
 	require.NoError(t, err)
-	w.proj, _, err = admin.Projects.CreateProject(&gitlab.CreateProjectOptions{Name: gitlab.Ptr("app"), Path: gitlab.Ptr("app"), NamespaceID: gitlab.Ptr(w.sub.ID)})
+	w.proj, _, err = admin.Projects.GetProject("org/sub/app", nil)
 	require.NoError(t, err)
-	require.Equal(t, "org/sub/app", w.proj.PathWithNamespace)
+	require.Equal(t, int64(201), w.proj.ID)
 
 	mk := func(name string) *gitlab.User {
 		u, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr(name), Name: gitlab.Ptr(strings.ToUpper(name)), Email: gitlab.Ptr(name + "@example.com")})

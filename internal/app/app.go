@@ -137,7 +137,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)
-	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
 		a.close()
@@ -157,7 +157,8 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		problems = append(problems, "log: not connected")
 	}
 	if err := a.store.Ping(ctx); err != nil {
-		problems = append(problems, "store: "+err.Error())
+		a.logger.Warn("readiness: store does not answer", "err", err) // details stay in the log
+		problems = append(problems, "store: not answering")
 	}
 	if len(problems) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
@@ -190,12 +191,14 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.cfg.DebugListen != "" {
 		dbg := &http.Server{Addr: a.cfg.DebugListen, Handler: debugMux(), ReadHeaderTimeout: 10 * time.Second}
+		dbgDone := make(chan struct{})
 		go func() {
+			defer close(dbgDone)
 			if err := dbg.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				a.logger.Error("debug server", "err", err)
 			}
 		}()
-		defer dbg.Close()
+		defer func() { dbg.Close(); <-dbgDone }()
 	}
 
 	var err error

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"testing"
 
+	gitlab "gitlab.com/gitlab-org/api/client-go"
+
 	"github.com/stretchr/testify/require"
 )
 
@@ -169,4 +171,56 @@ func TestAdminAPIAuthorization(t *testing.T) {
 	require.Equal(t, 204, status)
 	status, _, _ = s.do("GET", "/api/v4/user", w.tokens["dev"], "", nil)
 	require.Equal(t, 401, status)
+}
+
+// TestTenantIsolationRegressions pins three holes a review found: an owner of a group whose id
+// is unknown listing every group's events; an idempotency key of one producer swallowing
+// another producer's event; a group owner claiming a GitLab id to capture another's events.
+func TestTenantIsolationRegressions(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver)
+		w := newWorld(t, s)
+		admin := s.client(adminToken)
+
+		// 1. "acme" is learned only as the parent of a project: its id is unknown.
+		s.ingest(w.tokens["ingest"], ev("protected_branch_created", "Project", "acme/app", 500, 1, "acme project"))
+		s.ingest(w.tokens["ingest"], ev("member_created", "Group", "other", w.other.ID, 1, "secret of other"))
+		s.waitStored(2)
+		status, body, _ := s.do(http.MethodPost, "/api/v4/groups/acme/members", adminToken, "application/json",
+			[]byte(fmt.Sprintf(`{"user_id":%d,"access_level":50}`, w.dev.ID)))
+		require.Equal(t, http.StatusCreated, status, string(body))
+		status, body, h := s.do(http.MethodGet, "/api/v4/groups/acme/audit_events", w.tokens["dev"], "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		require.Equal(t, "0", h.Get("X-Total"))
+		require.NotContains(t, string(body), "secret")
+
+		// 2. The same idempotency key from two producers names two events; one request may not
+		// use a key twice.
+		u2, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("producer2"), Name: gitlab.Ptr("P2"), Email: gitlab.Ptr("p2@example.com")})
+		require.NoError(t, err)
+		tok2, _, err := admin.Users.CreatePersonalAccessToken(u2.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("p"), Scopes: &[]string{"ingest"}})
+		require.NoError(t, err)
+		e := map[string]any{"event_type": "user_created", "entity_type": "Instance", "idempotency_key": "k1"}
+		a := s.ingest(w.tokens["ingest"], e)
+		b := s.ingest(tok2.Token, e)
+		require.NotEqual(t, a, b, "another producer's key is not ours")
+		require.Equal(t, a, s.ingest(w.tokens["ingest"], e), "our own retry returns our id")
+		status, body, _ = s.do(http.MethodPost, "/api/v4/audit_events", w.tokens["ingest"], "application/x-ndjson",
+			[]byte(`{"event_type":"user_created","entity_type":"Instance","idempotency_key":"k9"}`+"\n"+`{"event_type":"user_created","entity_type":"Instance","idempotency_key":"k9"}`))
+		require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
+		require.Contains(t, string(body), `"field":"idempotency_key"`)
+
+		// 3. Only admins set ids; without one the id stays unknown until an event tells it.
+		status, body, _ = s.do(http.MethodPost, "/api/v4/groups", w.tokens["owner"], "application/json",
+			[]byte(fmt.Sprintf(`{"name":"x","path":"x","parent_id":%d,"id":777}`, w.org.ID)))
+		require.Equal(t, http.StatusForbidden, status, string(body))
+		status, body, _ = s.do(http.MethodPost, "/api/v4/groups", w.tokens["owner"], "application/json",
+			[]byte(fmt.Sprintf(`{"name":"x","path":"x","parent_id":%d}`, w.org.ID)))
+		require.Equal(t, http.StatusCreated, status, string(body))
+		require.Contains(t, string(body), `"id":0`)
+		s.ingest(w.tokens["ingest"], ev("member_created", "Group", "org/x", 778, 1, "org/x's own event"))
+		g, _, err := admin.Groups.GetGroup(778, nil)
+		require.NoError(t, err)
+		require.Equal(t, "org/x", g.FullPath, "the first event gave the group its id")
+	})
 }

@@ -12,7 +12,7 @@ import (
 // Config is every setting of the service. Each field maps to one flag and one environment
 // variable (see cmd/auditstream); its comment gives the default.
 type Config struct {
-	// DataDir holds the SQLite database, the embedded log and the secret key. Default "./data".
+	// DataDir holds the SQLite database and the embedded log. Default "./data".
 	DataDir string
 	// Listen is the HTTP address. Default "127.0.0.1:8080".
 	Listen string
@@ -90,6 +90,13 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen %q: %v", c.Listen, err)
+	}
+	if c.NATSListen != "" {
+		if host, _, err := net.SplitHostPort(c.NATSListen); err != nil {
+			bad("nats listen %q: %v", c.NATSListen, err)
+		} else if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			bad("nats listen %q: the embedded NATS server has no authentication, so it listens on loopback only", c.NATSListen)
+		}
 	}
 	if c.DebugListen != "" {
 		if _, _, err := net.SplitHostPort(c.DebugListen); err != nil {

@@ -9,12 +9,12 @@ import (
 
 // wellKnownDetails are the keys GitLab puts in details besides the producer's own; enrichDetails
 // adds the ones the producer left out, in this order.
-var wellKnownDetails = [...]string{"author_name", "author_email", "target_id", "target_type", "target_details", "ip_address", "entity_path"}
+var wellKnownDetails = [...]string{"event_name", "author_name", "author_email", "target_id", "target_type", "target_details", "ip_address", "entity_path"}
 
 var errDetailsNotObject = errors.New("must be a JSON object")
 
 // enrichDetails returns the producer's details object, compacted, with GitLab's well-known keys
-// (author_name, author_email, target_*, ip_address, entity_path) appended where the producer
+// (event_name, author_name, author_email, target_*, ip_address, entity_path) appended where the producer
 // left them out, so that REST readers and SIEM rules find them where GitLab puts them. Producer
 // values win. It does not decode the values: details of any size cost one scan.
 func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
@@ -57,7 +57,7 @@ func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
 	} else {
 		compact = append(make([]byte, 0, 256), '{')
 	}
-	values := [len(wellKnownDetails)]string{ev.AuthorName, in.AuthorEmail, "", ev.TargetType, ev.TargetDetails, ev.IPAddress, ev.EntityPath}
+	values := [len(wellKnownDetails)]string{ev.EventType, ev.AuthorName, in.AuthorEmail, "", ev.TargetType, ev.TargetDetails, ev.IPAddress, ev.EntityPath}
 	for i, k := range wellKnownDetails {
 		if present[i] {
 			continue

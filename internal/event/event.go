@@ -86,6 +86,7 @@ const (
 	maxShortField  = 255
 	maxPathField   = 1024
 	maxIdempotency = 255
+	maxNesting     = 20 // GitLab's limit of subgroup levels; a project sits one below
 )
 
 var pathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.][A-Za-z0-9_.\-]*)*$`)
@@ -129,6 +130,8 @@ func Normalize(in *Input, cat *Catalog, now time.Time) (Event, []FieldError) {
 			add("entity_path", CodeRequired, "is required for Group and Project events")
 		} else if len(in.EntityPath) > maxPathField || !pathRE.MatchString(in.EntityPath) {
 			add("entity_path", CodeInvalid, "must be a full path of segments of letters, digits, '_', '-' and '.' separated by '/'")
+		} else if strings.Count(in.EntityPath, "/") > maxNesting {
+			add("entity_path", CodeInvalid, fmt.Sprintf("nests deeper than GitLab's %d levels of subgroups", maxNesting))
 		} else if in.EntityType == EntityProject && !bytes.ContainsRune([]byte(in.EntityPath), '/') {
 			add("entity_path", CodeInvalid, "a project's full path includes its namespace (group/project)")
 		}

@@ -536,7 +536,15 @@ func TestNormalizeDetailsEnrichment(t *testing.T) {
 			tt.change(&in)
 			ev, errs := event.Normalize(&in, catalog(t), now)
 			require.Empty(t, errs)
-			require.JSONEq(t, tt.want, string(ev.Details))
+			// Every case also gets details.event_name = the event type (as newer GitLab sends).
+			var want map[string]any
+			require.NoError(t, json.Unmarshal([]byte(tt.want), &want))
+			if _, ok := want["event_name"]; !ok {
+				want["event_name"] = in.EventType
+			}
+			wantJSON, err := json.Marshal(want)
+			require.NoError(t, err)
+			require.JSONEq(t, string(wantJSON), string(ev.Details))
 
 			// The same event gives the same bytes.
 			ev2, _ := event.Normalize(&in, catalog(t), now)
@@ -554,7 +562,7 @@ func TestNormalizeDetailsKeepProducerOrderCompacted(t *testing.T) {
 	// The producer's keys come first, in its order, compacted (no newlines: safe for NDJSON);
 	// the missing well-known keys follow; the producer's ip_address wins.
 	require.Equal(t, `{"z":1,"a":[1,2],"m":{"y":"a b","b":2},"k\u0065y":true,"ip_address":"9.9.9.9",`+
-		`"author_name":"Administrator","author_email":"admin@example.com","target_id":24,"target_type":"Group",`+
+		`"event_name":"group_share_with_group_link_created","author_name":"Administrator","author_email":"admin@example.com","target_id":24,"target_type":"Group",`+
 		`"target_details":"Gitlab Org","entity_path":"gitlab-duo"}`, string(ev.Details))
 }
 
@@ -935,6 +943,22 @@ func requireCarries(t *testing.T, sample map[string]json.RawMessage, encoded []b
 		if k == "id" {
 			require.Equal(t, "1", strings.Trim(string(want), `"`))
 			require.Equal(t, "1", string(got[k]))
+			continue
+		}
+		if k == "details" {
+			// We add details.event_name (as newer GitLab does) when the producer left it out;
+			// everything GitLab's sample has must be there unchanged.
+			var wantD, gotD map[string]json.RawMessage
+			require.NoError(t, json.Unmarshal(want, &wantD))
+			require.NoError(t, json.Unmarshal(got[k], &gotD))
+			if _, ok := wantD["event_name"]; !ok && gotD["event_name"] != nil {
+				require.JSONEq(t, string(got["event_type"]), string(gotD["event_name"]))
+				delete(gotD, "event_name")
+			}
+			require.Equal(t, len(wantD), len(gotD), "details keys: %s", got[k])
+			for dk, dv := range wantD {
+				require.JSONEq(t, string(dv), string(gotD[dk]), "details key %q", dk)
+			}
 			continue
 		}
 		require.JSONEq(t, string(want), string(got[k]), "key %q", k)

@@ -215,7 +215,9 @@ func (l *Log) Publish(ctx context.Context, msgs []Message) ([]int64, error) {
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i := range msgs {
-		f, err := l.js.PublishMsgAsync(toNats(&msgs[i]))
+		// When too many acks are outstanding, wait for room (back-pressure) instead of failing
+		// after the client's default 200ms with part of the request already in the log.
+		f, err := l.js.PublishMsgAsync(toNats(&msgs[i]), jetstream.WithStallWait(stallWait(ctx)))
 		if err != nil {
 			return nil, l.pubErr(err)
 		}
@@ -232,6 +234,14 @@ func (l *Log) Publish(ctx context.Context, msgs []Message) ([]int64, error) {
 		}
 	}
 	return seqs, nil
+}
+
+// stallWait is how long an async publish may wait for room: what is left of ctx's deadline.
+func stallWait(ctx context.Context) time.Duration {
+	if d, ok := ctx.Deadline(); ok {
+		return max(time.Until(d), time.Millisecond)
+	}
+	return 10 * time.Second
 }
 
 func toNats(m *Message) *nats.Msg {

@@ -59,7 +59,7 @@ func FuzzIngestDecode(f *testing.F) {
 		if isNDJSON {
 			format = ingest.FormatNDJSON
 		}
-		res, err := fx.svc.Ingest(t.Context(), bytes.NewReader(body), format, header, nil)
+		res, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: bytes.NewReader(body), Format: format, IdempotencyKey: header})
 		if err == nil {
 			require.NotEmpty(t, res.IDs, "a nil error without ids")
 			msgs := fx.messages(t)

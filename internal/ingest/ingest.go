@@ -94,20 +94,40 @@ type Result struct {
 	IDs []int64
 }
 
-// Ingest decodes, validates and publishes body. headerKey is the Idempotency-Key header (only
-// for a single event). allow, when not nil, is asked whether this many valid events may be
-// published now (the caller's rate limit). It returns a *RequestError for bad input, an error wrapping
-// eventlog.ErrUnavailable when the log did not take the events, or the ids in order.
-func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, headerKey string, allow func(n int) bool) (Result, error) {
+// Request is one call to Ingest.
+type Request struct {
+	Body   io.Reader
+	Format Format
+	// Producer scopes idempotency keys: the same key sent by two producers names two events.
+	// Empty leaves keys unscoped.
+	Producer string
+	// IdempotencyKey is the Idempotency-Key header; it applies to a single event.
+	IdempotencyKey string
+	// Allow, when not nil, is asked whether this many valid events may be published now (the
+	// caller's rate limit).
+	Allow func(n int) bool
+}
+
+// ErrReadBody wraps a failure to read the request body (the client went away, a size limit).
+var ErrReadBody = errors.New("ingest: reading the request body failed")
+
+// ErrNamespaces wraps a failure to resolve namespaces in the store: nothing was published.
+var ErrNamespaces = errors.New("ingest: namespaces are unavailable")
+
+// Ingest decodes, validates and publishes req.Body. It returns a *RequestError for bad input,
+// an error wrapping ErrReadBody, ErrNamespaces or eventlog.ErrUnavailable when the body, the store
+// or the log failed, or the ids in order.
+func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	bodyBuf := s.bufs.get()
 	defer s.bufs.put(bodyBuf) // nothing refers to the body once the events are encoded
-	if _, err := bodyBuf.ReadFrom(body); err != nil {
-		return Result{}, fmt.Errorf("read body: %w", err) // e.g. *http.MaxBytesError, mapped by the transport
+	if _, err := bodyBuf.ReadFrom(req.Body); err != nil {
+		return Result{}, fmt.Errorf("%w: %w", ErrReadBody, err) // e.g. *http.MaxBytesError
 	}
-	inputs, err := s.decode(bodyBuf.Bytes(), format)
+	inputs, err := s.decode(bodyBuf.Bytes(), req.Format)
 	if err != nil {
 		return Result{}, err
 	}
+	headerKey, allow := req.IdempotencyKey, req.Allow
 	if headerKey != "" {
 		if len(inputs) != 1 {
 			return Result{}, &RequestError{Code: CodeIdempotencyKey, Message: "the Idempotency-Key header applies to a single event; put idempotency_key in each event of a batch"}
@@ -148,6 +168,19 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 		}
 		events[i] = ev
 	}
+	seenKeys := map[string]int{}
+	for i := range inputs {
+		k := inputs[i].IdempotencyKey
+		if k == "" {
+			continue
+		}
+		if first, dup := seenKeys[k]; dup {
+			evErrs = append(evErrs, EventError{Index: i, Errors: []event.FieldError{{Field: "idempotency_key", Code: event.CodeInvalid,
+				Message: fmt.Sprintf("is the same as event %d's: one key names one event", first)}}})
+			continue
+		}
+		seenKeys[k] = i
+	}
 	if len(evErrs) > 0 {
 		return Result{}, &RequestError{Code: CodeValidation,
 			Message: fmt.Sprintf("%d of %d events are invalid; nothing was accepted", len(evErrs), len(inputs)), Events: evErrs}
@@ -172,13 +205,17 @@ func (s *Service) Ingest(ctx context.Context, body io.Reader, format Format, hea
 				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_id", Code: event.CodeRequired,
 					Message: "is required for a group or project auditstream does not know the id of yet"}}}}}
 		case err != nil:
-			return Result{}, fmt.Errorf("resolve namespace: %w", err)
+			return Result{}, fmt.Errorf("%w: %w", ErrNamespaces, err)
 		}
 		if events[i].EntityID != givenID { // learned from the namespace: encode again
 			msgs[i].Data = events[i].AppendJSON(nil)
 		}
 		msgs[i].Subject = eventlog.Subject(root, events[i].EventType)
-		msgs[i].MsgID = inputs[i].IdempotencyKey
+		if k := inputs[i].IdempotencyKey; k != "" && req.Producer != "" {
+			msgs[i].MsgID = req.Producer + ":" + k
+		} else {
+			msgs[i].MsgID = k
+		}
 	}
 	ids, err := s.Publisher.Publish(pctx, msgs)
 	if err != nil {

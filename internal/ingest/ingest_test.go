@@ -121,7 +121,7 @@ func setup(tb testing.TB) *fixture {
 
 func (fx *fixture) ingest(tb testing.TB, body string, format ingest.Format, headerKey string, allow func(int) bool) (ingest.Result, error) {
 	tb.Helper()
-	return fx.svc.Ingest(tb.Context(), strings.NewReader(body), format, headerKey, allow)
+	return fx.svc.Ingest(tb.Context(), ingest.Request{Body: strings.NewReader(body), Format: format, IdempotencyKey: headerKey, Allow: allow})
 }
 
 // messages returns every published message, checking there was at most one Publish call.
@@ -234,7 +234,7 @@ func TestIngestPublishedEvent(t *testing.T) {
 	require.Len(t, msgs, 1)
 	require.JSONEq(t, `{"author_id":1,"author_name":"Administrator","entity_id":24,"entity_type":"Group",
 		"entity_path":"gitlab-duo","details":{"custom_message":"Invited Gitlab Org to the group",
-		"author_name":"Administrator","target_id":24,"target_type":"Group","target_details":"Gitlab Org",
+		"event_name":"group_share_with_group_link_created","author_name":"Administrator","target_id":24,"target_type":"Group","target_details":"Gitlab Org",
 		"ip_address":"172.16.123.1","entity_path":"gitlab-duo"},"ip_address":"172.16.123.1","target_id":24,
 		"target_type":"Group","target_details":"Gitlab Org","created_at":"2025-10-14T18:00:08.677Z",
 		"event_type":"group_share_with_group_link_created"}`, string(msgs[0].Data))
@@ -651,10 +651,10 @@ func TestIngestPublishNotCancelledByClient(t *testing.T) {
 		deadline, hasDeadline = ctx.Deadline()
 	}
 	start := time.Now()
-	res, err := fx.svc.Ingest(ctx, strings.NewReader(array(groupEvent, userEvent)), ingest.FormatJSON, "", func(int) bool {
+	res, err := fx.svc.Ingest(ctx, ingest.Request{Body: strings.NewReader(array(groupEvent, userEvent)), Format: ingest.FormatJSON, Allow: func(int) bool {
 		cancel() // the client hangs up once the request is validated
 		return true
-	})
+	}})
 	require.NoError(t, err)
 	require.Len(t, res.IDs, 2)
 	require.Error(t, ctx.Err(), "the client's context is cancelled")
@@ -682,7 +682,7 @@ func TestIngestReadError(t *testing.T) {
 		{data: "", err: errBoom},
 		{data: `[` + userEvent + `,{"event_type":`, err: errBoom},
 	} {
-		_, err := fx.svc.Ingest(t.Context(), r, ingest.FormatJSON, "", nil)
+		_, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: r, Format: ingest.FormatJSON})
 		require.ErrorIs(t, err, errBoom, "a read error is returned, not blamed on the JSON")
 	}
 	require.Equal(t, 0, fx.publishCalls())
@@ -734,7 +734,7 @@ func TestIngestConcurrent(t *testing.T) {
 				body = array(instanceEvent, groupEvent)
 			}
 			format := ingest.Format(i % 2)
-			if _, err := fx.svc.Ingest(t.Context(), strings.NewReader(body), format, "", nil); err != nil {
+			if _, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: strings.NewReader(body), Format: format}); err != nil {
 				t.Error(err)
 			}
 		})
@@ -752,7 +752,7 @@ func BenchmarkIngest(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := fx.svc.Ingest(b.Context(), strings.NewReader(body), ingest.FormatNDJSON, "", nil); err != nil {
+		if _, err := fx.svc.Ingest(b.Context(), ingest.Request{Body: strings.NewReader(body), Format: ingest.FormatNDJSON}); err != nil {
 			b.Fatal(err)
 		}
 		fx.mu.Lock()

@@ -241,7 +241,8 @@ func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (s
 }
 
 // Create makes a group or project ahead of its first event (the admin API). parentKey 0 makes
-// a top-level group. id 0 assigns the next free id. store.ErrConflict when the path or id is taken.
+// a top-level group. id 0 leaves the GitLab id unknown until an event of the namespace tells it
+// (ids are never invented). store.ErrConflict when the path or id is taken.
 func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error) {
 	full := path
 	if parentKey != 0 {
@@ -256,7 +257,7 @@ func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, p
 	}
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, Name: name,
+	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, IDUnknown: id == 0, Name: name,
 		FullPath: full, ParentKey: parentKey, CreatedAt: r.nowFunc().UTC()})
 	if err != nil {
 		return store.Namespace{}, err

@@ -334,8 +334,13 @@ func TestCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "acme", g.FullPath)
 	require.Equal(t, "Acme Inc", g.Name)
-	require.NotZero(t, g.ID, "id 0 assigns the next free id")
+	require.Zero(t, g.ID, "without an id the GitLab id stays unknown: ids are never invented")
 	require.Equal(t, g.Key, g.TopKey)
+	// The first event that names the group with its id gives it that id.
+	adopted, err := r.Learn(ctx, store.KindGroup, "acme", 24)
+	require.NoError(t, err)
+	require.Equal(t, g.Key, adopted.Key)
+	require.Equal(t, int64(24), adopted.ID)
 
 	sub, err := r.Create(ctx, store.KindGroup, "Platform", "platform", g.Key, 77)
 	require.NoError(t, err)
@@ -364,10 +369,16 @@ func TestCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 3, "failed creates leave nothing behind")
 
-	// Events of a namespace created ahead of time are filed under it.
-	learned, err := r.Learn(ctx, store.KindProject, "acme/platform/api", p.ID)
+	// Events of a namespace created ahead of time are filed under it: without an id only once
+	// one of them told its id, then by path alone too.
+	_, err = r.Learn(ctx, store.KindProject, "acme/platform/api", 0)
+	require.ErrorIs(t, err, namespace.ErrIDRequired)
+	learned, err := r.Learn(ctx, store.KindProject, "acme/platform/api", 500)
 	require.NoError(t, err)
 	require.Equal(t, p.Key, learned.Key)
+	learned, err = r.Learn(ctx, store.KindProject, "acme/platform/api", 0)
+	require.NoError(t, err)
+	require.Equal(t, int64(500), learned.ID)
 	found, err := namespace.NewResolver(st, clock).Find(ctx, store.KindGroup, "77")
 	require.NoError(t, err)
 	require.Equal(t, sub, found)

@@ -107,7 +107,8 @@ type EventRecord struct {
 // EventListParams filters and pages EventList. Zero values mean "no filter".
 type EventListParams struct {
 	EntityType    string
-	EntityID      int64 // only with EntityType
+	EntityID      int64 // when HasEntityID: only events of this entity (0 matches no real entity)
+	HasEntityID   bool
 	AuthorID      int64 // when HasAuthorID: only events by this author
 	HasAuthorID   bool
 	CreatedAfter  time.Time // inclusive

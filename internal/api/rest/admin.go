@@ -380,7 +380,9 @@ var nsPathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
 
 // createNamespace is POST /groups (name, path, parent_id) and POST /projects (name, path,
 // namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
-// subgroups and projects: owners of the parent group, or admins.
+// subgroups and projects: owners of the parent group, or admins. Only admins may set id: an id
+// decides which events a namespace receives, so claiming one would capture another's events.
+// Without id, the namespace's id stays unknown until its first event tells it.
 func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		var in struct {
@@ -416,6 +418,9 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 			return
 		case in.ID < 0:
 			a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+			return
+		case in.ID != 0 && !p.User.Admin:
+			writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden - only admins may set id")
 			return
 		}
 		var parentKey int64

@@ -116,7 +116,9 @@ func (a *API) listNamespaceEvents(kind store.NamespaceKind) authedHandler {
 		if !ok {
 			return
 		}
-		params.EntityType, params.EntityID = entityTypeOf(kind), ns.ID
+		// A namespace whose GitLab id is unknown (an ancestor seen only in paths) has no events
+		// of its own: id 0 matches none, never every group's.
+		params.EntityType, params.EntityID, params.HasEntityID = entityTypeOf(kind), ns.ID, true
 		if scope == auth.SeeOwn {
 			params.AuthorID, params.HasAuthorID = p.User.ID, true
 		}
@@ -212,7 +214,7 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 			if lq.EntityType == "" {
 				return bad("entity_id requires entity_type")
 			}
-			lq.EntityID = id
+			lq.EntityID, lq.HasEntityID = id, true
 		}
 	}
 	lq.perPage = defaultPerPage

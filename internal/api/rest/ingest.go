@@ -4,6 +4,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
@@ -49,7 +50,8 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, a.opts.MaxRequestBytes)}
-	res, err := a.opts.Ingester.Ingest(r.Context(), body, format, r.Header.Get("Idempotency-Key"), a.allow(p))
+	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
+		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p)})
 	read = body.n
 	if err != nil {
 		a.writeErr(w, r, err)

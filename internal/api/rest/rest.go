@@ -6,7 +6,6 @@ package rest
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -51,7 +50,7 @@ type Authenticator interface {
 
 // Ingester appends events to the log (ingest.Service).
 type Ingester interface {
-	Ingest(ctx context.Context, body io.Reader, format ingest.Format, idempotencyKey string, allow func(n int) bool) (ingest.Result, error)
+	Ingest(ctx context.Context, req ingest.Request) (ingest.Result, error)
 }
 
 // RateLimiter decides whether a token may ingest n more events now.

@@ -85,7 +85,7 @@ func eventFilter(p store.EventListParams, keyset bool) *filter {
 	if p.EntityType != "" {
 		f.add("entity_type = ?", p.EntityType)
 	}
-	if p.EntityID != 0 {
+	if p.HasEntityID {
 		f.add("entity_id = ?", p.EntityID)
 	}
 	if p.HasAuthorID {

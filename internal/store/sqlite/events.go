@@ -86,7 +86,7 @@ func where(p store.EventListParams, keyset bool) (string, []any) {
 		conds = append(conds, "entity_type = ?")
 		args = append(args, p.EntityType)
 	}
-	if p.EntityID != 0 {
+	if p.HasEntityID {
 		conds = append(conds, "entity_id = ?")
 		args = append(args, p.EntityID)
 	}

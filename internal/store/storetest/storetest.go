@@ -282,13 +282,15 @@ func (s *suite) testEventList(t *testing.T) {
 		{"all descending", store.EventListParams{}, []int64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 11},
 		{"all ascending", store.EventListParams{Ascending: true}, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, 11},
 		{"entity type", store.EventListParams{EntityType: "Project"}, []int64{9, 8, 6, 5, 3, 2}, 6},
-		{"entity", store.EventListParams{EntityType: "Project", EntityID: 20}, []int64{8, 6, 3, 2}, 4},
-		{"entity and author", store.EventListParams{EntityType: "Project", EntityID: 20, AuthorID: 1, HasAuthorID: true}, []int64{8, 6, 2}, 3},
+		{"entity", store.EventListParams{EntityType: "Project", EntityID: 20, HasEntityID: true}, []int64{8, 6, 3, 2}, 4},
+		{"entity and author", store.EventListParams{EntityType: "Project", EntityID: 20, HasEntityID: true, AuthorID: 1, HasAuthorID: true}, []int64{8, 6, 2}, 3},
 		{"author", store.EventListParams{AuthorID: 2, HasAuthorID: true}, []int64{9, 4, 3}, 3},
 		{"author zero", store.EventListParams{AuthorID: 0, HasAuthorID: true}, []int64{10, 7}, 2},
 		{"author without HasAuthorID", store.EventListParams{AuthorID: 2}, []int64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 11},
 		{"event type", store.EventListParams{EventType: "member_added"}, []int64{11, 8, 4, 3}, 4},
-		{"event type and entity", store.EventListParams{EventType: "member_added", EntityType: "Group", EntityID: 30}, []int64{11, 4}, 2},
+		{"event type and entity", store.EventListParams{EventType: "member_added", EntityType: "Group", EntityID: 30, HasEntityID: true}, []int64{11, 4}, 2},
+		// An entity id of 0 is a filter too: it matches nothing, never "every entity".
+		{"entity id 0", store.EventListParams{EntityType: "Group", EntityID: 0, HasEntityID: true}, []int64{}, 0},
 		{"no match", store.EventListParams{EventType: "nope"}, []int64{}, 0},
 		{"created after inclusive", store.EventListParams{CreatedAfter: base.Add(3 * time.Minute)}, []int64{10, 9, 8, 7, 6, 5, 4}, 7},
 		{"created before inclusive", store.EventListParams{CreatedBefore: base.Add(2*time.Minute + 30*time.Second)}, []int64{11, 3, 2, 1}, 4},
@@ -312,7 +314,7 @@ func (s *suite) testEventList(t *testing.T) {
 		{"keyset past the end", store.EventListParams{AfterID: 1}, []int64{}, 11},
 		{"filters keyset and limit", store.EventListParams{EntityType: "Project", AfterID: 3, Ascending: true, Limit: 2}, []int64{5, 6}, 6},
 		{"everything", store.EventListParams{
-			EntityType: "Project", EntityID: 20, AuthorID: 1, HasAuthorID: true,
+			EntityType: "Project", EntityID: 20, HasEntityID: true, AuthorID: 1, HasAuthorID: true,
 			CreatedAfter: base.Add(time.Minute), CreatedBefore: base.Add(7 * time.Minute),
 			EventType: "member_added", AfterID: 9, Limit: 10,
 		}, []int64{8}, 1},
@@ -350,7 +352,7 @@ func (s *suite) testEventListKeyset(t *testing.T) {
 	require.Equal(t, [][]int64{{11, 10, 9, 8}, {7, 6, 5, 4}, {3, 2, 1}}, walk(store.EventListParams{Limit: 4}))
 	require.Equal(t, [][]int64{{1, 2, 3, 4}, {5, 6, 7, 8}, {9, 10, 11}}, walk(store.EventListParams{Limit: 4, Ascending: true}))
 	require.Equal(t, [][]int64{{9, 8, 6}, {5, 3, 2}, {}}, walk(store.EventListParams{Limit: 3, EntityType: "Project"}))
-	require.Equal(t, [][]int64{{2, 3}, {6, 8}, {}}, walk(store.EventListParams{Limit: 2, Ascending: true, EntityType: "Project", EntityID: 20}))
+	require.Equal(t, [][]int64{{2, 3}, {6, 8}, {}}, walk(store.EventListParams{Limit: 2, Ascending: true, EntityType: "Project", EntityID: 20, HasEntityID: true}))
 }
 
 func (s *suite) testEventGetNotFound(t *testing.T) {
