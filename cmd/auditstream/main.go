@@ -123,6 +123,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.Var(durationValue{&cfg.DuplicateWindow}, "duplicate-window", "how long idempotency keys are remembered")
 	f.Var(durationValue{&cfg.Retention}, "retention", "delete stored events older than this; 0 keeps them")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest ingest request body")
+	f.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "ingest body bytes handled at once; past it ingest answers 503 busy")
 	f.IntVar(&cfg.MaxEventBytes, "max-event-bytes", cfg.MaxEventBytes, "largest encoded event")
 	f.IntVar(&cfg.MaxEventsPerRequest, "max-events-per-request", cfg.MaxEventsPerRequest, "most events in one ingest request")
 	f.Float64Var(&cfg.IngestRate, "ingest-rate", cfg.IngestRate, "events per second each token may publish; 0 for no limit")

@@ -121,16 +121,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		return nil, err
 	}
 	api := rest.New(rest.Options{
-		Store:      a.store,
+		Events:     a.store,
+		Users:      a.store,
+		Members:    a.store,
 		Namespaces: a.resolver,
 		Auth:       a.auth,
 		Ingester: &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 			Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}},
-		RateLimiter:     &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
-		Logger:          logger.With("component", "api"),
-		MaxRequestBytes: cfg.MaxRequestBytes,
-		ExternalURL:     cfg.ExternalURL,
-		ObserveIngest:   a.metrics.observeIngest,
+		RateLimiter:      &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
+		Logger:           logger.With("component", "api"),
+		MaxRequestBytes:  cfg.MaxRequestBytes,
+		MaxInflightBytes: cfg.MaxInflightBytes,
+		ExternalURL:      cfg.ExternalURL,
+		ObserveIngest:    a.metrics.observeIngest,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)

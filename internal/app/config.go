@@ -39,6 +39,9 @@ type Config struct {
 	EventTypesDir string
 	// MaxRequestBytes bounds an ingest request body. Default 32 MiB.
 	MaxRequestBytes int64
+	// MaxInflightBytes bounds the ingest bodies handled at once; past it ingest answers 503
+	// busy. Default 256 MiB.
+	MaxInflightBytes int64
 	// MaxEventBytes bounds one encoded event. Default 256 KiB.
 	MaxEventBytes int
 	// MaxEventsPerRequest bounds the events of one request. Default 10,000.
@@ -71,6 +74,7 @@ func Defaults() Config {
 		LogMaxAge:           7 * 24 * time.Hour,
 		DuplicateWindow:     2 * time.Minute,
 		MaxRequestBytes:     32 << 20,
+		MaxInflightBytes:    256 << 20,
 		MaxEventBytes:       256 << 10,
 		MaxEventsPerRequest: 10_000,
 		IngestRate:          100_000,
@@ -123,6 +127,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1024 || c.MaxEventBytes < 1024 || c.MaxEventsPerRequest < 1 {
 		bad("request and event limits are too small")
+	}
+	if c.MaxInflightBytes < c.MaxRequestBytes {
+		bad("max inflight bytes (%d) must be at least max request bytes (%d)", c.MaxInflightBytes, c.MaxRequestBytes)
 	}
 	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
 		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)

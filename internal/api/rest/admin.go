@@ -120,7 +120,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	if !a.requireAdmin(w, p) {
 		return
 	}
-	users, err := a.opts.Store.UserList(r.Context())
+	users, err := a.opts.Users.UserList(r.Context())
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -138,7 +138,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 		return
 	}
-	u, err := a.opts.Store.UserGet(r.Context(), id)
+	u, err := a.opts.Users.UserGet(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 		return
@@ -191,7 +191,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeBad(w, "invalid_parameter", "id must be a positive integer")
 		return
 	}
-	u, err := a.opts.Store.UserCreate(r.Context(), store.UserCreateParams{ID: int64(in.ID), Username: in.Username,
+	u, err := a.opts.Users.UserCreate(r.Context(), store.UserCreateParams{ID: int64(in.ID), Username: in.Username,
 		Name: in.Name, Email: in.Email, Admin: bool(in.Admin), CreatedAt: a.opts.NowFunc().UTC()})
 	if errors.Is(err, store.ErrConflict) {
 		writeError(w, http.StatusConflict, "conflict", "409 Conflict: Username or id has already been taken")
@@ -266,7 +266,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 			return
 		}
 	}
-	if _, err := a.opts.Store.UserGet(r.Context(), uid); err != nil {
+	if _, err := a.opts.Users.UserGet(r.Context(), uid); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 			return
@@ -275,7 +275,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return
 	}
 	raw, hash := auth.NewToken()
-	t, err := a.opts.Store.TokenCreate(r.Context(), store.TokenCreateParams{UserID: uid, Name: in.Name, Hash: hash,
+	t, err := a.opts.Users.TokenCreate(r.Context(), store.TokenCreateParams{UserID: uid, Name: in.Name, Hash: hash,
 		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()})
 	if err != nil {
 		a.writeErr(w, r, err)
@@ -297,7 +297,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		}
 		uid = n
 	}
-	toks, err := a.opts.Store.TokenList(r.Context(), uid)
+	toks, err := a.opts.Users.TokenList(r.Context(), uid)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -317,7 +317,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return
 	}
 	if !p.User.Admin {
-		toks, err := a.opts.Store.TokenList(r.Context(), p.User.ID)
+		toks, err := a.opts.Users.TokenList(r.Context(), p.User.ID)
 		if err != nil {
 			a.writeErr(w, r, err)
 			return
@@ -331,7 +331,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 			return
 		}
 	}
-	if err := a.opts.Store.TokenRevoke(r.Context(), id); err != nil {
+	if err := a.opts.Users.TokenRevoke(r.Context(), id); err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
@@ -478,7 +478,7 @@ type memberJSON struct {
 }
 
 func (a *API) memberJSON(r *http.Request, m store.Member) (memberJSON, error) {
-	u, err := a.opts.Store.UserGet(r.Context(), m.UserID)
+	u, err := a.opts.Users.UserGet(r.Context(), m.UserID)
 	if err != nil {
 		return memberJSON{}, err
 	}
@@ -499,7 +499,7 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 		if !ok {
 			return
 		}
-		ms, err := a.opts.Store.MemberList(r.Context(), ns.Key)
+		ms, err := a.opts.Members.MemberList(r.Context(), ns.Key)
 		if err != nil {
 			a.writeErr(w, r, err)
 			return
@@ -545,7 +545,7 @@ func memberNotFound(w http.ResponseWriter) {
 }
 
 func (a *API) writeMember(w http.ResponseWriter, r *http.Request, nsKey, uid int64, status int) {
-	m, err := a.opts.Store.MemberGet(r.Context(), nsKey, uid)
+	m, err := a.opts.Members.MemberGet(r.Context(), nsKey, uid)
 	if errors.Is(err, store.ErrNotFound) {
 		memberNotFound(w)
 		return
@@ -594,14 +594,14 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 			return
 		}
 	}
-	if _, err := a.opts.Store.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
+	if _, err := a.opts.Users.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 		return
 	} else if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
-	if _, err := a.opts.Store.MemberUpsert(r.Context(), store.MemberUpsertParams{NamespaceKey: nsKey, UserID: uid,
+	if _, err := a.opts.Members.MemberUpsert(r.Context(), store.MemberUpsertParams{NamespaceKey: nsKey, UserID: uid,
 		AccessLevel: int(in.AccessLevel), ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()}); err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -625,7 +625,7 @@ func (a *API) addMember(kind store.NamespaceKind) authedHandler {
 			a.writeBad(w, "missing_parameter", "user_id and access_level are required")
 			return
 		}
-		if _, err := a.opts.Store.MemberGet(r.Context(), ns.Key, int64(in.UserID)); err == nil {
+		if _, err := a.opts.Members.MemberGet(r.Context(), ns.Key, int64(in.UserID)); err == nil {
 			writeError(w, http.StatusConflict, "conflict", "409 Conflict: Member already exists")
 			return
 		}
@@ -644,7 +644,7 @@ func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 			a.handleBad(w, r, err)
 			return
 		}
-		if _, err := a.opts.Store.MemberGet(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
+		if _, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
 			memberNotFound(w)
 			return
 		}
@@ -658,7 +658,7 @@ func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 		if !ok {
 			return
 		}
-		if err := a.opts.Store.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
+		if err := a.opts.Members.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
 			memberNotFound(w)
 			return
 		} else if err != nil {

@@ -150,7 +150,7 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, visible func(stor
 		writeError(w, http.StatusNotFound, "not_found", "404 Audit Event Not Found")
 		return
 	}
-	rec, err := a.opts.Store.EventGet(r.Context(), id)
+	rec, err := a.opts.Events.EventGet(r.Context(), id)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && !visible(rec)) {
 		writeError(w, http.StatusNotFound, "not_found", "404 Audit Event Not Found")
 		return
@@ -268,13 +268,13 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
 		p.Limit = lq.perPage + 1 // one more tells whether there is a next page
 	} else {
 		var err error
-		if total, err = a.opts.Store.EventCount(ctx, p); err != nil {
+		if total, err = a.opts.Events.EventCount(ctx, p); err != nil {
 			a.writeErr(w, r, err)
 			return
 		}
 		p.Offset, p.Limit = (lq.page-1)*lq.perPage, lq.perPage
 	}
-	recs, err := a.opts.Store.EventList(ctx, p)
+	recs, err := a.opts.Events.EventList(ctx, p)
 	if err != nil {
 		a.writeErr(w, r, err)
 		return

@@ -2,15 +2,22 @@ package rest
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
+	"log/slog"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // storedEvent is an event as the archive stores it: GitLab's streaming JSON with its id first.
@@ -324,3 +331,26 @@ func FuzzDecodeCursor(f *testing.F) {
 		require.Equal(t, id, again)
 	})
 }
+
+// Ingest sheds load past MaxInflightBytes with 503 busy, before reading the body.
+func TestIngestShedsLoadPastInflightBytes(t *testing.T) {
+	a := New(Options{MaxRequestBytes: 1 << 10, MaxInflightBytes: 1 << 10, Auth: allowAll{}, Logger: slog.New(slog.DiscardHandler)})
+	require.True(t, a.inflight.TryAcquire(1<<10)) // another request holds all of it
+	w := httptest.NewRecorder()
+	r := httptest.NewRequest(http.MethodPost, "/api/v4/audit_events", strings.NewReader(`{}`))
+	a.ServeHTTP(w, r)
+	require.Equal(t, http.StatusServiceUnavailable, w.Code, w.Body.String())
+	require.Contains(t, w.Body.String(), `"code":"busy"`)
+	require.Equal(t, "1", w.Header().Get("Retry-After"))
+}
+
+// allowAll authenticates every request as an ingest-scoped user.
+type allowAll struct{}
+
+func (allowAll) Authenticate(context.Context, string) (*auth.Principal, error) {
+	return &auth.Principal{User: store.User{ID: 1}, Token: store.Token{Scopes: []string{auth.ScopeIngest}}}, nil
+}
+func (allowAll) AccessLevel(context.Context, *auth.Principal, []store.Namespace) (int, error) {
+	return auth.NoAccess, nil
+}
+func (allowAll) Forget() {}

@@ -49,6 +49,16 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "413 Request Entity Too Large: the body is larger than the limit")
 		return
 	}
+	weight := r.ContentLength
+	if weight < 0 {
+		weight = a.opts.MaxRequestBytes
+	}
+	if !a.inflight.TryAcquire(weight) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "busy", "503 Service Unavailable: too many bytes of events are being ingested at once; retry")
+		return
+	}
+	defer a.inflight.Release(weight)
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, a.opts.MaxRequestBytes)}
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
 		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p)})

@@ -11,22 +11,32 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sync/semaphore"
+
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-// Store is the part of the store the REST API reads and writes directly.
-type Store interface {
+// Events reads stored audit events.
+type Events interface {
 	EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
 	EventCount(ctx context.Context, p store.EventListParams) (int64, error)
 	EventGet(ctx context.Context, id int64) (store.EventRecord, error)
+}
+
+// Users manages users and their personal access tokens.
+type Users interface {
 	UserCreate(ctx context.Context, p store.UserCreateParams) (store.User, error)
 	UserGet(ctx context.Context, id int64) (store.User, error)
 	UserList(ctx context.Context) ([]store.User, error)
 	TokenCreate(ctx context.Context, p store.TokenCreateParams) (store.Token, error)
 	TokenList(ctx context.Context, userID int64) ([]store.Token, error)
 	TokenRevoke(ctx context.Context, id int64) error
+}
+
+// Members manages memberships of groups and projects.
+type Members interface {
 	MemberUpsert(ctx context.Context, p store.MemberUpsertParams) (store.Member, error)
 	MemberGet(ctx context.Context, namespaceKey, userID int64) (store.Member, error)
 	MemberList(ctx context.Context, namespaceKey int64) ([]store.Member, error)
@@ -60,7 +70,9 @@ type RateLimiter interface {
 
 // Options configures the API.
 type Options struct {
-	Store      Store
+	Events     Events
+	Users      Users
+	Members    Members
 	Namespaces Namespaces
 	Auth       Authenticator
 	Ingester   Ingester
@@ -69,6 +81,9 @@ type Options struct {
 	Logger      *slog.Logger
 	// MaxRequestBytes bounds an ingest body. Default 32 MiB.
 	MaxRequestBytes int64
+	// MaxInflightBytes bounds the ingest bodies being handled at once (a body of unknown length
+	// counts as MaxRequestBytes); past it, ingest answers 503 busy. Default 256 MiB.
+	MaxInflightBytes int64
 	// ExternalURL is the base URL written into Link headers and web_url fields; default: taken
 	// from the request's Host.
 	ExternalURL string
@@ -79,8 +94,9 @@ type Options struct {
 
 // API is the REST handler.
 type API struct {
-	opts Options
-	mux  *http.ServeMux
+	opts     Options
+	mux      *http.ServeMux
+	inflight *semaphore.Weighted // ingest body bytes being handled
 }
 
 // New returns the API. Mount it at the server's root: it serves /api/v4/.
@@ -91,7 +107,10 @@ func New(opts Options) *API {
 	if opts.NowFunc == nil {
 		opts.NowFunc = time.Now
 	}
-	a := &API{opts: opts, mux: http.NewServeMux()}
+	if opts.MaxInflightBytes == 0 {
+		opts.MaxInflightBytes = 256 << 20
+	}
+	a := &API{opts: opts, mux: http.NewServeMux(), inflight: semaphore.NewWeighted(max(opts.MaxInflightBytes, opts.MaxRequestBytes))}
 	a.routes()
 	return a
 }
