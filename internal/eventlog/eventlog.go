@@ -214,10 +214,11 @@ func (l *Log) Publish(ctx context.Context, msgs []Message) ([]int64, error) {
 		return seqs, nil
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
+	// When too many acks are outstanding, wait for room (back-pressure) instead of failing after
+	// the client's default 200ms with part of the request already in the log.
+	stall := jetstream.WithStallWait(stallWait(ctx))
 	for i := range msgs {
-		// When too many acks are outstanding, wait for room (back-pressure) instead of failing
-		// after the client's default 200ms with part of the request already in the log.
-		f, err := l.js.PublishMsgAsync(toNats(&msgs[i]), jetstream.WithStallWait(stallWait(ctx)))
+		f, err := l.js.PublishMsgAsync(toNats(&msgs[i]), stall)
 		if err != nil {
 			return nil, l.pubErr(err)
 		}
