@@ -21,6 +21,8 @@ var allowedImports = map[string][]string{
 	"internal/store/postgres":  {"internal/store"},
 	"internal/store/storetest": {"internal/store"},
 	"internal/eventlog":        {},
+	"internal/secret":          {},
+	"internal/destination":     {"internal/event"},
 	"internal/namespace":       {"internal/store"},
 	"internal/auth":            {"internal/store"},
 	"internal/ingest":          {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
