@@ -25,3 +25,5 @@ fuzz FuzzIngestDecode 150000x ./internal/ingest
 fuzz FuzzNormalize 200000x ./internal/event
 fuzz FuzzParseIndex 150000x ./internal/event
 fuzz FuzzRestJSON 150000x ./internal/api/rest
+fuzz FuzzMatch 100000x ./internal/destination
+fuzz FuzzOpen 50000x ./internal/secret
