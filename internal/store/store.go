@@ -90,6 +90,28 @@ type Store interface {
 	MemberListByUser(ctx context.Context, userID int64) ([]Member, error)
 	// MemberDelete removes a direct membership. ErrNotFound when there is none.
 	MemberDelete(ctx context.Context, namespaceKey, userID int64) error
+
+	// DestinationCreate inserts a streaming destination with its headers and filters in one
+	// transaction and returns it as stored. ErrConflict when the name is taken within its scope
+	// and namespace, or when two headers share a name or a filter list repeats a value;
+	// ErrNotFound when the namespace (or a namespace filter's namespace) does not exist.
+	DestinationCreate(ctx context.Context, p DestinationCreateParams) (Destination, error)
+	// DestinationGet returns one destination with its headers and filters, or ErrNotFound.
+	DestinationGet(ctx context.Context, id int64) (Destination, error)
+	// DestinationList returns the destinations selected by p, with their headers and filters,
+	// ordered by id.
+	DestinationList(ctx context.Context, p DestinationListParams) ([]Destination, error)
+	// DestinationUpdate changes the fields p sets, replacing the header and filter lists it sets,
+	// and UpdatedAt, all in one transaction, and returns the updated destination. ErrNotFound
+	// when the destination (or a namespace filter's namespace) does not exist; ErrConflict as
+	// for DestinationCreate. On error nothing is changed.
+	DestinationUpdate(ctx context.Context, p DestinationUpdateParams) (Destination, error)
+	// DestinationDelete removes a destination with its headers and filters. ErrNotFound when
+	// it does not exist.
+	DestinationDelete(ctx context.Context, id int64) error
+	// DestinationCount counts the destinations, active or not, of one scope and namespace
+	// (namespaceKey 0 for ScopeInstance).
+	DestinationCount(ctx context.Context, scope DestinationScope, namespaceKey int64) (int64, error)
 }
 
 // EventRecord is an audit event as the store keeps it: the columns that queries filter on, and
@@ -213,4 +235,123 @@ type MemberUpsertParams struct {
 	AccessLevel  int
 	ExpiresAt    time.Time
 	CreatedAt    time.Time
+}
+
+// DestinationScope says who owns a streaming destination: a top-level group or the instance.
+type DestinationScope string
+
+// The destination scopes.
+const (
+	ScopeGroup    DestinationScope = "group"
+	ScopeInstance DestinationScope = "instance"
+)
+
+// Destination is a streaming destination as the store keeps it. The store checks only that
+// Scope is known, that NamespaceKey is set exactly for ScopeGroup, and that Name and Category
+// are not empty; everything else (category names, config schema, limits) is the caller's.
+//
+// SecretToken, SigningSecret, PreviousSigningSecret and header values are stored and returned
+// as given: callers seal them before and open them after, so the store never sees a secret in
+// clear.
+//
+// Lists keep the order they were given in. An empty list, and an empty Config, come back nil,
+// whether they were set as nil or as an empty slice.
+type Destination struct {
+	ID           int64
+	Scope        DestinationScope
+	NamespaceKey int64 // the Key of the top-level group; 0 for ScopeInstance
+	Name         string
+	Category     string // http, aws, gcp, gcs, splunk
+	Config       []byte // a JSON object of the non-secret settings, returned byte for byte
+
+	SecretToken           string    // sealed
+	SigningSecret         string    // sealed
+	PreviousSigningSecret string    // sealed; "" when none
+	PreviousValidUntil    time.Time // end of the rotation grace period; zero when none
+
+	Active  bool
+	Headers []DestinationHeader
+
+	// Filters. An empty allow list allows everything; the caller gives them their meaning.
+	EventTypes     []string
+	DenyEventTypes []string
+	Categories     []string // event-type catalog categories
+	DenyCategories []string
+	Namespaces     []DestinationNamespace
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// DestinationHeader is a custom HTTP header sent with every delivery. Names are unique per
+// destination (compared byte for byte).
+type DestinationHeader struct {
+	Name   string
+	Value  string // sealed
+	Active bool
+}
+
+// DestinationNamespace is a namespace filter: a group (itself and its descendants) or a project.
+// Keys are unique per destination and must name an existing namespace; a namespace cannot be
+// deleted while a filter names it, so deleting it never widens what a destination receives.
+type DestinationNamespace struct {
+	Key     int64
+	Project bool
+}
+
+// DestinationCreateParams creates a destination. UpdatedAt starts equal to CreatedAt.
+type DestinationCreateParams struct {
+	Scope                 DestinationScope
+	NamespaceKey          int64
+	Name                  string
+	Category              string
+	Config                []byte
+	SecretToken           string
+	SigningSecret         string
+	PreviousSigningSecret string
+	PreviousValidUntil    time.Time
+	Active                bool
+	Headers               []DestinationHeader
+	EventTypes            []string
+	DenyEventTypes        []string
+	Categories            []string
+	DenyCategories        []string
+	Namespaces            []DestinationNamespace
+	CreatedAt             time.Time // zero: now
+}
+
+// DestinationListParams selects destinations:
+//   - Scope "": every destination of every scope (NamespaceKey must be 0), as the delivery
+//     engine needs them;
+//   - ScopeInstance: the instance's destinations (NamespaceKey must be 0);
+//   - ScopeGroup: the destinations of the top-level group NamespaceKey (which must be set).
+//
+// Other combinations are an error, so that a forgotten key never lists every group's
+// destinations.
+type DestinationListParams struct {
+	Scope        DestinationScope
+	NamespaceKey int64
+	ActiveOnly   bool // only destinations with Active set
+}
+
+// DestinationUpdateParams changes a destination. A nil field is left unchanged; a list field
+// replaces the whole list, and a pointer to an empty or nil slice empties it. A pointer to the
+// zero time clears PreviousValidUntil. A destination's scope and namespace never change.
+type DestinationUpdateParams struct {
+	ID                    int64
+	Name                  *string
+	Category              *string
+	Config                *[]byte
+	SecretToken           *string
+	SigningSecret         *string
+	PreviousSigningSecret *string
+	PreviousValidUntil    *time.Time
+	Active                *bool
+	Headers               *[]DestinationHeader
+	EventTypes            *[]string
+	DenyEventTypes        *[]string
+	Categories            *[]string
+	DenyCategories        *[]string
+	Namespaces            *[]DestinationNamespace
+	UpdatedAt             time.Time // zero: now; set even when nothing else changes
 }

@@ -114,6 +114,51 @@ func TestMigrateConcurrentStores(t *testing.T) {
 	require.Zero(t, n)
 }
 
+// destinationChildTables hold the headers and filters of destinations.
+var destinationChildTables = []string{"destination_headers", "destination_event_filters", "destination_namespace_filters"}
+
+// createDestinationWithChildren creates a group destination with a header and one filter of
+// each table and returns its id.
+func createDestinationWithChildren(t *testing.T, st store.Store) int64 {
+	t.Helper()
+	g, err := st.NamespaceCreate(t.Context(), store.NamespaceCreateParams{Kind: store.KindGroup, Name: "G", FullPath: "g"})
+	require.NoError(t, err)
+	d, err := st.DestinationCreate(t.Context(), store.DestinationCreateParams{
+		Scope: store.ScopeGroup, NamespaceKey: g.Key, Name: "d", Category: "http",
+		Headers:    []store.DestinationHeader{{Name: "X", Value: "v"}},
+		EventTypes: []string{"e"}, DenyCategories: []string{"c"},
+		Namespaces: []store.DestinationNamespace{{Key: g.Key}},
+	})
+	require.NoError(t, err)
+	return d.ID
+}
+
+// TestDestinationDeleteCascades checks in the raw tables that deleting a destination removes
+// its headers and filters.
+func TestDestinationDeleteCascades(t *testing.T) {
+	t.Parallel()
+	dsn := schemaDSN(t, databaseURL(t))
+	s := openDSN(t, dsn)
+	require.NoError(t, s.Migrate(t.Context()))
+	id := createDestinationWithChildren(t, s)
+
+	raw, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	count := func(table string) int {
+		var n int
+		require.NoError(t, raw.QueryRow(t.Context(), `SELECT count(*) FROM `+table).Scan(&n))
+		return n
+	}
+	for _, table := range destinationChildTables {
+		require.Positive(t, count(table), table)
+	}
+	require.NoError(t, s.DestinationDelete(t.Context(), id))
+	for _, table := range destinationChildTables {
+		require.Zero(t, count(table), table)
+	}
+}
+
 func TestOpenInvalidURLHidesPassword(t *testing.T) {
 	t.Parallel()
 	_, err := postgres.Open(t.Context(), "postgres://u:s3cret@127.0.0.1:1/db?sslmode=bogus")

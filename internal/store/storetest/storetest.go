@@ -5,7 +5,8 @@
 // Besides the contract written in store.go, the suite pins down behaviour both drivers share:
 // times come back in UTC truncated to milliseconds; a zero CreatedAt in a create or upsert
 // params struct means "now"; a membership replaced by MemberUpsert keeps its CreatedAt; a token
-// or membership naming a user or namespace that does not exist is store.ErrNotFound.
+// or membership naming a user or namespace that does not exist is store.ErrNotFound. Destination
+// lists (headers, filters) and Config come back nil when empty, never as empty slices.
 package storetest
 
 import (
@@ -50,6 +51,16 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("Token", s.testToken)
 	t.Run("Member", s.testMember)
 	t.Run("CreatedAtDefaultsToNow", s.testCreatedAtDefaultsToNow)
+	t.Run("Destination", func(t *testing.T) {
+		t.Run("RoundTrip", s.testDestinationRoundTrip)
+		t.Run("Conflict", s.testDestinationConflict)
+		t.Run("Invalid", s.testDestinationInvalid)
+		t.Run("List", s.testDestinationList)
+		t.Run("Update", s.testDestinationUpdate)
+		t.Run("UpdateErrors", s.testDestinationUpdateErrors)
+		t.Run("Delete", s.testDestinationDelete)
+		t.Run("ConcurrentCreate", s.testDestinationConcurrentCreate)
+	})
 }
 
 type suite struct {
