@@ -320,3 +320,50 @@ func TestFirstStartPrintsToken(t *testing.T) {
 	require.Contains(t, out.String(), "First start: created an admin token")
 	require.Contains(t, out.String(), "    ast-")
 }
+
+// TestLogResetKeepsIDsUnique: with the log's files gone but the database kept, the next event
+// gets an id after every stored one instead of reusing id 1 (which the store would silently keep
+// as the old event).
+func TestLogResetKeepsIDsUnique(t *testing.T) {
+	dataDir := t.TempDir()
+	p := serve(t, dataDir)
+	for range 3 {
+		require.Equal(t, http.StatusCreated, postOne(t, p.base))
+	}
+	eventually(t, 20*time.Second, func() error {
+		if n := len(allIDs(t, p.base)); n != 3 {
+			return fmt.Errorf("stored %d", n)
+		}
+		return nil
+	})
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+	require.NoError(t, os.RemoveAll(filepath.Join(dataDir, "jetstream")))
+
+	p2 := serve(t, dataDir)
+	req, _ := http.NewRequest(http.MethodPost, p2.base+"/api/v4/audit_events", strings.NewReader(`{"event_type":"user_created","entity_type":"Instance"}`))
+	req.Header.Set("PRIVATE-TOKEN", adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode, string(b))
+	require.JSONEq(t, `{"ids":[4]}`, string(b))
+	eventually(t, 20*time.Second, func() error {
+		if ids := allIDs(t, p2.base); len(ids) != 4 {
+			return fmt.Errorf("stored %v", ids)
+		}
+		return nil
+	})
+}
+
+// TestDataDirIsExclusive: a second process on the same data directory refuses to start instead
+// of corrupting the embedded log; the first keeps serving.
+func TestDataDirIsExclusive(t *testing.T) {
+	dataDir := t.TempDir()
+	p := serve(t, dataDir)
+	out, err := exec.Command(binary, "serve", "--listen", freePort(t), "--data-dir", dataDir).CombinedOutput()
+	require.Error(t, err)
+	require.Contains(t, string(out), "in use by another auditstream process")
+	require.Equal(t, http.StatusCreated, postOne(t, p.base))
+}

@@ -104,6 +104,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			go func() { <-ctx.Done(); stop() }() // once draining, a second signal ends the process at once
 			logger := app.NewLogger(os.Stderr, cfg.LogLevel)
 			a, err := app.New(ctx, *cfg, logger, cmd.OutOrStdout())
 			if err != nil {

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -45,6 +46,7 @@ type App struct {
 	metrics  *metrics
 	listener net.Listener
 	server   *http.Server
+	lock     *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
 }
 
 // NewLogger returns the JSON logger the service writes to w.
@@ -94,7 +96,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	if cfg.NATSURL == "" || storeKind(cfg) == "sqlite" {
+		// Two processes on one embedded log corrupt it and hand out the same ids.
+		if a.lock, err = lockDataDir(cfg.DataDir); err != nil {
+			return nil, err
+		}
+	}
+	// Take the port first: a second start on a port in use must fail before touching the data.
+	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
+		a.close()
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
 	if a.store, err = OpenStore(ctx, cfg); err != nil {
+		a.close()
 		return nil, err
 	}
 	a.log, err = eventlog.Open(ctx, eventlog.Options{DataDir: cfg.DataDir, URL: cfg.NATSURL, Listen: cfg.NATSListen,
@@ -103,6 +117,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	if err != nil {
 		a.store.Close()
 		return nil, fmt.Errorf("open log: %w", err)
+	}
+	// The log must never hand out an id the store already has (a reset jetstream/ directory, or
+	// another NATS, with the same database): the insert would silently keep the old event.
+	maxID, err := a.store.EventMaxID(ctx)
+	if err == nil {
+		err = a.log.EnsureAfter(ctx, maxID)
+	}
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("log and store: %w", err)
 	}
 	a.resolver = namespace.NewResolver(a.store, nil)
 	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
@@ -142,10 +166,6 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.HandleFunc("GET /-/ready", a.ready)
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
-	if a.listener, err = net.Listen("tcp", cfg.Listen); err != nil {
-		a.close()
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Listen, err)
-	}
 	return a, nil
 }
 
@@ -216,7 +236,8 @@ func (a *App) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if serr := a.server.Shutdown(sctx); serr != nil {
-		a.logger.Warn("http shutdown", "err", serr)
+		a.logger.Warn("http shutdown did not finish in time; closing the remaining connections", "err", serr)
+		_ = a.server.Close() // before the log and store close under the handlers still running
 	}
 	stopWork(errShutdown)
 	if gerr := g.Wait(); gerr != nil && !errors.Is(gerr, errShutdown) && err == nil {
@@ -245,6 +266,26 @@ func (a *App) close() {
 	if a.store != nil {
 		a.store.Close()
 	}
+	if a.listener != nil {
+		a.listener.Close() // after Serve returned this is a no-op error, ignored
+	}
+	if a.lock != nil {
+		a.lock.Close() // releases the flock
+	}
+}
+
+// lockDataDir takes an exclusive, non-blocking lock on dir/LOCK, held until the file is closed
+// (or the process dies: the kernel releases it, so a crash leaves no stale lock).
+func lockDataDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("data dir lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("data dir %s is in use by another auditstream process (%v); give each process its own --data-dir", dir, err)
+	}
+	return f, nil
 }
 
 func (a *App) purgeLoop(ctx context.Context) error {

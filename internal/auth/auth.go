@@ -57,7 +57,13 @@ var (
 	ErrInsufficientScope = errors.New("403 Forbidden: insufficient scope")
 	// ErrForbidden means the user's role does not allow the operation on a resource they can see.
 	ErrForbidden = errors.New("403 Forbidden")
+	// ErrUnavailable means the store could not be asked and no recent answer was cached.
+	ErrUnavailable = errors.New("auth: the store is unavailable")
 )
+
+// staleIfError is how long a cached token check may be used when the store cannot be asked, so
+// that a database outage does not stop producers from writing to the log.
+const staleIfError = 10 * time.Minute
 
 // Store is the part of the store auth needs.
 type Store interface {
@@ -140,27 +146,35 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*Principa
 }
 
 func (a *Authenticator) lookup(ctx context.Context, h [32]byte, now time.Time) (cached, error) {
+	var old cached
+	var hasOld bool
 	if a.cacheTTL > 0 {
 		a.mu.Lock()
-		c, ok := a.cache[h]
+		old, hasOld = a.cache[h]
 		a.mu.Unlock()
-		if ok && now.Before(c.until) {
-			return c, nil
+		if hasOld && now.Before(old.until) {
+			return old, nil
 		}
+	}
+	unavailable := func(what string, err error) (cached, error) {
+		if hasOld && now.Before(old.until.Add(staleIfError)) {
+			return old, nil // stale, but the store cannot say otherwise right now
+		}
+		return cached{}, fmt.Errorf("%w: %s: %w", ErrUnavailable, what, err)
 	}
 	tok, err := a.st.TokenGetByHash(ctx, h[:])
 	if errors.Is(err, store.ErrNotFound) {
 		return cached{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return cached{}, fmt.Errorf("token lookup: %w", err)
+		return unavailable("token lookup", err)
 	}
 	user, err := a.st.UserGet(ctx, tok.UserID)
 	if errors.Is(err, store.ErrNotFound) {
 		return cached{}, ErrUnauthenticated
 	}
 	if err != nil {
-		return cached{}, fmt.Errorf("token user: %w", err)
+		return unavailable("token user", err)
 	}
 	c := cached{p: Principal{User: user, Token: tok}, until: now.Add(a.cacheTTL)}
 	if a.cacheTTL > 0 {

@@ -3,6 +3,7 @@ package auth_test
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -372,4 +373,55 @@ func TestValidAccessLevel(t *testing.T) {
 	for _, l := range []int{auth.NoAccess, 5, 15, 60, -10} {
 		require.False(t, auth.ValidAccessLevel(l), l)
 	}
+}
+
+// flakyStore is the real store with a switch that makes token lookups fail, like a database
+// outage.
+type flakyStore struct {
+	*sqlite.Store
+	mu   sync.Mutex
+	down bool
+}
+
+func (s *flakyStore) setDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
+
+func (s *flakyStore) TokenGetByHash(ctx context.Context, hash []byte) (store.Token, error) {
+	s.mu.Lock()
+	down := s.down
+	s.mu.Unlock()
+	if down {
+		return store.Token{}, errors.New("connection refused")
+	}
+	return s.Store.TokenGetByHash(ctx, hash)
+}
+
+// During a store outage a recently checked token keeps working for a bounded time (producers
+// keep writing to the log); after that, or for a token never checked, the answer is
+// ErrUnavailable (503), never "unauthenticated".
+func TestAuthenticateDuringStoreOutage(t *testing.T) {
+	f := setup(t)
+	st := &flakyStore{Store: f.st}
+	a := auth.NewAuthenticator(st, f.clock.Now, 5*time.Second)
+	u := f.user(t, "producer", false)
+	known, _ := f.token(t, u, time.Time{}, auth.ScopeIngest)
+	never, _ := f.token(t, u, time.Time{}, auth.ScopeIngest)
+	_, err := a.Authenticate(f.ctx, known)
+	require.NoError(t, err)
+
+	st.setDown(true)
+	f.clock.Advance(6 * time.Second) // past the TTL: normally a fresh lookup
+	p, err := a.Authenticate(f.ctx, known)
+	require.NoError(t, err, "a recent answer is used while the store is down")
+	require.Equal(t, u.ID, p.User.ID)
+	_, err = a.Authenticate(f.ctx, never)
+	require.ErrorIs(t, err, auth.ErrUnavailable)
+	require.NotErrorIs(t, err, auth.ErrUnauthenticated)
+
+	f.clock.Advance(15 * time.Minute) // past the stale-if-error bound
+	_, err = a.Authenticate(f.ctx, known)
+	require.ErrorIs(t, err, auth.ErrUnavailable)
+
+	st.setDown(false)
+	_, err = a.Authenticate(f.ctx, known)
+	require.NoError(t, err)
 }

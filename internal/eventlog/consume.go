@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,7 +116,7 @@ func (l *Log) Consume(ctx context.Context, opts ConsumerOptions, logger *slog.Lo
 		if len(batch) == 0 {
 			continue
 		}
-		if err := h(ctx, batch); err != nil {
+		if err := l.handle(ctx, h, batch, opts.AckWait); err != nil {
 			if ctx.Err() != nil {
 				break
 			}
@@ -137,6 +138,34 @@ func (l *Log) Consume(ctx context.Context, opts ConsumerOptions, logger *slog.Lo
 		}
 	}
 	return context.Cause(ctx)
+}
+
+// handle runs h on batch and, while it runs, tells the log every third of ackWait that the
+// batch is still being worked on, so that a slow handler's batch is not redelivered to another
+// worker in the meantime.
+func (l *Log) handle(ctx context.Context, h Handler, batch []Delivered, ackWait time.Duration) error {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				for _, d := range batch {
+					_ = d.msg.InProgress()
+				}
+			}
+		}
+	}()
+	err := h(ctx, batch)
+	close(done)
+	wg.Wait()
+	return err
 }
 
 // ConsumerLag returns how many messages the durable consumer has not yet had acked (pending

@@ -272,6 +272,30 @@ const (
 // RootGroup is the subject root of every event of a top-level group and its descendants.
 func RootGroup(topKey int64) string { return "g" + strconv.FormatInt(topKey, 10) }
 
+// ErrBehind means the stream ends before ids the store already holds: it was reset or replaced
+// while the database was kept. Publishing would reuse those ids.
+var ErrBehind = errors.New("eventlog: the log is behind the store")
+
+// EnsureAfter makes sure the next event id is greater than lastID (the store's highest). An
+// empty stream (new, or reset) is advanced so that its first id is lastID+1; a stream that holds
+// events but ends before lastID returns ErrBehind.
+func (l *Log) EnsureAfter(ctx context.Context, lastID int64) error {
+	info, err := l.Info(ctx)
+	if err != nil {
+		return err
+	}
+	if lastID <= 0 || int64(info.LastSeq) >= lastID {
+		return nil
+	}
+	if info.Messages > 0 {
+		return fmt.Errorf("%w: the log's last id is %d but the store holds ids up to %d; was the data directory's jetstream/ (or --nats-url) changed while the database was kept?", ErrBehind, info.LastSeq, lastID)
+	}
+	if err := l.stream.Purge(ctx, jetstream.WithPurgeSequence(uint64(lastID)+1)); err != nil {
+		return fmt.Errorf("advance the log past id %d: %w", lastID, err)
+	}
+	return nil
+}
+
 // Info reports the stream's state.
 type Info struct {
 	Messages uint64

@@ -443,3 +443,17 @@ func TestPublishCancelledContext(t *testing.T) {
 	_, err := l.Publish(cctx, messages("audit.g1.e", 1, 0))
 	require.ErrorIs(t, err, eventlog.ErrUnavailable)
 }
+
+// EnsureAfter advances an empty log past the store's last id and refuses a non-empty log that
+// is behind it.
+func TestEnsureAfter(t *testing.T) {
+	ctx, l := setup(t)
+	require.NoError(t, l.EnsureAfter(ctx, 0), "an empty store needs nothing")
+	require.NoError(t, l.EnsureAfter(ctx, 41))
+	ids, err := l.Publish(ctx, []eventlog.Message{{Subject: eventlog.Subject(eventlog.RootInstance, "user_created"), Data: []byte(`{}`)}})
+	require.NoError(t, err)
+	require.Equal(t, []int64{42}, ids, "the next id follows the store's last")
+	require.NoError(t, l.EnsureAfter(ctx, 42), "level with the store")
+	require.NoError(t, l.EnsureAfter(ctx, 10), "ahead of the store (it lags) is normal")
+	require.ErrorIs(t, l.EnsureAfter(ctx, 100), eventlog.ErrBehind)
+}

@@ -60,6 +60,14 @@ type Store interface {
 	NamespaceSetID(ctx context.Context, key, id int64) error
 	// NamespaceList returns every namespace, ordered by Key.
 	NamespaceList(ctx context.Context) ([]Namespace, error)
+	// NamespaceMove moves a namespace and its whole subtree to a new full path, under a new parent
+	// (0: top level). Descendants' full paths change with it, and when the moved namespace's top-level
+	// group changes, the subtree's TopKey becomes the new top-level group's key (the moved node's own
+	// key when it becomes top level). Its Name is kept; Path becomes the last segment. ErrConflict
+	// when newFullPath or any descendant's new path is taken; ErrNotFound when the namespace or the
+	// new parent does not exist; an error when the new parent is the namespace itself or inside its
+	// subtree, or is a project. One transaction.
+	NamespaceMove(ctx context.Context, p NamespaceMoveParams) error
 
 	// UserCreate inserts a user. When p.ID is 0 the next free id is assigned. ErrConflict when
 	// the id or username is taken.
@@ -175,6 +183,14 @@ type NamespaceCreateParams struct {
 	FullPath  string
 	ParentKey int64
 	CreatedAt time.Time
+}
+
+// NamespaceMoveParams moves the namespace Key (and its subtree) to NewFullPath under
+// NewParentKey; NewParentKey 0 makes it a top-level group.
+type NamespaceMoveParams struct {
+	Key          int64
+	NewFullPath  string
+	NewParentKey int64
 }
 
 // User is a person or bot that can hold tokens and memberships.

@@ -47,10 +47,10 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "413 Request Entity Too Large: the body is larger than the limit")
 	case errors.Is(err, ingest.ErrReadBody):
 		writeError(w, http.StatusBadRequest, "unreadable_body", "400 Bad Request: the request body could not be read")
-	case errors.Is(err, ingest.ErrNamespaces):
-		a.opts.Logger.Error("namespaces unavailable", "path", r.URL.Path, "err", err)
+	case errors.Is(err, ingest.ErrNamespaces), errors.Is(err, auth.ErrUnavailable):
+		a.opts.Logger.Error("store unavailable", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "503 Service Unavailable: groups and projects cannot be resolved right now; nothing was accepted, retry")
+		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "503 Service Unavailable: the database cannot be reached right now; nothing was accepted, retry")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		writeError(w, http.StatusUnauthorized, "unauthorized", "401 Unauthorized")
 	case errors.Is(err, auth.ErrInsufficientScope):

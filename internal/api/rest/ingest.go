@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
@@ -59,6 +60,8 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer a.inflight.Release(weight)
+	// A client that stalls mid-body must not hold its share of the in-flight budget for long.
+	_ = http.NewResponseController(w).SetReadDeadline(a.opts.NowFunc().Add(ingestReadTimeout))
 	body := &countingReader{r: http.MaxBytesReader(w, r.Body, a.opts.MaxRequestBytes)}
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
 		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p)})
@@ -93,10 +96,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// ingestReadTimeout bounds how long an ingest body may take to arrive.
+const ingestReadTimeout = 30 * time.Second
+
 type countingWriter struct {
 	http.ResponseWriter
 	status int
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (c *countingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 func (c *countingWriter) WriteHeader(s int) {
 	c.status = s

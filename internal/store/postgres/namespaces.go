@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -123,6 +124,70 @@ func (s *Store) NamespaceSetID(ctx context.Context, key, id int64) error {
 		err = pgx.ErrNoRows
 	}
 	return wrap(fmt.Sprintf("set id of namespace %d", key), err)
+}
+
+// NamespaceMove moves a namespace and its subtree to p.NewFullPath under p.NewParentKey. The
+// subtree is selected by path prefix with substr, not LIKE: paths may contain '_' and '%'. The
+// namespace and its new parent are locked in key order, so that concurrent moves see each
+// other's result (and cannot make a cycle) instead of deadlocking.
+func (s *Store) NamespaceMove(ctx context.Context, p store.NamespaceMoveParams) error {
+	op := fmt.Sprintf("move namespace %d to %q", p.Key, p.NewFullPath)
+	if p.NewFullPath == "" {
+		return fmt.Errorf("postgres: %s: empty path", op)
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT `+namespaceColumns+` FROM namespaces
+			WHERE key = $1 OR key = $2 ORDER BY key FOR UPDATE`, p.Key, p.NewParentKey)
+		if err != nil {
+			return err
+		}
+		locked, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Namespace, error) { return scanNamespace(row) })
+		if err != nil {
+			return err
+		}
+		var n, parent *store.Namespace
+		for i := range locked {
+			switch locked[i].Key {
+			case p.Key:
+				n = &locked[i]
+			case p.NewParentKey:
+				parent = &locked[i]
+			}
+		}
+		if n == nil {
+			return pgx.ErrNoRows
+		}
+		if p.NewParentKey == p.Key {
+			return errors.New("the new parent is the namespace itself")
+		}
+		var parentKey *int64
+		topKey := p.Key
+		if p.NewParentKey == 0 {
+			if n.Kind == store.KindProject {
+				return errors.New("a project cannot be top level")
+			}
+		} else {
+			if parent == nil {
+				return fmt.Errorf("parent %d: %w", p.NewParentKey, pgx.ErrNoRows)
+			}
+			if parent.Kind != store.KindGroup {
+				return fmt.Errorf("the new parent %q is a project", parent.FullPath)
+			}
+			if strings.HasPrefix(parent.FullPath, n.FullPath+"/") {
+				return fmt.Errorf("the new parent %q is inside the namespace's subtree", parent.FullPath)
+			}
+			parentKey, topKey = &p.NewParentKey, parent.TopKey
+		}
+		_, err = tx.Exec(ctx, `UPDATE namespaces SET
+				full_path = $1::text || substr(full_path, length($2::text) + 1),
+				top_key = $3::bigint,
+				parent_key = CASE WHEN key = $4::bigint THEN $5::bigint ELSE parent_key END,
+				path = CASE WHEN key = $4::bigint THEN $6::text ELSE path END
+			WHERE full_path = $2::text OR substr(full_path, 1, length($2::text) + 1) = $2::text || '/'`,
+			p.NewFullPath, n.FullPath, topKey, p.Key, parentKey, lastSegment(p.NewFullPath))
+		return err
+	})
+	return wrap(op, err)
 }
 
 // NamespaceList returns every namespace ordered by key.

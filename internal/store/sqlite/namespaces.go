@@ -137,6 +137,63 @@ func (s *Store) NamespaceList(ctx context.Context) ([]store.Namespace, error) {
 	return ns, wrap("list namespaces", rows.Err())
 }
 
+// NamespaceMove moves a namespace and its subtree to p.NewFullPath under p.NewParentKey. The
+// subtree is selected by path prefix with substr, not LIKE: paths may contain '_' and '%'.
+func (s *Store) NamespaceMove(ctx context.Context, p store.NamespaceMoveParams) error {
+	op := fmt.Sprintf("move namespace %d to %q", p.Key, p.NewFullPath)
+	if p.NewFullPath == "" {
+		return fmt.Errorf("sqlite: %s: empty path", op)
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	var kind, oldPath string
+	if err := tx.QueryRowContext(ctx,
+		`SELECT kind, full_path FROM namespaces WHERE key = ?`, p.Key,
+	).Scan(&kind, &oldPath); err != nil {
+		return wrap(op, err)
+	}
+	var parent sql.NullInt64
+	topKey := p.Key
+	if p.NewParentKey == 0 {
+		if store.NamespaceKind(kind) == store.KindProject {
+			return fmt.Errorf("sqlite: %s: a project cannot be top level", op)
+		}
+	} else {
+		if p.NewParentKey == p.Key {
+			return fmt.Errorf("sqlite: %s: the new parent is the namespace itself", op)
+		}
+		parent = sql.NullInt64{Int64: p.NewParentKey, Valid: true}
+		var parentKind, parentPath string
+		if err := tx.QueryRowContext(ctx,
+			`SELECT kind, full_path, top_key FROM namespaces WHERE key = ?`, p.NewParentKey,
+		).Scan(&parentKind, &parentPath, &topKey); err != nil {
+			return wrap(fmt.Sprintf("%s: parent %d", op, p.NewParentKey), err)
+		}
+		if store.NamespaceKind(parentKind) != store.KindGroup {
+			return fmt.Errorf("sqlite: %s: the new parent %q is a project", op, parentPath)
+		}
+		if strings.HasPrefix(parentPath, oldPath+"/") {
+			return fmt.Errorf("sqlite: %s: the new parent %q is inside the namespace's subtree", op, parentPath)
+		}
+	}
+
+	if _, err := tx.ExecContext(ctx, `UPDATE namespaces SET
+			full_path = ?1 || substr(full_path, length(?2) + 1),
+			top_key = ?3,
+			parent_key = CASE WHEN key = ?4 THEN ?5 ELSE parent_key END,
+			path = CASE WHEN key = ?4 THEN ?6 ELSE path END
+		WHERE full_path = ?2 OR substr(full_path, 1, length(?2) + 1) = ?2 || '/'`,
+		p.NewFullPath, oldPath, topKey, p.Key, parent, lastSegment(p.NewFullPath),
+	); err != nil {
+		return wrap(op, err)
+	}
+	return wrap(op, tx.Commit())
+}
+
 // affectedOne returns sql.ErrNoRows when an update or delete matched no row.
 func affectedOne(res sql.Result) error {
 	n, err := res.RowsAffected()
