@@ -155,17 +155,23 @@ func TestNamespacesLearnedFromEvents(t *testing.T) {
 	evs, _, err := admin.AuditEvents.ListGroupAuditEvents(12, nil)
 	require.NoError(t, err)
 	require.Len(t, evs, 1)
+	// A group path under a project is refused, and nothing is published.
+	status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
+		[]byte(`{"event_type":"member_created","entity_type":"Group","entity_path":"acme/platform/api/x","entity_id":99}`))
+	require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
+
 	// Without entity_id: fine for a namespace whose id is known, refused for an unknown one
 	// (ids are never invented), and the refused request publishes nothing.
 	ids := s.ingest(adminToken, map[string]any{"event_type": "member_created", "entity_type": "Group", "entity_path": "acme/platform"})
-	status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
+	status, body, _ = s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
 		[]byte(`[{"event_type":"member_created","entity_type":"Group","entity_path":"acme/platform"},{"event_type":"member_created","entity_type":"Group","entity_path":"acme/unknown"}]`))
 	require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
 	require.Contains(t, string(body), `"index":1,"errors":[{"field":"entity_id","code":"required"`)
 	status, body, _ = s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
 		[]byte(`{"event_type":"member_created","entity_type":"Group","entity_path":"acme"}`))
 	require.Equal(t, http.StatusUnprocessableEntity, status, "acme was only seen as an ancestor: its id is unknown: %s", body)
-	// A path that now belongs to another id (a rename in GitLab) keeps the event's own id.
+	// A path that now belongs to another id (a rename in GitLab): the new group takes the path,
+	// the event keeps its own id.
 	ids = append(ids, s.ingest(adminToken, ev("member_created", "Group", "acme/platform", 13, 1, "new group on an old path"))...)
 	s.waitStored(4)
 	got, _, err := admin.AuditEvents.GetInstanceAuditEvent(ids[0])
@@ -176,10 +182,14 @@ func TestNamespacesLearnedFromEvents(t *testing.T) {
 	require.Equal(t, int64(13), got.EntityID, "never filed under group 12")
 	require.Equal(t, ids[1]-1, ids[0], "nothing of the refused requests reached the log")
 
-	// A project path under a project is refused, and nothing is published.
-	status, body, _ = s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
-		[]byte(`{"event_type":"member_created","entity_type":"Group","entity_path":"acme/platform/api/x","entity_id":99}`))
-	require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
+	// Group 12 was parked (renamed away in GitLab) with its project; its next event moves it.
+	s.ingest(adminToken, ev("member_created", "Group", "acme/platform-old", 12, 1, "the old group, renamed"))
+	g12, _, err := admin.Groups.GetGroup(12, nil)
+	require.NoError(t, err)
+	require.Equal(t, "acme/platform-old", g12.FullPath)
+	p77, _, err := admin.Projects.GetProject(77, nil)
+	require.NoError(t, err)
+	require.Equal(t, "acme/platform-old/api", p77.PathWithNamespace, "the project moved with its group")
 }
 
 func TestMembersWithClientGo(t *testing.T) {

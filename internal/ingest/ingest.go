@@ -259,12 +259,7 @@ func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
 		return eventlog.RootInstance, nil
 	}
 	ns, err := s.Learner.Learn(ctx, kind, ev.EntityPath, ev.EntityID)
-	switch {
-	case errors.Is(err, namespace.ErrIDMismatch):
-		// The path now names another namespace under the same top-level group: route by it,
-		// and keep the event's own id.
-		return eventlog.RootGroup(ns.TopKey), nil
-	case err != nil:
+	if err != nil {
 		return "", err
 	}
 	ev.EntityID = ns.ID

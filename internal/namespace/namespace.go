@@ -24,6 +24,7 @@ type Store interface {
 	NamespaceGetByID(ctx context.Context, kind store.NamespaceKind, id int64) (store.Namespace, error)
 	NamespaceGetByPath(ctx context.Context, fullPath string) (store.Namespace, error)
 	NamespaceSetID(ctx context.Context, key, id int64) error
+	NamespaceMove(ctx context.Context, p store.NamespaceMoveParams) error
 }
 
 // Errors callers branch on.
@@ -37,10 +38,6 @@ var (
 	// without giving its id. Ids are never invented for events: a made-up id could later be a
 	// real group's.
 	ErrIDRequired = errors.New("namespace: the id of this group or project is not known; send its entity_id")
-	// ErrIDMismatch means the path belongs to a namespace with another id (GitLab: that group was
-	// renamed away and a new one took its path). Learn returns the path's owner with it, so that
-	// the caller can still route by its top-level group, but must keep the event's own id.
-	ErrIDMismatch = errors.New("namespace: the path belongs to a namespace with another id")
 )
 
 type idKey struct {
@@ -90,10 +87,15 @@ func (r *Resolver) cachedPath(path string) (store.Namespace, bool) {
 
 // Learn returns the namespace of kind at fullPath, creating it and its missing ancestor groups
 // when first seen. id is the GitLab id the event carries; 0 is allowed only for a namespace whose
-// id is already known (ErrIDRequired otherwise). When the namespace with that id exists under
-// another path (it was renamed), the existing one is returned: the id, not the path, is the
-// identity. When the path belongs to a namespace with another id, that namespace is returned
-// with ErrIDMismatch.
+// id is already known (ErrIDRequired otherwise). The id, not the path, is the identity, and the
+// newest event says where a namespace is:
+//   - a known id under another path was renamed or transferred: it moves there with its subtree;
+//   - a path held by a namespace with another id was given up by it (renamed away, to a path we
+//     have not seen yet): that namespace is parked on a path no event can name, and the path is
+//     the new id's. The parked one moves to its real path when its next event arrives.
+//
+// So a new group on an old group's path never inherits the old group's members, and the old
+// group never sees the new one's events.
 func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
 	if id == 0 {
 		ns, err := r.byPathFresh(ctx, fullPath)
@@ -115,17 +117,19 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	r.mu.RLock()
 	ns, ok := r.byID[idKey{kind, id}]
 	r.mu.RUnlock()
-	if ok {
+	if ok && ns.FullPath == fullPath {
 		return ns, nil
 	}
 
 	r.learn.Lock()
 	defer r.learn.Unlock()
 	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
-	if err == nil {
+	switch {
+	case err == nil && ns.FullPath == fullPath:
 		return r.remember(ns), nil
-	}
-	if !errors.Is(err, store.ErrNotFound) {
+	case err == nil:
+		return r.move(ctx, ns, fullPath)
+	case !errors.Is(err, store.ErrNotFound):
 		return store.Namespace{}, fmt.Errorf("namespace by id: %w", err)
 	}
 	ns, err = r.st.NamespaceGetByPath(ctx, fullPath)
@@ -137,14 +141,16 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		if ns.ID == id { // another process learned it a moment ago
 			return r.remember(ns), nil
 		}
-		if ns.ID != 0 {
-			return r.remember(ns), ErrIDMismatch
+		if ns.ID == 0 { // learned from paths only: this event tells its id
+			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
+				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+			}
+			ns.ID = id
+			return r.remember(ns), nil
 		}
-		if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
-			return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+		if err := r.park(ctx, ns); err != nil {
+			return store.Namespace{}, err
 		}
-		ns.ID = id
-		return r.remember(ns), nil
 	case !errors.Is(err, store.ErrNotFound):
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
 	}
@@ -161,6 +167,64 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	}
 	return r.create(ctx, store.NamespaceCreateParams{Kind: kind, ID: id,
 		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
+}
+
+// move puts ns (and its subtree) at fullPath, under that path's parent group, parking whatever
+// holds the path now. Callers hold r.learn.
+func (r *Resolver) move(ctx context.Context, ns store.Namespace, fullPath string) (store.Namespace, error) {
+	if strings.HasPrefix(fullPath, ns.FullPath+"/") {
+		return store.Namespace{}, fmt.Errorf("%s cannot move into its own subtree (%s)", ns.FullPath, fullPath)
+	}
+	var parentKey int64
+	if i := strings.LastIndexByte(fullPath, '/'); i > 0 {
+		parent, err := r.learnAncestor(ctx, fullPath[:i])
+		if err != nil {
+			return store.Namespace{}, err
+		}
+		parentKey = parent.Key
+	} else if ns.Kind == store.KindProject {
+		return store.Namespace{}, fmt.Errorf("project path %q has no namespace", fullPath)
+	}
+	if holder, err := r.st.NamespaceGetByPath(ctx, fullPath); err == nil && holder.Key != ns.Key {
+		if err := r.park(ctx, holder); err != nil {
+			return store.Namespace{}, err
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
+	}
+	if err := r.st.NamespaceMove(ctx, store.NamespaceMoveParams{Key: ns.Key, NewFullPath: fullPath, NewParentKey: parentKey}); err != nil {
+		return store.Namespace{}, fmt.Errorf("move %s to %s: %w", ns.FullPath, fullPath, err)
+	}
+	r.forget() // the subtree's cached paths and top keys are stale
+	moved, err := r.st.NamespaceGetByKey(ctx, ns.Key)
+	if err != nil {
+		return store.Namespace{}, fmt.Errorf("namespace by key: %w", err)
+	}
+	return r.remember(moved), nil
+}
+
+// park moves ns off its path to "<parent>/-moved-<key>": event paths cannot start a segment
+// with '-', so no event can name it, and the namespace keeps its members and subtree until its
+// next event tells where it went. Callers hold r.learn.
+func (r *Resolver) park(ctx context.Context, ns store.Namespace) error {
+	parked := "-moved-" + strconv.FormatInt(ns.Key, 10)
+	if i := strings.LastIndexByte(ns.FullPath, '/'); i > 0 {
+		parked = ns.FullPath[:i+1] + parked
+	}
+	if err := r.st.NamespaceMove(ctx, store.NamespaceMoveParams{Key: ns.Key, NewFullPath: parked, NewParentKey: ns.ParentKey}); err != nil {
+		return fmt.Errorf("park %s: %w", ns.FullPath, err)
+	}
+	r.forget()
+	return nil
+}
+
+// forget empties the caches; moves are rare.
+func (r *Resolver) forget() {
+	r.mu.Lock()
+	clear(r.byPath)
+	clear(r.byID)
+	clear(r.byKey)
+	r.mu.Unlock()
 }
 
 // checkAncestors reports ErrKindMismatch when the nearest existing ancestor of path is a project.

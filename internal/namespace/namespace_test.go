@@ -128,31 +128,78 @@ func TestLearnAncestorIDLater(t *testing.T) {
 	require.Equal(t, int64(7), again.ID)
 }
 
-func TestLearnByKnownIDUnderAnotherPathIsARename(t *testing.T) {
+// A known id under another path was renamed or transferred in GitLab: it moves there, with its
+// subtree; nothing is created at the old path.
+func TestLearnByKnownIDUnderAnotherPathMovesIt(t *testing.T) {
 	ctx, r, st := setup(t)
 	orig, err := r.Learn(ctx, store.KindProject, "acme/api", 100)
 	require.NoError(t, err)
 	group, err := r.Learn(ctx, store.KindGroup, "acme", 7)
 	require.NoError(t, err)
-
-	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
-		got, err := res.Learn(ctx, store.KindProject, "other/api-renamed", 100)
-		require.NoError(t, err, name)
-		require.Equal(t, orig.Key, got.Key, "%s: the id, not the path, is the identity", name)
-		require.Equal(t, orig.TopKey, got.TopKey, name)
-
-		g, err := res.Learn(ctx, store.KindGroup, "acme-renamed", 7)
-		require.NoError(t, err, name)
-		require.Equal(t, group.Key, g.Key, name)
-
-		_, err = res.Find(ctx, store.KindProject, "other/api-renamed")
-		require.ErrorIs(t, err, namespace.ErrNotFound, "%s: no namespace is created at the new path", name)
-		_, err = res.Find(ctx, store.KindGroup, "other")
-		require.ErrorIs(t, err, namespace.ErrNotFound, "%s: nor its ancestors", name)
-	}
-	all, err := st.NamespaceList(ctx)
+	web, err := r.Learn(ctx, store.KindProject, "acme/web", 101)
 	require.NoError(t, err)
-	require.Len(t, all, 2)
+
+	// The project is transferred to another top-level group and renamed.
+	got, err := r.Learn(ctx, store.KindProject, "other/api-renamed", 100)
+	require.NoError(t, err)
+	require.Equal(t, orig.Key, got.Key, "the id, not the path, is the identity")
+	require.Equal(t, "other/api-renamed", got.FullPath)
+	other, err := r.Find(ctx, store.KindGroup, "other")
+	require.NoError(t, err)
+	require.Equal(t, other.Key, got.ParentKey)
+	require.Equal(t, other.Key, got.TopKey, "its events now belong to the other top-level group")
+
+	// The group is renamed; its remaining project moves with it.
+	g, err := r.Learn(ctx, store.KindGroup, "acme-renamed", 7)
+	require.NoError(t, err)
+	require.Equal(t, group.Key, g.Key)
+	for name, res := range map[string]*namespace.Resolver{"same": r, "fresh": namespace.NewResolver(st, clock)} {
+		w, err := res.Find(ctx, store.KindProject, "acme-renamed/web")
+		require.NoError(t, err, name)
+		require.Equal(t, web.Key, w.Key, name)
+		_, err = res.Find(ctx, store.KindGroup, "acme")
+		require.ErrorIs(t, err, namespace.ErrNotFound, "%s: nothing is left at the old path", name)
+		_, err = res.Find(ctx, store.KindProject, "acme/api")
+		require.ErrorIs(t, err, namespace.ErrNotFound, name)
+	}
+}
+
+// The leak a review found: GitLab renames group 7 away from "acme" and a new group 9 takes the
+// path. Group 9's projects must never end up under group 7 (whose members would see them),
+// whichever order the events arrive in.
+func TestNewGroupOnAnOldPathNeverJoinsTheOldGroup(t *testing.T) {
+	for _, order := range []string{"rename seen first", "new owner seen first"} {
+		t.Run(order, func(t *testing.T) {
+			ctx, r, _ := setup(t)
+			old, err := r.Learn(ctx, store.KindGroup, "acme", 7)
+			require.NoError(t, err)
+			if order == "rename seen first" {
+				_, err = r.Learn(ctx, store.KindGroup, "acme-old", 7)
+				require.NoError(t, err)
+			}
+			newer, err := r.Learn(ctx, store.KindGroup, "acme", 9)
+			require.NoError(t, err)
+			require.NotEqual(t, old.Key, newer.Key)
+			require.Equal(t, int64(9), newer.ID)
+			p, err := r.Learn(ctx, store.KindProject, "acme/secret", 200)
+			require.NoError(t, err)
+			chain, err := r.Chain(ctx, p)
+			require.NoError(t, err)
+			for _, ns := range chain {
+				require.NotEqual(t, old.Key, ns.Key, "project 200 must not be under group 7")
+			}
+			require.Equal(t, newer.Key, p.TopKey)
+
+			// Group 7's next event tells where it went; it keeps its own key (and members).
+			moved, err := r.Learn(ctx, store.KindGroup, "acme-old", 7)
+			require.NoError(t, err)
+			require.Equal(t, old.Key, moved.Key)
+			require.Equal(t, "acme-old", moved.FullPath)
+			g, err := r.Find(ctx, store.KindGroup, "acme")
+			require.NoError(t, err)
+			require.Equal(t, int64(9), g.ID)
+		})
+	}
 }
 
 func TestLearnKindMismatch(t *testing.T) {
