@@ -244,7 +244,17 @@ func tokenCmd(cfg *app.Config) *cobra.Command {
 	f.StringVar(&name, "name", "cli", "token name")
 	f.StringSliceVar(&scopes, "scopes", []string{"api"}, "api, read_api, ingest")
 	f.StringVar(&expires, "expires-at", "", "expiry date (YYYY-MM-DD); default never")
-	cmd.AddCommand(create)
+	var tokenID int64
+	revoke := &cobra.Command{Use: "revoke", Short: "Revoke a token (a running server stops accepting it within --token-cache-ttl)", Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			if err := a.RevokeToken(ctx, tokenID); err != nil {
+				return fmt.Errorf("token %d: %w", tokenID, err)
+			}
+			fmt.Fprintf(out, "token %d revoked\n", tokenID)
+			return nil
+		})}
+	revoke.Flags().Int64Var(&tokenID, "id", 0, "token id (required)")
+	cmd.AddCommand(create, revoke)
 	return cmd
 }
 
@@ -263,7 +273,7 @@ func namespaceCmd(cfg *app.Config, kind store.NamespaceKind) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&path, "path", "", "full path, e.g. my-group/sub (required)")
 	f.StringVar(&name, "name", "", "display name (default: the last path segment)")
-	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); 0 assigns one")
+	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); without it the id stays unknown until the first event tells it")
 	cmd.AddCommand(create)
 	return cmd
 }

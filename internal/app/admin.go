@@ -69,6 +69,11 @@ func (a *Admin) CreateToken(ctx context.Context, userRef, name string, scopes []
 	return raw, t, err
 }
 
+// RevokeToken revokes a personal access token by id.
+func (a *Admin) RevokeToken(ctx context.Context, id int64) error {
+	return a.store.TokenRevoke(ctx, id)
+}
+
 // CreateNamespace creates a group or project at fullPath; its parent group must exist.
 func (a *Admin) CreateNamespace(ctx context.Context, kind store.NamespaceKind, fullPath, name string, id int64) (store.Namespace, error) {
 	fullPath = strings.Trim(fullPath, "/")
