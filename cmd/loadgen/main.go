@@ -185,9 +185,15 @@ func (l *loader) sendOne(ctx context.Context, c, n int, ctype string) {
 		}
 		return
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	d := time.Since(t0)
+	if err != nil {
+		if ctx.Err() == nil { // the run's end cancels reads in flight: not the server's failure
+			l.fail("reading the response: " + err.Error())
+		}
+		return
+	}
 	if resp.StatusCode != http.StatusCreated {
 		l.fail(fmt.Sprintf("%d %s", resp.StatusCode, b))
 		return
