@@ -182,7 +182,7 @@ func (f *fixture) requireStored(t *testing.T, events []published) {
 	for _, p := range events {
 		rec, err := f.st.EventGet(f.ctx, p.seq)
 		require.NoError(t, err, "event %d", p.seq)
-		require.Equal(t, string(event.WithID(p.body, p.seq)), string(rec.Data), "the stored JSON is the streamed JSON with its id")
+		require.Equal(t, string(event.AppendWithID(nil, p.body, p.seq)), string(rec.Data), "the stored JSON is the streamed JSON with its id")
 		require.Equal(t, p.seq, rec.ID)
 		require.Equal(t, p.ev.EventType, rec.EventType)
 		require.Equal(t, p.ev.EntityType, rec.EntityType)

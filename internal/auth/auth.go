@@ -53,10 +53,6 @@ const TokenPrefix = "ast-"
 var (
 	// ErrUnauthenticated means no token, or one that is unknown, expired or revoked.
 	ErrUnauthenticated = errors.New("401 Unauthorized")
-	// ErrInsufficientScope means the token's scopes do not allow the operation.
-	ErrInsufficientScope = errors.New("403 Forbidden: insufficient scope")
-	// ErrForbidden means the user's role does not allow the operation on a resource they can see.
-	ErrForbidden = errors.New("403 Forbidden")
 	// ErrUnavailable means the store could not be asked and no recent answer was cached.
 	ErrUnavailable = errors.New("auth: the store is unavailable")
 )

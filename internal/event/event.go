@@ -215,7 +215,7 @@ func truncate(s string, n int) string {
 }
 
 // AppendJSON appends the event in GitLab's streaming schema. When ID is 0 the "id" key is left
-// out (the log assigns it; see WithID).
+// out (the log assigns it; see AppendWithID).
 func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if e.ID != 0 {
@@ -299,13 +299,8 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// WithID returns the JSON of an event encoded by AppendJSON without an id, with "id":id added as
-// its first key. It does not parse the body.
-func WithID(body []byte, id int64) []byte {
-	return AppendWithID(make([]byte, 0, len(body)+24), body, id)
-}
-
-// AppendWithID appends WithID(body, id) to out.
+// AppendWithID appends to out the JSON of an event encoded by AppendJSON without an id (body),
+// with "id":id added as its first key. It does not parse the body.
 func AppendWithID(out, body []byte, id int64) []byte {
 	out = append(out, `{"id":`...)
 	out = strconv.AppendInt(out, id, 10)

@@ -710,20 +710,20 @@ func TestAppendJSONCreatedAtFormat(t *testing.T) {
 	}
 }
 
-func TestWithID(t *testing.T) {
+func TestAppendWithID(t *testing.T) {
 	t.Parallel()
 	ev := sampleEvent()
 	withID := ev.AppendJSON(nil)
 	ev.ID = 0
 	without := ev.AppendJSON(nil)
-	got := event.WithID(without, 16807)
-	require.Equal(t, string(withID), string(got), "WithID gives the same bytes as encoding with the id")
+	got := event.AppendWithID(nil, without, 16807)
+	require.Equal(t, string(withID), string(got), "AppendWithID gives the same bytes as encoding with the id")
 	require.Equal(t, streamingKeys, topLevelKeys(t, got))
 	require.Equal(t, `{"id":16807,"author_id":`, string(got[:len(`{"id":16807,"author_id":`)]))
 	require.Equal(t, string(without), string(ev.AppendJSON(nil)), "the body is not modified")
 
-	require.Equal(t, `{"id":1}`, string(event.WithID([]byte(`{}`), 1)))
-	require.Equal(t, `{"id":9223372036854775807,"a":1}`, string(event.WithID([]byte(`{"a":1}`), 1<<63-1)))
+	require.Equal(t, `{"id":1}`, string(event.AppendWithID(nil, []byte(`{}`), 1)))
+	require.Equal(t, `{"id":9223372036854775807,"a":1}`, string(event.AppendWithID(nil, []byte(`{"a":1}`), 1<<63-1)))
 
 	var back event.Event
 	require.NoError(t, json.Unmarshal(got, &back))

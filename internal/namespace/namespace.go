@@ -155,15 +155,9 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
 	}
 
-	var parentKey int64
-	if i := strings.LastIndexByte(fullPath, '/'); i > 0 {
-		parent, err := r.learnAncestor(ctx, fullPath[:i])
-		if err != nil {
-			return store.Namespace{}, err
-		}
-		parentKey = parent.Key
-	} else if kind == store.KindProject {
-		return store.Namespace{}, fmt.Errorf("project path %q has no namespace", fullPath)
+	parentKey, err := r.parentKey(ctx, kind, fullPath)
+	if err != nil {
+		return store.Namespace{}, err
 	}
 	return r.create(ctx, store.NamespaceCreateParams{Kind: kind, ID: id,
 		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
@@ -175,15 +169,9 @@ func (r *Resolver) move(ctx context.Context, ns store.Namespace, fullPath string
 	if strings.HasPrefix(fullPath, ns.FullPath+"/") {
 		return store.Namespace{}, fmt.Errorf("%s cannot move into its own subtree (%s)", ns.FullPath, fullPath)
 	}
-	var parentKey int64
-	if i := strings.LastIndexByte(fullPath, '/'); i > 0 {
-		parent, err := r.learnAncestor(ctx, fullPath[:i])
-		if err != nil {
-			return store.Namespace{}, err
-		}
-		parentKey = parent.Key
-	} else if ns.Kind == store.KindProject {
-		return store.Namespace{}, fmt.Errorf("project path %q has no namespace", fullPath)
+	parentKey, err := r.parentKey(ctx, ns.Kind, fullPath)
+	if err != nil {
+		return store.Namespace{}, err
 	}
 	if holder, err := r.st.NamespaceGetByPath(ctx, fullPath); err == nil && holder.Key != ns.Key {
 		if err := r.park(ctx, holder); err != nil {
@@ -201,6 +189,23 @@ func (r *Resolver) move(ctx context.Context, ns store.Namespace, fullPath string
 		return store.Namespace{}, fmt.Errorf("namespace by key: %w", err)
 	}
 	return r.remember(moved), nil
+}
+
+// parentKey returns the key of the group that holds fullPath, learning it (and its ancestors)
+// without ids when unseen; 0 for a top-level group. Callers hold r.learn.
+func (r *Resolver) parentKey(ctx context.Context, kind store.NamespaceKind, fullPath string) (int64, error) {
+	i := strings.LastIndexByte(fullPath, '/')
+	if i <= 0 {
+		if kind == store.KindProject {
+			return 0, fmt.Errorf("project path %q has no namespace", fullPath)
+		}
+		return 0, nil
+	}
+	parent, err := r.learnAncestor(ctx, fullPath[:i])
+	if err != nil {
+		return 0, err
+	}
+	return parent.Key, nil
 }
 
 // park moves ns off its path to "<parent>/-moved-<key>": event paths cannot start a segment
@@ -272,13 +277,9 @@ func (r *Resolver) learnAncestor(ctx context.Context, path string) (store.Namesp
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
 	}
-	var parentKey int64
-	if i := strings.LastIndexByte(path, '/'); i > 0 {
-		parent, err := r.learnAncestor(ctx, path[:i])
-		if err != nil {
-			return store.Namespace{}, err
-		}
-		parentKey = parent.Key
+	parentKey, err := r.parentKey(ctx, store.KindGroup, path)
+	if err != nil {
+		return store.Namespace{}, err
 	}
 	return r.create(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, IDUnknown: true,
 		Name: lastSegment(path), FullPath: path, ParentKey: parentKey})

@@ -425,7 +425,7 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 		}
 		var parentKey int64
 		if parentID != 0 {
-			parent, level, ok := a.namespaceAccessByID(w, r, p, int64(parentID))
+			parent, level, ok := a.namespaceAccess(w, r, p, store.KindGroup, strconv.FormatInt(int64(parentID), 10))
 			if !ok {
 				return
 			}
@@ -450,15 +450,9 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 	}
 }
 
-// namespaceAccessByID resolves a parent group by id for creating something in it.
-func (a *API) namespaceAccessByID(w http.ResponseWriter, r *http.Request, p *auth.Principal, id int64) (store.Namespace, int, bool) {
-	r.SetPathValue("id", strconv.FormatInt(id, 10))
-	return a.namespaceAccess(w, r, p, store.KindGroup)
-}
-
 func (a *API) getNamespace(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, _, ok := a.namespaceAccess(w, r, p, kind)
+		ns, _, ok := a.namespaceAccess(w, r, p, kind, r.PathValue("id"))
 		if !ok {
 			return
 		}
@@ -495,7 +489,7 @@ func (a *API) memberJSON(r *http.Request, m store.Member) (memberJSON, error) {
 // admins may change them.
 func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-		ns, _, ok := a.namespaceAccess(w, r, p, kind)
+		ns, _, ok := a.namespaceAccess(w, r, p, kind, r.PathValue("id"))
 		if !ok {
 			return
 		}
@@ -570,7 +564,7 @@ type memberInput struct {
 
 // requireLevel resolves {id} and requires p to have at least minLevel there.
 func (a *API) requireLevel(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind, minLevel int) (store.Namespace, bool) {
-	ns, level, ok := a.namespaceAccess(w, r, p, kind)
+	ns, level, ok := a.namespaceAccess(w, r, p, kind, r.PathValue("id"))
 	if !ok {
 		return ns, false
 	}

@@ -22,9 +22,6 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	writeJSON(w, status, errorBody{Message: msg, Code: code})
 }
 
-// errNotFound hides whether a resource exists from someone who may not see it.
-var errNotFound = errors.New("404 Not Found")
-
 // writeErr maps an error to its status and stable code. Unknown errors are logged in full and
 // answered opaquely.
 func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
@@ -53,11 +50,7 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "503 Service Unavailable: the database cannot be reached right now; nothing was accepted, retry")
 	case errors.Is(err, auth.ErrUnauthenticated):
 		writeError(w, http.StatusUnauthorized, "unauthorized", "401 Unauthorized")
-	case errors.Is(err, auth.ErrInsufficientScope):
-		writeError(w, http.StatusForbidden, "insufficient_scope", err.Error())
-	case errors.Is(err, auth.ErrForbidden):
-		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
-	case errors.Is(err, errNotFound), errors.Is(err, store.ErrNotFound), errors.Is(err, namespace.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, namespace.ErrNotFound):
 		writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, "conflict", "409 Conflict: already taken")

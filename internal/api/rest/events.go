@@ -48,7 +48,7 @@ func (a *API) getInstanceEvent(w http.ResponseWriter, r *http.Request, p *auth.P
 // It writes the response and returns ok=false when p may see nothing: 404 for non-members (do
 // not reveal that it exists), 403 for members whose role is too low.
 func (a *API) namespaceScope(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, auth.EventScope, bool) {
-	ns, level, ok := a.namespaceAccess(w, r, p, kind)
+	ns, level, ok := a.namespaceAccess(w, r, p, kind, r.PathValue("id"))
 	if !ok {
 		return ns, auth.SeeNone, false
 	}
@@ -63,11 +63,16 @@ func (a *API) namespaceScope(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	return ns, scope, true
 }
 
-// namespaceAccess resolves {id} and p's access level on it; non-members get a 404.
-func (a *API) namespaceAccess(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind) (store.Namespace, int, bool) {
-	ns, err := a.opts.Namespaces.Find(r.Context(), kind, r.PathValue("id"))
+// namespaceAccess resolves the group or project idOrPath (a route's {id}) and p's access level
+// on it; non-members get a 404, as if it did not exist.
+func (a *API) namespaceAccess(w http.ResponseWriter, r *http.Request, p *auth.Principal, kind store.NamespaceKind, idOrPath string) (store.Namespace, int, bool) {
+	ns, err := a.opts.Namespaces.Find(r.Context(), kind, idOrPath)
+	if errors.Is(err, namespace.ErrNotFound) {
+		namespaceNotFound(w, kind)
+		return ns, 0, false
+	}
 	if err != nil {
-		a.notFoundOr(w, r, err, kind)
+		a.writeErr(w, r, err)
 		return ns, 0, false
 	}
 	chain, err := a.opts.Namespaces.Chain(r.Context(), ns)
@@ -81,22 +86,18 @@ func (a *API) namespaceAccess(w http.ResponseWriter, r *http.Request, p *auth.Pr
 		return ns, 0, false
 	}
 	if level == auth.NoAccess {
-		a.notFoundOr(w, r, errNotFound, kind)
+		namespaceNotFound(w, kind)
 		return ns, 0, false
 	}
 	return ns, level, true
 }
 
-func (a *API) notFoundOr(w http.ResponseWriter, r *http.Request, err error, kind store.NamespaceKind) {
-	if errors.Is(err, errNotFound) || errors.Is(err, store.ErrNotFound) || errors.Is(err, namespace.ErrNotFound) {
-		name := "Group"
-		if kind == store.KindProject {
-			name = "Project"
-		}
-		writeError(w, http.StatusNotFound, "not_found", "404 "+name+" Not Found")
-		return
+func namespaceNotFound(w http.ResponseWriter, kind store.NamespaceKind) {
+	name := "Group"
+	if kind == store.KindProject {
+		name = "Project"
 	}
-	a.writeErr(w, r, err)
+	writeError(w, http.StatusNotFound, "not_found", "404 "+name+" Not Found")
 }
 
 func entityTypeOf(kind store.NamespaceKind) string {
