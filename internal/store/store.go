@@ -10,6 +10,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -17,8 +18,14 @@ import (
 var (
 	// ErrNotFound means the record asked for does not exist.
 	ErrNotFound = errors.New("store: not found")
-	// ErrConflict means a unique constraint would be violated (a username, a path, an id).
+	// ErrConflict means a unique constraint would be violated (a username, a path, an id), or,
+	// as ErrVersionConflict, that a conditional update lost a race.
 	ErrConflict = errors.New("store: conflict")
+	// ErrVersionConflict means the record changed concurrently: DestinationUpdate's IfVersion no
+	// longer matches. It wraps ErrConflict (errors.Is(err, ErrConflict) holds too), so check it
+	// first to tell a lost race (re-read and retry) from a unique violation (a taken name, a
+	// repeated header name or filter value).
+	ErrVersionConflict = fmt.Errorf("%w: changed concurrently", ErrConflict)
 )
 
 // Store is everything auditstream keeps in SQL. It is the one seam with two implementations on
@@ -100,22 +107,36 @@ type Store interface {
 	MemberDelete(ctx context.Context, namespaceKey, userID int64) error
 
 	// DestinationCreate inserts a streaming destination with its headers and filters in one
-	// transaction and returns it as stored. ErrConflict when the name is taken within its scope
-	// and namespace, or when two headers share a name or a filter list repeats a value;
-	// ErrNotFound when the namespace (or a namespace filter's namespace) does not exist.
+	// transaction and returns it as stored, at Version 1, every header and namespace filter with
+	// a fresh ID (the IDs given must be 0; any other is an error). ErrConflict when the name is
+	// taken within its scope and namespace, or when two headers share a name or a filter list
+	// repeats a value; ErrNotFound when the namespace (or a namespace filter's namespace) does
+	// not exist.
 	DestinationCreate(ctx context.Context, p DestinationCreateParams) (Destination, error)
 	// DestinationGet returns one destination with its headers and filters, or ErrNotFound.
 	DestinationGet(ctx context.Context, id int64) (Destination, error)
+	// DestinationByHeader returns the destination (with its headers and filters, as
+	// DestinationGet) that owns the header with that ID, or ErrNotFound.
+	DestinationByHeader(ctx context.Context, headerID int64) (Destination, error)
+	// DestinationByNamespaceFilter returns the destination (with its headers and filters, as
+	// DestinationGet) that owns the namespace filter with that ID, or ErrNotFound.
+	DestinationByNamespaceFilter(ctx context.Context, filterID int64) (Destination, error)
 	// DestinationList returns the destinations selected by p, with their headers and filters,
 	// ordered by id.
 	DestinationList(ctx context.Context, p DestinationListParams) ([]Destination, error)
 	// DestinationUpdate changes the fields p sets, replacing the header and filter lists it sets,
-	// and UpdatedAt, all in one transaction, and returns the updated destination. ErrNotFound
-	// when the destination (or a namespace filter's namespace) does not exist; ErrConflict as
-	// for DestinationCreate. On error nothing is changed.
+	// and UpdatedAt, and increments Version, all in one transaction, and returns the updated
+	// destination. In a replacement header or namespace filter list, an entry with ID 0 is new
+	// and gets a fresh ID; an entry with another ID replaces the entry with that ID, which must
+	// belong to this destination, and keeps the ID; entries of the old list whose ID is not in
+	// the new one are deleted. When p.IfVersion is not 0 and the destination's Version differs,
+	// the update fails with ErrVersionConflict. ErrNotFound when the destination (or a namespace
+	// filter's namespace, or an entry ID that is not one of this destination's) does not exist;
+	// ErrConflict as for DestinationCreate; an error when an entry ID is given twice. On error
+	// nothing is changed.
 	DestinationUpdate(ctx context.Context, p DestinationUpdateParams) (Destination, error)
-	// DestinationDelete removes a destination with its headers and filters. ErrNotFound when
-	// it does not exist.
+	// DestinationDelete removes a destination with its headers and filters (their IDs are not
+	// reused). ErrNotFound when it does not exist.
 	DestinationDelete(ctx context.Context, id int64) error
 	// DestinationCount counts the destinations, active or not, of one scope and namespace
 	// (namespaceKey 0 for ScopeInstance).
@@ -272,8 +293,13 @@ const (
 //
 // Lists keep the order they were given in. An empty list, and an empty Config, come back nil,
 // whether they were set as nil or as an empty slice.
+//
+// Version is 1 when created and grows by one with every successful DestinationUpdate, so that a
+// read-modify-write (read, change a list, update with IfVersion) detects a concurrent change
+// instead of overwriting it.
 type Destination struct {
 	ID           int64
+	Version      int64
 	Scope        DestinationScope
 	NamespaceKey int64 // the Key of the top-level group; 0 for ScopeInstance
 	Name         string
@@ -301,7 +327,13 @@ type Destination struct {
 
 // DestinationHeader is a custom HTTP header sent with every delivery. Names are unique per
 // destination (compared byte for byte).
+//
+// ID is assigned by the store: unique across all destinations, kept while the header exists
+// (also when DestinationUpdate changes its name, value, active flag or position), and never
+// reused after it is deleted. IDs grow but may have gaps. It is what GitLab's global id of a
+// streaming header names.
 type DestinationHeader struct {
+	ID     int64
 	Name   string
 	Value  string // sealed
 	Active bool
@@ -310,12 +342,17 @@ type DestinationHeader struct {
 // DestinationNamespace is a namespace filter: a group (itself and its descendants) or a project.
 // Keys are unique per destination and must name an existing namespace; a namespace cannot be
 // deleted while a filter names it, so deleting it never widens what a destination receives.
+//
+// ID is assigned by the store with the same guarantees as DestinationHeader.ID (in a numbering
+// of its own): unique across all destinations, kept across updates, never reused.
 type DestinationNamespace struct {
+	ID      int64
 	Key     int64
 	Project bool
 }
 
-// DestinationCreateParams creates a destination. UpdatedAt starts equal to CreatedAt.
+// DestinationCreateParams creates a destination. UpdatedAt starts equal to CreatedAt. The IDs
+// of Headers and Namespaces must be 0: the store assigns them.
 type DestinationCreateParams struct {
 	Scope                 DestinationScope
 	NamespaceKey          int64
@@ -353,8 +390,16 @@ type DestinationListParams struct {
 // DestinationUpdateParams changes a destination. A nil field is left unchanged; a list field
 // replaces the whole list, and a pointer to an empty or nil slice empties it. A pointer to the
 // zero time clears PreviousValidUntil. A destination's scope and namespace never change.
+//
+// In Headers and Namespaces, ID 0 adds an entry and an ID of one of the destination's entries
+// keeps (and rewrites) that entry; see Store.DestinationUpdate.
+//
+// IfVersion, when not 0, makes the update conditional: it fails with ErrVersionConflict, and
+// changes nothing, unless the destination's Version still equals IfVersion. 0 updates
+// unconditionally.
 type DestinationUpdateParams struct {
 	ID                    int64
+	IfVersion             int64
 	Name                  *string
 	Category              *string
 	Config                *[]byte

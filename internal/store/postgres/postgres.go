@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -107,7 +108,13 @@ const migrateLockKey = 0x61756469 // "audi"
 // Migrate applies every embedded migration not yet applied, each in its own transaction, while
 // holding a session advisory lock: concurrent callers, also in other processes, wait for each
 // other and apply each migration once.
-func (s *Store) Migrate(ctx context.Context) (err error) {
+func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateUpTo(ctx, math.MaxInt)
+}
+
+// migrateUpTo applies the embedded migrations not yet applied whose version is at most last.
+// Tests of a migration use it to build a database at the version before.
+func (s *Store) migrateUpTo(ctx context.Context, last int) (err error) {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate postgres: %w", err)
@@ -151,6 +158,9 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 		done[int(v)] = true
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		if done[m.version] {
 			continue
 		}

@@ -159,6 +159,52 @@ func TestDestinationDeleteCascades(t *testing.T) {
 	}
 }
 
+// TestMigrateDestinationIDs fills a database at migration 0002 and migrates it: 0003 numbers
+// the existing headers and namespace filters and starts their identity sequences after them.
+func TestMigrateDestinationIDs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := schemaDSN(t, databaseURL(t))
+	s := openDSN(t, dsn)
+	require.NoError(t, postgres.MigrateUpTo(ctx, s, 2))
+
+	raw, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	exec := func(query string, args ...any) {
+		t.Helper()
+		_, err := raw.Exec(ctx, query, args...)
+		require.NoError(t, err, query)
+	}
+
+	storetest.DestinationIDsMigration(t, s, func(g1, g2 int64, at time.Time) (d1, d2 int64) {
+		insert := func(scope string, key *int64, name, category, token, secret string, active bool) int64 {
+			var id int64
+			require.NoError(t, raw.QueryRow(ctx, `INSERT INTO destinations (scope, namespace_key, name, category, config,
+				secret_token, signing_secret, active, created_at, updated_at) VALUES ($1, $2, $3, $4, '{}'::bytea, $5, $6, $7, $8, $8)
+				RETURNING id`, scope, key, name, category, token, secret, active, at).Scan(&id))
+			return id
+		}
+		d1 = insert("group", &g1, "d1", "http", "s1", "w1", true)
+		d2 = insert("instance", nil, "d2", "aws", "s2", "w2", false)
+		header := `INSERT INTO destination_headers (destination_id, position, name, value, active) VALUES ($1, $2, $3, $4, $5)`
+		exec(header, d2, 0, "X-C", "c", true)
+		exec(header, d1, 1, "X-B", "b", false)
+		exec(header, d1, 0, "X-A", "a", true)
+		filter := `INSERT INTO destination_namespace_filters (destination_id, position, namespace_key, project) VALUES ($1, $2, $3, $4)`
+		exec(filter, d2, 0, g2, true)
+		exec(filter, d1, 1, g2, false)
+		exec(filter, d1, 0, g1, false)
+		return d1, d2
+	})
+
+	// A namespace a filter names still cannot be deleted.
+	var key int64
+	require.NoError(t, raw.QueryRow(ctx, `SELECT namespace_key FROM destination_namespace_filters LIMIT 1`).Scan(&key))
+	_, err = raw.Exec(ctx, `DELETE FROM namespaces WHERE key = $1`, key)
+	require.ErrorContains(t, err, "foreign key")
+}
+
 func TestOpenInvalidURLHidesPassword(t *testing.T) {
 	t.Parallel()
 	_, err := postgres.Open(t.Context(), "postgres://u:s3cret@127.0.0.1:1/db?sslmode=bogus")

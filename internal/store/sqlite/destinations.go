@@ -10,7 +10,7 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const destinationColumns = `d.id, d.scope, d.namespace_key, d.name, d.category, d.config, d.secret_token,
+const destinationColumns = `d.id, d.version, d.scope, d.namespace_key, d.name, d.category, d.config, d.secret_token,
 	d.signing_secret, d.previous_signing_secret, d.previous_valid_until, d.active, d.created_at, d.updated_at`
 
 // querier is what reads need: the read pool, or a transaction.
@@ -79,7 +79,7 @@ func checkScope(scope store.DestinationScope, namespaceKey int64) error {
 	return nil
 }
 
-// nullKey is a namespace key to store: NULL for 0.
+// nullKey is a namespace key (or an entry id) to store: NULL for 0.
 func nullKey(key int64) sql.NullInt64 {
 	return sql.NullInt64{Int64: key, Valid: key != 0}
 }
@@ -92,6 +92,9 @@ func (s *Store) DestinationCreate(ctx context.Context, p store.DestinationCreate
 	}
 	if p.Name == "" || p.Category == "" {
 		return store.Destination{}, fmt.Errorf("sqlite: %s: name and category must not be empty", op)
+	}
+	if err := checkNoEntryIDs(p); err != nil {
+		return store.Destination{}, fmt.Errorf("sqlite: %s: %w", op, err)
 	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -134,11 +137,29 @@ func (s *Store) DestinationCreate(ctx context.Context, p store.DestinationCreate
 	return d, wrap(op, tx.Commit())
 }
 
+// checkNoEntryIDs reports a header or namespace filter of a create that has an ID: the store
+// assigns them.
+func checkNoEntryIDs(p store.DestinationCreateParams) error {
+	for _, h := range p.Headers {
+		if h.ID != 0 {
+			return fmt.Errorf("header %q: id %d given; ids are assigned by the store", h.Name, h.ID)
+		}
+	}
+	for _, n := range p.Namespaces {
+		if n.ID != 0 {
+			return fmt.Errorf("namespace filter %d: id %d given; ids are assigned by the store", n.Key, n.ID)
+		}
+	}
+	return nil
+}
+
+// insertHeaders inserts hs as the headers of destination id, in order. A header with ID 0 gets a
+// fresh id; any other ID is kept.
 func insertHeaders(ctx context.Context, tx execer, id int64, hs []store.DestinationHeader) error {
 	for i, h := range hs {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO destination_headers
-			(destination_id, position, name, value, active) VALUES (?, ?, ?, ?, ?)`,
-			id, i, h.Name, h.Value, h.Active); err != nil {
+			(id, destination_id, position, name, value, active) VALUES (?, ?, ?, ?, ?, ?)`,
+			nullKey(h.ID), id, i, h.Name, h.Value, h.Active); err != nil {
 			return fmt.Errorf("header %q: %w", h.Name, err)
 		}
 	}
@@ -156,11 +177,13 @@ func insertEventFilters(ctx context.Context, tx execer, id int64, f filterList, 
 	return nil
 }
 
+// insertNamespaceFilters inserts ns as the namespace filters of destination id, in order. A
+// filter with ID 0 gets a fresh id; any other ID is kept.
 func insertNamespaceFilters(ctx context.Context, tx execer, id int64, ns []store.DestinationNamespace) error {
 	for i, n := range ns {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO destination_namespace_filters
-			(destination_id, position, namespace_key, project) VALUES (?, ?, ?, ?)`,
-			id, i, n.Key, n.Project); err != nil {
+			(id, destination_id, position, namespace_key, project) VALUES (?, ?, ?, ?, ?)`,
+			nullKey(n.ID), id, i, n.Key, n.Project); err != nil {
 			return fmt.Errorf("namespace filter %d: %w", n.Key, err)
 		}
 	}
@@ -172,6 +195,35 @@ func (s *Store) DestinationGet(ctx context.Context, id int64) (store.Destination
 	op := fmt.Sprintf("get destination %d", id)
 	var d store.Destination
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = destinationGet(ctx, tx, id)
+		return err
+	})
+	return d, wrap(op, err)
+}
+
+// DestinationByHeader returns the destination owning a header, or store.ErrNotFound.
+func (s *Store) DestinationByHeader(ctx context.Context, headerID int64) (store.Destination, error) {
+	return s.destinationBy(ctx, fmt.Sprintf("get destination of header %d", headerID),
+		`SELECT destination_id FROM destination_headers WHERE id = ?`, headerID)
+}
+
+// DestinationByNamespaceFilter returns the destination owning a namespace filter, or
+// store.ErrNotFound.
+func (s *Store) DestinationByNamespaceFilter(ctx context.Context, filterID int64) (store.Destination, error) {
+	return s.destinationBy(ctx, fmt.Sprintf("get destination of namespace filter %d", filterID),
+		`SELECT destination_id FROM destination_namespace_filters WHERE id = ?`, filterID)
+}
+
+// destinationBy returns the destination whose id query (one row, one column) returns for arg,
+// in one read transaction.
+func (s *Store) destinationBy(ctx context.Context, op, query string, arg int64) (store.Destination, error) {
+	var d store.Destination
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var id int64
+		if err := tx.QueryRowContext(ctx, query, arg).Scan(&id); err != nil {
+			return err
+		}
 		var err error
 		d, err = destinationGet(ctx, tx, id)
 		return err
@@ -249,7 +301,7 @@ func destinationList(ctx context.Context, q querier, where string, args ...any) 
 			var d store.Destination
 			var key, validUntil sql.NullInt64
 			var created, updated int64
-			if err := rows.Scan(&d.ID, &d.Scope, &key, &d.Name, &d.Category, &d.Config, &d.SecretToken,
+			if err := rows.Scan(&d.ID, &d.Version, &d.Scope, &key, &d.Name, &d.Category, &d.Config, &d.SecretToken,
 				&d.SigningSecret, &d.PreviousSigningSecret, &validUntil, &d.Active, &created, &updated); err != nil {
 				return err
 			}
@@ -268,11 +320,11 @@ func destinationList(ctx context.Context, q querier, where string, args ...any) 
 		return ds, err
 	}
 	from := ` JOIN destinations d ON d.id = c.destination_id WHERE ` + where + ` ORDER BY c.destination_id, `
-	err = queryEach(ctx, q, `SELECT c.destination_id, c.name, c.value, c.active FROM destination_headers c`+from+`c.position`, args,
+	err = queryEach(ctx, q, `SELECT c.destination_id, c.id, c.name, c.value, c.active FROM destination_headers c`+from+`c.position`, args,
 		func(rows *sql.Rows) error {
 			var id int64
 			var h store.DestinationHeader
-			if err := rows.Scan(&id, &h.Name, &h.Value, &h.Active); err != nil {
+			if err := rows.Scan(&id, &h.ID, &h.Name, &h.Value, &h.Active); err != nil {
 				return err
 			}
 			d := &ds[index[id]]
@@ -297,11 +349,11 @@ func destinationList(ctx context.Context, q querier, where string, args ...any) 
 	if err != nil {
 		return nil, err
 	}
-	err = queryEach(ctx, q, `SELECT c.destination_id, c.namespace_key, c.project FROM destination_namespace_filters c`+from+`c.position`, args,
+	err = queryEach(ctx, q, `SELECT c.destination_id, c.id, c.namespace_key, c.project FROM destination_namespace_filters c`+from+`c.position`, args,
 		func(rows *sql.Rows) error {
 			var id int64
 			var n store.DestinationNamespace
-			if err := rows.Scan(&id, &n.Key, &n.Project); err != nil {
+			if err := rows.Scan(&id, &n.ID, &n.Key, &n.Project); err != nil {
 				return err
 			}
 			d := &ds[index[id]]
@@ -370,21 +422,44 @@ func (s *Store) DestinationUpdate(ctx context.Context, p store.DestinationUpdate
 		set("active", *p.Active)
 	}
 	set("updated_at", createdMS(p.UpdatedAt))
+	sets = append(sets, "version = version + 1")
+	update := `UPDATE destinations SET ` + strings.Join(sets, ", ") + ` WHERE id = ?`
 	args = append(args, p.ID)
+	if p.IfVersion != 0 {
+		update += ` AND version = ?`
+		args = append(args, p.IfVersion)
+	}
 
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return store.Destination{}, wrap(op, err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	res, err := tx.ExecContext(ctx, `UPDATE destinations SET `+strings.Join(sets, ", ")+` WHERE id = ?`, args...)
+	res, err := tx.ExecContext(ctx, update, args...)
 	if err == nil {
 		err = affectedOne(res)
+	}
+	if errors.Is(err, sql.ErrNoRows) && p.IfVersion != 0 {
+		// Missing, or at another version?
+		var exists bool
+		if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM destinations WHERE id = ?)`, p.ID).Scan(&exists); err != nil {
+			return store.Destination{}, wrap(op, err)
+		}
+		if exists {
+			err = fmt.Errorf("%w (not at version %d)", store.ErrVersionConflict, p.IfVersion)
+		}
 	}
 	if err != nil {
 		return store.Destination{}, wrap(op, err)
 	}
 	if p.Headers != nil {
+		ids := make([]int64, len(*p.Headers))
+		for i, h := range *p.Headers {
+			ids[i] = h.ID
+		}
+		if err := checkKeptIDs(ctx, tx, "header", `SELECT id FROM destination_headers WHERE destination_id = ?`, p.ID, ids); err != nil {
+			return store.Destination{}, wrap(op, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM destination_headers WHERE destination_id = ?`, p.ID); err != nil {
 			return store.Destination{}, wrap(op, err)
 		}
@@ -406,6 +481,13 @@ func (s *Store) DestinationUpdate(ctx context.Context, p store.DestinationUpdate
 		}
 	}
 	if p.Namespaces != nil {
+		ids := make([]int64, len(*p.Namespaces))
+		for i, n := range *p.Namespaces {
+			ids[i] = n.ID
+		}
+		if err := checkKeptIDs(ctx, tx, "namespace filter", `SELECT id FROM destination_namespace_filters WHERE destination_id = ?`, p.ID, ids); err != nil {
+			return store.Destination{}, wrap(op, err)
+		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM destination_namespace_filters WHERE destination_id = ?`, p.ID); err != nil {
 			return store.Destination{}, wrap(op, err)
 		}
@@ -418,6 +500,36 @@ func (s *Store) DestinationUpdate(ctx context.Context, p store.DestinationUpdate
 		return store.Destination{}, wrap(op, err)
 	}
 	return d, wrap(op, tx.Commit())
+}
+
+// checkKeptIDs checks the entry ids of a replacement list of destination id (0 for a new
+// entry): query returns the ids the destination has now, and every other id must be one of them,
+// and given once. Kept entries are then deleted and inserted again with their ids.
+func checkKeptIDs(ctx context.Context, q querier, what, query string, id int64, ids []int64) error {
+	have := map[int64]bool{}
+	err := queryEach(ctx, q, query, []any{id}, func(rows *sql.Rows) error {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			return err
+		}
+		have[v] = true
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	seen := map[int64]bool{}
+	for _, e := range ids {
+		switch {
+		case e == 0:
+		case seen[e]:
+			return fmt.Errorf("%s id %d given twice", what, e)
+		case !have[e]:
+			return fmt.Errorf("%w: %s %d is not one of destination %d's", store.ErrNotFound, what, e, id)
+		}
+		seen[e] = true
+	}
+	return nil
 }
 
 // DestinationDelete removes a destination; its headers and filters go with it (ON DELETE

@@ -173,11 +173,20 @@ func migrations() ([]migration, error) {
 // Migrate applies every embedded migration not yet applied, each in its own IMMEDIATE
 // transaction, so concurrent callers (also in other processes) apply each migration once.
 func (s *Store) Migrate(ctx context.Context) error {
+	return s.migrateUpTo(ctx, math.MaxInt)
+}
+
+// migrateUpTo applies the embedded migrations not yet applied whose version is at most last.
+// Tests of a migration use it to build a database at the version before.
+func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 	ms, err := migrations()
 	if err != nil {
 		return fmt.Errorf("migrate sqlite: %w", err)
 	}
 	for _, m := range ms {
+		if m.version > last {
+			break
+		}
 		if err := s.migrate(ctx, m); err != nil {
 			return fmt.Errorf("migrate sqlite: %s: %w", m.name, err)
 		}

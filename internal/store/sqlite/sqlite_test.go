@@ -123,6 +123,72 @@ func TestDestinationDeleteCascades(t *testing.T) {
 	}
 }
 
+// TestMigrateDestinationIDs fills a database at migration 0002 and migrates it: 0003 rebuilds
+// the header and namespace filter tables (foreign keys on, in the migration's transaction).
+func TestMigrateDestinationIDs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "auditstream.db")
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, sqlite.MigrateUpTo(ctx, s, 2))
+
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close()) })
+	raw.SetMaxOpenConns(1)
+	exec := func(query string, args ...any) sql.Result {
+		t.Helper()
+		res, err := raw.ExecContext(ctx, query, args...)
+		require.NoError(t, err, query)
+		return res
+	}
+
+	storetest.DestinationIDsMigration(t, s, func(g1, g2 int64, at time.Time) (d1, d2 int64) {
+		insert := func(scope string, key any, name, category, token, secret string, active bool) int64 {
+			res := exec(`INSERT INTO destinations (scope, namespace_key, name, category, config, secret_token,
+				signing_secret, active, created_at, updated_at) VALUES (?, ?, ?, ?, CAST('{}' AS BLOB), ?, ?, ?, ?, ?)`,
+				scope, key, name, category, token, secret, active, at.UnixMilli(), at.UnixMilli())
+			id, err := res.LastInsertId()
+			require.NoError(t, err)
+			return id
+		}
+		d1 = insert("group", g1, "d1", "http", "s1", "w1", true)
+		d2 = insert("instance", nil, "d2", "aws", "s2", "w2", false)
+		header := `INSERT INTO destination_headers (destination_id, position, name, value, active) VALUES (?, ?, ?, ?, ?)`
+		exec(header, d2, 0, "X-C", "c", true)
+		exec(header, d1, 1, "X-B", "b", false)
+		exec(header, d1, 0, "X-A", "a", true)
+		filter := `INSERT INTO destination_namespace_filters (destination_id, position, namespace_key, project) VALUES (?, ?, ?, ?)`
+		exec(filter, d2, 0, g2, true)
+		exec(filter, d1, 1, g2, false)
+		exec(filter, d1, 0, g1, false)
+		return d1, d2
+	})
+
+	// The rebuilt tables are sound and keep their index and their references: a namespace a
+	// filter names cannot be deleted.
+	var check string
+	require.NoError(t, raw.QueryRowContext(ctx, `PRAGMA integrity_check`).Scan(&check))
+	require.Equal(t, "ok", check)
+	rows, err := raw.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	require.NoError(t, err)
+	require.False(t, rows.Next(), "no foreign key violations")
+	require.NoError(t, rows.Close())
+	var indexes int
+	require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema
+		WHERE type = 'index' AND name = 'destination_namespace_filters_namespace_key_idx'`).Scan(&indexes))
+	require.Equal(t, 1, indexes)
+	var key int64
+	require.NoError(t, raw.QueryRowContext(ctx, `SELECT namespace_key FROM destination_namespace_filters LIMIT 1`).Scan(&key))
+	_, err = raw.ExecContext(ctx, `DELETE FROM namespaces WHERE key = ?`, key)
+	require.ErrorContains(t, err, "FOREIGN KEY")
+	var tables int
+	require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name LIKE '%\_new' ESCAPE '\'`).Scan(&tables))
+	require.Zero(t, tables, "no table of the rebuild is left behind")
+}
+
 func TestOpenRejectsMemory(t *testing.T) {
 	t.Parallel()
 	_, err := sqlite.Open(t.Context(), ":memory:")

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -59,17 +60,43 @@ func fullDestination(g, sub, proj store.Namespace, name string) store.Destinatio
 	}
 }
 
-// wantDestination is the destination p creates, as the store returns it.
-func wantDestination(id int64, p store.DestinationCreateParams) store.Destination {
+// wantDestination is the destination p creates, as the store returns it, at Version 1. Its
+// header and namespace filter IDs are those of got, the destination the store returned: the
+// store assigns them (adoptIDs checks that they are set).
+func wantDestination(t *testing.T, got store.Destination, p store.DestinationCreateParams) store.Destination {
+	t.Helper()
 	d := store.Destination{
-		ID: id, Scope: p.Scope, NamespaceKey: p.NamespaceKey, Name: p.Name, Category: p.Category, Config: p.Config,
+		ID: got.ID, Version: 1, Scope: p.Scope, NamespaceKey: p.NamespaceKey, Name: p.Name, Category: p.Category, Config: p.Config,
 		SecretToken: p.SecretToken, SigningSecret: p.SigningSecret, PreviousSigningSecret: p.PreviousSigningSecret,
 		PreviousValidUntil: ms(p.PreviousValidUntil), Active: p.Active, Headers: p.Headers,
 		EventTypes: p.EventTypes, DenyEventTypes: p.DenyEventTypes, Categories: p.Categories, DenyCategories: p.DenyCategories,
 		Namespaces: p.Namespaces, CreatedAt: ms(p.CreatedAt), UpdatedAt: ms(p.CreatedAt),
 	}
 	nilIfEmpty(&d)
+	adoptIDs(t, &d, got)
 	return d
+}
+
+// adoptIDs gives the headers and namespace filters of want that have ID 0 the IDs of the entries
+// at the same positions in got, after checking that those are set. want's lists are copied
+// first, so that slices shared with params or other fixtures stay as they are. Entries of want
+// with an ID keep it, for the comparison with got to check.
+func adoptIDs(t *testing.T, want *store.Destination, got store.Destination) {
+	t.Helper()
+	want.Headers = slices.Clone(want.Headers)
+	for i := range want.Headers {
+		if want.Headers[i].ID == 0 && i < len(got.Headers) {
+			require.Positive(t, got.Headers[i].ID, "header %d has an id", i)
+			want.Headers[i].ID = got.Headers[i].ID
+		}
+	}
+	want.Namespaces = slices.Clone(want.Namespaces)
+	for i := range want.Namespaces {
+		if want.Namespaces[i].ID == 0 && i < len(got.Namespaces) {
+			require.Positive(t, got.Namespaces[i].ID, "namespace filter %d has an id", i)
+			want.Namespaces[i].ID = got.Namespaces[i].ID
+		}
+	}
 }
 
 // nilIfEmpty makes the empty lists and Config of d nil, as the store returns them.
@@ -106,7 +133,7 @@ func (s *suite) testDestinationRoundTrip(t *testing.T) {
 	d, err := st.DestinationCreate(ctx, p)
 	require.NoError(t, err)
 	require.Positive(t, d.ID)
-	want := wantDestination(d.ID, p)
+	want := wantDestination(t, d, p)
 	require.Equal(t, time.Date(2024, 3, 1, 12, 30, 15, 123000000, time.UTC), want.CreatedAt)
 	require.Equal(t, want, d)
 
@@ -138,7 +165,7 @@ func (s *suite) testDestinationRoundTrip(t *testing.T) {
 			d, err := st.DestinationCreate(ctx, tt.p)
 			require.NoError(t, err)
 			want := store.Destination{
-				ID: d.ID, Scope: store.ScopeInstance, Name: tt.p.Name, Category: tt.p.Category,
+				ID: d.ID, Version: 1, Scope: store.ScopeInstance, Name: tt.p.Name, Category: tt.p.Category,
 				SecretToken: "s", SigningSecret: "w", CreatedAt: base, UpdatedAt: base,
 			}
 			require.Equal(t, want, d)
@@ -432,7 +459,9 @@ func (s *suite) testDestinationUpdate(t *testing.T) {
 			require.NoError(t, err)
 			want := orig
 			tt.want(&want)
+			want.Version = orig.Version + 1
 			want.UpdatedAt = ms(p.UpdatedAt)
+			adoptIDs(t, &want, got)
 			require.Equal(t, want, got)
 
 			got, err = st.DestinationGet(ctx, orig.ID)
@@ -550,7 +579,7 @@ func (s *suite) testDestinationDelete(t *testing.T) {
 	again, err := st.DestinationCreate(ctx, store.DestinationCreateParams{Scope: store.ScopeGroup, NamespaceKey: g1.Key, Name: "a", Category: "http", CreatedAt: base})
 	require.NoError(t, err)
 	require.Greater(t, again.ID, inst.ID, "ids are not reused")
-	require.Equal(t, store.Destination{ID: again.ID, Scope: store.ScopeGroup, NamespaceKey: g1.Key, Name: "a", Category: "http", CreatedAt: base, UpdatedAt: base}, again)
+	require.Equal(t, store.Destination{ID: again.ID, Version: 1, Scope: store.ScopeGroup, NamespaceKey: g1.Key, Name: "a", Category: "http", CreatedAt: base, UpdatedAt: base}, again)
 
 	require.NoError(t, st.DestinationDelete(ctx, inst.ID))
 	require.Zero(t, count(store.ScopeInstance, 0))
@@ -601,6 +630,6 @@ func (s *suite) testDestinationConcurrentCreate(t *testing.T) {
 	for _, d := range list {
 		p := params[d.Scope]
 		p.CreatedAt = d.CreatedAt
-		require.Equal(t, wantDestination(d.ID, p), d, "the winner was written whole")
+		require.Equal(t, wantDestination(t, d, p), d, "the winner was written whole")
 	}
 }

@@ -6,7 +6,8 @@
 // times come back in UTC truncated to milliseconds; a zero CreatedAt in a create or upsert
 // params struct means "now"; a membership replaced by MemberUpsert keeps its CreatedAt; a token
 // or membership naming a user or namespace that does not exist is store.ErrNotFound. Destination
-// lists (headers, filters) and Config come back nil when empty, never as empty slices.
+// lists (headers, filters) and Config come back nil when empty, never as empty slices. A new
+// header or namespace filter gets an id above every id given before (numbering may have gaps).
 package storetest
 
 import (
@@ -64,6 +65,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("UpdateErrors", s.testDestinationUpdateErrors)
 		t.Run("Delete", s.testDestinationDelete)
 		t.Run("ConcurrentCreate", s.testDestinationConcurrentCreate)
+		t.Run("EntryIDs", s.testDestinationEntryIDs)
+		t.Run("Version", s.testDestinationVersion)
+		t.Run("ConcurrentReadModifyWrite", s.testDestinationConcurrentReadModifyWrite)
+		t.Run("ByEntry", s.testDestinationByEntry)
 	})
 }
 
