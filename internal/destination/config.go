@@ -1,0 +1,1304 @@
+package destination
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Destination categories. GitLab has http, gcp (Google Cloud Logging) and aws (Amazon S3): the
+// category enum in EE externally_streamable.rb. gcs (Google Cloud Storage) and splunk (Splunk
+// HTTP Event Collector) are ours.
+const (
+	CategoryHTTP   = "http"
+	CategoryAWS    = "aws"
+	CategoryGCP    = "gcp"
+	CategoryGCS    = "gcs"
+	CategorySplunk = "splunk"
+)
+
+// Categories returns every destination category: http, aws, gcp, gcs, splunk. It returns a
+// fresh slice each time.
+func Categories() []string {
+	return []string{CategoryHTTP, CategoryAWS, CategoryGCP, CategoryGCS, CategorySplunk}
+}
+
+// Limits and defaults that ParseConfig and the Validate functions enforce. Lengths count
+// characters (runes), as GitLab's validations do, except MaxConfigBytes.
+const (
+	// MaxConfigBytes bounds the raw config JSON. GitLab has no such cap; ours, so that a hostile
+	// config cannot make parsing or the error list expensive. A valid config is far smaller.
+	MaxConfigBytes = 64 << 10
+	// MaxHeaders is GitLab's limit on custom HTTP headers per destination (JSON schema
+	// maxProperties, MAXIMUM_HEADER_COUNT in EE custom_http_externally_destinationable.rb).
+	MaxHeaders = 20
+	// MaxURLLen bounds config.url (GitLab's JSON schema) and our own URLs.
+	MaxURLLen = 255
+	// MaxHeaderNameLen and MaxHeaderValueLen bound a custom header (GitLab's JSON schema).
+	MaxHeaderNameLen  = 255
+	MaxHeaderValueLen = 255
+	// MaxNameLen bounds a destination's name (GitLab: validates :name, length: { maximum: 72 }).
+	MaxNameLen = 72
+	// MaxSecretTokenLen bounds the secret of every category but gcs, aws and splunk, which have
+	// tighter limits (GitLab: validates :secret_token, length: { maximum: 4096 }).
+	MaxSecretTokenLen = 4096
+	// MaxAWSSecretLen bounds an AWS secret access key. AWS keys have 40 characters and
+	// S3-compatible stores use up to 64; 128 is GitLab's cap on the access key id beside it.
+	MaxAWSSecretLen = 128
+	// MaxGCSKeyFileLen bounds a Google service-account JSON key file (about 2.3 KB with a
+	// 2048-bit key, 4 KB with a 4096-bit one, so GitLab's 4096 would be too tight).
+	MaxGCSKeyFileLen = 16 << 10
+	// MaxSplunkTokenLen bounds a Splunk HEC token (a GUID has 36 characters).
+	MaxSplunkTokenLen = 256
+	// MinVerificationTokenLen and MaxVerificationTokenLen bound a token given to the legacy
+	// API (GitLab: validates :verification_token, length: { in: 16..24 }).
+	MinVerificationTokenLen = 16
+	MaxVerificationTokenLen = 24
+	// DefaultLogIDName is the gcp logIdName used when none is given (GitLab's unified model,
+	// assign_default_log_id; the legacy model used audit_events).
+	DefaultLogIDName = "audit-events"
+)
+
+// Batching limits and defaults (config.batch, ours). A config without batch is delivered one
+// event per request, GitLab's format. A config with batch uses the batched formats of the
+// design (a JSON array per HTTP request, one object per batch in S3 and GCS, several entries
+// per Cloud Logging or HEC request), even when maxEvents is 1.
+const (
+	MinBatchMaxEvents     = 1
+	MaxBatchMaxEvents     = 10000
+	DefaultBatchMaxEvents = 100 // GitLab's NATS consumer pulls 100 messages (BATCH_SIZE)
+	MinBatchMaxBytes      = 1024
+	MaxBatchMaxBytes      = 25 << 20 // GitLab's REQUEST_BODY_SIZE_LIMIT, 25 MB
+	DefaultBatchMaxBytes  = 1 << 20  // 1 MiB: nginx's default client_max_body_size
+	MinBatchMaxWaitMs     = 0
+	MaxBatchMaxWaitMs     = 60000
+	DefaultBatchMaxWaitMs = 1000
+)
+
+// Field names used in ConfigError.Field, besides the JSON paths inside the config, which start
+// with FieldConfig ("config.url", "config.headers.X-Foo.value"). They match the GraphQL input
+// field names.
+const (
+	FieldConfig            = "config"
+	FieldCategory          = "category"
+	FieldName              = "name"
+	FieldSecretToken       = "secretToken"
+	FieldVerificationToken = "verificationToken"
+)
+
+// Codes used in ConfigError.Code. They are stable, so an API can return them as data.
+// ConfigError also uses CodeTooMany (more custom headers than MaxHeaders, or more problems than
+// are listed) and CodeUnknownCategory (a destination category that does not exist).
+const (
+	// CodeRequired: the field is missing, null, or empty.
+	CodeRequired = "required"
+	// CodeInvalid: the value has the right type but breaks a rule: a pattern, a range, a
+	// duplicate JSON key or header name, a malformed URL, key or JSON document.
+	CodeInvalid = "invalid"
+	// CodeTooLong: the value is longer than Limit characters (bytes for the whole config).
+	CodeTooLong = "too_long"
+	// CodeTooShort: the value is shorter than Limit characters.
+	CodeTooShort = "too_short"
+	// CodeUnknownField: the object has a key its category does not define.
+	CodeUnknownField = "unknown_field"
+	// CodeReservedHeader: a custom header name that auditstream sets itself.
+	CodeReservedHeader = "reserved_header"
+	// CodeWrongType: the JSON value has the wrong type, such as a string where an integer or
+	// an object is expected, or a number with a fraction where an integer is expected.
+	CodeWrongType = "wrong_type"
+)
+
+// StreamingTokenHeader carries an http destination's secret token (GitLab's
+// STREAMING_TOKEN_HEADER_KEY). It cannot be a custom header.
+const StreamingTokenHeader = "X-Gitlab-Event-Streaming-Token"
+
+// reservedHeaders are the headers auditstream sets on every HTTP delivery (design 5.6) or that
+// the HTTP client owns. A custom header may not override them. Compared ignoring case.
+var reservedHeaders = []string{
+	StreamingTokenHeader,
+	"X-Gitlab-Audit-Event-Type",
+	"webhook-id",
+	"webhook-timestamp",
+	"webhook-signature",
+	"Content-Length",
+	"Host",
+	"Transfer-Encoding",
+	"Connection",
+}
+
+// maxConfigErrors bounds the problems one call reports. The rest are summed up in one last
+// ConfigError with CodeTooMany.
+const maxConfigErrors = 50
+
+// maxJSONDepth bounds the nesting of a config. Valid configs nest three deep
+// (config.headers.<name>).
+const maxJSONDepth = 16
+
+// Patterns, from GitLab's JSON schemas (EE app/validators/json_schemas/
+// audit_events_{http,aws,gcp}_external_streaming_destination_config.json) and validators, and
+// from Google's bucket naming rules for gcs. Go's $ matches only at the end of the text.
+var (
+	// GitLab: "^(https?://.+|\$[A-Za-z]+)", anchored at the start only.
+	httpURLPattern     = regexp.MustCompile(`^https?://.+`)
+	variableURLPattern = regexp.MustCompile(`^\$[A-Za-z]+`)
+	headerNamePattern  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}$")
+	accessKeyPattern   = regexp.MustCompile(`^\w+$`)
+	s3BucketPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9\-.]*$`)
+	awsRegionPattern   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
+	gcpProjectPattern  = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
+	logIDPattern       = regexp.MustCompile(`^[\w/.-]+$`)
+	gcsBucketPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*[a-z0-9]$`)
+)
+
+// ConfigError is one problem in a destination's category, name, config or secret. Field, Code
+// and Limit are stable data that an API can return as they are. Message and Error are for
+// people.
+//
+// Neither Field nor Message ever holds a value from the input: a config holds custom header
+// values, which are secrets, and a user may paste a secret into the wrong field. They may name
+// a key or header name, quoted and shortened when it is not a plain token.
+type ConfigError struct {
+	// Field is where the problem is: FieldCategory, FieldName, FieldSecretToken,
+	// FieldVerificationToken, FieldConfig for the config as a whole, or a path inside it such
+	// as "config.url" or "config.headers.X-Foo.value". A key that is not a plain header-name
+	// token is written quoted in brackets: config["a b"].
+	Field string
+	Code  string // one of the Code constants
+	// Message says what is wrong, as the rest of a sentence that starts with Field: "must be
+	// at most 255 characters long".
+	Message string
+	// Limit is the bound that was broken for CodeTooLong, CodeTooShort and CodeTooMany,
+	// otherwise 0.
+	Limit int
+}
+
+// Error returns Field and Message, as in "config.url: must start with http:// or https://".
+func (e *ConfigError) Error() string {
+	if e.Message == "" {
+		return e.Field + ": " + e.Code
+	}
+	return e.Field + ": " + e.Message
+}
+
+// ConfigErrors returns every *ConfigError in err's tree, in order. It looks through
+// errors.Join and %w wrapping. An API uses it to list all the problems that ParseConfig or a
+// Validate function reported.
+func ConfigErrors(err error) []*ConfigError {
+	var out []*ConfigError
+	var walk func(error)
+	walk = func(err error) {
+		switch e := err.(type) {
+		case nil:
+		case *ConfigError:
+			out = append(out, e)
+		case interface{ Unwrap() []error }:
+			for _, c := range e.Unwrap() {
+				walk(c)
+			}
+		case interface{ Unwrap() error }:
+			walk(e.Unwrap())
+		}
+	}
+	walk(err)
+	return out
+}
+
+// Config is the validated, normalized config of one destination. ParseConfig makes it.
+type Config struct {
+	// Category is one of the Category constants.
+	Category string
+	// JSON is the config to store: a compact JSON object that holds no secret. Its keys are in
+	// a fixed order at every level: "url" first when present, then the others in byte order.
+	// Defaults are filled in: gcp logIdName, and every field of batch when batch is given.
+	// Optional fields that were missing, null or "" are left out. An http config's custom
+	// headers are not in it at all (see Headers and ConfigWithHeaders).
+	JSON []byte
+	// Headers holds an http destination's custom headers, values in clear, sorted by name
+	// ignoring case, then byte order. It is nil for other categories and when there are none.
+	// Header values are secrets: the caller stores them sealed, apart from JSON.
+	Headers []Header
+}
+
+// Header is one custom HTTP header of an http destination.
+type Header struct {
+	Name  string
+	Value string // a secret: String and GoString do not show it
+	// Active headers are sent; inactive ones are kept but not sent. GitLab's default is true.
+	Active bool
+}
+
+// String returns the name and state without the value, so that a Header or a Config can be
+// logged or printed with %v without leaking it.
+func (h Header) String() string {
+	if h.Active {
+		return h.Name + ": [redacted]"
+	}
+	return h.Name + ": [redacted] (inactive)"
+}
+
+// GoString is like String, for %#v.
+func (h Header) GoString() string {
+	return fmt.Sprintf("destination.Header{Name:%q, Value:\"[redacted]\", Active:%t}", h.Name, h.Active)
+}
+
+// ParseConfig validates raw, a destination's config as a JSON document (GraphQL's config
+// argument), for category, and returns it normalized (see Config).
+//
+// The rules are GitLab's for http, aws and gcp (its JSON schemas and validators), plus ours for
+// gcs, splunk and the batch field; config_test.go has a passing and a failing case for each:
+//
+//   - raw is a JSON object of at most MaxConfigBytes bytes, valid UTF-8, with no key given
+//     twice at any level and no key its category does not define. Each field has the JSON
+//     type it expects; integers are written without fraction or exponent. A missing key and
+//     null mean the same, as does "" for an optional string.
+//   - http: url (required: GitLab's pattern ^(https?://.+|\$[A-Za-z]+), at most 255
+//     characters, no whitespace or control characters, and an http(s) URL must parse and
+//     name a host). headers (optional): 1 to MaxHeaders headers, {} meaning none; names are
+//     HTTP tokens of at most 255 characters, unique ignoring case, not StreamingTokenHeader
+//     nor a header auditstream sets (webhook-*, X-Gitlab-Audit-Event-Type, Host, ...);
+//     values are required, at most 255 characters, and follow GitLab's pattern (empty, or
+//     visible ASCII and U+00A1-U+00FF with spaces and tabs only inside); active defaults to
+//     true.
+//   - aws: accessKeyXid (16 to 128 of [A-Za-z0-9_]), bucketName (3 to 63, S3's minimum
+//     where GitLab has 1, ^[a-z0-9][a-z0-9.-]*$), awsRegion (whitespace stripped, as GitLab
+//     does, then at most 50 characters of ^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$). Ours: endpoint
+//     (an http(s) URL, for S3-compatible stores), pathStyle (boolean).
+//   - gcp: googleProjectIdName (6 to 30, ^[a-z][a-z0-9-]*[a-z0-9]$), clientEmail (at most
+//     254, one @ between a local part and a domain), logIdName (at most 511 of [\w/.-];
+//     DefaultLogIDName when missing or blank).
+//   - gcs (ours): bucketName (3 to 63, ^[a-z0-9][a-z0-9_.-]*[a-z0-9]$, not starting with
+//     "goog"), prefix (at most 512 characters, no control characters, no leading "/", no ".."
+//     path segment).
+//   - splunk (ours): url (an http(s) URL: the HEC base URL), index, source, sourcetype, host
+//     (at most 255 printable characters each), ack (boolean: use indexer acknowledgement).
+//   - batch (ours, every category): maxEvents (1 to 10000), maxBytes (1024 to 25 MiB),
+//     maxWaitMs (0 to 60000); see the Batch constants.
+//
+// ParseConfig reports every problem at once (up to 50, then one CodeTooMany error that counts
+// the rest), joined with errors.Join. Each one is a *ConfigError (see ConfigErrors). An unknown
+// category, and raw that is too long, not JSON or not an object, stop the checks there. Only
+// the config's form is checked: whether a URL's host may be dialled, and the uniqueness rules
+// that span destinations, are for the caller.
+func ParseConfig(category string, raw []byte) (Config, error) {
+	parse, ok := configParsers[category]
+	if !ok {
+		return Config{}, unknownCategory(category)
+	}
+	c := &checker{}
+	root := c.document(raw)
+	if root == nil {
+		return Config{}, c.err()
+	}
+	cfg := parse(c, root)
+	if err := c.err(); err != nil {
+		return Config{}, err
+	}
+	cfg.Category = category
+	return cfg, nil
+}
+
+// configParsers maps a category to the function that checks and normalizes its config.
+var configParsers = map[string]func(*checker, *jsonValue) Config{
+	CategoryHTTP:   parseHTTP,
+	CategoryAWS:    parseAWS,
+	CategoryGCP:    parseGCP,
+	CategoryGCS:    parseGCS,
+	CategorySplunk: parseSplunk,
+}
+
+func unknownCategory(category string) error {
+	return &ConfigError{
+		Field:   FieldCategory,
+		Code:    CodeUnknownCategory,
+		Message: fmt.Sprintf("%s is not a destination category (use one of %s)", quoteKey(category), strings.Join(Categories(), ", ")),
+	}
+}
+
+func parseHTTP(c *checker, root *jsonValue) Config {
+	o, ok := c.open(FieldConfig, root, "url", "headers", "batch")
+	if !ok {
+		return Config{}
+	}
+	var out objectWriter
+	if s, ok := o.str("url", true); ok && c.url(o.field("url"), s, true) {
+		out.setString("url", s)
+	}
+	headers := c.headers(o.field("headers"), o.get("headers"))
+	c.batch(o, &out)
+	return Config{JSON: out.bytes(), Headers: headers}
+}
+
+func parseAWS(c *checker, root *jsonValue) Config {
+	o, ok := c.open(FieldConfig, root, "accessKeyXid", "bucketName", "awsRegion", "endpoint", "pathStyle", "batch")
+	if !ok {
+		return Config{}
+	}
+	var out objectWriter
+	if s, ok := o.str("accessKeyXid", true); ok {
+		f := o.field("accessKeyXid")
+		if c.length(f, s, 16, 128) && c.match(f, s, accessKeyPattern, "may only contain letters, digits and _") {
+			out.setString("accessKeyXid", s)
+		}
+	}
+	if s, ok := o.str("bucketName", true); ok {
+		f := o.field("bucketName")
+		if c.length(f, s, 3, 63) && c.match(f, s, s3BucketPattern, "must start with a lower-case letter or digit and contain only lower-case letters, digits, - and .") {
+			out.setString("bucketName", s)
+		}
+	}
+	if s, ok := o.str("awsRegion", true); ok {
+		// GitLab strips the region (normalize_aws_region) before it validates and saves it.
+		f := o.field("awsRegion")
+		s = strings.Trim(s, rubyWhitespace)
+		switch {
+		case s == "":
+			c.add(f, CodeRequired, 0, "must not be blank")
+		case c.length(f, s, 1, 50) && c.match(f, s, awsRegionPattern, "must be a valid region code, for example us-east-1"):
+			out.setString("awsRegion", s)
+		}
+	}
+	if s, ok := o.str("endpoint", false); ok && c.url(o.field("endpoint"), s, false) {
+		out.setString("endpoint", s)
+	}
+	if b, ok := o.boolean("pathStyle"); ok {
+		out.setBool("pathStyle", b)
+	}
+	c.batch(o, &out)
+	return Config{JSON: out.bytes()}
+}
+
+// rubyWhitespace is what Ruby's String#strip removes.
+const rubyWhitespace = " \t\n\v\f\r\x00"
+
+func parseGCP(c *checker, root *jsonValue) Config {
+	o, ok := c.open(FieldConfig, root, "googleProjectIdName", "clientEmail", "logIdName", "batch")
+	if !ok {
+		return Config{}
+	}
+	var out objectWriter
+	if s, ok := o.str("googleProjectIdName", true); ok {
+		f := o.field("googleProjectIdName")
+		if c.length(f, s, 6, 30) && c.match(f, s, gcpProjectPattern, "must start with a lower-case letter, end with a lower-case letter or digit, and contain only lower-case letters, digits and -") {
+			out.setString("googleProjectIdName", s)
+		}
+	}
+	if s, ok := o.str("clientEmail", true); ok {
+		f := o.field("clientEmail")
+		if c.length(f, s, 1, 254) {
+			if validEmail(s) {
+				out.setString("clientEmail", s)
+			} else {
+				c.add(f, CodeInvalid, 0, "must be an email address")
+			}
+		}
+	}
+	// GitLab fills in the default when logIdName is blank (assign_default_log_id).
+	logID := DefaultLogIDName
+	if s, ok := o.str("logIdName", false); ok && strings.TrimSpace(s) != "" {
+		f := o.field("logIdName")
+		if c.length(f, s, 1, 511) && c.match(f, s, logIDPattern, "may only contain letters, digits and _ / . -") {
+			logID = s
+		}
+	}
+	out.setString("logIdName", logID)
+	c.batch(o, &out)
+	return Config{JSON: out.bytes()}
+}
+
+func parseGCS(c *checker, root *jsonValue) Config {
+	o, ok := c.open(FieldConfig, root, "bucketName", "prefix", "batch")
+	if !ok {
+		return Config{}
+	}
+	var out objectWriter
+	if s, ok := o.str("bucketName", true); ok {
+		f := o.field("bucketName")
+		if c.length(f, s, 3, 63) && c.match(f, s, gcsBucketPattern, "must start and end with a lower-case letter or digit and contain only lower-case letters, digits, -, _ and .") {
+			if strings.HasPrefix(s, "goog") {
+				c.add(f, CodeInvalid, 0, `must not start with "goog"`)
+			} else {
+				out.setString("bucketName", s)
+			}
+		}
+	}
+	if s, ok := o.str("prefix", false); ok {
+		f := o.field("prefix")
+		switch {
+		case !c.length(f, s, 1, 512):
+		case hasRune(s, unicode.IsControl):
+			c.add(f, CodeInvalid, 0, "must not contain control characters")
+		case strings.HasPrefix(s, "/"):
+			c.add(f, CodeInvalid, 0, `must not start with "/"`)
+		case slices.Contains(strings.Split(s, "/"), ".."):
+			c.add(f, CodeInvalid, 0, `must not contain a ".." path segment`)
+		default:
+			out.setString("prefix", s)
+		}
+	}
+	c.batch(o, &out)
+	return Config{JSON: out.bytes()}
+}
+
+func parseSplunk(c *checker, root *jsonValue) Config {
+	o, ok := c.open(FieldConfig, root, "url", "index", "source", "sourcetype", "host", "ack", "batch")
+	if !ok {
+		return Config{}
+	}
+	var out objectWriter
+	if s, ok := o.str("url", true); ok && c.url(o.field("url"), s, false) {
+		out.setString("url", s)
+	}
+	for _, key := range []string{"index", "source", "sourcetype", "host"} {
+		if s, ok := o.str(key, false); ok && c.printable(o.field(key), s, 255) {
+			out.setString(key, s)
+		}
+	}
+	if b, ok := o.boolean("ack"); ok {
+		out.setBool("ack", b)
+	}
+	c.batch(o, &out)
+	return Config{JSON: out.bytes()}
+}
+
+// headers checks an http config's headers value and returns the headers, sorted.
+func (c *checker) headers(field string, v *jsonValue) []Header {
+	if v == nil {
+		return nil
+	}
+	if v.kind != kindObject {
+		c.add(field, CodeWrongType, 0, "must be a JSON object, not "+v.kind.String())
+		return nil
+	}
+	if len(v.members) == 0 {
+		return nil // GitLab: "Empty headers are removed" (remove_empty_headers_from_config)
+	}
+	if n := len(v.members); n > MaxHeaders {
+		c.add(field, CodeTooMany, MaxHeaders, fmt.Sprintf("has %d headers, at most %d are allowed", n, MaxHeaders))
+		return nil
+	}
+	var out []Header
+	seen := map[string]string{} // lower-cased name → name as first given
+	for _, m := range v.members {
+		name := m.key
+		if !headerNamePattern.MatchString(name) {
+			c.add(field, CodeInvalid, 0, fmt.Sprintf("%s is not a valid header name (1 to %d letters, digits and !#$%%&'*+.^_`|~-)", quoteKey(name), MaxHeaderNameLen))
+			continue
+		}
+		f := joinField(field, name)
+		if i := slices.IndexFunc(reservedHeaders, func(r string) bool { return strings.EqualFold(r, name) }); i >= 0 {
+			if i == 0 {
+				c.add(f, CodeReservedHeader, 0, "cannot be a custom header: it carries the destination's secret token")
+			} else {
+				c.add(f, CodeReservedHeader, 0, "cannot be a custom header: auditstream sets it")
+			}
+			continue
+		}
+		lower := strings.ToLower(name)
+		if first, dup := seen[lower]; dup {
+			c.add(f, CodeInvalid, 0, fmt.Sprintf("duplicates header %s (header names are case-insensitive)", first))
+			continue
+		}
+		seen[lower] = name
+		entry, ok := c.open(f, m.val, "value", "active")
+		if !ok {
+			continue
+		}
+		h := Header{Name: name, Active: true}
+		valueOK := false
+		switch ev := entry.get("value"); {
+		case ev == nil:
+			c.add(entry.field("value"), CodeRequired, 0, "is required")
+		case ev.kind != kindString:
+			c.add(entry.field("value"), CodeWrongType, 0, "must be a string, not "+ev.kind.String())
+		default:
+			h.Value = ev.str
+			valueOK = c.headerValue(entry.field("value"), ev.str)
+		}
+		if b, ok := entry.boolean("active"); ok {
+			h.Active = b
+		}
+		if valueOK {
+			out = append(out, h)
+		}
+	}
+	sortHeaders(out)
+	return out
+}
+
+// headerValue checks a custom header value against GitLab's JSON schema:
+// ^[!-~¡-ÿ]([!-~¡-ÿ]| |\t)*[!-~¡-ÿ]$|^[!-~¡-ÿ]$|^$ and at most 255 characters. So the value
+// may be empty; otherwise it holds visible ASCII and U+00A1-U+00FF, with spaces and tabs only
+// between them.
+func (c *checker) headerValue(field, s string) bool {
+	if !c.length(field, s, 0, MaxHeaderValueLen) {
+		return false
+	}
+	if s == "" {
+		return true
+	}
+	visible := func(r rune) bool { return r >= '!' && r <= '~' || r >= 0xA1 && r <= 0xFF }
+	first, _ := utf8.DecodeRuneInString(s)
+	last, _ := utf8.DecodeLastRuneInString(s)
+	switch {
+	case strings.ContainsAny(s, "\r\n"):
+		c.add(field, CodeInvalid, 0, "must not contain line breaks")
+	case hasRune(s, func(r rune) bool { return !visible(r) && r != ' ' && r != '\t' }):
+		c.add(field, CodeInvalid, 0, "may only contain visible ASCII and Latin-1 characters, spaces and tabs")
+	case !visible(first) || !visible(last):
+		c.add(field, CodeInvalid, 0, "must not start or end with a space or tab")
+	default:
+		return true
+	}
+	return false
+}
+
+// sortHeaders sorts by name ignoring case, then by byte order.
+func sortHeaders(hs []Header) {
+	slices.SortStableFunc(hs, func(a, b Header) int {
+		return cmp.Or(cmp.Compare(strings.ToLower(a.Name), strings.ToLower(b.Name)), cmp.Compare(a.Name, b.Name))
+	})
+}
+
+// batch checks o's optional batch field and, when it is given, writes it to out with every
+// default filled in.
+func (c *checker) batch(o *object, out *objectWriter) {
+	v := o.get("batch")
+	if v == nil {
+		return
+	}
+	b, ok := c.open(o.field("batch"), v, "maxEvents", "maxBytes", "maxWaitMs")
+	if !ok {
+		return
+	}
+	var w objectWriter
+	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, MaxBatchMaxEvents, DefaultBatchMaxEvents))
+	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, MaxBatchMaxBytes, DefaultBatchMaxBytes))
+	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
+	out.set("batch", w.bytes())
+}
+
+// ConfigWithHeaders returns the config as the API shows it: for http, stored (Config.JSON)
+// with "headers": {"<Name>": {"value": "...", "active": true}, ...} put back in, headers in
+// Config.Headers' order (it sorts a copy, so the caller's order does not matter), keys in
+// Config.JSON's order, and no headers key when there are none. ParseConfig of the result gives
+// the same Config again. For other categories, and when stored is not a JSON object (it always
+// is when it came from ParseConfig), it returns stored unchanged.
+//
+// The result holds the header values: it is for an authorized reader, never for logs.
+func ConfigWithHeaders(category string, stored []byte, headers []Header) []byte {
+	if category != CategoryHTTP {
+		return stored
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(stored, &members); err != nil || members == nil {
+		return stored
+	}
+	var out objectWriter
+	for k, v := range members {
+		if k == "headers" {
+			continue
+		}
+		var buf bytes.Buffer
+		if json.Compact(&buf, v) != nil {
+			return stored
+		}
+		out.set(k, buf.Bytes())
+	}
+	if len(headers) > 0 {
+		hs := slices.Clone(headers)
+		sortHeaders(hs)
+		b := []byte{'{'}
+		for i, h := range hs {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, h.Name)
+			b = append(b, `:{"value":`...)
+			b = appendJSONString(b, h.Value)
+			b = append(b, `,"active":`...)
+			b = strconv.AppendBool(b, h.Active)
+			b = append(b, '}')
+		}
+		out.set("headers", append(b, '}'))
+	}
+	return out.bytes()
+}
+
+// ValidateSecret checks a destination's secret (GraphQL's secretToken) for category. The rules:
+//
+//   - http: the verification token sent as X-Gitlab-Event-Streaming-Token. It may be "": the
+//     caller then generates one with NewVerificationToken, as GitLab does. At most
+//     MaxSecretTokenLen characters, no control characters.
+//   - aws: the secret access key. Required, at most MaxAWSSecretLen characters, printable,
+//     no whitespace.
+//   - gcp: the service account's private key in PEM form, PKCS#8 ("-----BEGIN PRIVATE
+//     KEY-----", what Google's key files hold) or PKCS#1 ("-----BEGIN RSA PRIVATE KEY-----"),
+//     unencrypted RSA. Required, at most MaxSecretTokenLen characters. Not the whole JSON key
+//     file: the message says so when it looks like one.
+//   - gcs: the whole service-account JSON key file: an object with "type": "service_account",
+//     a client_email and a private_key that passes the gcp rule. At most MaxGCSKeyFileLen
+//     characters.
+//   - splunk: the HEC token. Required, at most MaxSplunkTokenLen characters, printable, no
+//     whitespace.
+//
+// Leading and trailing whitespace is never trimmed, except around a PEM key. The error is a
+// *ConfigError with Field FieldSecretToken, or FieldCategory for an unknown category. It never
+// holds any part of secret.
+func ValidateSecret(category, secret string) error {
+	fail := func(code string, limit int, msg string) error {
+		return &ConfigError{Field: FieldSecretToken, Code: code, Message: msg, Limit: limit}
+	}
+	if _, ok := configParsers[category]; !ok {
+		return unknownCategory(category)
+	}
+	if category == CategoryHTTP && secret == "" {
+		return nil
+	}
+	if secret == "" {
+		return fail(CodeRequired, 0, "is required")
+	}
+	if !utf8.ValidString(secret) {
+		return fail(CodeInvalid, 0, "must be valid UTF-8")
+	}
+	limit := MaxSecretTokenLen
+	switch category {
+	case CategoryAWS:
+		limit = MaxAWSSecretLen
+	case CategoryGCS:
+		limit = MaxGCSKeyFileLen
+	case CategorySplunk:
+		limit = MaxSplunkTokenLen
+	}
+	if utf8.RuneCountInString(secret) > limit {
+		return fail(CodeTooLong, limit, fmt.Sprintf("must be at most %d characters long", limit))
+	}
+	switch category {
+	case CategoryHTTP:
+		if hasRune(secret, unicode.IsControl) {
+			return fail(CodeInvalid, 0, "must not contain control characters")
+		}
+	case CategoryAWS:
+		if hasRune(secret, notPrintableOrSpace) {
+			return fail(CodeInvalid, 0, "must be the secret access key: printable characters without spaces")
+		}
+	case CategorySplunk:
+		if hasRune(secret, notPrintableOrSpace) {
+			return fail(CodeInvalid, 0, "must be the HEC token: printable characters without spaces")
+		}
+	case CategoryGCP:
+		// GitLab checks only that the key is present, and its documented example uses the
+		// placeholder "YOUR_PRIVATE_KEY", so a value that is not PEM at all passes (a bad key
+		// shows when delivering). What is recognizably a mistake does not: a pasted JSON key
+		// file, which GitLab's documentation warns about, or a PEM key that does not parse.
+		if t := strings.TrimSpace(secret); strings.HasPrefix(t, "{") || strings.Contains(t, "-----BEGIN") {
+			if msg := checkPrivateKeyPEM(secret); msg != "" {
+				return fail(CodeInvalid, 0, msg)
+			}
+		}
+	case CategoryGCS:
+		if msg := checkKeyFile(secret); msg != "" {
+			return fail(CodeInvalid, 0, msg)
+		}
+	}
+	return nil
+}
+
+func notPrintableOrSpace(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }
+
+// checkPrivateKeyPEM returns why s is not an unencrypted RSA private key in PEM form, or "".
+// The reason never quotes s.
+func checkPrivateKeyPEM(s string) string {
+	const want = "must be the service account's private key in PEM form, starting with -----BEGIN PRIVATE KEY-----"
+	s = strings.TrimSpace(s)
+	switch {
+	case strings.HasPrefix(s, "{"):
+		return want + ", not the whole JSON key file: paste only the value of its private_key field"
+	case !strings.HasPrefix(s, "-----BEGIN "):
+		return want
+	case !strings.Contains(s, "\n") && strings.Contains(s, `\n`):
+		return want + `, with line breaks where the key file has \n`
+	}
+	block, rest := pem.Decode([]byte(s))
+	if block == nil {
+		return want
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return want + ", and nothing else"
+	}
+	if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
+		return "must be an unencrypted private key"
+	}
+	var key any
+	var err error
+	switch block.Type {
+	case "PRIVATE KEY":
+		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
+	case "RSA PRIVATE KEY":
+		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
+	default:
+		return want
+	}
+	if err != nil {
+		return "is not a valid private key"
+	}
+	if _, ok := key.(*rsa.PrivateKey); !ok {
+		return "must be an RSA private key, as Google service-account keys are"
+	}
+	return ""
+}
+
+// checkKeyFile returns why s is not a Google service-account JSON key file, or "". The reason
+// never quotes s.
+func checkKeyFile(s string) string {
+	const want = "must be the service account's whole JSON key file"
+	if strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN") {
+		return want + ", not only its private key"
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(s), &fields); err != nil || fields == nil {
+		return want
+	}
+	str := func(key string) (string, bool) {
+		var v string
+		raw, ok := fields[key]
+		return v, ok && json.Unmarshal(raw, &v) == nil
+	}
+	if t, _ := str("type"); t != "service_account" {
+		return want + `: its "type" must be "service_account"`
+	}
+	if email, ok := str("client_email"); !ok || !validEmail(email) {
+		return want + `: its "client_email" must be an email address`
+	}
+	key, ok := str("private_key")
+	if !ok {
+		return want + `: its "private_key" is missing`
+	}
+	if msg := checkPrivateKeyPEM(key); msg != "" {
+		return want + `: its "private_key" must be a valid RSA private key in PEM form`
+	}
+	return ""
+}
+
+// ValidateVerificationToken checks a verification token given to the legacy API
+// (verificationToken): 16 to 24 characters, no control characters. Like GitLab, it does not
+// trim whitespace. The error is a *ConfigError with Field FieldVerificationToken and never
+// holds the token.
+func ValidateVerificationToken(tok string) error {
+	fail := func(code string, limit int, msg string) error {
+		return &ConfigError{Field: FieldVerificationToken, Code: code, Message: msg, Limit: limit}
+	}
+	n := utf8.RuneCountInString(tok)
+	switch {
+	case !utf8.ValidString(tok):
+		return fail(CodeInvalid, 0, "must be valid UTF-8")
+	case n < MinVerificationTokenLen:
+		return fail(CodeTooShort, MinVerificationTokenLen, fmt.Sprintf("must be at least %d characters long", MinVerificationTokenLen))
+	case n > MaxVerificationTokenLen:
+		return fail(CodeTooLong, MaxVerificationTokenLen, fmt.Sprintf("must be at most %d characters long", MaxVerificationTokenLen))
+	case hasRune(tok, unicode.IsControl):
+		return fail(CodeInvalid, 0, "must not contain control characters")
+	}
+	return nil
+}
+
+// NewVerificationToken returns a new random verification token of 24 characters from the
+// standard base64 alphabet (A-Z a-z 0-9 + /), like GitLab's SecureRandom.base64(18).
+func NewVerificationToken() string {
+	return base64.StdEncoding.EncodeToString(randomBytes(18))
+}
+
+// NewSigningSecret returns a new Standard Webhooks signing secret: "whsec_" and the standard
+// base64 encoding (with padding) of 32 random bytes.
+func NewSigningSecret() string {
+	return "whsec_" + base64.StdEncoding.EncodeToString(randomBytes(32))
+}
+
+// ValidateName checks a destination's name: not empty, at most MaxNameLen characters, no
+// control characters. Like GitLab, it does not trim whitespace. The caller applies
+// DefaultName when no name is given. The error is a *ConfigError with Field FieldName.
+func ValidateName(name string) error {
+	fail := func(code string, limit int, msg string) error {
+		return &ConfigError{Field: FieldName, Code: code, Message: msg, Limit: limit}
+	}
+	switch {
+	case name == "":
+		return fail(CodeRequired, 0, "must not be empty")
+	case !utf8.ValidString(name):
+		return fail(CodeInvalid, 0, "must be valid UTF-8")
+	case utf8.RuneCountInString(name) > MaxNameLen:
+		return fail(CodeTooLong, MaxNameLen, fmt.Sprintf("must be at most %d characters long", MaxNameLen))
+	case hasRune(name, unicode.IsControl):
+		return fail(CodeInvalid, 0, "must not contain control characters")
+	}
+	return nil
+}
+
+// DefaultName returns GitLab's default destination name, "Destination_" followed by a new
+// random (version 4) UUID in lower-case hex, as in
+// Destination_0b6f3a6e-2c1d-4e8f-9a7b-5c3d2e1f0a9b.
+func DefaultName() string {
+	b := randomBytes(16)
+	b[6] = b[6]&0x0f | 0x40 // version 4
+	b[8] = b[8]&0x3f | 0x80 // variant 10 (RFC 9562)
+	return fmt.Sprintf("Destination_%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails: crypto/rand.Read crashes the program rather than return an error
+	return b
+}
+
+func hasRune(s string, f func(rune) bool) bool { return strings.IndexFunc(s, f) >= 0 }
+
+// validEmail is the check GitLab's idn-email format comes down to for a service account: one
+// @ between a non-empty local part and a non-empty domain, without spaces or control characters.
+func validEmail(s string) bool {
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
+		!hasRune(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+}
+
+// checker collects the problems of one ParseConfig call.
+type checker struct {
+	errs    []error
+	dropped int // problems past maxConfigErrors
+}
+
+func (c *checker) add(field, code string, limit int, msg string) {
+	if len(c.errs) >= maxConfigErrors {
+		c.dropped++
+		return
+	}
+	c.errs = append(c.errs, &ConfigError{Field: field, Code: code, Message: msg, Limit: limit})
+}
+
+func (c *checker) err() error {
+	errs := c.errs
+	if c.dropped > 0 {
+		errs = append(errs, &ConfigError{
+			Field: FieldConfig, Code: CodeTooMany, Limit: maxConfigErrors,
+			Message: fmt.Sprintf("has %d more problems than the %d listed", c.dropped, maxConfigErrors),
+		})
+	}
+	return errors.Join(errs...)
+}
+
+// length reports whether s has min to max characters, and reports the problem if not.
+func (c *checker) length(field, s string, min, max int) bool {
+	switch n := utf8.RuneCountInString(s); {
+	case n < min:
+		c.add(field, CodeTooShort, min, fmt.Sprintf("must be at least %d characters long", min))
+	case n > max:
+		c.add(field, CodeTooLong, max, fmt.Sprintf("must be at most %d characters long", max))
+	default:
+		return true
+	}
+	return false
+}
+
+// match reports whether s matches re, and reports msg as CodeInvalid if not.
+func (c *checker) match(field, s string, re *regexp.Regexp, msg string) bool {
+	if re.MatchString(s) {
+		return true
+	}
+	c.add(field, CodeInvalid, 0, msg)
+	return false
+}
+
+// printable reports whether s has at most max printable characters.
+func (c *checker) printable(field, s string, max int) bool {
+	if !c.length(field, s, 1, max) {
+		return false
+	}
+	if hasRune(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		c.add(field, CodeInvalid, 0, "may only contain printable characters")
+		return false
+	}
+	return true
+}
+
+// url checks a destination URL: at most MaxURLLen characters without whitespace or control
+// characters, starting with http:// or https:// (lower case, as GitLab's pattern has it),
+// parsing with net/url and naming a host. With allowVariable, GitLab's other form, "$" and
+// letters at the start ($VARIABLE), is accepted too.
+func (c *checker) url(field, s string, allowVariable bool) bool {
+	if !c.length(field, s, 1, MaxURLLen) {
+		return false
+	}
+	if hasRune(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		c.add(field, CodeInvalid, 0, "must not contain spaces or control characters")
+		return false
+	}
+	if allowVariable && variableURLPattern.MatchString(s) {
+		return true
+	}
+	if !httpURLPattern.MatchString(s) {
+		c.add(field, CodeInvalid, 0, "must start with http:// or https://")
+		return false
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		c.add(field, CodeInvalid, 0, "is not a valid URL")
+		return false
+	}
+	if u.Hostname() == "" {
+		c.add(field, CodeInvalid, 0, "must name a host")
+		return false
+	}
+	return true
+}
+
+// jsonKind is the type of a JSON value.
+type jsonKind uint8
+
+const (
+	kindNull jsonKind = iota
+	kindBool
+	kindNumber
+	kindString
+	kindArray
+	kindObject
+)
+
+// String names the kind for messages: "must be a string, not a number".
+func (k jsonKind) String() string {
+	return [...]string{"null", "a boolean", "a number", "a string", "an array", "an object"}[k]
+}
+
+// jsonValue is a decoded JSON value that keeps an object's keys in order.
+type jsonValue struct {
+	kind    jsonKind
+	boolean bool
+	number  json.Number
+	str     string
+	members []jsonMember // kindObject: each key once, where it first appeared, with its last value
+}
+
+type jsonMember struct {
+	key string
+	val *jsonValue
+}
+
+// errTooDeep stops decoding a document nested deeper than maxJSONDepth.
+var errTooDeep = errors.New("nested too deeply")
+
+// document checks that raw is a JSON object fit to validate and decodes it. It reports
+// duplicate keys and returns nil when raw cannot be validated further.
+func (c *checker) document(raw []byte) *jsonValue {
+	if len(raw) > MaxConfigBytes {
+		c.add(FieldConfig, CodeTooLong, MaxConfigBytes, fmt.Sprintf("must be at most %d bytes of JSON", MaxConfigBytes))
+		return nil
+	}
+	if t := bytes.TrimSpace(raw); len(t) == 0 || string(t) == "null" {
+		c.add(FieldConfig, CodeRequired, 0, "is required")
+		return nil
+	}
+	if !utf8.Valid(raw) {
+		c.add(FieldConfig, CodeInvalid, 0, "must be valid UTF-8")
+		return nil
+	}
+	if err := json.Unmarshal(raw, new(json.RawMessage)); err != nil {
+		msg := "is not valid JSON"
+		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
+			msg = fmt.Sprintf("is not valid JSON (error at byte %d)", se.Offset)
+		}
+		c.add(FieldConfig, CodeInvalid, 0, msg)
+		return nil
+	}
+	d := treeDecoder{dec: json.NewDecoder(bytes.NewReader(raw)), c: c}
+	d.dec.UseNumber()
+	root, err := d.value(&fieldPath{key: FieldConfig}, 0)
+	if err != nil {
+		if !errors.Is(err, errTooDeep) {
+			c.add(FieldConfig, CodeInvalid, 0, "is not valid JSON")
+		}
+		return nil
+	}
+	if root.kind != kindObject {
+		c.add(FieldConfig, CodeWrongType, 0, "must be a JSON object, not "+root.kind.String())
+		return nil
+	}
+	return root
+}
+
+// fieldPath is the path to a value while decoding, built into a Field string only when a
+// problem is reported.
+type fieldPath struct {
+	parent *fieldPath
+	key    string
+	index  int // for an array element (key == "")
+}
+
+func (p *fieldPath) String() string {
+	if p.parent == nil {
+		return p.key
+	}
+	if p.key == "" {
+		return p.parent.String() + "[" + strconv.Itoa(p.index) + "]"
+	}
+	return joinField(p.parent.String(), p.key)
+}
+
+// treeDecoder decodes a JSON document, already known to be valid, into jsonValues, walking
+// its tokens so that it sees every key: encoding/json silently keeps the last of duplicate
+// keys. It reports each duplicated key once.
+type treeDecoder struct {
+	dec *json.Decoder
+	c   *checker
+}
+
+func (d *treeDecoder) value(path *fieldPath, depth int) (*jsonValue, error) {
+	if depth >= maxJSONDepth {
+		d.c.add(path.String(), CodeInvalid, 0, fmt.Sprintf("is nested more than %d levels deep", maxJSONDepth))
+		return nil, errTooDeep
+	}
+	tok, err := d.dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case nil:
+		return &jsonValue{kind: kindNull}, nil
+	case bool:
+		return &jsonValue{kind: kindBool, boolean: t}, nil
+	case json.Number:
+		return &jsonValue{kind: kindNumber, number: t}, nil
+	case string:
+		return &jsonValue{kind: kindString, str: t}, nil
+	case json.Delim:
+		v := &jsonValue{kind: kindObject}
+		var index map[string]int     // key → position in v.members
+		var reported map[string]bool // duplicated keys already reported
+		for i := 0; d.dec.More(); i++ {
+			child := &fieldPath{parent: path, index: i}
+			if t == '{' {
+				tok, err := d.dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				key, ok := tok.(string)
+				if !ok {
+					return nil, fmt.Errorf("object key is %T", tok)
+				}
+				child.key = key
+			}
+			val, err := d.value(child, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if t != '{' {
+				continue // array elements are never valid config values; only their keys are checked
+			}
+			if index == nil {
+				index = map[string]int{}
+			}
+			if at, dup := index[child.key]; dup {
+				if !reported[child.key] {
+					d.c.add(child.String(), CodeInvalid, 0, "is given more than once")
+					if reported == nil {
+						reported = map[string]bool{}
+					}
+					reported[child.key] = true
+				}
+				v.members[at].val = val
+				continue
+			}
+			index[child.key] = len(v.members)
+			v.members = append(v.members, jsonMember{key: child.key, val: val})
+		}
+		if _, err := d.dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		if t == '[' {
+			v = &jsonValue{kind: kindArray}
+		}
+		return v, nil
+	}
+	return nil, io.ErrUnexpectedEOF
+}
+
+// object is a JSON object being validated, with its path.
+type object struct {
+	c       *checker
+	path    string
+	members []jsonMember
+}
+
+// open returns v as an object, reporting CodeWrongType when it is not one, and CodeUnknownField
+// for each key not in allowed.
+func (c *checker) open(path string, v *jsonValue, allowed ...string) (*object, bool) {
+	if v.kind != kindObject {
+		c.add(path, CodeWrongType, 0, "must be a JSON object, not "+v.kind.String())
+		return nil, false
+	}
+	for _, m := range v.members {
+		if !slices.Contains(allowed, m.key) {
+			c.add(joinField(path, m.key), CodeUnknownField, 0, "is not a known field (known: "+strings.Join(allowed, ", ")+")")
+		}
+	}
+	return &object{c: c, path: path, members: v.members}, true
+}
+
+func (o *object) field(key string) string { return joinField(o.path, key) }
+
+// get returns the value of key, or nil when key is missing or null.
+func (o *object) get(key string) *jsonValue {
+	for _, m := range o.members {
+		if m.key == key && m.val.kind != kindNull {
+			return m.val
+		}
+	}
+	return nil
+}
+
+// str returns the string at key. ok is false when the key is missing, null, "" or not a
+// string; a missing key is reported if required, and a value of another type always is.
+func (o *object) str(key string, required bool) (s string, ok bool) {
+	v := o.get(key)
+	switch {
+	case v == nil || v.kind == kindString && v.str == "":
+		if required {
+			o.c.add(o.field(key), CodeRequired, 0, "is required")
+		}
+		return "", false
+	case v.kind != kindString:
+		o.c.add(o.field(key), CodeWrongType, 0, "must be a string, not "+v.kind.String())
+		return "", false
+	}
+	return v.str, true
+}
+
+// boolean returns the boolean at key. ok is false when the key is missing, null or not a
+// boolean; a value of another type is reported.
+func (o *object) boolean(key string) (b, ok bool) {
+	v := o.get(key)
+	switch {
+	case v == nil:
+		return false, false
+	case v.kind != kindBool:
+		o.c.add(o.field(key), CodeWrongType, 0, "must be true or false, not "+v.kind.String())
+		return false, false
+	}
+	return v.boolean, true
+}
+
+// integer returns the integer at key, or def when the key is missing, null or wrong. The value
+// must be a JSON number written as an integer (no fraction or exponent) from lo to hi.
+func (o *object) integer(key string, lo, hi, def int64) int64 {
+	v := o.get(key)
+	if v == nil {
+		return def
+	}
+	field := o.field(key)
+	if v.kind != kindNumber {
+		o.c.add(field, CodeWrongType, 0, "must be an integer, not "+v.kind.String())
+		return def
+	}
+	n, err := strconv.ParseInt(v.number.String(), 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+	case err != nil:
+		o.c.add(field, CodeWrongType, 0, "must be an integer, without a fraction or exponent")
+		return def
+	case n >= lo && n <= hi:
+		return n
+	}
+	o.c.add(field, CodeInvalid, 0, fmt.Sprintf("must be from %d to %d", lo, hi))
+	return def
+}
+
+// joinField appends key to a field path: "config.url". A key that is not a header-name token
+// is quoted in brackets, and shortened: config["a b"].
+func joinField(path, key string) string {
+	if headerNamePattern.MatchString(key) {
+		return path + "." + key
+	}
+	return path + "[" + quoteKey(key) + "]"
+}
+
+// quoteKey quotes a key or name for a message, shortened to at most 64 bytes.
+func quoteKey(s string) string {
+	const max = 64
+	if len(s) > max {
+		i := max
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		s = s[:i] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// objectWriter builds a compact JSON object whose keys are in the order Config.JSON documents:
+// "url" first, then byte order.
+type objectWriter struct {
+	members []outMember
+}
+
+type outMember struct {
+	key string
+	raw []byte
+}
+
+func (w *objectWriter) set(key string, raw []byte) {
+	for i := range w.members {
+		if w.members[i].key == key {
+			w.members[i].raw = raw
+			return
+		}
+	}
+	w.members = append(w.members, outMember{key: key, raw: raw})
+}
+
+func (w *objectWriter) setString(key, s string)    { w.set(key, appendJSONString(nil, s)) }
+func (w *objectWriter) setBool(key string, b bool) { w.set(key, strconv.AppendBool(nil, b)) }
+func (w *objectWriter) setInt(key string, n int64) { w.set(key, strconv.AppendInt(nil, n, 10)) }
+
+func (w *objectWriter) bytes() []byte {
+	slices.SortFunc(w.members, func(a, b outMember) int {
+		switch {
+		case a.key == b.key:
+			return 0
+		case a.key == "url":
+			return -1
+		case b.key == "url":
+			return 1
+		}
+		return strings.Compare(a.key, b.key)
+	})
+	b := []byte{'{'}
+	for i, m := range w.members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, m.key)
+		b = append(b, ':')
+		b = append(b, m.raw...)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, without escaping <, > and & (URLs have &).
+func appendJSONString(b []byte, s string) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
+}
