@@ -52,6 +52,7 @@ func root() *cobra.Command {
 			return err
 		}
 		cfg.AdminToken = os.Getenv("AUDITSTREAM_ADMIN_TOKEN")
+		cfg.SecretKey = os.Getenv("AUDITSTREAM_SECRET_KEY") // not a flag: secrets stay out of ps output
 		return nil
 	}
 	return rootCmd
@@ -129,6 +130,9 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.IntVar(&cfg.MaxEventsPerRequest, "max-events-per-request", cfg.MaxEventsPerRequest, "most events in one ingest request")
 	f.Float64Var(&cfg.IngestRate, "ingest-rate", cfg.IngestRate, "events per second each token may publish; 0 for no limit")
 	f.IntVar(&cfg.IngestBurst, "ingest-burst", cfg.IngestBurst, "burst of the ingest rate limit, in events")
+	f.IntVar(&cfg.MaxDestinations, "max-destinations", cfg.MaxDestinations, "streaming destinations per group and for the instance")
+	f.IntVar(&cfg.MaxDestinationFilters, "max-destination-filters", cfg.MaxDestinationFilters, "event-type and category filters per destination")
+	f.IntVar(&cfg.ConfigMutationsPerMinute, "config-mutations-per-minute", cfg.ConfigMutationsPerMinute, "destination changes each user may make per minute; 0 for no limit")
 	f.Var(durationValue{&cfg.TokenCacheTTL}, "token-cache-ttl", "how long a checked token is trusted without asking the store")
 	f.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL, "base URL for links in responses (default: from the request)")
 	f.StringVar(&cfg.DebugListen, "debug-listen", cfg.DebugListen, "serve Go profiles at /debug/pprof/ on this address (keep it on loopback)")

@@ -20,6 +20,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/auditstream/auditstream/internal/api/graphql"
 	"github.com/auditstream/auditstream/internal/api/rest"
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/auth"
@@ -27,9 +28,11 @@ import (
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/secret"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/store/postgres"
 	"github.com/auditstream/auditstream/internal/store/sqlite"
+	"github.com/auditstream/auditstream/internal/streamconfig"
 )
 
 // App is a configured service, ready to Run.
@@ -144,14 +147,31 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		a.close()
 		return nil, err
 	}
+	box, created, err := secret.LoadKey(cfg.SecretKey, cfg.DataDir)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("secret key: %w", err)
+	}
+	if created {
+		logger.Warn("created a secret key for destination secrets; back it up with the database: without it they cannot be read",
+			"path", filepath.Join(cfg.DataDir, "secret.key"))
+	}
+	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
+		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
+	mutationsPerMinute := cfg.ConfigMutationsPerMinute
+	if mutationsPerMinute == 0 {
+		mutationsPerMinute = -1 // streamconfig: negative disables
+	}
+	streams := &streamconfig.Service{Store: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
+		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
+		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	api := rest.New(rest.Options{
-		Events:     a.store,
-		Users:      a.store,
-		Members:    a.store,
-		Namespaces: a.resolver,
-		Auth:       a.auth,
-		Ingester: &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
-			Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}},
+		Events:           a.store,
+		Users:            a.store,
+		Members:          a.store,
+		Namespaces:       a.resolver,
+		Auth:             a.auth,
+		Ingester:         ingester,
 		RateLimiter:      &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
 		Logger:           logger.With("component", "api"),
 		MaxRequestBytes:  cfg.MaxRequestBytes,
@@ -161,6 +181,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)
+	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth,
+		Logger: logger.With("component", "graphql")}))
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)

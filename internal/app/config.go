@@ -50,6 +50,19 @@ type Config struct {
 	IngestRate float64
 	// IngestBurst is the burst of IngestRate. Default 200,000.
 	IngestBurst int
+	// SecretKey is AUDITSTREAM_SECRET_KEY: the key (base64, 32 bytes; several separated by
+	// commas for rotation, newest first) that seals destination secrets at rest. Empty: the key
+	// file secret.key in DataDir, created on first start with mode 0600.
+	SecretKey string
+	// MaxDestinations caps the streaming destinations of one group and of the instance.
+	// Default 50.
+	MaxDestinations int
+	// MaxDestinationFilters caps the event-type and category filters of one destination.
+	// Default 500.
+	MaxDestinationFilters int
+	// ConfigMutationsPerMinute is how many destination changes one user may make per minute;
+	// 0 disables the limit. Default 60.
+	ConfigMutationsPerMinute int
 	// AdminToken, when set, is made a valid admin token at start (AUDITSTREAM_ADMIN_TOKEN).
 	AdminToken string
 	// TokenCacheTTL is how long a checked token is trusted without asking the store. Default 5s.
@@ -68,20 +81,23 @@ type Config struct {
 // Defaults returns the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
-		DataDir:             "./data",
-		Listen:              "127.0.0.1:8080",
-		NATSReplicas:        1,
-		LogMaxAge:           7 * 24 * time.Hour,
-		DuplicateWindow:     2 * time.Minute,
-		MaxRequestBytes:     32 << 20,
-		MaxInflightBytes:    256 << 20,
-		MaxEventBytes:       256 << 10,
-		MaxEventsPerRequest: 10_000,
-		IngestRate:          100_000,
-		IngestBurst:         200_000,
-		TokenCacheTTL:       5 * time.Second,
-		LogLevel:            "info",
-		ShutdownTimeout:     30 * time.Second,
+		DataDir:                  "./data",
+		Listen:                   "127.0.0.1:8080",
+		NATSReplicas:             1,
+		LogMaxAge:                7 * 24 * time.Hour,
+		DuplicateWindow:          2 * time.Minute,
+		MaxRequestBytes:          32 << 20,
+		MaxInflightBytes:         256 << 20,
+		MaxEventBytes:            256 << 10,
+		MaxEventsPerRequest:      10_000,
+		IngestRate:               100_000,
+		IngestBurst:              200_000,
+		MaxDestinations:          50,
+		MaxDestinationFilters:    500,
+		ConfigMutationsPerMinute: 60,
+		TokenCacheTTL:            5 * time.Second,
+		LogLevel:                 "info",
+		ShutdownTimeout:          30 * time.Second,
 	}
 }
 
@@ -133,6 +149,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
 		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)
+	}
+	if c.MaxDestinations < 1 || c.MaxDestinationFilters < 1 || c.ConfigMutationsPerMinute < 0 {
+		bad("max destinations and max destination filters must be at least 1, config mutations per minute at least 0")
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 20 {
 		bad("the admin token must be at least 20 characters")

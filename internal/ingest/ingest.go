@@ -7,6 +7,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -330,4 +331,16 @@ func (l Limits) maxEvents() int {
 		return l.MaxEvents
 	}
 	return 10_000
+}
+
+// Record publishes one event the service produces about itself (for example a change to a
+// streaming destination), through the same validation, namespace resolution and log as a
+// producer's event. It satisfies streamconfig.Auditor.
+func (s *Service) Record(ctx context.Context, in event.Input) error {
+	body, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("encode audit event: %w", err)
+	}
+	_, err = s.Ingest(ctx, Request{Body: bytes.NewReader(body), Format: FormatJSON})
+	return err
 }

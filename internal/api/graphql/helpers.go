@@ -1,0 +1,166 @@
+package graphql
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+
+	"github.com/auditstream/auditstream/internal/api/graphql/model"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/streamconfig"
+)
+
+// Helpers shared by the resolvers: each runs one service call and splits its error into the
+// payload's errors and a top-level error (see Resolver.outcome).
+
+func groupRef(id int64) streamconfig.Ref {
+	return streamconfig.Ref{Scope: store.ScopeGroup, ID: id}
+}
+
+func instanceRef(id int64) streamconfig.Ref {
+	return streamconfig.Ref{Scope: store.ScopeInstance, ID: id}
+}
+
+// legacyRef names a destination by a legacy id, whose class fixes scope and category.
+func legacyRef(scope store.DestinationScope, category string, id int64) streamconfig.Ref {
+	f := map[string]streamconfig.Flavor{"http": streamconfig.LegacyHTTP, "gcp": streamconfig.LegacyGCP, "aws": streamconfig.LegacyAWS}[category]
+	return streamconfig.Ref{Scope: scope, ID: id, Category: category, Flavor: f}
+}
+
+// unifiedRef reads a group or instance destination id of the unified API (our extensions take
+// either).
+func unifiedRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
+	if id, err := model.ParseGID(gid, model.ClassGroupDestination); err == nil {
+		return groupRef(id), nil
+	}
+	if id, err := model.ParseGID(gid, model.ClassInstanceDestination); err == nil {
+		return instanceRef(id), nil
+	}
+	return streamconfig.Ref{}, gqlErr(ctx, strings.Join([]string{`"` + gid + `" is not a valid ID for`, model.ClassGroupDestination, "or", model.ClassInstanceDestination}, " "), codeBadRequest)
+}
+
+func (r *Resolver) groupList(ctx context.Context, g *model.Group, category string) ([]streamconfig.Destination, error) {
+	o := streamconfig.Owner{Scope: store.ScopeGroup, Group: store.Namespace{Key: g.Key, Kind: store.KindGroup, FullPath: g.FullPath}}
+	ns, err := r.svc.Namespaces.ByKey(ctx, g.Key)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	o.Group = ns
+	ds, err := r.svc.List(ctx, actor(ctx), o)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return ofCategory(ds, category), nil
+}
+
+func (r *Resolver) instanceList(ctx context.Context, category string) ([]streamconfig.Destination, error) {
+	ds, err := r.svc.List(ctx, actor(ctx), streamconfig.Owner{Scope: store.ScopeInstance})
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	return ofCategory(ds, category), nil
+}
+
+func ofCategory(ds []streamconfig.Destination, category string) []streamconfig.Destination {
+	if category == "" {
+		return ds
+	}
+	out := ds[:0:0]
+	for _, d := range ds {
+		if d.Category == category {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// createIn creates a destination of the group groupPath names, or of the instance when it is
+// nil.
+func (r *Resolver) createIn(ctx context.Context, groupPath *string, p streamconfig.CreateParams) (streamconfig.Destination, []string, error) {
+	p.Owner = streamconfig.Owner{Scope: store.ScopeInstance}
+	if groupPath != nil {
+		o, err := r.svc.GroupOwner(ctx, *groupPath)
+		if err != nil {
+			return streamconfig.Destination{}, nil, r.fail(ctx, err)
+		}
+		p.Owner = o
+	}
+	d, err := r.svc.Create(ctx, actor(ctx), p)
+	errs, err := r.outcome(ctx, err)
+	return d, errs, err
+}
+
+func (r *Resolver) update(ctx context.Context, p streamconfig.UpdateParams) (streamconfig.Destination, []string, error) {
+	d, err := r.svc.Update(ctx, actor(ctx), p)
+	errs, err := r.outcome(ctx, err)
+	return d, errs, err
+}
+
+func (r *Resolver) delete(ctx context.Context, ref streamconfig.Ref) ([]string, error) {
+	return r.outcome(ctx, r.svc.Delete(ctx, actor(ctx), ref))
+}
+
+// addFilters returns the list after the change, as GitLab's payloads do.
+func (r *Resolver) addFilters(ctx context.Context, ref streamconfig.Ref, kind streamconfig.FilterKind, values []string) ([]string, []string, error) {
+	d, err := r.svc.AddFilters(ctx, actor(ctx), ref, kind, values)
+	errs, err := r.outcome(ctx, err)
+	if err != nil || len(errs) > 0 {
+		return nil, errs, err
+	}
+	if kind == streamconfig.DenyTypes {
+		return orEmpty(d.DenyEventTypes), errs, nil
+	}
+	return orEmpty(d.EventTypes), errs, nil
+}
+
+func (r *Resolver) removeFilters(ctx context.Context, ref streamconfig.Ref, kind streamconfig.FilterKind, values []string) ([]string, error) {
+	_, err := r.svc.RemoveFilters(ctx, actor(ctx), ref, kind, values)
+	return r.outcome(ctx, err)
+}
+
+func (r *Resolver) addNamespaceFilter(ctx context.Context, ref streamconfig.Ref, path *string, kind store.NamespaceKind, single bool) (streamconfig.Destination, streamconfig.NamespaceFilter, []string, error) {
+	p := ""
+	if path != nil {
+		p = *path
+	}
+	d, f, err := r.svc.AddNamespaceFilter(ctx, actor(ctx), ref, p, kind, single)
+	errs, err := r.outcome(ctx, err)
+	return d, f, errs, err
+}
+
+func (r *Resolver) addHeader(ctx context.Context, ref streamconfig.Ref, key, value string, active *bool) (streamconfig.Header, []string, error) {
+	h, err := r.svc.AddHeader(ctx, actor(ctx), ref, key, value, active == nil || *active)
+	errs, err := r.outcome(ctx, err)
+	return h, errs, err
+}
+
+// Legacy inputs become unified configs.
+
+func urlConfig(url string) []byte {
+	b, _ := json.Marshal(map[string]string{"url": url})
+	return b
+}
+
+func gcpCreate(project, email string, logID *string, key string, name *string) streamconfig.CreateParams {
+	c := map[string]string{"googleProjectIdName": project, "clientEmail": email, "logIdName": "audit_events"} // GitLab's legacy default
+	if logID != nil {
+		c["logIdName"] = *logID
+	}
+	b, _ := json.Marshal(c)
+	return streamconfig.CreateParams{Category: "gcp", Config: b, Name: name, SecretToken: &key, Flavor: streamconfig.LegacyGCP}
+}
+
+func gcpUpdate(ref streamconfig.Ref, project, email, logID, key, name *string, active *bool) streamconfig.UpdateParams {
+	return streamconfig.UpdateParams{Ref: ref, Name: name, SecretToken: key, Active: active,
+		ConfigPatch: map[string]*string{"googleProjectIdName": project, "clientEmail": email, "logIdName": logID}}
+}
+
+func awsCreate(keyID, bucket, region, secret string, name *string) streamconfig.CreateParams {
+	b, _ := json.Marshal(map[string]string{"accessKeyXid": keyID, "bucketName": bucket, "awsRegion": region})
+	return streamconfig.CreateParams{Category: "aws", Config: b, Name: name, SecretToken: &secret, Flavor: streamconfig.LegacyAWS}
+}
+
+func awsUpdate(ref streamconfig.Ref, keyID, bucket, region, secret, name *string, active *bool) streamconfig.UpdateParams {
+	return streamconfig.UpdateParams{Ref: ref, Name: name, SecretToken: secret, Active: active,
+		ConfigPatch: map[string]*string{"accessKeyXid": keyID, "bucketName": bucket, "awsRegion": region}}
+}
