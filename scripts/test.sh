@@ -14,6 +14,18 @@ fi
 
 echo "==> go vet" >&2
 go vet ./...
+echo "==> generated GraphQL code matches the schema" >&2
+# gqlgen rewrites exec/ and model/ from schema/*.graphqls; a schema change without
+# `go generate ./internal/api/graphql` fails here instead of serving a stale API.
+gen=$(mktemp -d) # not removed by a trap: postgres.sh owns the EXIT trap
+cp -r internal/api/graphql/. "$gen/"
+go generate ./internal/api/graphql
+if ! diff -r -q "$gen" internal/api/graphql >/dev/null; then
+  diff -r "$gen" internal/api/graphql | head -40 >&2
+  echo "internal/api/graphql: generated code is stale; run go generate ./internal/api/graphql and commit" >&2
+  exit 1
+fi
+rm -rf "$gen"
 echo "==> go test -race ./..." >&2
 go test -race -count=1 -timeout 45m "$@" ./...
 echo "==> fuzzing the decoders briefly" >&2
@@ -26,4 +38,6 @@ fuzz FuzzNormalize 200000x ./internal/event
 fuzz FuzzParseIndex 150000x ./internal/event
 fuzz FuzzRestJSON 150000x ./internal/api/rest
 fuzz FuzzMatch 100000x ./internal/destination
+fuzz FuzzParseConfig 100000x ./internal/destination
+fuzz FuzzParseGID 100000x ./internal/api/graphql/model
 fuzz FuzzOpen 50000x ./internal/secret

@@ -22,12 +22,10 @@ func (r *instanceExternalAuditEventDestinationResolver) Headers(ctx context.Cont
 	return auditEventsStreamingInstanceHeaderConn(ctx, obj.AllHeaders, after, before, first, last)
 }
 
-// ExternalAuditEventDestination returns exec.ExternalAuditEventDestinationResolver implementation.
 func (r *Resolver) ExternalAuditEventDestination() exec.ExternalAuditEventDestinationResolver {
 	return &externalAuditEventDestinationResolver{r}
 }
 
-// InstanceExternalAuditEventDestination returns exec.InstanceExternalAuditEventDestinationResolver implementation.
 func (r *Resolver) InstanceExternalAuditEventDestination() exec.InstanceExternalAuditEventDestinationResolver {
 	return &instanceExternalAuditEventDestinationResolver{r}
 }

@@ -735,13 +735,10 @@ func (r *queryResolver) CurrentUser(ctx context.Context) (*model.UserCore, error
 	return &model.UserCore{ID: model.GID(model.ClassUser, p.User.ID), Username: p.User.Username, Name: p.User.Name, Admin: p.User.Admin}, nil
 }
 
-// Group returns exec.GroupResolver implementation.
 func (r *Resolver) Group() exec.GroupResolver { return &groupResolver{r} }
 
-// Mutation returns exec.MutationResolver implementation.
 func (r *Resolver) Mutation() exec.MutationResolver { return &mutationResolver{r} }
 
-// Query returns exec.QueryResolver implementation.
 func (r *Resolver) Query() exec.QueryResolver { return &queryResolver{r} }
 
 type (
