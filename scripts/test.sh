@@ -3,13 +3,20 @@
 #
 # It sets up what the tests need on a fresh Debian machine: when AUDITSTREAM_TEST_DATABASE_URL
 # is not set, it installs PostgreSQL with apt (when missing) and starts a throwaway server on a
-# free loopback port for the duration of the run. Extra arguments go to `go test`.
+# free loopback port for the duration of the run; it installs Chromium (when missing) for the
+# browser tests. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 if [ -z "${AUDITSTREAM_TEST_DATABASE_URL:-}" ]; then
   PG_EXTRA_OPTS="-c fsync=off" start_postgres
+fi
+
+if ! command -v chromium >/dev/null; then
+  echo "==> installing Chromium (Debian package chromium) for the browser tests" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 echo "==> go vet" >&2

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/auditstream/auditstream/internal/api/graphql"
+	"github.com/auditstream/auditstream/internal/api/graphql/explorer"
 	"github.com/auditstream/auditstream/internal/api/rest"
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/auth"
@@ -183,6 +184,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.Handle("/api/v4/", api)
 	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth,
 		Logger: logger.With("component", "graphql")}))
+	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
+	mux.Handle("/-/graphql-explorer", graphiql)
+	mux.Handle("/-/graphql-explorer/", graphiql)
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)
