@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -114,6 +115,16 @@ func TestGraphQLUnifiedDestinations(t *testing.T) {
 		require.Equal(t, "gid://gitlab/AuditEvents::Instance::AmazonS3Configuration/2", dig(inst, "auditEventsInstanceAmazonS3Configurations", "nodes", "0", "id"))
 		require.NotContains(t, fmt.Sprint(inst), "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY")
 
+		// Changing the category drops the old credential: an AWS key never becomes a token
+		// that owners can read.
+		p = s.mutate(s.admin, "instanceAuditEventStreamingDestinationsUpdate",
+			`mutation($id: AuditEventsInstanceExternalStreamingDestinationID!) { instanceAuditEventStreamingDestinationsUpdate(input: {id: $id, category: "http", config: {url: "https://receiver.example/now-http"}}) { errors externalAuditEventDestination { category secretToken signingSecret } } }`,
+			map[string]any{"id": iid})
+		require.Equal(t, "http", dig(p, "externalAuditEventDestination", "category"))
+		require.Len(t, dig(p, "externalAuditEventDestination", "secretToken"), 24)
+		require.NotContains(t, fmt.Sprint(p), "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY")
+		require.True(t, strings.HasPrefix(dig(p, "externalAuditEventDestination", "signingSecret").(string), "whsec_"))
+
 		// Instance namespace filters may name any group.
 		p = s.mutate(s.admin, "auditEventsInstanceDestinationNamespaceFilterCreate",
 			`mutation($id: AuditEventsInstanceExternalStreamingDestinationID!) { auditEventsInstanceDestinationNamespaceFilterCreate(input: {destinationId: $id, namespacePath: "other"}) { errors namespaceFilter { id namespace { fullPath } } } }`,
@@ -197,7 +208,7 @@ func TestGraphQLValidation(t *testing.T) {
 		{"allowed and denied", "auditEventStreamingDestinationFiltersSet",
 			`mutation($id: ID!) { auditEventStreamingDestinationFiltersSet(input: {destinationId: $id, eventTypeFilters: ["user_created"], denyEventTypeFilters: ["user_created"]}) { errors } }`, map[string]any{"id": keep}, "both allowed and denied"},
 		{"too many filters", "auditEventsGroupDestinationEventsAdd",
-			`mutation($id: AuditEventsGroupExternalStreamingDestinationID!) { auditEventsGroupDestinationEventsAdd(input: {destinationId: $id, eventTypeFilters: ["user_created", "member_created", "user_blocked", "user_deactivated", "user_destroyed"]}) { errors } }`, map[string]any{"id": keep}, "(4)"},
+			`mutation($id: AuditEventsGroupExternalStreamingDestinationID!) { auditEventsGroupDestinationEventsAdd(input: {destinationId: $id, eventTypeFilters: ["user_created", "member_created", "user_blocked", "user_deactivate", "user_destroyed"]}) { errors } }`, map[string]any{"id": keep}, "(4)"},
 		{"remove a filter that is not there", "auditEventsGroupDestinationEventsDelete",
 			`mutation($id: AuditEventsGroupExternalStreamingDestinationID!) { auditEventsGroupDestinationEventsDelete(input: {destinationId: $id, eventTypeFilters: ["user_created"]}) { errors } }`, map[string]any{"id": keep}, "Couldn't find event type filters"},
 		{"namespace of another group", "auditEventsGroupDestinationNamespaceFilterCreate",
@@ -324,3 +335,34 @@ fragment TypeRef on __Type {
   kind name
   ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } }
 }`
+
+// TestGraphQLConcurrentChanges: changes that read and rewrite one destination at the same time
+// all land (each is retried when another got there first).
+func TestGraphQLConcurrentChanges(t *testing.T) {
+	s := start(t, "sqlite", noLimits)
+	mkGroup(t, s, "org", 101, 0)
+	id := s.createGroupDestination(s.admin, "org", "http", httpConfig("https://receiver.example/c"), "")
+	legacyID := strings.Replace(id, "Group::ExternalStreamingDestination", "ExternalAuditEventDestination", 1)
+	types := []string{"user_created", "member_created", "user_blocked", "user_activate", "user_destroyed"}
+	var wg sync.WaitGroup
+	for i := range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i < 5 {
+				s.mutate(s.admin, "auditEventsStreamingHeadersCreate",
+					`mutation($d: AuditEventsExternalAuditEventDestinationID!, $k: String!) { auditEventsStreamingHeadersCreate(input: {destinationId: $d, key: $k, value: "v"}) { errors } }`,
+					map[string]any{"d": legacyID, "k": fmt.Sprintf("X-H%d", i)})
+				return
+			}
+			s.mutate(s.admin, "auditEventsGroupDestinationEventsAdd",
+				`mutation($d: AuditEventsGroupExternalStreamingDestinationID!, $t: String!) { auditEventsGroupDestinationEventsAdd(input: {destinationId: $d, eventTypeFilters: [$t]}) { errors } }`,
+				map[string]any{"d": id, "t": types[i-5]})
+		}()
+	}
+	wg.Wait()
+	data := s.gqlOK(s.admin, `{ group(fullPath: "org") { externalAuditEventStreamingDestinations { nodes { config eventTypeFilters } } } }`, nil)
+	node := dig(data, "group", "externalAuditEventStreamingDestinations", "nodes", "0")
+	require.Len(t, dig(node, "config", "headers"), 5, "every header landed: %v", node)
+	require.ElementsMatch(t, types, dig(node, "eventTypeFilters"), "every filter landed")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"time"
@@ -409,8 +410,10 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 			}
 			ch.notes = append(ch.notes, "secret token changed")
 		}
-		if category != cur.Category && p.SecretToken == nil && category != destination.CategoryHTTP {
-			token = "" // another category's secret is no credential for this one
+		if category != cur.Category && p.SecretToken == nil {
+			// Another category's secret is no credential for this one, and an AWS key must
+			// never become an http token that owners can read.
+			token = ""
 		}
 		if err := destination.ValidateSecret(category, token); err != nil {
 			errs = append(errs, err)
@@ -522,6 +525,24 @@ type change struct {
 	notes   []string // what changed, for the message
 }
 
+// maxAttempts bounds how often mutate starts over when the destination changed meanwhile.
+const maxAttempts = 20
+
+// ErrContention: the destination kept changing while a change was being made to it; nothing
+// was changed, and a retry will most likely succeed.
+var ErrContention = errors.New("The destination was changed by someone else at the same time; nothing was changed, retry")
+
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // mutate loads the destination, lets fn compute a change, and stores it unless the
 // destination changed meanwhile, in which case it starts over (a few times).
 func (s *Service) mutate(ctx context.Context, a Actor, ref Ref, fn func(cur Destination) (change, error)) (Destination, error) {
@@ -536,7 +557,15 @@ func (s *Service) mutate(ctx context.Context, a Actor, ref Ref, fn func(cur Dest
 		}
 		ch.up.ID, ch.up.IfVersion, ch.up.UpdatedAt = cur.ID, cur.Version, s.now()
 		d, err := s.Store.DestinationUpdate(ctx, ch.up)
-		if errors.Is(err, store.ErrVersionConflict) && attempt < 4 {
+		if errors.Is(err, store.ErrVersionConflict) {
+			if attempt+1 == maxAttempts {
+				return Destination{}, ErrContention
+			}
+			// Someone else changed it since we read it: read again, after a short random
+			// pause so that writers racing for one destination spread out.
+			if err := pause(ctx, time.Duration(1+rand.IntN(2*(attempt+1)))*time.Millisecond); err != nil {
+				return Destination{}, err
+			}
 			continue
 		}
 		if errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrVersionConflict) {

@@ -44,6 +44,7 @@ const (
 	codeRateLimited = "rate_limited"
 	codeUnavailable = "unavailable"
 	codeBadRequest  = "bad_request"
+	codeConflict    = "conflict"
 )
 
 func gqlErr(ctx context.Context, msg, code string) *gqlerror.Error {
@@ -57,6 +58,8 @@ func (r *Resolver) fail(ctx context.Context, err error) error {
 		return gqlErr(ctx, streamconfig.ErrNotFound.Error(), codeNotFound)
 	case errors.Is(err, streamconfig.ErrRateLimited):
 		return gqlErr(ctx, streamconfig.ErrRateLimited.Error(), codeRateLimited)
+	case errors.Is(err, streamconfig.ErrContention):
+		return gqlErr(ctx, streamconfig.ErrContention.Error(), codeConflict)
 	}
 	var in *streamconfig.InputError
 	if errors.As(err, &in) {
