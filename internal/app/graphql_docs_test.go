@@ -270,7 +270,7 @@ func hasPayloadErrors(resp map[string]any) bool {
 }
 
 // mkGroup creates a group through the admin REST API.
-func mkGroup(t *testing.T, s *server, path string, id, parent int) {
+func mkGroup(t testing.TB, s *server, path string, id, parent int) {
 	t.Helper()
 	body := fmt.Sprintf(`{"name":%q,"path":%q,"id":%d}`, path, path, id)
 	if parent != 0 {

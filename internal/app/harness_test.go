@@ -28,7 +28,7 @@ const adminToken = "ast-test-admin-token-0123456789"
 
 // server is one running service, in-process, on a random port.
 type server struct {
-	t       *testing.T
+	t       testing.TB
 	base    string
 	admin   string // an admin token
 	cfg     app.Config
@@ -61,7 +61,7 @@ func forEachDriver(t *testing.T, f func(t *testing.T, driver string)) {
 }
 
 // freshPostgres creates an empty database for one test and drops it afterwards.
-func freshPostgres(t *testing.T) string {
+func freshPostgres(t testing.TB) string {
 	base := os.Getenv("AUDITSTREAM_TEST_DATABASE_URL")
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
@@ -86,7 +86,7 @@ func freshPostgres(t *testing.T) string {
 }
 
 // start runs the service with the test's own data dir (and database).
-func start(t *testing.T, driver string, mutate ...func(*app.Config)) *server {
+func start(t testing.TB, driver string, mutate ...func(*app.Config)) *server {
 	t.Helper()
 	cfg := app.Defaults()
 	cfg.DataDir = t.TempDir()
@@ -102,7 +102,7 @@ func start(t *testing.T, driver string, mutate ...func(*app.Config)) *server {
 	return startCfg(t, cfg)
 }
 
-func startCfg(t *testing.T, cfg app.Config) *server {
+func startCfg(t testing.TB, cfg app.Config) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	banner := &lockedBuffer{}
@@ -146,7 +146,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
@@ -215,7 +215,7 @@ func (s *server) waitStored(want int) {
 }
 
 // eventually polls f until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	wait := 5 * time.Millisecond
