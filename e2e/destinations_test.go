@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -111,9 +112,33 @@ func TestDestinationsSurviveACrash(t *testing.T) {
 func TestSecretKeyFromEnvironment(t *testing.T) {
 	dataDir := t.TempDir()
 	key := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	serve(t, dataDir, "AUDITSTREAM_SECRET_KEY="+key)
+	p := serve(t, dataDir, "AUDITSTREAM_SECRET_KEY="+key)
 	_, err := os.Stat(filepath.Join(dataDir, "secret.key"))
 	require.True(t, os.IsNotExist(err), "no key file when the key comes from the environment: %v", err)
+
+	// Started again with another key, the service still ingests, says at start that it cannot
+	// read the destinations' secrets, and answers listing them with that reason.
+	gql(t, p.base, `mutation { instanceAuditEventStreamingDestinationsCreate(input: {category: "http", config: {url: "https://receiver.example/i"}, secretToken: "e2e-instance-token-1"}) { errors } }`, nil)
+	p.kill()
+	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
+	p = serve(t, dataDir, "AUDITSTREAM_SECRET_KEY="+other)
+	require.Equal(t, http.StatusCreated, postOne(t, p.base))
+	eventually(t, 10*time.Second, func() error {
+		if !strings.Contains(p.out.String(), "destination secrets cannot be read") {
+			return fmt.Errorf("no start-up warning: %s", p.out.String())
+		}
+		return nil
+	})
+	body, _ := json.Marshal(map[string]any{"query": `{ auditEventsInstanceStreamingDestinations { nodes { secretToken } } }`})
+	req, _ := http.NewRequest(http.MethodPost, p.base+"/api/graphql", bytes.NewReader(body))
+	req.Header.Set("PRIVATE-TOKEN", adminToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Contains(t, string(raw), "secret_key_mismatch")
+	require.NotContains(t, string(raw), "e2e-instance-token-1")
 
 	bad := "not-base64-of-32-bytes-but-a-secret-anyway"
 	cmd := exec.Command(binary, "serve", "--listen", freePort(t), "--data-dir", t.TempDir())

@@ -153,6 +153,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		a.close()
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
+	if cfg.SecretKey == "" && storeKind(cfg) == "postgres" {
+		logger.Warn("AUDITSTREAM_SECRET_KEY is not set: destination secrets are sealed with this process's key file; replicas sharing the database must share one key, so set AUDITSTREAM_SECRET_KEY on every replica",
+			"path", filepath.Join(cfg.DataDir, "secret.key"))
+	}
 	if created {
 		logger.Warn("created a secret key for destination secrets; back it up with the database: without it they cannot be read",
 			"path", filepath.Join(cfg.DataDir, "secret.key"))
@@ -166,6 +170,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	streams := &streamconfig.Service{Store: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
 		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
+	if err := streams.CheckKey(ctx); err != nil {
+		// Ingest and reading events do not need the key, so the service still starts.
+		logger.Error("destination secrets cannot be read: streaming destinations cannot be shown or used until the right key is configured", "err", err)
+	}
 	api := rest.New(rest.Options{
 		Events:           a.store,
 		Users:            a.store,

@@ -2,9 +2,11 @@ package streamconfig
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -98,10 +100,15 @@ func (s *Service) open(v string, aad []byte) (string, error) {
 	}
 	b, err := s.Sealer.Open(v, aad)
 	if err != nil {
-		return "", fmt.Errorf("open sealed secret: %w", err)
+		return "", fmt.Errorf("%w: %w", ErrSecretKey, err)
 	}
 	return string(b), nil
 }
+
+// ErrSecretKey: a stored secret cannot be opened with the configured key. The operator gave
+// another AUDITSTREAM_SECRET_KEY or secret.key than the one that sealed it (or dropped an old
+// key from the rotation list too early).
+var ErrSecretKey = errors.New("a destination secret cannot be opened with the configured secret key (AUDITSTREAM_SECRET_KEY or secret.key in the data directory); restore the key that sealed it")
 
 // view opens a stored destination.
 func (s *Service) view(ctx context.Context, d store.Destination) (Destination, error) {
@@ -179,20 +186,9 @@ func (s *Service) load(ctx context.Context, a Actor, ref Ref, write bool) (store
 	return s.check(ctx, a, ref, d, write)
 }
 
-// check authorizes the actor on a destination found by id, header or filter.
+// check authorizes the actor on a destination found by id, header or filter, and opens it.
 func (s *Service) check(ctx context.Context, a Actor, ref Ref, d store.Destination, write bool) (store.Destination, Destination, error) {
-	if d.Scope != ref.Scope || ref.Category != "" && d.Category != ref.Category {
-		return store.Destination{}, Destination{}, ErrNotFound
-	}
-	o := Owner{Scope: d.Scope}
-	if d.Scope == store.ScopeGroup {
-		g, err := s.Namespaces.ByKey(ctx, d.NamespaceKey)
-		if err != nil {
-			return store.Destination{}, Destination{}, storeErr(err)
-		}
-		o.Group = g
-	}
-	if err := s.authorize(ctx, a, o, write); err != nil {
+	if _, err := s.authorizeOn(ctx, a, ref, d, write); err != nil {
 		return store.Destination{}, Destination{}, err
 	}
 	v, err := s.view(ctx, d)
@@ -200,6 +196,22 @@ func (s *Service) check(ctx context.Context, a Actor, ref Ref, d store.Destinati
 		return store.Destination{}, Destination{}, err
 	}
 	return d, v, nil
+}
+
+// authorizeOn checks that ref's scope and category match d and that the actor may manage d.
+func (s *Service) authorizeOn(ctx context.Context, a Actor, ref Ref, d store.Destination, write bool) (Owner, error) {
+	if d.Scope != ref.Scope || ref.Category != "" && d.Category != ref.Category {
+		return Owner{}, ErrNotFound
+	}
+	o := Owner{Scope: d.Scope}
+	if d.Scope == store.ScopeGroup {
+		g, err := s.Namespaces.ByKey(ctx, d.NamespaceKey)
+		if err != nil {
+			return Owner{}, storeErr(err)
+		}
+		o.Group = g
+	}
+	return o, s.authorize(ctx, a, o, write)
 }
 
 // Get returns one destination the actor may manage.
@@ -474,14 +486,20 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 
 // Delete removes a destination and records it.
 func (s *Service) Delete(ctx context.Context, a Actor, ref Ref) error {
-	_, v, err := s.load(ctx, a, ref, true)
+	d, err := s.Store.DestinationGet(ctx, ref.ID)
+	if err != nil {
+		return storeErr(err)
+	}
+	// Deleting opens no secret: a destination sealed with a lost key can still be removed.
+	o, err := s.authorizeOn(ctx, a, ref, d, true)
 	if err != nil {
 		return err
 	}
-	if err := s.Store.DestinationDelete(ctx, v.ID); err != nil {
+	if err := s.Store.DestinationDelete(ctx, d.ID); err != nil {
 		return storeErr(err)
 	}
-	s.record(ctx, a, v, auditDelete, ref.Flavor, fmt.Sprintf("Deleted %s streaming destination %q", v.Category, v.Name))
+	s.record(ctx, a, Destination{ID: d.ID, Owner: o, Name: d.Name, Category: d.Category}, auditDelete, ref.Flavor,
+		fmt.Sprintf("Deleted %s streaming destination %q", d.Category, d.Name))
 	return nil
 }
 
@@ -594,7 +612,7 @@ func configNotes(cur Destination, next destination.Config) []string {
 	prev, _ := destination.ParseConfig(cur.Category, cur.Config)
 	var notes []string
 	if string(prev.JSON) != string(next.JSON) {
-		notes = append(notes, "config from "+string(prev.JSON)+" to "+string(next.JSON))
+		notes = append(notes, "config from "+redactURLs(prev.JSON)+" to "+redactURLs(next.JSON))
 	}
 	var names []string
 	for _, h := range next.Headers {
@@ -612,4 +630,46 @@ func configNotes(cur Destination, next destination.Config) []string {
 
 func sameHeaderValues(a, b []destination.Header) bool {
 	return slices.EqualFunc(a, b, func(x, y destination.Header) bool { return x == y })
+}
+
+// CheckKey opens one stored secret, to tell at start-up whether the configured key is the one
+// that sealed the destinations' secrets. nil when there is nothing to open.
+func (s *Service) CheckKey(ctx context.Context) error {
+	ds, err := s.Store.DestinationList(ctx, store.DestinationListParams{})
+	if err != nil {
+		return storeErr(err)
+	}
+	for _, d := range ds {
+		if d.SecretToken != "" {
+			_, err := s.open(d.SecretToken, aadSecretToken)
+			return err
+		}
+	}
+	return nil
+}
+
+// redactURLs drops the user information and the query of URLs in a config object, for the
+// audit event: webhook URLs often carry a token there.
+func redactURLs(cfg []byte) string {
+	var obj map[string]any
+	if json.Unmarshal(cfg, &obj) != nil {
+		return string(cfg)
+	}
+	for _, k := range []string{"url", "endpoint"} {
+		v, ok := obj[k].(string)
+		if !ok {
+			continue
+		}
+		if u, err := url.Parse(v); err == nil {
+			if u.User != nil {
+				u.User = url.User("redacted")
+			}
+			if u.RawQuery != "" {
+				u.RawQuery = "redacted"
+			}
+			obj[k] = u.String()
+		}
+	}
+	b, _ := json.Marshal(obj)
+	return string(b)
 }

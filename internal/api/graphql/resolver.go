@@ -45,6 +45,7 @@ const (
 	codeUnavailable = "unavailable"
 	codeBadRequest  = "bad_request"
 	codeConflict    = "conflict"
+	codeSecretKey   = "secret_key_mismatch"
 )
 
 func gqlErr(ctx context.Context, msg, code string) *gqlerror.Error {
@@ -58,6 +59,9 @@ func (r *Resolver) fail(ctx context.Context, err error) error {
 		return gqlErr(ctx, streamconfig.ErrNotFound.Error(), codeNotFound)
 	case errors.Is(err, streamconfig.ErrRateLimited):
 		return gqlErr(ctx, streamconfig.ErrRateLimited.Error(), codeRateLimited)
+	case errors.Is(err, streamconfig.ErrSecretKey):
+		r.log.Error("graphql: destination secrets unreadable", "err", err)
+		return gqlErr(ctx, "Internal server error: the server cannot read destination secrets with its configured key; an administrator must restore it", codeSecretKey)
 	case errors.Is(err, streamconfig.ErrContention):
 		return gqlErr(ctx, streamconfig.ErrContention.Error(), codeConflict)
 	}
