@@ -198,25 +198,7 @@ func (e *ConfigError) Error() string {
 // ConfigErrors returns every *ConfigError in err's tree, in order. It looks through
 // errors.Join and %w wrapping. An API uses it to list all the problems that ParseConfig or a
 // Validate function reported.
-func ConfigErrors(err error) []*ConfigError {
-	var out []*ConfigError
-	var walk func(error)
-	walk = func(err error) {
-		switch e := err.(type) {
-		case nil:
-		case *ConfigError:
-			out = append(out, e)
-		case interface{ Unwrap() []error }:
-			for _, c := range e.Unwrap() {
-				walk(c)
-			}
-		case interface{ Unwrap() error }:
-			walk(e.Unwrap())
-		}
-	}
-	walk(err)
-	return out
-}
+func ConfigErrors(err error) []*ConfigError { return errorsOf[*ConfigError](err) }
 
 // Config is the validated, normalized config of one destination. ParseConfig makes it.
 type Config struct {

@@ -123,14 +123,18 @@ func (e *FilterError) Error() string {
 
 // FilterErrors returns every *FilterError in err's tree, in order. It looks through errors.Join
 // and %w wrapping. An API uses it to list all the problems that Compile reported.
-func FilterErrors(err error) []*FilterError {
-	var out []*FilterError
+func FilterErrors(err error) []*FilterError { return errorsOf[*FilterError](err) }
+
+// errorsOf returns every E in err's tree, in order, looking through errors.Join and %w.
+func errorsOf[E error](err error) []E {
+	var out []E
 	var walk func(error)
 	walk = func(err error) {
-		switch e := err.(type) {
-		case nil:
-		case *FilterError:
+		if e, ok := err.(E); ok {
 			out = append(out, e)
+			return
+		}
+		switch e := err.(type) {
 		case interface{ Unwrap() []error }:
 			for _, c := range e.Unwrap() {
 				walk(c)

@@ -299,13 +299,7 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 		return Destination{}, err
 	}
 	d, err := s.Store.DestinationCreate(ctx, cp)
-	if errors.Is(err, store.ErrConflict) {
-		return Destination{}, inputErr("Name has already been taken")
-	}
-	if err != nil {
-		return Destination{}, storeErr(err)
-	}
-	v, err := s.view(ctx, d)
+	v, err := s.written(ctx, d, err)
 	if err != nil {
 		return Destination{}, err
 	}
@@ -543,6 +537,18 @@ type change struct {
 	notes   []string // what changed, for the message
 }
 
+// written opens a destination the store has just created or updated, or explains why the
+// store refused: a unique constraint here is always the name.
+func (s *Service) written(ctx context.Context, d store.Destination, err error) (Destination, error) {
+	if errors.Is(err, store.ErrConflict) {
+		return Destination{}, inputErr("Name has already been taken")
+	}
+	if err != nil {
+		return Destination{}, storeErr(err)
+	}
+	return s.view(ctx, d)
+}
+
 // maxAttempts bounds how often mutate starts over when the destination changed meanwhile.
 const maxAttempts = 20
 
@@ -586,13 +592,7 @@ func (s *Service) mutate(ctx context.Context, a Actor, ref Ref, fn func(cur Dest
 			}
 			continue
 		}
-		if errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrVersionConflict) {
-			return Destination{}, inputErr("Name has already been taken")
-		}
-		if err != nil {
-			return Destination{}, storeErr(err)
-		}
-		v, err := s.view(ctx, d)
+		v, err := s.written(ctx, d, err)
 		if err != nil {
 			return Destination{}, err
 		}
