@@ -57,11 +57,11 @@ func filterSpec(d Destination) destination.FilterSpec {
 // AddFilters adds values to one filter list (values already there are kept once) and returns
 // the destination.
 func (s *Service) AddFilters(ctx context.Context, a Actor, ref Ref, kind FilterKind, values []string) (Destination, error) {
-	if len(values) == 0 {
-		return Destination{}, inputErr("eventTypeFilters must not be empty")
-	}
 	return s.mutate(ctx, a, ref, func(cur Destination) (change, error) {
 		var ch change
+		if len(values) == 0 { // checked once the actor is known to be allowed, as every input
+			return ch, inputErr("eventTypeFilters must not be empty")
+		}
 		list := kind.list(&cur)
 		var added []string
 		for _, v := range values {
@@ -83,11 +83,11 @@ func (s *Service) AddFilters(ctx context.Context, a Actor, ref Ref, kind FilterK
 
 // RemoveFilters removes values from one filter list. Every value must be in it.
 func (s *Service) RemoveFilters(ctx context.Context, a Actor, ref Ref, kind FilterKind, values []string) (Destination, error) {
-	if len(values) == 0 {
-		return Destination{}, inputErr("eventTypeFilters must not be empty")
-	}
 	return s.mutate(ctx, a, ref, func(cur Destination) (change, error) {
 		var ch change
+		if len(values) == 0 {
+			return ch, inputErr("eventTypeFilters must not be empty")
+		}
 		list := kind.list(&cur)
 		var missing []string
 		for _, v := range values {
@@ -166,12 +166,12 @@ const NamespaceKindAny store.NamespaceKind = ""
 // destination a subgroup or project of that group, for the instance any. single is the legacy
 // API's rule of one filter per destination.
 func (s *Service) AddNamespaceFilter(ctx context.Context, a Actor, ref Ref, path string, kind store.NamespaceKind, single bool) (Destination, NamespaceFilter, error) {
-	if path == "" {
-		return Destination{}, NamespaceFilter{}, inputErr("namespacePath is required")
-	}
 	var ns store.Namespace
 	d, err := s.mutate(ctx, a, ref, func(cur Destination) (change, error) {
 		var ch change
+		if path == "" {
+			return ch, inputErr("namespacePath is required")
+		}
 		var err error
 		ns, err = s.findNamespace(ctx, path, kind)
 		if cur.Owner.Scope == store.ScopeGroup && (errors.Is(err, ErrNotFound) || err == nil && ns.TopKey != cur.Owner.Group.Key) {

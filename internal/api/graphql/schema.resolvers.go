@@ -479,6 +479,10 @@ func (r *mutationResolver) AuditEventsStreamingHTTPNamespaceFiltersAdd(ctx conte
 		path, kind = input.ProjectPath, store.KindProject
 	}
 	if (input.GroupPath == nil) == (input.ProjectPath == nil) {
+		// Input is judged only for someone who may change the destination, as everywhere.
+		if err := r.svc.CheckChange(ctx, actor(ctx), legacyRef(store.ScopeGroup, "http", int64(input.DestinationID))); err != nil {
+			return nil, r.fail(ctx, err)
+		}
 		return &model.AuditEventsStreamingHTTPNamespaceFiltersAddPayload{ClientMutationID: input.ClientMutationID,
 			Errors: []string{"Exactly one of groupPath and projectPath is required"}}, nil
 	}
