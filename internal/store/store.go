@@ -141,6 +141,45 @@ type Store interface {
 	// DestinationCount counts the destinations, active or not, of one scope and namespace
 	// (namespaceKey 0 for ScopeInstance).
 	DestinationCount(ctx context.Context, scope DestinationScope, namespaceKey int64) (int64, error)
+
+	// DeadLetterAdd stores an event a destination could not take, and returns it as stored. It
+	// is idempotent per (DestinationID, EventID): when the destination already has a dead letter
+	// for the event, its StatusCode, Error, Attempts and LastFailedAt are set from p, everything
+	// else is kept, and the row (with its ID) is returned, so that an engine retrying after a
+	// crash adds nothing twice. ErrNotFound when the destination does not exist.
+	DeadLetterAdd(ctx context.Context, p DeadLetterAddParams) (DeadLetter, error)
+	// DeadLetterList returns dead letters of one destination, newest (highest ID) first, paged
+	// by keyset: see DeadLetterListParams. An error when p.DestinationID is not set or p.Limit
+	// is not in 1..MaxDeliveryListLimit; an empty list (not ErrNotFound) when the destination
+	// does not exist.
+	DeadLetterList(ctx context.Context, p DeadLetterListParams) ([]DeadLetter, error)
+	// DeadLetterCount counts the dead letters of a destination (0 when it does not exist).
+	DeadLetterCount(ctx context.Context, destinationID int64) (int64, error)
+	// DeadLetterGet returns one dead letter or ErrNotFound.
+	DeadLetterGet(ctx context.Context, id int64) (DeadLetter, error)
+	// DeadLetterDelete deletes the dead letters of destinationID whose IDs are in ids, or every
+	// dead letter of the destination when ids is empty, and returns how many it deleted. IDs of
+	// another destination's dead letters, and IDs that do not exist, are ignored: they are never
+	// deleted and are not an error.
+	DeadLetterDelete(ctx context.Context, destinationID int64, ids []int64) (int64, error)
+	// DeadLetterTrim deletes the oldest (lowest ID) dead letters of a destination beyond the
+	// newest keep, and returns how many it deleted. keep 0 deletes them all; a negative keep is
+	// an error. The cap is the caller's.
+	DeadLetterTrim(ctx context.Context, destinationID int64, keep int) (int64, error)
+
+	// DeliveryAttemptAdd appends attempts (of one or several destinations) to the delivery log in
+	// one transaction: all are stored or none. The store assigns each its ID (the IDs given must
+	// be 0; any other is an error) and a zero At becomes now. ErrNotFound when a destination does
+	// not exist. An empty list is a no-op.
+	DeliveryAttemptAdd(ctx context.Context, attempts []DeliveryAttempt) error
+	// DeliveryAttemptList returns the newest (highest ID, that is most recently added) limit
+	// attempts of a destination, newest first. An error when limit is not in
+	// 1..MaxDeliveryListLimit; an empty list when the destination does not exist.
+	DeliveryAttemptList(ctx context.Context, destinationID int64, limit int) ([]DeliveryAttempt, error)
+	// DeliveryAttemptTrim deletes the oldest (lowest ID) attempts of a destination beyond the
+	// newest keep, and returns how many it deleted. keep 0 deletes them all; a negative keep is
+	// an error. The bound is the caller's.
+	DeliveryAttemptTrim(ctx context.Context, destinationID int64, keep int) (int64, error)
 }
 
 // EventRecord is an audit event as the store keeps it: the columns that queries filter on, and
@@ -415,4 +454,76 @@ type DestinationUpdateParams struct {
 	DenyCategories        *[]string
 	Namespaces            *[]DestinationNamespace
 	UpdatedAt             time.Time // zero: now; set even when nothing else changes
+}
+
+// MaxDeliveryListLimit is the largest page DeadLetterList and DeliveryAttemptList return.
+const MaxDeliveryListLimit = 1000
+
+// DeadLetter is an event a destination could not take (a permanent failure, or one older than
+// the retry horizon), kept so that its owners can list and redeliver it. There is at most one
+// per destination and event. Deleting the destination deletes its dead letters.
+//
+// ID is assigned by the store: unique across all destinations and never reused. Event is
+// returned byte for byte; an empty Event comes back nil. Error is stored as given: the caller
+// keeps secrets out of it.
+type DeadLetter struct {
+	ID            int64
+	DestinationID int64
+	EventID       int64 // the event's ID (its log sequence); not a reference: the event may be purged
+	EventType     string
+	Event         []byte // the event JSON as it would have been delivered
+	StatusCode    int    // the last HTTP status; 0 when there was none
+	Error         string // the last error message
+	Attempts      int
+	FirstFailedAt time.Time
+	LastFailedAt  time.Time
+	CreatedAt     time.Time
+}
+
+// DeadLetterAddParams adds a dead letter, or updates the one the destination has for EventID;
+// see Store.DeadLetterAdd. On an update only StatusCode, Error, Attempts and LastFailedAt are
+// used (after applying the zero-time defaults below).
+type DeadLetterAddParams struct {
+	DestinationID int64
+	EventID       int64
+	EventType     string
+	Event         []byte
+	StatusCode    int
+	Error         string
+	Attempts      int
+	FirstFailedAt time.Time // zero: LastFailedAt
+	LastFailedAt  time.Time // zero: now
+	CreatedAt     time.Time // zero: now
+}
+
+// DeadLetterListParams pages the dead letters of DestinationID (required), newest first: the
+// first page has BeforeID 0, and each next page sets BeforeID to the ID of the last dead letter
+// of the page before. Limit (1..MaxDeliveryListLimit) bounds a page; a page shorter than Limit
+// is the last.
+type DeadLetterListParams struct {
+	DestinationID int64
+	BeforeID      int64 // only IDs below it; 0: from the newest
+	Limit         int
+}
+
+// DeliveryAttempt is an entry of a destination's delivery log: a bounded log (see
+// Store.DeliveryAttemptTrim) of recent attempts, where every failure has its own entry and
+// successes are aggregated (the engine writes one entry per window with their Count). Deleting
+// the destination deletes its log.
+//
+// ID is assigned by the store: unique across all destinations, never reused, and growing in the
+// order entries are added, which is the log's order (At need not be). Error is stored as given:
+// the caller keeps secrets out of it.
+type DeliveryAttempt struct {
+	ID            int64
+	DestinationID int64
+	At            time.Time // when; for an aggregate, the end of its window
+	Success       bool
+	Count         int // events in the entry: 1 for a single failure; N for an aggregate or a failed batch
+	FirstEventID  int64
+	LastEventID   int64
+	StatusCode    int    // HTTP status; 0 when there was none
+	Error         string // error message; "" for a success
+	DurationMs    int64  // of the request; for an aggregate, the mean
+	Test          bool   // a "send test event" attempt
 }

@@ -76,11 +76,13 @@ func TestSeveralStoresOneFile(t *testing.T) {
 	}
 }
 
-// destinationChildTables hold the headers and filters of destinations.
-var destinationChildTables = []string{"destination_headers", "destination_event_filters", "destination_namespace_filters"}
+// destinationChildTables hold the headers, filters, dead letters and delivery attempts of
+// destinations.
+var destinationChildTables = []string{"destination_headers", "destination_event_filters", "destination_namespace_filters",
+	"dead_letters", "delivery_attempts"}
 
-// createDestinationWithChildren creates a group destination with a header and one filter of
-// each table and returns its id.
+// createDestinationWithChildren creates a group destination with a header, one filter of each
+// table, a dead letter and a delivery attempt, and returns its id.
 func createDestinationWithChildren(t *testing.T, st store.Store) int64 {
 	t.Helper()
 	g, err := st.NamespaceCreate(t.Context(), store.NamespaceCreateParams{Kind: store.KindGroup, Name: "G", FullPath: "g"})
@@ -92,11 +94,15 @@ func createDestinationWithChildren(t *testing.T, st store.Store) int64 {
 		Namespaces: []store.DestinationNamespace{{Key: g.Key}},
 	})
 	require.NoError(t, err)
+	_, err = st.DeadLetterAdd(t.Context(), store.DeadLetterAddParams{DestinationID: d.ID, EventID: 1, EventType: "e", Event: []byte(`{}`)})
+	require.NoError(t, err)
+	require.NoError(t, st.DeliveryAttemptAdd(t.Context(), []store.DeliveryAttempt{{DestinationID: d.ID, Count: 1}}))
 	return d.ID
 }
 
 // TestDestinationDeleteCascades checks in the raw tables that deleting a destination removes
-// its headers and filters (foreign keys are on in every connection).
+// its headers, filters, dead letters and delivery attempts (foreign keys are on in every
+// connection).
 func TestDestinationDeleteCascades(t *testing.T) {
 	t.Parallel()
 	path := filepath.Join(t.TempDir(), "auditstream.db")

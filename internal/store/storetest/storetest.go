@@ -70,6 +70,15 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("ConcurrentReadModifyWrite", s.testDestinationConcurrentReadModifyWrite)
 		t.Run("ByEntry", s.testDestinationByEntry)
 	})
+	t.Run("Delivery", func(t *testing.T) {
+		t.Run("DeadLetterRoundTrip", s.testDeadLetterRoundTrip)
+		t.Run("DeadLetterAddIdempotent", s.testDeadLetterAddIdempotent)
+		t.Run("DeadLetterList", s.testDeadLetterList)
+		t.Run("DeadLetterDelete", s.testDeadLetterDelete)
+		t.Run("DeadLetterTrim", s.testDeadLetterTrim)
+		t.Run("Attempts", s.testDeliveryAttempts)
+		t.Run("Cascade", s.testDeliveryCascade)
+	})
 }
 
 type suite struct {
