@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 )
@@ -89,6 +90,60 @@ const (
 	MaxBatchMaxWaitMs     = 60000
 	DefaultBatchMaxWaitMs = 1000
 )
+
+// Delivery settings (config.delivery, ours): how the engine sends to a destination.
+const (
+	// DefaultConcurrency is how many requests a destination has in flight by default.
+	DefaultConcurrency = 4
+	// MaxConcurrency bounds config.delivery.concurrency.
+	MaxConcurrency = 64
+)
+
+// Delivery is how the engine sends to one destination.
+type Delivery struct {
+	// Batch is set when the destination takes several events per request.
+	Batch *Batch
+	// Concurrency is how many requests may be in flight at once (1 when Ordered).
+	Concurrency int
+	// Ordered sends strictly in log order, one request at a time.
+	Ordered bool
+	// BufferWhilePaused keeps the destination's position while it is inactive, so that it
+	// receives what it missed when activated again (up to the log's max age). By default a
+	// paused destination, as in GitLab, does not receive the events of its pause.
+	BufferWhilePaused bool
+}
+
+// Batch bounds one batched request.
+type Batch struct {
+	MaxEvents int
+	MaxBytes  int
+	MaxWait   time.Duration
+}
+
+// DeliveryOf reads the delivery settings of a stored config (Config.JSON), defaults filled in.
+func DeliveryOf(stored []byte) Delivery {
+	var cfg struct {
+		Batch *struct {
+			MaxEvents, MaxBytes, MaxWaitMs int
+		} `json:"batch"`
+		Delivery *struct {
+			Concurrency                int
+			Ordered, BufferWhilePaused bool
+		} `json:"delivery"`
+	}
+	_ = json.Unmarshal(stored, &cfg) // stored configs were validated; a broken one gets defaults
+	d := Delivery{Concurrency: DefaultConcurrency}
+	if b := cfg.Batch; b != nil {
+		d.Batch = &Batch{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: time.Duration(b.MaxWaitMs) * time.Millisecond}
+	}
+	if x := cfg.Delivery; x != nil {
+		d.Concurrency, d.Ordered, d.BufferWhilePaused = max(x.Concurrency, 1), x.Ordered, x.BufferWhilePaused
+	}
+	if d.Ordered {
+		d.Concurrency = 1
+	}
+	return d
+}
 
 // Field names used in ConfigError.Field, besides the JSON paths inside the config, which start
 // with FieldConfig ("config.url", "config.headers.X-Foo.value"). They match the GraphQL input
@@ -312,7 +367,7 @@ func unknownCategory(category string) error {
 }
 
 func parseHTTP(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "url", "headers", "batch")
+	o, ok := c.open(FieldConfig, root, "url", "headers", "batch", "delivery")
 	if !ok {
 		return Config{}
 	}
@@ -322,11 +377,12 @@ func parseHTTP(c *checker, root *jsonValue) Config {
 	}
 	headers := c.headers(o.field("headers"), o.get("headers"))
 	c.batch(o, &out)
+	c.delivery(o, &out)
 	return Config{JSON: out.bytes(), Headers: headers}
 }
 
 func parseAWS(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "accessKeyXid", "bucketName", "awsRegion", "endpoint", "pathStyle", "batch")
+	o, ok := c.open(FieldConfig, root, "accessKeyXid", "bucketName", "awsRegion", "endpoint", "pathStyle", "batch", "delivery")
 	if !ok {
 		return Config{}
 	}
@@ -361,6 +417,7 @@ func parseAWS(c *checker, root *jsonValue) Config {
 		out.setBool("pathStyle", b)
 	}
 	c.batch(o, &out)
+	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
 
@@ -368,7 +425,7 @@ func parseAWS(c *checker, root *jsonValue) Config {
 const rubyWhitespace = " \t\n\v\f\r\x00"
 
 func parseGCP(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "googleProjectIdName", "clientEmail", "logIdName", "batch")
+	o, ok := c.open(FieldConfig, root, "googleProjectIdName", "clientEmail", "logIdName", "batch", "delivery")
 	if !ok {
 		return Config{}
 	}
@@ -399,11 +456,12 @@ func parseGCP(c *checker, root *jsonValue) Config {
 	}
 	out.setString("logIdName", logID)
 	c.batch(o, &out)
+	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
 
 func parseGCS(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "bucketName", "prefix", "batch")
+	o, ok := c.open(FieldConfig, root, "bucketName", "prefix", "batch", "delivery")
 	if !ok {
 		return Config{}
 	}
@@ -433,11 +491,12 @@ func parseGCS(c *checker, root *jsonValue) Config {
 		}
 	}
 	c.batch(o, &out)
+	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
 
 func parseSplunk(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "url", "index", "source", "sourcetype", "host", "ack", "batch")
+	o, ok := c.open(FieldConfig, root, "url", "index", "source", "sourcetype", "host", "ack", "batch", "delivery")
 	if !ok {
 		return Config{}
 	}
@@ -454,6 +513,7 @@ func parseSplunk(c *checker, root *jsonValue) Config {
 		out.setBool("ack", b)
 	}
 	c.batch(o, &out)
+	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
 
@@ -572,6 +632,26 @@ func (c *checker) batch(o *object, out *objectWriter) {
 	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, MaxBatchMaxBytes, DefaultBatchMaxBytes))
 	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
 	out.set("batch", w.bytes())
+}
+
+// delivery checks o's optional delivery field (ours, every category) and, when it is given,
+// writes it to out with every default filled in.
+func (c *checker) delivery(o *object, out *objectWriter) {
+	v := o.get("delivery")
+	if v == nil {
+		return
+	}
+	d, ok := c.open(o.field("delivery"), v, "concurrency", "ordered", "bufferWhilePaused")
+	if !ok {
+		return
+	}
+	var w objectWriter
+	w.setInt("concurrency", d.integer("concurrency", 1, MaxConcurrency, DefaultConcurrency))
+	ordered, _ := d.boolean("ordered")
+	buffer, _ := d.boolean("bufferWhilePaused")
+	w.setBool("ordered", ordered)
+	w.setBool("bufferWhilePaused", buffer)
+	out.set("delivery", w.bytes())
 }
 
 // ConfigWithHeaders returns the config as the API shows it: for http, stored (Config.JSON)

@@ -450,6 +450,10 @@ func (f *Filter) Spec() FilterSpec {
 	}
 }
 
+// NeedsNamespace reports whether the filter has namespace filters, so that Match needs the
+// event's NamespaceChain and ProjectKey.
+func (f *Filter) NeedsNamespace() bool { return f != nil && (len(f.groups) > 0 || len(f.projects) > 0) }
+
 // IsEmpty reports whether the filter has no filters of any kind, so it matches every event.
 // GitLab's UI shows a "filtered" badge when it does not.
 func (f *Filter) IsEmpty() bool {

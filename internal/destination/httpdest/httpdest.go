@@ -1,0 +1,609 @@
+// Package httpdest delivers events to an HTTP endpoint in GitLab's wire format (design 5.6),
+// signed with Standard Webhooks (https://www.standardwebhooks.com).
+//
+// One request per Send: a POST to config.url whose body is the event JSON exactly as streamed
+// (GitLab's format) or, when the destination batches (config.batch) or Send gets several
+// events, a JSON array of the events (GitLab's batched format). The request carries:
+//
+//   - every active custom header (inactive ones are not sent);
+//   - X-Gitlab-Event-Streaming-Token: the destination's secret token;
+//   - X-Gitlab-Audit-Event-Type: the event type; for an array, the type its events share, and
+//     no header at all when they have different types;
+//   - Content-Type: application/json, unless a custom header sets Content-Type;
+//   - User-Agent: auditstream, unless a custom header sets User-Agent;
+//   - webhook-id: the event id in decimal; for an array, "<first id>-<last id>", the same for
+//     every attempt to deliver the same batch, so that a receiver can de-duplicate batches too;
+//   - webhook-timestamp: the time of the attempt, in Unix seconds;
+//   - webhook-signature: "v1,<signature>", the standard base64 of the HMAC-SHA256 of
+//     "<webhook-id>.<webhook-timestamp>.<body>" keyed with the signing secret (the base64
+//     after "whsec_"). While a rotated-out secret is still valid (PreviousSigningSecret until
+//     PreviousValidUntil), a second signature made with it follows, separated by a space, as
+//     Standard Webhooks allows, so that receivers verify with either secret.
+//
+// The custom headers cannot replace the token, event type and webhook-* headers: they are set
+// after them (config validation refuses those names anyway).
+//
+// A 2xx response is success. Other responses are classified by destination.ClassifyStatus
+// (with Retry-After); a redirect is permanent, since redirects are never followed. Network
+// errors are retryable, except a dial the SSRF guard refused (netguard.ErrBlocked), which is
+// permanent and says why. A failure's Message holds the status line and at most 200 bytes of
+// the response body, printable characters only, with the secret token, custom header values and
+// the URL's query and password blanked out should the receiver echo them.
+package httpdest
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/netguard"
+)
+
+// Headers auditstream sets, besides destination.StreamingTokenHeader. The webhook-* names are
+// Standard Webhooks'; net/http sends them in canonical form (Webhook-Id), which is the same
+// header: header names ignore case.
+const (
+	EventTypeHeader        = "X-Gitlab-Audit-Event-Type"
+	WebhookIDHeader        = "Webhook-Id"
+	WebhookTimestampHeader = "Webhook-Timestamp"
+	WebhookSignatureHeader = "Webhook-Signature"
+	UserAgent              = "auditstream"
+	ContentType            = "application/json"
+)
+
+// Limits on what is read of a response.
+const (
+	// maxResponseRead bounds what is read of a response body: the message is made from it, and
+	// the rest of a small body is drained so that the connection can be reused.
+	maxResponseRead = 64 << 10
+	// maxMessageBody bounds the response body quoted in a Failure's Message, in bytes.
+	maxMessageBody = 200
+	// maxStatusLen bounds the status line quoted in a Failure's Message, in bytes.
+	maxStatusLen = 100
+	// minRedactLen is the shortest secret blanked out of messages: shorter values would blank
+	// out ordinary words and say nothing worth hiding.
+	minRedactLen = 4
+	redacted     = "[redacted]"
+)
+
+// whsecPrefix starts a Standard Webhooks signing secret.
+const whsecPrefix = "whsec_"
+
+var _ destination.Factory = New
+
+// sender is the Sender of one http destination. It is immutable after New, so safe for
+// concurrent use.
+type sender struct {
+	client    *http.Client
+	ownClient bool // made by New because env had none: Close closes its idle connections
+	url       string
+	safeURL   string // url without user info, query and fragment: for errors that may be logged
+	batched   bool   // the config has batch: always send a JSON array
+	header    http.Header
+	signers   []*signer
+	secrets   []string // blanked out of messages, longest first
+	now       func() time.Time
+}
+
+// signer signs with one secret, until a time (zero: always).
+type signer struct {
+	until time.Time
+	pool  sync.Pool // of hash.Hash: HMAC-SHA256 keyed with the secret
+}
+
+// New makes the Sender of an http destination. It is a destination.Factory. s.Config must hold
+// an http(s) URL (GitLab's "$VARIABLE" URLs cannot be delivered to); the signing secrets must be
+// "whsec_" and base64; custom header names must be HTTP tokens and their values free of
+// control characters. The errors are *destination.Failure, Permanent, and name no secret.
+// env.HTTPClient is shared and not closed; when it is nil, New makes a client with the default
+// netguard.Policy, which Close releases.
+func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
+	if s.Category != "" && s.Category != destination.CategoryHTTP {
+		return nil, configError("the http sender cannot deliver to a %q destination", s.Category)
+	}
+	var cfg struct {
+		URL string `json:"url"`
+	}
+	if err := json.Unmarshal(s.Config, &cfg); err != nil {
+		return nil, configError("config is not a valid JSON object")
+	}
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, configError("config.url is not an http:// or https:// URL with a host; auditstream cannot deliver to it")
+	}
+	snd := &sender{
+		client:  env.HTTPClient,
+		url:     cfg.URL,
+		safeURL: safeURL(u),
+		batched: destination.DeliveryOf(s.Config).Batch != nil,
+		now:     env.Now,
+	}
+	if snd.client == nil {
+		snd.client, snd.ownClient = netguard.Policy{}.HTTPClient(), true
+	}
+	if snd.now == nil {
+		snd.now = time.Now
+	}
+
+	h := http.Header{}
+	h.Set("Content-Type", ContentType)
+	h.Set("User-Agent", UserAgent)
+	for _, ch := range s.Headers {
+		snd.secrets = append(snd.secrets, ch.Value)
+		if !ch.Active {
+			continue
+		}
+		if !validHeaderName(ch.Name) {
+			return nil, configError("custom header name %q is not a valid HTTP header name", ch.Name)
+		}
+		if !validHeaderValue(ch.Value) {
+			return nil, configError("custom header %q has a value with control characters", ch.Name)
+		}
+		h.Set(ch.Name, ch.Value)
+	}
+	if s.SecretToken != "" {
+		if !validHeaderValue(s.SecretToken) {
+			return nil, configError("the secret token has control characters")
+		}
+		h.Set(destination.StreamingTokenHeader, s.SecretToken)
+		snd.secrets = append(snd.secrets, s.SecretToken)
+	}
+	// Placeholders for the values of each request, so that Clone sizes the header once and
+	// Send fills the values in place.
+	h.Set(EventTypeHeader, "")
+	h.Set(WebhookIDHeader, "")
+	h.Set(WebhookTimestampHeader, "")
+
+	if s.SigningSecret != "" {
+		sg, err := newSigner(s.SigningSecret, time.Time{})
+		if err != nil {
+			return nil, configError("the signing secret %s", err)
+		}
+		snd.signers = append(snd.signers, sg)
+	}
+	if s.PreviousSigningSecret != "" && !s.PreviousValidUntil.IsZero() {
+		sg, err := newSigner(s.PreviousSigningSecret, s.PreviousValidUntil)
+		if err != nil {
+			return nil, configError("the previous signing secret %s", err)
+		}
+		snd.signers = append(snd.signers, sg)
+	}
+	if len(snd.signers) > 0 {
+		h.Set(WebhookSignatureHeader, "")
+	}
+	snd.header = h
+	snd.secrets = append(snd.secrets, s.SigningSecret, s.PreviousSigningSecret)
+	snd.secrets = append(snd.secrets, urlSecrets(u)...)
+	for _, v := range snd.secrets {
+		// A receiver that echoes a value in JSON escapes it.
+		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
+			snd.secrets = append(snd.secrets, string(j[1:len(j)-1]))
+		}
+	}
+	snd.secrets = slices.DeleteFunc(snd.secrets, func(v string) bool { return len(v) < minRedactLen })
+	slices.SortFunc(snd.secrets, func(a, b string) int { return len(b) - len(a) })
+	snd.secrets = slices.Compact(snd.secrets)
+	return snd, nil
+}
+
+func configError(format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
+}
+
+func newSigner(secret string, until time.Time) (*signer, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, whsecPrefix))
+	if err != nil || len(key) == 0 {
+		return nil, errors.New(`is not "whsec_" followed by base64`)
+	}
+	sg := &signer{until: until}
+	sg.pool.New = func() any { return hmac.New(sha256.New, key) }
+	return sg, nil
+}
+
+// safeURL returns u without user info, query and fragment.
+func safeURL(u *url.URL) string {
+	c := *u
+	c.User, c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = nil, "", false, "", ""
+	return c.String()
+}
+
+// urlSecrets returns what of u must not appear in a message: the password, the query and its
+// values.
+func urlSecrets(u *url.URL) []string {
+	var out []string
+	if p, ok := u.User.Password(); ok {
+		out = append(out, p, url.QueryEscape(p))
+	}
+	if u.RawQuery != "" {
+		out = append(out, u.RawQuery)
+		if q, err := url.ParseQuery(u.RawQuery); err == nil {
+			for _, vs := range q {
+				for _, v := range vs {
+					out = append(out, v, url.QueryEscape(v))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// validHeaderName reports whether s is an HTTP token (RFC 9110).
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s has no control character but tab.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// scratch holds the buffers of one Send.
+type scratch struct {
+	id, ts, sig []byte
+	prefix      []byte // "<id>.<ts>."
+	sum         [sha256.Size]byte
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{id: make([]byte, 0, 48), ts: make([]byte, 0, 24), sig: make([]byte, 0, 128), prefix: make([]byte, 0, 96)}
+}}
+
+var (
+	openBracket  = []byte{'['}
+	comma        = []byte{','}
+	closeBracket = []byte{']'}
+)
+
+// Send delivers batch in one request. See the package documentation.
+func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	array := s.batched || len(batch) > 1
+	now := s.now()
+
+	sc := scratchPool.Get().(*scratch)
+	sc.id = strconv.AppendInt(sc.id[:0], batch[0].ID, 10)
+	if array {
+		sc.id = append(sc.id, '-')
+		sc.id = strconv.AppendInt(sc.id, batch[len(batch)-1].ID, 10)
+	}
+	sc.ts = strconv.AppendInt(sc.ts[:0], now.Unix(), 10)
+	sc.sig = sc.sig[:0]
+	if len(s.signers) > 0 {
+		sc.prefix = append(append(append(append(sc.prefix[:0], sc.id...), '.'), sc.ts...), '.')
+		for _, sg := range s.signers {
+			if !sg.until.IsZero() && !now.Before(sg.until) {
+				continue
+			}
+			h := sg.pool.Get().(hash.Hash)
+			h.Reset()
+			h.Write(sc.prefix)
+			writeBody(h, batch, array)
+			sum := h.Sum(sc.sum[:0])
+			sg.pool.Put(h)
+			if len(sc.sig) > 0 {
+				sc.sig = append(sc.sig, ' ')
+			}
+			sc.sig = append(sc.sig, "v1,"...)
+			sc.sig = base64.StdEncoding.AppendEncode(sc.sig, sum)
+		}
+	}
+
+	var req *http.Request
+	var err error
+	if array {
+		n := bodyLen(batch)
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, s.url, &arrayReader{events: batch})
+		if err == nil {
+			req.ContentLength = int64(n)
+			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(&arrayReader{events: batch}), nil }
+		}
+	} else {
+		req, err = http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(batch[0].JSON))
+	}
+	if err != nil {
+		scratchPool.Put(sc)
+		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: s.scrub(err)}
+	}
+
+	hdr := s.header.Clone()
+	hdr[WebhookIDHeader][0] = string(sc.id)
+	hdr[WebhookTimestampHeader][0] = string(sc.ts)
+	if len(s.signers) > 0 {
+		if len(sc.sig) > 0 {
+			hdr[WebhookSignatureHeader][0] = string(sc.sig)
+		} else {
+			delete(hdr, WebhookSignatureHeader) // no secret valid now: cannot happen with a current secret
+		}
+	}
+	scratchPool.Put(sc)
+	if t := eventType(batch); t != "" {
+		hdr[EventTypeHeader][0] = t
+	} else {
+		delete(hdr, EventTypeHeader)
+	}
+	req.Header = hdr
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return s.networkFailure(ctx, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		if resp.ContentLength != 0 {
+			drain(resp.Body)
+		}
+		return nil
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return &destination.Failure{
+			Kind: destination.Permanent, StatusCode: resp.StatusCode,
+			Message: s.message(resp.Status, nil) + ": redirects are not followed; set the destination's URL to the address it redirects to",
+		}
+	}
+	retryAfter := destination.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
+	return destination.ClassifyStatus(resp.StatusCode, retryAfter, s.message(resp.Status, body))
+}
+
+// Close releases the idle connections of the client New made when env had none. A shared
+// client is left alone.
+func (s *sender) Close() error {
+	if s.ownClient {
+		s.client.CloseIdleConnections()
+	}
+	return nil
+}
+
+// eventType returns the type the events share, or "".
+func eventType(batch []destination.Event) string {
+	t := batch[0].Type
+	for _, e := range batch[1:] {
+		if e.Type != t {
+			return ""
+		}
+	}
+	return t
+}
+
+// drain reads what is left of a small response body, so that the connection can be reused.
+func drain(r io.Reader) {
+	_, _ = io.CopyN(io.Discard, r, maxResponseRead)
+}
+
+// writeBody writes the request body to w (a hash): the event JSON, or the JSON array of the
+// events.
+func writeBody(w io.Writer, batch []destination.Event, array bool) {
+	if !array {
+		_, _ = w.Write(batch[0].JSON)
+		return
+	}
+	_, _ = w.Write(openBracket)
+	for i, e := range batch {
+		if i > 0 {
+			_, _ = w.Write(comma)
+		}
+		_, _ = w.Write(e.JSON)
+	}
+	_, _ = w.Write(closeBracket)
+}
+
+// bodyLen is the length of the JSON array of batch.
+func bodyLen(batch []destination.Event) int {
+	n := len(batch) + 1 // the brackets and the commas
+	for _, e := range batch {
+		n += len(e.JSON)
+	}
+	return n
+}
+
+// arrayReader reads the JSON array of its events, "[" e0 "," e1 ... "]", straight from the
+// events' JSON without copying it into one buffer first. Its pieces are numbered: 0 is "[",
+// 2i+1 is event i, 2i+2 is the "," after it or, for the last event, "]".
+type arrayReader struct {
+	events []destination.Event
+	piece  int
+	off    int
+}
+
+func (r *arrayReader) pieceBytes(k int) []byte {
+	switch {
+	case k == 0:
+		return openBracket
+	case k == 2*len(r.events):
+		return closeBracket
+	case k%2 == 1:
+		return r.events[k/2].JSON
+	}
+	return comma
+}
+
+func (r *arrayReader) Read(p []byte) (int, error) {
+	n := 0
+	last := 2 * len(r.events)
+	for n < len(p) && r.piece <= last {
+		b := r.pieceBytes(r.piece)
+		c := copy(p[n:], b[r.off:])
+		n += c
+		r.off += c
+		if r.off >= len(b) {
+			r.piece, r.off = r.piece+1, 0
+		}
+	}
+	if n == 0 && len(p) > 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// networkFailure classifies an error of client.Do.
+func (s *sender) networkFailure(ctx context.Context, err error) error {
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
+	cause := s.scrub(err)
+	var be *netguard.BlockedError
+	if errors.As(err, &be) {
+		return &destination.Failure{Kind: destination.Permanent, Message: be.Error(), Err: cause}
+	}
+	return &destination.Failure{Kind: destination.Retryable, Message: s.describe(err), Err: cause}
+}
+
+// scrub returns err without the URL's user info and query, which *url.Error shows.
+func (s *sender) scrub(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return &url.Error{Op: ue.Op, URL: s.safeURL, Err: ue.Err}
+	}
+	return err
+}
+
+// describe says in a few words why a request got no response.
+func (s *sender) describe(err error) string {
+	inner := err
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		inner = ue.Err
+	}
+	text := inner.Error()
+	var (
+		ne   net.Error
+		op   *net.OpError
+		dns  *net.DNSError
+		rhe  tls.RecordHeaderError
+		ua   x509.UnknownAuthorityError
+		host x509.HostnameError
+		inv  x509.CertificateInvalidError
+		cve  *tls.CertificateVerificationError
+		ae   tls.AlertError
+	)
+	switch {
+	case errors.As(err, &dns):
+		switch {
+		case dns.IsNotFound:
+			return "cannot resolve the host " + dns.Name + ": no such host"
+		case dns.IsTimeout:
+			return "cannot resolve the host " + dns.Name + ": DNS timeout"
+		}
+		return "cannot resolve the host " + dns.Name
+	case strings.Contains(text, "Client.Timeout"):
+		return "timeout after " + s.client.Timeout.String() + " without a complete response"
+	case strings.Contains(text, "timeout awaiting response headers"):
+		return "timeout after " + s.transportTimeout(func(t *http.Transport) time.Duration { return t.ResponseHeaderTimeout }) + " waiting for the response headers"
+	case strings.Contains(text, "TLS handshake timeout"):
+		return "TLS handshake timeout after " + s.transportTimeout(func(t *http.Transport) time.Duration { return t.TLSHandshakeTimeout })
+	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
+		return "timeout connecting to the server"
+	case errors.As(err, &ne) && ne.Timeout():
+		return "timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset by the server"
+	case errors.Is(err, syscall.EHOSTUNREACH):
+		return "host unreachable"
+	case errors.Is(err, syscall.ENETUNREACH):
+		return "network unreachable"
+	case errors.As(err, &rhe):
+		return "TLS handshake failed: the server did not answer with TLS (should the URL start with http://?)"
+	case errors.As(err, &ua):
+		return "TLS certificate signed by an unknown authority"
+	case errors.As(err, &host):
+		return "TLS certificate is not valid for " + host.Host
+	case errors.As(err, &inv):
+		return s.clean("TLS certificate is not valid: "+inv.Error(), maxMessageBody)
+	case errors.As(err, &cve):
+		return "TLS certificate verification failed"
+	case errors.As(err, &ae):
+		return "TLS handshake failed: the server sent the alert " + ae.Error()
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "the server closed the connection without a complete response"
+	}
+	return s.clean(text, maxMessageBody)
+}
+
+func (s *sender) transportTimeout(f func(*http.Transport) time.Duration) string {
+	if t, ok := s.client.Transport.(*http.Transport); ok {
+		return f(t).String()
+	}
+	return "the transport's limit"
+}
+
+// message makes a failure's Message: the status line and the start of the body.
+func (s *sender) message(status string, body []byte) string {
+	msg := s.clean(status, maxStatusLen)
+	if b := s.clean(string(body), maxMessageBody); b != "" {
+		msg += ": " + b
+	}
+	return msg
+}
+
+// clean blanks out the secrets of s, turns runs of spaces and non-printable characters
+// into one space, trims, and cuts the result to at most max bytes.
+func (s *sender) clean(text string, max int) string {
+	for _, sec := range s.secrets {
+		if strings.Contains(text, sec) {
+			text = strings.ReplaceAll(text, sec, redacted)
+		}
+	}
+	var b strings.Builder
+	space := false
+	for _, r := range text {
+		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			if b.Len()+1 > max {
+				break
+			}
+			b.WriteByte(' ')
+			space = false
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
