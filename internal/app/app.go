@@ -25,10 +25,14 @@ import (
 	"github.com/auditstream/auditstream/internal/api/rest"
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/delivery"
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/netguard"
 	"github.com/auditstream/auditstream/internal/secret"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/store/postgres"
@@ -47,6 +51,7 @@ type App struct {
 	resolver *namespace.Resolver
 	auth     *auth.Authenticator
 	archiver *archive.Archiver
+	engine   *delivery.Engine
 	metrics  *metrics
 	listener net.Listener
 	server   *http.Server
@@ -167,9 +172,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
 	}
-	streams := &streamconfig.Service{Store: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
+	streams := &streamconfig.Service{Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
 		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
+	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
+	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
+		Factories: map[string]destination.Factory{destination.CategoryHTTP: httpdest.New},
+		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
+		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg),
+		Options:   delivery.Options{RetryHorizon: cfg.retryHorizon()}})
+	streams.Changed = a.engine.Notify
 	if err := streams.CheckKey(ctx); err != nil {
 		// Ingest and reading events do not need the key, so the service still starts.
 		logger.Error("destination secrets cannot be read: streaming destinations cannot be shown or used until the right key is configured", "err", err)
@@ -190,8 +202,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)
-	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth,
-		Logger: logger.With("component", "graphql")}))
+	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Deliveries: a.engine, LogMaxAge: cfg.LogMaxAge,
+		Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql")}))
 	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
 	mux.Handle("/-/graphql-explorer", graphiql)
 	mux.Handle("/-/graphql-explorer/", graphiql)
@@ -244,6 +256,7 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error { return a.purgeLoop(gctx) })
+	g.Go(func() error { return a.engine.Run(gctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.cfg.DebugListen != "" {

@@ -7,6 +7,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/netguard"
 )
 
 // Config is every setting of the service. Each field maps to one flag and one environment
@@ -63,6 +65,15 @@ type Config struct {
 	// ConfigMutationsPerMinute is how many destination changes one user may make per minute;
 	// 0 disables the limit. Default 60.
 	ConfigMutationsPerMinute int
+	// AllowPrivateDestinations lets destinations reach loopback, private, link-local and other
+	// internal addresses (design 6). Default false: only public addresses.
+	AllowPrivateDestinations bool
+	// DestinationAllowCIDRs are addresses destinations may reach even when internal, as a
+	// comma-separated list of CIDRs or IPs (for a SIEM inside your network).
+	DestinationAllowCIDRs string
+	// DeliveryRetryHorizon is how long an event is retried before it goes to the dead letters.
+	// Default (0): half the log's max age, at most 72h.
+	DeliveryRetryHorizon time.Duration
 	// AdminToken, when set, is made a valid admin token at start (AUDITSTREAM_ADMIN_TOKEN).
 	AdminToken string
 	// TokenCacheTTL is how long a checked token is trusted without asking the store. Default 5s.
@@ -99,6 +110,14 @@ func Defaults() Config {
 		LogLevel:                 "info",
 		ShutdownTimeout:          30 * time.Second,
 	}
+}
+
+// retryHorizon is DeliveryRetryHorizon with its default.
+func (c *Config) retryHorizon() time.Duration {
+	if c.DeliveryRetryHorizon > 0 {
+		return c.DeliveryRetryHorizon
+	}
+	return min(c.LogMaxAge/2, 72*time.Hour)
 }
 
 // Validate reports every problem at once.
@@ -152,6 +171,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxDestinations < 1 || c.MaxDestinationFilters < 1 || c.ConfigMutationsPerMinute < 0 {
 		bad("max destinations and max destination filters must be at least 1, config mutations per minute at least 0")
+	}
+	if _, err := netguard.ParsePrefixes(c.DestinationAllowCIDRs); err != nil {
+		bad("destination allow cidrs: %v", err)
+	}
+	if c.DeliveryRetryHorizon < 0 || c.DeliveryRetryHorizon >= c.LogMaxAge {
+		bad("delivery retry horizon (%s) must be shorter than the log max age (%s): events leave the log at that age", c.DeliveryRetryHorizon, c.LogMaxAge)
 	}
 	if c.AdminToken != "" && len(c.AdminToken) < 20 {
 		bad("the admin token must be at least 20 characters")

@@ -18,7 +18,9 @@ type Delivered struct {
 	Data    []byte
 	// NumDelivered counts deliveries of this message to this consumer (1 the first time).
 	NumDelivered uint64
-	msg          jetstream.Msg
+	// Time is when the log stored the message.
+	Time time.Time
+	msg  jetstream.Msg
 }
 
 // ConsumerOptions configures a durable consumer.

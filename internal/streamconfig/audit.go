@@ -86,6 +86,9 @@ var targetTypes = map[Flavor][2]string{
 // a credential. A failure to publish is logged, not returned: the change is made, and saying
 // otherwise would make the caller retry it.
 func (s *Service) record(ctx context.Context, a Actor, d Destination, kind auditKind, f Flavor, msg string) {
+	if s.Changed != nil {
+		s.Changed() // the delivery engine picks the change up now, not at its next poll
+	}
 	if s.Auditor == nil || a.Principal == nil {
 		return
 	}

@@ -679,3 +679,27 @@ func redactURLs(cfg []byte) string {
 	b, _ := json.Marshal(obj)
 	return string(b)
 }
+
+// Settings opens a stored destination for delivery: its stored config, headers and secrets in
+// clear. Only the delivery engine calls it.
+func (s *Service) Settings(d store.Destination) (destination.Settings, error) {
+	out := destination.Settings{ID: d.ID, Category: d.Category, Config: d.Config, PreviousValidUntil: d.PreviousValidUntil}
+	var err error
+	if out.SecretToken, err = s.open(d.SecretToken, aadSecretToken); err != nil {
+		return destination.Settings{}, err
+	}
+	if out.SigningSecret, err = s.open(d.SigningSecret, aadSigningSecret); err != nil {
+		return destination.Settings{}, err
+	}
+	if out.PreviousSigningSecret, err = s.open(d.PreviousSigningSecret, aadPreviousSecret); err != nil {
+		return destination.Settings{}, err
+	}
+	for _, h := range d.Headers {
+		v, err := s.open(h.Value, aadHeaderValue)
+		if err != nil {
+			return destination.Settings{}, err
+		}
+		out.Headers = append(out.Headers, destination.Header{Name: h.Name, Value: v, Active: h.Active})
+	}
+	return out, nil
+}

@@ -79,6 +79,7 @@ const (
 // Service manages streaming destinations. Safe for concurrent use.
 type Service struct {
 	Store      Store
+	Deliveries DeliveryStore
 	Namespaces Namespaces
 	Access     Access
 	Sealer     Sealer
@@ -87,6 +88,8 @@ type Service struct {
 	Limits     Limits
 	Logger     *slog.Logger
 	NowFunc    func() time.Time
+	// Changed, when set, is called after every change that was stored.
+	Changed func()
 
 	limitersMu sync.Mutex
 	limiters   map[int64]*rate.Limiter

@@ -3,9 +3,14 @@ package graphql
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/auditstream/auditstream/internal/api/graphql/model"
+	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
 )
@@ -164,3 +169,143 @@ func awsUpdate(ref streamconfig.Ref, keyID, bucket, region, secret, name *string
 	return streamconfig.UpdateParams{Ref: ref, Name: name, SecretToken: secret, Active: active,
 		ConfigPatch: map[string]*string{"accessKeyXid": keyID, "bucketName": bucket, "awsRegion": region}}
 }
+
+// Delivery views and actions: the destination is authorized through streamconfig, then the
+// engine answers.
+
+func intPtr(n int) *int {
+	if n == 0 {
+		return nil
+	}
+	return &n
+}
+
+func (r *Resolver) now() time.Time {
+	if r.nowFunc != nil {
+		return r.nowFunc()
+	}
+	return time.Now()
+}
+
+// objectRef reads the id of a unified destination object the resolver produced.
+func objectRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
+	return unifiedRef(ctx, gid)
+}
+
+func (r *Resolver) deliveryStatus(ctx context.Context, gid string) (*model.AuditEventStreamingDeliveryStatus, error) {
+	ref, err := objectRef(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	d, err := r.svc.Authorized(ctx, actor(ctx), ref, false)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	st := r.deliveries.Status(ctx, d)
+	if !d.Active {
+		st.Status = delivery.StatusPaused // at once, before the engine has picked the change up
+	}
+	_, n, err := r.svc.DeadLetters(ctx, actor(ctx), ref, 0, 1)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	out := &model.AuditEventStreamingDeliveryStatus{Status: st.Status, LastSuccessAt: timePtr(st.LastSuccess),
+		OldestPendingEventAt: timePtr(st.OldestPending), DeliveredEvents: int(st.Delivered), FailedEvents: int(st.Failed),
+		DeadLetteredEvents: int(st.DeadLettered), DeadLetterCount: int(n)}
+	if st.Pending >= 0 {
+		p := int(st.Pending)
+		out.PendingEvents = &p
+	}
+	if e := st.LastError; e != nil {
+		out.LastError = &model.AuditEventStreamingDeliveryError{At: timePtr(e.At), StatusCode: intPtr(e.StatusCode), Message: e.Message}
+	}
+	return out, nil
+}
+
+func (r *Resolver) deliveryAttempts(ctx context.Context, gid string, first *int) ([]*model.AuditEventStreamingDeliveryAttempt, error) {
+	ref, err := objectRef(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	limit := 50
+	if first != nil {
+		if *first < 1 || *first > maxPageSize {
+			return nil, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)
+		}
+		limit = *first
+	}
+	as, err := r.svc.Attempts(ctx, actor(ctx), ref, limit)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	out := make([]*model.AuditEventStreamingDeliveryAttempt, 0, len(as))
+	for _, a := range as {
+		m := &model.AuditEventStreamingDeliveryAttempt{At: a.At.UTC(), Success: a.Success, Count: a.Count, StatusCode: intPtr(a.StatusCode),
+			Error: strPtr(a.Error), DurationMs: int(a.DurationMs), Test: a.Test}
+		if a.FirstEventID > 0 {
+			m.FirstEventID, m.LastEventID = strPtr(strconv.FormatInt(a.FirstEventID, 10)), strPtr(strconv.FormatInt(a.LastEventID, 10))
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (r *Resolver) deadLetters(ctx context.Context, gid string, first *int, after *string) (*model.AuditEventStreamingDeadLetterConnection, error) {
+	ref, err := objectRef(ctx, gid)
+	if err != nil {
+		return nil, err
+	}
+	limit := 50
+	if first != nil {
+		if *first < 1 || *first > maxPageSize {
+			return nil, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)
+		}
+		limit = *first
+	}
+	var before int64
+	if after != nil {
+		i, err := parseCursor(*after)
+		if err != nil {
+			return nil, gqlErr(ctx, err.Error(), codeBadRequest)
+		}
+		before = int64(i)
+	}
+	dls, n, err := r.svc.DeadLetters(ctx, actor(ctx), ref, before, limit+1)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
+	c := &model.AuditEventStreamingDeadLetterConnection{Count: int(n), Nodes: []*model.AuditEventStreamingDeadLetter{}, PageInfo: &model.PageInfo{HasPreviousPage: after != nil}}
+	if len(dls) > limit {
+		dls, c.PageInfo.HasNextPage = dls[:limit], true
+	}
+	for _, dl := range dls {
+		c.Nodes = append(c.Nodes, &model.AuditEventStreamingDeadLetter{ID: model.AuditEventsStreamingDeadLetterID(dl.ID), EventID: strconv.FormatInt(dl.EventID, 10),
+			EventType: dl.EventType, Event: model.JSON(dl.Event), StatusCode: intPtr(dl.StatusCode), Error: dl.Error, Attempts: dl.Attempts,
+			FirstFailedAt: dl.FirstFailedAt.UTC(), LastFailedAt: dl.LastFailedAt.UTC()})
+	}
+	if len(dls) > 0 {
+		start, end := cursorOf(int(dls[0].ID)), cursorOf(int(dls[len(dls)-1].ID))
+		c.PageInfo.StartCursor, c.PageInfo.EndCursor = &start, &end
+	}
+	return c, nil
+}
+
+// deliveryTargetRef authorizes a change to a destination's deliveries.
+func (r *Resolver) deliveryTargetRef(ctx context.Context, gid string) (streamconfig.Ref, store.Destination, error) {
+	ref, err := unifiedRef(ctx, gid)
+	if err != nil {
+		return ref, store.Destination{}, err
+	}
+	d, err := r.svc.Authorized(ctx, actor(ctx), ref, true)
+	if err != nil {
+		return ref, store.Destination{}, r.fail(ctx, err)
+	}
+	return ref, d, nil
+}
+
+func (r *Resolver) deliveryTarget(ctx context.Context, gid string) (store.Destination, error) {
+	_, d, err := r.deliveryTargetRef(ctx, gid)
+	return d, err
+}
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

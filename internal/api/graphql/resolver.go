@@ -22,9 +22,12 @@ import (
 // Resolver resolves the schema's fields. Resolvers only translate: every rule lives in
 // streamconfig.Service.
 type Resolver struct {
-	svc     *streamconfig.Service
-	catalog *event.Catalog
-	log     *slog.Logger
+	svc        *streamconfig.Service
+	deliveries Deliveries
+	catalog    *event.Catalog
+	log        *slog.Logger
+	logMaxAge  time.Duration
+	nowFunc    func() time.Time
 }
 
 type actorKey struct{}

@@ -30,6 +30,8 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 type ResolverRoot interface {
 	ExternalAuditEventDestination() ExternalAuditEventDestinationResolver
 	Group() GroupResolver
+	GroupAuditEventStreamingDestination() GroupAuditEventStreamingDestinationResolver
+	InstanceAuditEventStreamingDestination() InstanceAuditEventStreamingDestinationResolver
 	InstanceExternalAuditEventDestination() InstanceExternalAuditEventDestinationResolver
 	Mutation() MutationResolver
 	Query() QueryResolver
@@ -84,6 +86,62 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AuditEventStreamingDeadLetter struct {
+		Attempts      func(childComplexity int) int
+		Error         func(childComplexity int) int
+		Event         func(childComplexity int) int
+		EventID       func(childComplexity int) int
+		EventType     func(childComplexity int) int
+		FirstFailedAt func(childComplexity int) int
+		ID            func(childComplexity int) int
+		LastFailedAt  func(childComplexity int) int
+		StatusCode    func(childComplexity int) int
+	}
+
+	AuditEventStreamingDeadLetterConnection struct {
+		Count    func(childComplexity int) int
+		Nodes    func(childComplexity int) int
+		PageInfo func(childComplexity int) int
+	}
+
+	AuditEventStreamingDeliveryAttempt struct {
+		At           func(childComplexity int) int
+		Count        func(childComplexity int) int
+		DurationMs   func(childComplexity int) int
+		Error        func(childComplexity int) int
+		FirstEventID func(childComplexity int) int
+		LastEventID  func(childComplexity int) int
+		StatusCode   func(childComplexity int) int
+		Success      func(childComplexity int) int
+		Test         func(childComplexity int) int
+	}
+
+	AuditEventStreamingDeliveryError struct {
+		At         func(childComplexity int) int
+		Message    func(childComplexity int) int
+		StatusCode func(childComplexity int) int
+	}
+
+	AuditEventStreamingDeliveryStatus struct {
+		DeadLetterCount      func(childComplexity int) int
+		DeadLetteredEvents   func(childComplexity int) int
+		DeliveredEvents      func(childComplexity int) int
+		FailedEvents         func(childComplexity int) int
+		LastError            func(childComplexity int) int
+		LastSuccessAt        func(childComplexity int) int
+		OldestPendingEventAt func(childComplexity int) int
+		PendingEvents        func(childComplexity int) int
+		Status               func(childComplexity int) int
+	}
+
+	AuditEventStreamingDestinationDeadLettersRedeliverPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Delivered        func(childComplexity int) int
+		Errors           func(childComplexity int) int
+		Failed           func(childComplexity int) int
+		LastError        func(childComplexity int) int
+	}
+
 	AuditEventStreamingDestinationFiltersSetPayload struct {
 		CategoryFilters      func(childComplexity int) int
 		ClientMutationID     func(childComplexity int) int
@@ -93,11 +151,25 @@ type ComplexityRoot struct {
 		EventTypeFilters     func(childComplexity int) int
 	}
 
+	AuditEventStreamingDestinationReplayPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Errors           func(childComplexity int) int
+	}
+
 	AuditEventStreamingDestinationSigningSecretRotatePayload struct {
 		ClientMutationID               func(childComplexity int) int
 		Errors                         func(childComplexity int) int
 		PreviousSigningSecretExpiresAt func(childComplexity int) int
 		SigningSecret                  func(childComplexity int) int
+	}
+
+	AuditEventStreamingDestinationTestEventSendPayload struct {
+		ClientMutationID func(childComplexity int) int
+		Error            func(childComplexity int) int
+		Errors           func(childComplexity int) int
+		LatencyMs        func(childComplexity int) int
+		StatusCode       func(childComplexity int) int
+		Success          func(childComplexity int) int
 	}
 
 	AuditEventStreamingHTTPNamespaceFilter struct {
@@ -403,6 +475,9 @@ type ComplexityRoot struct {
 		CategoryFilters                func(childComplexity int) int
 		Config                         func(childComplexity int) int
 		CreatedAt                      func(childComplexity int) int
+		DeadLetters                    func(childComplexity int, first *int, after *string) int
+		DeliveryAttempts               func(childComplexity int, first *int) int
+		DeliveryStatus                 func(childComplexity int) int
 		DenyCategoryFilters            func(childComplexity int) int
 		DenyEventTypeFilters           func(childComplexity int) int
 		EventTypeFilters               func(childComplexity int) int
@@ -478,6 +553,9 @@ type ComplexityRoot struct {
 		CategoryFilters                func(childComplexity int) int
 		Config                         func(childComplexity int) int
 		CreatedAt                      func(childComplexity int) int
+		DeadLetters                    func(childComplexity int, first *int, after *string) int
+		DeliveryAttempts               func(childComplexity int, first *int) int
+		DeliveryStatus                 func(childComplexity int) int
 		DenyCategoryFilters            func(childComplexity int) int
 		DenyEventTypeFilters           func(childComplexity int) int
 		EventTypeFilters               func(childComplexity int) int
@@ -598,8 +676,11 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AuditEventStreamingDestinationDeadLettersRedeliver  func(childComplexity int, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) int
 		AuditEventStreamingDestinationFiltersSet            func(childComplexity int, input model.AuditEventStreamingDestinationFiltersSetInput) int
+		AuditEventStreamingDestinationReplay                func(childComplexity int, input model.AuditEventStreamingDestinationReplayInput) int
 		AuditEventStreamingDestinationSigningSecretRotate   func(childComplexity int, input model.AuditEventStreamingDestinationSigningSecretRotateInput) int
+		AuditEventStreamingDestinationTestEventSend         func(childComplexity int, input model.AuditEventStreamingDestinationTestEventSendInput) int
 		AuditEventsAmazonS3ConfigurationCreate              func(childComplexity int, input model.AuditEventsAmazonS3ConfigurationCreateInput) int
 		AuditEventsAmazonS3ConfigurationDelete              func(childComplexity int, input model.AuditEventsAmazonS3ConfigurationDeleteInput) int
 		AuditEventsAmazonS3ConfigurationUpdate              func(childComplexity int, input model.AuditEventsAmazonS3ConfigurationUpdateInput) int
@@ -694,6 +775,16 @@ type GroupResolver interface {
 	GoogleCloudLoggingConfigurations(ctx context.Context, obj *model.Group, after *string, before *string, first *int, last *int) (*model.GoogleCloudLoggingConfigurationTypeConnection, error)
 	AmazonS3Configurations(ctx context.Context, obj *model.Group, after *string, before *string, first *int, last *int) (*model.AmazonS3ConfigurationTypeConnection, error)
 }
+type GroupAuditEventStreamingDestinationResolver interface {
+	DeliveryStatus(ctx context.Context, obj *model.GroupAuditEventStreamingDestination) (*model.AuditEventStreamingDeliveryStatus, error)
+	DeliveryAttempts(ctx context.Context, obj *model.GroupAuditEventStreamingDestination, first *int) ([]*model.AuditEventStreamingDeliveryAttempt, error)
+	DeadLetters(ctx context.Context, obj *model.GroupAuditEventStreamingDestination, first *int, after *string) (*model.AuditEventStreamingDeadLetterConnection, error)
+}
+type InstanceAuditEventStreamingDestinationResolver interface {
+	DeliveryStatus(ctx context.Context, obj *model.InstanceAuditEventStreamingDestination) (*model.AuditEventStreamingDeliveryStatus, error)
+	DeliveryAttempts(ctx context.Context, obj *model.InstanceAuditEventStreamingDestination, first *int) ([]*model.AuditEventStreamingDeliveryAttempt, error)
+	DeadLetters(ctx context.Context, obj *model.InstanceAuditEventStreamingDestination, first *int, after *string) (*model.AuditEventStreamingDeadLetterConnection, error)
+}
 type InstanceExternalAuditEventDestinationResolver interface {
 	Headers(ctx context.Context, obj *model.InstanceExternalAuditEventDestination, after *string, before *string, first *int, last *int) (*model.AuditEventsStreamingInstanceHeaderConnection, error)
 }
@@ -746,6 +837,9 @@ type MutationResolver interface {
 	AuditEventsInstanceAmazonS3ConfigurationCreate(ctx context.Context, input model.AuditEventsInstanceAmazonS3ConfigurationCreateInput) (*model.AuditEventsInstanceAmazonS3ConfigurationCreatePayload, error)
 	AuditEventsInstanceAmazonS3ConfigurationUpdate(ctx context.Context, input model.AuditEventsInstanceAmazonS3ConfigurationUpdateInput) (*model.AuditEventsInstanceAmazonS3ConfigurationUpdatePayload, error)
 	AuditEventsInstanceAmazonS3ConfigurationDelete(ctx context.Context, input model.AuditEventsInstanceAmazonS3ConfigurationDeleteInput) (*model.AuditEventsInstanceAmazonS3ConfigurationDeletePayload, error)
+	AuditEventStreamingDestinationTestEventSend(ctx context.Context, input model.AuditEventStreamingDestinationTestEventSendInput) (*model.AuditEventStreamingDestinationTestEventSendPayload, error)
+	AuditEventStreamingDestinationReplay(ctx context.Context, input model.AuditEventStreamingDestinationReplayInput) (*model.AuditEventStreamingDestinationReplayPayload, error)
+	AuditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) (*model.AuditEventStreamingDestinationDeadLettersRedeliverPayload, error)
 }
 type QueryResolver interface {
 	Group(ctx context.Context, fullPath string) (*model.Group, error)
@@ -943,6 +1037,240 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEventDefinitionEdge.Node(childComplexity), true
 
+	case "AuditEventStreamingDeadLetter.attempts":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.Attempts(childComplexity), true
+	case "AuditEventStreamingDeadLetter.error":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.Error(childComplexity), true
+	case "AuditEventStreamingDeadLetter.event":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.Event(childComplexity), true
+	case "AuditEventStreamingDeadLetter.eventId":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.EventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.EventID(childComplexity), true
+	case "AuditEventStreamingDeadLetter.eventType":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.EventType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.EventType(childComplexity), true
+	case "AuditEventStreamingDeadLetter.firstFailedAt":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.FirstFailedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.FirstFailedAt(childComplexity), true
+	case "AuditEventStreamingDeadLetter.id":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.ID(childComplexity), true
+	case "AuditEventStreamingDeadLetter.lastFailedAt":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.LastFailedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.LastFailedAt(childComplexity), true
+	case "AuditEventStreamingDeadLetter.statusCode":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetter.StatusCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetter.StatusCode(childComplexity), true
+
+	case "AuditEventStreamingDeadLetterConnection.count":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.Count(childComplexity), true
+	case "AuditEventStreamingDeadLetterConnection.nodes":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.Nodes(childComplexity), true
+	case "AuditEventStreamingDeadLetterConnection.pageInfo":
+		if e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeadLetterConnection.PageInfo(childComplexity), true
+
+	case "AuditEventStreamingDeliveryAttempt.at":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.At(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.count":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Count(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.durationMs":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.DurationMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.DurationMs(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.error":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Error(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.firstEventId":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.FirstEventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.FirstEventID(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.lastEventId":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.LastEventID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.LastEventID(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.statusCode":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.StatusCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.StatusCode(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.success":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Success == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Success(childComplexity), true
+	case "AuditEventStreamingDeliveryAttempt.test":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Test == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryAttempt.Test(childComplexity), true
+
+	case "AuditEventStreamingDeliveryError.at":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryError.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryError.At(childComplexity), true
+	case "AuditEventStreamingDeliveryError.message":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryError.Message == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryError.Message(childComplexity), true
+	case "AuditEventStreamingDeliveryError.statusCode":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryError.StatusCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryError.StatusCode(childComplexity), true
+
+	case "AuditEventStreamingDeliveryStatus.deadLetterCount":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeadLetterCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeadLetterCount(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.deadLetteredEvents":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeadLetteredEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeadLetteredEvents(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.deliveredEvents":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeliveredEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.DeliveredEvents(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.failedEvents":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.FailedEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.FailedEvents(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.lastError":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.LastError(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.lastSuccessAt":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.LastSuccessAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.LastSuccessAt(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.oldestPendingEventAt":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.OldestPendingEventAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.OldestPendingEventAt(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.pendingEvents":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.PendingEvents == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.PendingEvents(childComplexity), true
+	case "AuditEventStreamingDeliveryStatus.status":
+		if e.ComplexityRoot.AuditEventStreamingDeliveryStatus.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDeliveryStatus.Status(childComplexity), true
+
+	case "AuditEventStreamingDestinationDeadLettersRedeliverPayload.clientMutationId":
+		if e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.ClientMutationID(childComplexity), true
+	case "AuditEventStreamingDestinationDeadLettersRedeliverPayload.delivered":
+		if e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Delivered == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Delivered(childComplexity), true
+	case "AuditEventStreamingDestinationDeadLettersRedeliverPayload.errors":
+		if e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Errors(childComplexity), true
+	case "AuditEventStreamingDestinationDeadLettersRedeliverPayload.failed":
+		if e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Failed == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.Failed(childComplexity), true
+	case "AuditEventStreamingDestinationDeadLettersRedeliverPayload.lastError":
+		if e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.LastError == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.LastError(childComplexity), true
+
 	case "AuditEventStreamingDestinationFiltersSetPayload.categoryFilters":
 		if e.ComplexityRoot.AuditEventStreamingDestinationFiltersSetPayload.CategoryFilters == nil {
 			break
@@ -980,6 +1308,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEventStreamingDestinationFiltersSetPayload.EventTypeFilters(childComplexity), true
 
+	case "AuditEventStreamingDestinationReplayPayload.clientMutationId":
+		if e.ComplexityRoot.AuditEventStreamingDestinationReplayPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationReplayPayload.ClientMutationID(childComplexity), true
+	case "AuditEventStreamingDestinationReplayPayload.errors":
+		if e.ComplexityRoot.AuditEventStreamingDestinationReplayPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationReplayPayload.Errors(childComplexity), true
+
 	case "AuditEventStreamingDestinationSigningSecretRotatePayload.clientMutationId":
 		if e.ComplexityRoot.AuditEventStreamingDestinationSigningSecretRotatePayload.ClientMutationID == nil {
 			break
@@ -1004,6 +1345,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventStreamingDestinationSigningSecretRotatePayload.SigningSecret(childComplexity), true
+
+	case "AuditEventStreamingDestinationTestEventSendPayload.clientMutationId":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.ClientMutationID(childComplexity), true
+	case "AuditEventStreamingDestinationTestEventSendPayload.error":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Error(childComplexity), true
+	case "AuditEventStreamingDestinationTestEventSendPayload.errors":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Errors(childComplexity), true
+	case "AuditEventStreamingDestinationTestEventSendPayload.latencyMs":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.LatencyMs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.LatencyMs(childComplexity), true
+	case "AuditEventStreamingDestinationTestEventSendPayload.statusCode":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.StatusCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.StatusCode(childComplexity), true
+	case "AuditEventStreamingDestinationTestEventSendPayload.success":
+		if e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Success == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Success(childComplexity), true
 
 	case "AuditEventStreamingHTTPNamespaceFilter.externalAuditEventDestination":
 		if e.ComplexityRoot.AuditEventStreamingHTTPNamespaceFilter.ExternalAuditEventDestination == nil {
@@ -2009,6 +2387,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GroupAuditEventStreamingDestination.CreatedAt(childComplexity), true
+	case "GroupAuditEventStreamingDestination.deadLetters":
+		if e.ComplexityRoot.GroupAuditEventStreamingDestination.DeadLetters == nil {
+			break
+		}
+
+		args, err := ec.field_GroupAuditEventStreamingDestination_deadLetters_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.GroupAuditEventStreamingDestination.DeadLetters(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "GroupAuditEventStreamingDestination.deliveryAttempts":
+		if e.ComplexityRoot.GroupAuditEventStreamingDestination.DeliveryAttempts == nil {
+			break
+		}
+
+		args, err := ec.field_GroupAuditEventStreamingDestination_deliveryAttempts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.GroupAuditEventStreamingDestination.DeliveryAttempts(childComplexity, args["first"].(*int)), true
+	case "GroupAuditEventStreamingDestination.deliveryStatus":
+		if e.ComplexityRoot.GroupAuditEventStreamingDestination.DeliveryStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupAuditEventStreamingDestination.DeliveryStatus(childComplexity), true
 	case "GroupAuditEventStreamingDestination.denyCategoryFilters":
 		if e.ComplexityRoot.GroupAuditEventStreamingDestination.DenyCategoryFilters == nil {
 			break
@@ -2289,6 +2695,34 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.CreatedAt(childComplexity), true
+	case "InstanceAuditEventStreamingDestination.deadLetters":
+		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeadLetters == nil {
+			break
+		}
+
+		args, err := ec.field_InstanceAuditEventStreamingDestination_deadLetters_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeadLetters(childComplexity, args["first"].(*int), args["after"].(*string)), true
+	case "InstanceAuditEventStreamingDestination.deliveryAttempts":
+		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeliveryAttempts == nil {
+			break
+		}
+
+		args, err := ec.field_InstanceAuditEventStreamingDestination_deliveryAttempts_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeliveryAttempts(childComplexity, args["first"].(*int)), true
+	case "InstanceAuditEventStreamingDestination.deliveryStatus":
+		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeliveryStatus == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.DeliveryStatus(childComplexity), true
 	case "InstanceAuditEventStreamingDestination.denyCategoryFilters":
 		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.DenyCategoryFilters == nil {
 			break
@@ -2708,6 +3142,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationUpdatePayload.InstanceGoogleCloudLoggingConfiguration(childComplexity), true
 
+	case "Mutation.auditEventStreamingDestinationDeadLettersRedeliver":
+		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationDeadLettersRedeliver == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_auditEventStreamingDestinationDeadLettersRedeliver_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationDeadLettersRedeliver(childComplexity, args["input"].(model.AuditEventStreamingDestinationDeadLettersRedeliverInput)), true
 	case "Mutation.auditEventStreamingDestinationFiltersSet":
 		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationFiltersSet == nil {
 			break
@@ -2719,6 +3164,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationFiltersSet(childComplexity, args["input"].(model.AuditEventStreamingDestinationFiltersSetInput)), true
+	case "Mutation.auditEventStreamingDestinationReplay":
+		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationReplay == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_auditEventStreamingDestinationReplay_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationReplay(childComplexity, args["input"].(model.AuditEventStreamingDestinationReplayInput)), true
 	case "Mutation.auditEventStreamingDestinationSigningSecretRotate":
 		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationSigningSecretRotate == nil {
 			break
@@ -2730,6 +3186,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationSigningSecretRotate(childComplexity, args["input"].(model.AuditEventStreamingDestinationSigningSecretRotateInput)), true
+	case "Mutation.auditEventStreamingDestinationTestEventSend":
+		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationTestEventSend == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_auditEventStreamingDestinationTestEventSend_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationTestEventSend(childComplexity, args["input"].(model.AuditEventStreamingDestinationTestEventSendInput)), true
 	case "Mutation.auditEventsAmazonS3ConfigurationCreate":
 		if e.ComplexityRoot.Mutation.AuditEventsAmazonS3ConfigurationCreate == nil {
 			break
@@ -3400,8 +3867,11 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationDeadLettersRedeliverInput", ec.unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationFiltersSetInput", ec.unmarshalInputAuditEventStreamingDestinationFiltersSetInput),
+			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationReplayInput", ec.unmarshalInputAuditEventStreamingDestinationReplayInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationSigningSecretRotateInput", ec.unmarshalInputAuditEventStreamingDestinationSigningSecretRotateInput),
+			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationTestEventSendInput", ec.unmarshalInputAuditEventStreamingDestinationTestEventSendInput),
 			graphql.NewInputUnmarshaler("AuditEventsAmazonS3ConfigurationCreateInput", ec.unmarshalInputAuditEventsAmazonS3ConfigurationCreateInput),
 			graphql.NewInputUnmarshaler("AuditEventsAmazonS3ConfigurationDeleteInput", ec.unmarshalInputAuditEventsAmazonS3ConfigurationDeleteInput),
 			graphql.NewInputUnmarshaler("AuditEventsAmazonS3ConfigurationUpdateInput", ec.unmarshalInputAuditEventsAmazonS3ConfigurationUpdateInput),
@@ -3524,6 +3994,141 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/delivery.graphqls", Input: `# auditstream extensions: what happens to a destination's deliveries, and what owners can do
+# about it. GitLab has none of this (docs/delivery.md).
+
+"""gid://gitlab/AuditEvents::Streaming::DeadLetter/<id>"""
+scalar AuditEventsStreamingDeadLetterID
+
+extend type GroupAuditEventStreamingDestination {
+  """auditstream extension: how delivery to this destination is going."""
+  deliveryStatus: AuditEventStreamingDeliveryStatus!
+  """auditstream extension: recent delivery attempts, newest first: every failure, and successes summed up per 10 seconds."""
+  deliveryAttempts(first: Int): [AuditEventStreamingDeliveryAttempt!]!
+  """auditstream extension: events this destination could not take, newest first."""
+  deadLetters(first: Int, after: String): AuditEventStreamingDeadLetterConnection!
+}
+
+extend type InstanceAuditEventStreamingDestination {
+  """auditstream extension: how delivery to this destination is going."""
+  deliveryStatus: AuditEventStreamingDeliveryStatus!
+  """auditstream extension: recent delivery attempts, newest first."""
+  deliveryAttempts(first: Int): [AuditEventStreamingDeliveryAttempt!]!
+  """auditstream extension: events this destination could not take, newest first."""
+  deadLetters(first: Int, after: String): AuditEventStreamingDeadLetterConnection!
+}
+
+"""How delivery to a destination is going."""
+type AuditEventStreamingDeliveryStatus {
+  """healthy, failing (requests fail and are retried), circuit_open (failed repeatedly: one probe at a time), paused (inactive) or error (cannot be delivered to at all; see lastError)."""
+  status: String!
+  lastSuccessAt: Time
+  lastError: AuditEventStreamingDeliveryError
+  """Events not yet delivered (nor dead-lettered); null when the log cannot say."""
+  pendingEvents: Int
+  """When the oldest pending event was stored."""
+  oldestPendingEventAt: Time
+  """Events delivered since this server started."""
+  deliveredEvents: Int!
+  """Events in failed requests since this server started (a retried event counts each time)."""
+  failedEvents: Int!
+  """Events moved to the dead letters since this server started."""
+  deadLetteredEvents: Int!
+  """Dead letters waiting now."""
+  deadLetterCount: Int!
+}
+
+type AuditEventStreamingDeliveryError {
+  at: Time
+  """The HTTP status, null when there was none (a network error)."""
+  statusCode: Int
+  message: String!
+}
+
+"""One entry of a destination's delivery log."""
+type AuditEventStreamingDeliveryAttempt {
+  at: Time!
+  success: Boolean!
+  """Events in the entry: 1 for a single failure, the sum for a summary of successes."""
+  count: Int!
+  firstEventId: ID
+  lastEventId: ID
+  statusCode: Int
+  error: String
+  """The request's duration; the mean for a summary."""
+  durationMs: Int!
+  """A test event sent with auditEventStreamingDestinationTestEventSend."""
+  test: Boolean!
+}
+
+"""An event a destination could not take: it failed for good, or was not delivered within the retry horizon."""
+type AuditEventStreamingDeadLetter {
+  id: AuditEventsStreamingDeadLetterID!
+  eventId: ID!
+  eventType: String!
+  """The event as it would have been delivered."""
+  event: JSON!
+  statusCode: Int
+  error: String!
+  attempts: Int!
+  firstFailedAt: Time!
+  lastFailedAt: Time!
+}
+
+type AuditEventStreamingDeadLetterConnection {
+  count: Int!
+  nodes: [AuditEventStreamingDeadLetter]
+  pageInfo: PageInfo!
+}
+
+extend type Mutation {
+  """auditstream extension: sends one synthetic event (event_type audit_events_streaming_test_event) to the destination now, whatever its filters, and tells what happened. Not retried."""
+  auditEventStreamingDestinationTestEventSend(input: AuditEventStreamingDestinationTestEventSendInput!): AuditEventStreamingDestinationTestEventSendPayload
+  """auditstream extension: delivers again every event since a time (within the log's max age) that the destination's filters take. Receivers see some events twice."""
+  auditEventStreamingDestinationReplay(input: AuditEventStreamingDestinationReplayInput!): AuditEventStreamingDestinationReplayPayload
+  """auditstream extension: sends dead letters again (the given ones, or all), oldest first; delivered ones are removed."""
+  auditEventStreamingDestinationDeadLettersRedeliver(input: AuditEventStreamingDestinationDeadLettersRedeliverInput!): AuditEventStreamingDestinationDeadLettersRedeliverPayload
+}
+
+input AuditEventStreamingDestinationTestEventSendInput {
+  clientMutationId: String
+  """A group or instance destination id (unified API)."""
+  destinationId: ID!
+}
+type AuditEventStreamingDestinationTestEventSendPayload {
+  clientMutationId: String
+  errors: [String!]!
+  success: Boolean!
+  statusCode: Int
+  latencyMs: Int!
+  """Why it failed, when it did."""
+  error: String
+}
+
+input AuditEventStreamingDestinationReplayInput {
+  clientMutationId: String
+  destinationId: ID!
+  since: Time!
+}
+type AuditEventStreamingDestinationReplayPayload {
+  clientMutationId: String
+  errors: [String!]!
+}
+
+input AuditEventStreamingDestinationDeadLettersRedeliverInput {
+  clientMutationId: String
+  destinationId: ID!
+  """Null or empty: all of the destination's (up to 1,000 per call)."""
+  deadLetterIds: [AuditEventsStreamingDeadLetterID!]
+}
+type AuditEventStreamingDestinationDeadLettersRedeliverPayload {
+  clientMutationId: String
+  errors: [String!]!
+  delivered: Int!
+  failed: Int!
+  lastError: String
+}
+`, BuiltIn: false},
 	{Name: "../schema/destinations.graphqls", Input: `# GitLab's unified streaming-destination API (GitLab 16.11+), plus auditstream extensions.
 #
 # One destination has a category and a config:
@@ -4706,6 +5311,118 @@ func (ec *executionContext) childFields_AuditEventDefinitionEdge(ctx context.Con
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventDefinitionEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditEventStreamingDeadLetter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_id(ctx, field)
+	case "eventId":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_eventId(ctx, field)
+	case "eventType":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_eventType(ctx, field)
+	case "event":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_event(ctx, field)
+	case "statusCode":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_statusCode(ctx, field)
+	case "error":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_error(ctx, field)
+	case "attempts":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_attempts(ctx, field)
+	case "firstFailedAt":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_firstFailedAt(ctx, field)
+	case "lastFailedAt":
+		return ec.fieldContext_AuditEventStreamingDeadLetter_lastFailedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDeadLetter", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDeadLetterConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_AuditEventStreamingDeadLetterConnection_count(ctx, field)
+	case "nodes":
+		return ec.fieldContext_AuditEventStreamingDeadLetterConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_AuditEventStreamingDeadLetterConnection_pageInfo(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDeadLetterConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDeliveryAttempt(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_at(ctx, field)
+	case "success":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_success(ctx, field)
+	case "count":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_count(ctx, field)
+	case "firstEventId":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_firstEventId(ctx, field)
+	case "lastEventId":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_lastEventId(ctx, field)
+	case "statusCode":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_statusCode(ctx, field)
+	case "error":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_error(ctx, field)
+	case "durationMs":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_durationMs(ctx, field)
+	case "test":
+		return ec.fieldContext_AuditEventStreamingDeliveryAttempt_test(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDeliveryAttempt", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDeliveryError(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "at":
+		return ec.fieldContext_AuditEventStreamingDeliveryError_at(ctx, field)
+	case "statusCode":
+		return ec.fieldContext_AuditEventStreamingDeliveryError_statusCode(ctx, field)
+	case "message":
+		return ec.fieldContext_AuditEventStreamingDeliveryError_message(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDeliveryError", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDeliveryStatus(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_status(ctx, field)
+	case "lastSuccessAt":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_lastSuccessAt(ctx, field)
+	case "lastError":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_lastError(ctx, field)
+	case "pendingEvents":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_pendingEvents(ctx, field)
+	case "oldestPendingEventAt":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_oldestPendingEventAt(ctx, field)
+	case "deliveredEvents":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_deliveredEvents(ctx, field)
+	case "failedEvents":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_failedEvents(ctx, field)
+	case "deadLetteredEvents":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_deadLetteredEvents(ctx, field)
+	case "deadLetterCount":
+		return ec.fieldContext_AuditEventStreamingDeliveryStatus_deadLetterCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDeliveryStatus", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientMutationId":
+		return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_clientMutationId(ctx, field)
+	case "errors":
+		return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_errors(ctx, field)
+	case "delivered":
+		return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_delivered(ctx, field)
+	case "failed":
+		return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_failed(ctx, field)
+	case "lastError":
+		return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_lastError(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationDeadLettersRedeliverPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "clientMutationId":
@@ -4724,6 +5441,16 @@ func (ec *executionContext) childFields_AuditEventStreamingDestinationFiltersSet
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationFiltersSetPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditEventStreamingDestinationReplayPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientMutationId":
+		return ec.fieldContext_AuditEventStreamingDestinationReplayPayload_clientMutationId(ctx, field)
+	case "errors":
+		return ec.fieldContext_AuditEventStreamingDestinationReplayPayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationReplayPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEventStreamingDestinationSigningSecretRotatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "clientMutationId":
@@ -4736,6 +5463,24 @@ func (ec *executionContext) childFields_AuditEventStreamingDestinationSigningSec
 		return ec.fieldContext_AuditEventStreamingDestinationSigningSecretRotatePayload_previousSigningSecretExpiresAt(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationSigningSecretRotatePayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingDestinationTestEventSendPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientMutationId":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_clientMutationId(ctx, field)
+	case "errors":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_errors(ctx, field)
+	case "success":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_success(ctx, field)
+	case "statusCode":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_statusCode(ctx, field)
+	case "latencyMs":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_latencyMs(ctx, field)
+	case "error":
+		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_error(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationTestEventSendPayload", field.Name)
 }
 
 func (ec *executionContext) childFields_AuditEventStreamingHTTPNamespaceFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -5366,6 +6111,12 @@ func (ec *executionContext) childFields_GroupAuditEventStreamingDestination(ctx 
 		return ec.fieldContext_GroupAuditEventStreamingDestination_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_GroupAuditEventStreamingDestination_updatedAt(ctx, field)
+	case "deliveryStatus":
+		return ec.fieldContext_GroupAuditEventStreamingDestination_deliveryStatus(ctx, field)
+	case "deliveryAttempts":
+		return ec.fieldContext_GroupAuditEventStreamingDestination_deliveryAttempts(ctx, field)
+	case "deadLetters":
+		return ec.fieldContext_GroupAuditEventStreamingDestination_deadLetters(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GroupAuditEventStreamingDestination", field.Name)
 }
@@ -5514,6 +6265,12 @@ func (ec *executionContext) childFields_InstanceAuditEventStreamingDestination(c
 		return ec.fieldContext_InstanceAuditEventStreamingDestination_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_InstanceAuditEventStreamingDestination_updatedAt(ctx, field)
+	case "deliveryStatus":
+		return ec.fieldContext_InstanceAuditEventStreamingDestination_deliveryStatus(ctx, field)
+	case "deliveryAttempts":
+		return ec.fieldContext_InstanceAuditEventStreamingDestination_deliveryAttempts(ctx, field)
+	case "deadLetters":
+		return ec.fieldContext_InstanceAuditEventStreamingDestination_deadLetters(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InstanceAuditEventStreamingDestination", field.Name)
 }
@@ -5930,6 +6687,42 @@ func (ec *executionContext) field_ExternalAuditEventDestination_headers_args(ctx
 	return args, nil
 }
 
+func (ec *executionContext) field_GroupAuditEventStreamingDestination_deadLetters_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_GroupAuditEventStreamingDestination_deliveryAttempts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Group_amazonS3Configurations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6082,6 +6875,42 @@ func (ec *executionContext) field_Group_googleCloudLoggingConfigurations_args(ct
 	return args, nil
 }
 
+func (ec *executionContext) field_InstanceAuditEventStreamingDestination_deadLetters_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	return args, nil
+}
+
+func (ec *executionContext) field_InstanceAuditEventStreamingDestination_deliveryAttempts_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_InstanceExternalAuditEventDestination_headers_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6120,6 +6949,20 @@ func (ec *executionContext) field_InstanceExternalAuditEventDestination_headers_
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_auditEventStreamingDestinationDeadLettersRedeliver_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
+			return ec.unmarshalNAuditEventStreamingDestinationDeadLettersRedeliverInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_auditEventStreamingDestinationFiltersSet_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6134,12 +6977,40 @@ func (ec *executionContext) field_Mutation_auditEventStreamingDestinationFilters
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_auditEventStreamingDestinationReplay_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationReplayInput, error) {
+			return ec.unmarshalNAuditEventStreamingDestinationReplayInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationReplayInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_auditEventStreamingDestinationSigningSecretRotate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationSigningSecretRotateInput, error) {
 			return ec.unmarshalNAuditEventStreamingDestinationSigningSecretRotateInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationSigningSecretRotateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_auditEventStreamingDestinationTestEventSend_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationTestEventSendInput, error) {
+			return ec.unmarshalNAuditEventStreamingDestinationTestEventSendInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationTestEventSendInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7786,6 +8657,907 @@ func (ec *executionContext) fieldContext_AuditEventDefinitionEdge_node(_ context
 	return fc, nil
 }
 
+func (ec *executionContext) _AuditEventStreamingDeadLetter_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.AuditEventsStreamingDeadLetterID) graphql.Marshaler {
+			return ec.marshalNAuditEventsStreamingDeadLetterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterID(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "AuditEventsStreamingDeadLetterID")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_eventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_eventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_eventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_eventType(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_eventType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EventType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_eventType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_event(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Event, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.JSON) graphql.Marshaler {
+			return ec.marshalNJSON2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐJSON(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_statusCode(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_statusCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatusCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_statusCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_error(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_attempts(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_firstFailedAt(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_firstFailedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstFailedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_firstFailedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter_lastFailedAt(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetter_lastFailedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastFailedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetter_lastFailedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetterConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetterConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetterConnection_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetterConnection_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeadLetterConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetterConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetterConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetterConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuditEventStreamingDeadLetter) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDeadLetter2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetter(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetterConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventStreamingDeadLetterConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeadLetter(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetterConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetterConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeadLetterConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeadLetterConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventStreamingDeadLetterConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_at(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_success(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_success(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Success, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_success(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_count(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_firstEventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_firstEventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstEventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_firstEventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_lastEventId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_lastEventId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastEventID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOID2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_lastEventId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_statusCode(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_statusCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatusCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_statusCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_error(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_durationMs(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_durationMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DurationMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_durationMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt_test(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryAttempt) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryAttempt_test(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Test, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryAttempt_test(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryAttempt", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryError_at(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryError_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryError_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryError", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryError_statusCode(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryError_statusCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatusCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryError_statusCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryError", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryError_message(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryError) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryError_message(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Message, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryError_message(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryError", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_status(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_lastSuccessAt(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_lastSuccessAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastSuccessAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_lastSuccessAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_lastError(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDeliveryError) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDeliveryError2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryError(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventStreamingDeliveryStatus",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeliveryError(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_pendingEvents(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_pendingEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PendingEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_pendingEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_oldestPendingEventAt(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_oldestPendingEventAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.OldestPendingEventAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_oldestPendingEventAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_deliveredEvents(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_deliveredEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeliveredEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_deliveredEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_failedEvents(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_failedEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FailedEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_failedEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_deadLetteredEvents(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_deadLetteredEvents(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeadLetteredEvents, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_deadLetteredEvents(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus_deadLetterCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeliveryStatus) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDeliveryStatus_deadLetterCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.DeadLetterCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDeliveryStatus_deadLetterCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDeliveryStatus", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload_errors(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload_delivered(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_delivered(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Delivered, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_delivered(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload_failed(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_failed(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Failed, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_failed(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload_lastError(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_lastError(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastError, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLettersRedeliverPayload_lastError(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _AuditEventStreamingDestinationFiltersSetPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFiltersSetPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -7924,6 +9696,52 @@ func (ec *executionContext) fieldContext_AuditEventStreamingDestinationFiltersSe
 	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationFiltersSetPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _AuditEventStreamingDestinationReplayPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationReplayPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationReplayPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationReplayPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationReplayPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationReplayPayload_errors(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationReplayPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationReplayPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationReplayPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationReplayPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _AuditEventStreamingDestinationSigningSecretRotatePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationSigningSecretRotatePayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -8014,6 +9832,144 @@ func (ec *executionContext) _AuditEventStreamingDestinationSigningSecretRotatePa
 }
 func (ec *executionContext) fieldContext_AuditEventStreamingDestinationSigningSecretRotatePayload_previousSigningSecretExpiresAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationSigningSecretRotatePayload", field, false, false, "Time")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_errors(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_success(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_success(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Success, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_success(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_statusCode(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_statusCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.StatusCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_statusCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_latencyMs(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_latencyMs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LatencyMs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_latencyMs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_error(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationTestEventSendPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEventStreamingHTTPNamespaceFilter_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingHTTPNamespaceFilter) (ret graphql.Marshaler) {
@@ -12299,6 +14255,126 @@ func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_upd
 	return graphql.NewScalarFieldContext("GroupAuditEventStreamingDestination", field, false, false, "Time")
 }
 
+func (ec *executionContext) _GroupAuditEventStreamingDestination_deliveryStatus(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupAuditEventStreamingDestination_deliveryStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.GroupAuditEventStreamingDestination().DeliveryStatus(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDeliveryStatus) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeliveryStatus2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_deliveryStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeliveryStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupAuditEventStreamingDestination_deliveryAttempts(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupAuditEventStreamingDestination_deliveryAttempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.GroupAuditEventStreamingDestination().DeliveryAttempts(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuditEventStreamingDeliveryAttempt) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeliveryAttempt2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryAttemptᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_deliveryAttempts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeliveryAttempt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_GroupAuditEventStreamingDestination_deliveryAttempts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _GroupAuditEventStreamingDestination_deadLetters(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupAuditEventStreamingDestination_deadLetters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.GroupAuditEventStreamingDestination().DeadLetters(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDeadLetterConnection) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeadLetterConnection2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetterConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_deadLetters(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "GroupAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeadLetterConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_GroupAuditEventStreamingDestination_deadLetters_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _GroupAuditEventStreamingDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestinationConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13426,6 +15502,126 @@ func (ec *executionContext) _InstanceAuditEventStreamingDestination_updatedAt(ct
 }
 func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InstanceAuditEventStreamingDestination", field, false, false, "Time")
+}
+
+func (ec *executionContext) _InstanceAuditEventStreamingDestination_deliveryStatus(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceAuditEventStreamingDestination_deliveryStatus(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.InstanceAuditEventStreamingDestination().DeliveryStatus(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDeliveryStatus) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeliveryStatus2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryStatus(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_deliveryStatus(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InstanceAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeliveryStatus(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InstanceAuditEventStreamingDestination_deliveryAttempts(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceAuditEventStreamingDestination_deliveryAttempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.InstanceAuditEventStreamingDestination().DeliveryAttempts(ctx, obj, fc.Args["first"].(*int))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuditEventStreamingDeliveryAttempt) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeliveryAttempt2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryAttemptᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_deliveryAttempts(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InstanceAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeliveryAttempt(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_InstanceAuditEventStreamingDestination_deliveryAttempts_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InstanceAuditEventStreamingDestination_deadLetters(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceAuditEventStreamingDestination_deadLetters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.InstanceAuditEventStreamingDestination().DeadLetters(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDeadLetterConnection) graphql.Marshaler {
+			return ec.marshalNAuditEventStreamingDeadLetterConnection2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetterConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_deadLetters(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InstanceAuditEventStreamingDestination",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDeadLetterConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_InstanceAuditEventStreamingDestination_deadLetters_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
 }
 
 func (ec *executionContext) _InstanceAuditEventStreamingDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestinationConnection) (ret graphql.Marshaler) {
@@ -17020,6 +19216,138 @@ func (ec *executionContext) fieldContext_Mutation_auditEventsInstanceAmazonS3Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_auditEventStreamingDestinationTestEventSend(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_auditEventStreamingDestinationTestEventSend(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AuditEventStreamingDestinationTestEventSend(ctx, fc.Args["input"].(model.AuditEventStreamingDestinationTestEventSendInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDestinationTestEventSendPayload) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDestinationTestEventSendPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationTestEventSendPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestinationTestEventSend(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDestinationTestEventSendPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_auditEventStreamingDestinationTestEventSend_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_auditEventStreamingDestinationReplay(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_auditEventStreamingDestinationReplay(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AuditEventStreamingDestinationReplay(ctx, fc.Args["input"].(model.AuditEventStreamingDestinationReplayInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDestinationReplayPayload) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDestinationReplayPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationReplayPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestinationReplay(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDestinationReplayPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_auditEventStreamingDestinationReplay_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Mutation_auditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_auditEventStreamingDestinationDeadLettersRedeliver(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AuditEventStreamingDestinationDeadLettersRedeliver(ctx, fc.Args["input"].(model.AuditEventStreamingDestinationDeadLettersRedeliverInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDestinationDeadLettersRedeliverPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_auditEventStreamingDestinationDeadLettersRedeliver_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Namespace_id(ctx context.Context, field graphql.CollectedField, obj *model.Namespace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18764,6 +21092,62 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 
 // region    **************************** input.gotpl *****************************
 
+func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
+	var it model.AuditEventStreamingDestinationDeadLettersRedeliverInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId", "destinationId", "deadLetterIds"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		case "destinationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DestinationID = data
+		case "deadLetterIds":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("deadLetterIds"))
+			data, err := ec.unmarshalOAuditEventsStreamingDeadLetterID2ᚕgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterIDᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DeadLetterIds = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventStreamingDestinationDeadLettersRedeliverInput unmarshals raw into the AuditEventStreamingDestinationDeadLettersRedeliverInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
+	var out model.AuditEventStreamingDestinationDeadLettersRedeliverInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationDeadLettersRedeliverInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationFiltersSetInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationFiltersSetInput, error) {
 	var it model.AuditEventStreamingDestinationFiltersSetInput
 	if obj == nil {
@@ -18841,6 +21225,62 @@ func UnmarshalAuditEventStreamingDestinationFiltersSetInput(ctx context.Context,
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationReplayInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationReplayInput, error) {
+	var it model.AuditEventStreamingDestinationReplayInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId", "destinationId", "since"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		case "destinationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DestinationID = data
+		case "since":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("since"))
+			data, err := ec.unmarshalNTime2timeᚐTime(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Since = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventStreamingDestinationReplayInput unmarshals raw into the AuditEventStreamingDestinationReplayInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventStreamingDestinationReplayInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationReplayInput, error) {
+	var out model.AuditEventStreamingDestinationReplayInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationReplayInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationSigningSecretRotateInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationSigningSecretRotateInput, error) {
 	var it model.AuditEventStreamingDestinationSigningSecretRotateInput
 	if obj == nil {
@@ -18894,6 +21334,55 @@ func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationSigningS
 func UnmarshalAuditEventStreamingDestinationSigningSecretRotateInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationSigningSecretRotateInput, error) {
 	var out model.AuditEventStreamingDestinationSigningSecretRotateInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationSigningSecretRotateInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationTestEventSendInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationTestEventSendInput, error) {
+	var it model.AuditEventStreamingDestinationTestEventSendInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId", "destinationId"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		case "destinationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DestinationID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventStreamingDestinationTestEventSendInput unmarshals raw into the AuditEventStreamingDestinationTestEventSendInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventStreamingDestinationTestEventSendInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationTestEventSendInput, error) {
+	var out model.AuditEventStreamingDestinationTestEventSendInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationTestEventSendInput", raw, &out)
 	return out, err
 }
 
@@ -22168,6 +24657,364 @@ func (ec *executionContext) _AuditEventDefinitionEdge(ctx context.Context, sel a
 	return out
 }
 
+var auditEventStreamingDeadLetterImplementors = []string{"AuditEventStreamingDeadLetter"}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetter(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeadLetter) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDeadLetterImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDeadLetter")
+		case "id":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventId":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_eventId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "eventType":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_eventType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "event":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_event(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "statusCode":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_statusCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_error(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "attempts":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstFailedAt":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_firstFailedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastFailedAt":
+			out.Values[i] = ec._AuditEventStreamingDeadLetter_lastFailedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDeadLetterConnectionImplementors = []string{"AuditEventStreamingDeadLetterConnection"}
+
+func (ec *executionContext) _AuditEventStreamingDeadLetterConnection(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeadLetterConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDeadLetterConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDeadLetterConnection")
+		case "count":
+			out.Values[i] = ec._AuditEventStreamingDeadLetterConnection_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._AuditEventStreamingDeadLetterConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._AuditEventStreamingDeadLetterConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDeliveryAttemptImplementors = []string{"AuditEventStreamingDeliveryAttempt"}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryAttempt(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeliveryAttempt) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDeliveryAttemptImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDeliveryAttempt")
+		case "at":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "success":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_success(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstEventId":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_firstEventId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastEventId":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_lastEventId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "statusCode":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_statusCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "durationMs":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_durationMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "test":
+			out.Values[i] = ec._AuditEventStreamingDeliveryAttempt_test(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDeliveryErrorImplementors = []string{"AuditEventStreamingDeliveryError"}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryError(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeliveryError) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDeliveryErrorImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDeliveryError")
+		case "at":
+			out.Values[i] = ec._AuditEventStreamingDeliveryError_at(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "statusCode":
+			out.Values[i] = ec._AuditEventStreamingDeliveryError_statusCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "message":
+			out.Values[i] = ec._AuditEventStreamingDeliveryError_message(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDeliveryStatusImplementors = []string{"AuditEventStreamingDeliveryStatus"}
+
+func (ec *executionContext) _AuditEventStreamingDeliveryStatus(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeliveryStatus) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDeliveryStatusImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDeliveryStatus")
+		case "status":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastSuccessAt":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_lastSuccessAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "pendingEvents":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_pendingEvents(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "oldestPendingEventAt":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_oldestPendingEventAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "deliveredEvents":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_deliveredEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failedEvents":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_failedEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deadLetteredEvents":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_deadLetteredEvents(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "deadLetterCount":
+			out.Values[i] = ec._AuditEventStreamingDeliveryStatus_deadLetterCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDestinationDeadLettersRedeliverPayloadImplementors = []string{"AuditEventStreamingDestinationDeadLettersRedeliverPayload"}
+
+func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDestinationDeadLettersRedeliverPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDestinationDeadLettersRedeliverPayload")
+		case "clientMutationId":
+			out.Values[i] = ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "delivered":
+			out.Values[i] = ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload_delivered(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "failed":
+			out.Values[i] = ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload_failed(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lastError":
+			out.Values[i] = ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload_lastError(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventStreamingDestinationFiltersSetPayloadImplementors = []string{"AuditEventStreamingDestinationFiltersSetPayload"}
 
 func (ec *executionContext) _AuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationFiltersSetPayload) graphql.Marshaler {
@@ -22226,6 +25073,44 @@ func (ec *executionContext) _AuditEventStreamingDestinationFiltersSetPayload(ctx
 	return out
 }
 
+var auditEventStreamingDestinationReplayPayloadImplementors = []string{"AuditEventStreamingDestinationReplayPayload"}
+
+func (ec *executionContext) _AuditEventStreamingDestinationReplayPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationReplayPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDestinationReplayPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDestinationReplayPayload")
+		case "clientMutationId":
+			out.Values[i] = ec._AuditEventStreamingDestinationReplayPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AuditEventStreamingDestinationReplayPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventStreamingDestinationSigningSecretRotatePayloadImplementors = []string{"AuditEventStreamingDestinationSigningSecretRotatePayload"}
 
 func (ec *executionContext) _AuditEventStreamingDestinationSigningSecretRotatePayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationSigningSecretRotatePayload) graphql.Marshaler {
@@ -22254,6 +25139,64 @@ func (ec *executionContext) _AuditEventStreamingDestinationSigningSecretRotatePa
 			}
 		case "previousSigningSecretExpiresAt":
 			out.Values[i] = ec._AuditEventStreamingDestinationSigningSecretRotatePayload_previousSigningSecretExpiresAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingDestinationTestEventSendPayloadImplementors = []string{"AuditEventStreamingDestinationTestEventSendPayload"}
+
+func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationTestEventSendPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDestinationTestEventSendPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDestinationTestEventSendPayload")
+		case "clientMutationId":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "success":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_success(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "statusCode":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_statusCode(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "latencyMs":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_latencyMs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_error(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -24415,83 +27358,101 @@ func (ec *executionContext) _GroupAuditEventStreamingDestination(ctx context.Con
 		case "id":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "category":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_category(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "config":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_config(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "secretToken":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_secretToken(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "active":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_active(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "eventTypeFilters":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_eventTypeFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "namespaceFilters":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_namespaceFilters(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "group":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_group(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "denyEventTypeFilters":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_denyEventTypeFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "categoryFilters":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_categoryFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "denyCategoryFilters":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_denyCategoryFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "signingSecret":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_signingSecret(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "previousSigningSecretExpiresAt":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_previousSigningSecretExpiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._GroupAuditEventStreamingDestination_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "deliveryStatus":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._GroupAuditEventStreamingDestination_deliveryStatus(ctx, field, obj)
+				})
+		case "deliveryAttempts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._GroupAuditEventStreamingDestination_deliveryAttempts(ctx, field, obj)
+				})
+		case "deadLetters":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._GroupAuditEventStreamingDestination_deadLetters(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -24920,78 +27881,96 @@ func (ec *executionContext) _InstanceAuditEventStreamingDestination(ctx context.
 		case "id":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "name":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_name(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "category":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_category(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "config":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_config(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "secretToken":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_secretToken(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "active":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_active(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "eventTypeFilters":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_eventTypeFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "namespaceFilters":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_namespaceFilters(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "denyEventTypeFilters":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_denyEventTypeFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "categoryFilters":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_categoryFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "denyCategoryFilters":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_denyCategoryFilters(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "signingSecret":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_signingSecret(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "previousSigningSecretExpiresAt":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_previousSigningSecretExpiresAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._InstanceAuditEventStreamingDestination_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "deliveryStatus":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._InstanceAuditEventStreamingDestination_deliveryStatus(ctx, field, obj)
+				})
+		case "deliveryAttempts":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._InstanceAuditEventStreamingDestination_deliveryAttempts(ctx, field, obj)
+				})
+		case "deadLetters":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._InstanceAuditEventStreamingDestination_deadLetters(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26121,6 +29100,27 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "auditEventStreamingDestinationTestEventSend":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_auditEventStreamingDestinationTestEventSend(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "auditEventStreamingDestinationReplay":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_auditEventStreamingDestinationReplay(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "auditEventStreamingDestinationDeadLettersRedeliver":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_auditEventStreamingDestinationDeadLettersRedeliver(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26749,13 +29749,68 @@ func (ec *executionContext) marshalNAuditEventDefinitionConnection2ᚖgithubᚗc
 	return ec._AuditEventDefinitionConnection(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNAuditEventStreamingDeadLetterConnection2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetterConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeadLetterConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEventStreamingDeadLetterConnection!")
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDeadLetterConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAuditEventStreamingDeliveryAttempt2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryAttemptᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventStreamingDeliveryAttempt) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditEventStreamingDeliveryAttempt2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryAttempt(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNAuditEventStreamingDeliveryAttempt2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryAttempt(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeliveryAttempt) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEventStreamingDeliveryAttempt!")
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDeliveryAttempt(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNAuditEventStreamingDeliveryStatus2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryStatus(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeliveryStatus) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "AuditEventStreamingDeliveryStatus!")
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDeliveryStatus(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuditEventStreamingDestinationDeadLettersRedeliverInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
+	res, err := ec.unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAuditEventStreamingDestinationFiltersSetInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFiltersSetInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationFiltersSetInput, error) {
 	res, err := ec.unmarshalInputAuditEventStreamingDestinationFiltersSetInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNAuditEventStreamingDestinationReplayInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationReplayInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationReplayInput, error) {
+	res, err := ec.unmarshalInputAuditEventStreamingDestinationReplayInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAuditEventStreamingDestinationSigningSecretRotateInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationSigningSecretRotateInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationSigningSecretRotateInput, error) {
 	res, err := ec.unmarshalInputAuditEventStreamingDestinationSigningSecretRotateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNAuditEventStreamingDestinationTestEventSendInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationTestEventSendInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationTestEventSendInput, error) {
+	res, err := ec.unmarshalInputAuditEventStreamingDestinationTestEventSendInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
@@ -26944,6 +29999,16 @@ func (ec *executionContext) unmarshalNAuditEventsInstanceNamespaceFilterID2githu
 }
 
 func (ec *executionContext) marshalNAuditEventsInstanceNamespaceFilterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsInstanceNamespaceFilterID(ctx context.Context, sel ast.SelectionSet, v model.AuditEventsInstanceNamespaceFilterID) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNAuditEventsStreamingDeadLetterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterID(ctx context.Context, v any) (model.AuditEventsStreamingDeadLetterID, error) {
+	var res model.AuditEventsStreamingDeadLetterID
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNAuditEventsStreamingDeadLetterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterID(ctx context.Context, sel ast.SelectionSet, v model.AuditEventsStreamingDeadLetterID) graphql.Marshaler {
 	return v
 }
 
@@ -27541,6 +30606,40 @@ func (ec *executionContext) marshalOAuditEventDefinitionEdge2ᚖgithubᚗcomᚋa
 	return ec._AuditEventDefinitionEdge(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAuditEventStreamingDeadLetter2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetter(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventStreamingDeadLetter) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOAuditEventStreamingDeadLetter2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetter(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOAuditEventStreamingDeadLetter2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetter(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeadLetter) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDeadLetter(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventStreamingDeliveryError2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeliveryError(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeliveryError) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDeliveryError(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventStreamingDestinationDeadLettersRedeliverPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationDeadLettersRedeliverPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOAuditEventStreamingDestinationFiltersSetPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationFiltersSetPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -27548,11 +30647,25 @@ func (ec *executionContext) marshalOAuditEventStreamingDestinationFiltersSetPayl
 	return ec._AuditEventStreamingDestinationFiltersSetPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAuditEventStreamingDestinationReplayPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationReplayPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationReplayPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDestinationReplayPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOAuditEventStreamingDestinationSigningSecretRotatePayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationSigningSecretRotatePayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationSigningSecretRotatePayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._AuditEventStreamingDestinationSigningSecretRotatePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventStreamingDestinationTestEventSendPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationTestEventSendPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationTestEventSendPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDestinationTestEventSendPayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOAuditEventStreamingHTTPNamespaceFilter2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingHTTPNamespaceFilter(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingHTTPNamespaceFilter) graphql.Marshaler {
@@ -27712,6 +30825,41 @@ func (ec *executionContext) marshalOAuditEventsInstanceDestinationNamespaceFilte
 		return graphql.Null
 	}
 	return ec._AuditEventsInstanceDestinationNamespaceFilterDeletePayload(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOAuditEventsStreamingDeadLetterID2ᚕgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterIDᚄ(ctx context.Context, v any) ([]model.AuditEventsStreamingDeadLetterID, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]model.AuditEventsStreamingDeadLetterID, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAuditEventsStreamingDeadLetterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterID(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAuditEventsStreamingDeadLetterID2ᚕgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterIDᚄ(ctx context.Context, sel ast.SelectionSet, v []model.AuditEventsStreamingDeadLetterID) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNAuditEventsStreamingDeadLetterID2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDeadLetterID(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalOAuditEventsStreamingDestinationEventsAddPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventsStreamingDestinationEventsAddPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventsStreamingDestinationEventsAddPayload) graphql.Marshaler {

@@ -58,6 +58,84 @@ type AuditEventDefinitionEdge struct {
 	Node   *AuditEventDefinition `json:"node,omitempty"`
 }
 
+// An event a destination could not take: it failed for good, or was not delivered within the retry horizon.
+type AuditEventStreamingDeadLetter struct {
+	ID        AuditEventsStreamingDeadLetterID `json:"id"`
+	EventID   string                           `json:"eventId"`
+	EventType string                           `json:"eventType"`
+	// The event as it would have been delivered.
+	Event         JSON      `json:"event"`
+	StatusCode    *int      `json:"statusCode,omitempty"`
+	Error         string    `json:"error"`
+	Attempts      int       `json:"attempts"`
+	FirstFailedAt time.Time `json:"firstFailedAt"`
+	LastFailedAt  time.Time `json:"lastFailedAt"`
+}
+
+type AuditEventStreamingDeadLetterConnection struct {
+	Count    int                              `json:"count"`
+	Nodes    []*AuditEventStreamingDeadLetter `json:"nodes,omitempty"`
+	PageInfo *PageInfo                        `json:"pageInfo"`
+}
+
+// One entry of a destination's delivery log.
+type AuditEventStreamingDeliveryAttempt struct {
+	At      time.Time `json:"at"`
+	Success bool      `json:"success"`
+	// Events in the entry: 1 for a single failure, the sum for a summary of successes.
+	Count        int     `json:"count"`
+	FirstEventID *string `json:"firstEventId,omitempty"`
+	LastEventID  *string `json:"lastEventId,omitempty"`
+	StatusCode   *int    `json:"statusCode,omitempty"`
+	Error        *string `json:"error,omitempty"`
+	// The request's duration; the mean for a summary.
+	DurationMs int `json:"durationMs"`
+	// A test event sent with auditEventStreamingDestinationTestEventSend.
+	Test bool `json:"test"`
+}
+
+type AuditEventStreamingDeliveryError struct {
+	At *time.Time `json:"at,omitempty"`
+	// The HTTP status, null when there was none (a network error).
+	StatusCode *int   `json:"statusCode,omitempty"`
+	Message    string `json:"message"`
+}
+
+// How delivery to a destination is going.
+type AuditEventStreamingDeliveryStatus struct {
+	// healthy, failing (requests fail and are retried), circuit_open (failed repeatedly: one probe at a time), paused (inactive) or error (cannot be delivered to at all; see lastError).
+	Status        string                            `json:"status"`
+	LastSuccessAt *time.Time                        `json:"lastSuccessAt,omitempty"`
+	LastError     *AuditEventStreamingDeliveryError `json:"lastError,omitempty"`
+	// Events not yet delivered (nor dead-lettered); null when the log cannot say.
+	PendingEvents *int `json:"pendingEvents,omitempty"`
+	// When the oldest pending event was stored.
+	OldestPendingEventAt *time.Time `json:"oldestPendingEventAt,omitempty"`
+	// Events delivered since this server started.
+	DeliveredEvents int `json:"deliveredEvents"`
+	// Events in failed requests since this server started (a retried event counts each time).
+	FailedEvents int `json:"failedEvents"`
+	// Events moved to the dead letters since this server started.
+	DeadLetteredEvents int `json:"deadLetteredEvents"`
+	// Dead letters waiting now.
+	DeadLetterCount int `json:"deadLetterCount"`
+}
+
+type AuditEventStreamingDestinationDeadLettersRedeliverInput struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	DestinationID    string  `json:"destinationId"`
+	// Null or empty: all of the destination's (up to 1,000 per call).
+	DeadLetterIds []AuditEventsStreamingDeadLetterID `json:"deadLetterIds,omitempty"`
+}
+
+type AuditEventStreamingDestinationDeadLettersRedeliverPayload struct {
+	ClientMutationID *string  `json:"clientMutationId,omitempty"`
+	Errors           []string `json:"errors"`
+	Delivered        int      `json:"delivered"`
+	Failed           int      `json:"failed"`
+	LastError        *string  `json:"lastError,omitempty"`
+}
+
 // auditstream extension: replaces the filter lists that are given (null leaves a list as it is).
 type AuditEventStreamingDestinationFiltersSetInput struct {
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
@@ -78,6 +156,17 @@ type AuditEventStreamingDestinationFiltersSetPayload struct {
 	DenyCategoryFilters  []string `json:"denyCategoryFilters,omitempty"`
 }
 
+type AuditEventStreamingDestinationReplayInput struct {
+	ClientMutationID *string   `json:"clientMutationId,omitempty"`
+	DestinationID    string    `json:"destinationId"`
+	Since            time.Time `json:"since"`
+}
+
+type AuditEventStreamingDestinationReplayPayload struct {
+	ClientMutationID *string  `json:"clientMutationId,omitempty"`
+	Errors           []string `json:"errors"`
+}
+
 // auditstream extension: gives an http destination a new signing secret. Deliveries carry signatures with both secrets until the grace period ends.
 type AuditEventStreamingDestinationSigningSecretRotateInput struct {
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
@@ -92,6 +181,22 @@ type AuditEventStreamingDestinationSigningSecretRotatePayload struct {
 	Errors                         []string   `json:"errors"`
 	SigningSecret                  *string    `json:"signingSecret,omitempty"`
 	PreviousSigningSecretExpiresAt *time.Time `json:"previousSigningSecretExpiresAt,omitempty"`
+}
+
+type AuditEventStreamingDestinationTestEventSendInput struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	// A group or instance destination id (unified API).
+	DestinationID string `json:"destinationId"`
+}
+
+type AuditEventStreamingDestinationTestEventSendPayload struct {
+	ClientMutationID *string  `json:"clientMutationId,omitempty"`
+	Errors           []string `json:"errors"`
+	Success          bool     `json:"success"`
+	StatusCode       *int     `json:"statusCode,omitempty"`
+	LatencyMs        int      `json:"latencyMs"`
+	// Why it failed, when it did.
+	Error *string `json:"error,omitempty"`
 }
 
 // The namespace filter of a group's HTTP destination (legacy).
@@ -642,6 +747,12 @@ type GroupAuditEventStreamingDestination struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// auditstream extension.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// auditstream extension: how delivery to this destination is going.
+	DeliveryStatus *AuditEventStreamingDeliveryStatus `json:"deliveryStatus"`
+	// auditstream extension: recent delivery attempts, newest first: every failure, and successes summed up per 10 seconds.
+	DeliveryAttempts []*AuditEventStreamingDeliveryAttempt `json:"deliveryAttempts"`
+	// auditstream extension: events this destination could not take, newest first.
+	DeadLetters *AuditEventStreamingDeadLetterConnection `json:"deadLetters"`
 }
 
 func (GroupAuditEventStreamingDestination) IsAuditEventStreamingDestinationInterface() {}
@@ -755,6 +866,12 @@ type InstanceAuditEventStreamingDestination struct {
 	CreatedAt time.Time `json:"createdAt"`
 	// auditstream extension.
 	UpdatedAt time.Time `json:"updatedAt"`
+	// auditstream extension: how delivery to this destination is going.
+	DeliveryStatus *AuditEventStreamingDeliveryStatus `json:"deliveryStatus"`
+	// auditstream extension: recent delivery attempts, newest first.
+	DeliveryAttempts []*AuditEventStreamingDeliveryAttempt `json:"deliveryAttempts"`
+	// auditstream extension: events this destination could not take, newest first.
+	DeadLetters *AuditEventStreamingDeadLetterConnection `json:"deadLetters"`
 }
 
 func (InstanceAuditEventStreamingDestination) IsAuditEventStreamingDestinationInterface() {}

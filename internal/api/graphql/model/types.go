@@ -111,6 +111,7 @@ const (
 	ClassInstanceGCP               = "AuditEvents::Instance::GoogleCloudLoggingConfiguration"
 	ClassAWS                       = "AuditEvents::AmazonS3Configuration"
 	ClassInstanceAWS               = "AuditEvents::Instance::AmazonS3Configuration"
+	ClassDeadLetter                = "AuditEvents::Streaming::DeadLetter"
 	ClassGroup                     = "Group"
 	ClassProject                   = "Project"
 	ClassUser                      = "User"
@@ -275,6 +276,18 @@ func (x AuditEventsInstanceAmazonS3ConfigurationID) MarshalGQL(w io.Writer) {
 func (x *AuditEventsInstanceAmazonS3ConfigurationID) UnmarshalGQL(v any) error {
 	id, err := ParseGID(v, ClassInstanceAWS)
 	*x = AuditEventsInstanceAmazonS3ConfigurationID(id)
+	return err
+}
+
+// AuditEventsStreamingDeadLetterID is a dead letter's id.
+type AuditEventsStreamingDeadLetterID int64
+
+func (x AuditEventsStreamingDeadLetterID) MarshalGQL(w io.Writer) {
+	marshalGID(w, ClassDeadLetter, int64(x))
+}
+func (x *AuditEventsStreamingDeadLetterID) UnmarshalGQL(v any) error {
+	id, err := ParseGID(v, ClassDeadLetter)
+	*x = AuditEventsStreamingDeadLetterID(id)
 	return err
 }
 

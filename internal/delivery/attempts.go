@@ -1,0 +1,125 @@
+package delivery
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// successWindow is how many seconds of successful requests one attempt-log row sums up.
+const successWindow = 10 * time.Second
+
+// attemptLog writes the bounded log of delivery attempts: every failure, and one row per
+// destination and successWindow for the successes. It writes in the background, once a
+// second, so that a busy destination costs one insert a second, not one per request.
+type attemptLog struct {
+	store  Store
+	keep   int
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	pending []store.DeliveryAttempt
+	sums    map[int64]*successSum
+	touched map[int64]bool
+}
+
+type successSum struct {
+	from        time.Time
+	count       int
+	first, last int64
+	totalMs     int64
+	requests    int64
+}
+
+func (l *attemptLog) success(dest int64, n int, first, last int64, took time.Duration, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.sums == nil {
+		l.sums = map[int64]*successSum{}
+	}
+	s := l.sums[dest]
+	if s == nil {
+		s = &successSum{from: now, first: first}
+		l.sums[dest] = s
+	}
+	s.count += n
+	s.last = last
+	s.totalMs += took.Milliseconds()
+	s.requests++
+}
+
+func (l *attemptLog) failure(dest int64, n int, first, last int64, f *destination.Failure, took time.Duration, now time.Time) {
+	l.add(store.DeliveryAttempt{DestinationID: dest, At: now, Count: n, FirstEventID: first, LastEventID: last,
+		StatusCode: f.StatusCode, Error: f.Message, DurationMs: took.Milliseconds()})
+}
+
+func (l *attemptLog) add(a store.DeliveryAttempt) {
+	l.mu.Lock()
+	l.pending = append(l.pending, a)
+	l.mu.Unlock()
+}
+
+// take returns the rows to write: failures, and the success sums whose window has ended (all
+// of them when final).
+func (l *attemptLog) take(now time.Time, final bool) []store.DeliveryAttempt {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.pending
+	l.pending = nil
+	for dest, s := range l.sums {
+		if !final && now.Sub(s.from) < successWindow {
+			continue
+		}
+		out = append(out, store.DeliveryAttempt{DestinationID: dest, At: now, Success: true, Count: s.count,
+			FirstEventID: s.first, LastEventID: s.last, DurationMs: s.totalMs / max(s.requests, 1)})
+		delete(l.sums, dest)
+	}
+	if l.touched == nil {
+		l.touched = map[int64]bool{}
+	}
+	for _, a := range out {
+		l.touched[a.DestinationID] = true
+	}
+	return out
+}
+
+func (l *attemptLog) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastTrim := time.Now()
+	for {
+		final := false
+		select {
+		case <-ctx.Done():
+			final = true
+		case <-t.C:
+		}
+		// Written detached: the rows of the last second should survive a shutdown.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		if rows := l.take(time.Now(), final); len(rows) > 0 {
+			if err := l.store.DeliveryAttemptAdd(wctx, rows); err != nil {
+				l.logger.Warn("delivery: writing the attempt log failed; those rows are lost", "rows", len(rows), "err", err)
+			}
+		}
+		if final || time.Since(lastTrim) > time.Minute {
+			l.mu.Lock()
+			touched := l.touched
+			l.touched = nil
+			l.mu.Unlock()
+			for dest := range touched {
+				if _, err := l.store.DeliveryAttemptTrim(wctx, dest, l.keep); err != nil {
+					l.logger.Warn("delivery: trimming the attempt log failed", "destination_id", dest, "err", err)
+				}
+			}
+			lastTrim = time.Now()
+		}
+		cancel()
+		if final {
+			return
+		}
+	}
+}

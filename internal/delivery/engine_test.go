@@ -1,0 +1,424 @@
+package delivery_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/delivery"
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/destination/httpdest"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/netguard"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/store/sqlite"
+)
+
+// rig is an engine on a real embedded log, a real SQLite store and real HTTP receivers.
+type rig struct {
+	t       *testing.T
+	log     *eventlog.Log
+	st      store.Store
+	cat     *event.Catalog
+	engine  *delivery.Engine
+	cancel  context.CancelFunc
+	stopped chan struct{}
+	opts    delivery.Options
+	ns      *namespace.Resolver
+}
+
+func newRig(t *testing.T, opts delivery.Options) *rig {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	l, err := eventlog.Open(ctx, eventlog.Options{DataDir: dir, MaxAge: time.Hour, DuplicateWindow: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	t.Cleanup(l.Close)
+	st, err := sqlite.Open(ctx, dir+"/db.sqlite")
+	require.NoError(t, err)
+	require.NoError(t, st.Migrate(ctx))
+	t.Cleanup(func() { st.Close() })
+	cat, err := event.Load("")
+	require.NoError(t, err)
+	r := &rig{t: t, log: l, st: st, cat: cat, opts: opts, ns: namespace.NewResolver(st, nil)}
+	r.start()
+	t.Cleanup(r.stop)
+	return r
+}
+
+// open is the engine's Opener: the test stores secrets unsealed.
+func open(d store.Destination) (destination.Settings, error) {
+	s := destination.Settings{ID: d.ID, Category: d.Category, Config: d.Config, SecretToken: d.SecretToken, SigningSecret: d.SigningSecret}
+	for _, h := range d.Headers {
+		s.Headers = append(s.Headers, destination.Header{Name: h.Name, Value: h.Value, Active: h.Active})
+	}
+	return s, nil
+}
+
+func (r *rig) start() {
+	r.engine = delivery.New(delivery.Config{Log: r.log, Store: r.st, Namespaces: r.ns, Open: open, Catalog: r.cat,
+		Factories: map[string]destination.Factory{"http": httpdest.New},
+		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()},
+		Logger:    slog.New(slog.NewTextHandler(testWriter{r.t}, nil)), Options: r.opts})
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel, r.stopped = cancel, make(chan struct{})
+	go func() { defer close(r.stopped); _ = r.engine.Run(ctx) }()
+}
+
+func (r *rig) stop() {
+	if r.cancel != nil {
+		r.cancel()
+		<-r.stopped
+		r.cancel = nil
+	}
+}
+
+// publish appends events of the given types for user 5 (instance subjects) and returns ids.
+func (r *rig) publish(types ...string) []int64 {
+	r.t.Helper()
+	msgs := make([]eventlog.Message, len(types))
+	for i, typ := range types {
+		msgs[i] = eventlog.Message{Subject: eventlog.Subject("user", typ),
+			Data: fmt.Appendf(nil, `{"author_id":1,"entity_id":5,"entity_type":"User","entity_path":"alice","event_type":%q,"created_at":%q}`,
+				typ, time.Now().UTC().Format(time.RFC3339Nano))}
+	}
+	ids, err := r.log.Publish(context.Background(), msgs)
+	require.NoError(r.t, err)
+	return ids
+}
+
+// destination stores an active instance http destination to url and lets the engine know.
+func (r *rig) destination(url string, mutate ...func(*store.DestinationCreateParams)) store.Destination {
+	r.t.Helper()
+	p := store.DestinationCreateParams{Scope: store.ScopeInstance, Name: "d-" + url, Category: "http", Active: true,
+		Config: fmt.Appendf(nil, `{"url":%q}`, url), SecretToken: "verification-token-1234", SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		CreatedAt: time.Now().Add(-time.Second)}
+	for _, m := range mutate {
+		m(&p)
+	}
+	d, err := r.st.DestinationCreate(context.Background(), p)
+	require.NoError(r.t, err)
+	r.engine.Notify()
+	r.waitConsumer(d.ID)
+	return d
+}
+
+// waitConsumer waits until the engine has a consumer for the destination.
+func (r *rig) waitConsumer(id int64) {
+	r.t.Helper()
+	eventually(r.t, 10*time.Second, func() error {
+		d, err := r.st.DestinationGet(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		if st := r.engine.Status(context.Background(), d); st.Pending < 0 {
+			return fmt.Errorf("no consumer yet: %+v", st)
+		}
+		return nil
+	})
+}
+
+// receiver is a real HTTP endpoint that records what it accepts and answers as told.
+type receiver struct {
+	*httptest.Server
+	mu       sync.Mutex
+	got      []int64 // webhook-id of accepted requests, in arrival order (batches: every event id)
+	requests int
+	answer   func(r *http.Request, body []byte) int
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{answer: func(*http.Request, []byte) int { return http.StatusOK }}
+	rc.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		rc.mu.Lock()
+		rc.requests++
+		answer := rc.answer
+		rc.mu.Unlock()
+		code := answer(r, body)
+		if code == 0 { // drop the connection: a network error
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+			return
+		}
+		if code >= 200 && code < 300 {
+			rc.mu.Lock()
+			rc.got = append(rc.got, ids(body)...)
+			rc.mu.Unlock()
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(rc.Close)
+	return rc
+}
+
+func (rc *receiver) setAnswer(f func(r *http.Request, body []byte) int) {
+	rc.mu.Lock()
+	rc.answer = f
+	rc.mu.Unlock()
+}
+
+func (rc *receiver) received() []int64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return slices.Clone(rc.got)
+}
+
+// ids reads the ids of a delivered body: one event or a batch.
+func ids(body []byte) []int64 {
+	var one struct {
+		ID json.Number `json:"id"`
+	}
+	if json.Unmarshal(body, &one) == nil && one.ID != "" {
+		n, _ := strconv.ParseInt(one.ID.String(), 10, 64)
+		return []int64{n}
+	}
+	var many []struct {
+		ID json.Number `json:"id"`
+	}
+	_ = json.Unmarshal(body, &many)
+	var out []int64
+	for _, e := range many {
+		n, _ := strconv.ParseInt(e.ID.String(), 10, 64)
+		out = append(out, n)
+	}
+	return out
+}
+
+// waitReceived polls until the receiver has every id in want (duplicates allowed).
+func (rc *receiver) waitReceived(t *testing.T, want []int64, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, func() error {
+		got := rc.received()
+		for _, id := range want {
+			if !slices.Contains(got, id) {
+				return fmt.Errorf("event %d not received (%d received)", id, len(got))
+			}
+		}
+		return nil
+	})
+}
+
+func eventually(t *testing.T, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 5 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s: %v", timeout, err)
+		}
+		time.Sleep(wait) // polling interval
+		wait = min(wait*2, 100*time.Millisecond)
+	}
+}
+
+func TestDeliversWhatTheFilterTakes(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	d := r.destination(rc.URL, func(p *store.DestinationCreateParams) { p.EventTypes = []string{"user_created"} })
+	created := r.publish("user_created", "user_blocked", "user_created")
+	rc.waitReceived(t, []int64{created[0], created[2]}, 10*time.Second)
+	require.NotContains(t, rc.received(), created[1], "filtered out")
+	eventually(t, 5*time.Second, func() error {
+		if st := r.engine.Status(context.Background(), d); st.Pending != 0 || st.Status != delivery.StatusHealthy || st.Delivered != 2 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+}
+
+func TestOutageThenRecovery(t *testing.T) {
+	r := newRig(t, delivery.Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, ProbeMin: 20 * time.Millisecond, ProbeMax: 100 * time.Millisecond})
+	rc := newReceiver(t)
+	var mu sync.Mutex
+	mode := http.StatusServiceUnavailable
+	rc.setAnswer(func(*http.Request, []byte) int { mu.Lock(); defer mu.Unlock(); return mode })
+	d := r.destination(rc.URL)
+	var want []int64
+	for range 10 {
+		want = append(want, r.publish(slices.Repeat([]string{"user_created"}, 50)...)...)
+	}
+	eventually(t, 10*time.Second, func() error {
+		if st := r.engine.Status(context.Background(), d); st.Status != delivery.StatusCircuitOpen {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	st := r.engine.Status(context.Background(), d)
+	require.EqualValues(t, 500, st.Pending, "every event waits in the log")
+	require.Equal(t, http.StatusServiceUnavailable, st.LastError.StatusCode)
+	// Dropped connections are failures too, and keep the circuit open.
+	mu.Lock()
+	mode = 0
+	mu.Unlock()
+	eventually(t, 10*time.Second, func() error {
+		if st := r.engine.Status(context.Background(), d); st.LastError == nil || st.LastError.StatusCode != 0 || st.Status != delivery.StatusCircuitOpen {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+	mu.Lock()
+	mode = http.StatusOK
+	mu.Unlock()
+	rc.waitReceived(t, want, 20*time.Second)
+	eventually(t, 5*time.Second, func() error {
+		if st := r.engine.Status(context.Background(), d); st.Status != delivery.StatusHealthy || st.Pending != 0 {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
+}
+
+func TestPermanentFailuresGoToDeadLettersAndRedeliver(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	var mu sync.Mutex
+	reject := true
+	rc.setAnswer(func(req *http.Request, _ []byte) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if reject && req.Header.Get("X-Gitlab-Audit-Event-Type") == "user_blocked" {
+			return http.StatusBadRequest
+		}
+		return http.StatusOK
+	})
+	d := r.destination(rc.URL)
+	evs := r.publish("user_created", "user_blocked", "user_created", "user_blocked")
+	rc.waitReceived(t, []int64{evs[0], evs[2]}, 10*time.Second)
+	var dls []store.DeadLetter
+	eventually(t, 10*time.Second, func() error {
+		var err error
+		dls, err = r.st.DeadLetterList(context.Background(), store.DeadLetterListParams{DestinationID: d.ID, Limit: 10})
+		if err != nil || len(dls) != 2 {
+			return fmt.Errorf("dead letters %d, %v", len(dls), err)
+		}
+		return nil
+	})
+	require.Equal(t, http.StatusBadRequest, dls[0].StatusCode)
+	require.ElementsMatch(t, []int64{evs[1], evs[3]}, []int64{dls[0].EventID, dls[1].EventID})
+	require.EqualValues(t, 0, r.engine.Status(context.Background(), d).Pending, "dead letters leave the log's backlog")
+
+	res, err := r.engine.Redeliver(context.Background(), d, nil)
+	require.NoError(t, err)
+	require.Equal(t, delivery.RedeliverResult{Failed: 2, LastError: res.LastError}, res, "still refused")
+	mu.Lock()
+	reject = false
+	mu.Unlock()
+	res, err = r.engine.Redeliver(context.Background(), d, nil)
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Delivered)
+	rc.waitReceived(t, evs, time.Second)
+	n, err := r.st.DeadLetterCount(context.Background(), d.ID)
+	require.NoError(t, err)
+	require.Zero(t, n)
+}
+
+func TestSlowDestinationDoesNotHoldOthersBack(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	slow, fast := newReceiver(t), newReceiver(t)
+	release := make(chan struct{})
+	slow.setAnswer(func(*http.Request, []byte) int { <-release; return http.StatusOK })
+	t.Cleanup(func() { close(release) })
+	r.destination(slow.URL)
+	r.destination(fast.URL)
+	evs := r.publish(slices.Repeat([]string{"user_created"}, 200)...)
+	fast.waitReceived(t, evs, 10*time.Second)
+	require.Empty(t, slow.received())
+}
+
+func TestRestartResumesWithoutLoss(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	r.destination(rc.URL)
+	first := r.publish(slices.Repeat([]string{"user_created"}, 100)...)
+	rc.waitReceived(t, first, 10*time.Second)
+	r.stop()
+	second := r.publish(slices.Repeat([]string{"user_created"}, 100)...) // while nobody delivers
+	r.start()
+	rc.waitReceived(t, second, 10*time.Second)
+}
+
+func TestPauseSemantics(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	gitlab, buffered := newReceiver(t), newReceiver(t)
+	dg := r.destination(gitlab.URL)
+	db := r.destination(buffered.URL, func(p *store.DestinationCreateParams) {
+		p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"concurrency":4,"ordered":false,"bufferWhilePaused":true}}`, buffered.URL)
+	})
+	setActive := func(d store.Destination, active bool) {
+		_, err := r.st.DestinationUpdate(context.Background(), store.DestinationUpdateParams{ID: d.ID, Active: &active})
+		require.NoError(t, err)
+		r.engine.Notify()
+	}
+	setActive(dg, false)
+	setActive(db, false)
+	eventually(t, 5*time.Second, func() error {
+		for _, d := range []store.Destination{dg, db} {
+			cur, _ := r.st.DestinationGet(context.Background(), d.ID)
+			if st := r.engine.Status(context.Background(), cur); st.Status != delivery.StatusPaused {
+				return fmt.Errorf("%d: %+v", d.ID, st)
+			}
+		}
+		return nil
+	})
+	during := r.publish("user_created", "user_created")
+	setActive(dg, true)
+	setActive(db, true)
+	after := r.publish("user_created")
+	gitlab.waitReceived(t, after, 10*time.Second)
+	buffered.waitReceived(t, append(during, after...), 10*time.Second)
+	require.NotContains(t, gitlab.received(), during[0], "GitLab's pause drops what happened meanwhile")
+}
+
+func TestReplayFromTime(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	d := r.destination(rc.URL)
+	evs := r.publish("user_created", "user_blocked")
+	rc.waitReceived(t, evs, 10*time.Second)
+	require.NoError(t, r.engine.Replay(context.Background(), d, time.Now().Add(-time.Minute)))
+	eventually(t, 10*time.Second, func() error {
+		if n := len(rc.received()); n < 4 {
+			return fmt.Errorf("%d received", n)
+		}
+		return nil
+	})
+}
+
+func TestSendTestEvent(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	d := r.destination(rc.URL)
+	res := r.engine.SendTest(context.Background(), d, "root")
+	require.Empty(t, res.Error)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	rc.setAnswer(func(*http.Request, []byte) int { return http.StatusUnauthorized })
+	res = r.engine.SendTest(context.Background(), d, "root")
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	require.NotEmpty(t, res.Error)
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}

@@ -1,0 +1,163 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// Status returns the destination's delivery status as this engine has it (a change not yet
+// picked up shows at the next reconcile), with its backlog read from the log.
+func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
+	e.mu.Lock()
+	st := e.stateLocked(d.ID)
+	e.mu.Unlock()
+	out := st.snapshot()
+	_, widest := subjects(d)
+	bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if b, err := e.log.ConsumerBacklog(bctx, durable(d.ID), widest); err == nil {
+		out.Pending, out.OldestPending = int64(b.Pending), b.OldestPending
+		st.metrics.pending.Set(float64(b.Pending))
+	}
+	return out
+}
+
+// TestResult is the outcome of a test event.
+type TestResult struct {
+	StatusCode int
+	Latency    time.Duration
+	Error      string // "" when the destination accepted it
+}
+
+// TestEventType is the event_type of test events. It is not in the catalog: producers cannot
+// send it, and receivers can tell a test from an audit event.
+const TestEventType = "audit_events_streaming_test_event"
+
+// SendTest sends one synthetic event to the destination, whatever its filters and whether it
+// is active, and reports what happened. It is not retried.
+func (e *Engine) SendTest(ctx context.Context, d store.Destination, actor string) TestResult {
+	p, err := e.prepare(d)
+	if err != nil {
+		return TestResult{Error: err.Error()}
+	}
+	defer p.sender.Close()
+	now := e.env.Now().UTC()
+	body := fmt.Appendf(nil, `{"id":0,"author_id":0,"author_name":%q,"entity_id":%d,"entity_type":"Gitlab::Audit::InstanceScope","entity_path":"gitlab_instance",`+
+		`"details":{"custom_message":"auditstream test event: if you can read this, the destination works","event_name":%q},"ip_address":null,`+
+		`"target_id":%d,"target_type":"AuditEvents::ExternalStreamingDestination","target_details":%q,"created_at":%q,"event_type":%q}`,
+		actor, 1, TestEventType, d.ID, d.Name, now.Format("2006-01-02T15:04:05.000Z"), TestEventType)
+	start := time.Now()
+	err = p.sender.Send(ctx, []destination.Event{{ID: 0, Type: TestEventType, CreatedAt: now, JSON: body}})
+	res := TestResult{Latency: time.Since(start)}
+	a := store.DeliveryAttempt{DestinationID: d.ID, At: now, Count: 1, Success: err == nil, DurationMs: res.Latency.Milliseconds(), Test: true}
+	if err != nil {
+		f := destination.Classify(err)
+		res.StatusCode, res.Error = f.StatusCode, f.Message
+		a.StatusCode, a.Error = f.StatusCode, f.Message
+	} else {
+		res.StatusCode = 200
+	}
+	e.attempts.add(a)
+	return res
+}
+
+// Replay delivers again every event since the given time that the destination's filters take:
+// its consumer starts over at since. Events already delivered arrive a second time.
+func (e *Engine) Replay(ctx context.Context, d store.Destination, since time.Time) error {
+	if !d.Active {
+		return errors.New("the destination is paused: activate it first")
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if w := e.workers[d.ID]; w != nil {
+		w.stop()
+		delete(e.workers, d.ID)
+	}
+	if err := e.log.DeleteConsumer(ctx, durable(d.ID)); err != nil {
+		return err
+	}
+	filters, _ := subjects(d)
+	if _, err := e.log.EnsureConsumer(ctx, eventlog.ConsumerSpec{Durable: durable(d.ID), FilterSubjects: filters, StartAt: since,
+		AckWait: e.opts.AckWait}); err != nil {
+		return err
+	}
+	st := e.stateLocked(d.ID)
+	w, err := e.startWorker(ctx, d, st)
+	if err != nil {
+		return err
+	}
+	e.workers[d.ID] = w
+	return nil
+}
+
+// RedeliverResult counts what a redelivery did.
+type RedeliverResult struct {
+	Delivered, Failed int
+	LastError         string
+}
+
+// MaxRedeliver bounds one redelivery; the rest wait for the next call.
+const MaxRedeliver = 1000
+
+// Redeliver sends dead letters again, oldest first, one request each: delivered ones are
+// removed, failed ones stay with their new error. ids nil: all of the destination's (up to
+// MaxRedeliver).
+func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64) (RedeliverResult, error) {
+	var letters []store.DeadLetter
+	if len(ids) == 0 {
+		var err error
+		if letters, err = e.store.DeadLetterList(ctx, store.DeadLetterListParams{DestinationID: d.ID, Limit: MaxRedeliver}); err != nil {
+			return RedeliverResult{}, err
+		}
+	} else {
+		for _, id := range ids[:min(len(ids), MaxRedeliver)] {
+			dl, err := e.store.DeadLetterGet(ctx, id)
+			if errors.Is(err, store.ErrNotFound) || err == nil && dl.DestinationID != d.ID {
+				return RedeliverResult{}, fmt.Errorf("dead letter %d: %w", id, store.ErrNotFound)
+			}
+			if err != nil {
+				return RedeliverResult{}, err
+			}
+			letters = append(letters, dl)
+		}
+	}
+	p, err := e.prepare(d)
+	if err != nil {
+		return RedeliverResult{}, err
+	}
+	defer p.sender.Close()
+	var res RedeliverResult
+	for i := len(letters) - 1; i >= 0; i-- { // the list is newest first
+		dl := letters[i]
+		start := time.Now()
+		err := p.sender.Send(ctx, []destination.Event{{ID: dl.EventID, Type: dl.EventType, JSON: dl.Event}})
+		took := time.Since(start)
+		if err == nil {
+			if _, err := e.store.DeadLetterDelete(ctx, d.ID, []int64{dl.ID}); err != nil {
+				return res, err
+			}
+			res.Delivered++
+			e.attempts.success(d.ID, 1, dl.EventID, dl.EventID, took, e.env.Now())
+			continue
+		}
+		if ctx.Err() != nil {
+			return res, ctx.Err()
+		}
+		f := destination.Classify(err)
+		res.Failed++
+		res.LastError = f.Message
+		e.attempts.failure(d.ID, 1, dl.EventID, dl.EventID, f, took, e.env.Now())
+		if _, err := e.store.DeadLetterAdd(ctx, store.DeadLetterAddParams{DestinationID: d.ID, EventID: dl.EventID, EventType: dl.EventType,
+			Event: dl.Event, StatusCode: f.StatusCode, Error: f.Message, Attempts: dl.Attempts + 1, LastFailedAt: e.env.Now()}); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+

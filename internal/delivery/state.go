@@ -1,0 +1,283 @@
+package delivery
+
+import (
+	"context"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/auditstream/auditstream/internal/destination"
+)
+
+// Status of a destination, as its owners see it.
+const (
+	StatusHealthy     = "healthy"      // the last request succeeded (or none was needed yet)
+	StatusFailing     = "failing"      // requests fail; they are being retried
+	StatusCircuitOpen = "circuit_open" // failed CircuitAfter times in a row: one probe at a time
+	StatusPaused      = "paused"       // inactive
+	StatusError       = "error"        // cannot be delivered to at all (see LastError)
+)
+
+// LastError is the most recent failure.
+type LastError struct {
+	At         time.Time
+	StatusCode int
+	Message    string
+}
+
+// state is one destination's delivery state and its circuit. It outlives workers.
+type state struct {
+	id      int64
+	metrics *destMetrics
+
+	mu             sync.Mutex
+	paused         bool
+	setupErr       error
+	consecutive    int
+	open           bool
+	probing        bool
+	nextProbe      time.Time
+	probeWait      time.Duration
+	lastSuccess    time.Time
+	lastErr        *LastError
+	delivered      int64
+	failures       int64
+	deadLetters    int64
+	circuitChanged chan struct{} // closed when the circuit closes or a probe slot frees
+}
+
+func (s *state) setPaused(p bool) {
+	s.mu.Lock()
+	s.paused = p
+	s.mu.Unlock()
+}
+
+func (s *state) setError(err error) {
+	s.mu.Lock()
+	s.setupErr = err
+	s.mu.Unlock()
+}
+
+// wake tells requests waiting on the circuit to look again. Called with mu held.
+func (s *state) wake() {
+	if s.circuitChanged != nil {
+		close(s.circuitChanged)
+		s.circuitChanged = nil
+	}
+}
+
+func (s *state) changed() chan struct{} {
+	if s.circuitChanged == nil {
+		s.circuitChanged = make(chan struct{})
+	}
+	return s.circuitChanged
+}
+
+// waitCircuit holds the fetch loop while the circuit is open: events wait in the log instead
+// of in memory. false when ctx ended.
+func (s *state) waitCircuit(ctx context.Context, now func() time.Time) bool {
+	for {
+		s.mu.Lock()
+		if !s.open {
+			s.mu.Unlock()
+			return true
+		}
+		wait, ch := max(time.Until(s.nextProbe), 10*time.Millisecond), s.changed()
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+		s.mu.Lock()
+		due := s.open && !s.probing && !now().Before(s.nextProbe)
+		s.mu.Unlock()
+		if due {
+			return true // fetch, so that a request can probe
+		}
+	}
+}
+
+// admit lets a request go: always while the circuit is closed; when it is open, one request
+// at a time once the probe is due (probe is true then). false when ctx ended.
+func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (probe, ok bool) {
+	for {
+		s.mu.Lock()
+		if !s.open {
+			s.mu.Unlock()
+			return false, true
+		}
+		if !s.probing && !now().Before(s.nextProbe) {
+			s.probing = true
+			s.mu.Unlock()
+			return true, true
+		}
+		wait, ch := max(time.Until(s.nextProbe), 10*time.Millisecond), s.changed()
+		s.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, false
+		case <-ch:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// release gives back a probe slot that was not used to completion.
+func (s *state) release(probe bool) {
+	if !probe {
+		return
+	}
+	s.mu.Lock()
+	s.probing = false
+	s.wake()
+	s.mu.Unlock()
+}
+
+func (s *state) succeeded(n int, took time.Duration, now time.Time, probe bool) {
+	s.mu.Lock()
+	s.consecutive = 0
+	s.lastSuccess = now
+	s.delivered += int64(n)
+	if s.open {
+		s.open, s.probing, s.probeWait = false, false, 0
+		s.metrics.circuit.Set(0)
+	}
+	_ = probe
+	s.wake()
+	s.mu.Unlock()
+	s.metrics.delivered.Add(float64(n))
+	s.metrics.request.Observe(took.Seconds())
+}
+
+func (s *state) failed(f *destination.Failure, n int, took time.Duration, now time.Time, probe bool, o Options) {
+	s.mu.Lock()
+	s.failures += int64(n)
+	s.lastErr = &LastError{At: now, StatusCode: f.StatusCode, Message: f.Message}
+	if f.Kind != destination.Permanent {
+		s.consecutive++
+	}
+	switch {
+	case s.open && probe:
+		s.probing = false
+		s.probeWait = min(max(s.probeWait*2, o.ProbeMin), o.ProbeMax)
+		s.nextProbe = now.Add(s.probeWait)
+	case !s.open && s.consecutive >= o.CircuitAfter:
+		s.open, s.probeWait = true, o.ProbeMin
+		s.nextProbe = now.Add(o.ProbeMin)
+		s.metrics.circuit.Set(1)
+	}
+	s.wake()
+	s.mu.Unlock()
+	s.metrics.failed.Add(float64(n))
+	s.metrics.request.Observe(took.Seconds())
+}
+
+func (s *state) deadLettered(n int) {
+	s.mu.Lock()
+	s.deadLetters += int64(n)
+	s.mu.Unlock()
+	s.metrics.deadLettered.Add(float64(n))
+}
+
+func (s *state) lastErrorMessage() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lastErr == nil {
+		return "none"
+	}
+	return s.lastErr.Message
+}
+
+// Status is what owners see of a destination's delivery.
+type Status struct {
+	Status      string
+	LastSuccess time.Time
+	LastError   *LastError
+	// Pending counts the events not yet delivered (or dead-lettered); OldestPending is when
+	// the oldest of them was stored. Both come from the log; -1 and zero when it cannot say.
+	Pending       int64
+	OldestPending time.Time
+	// Since this process started.
+	Delivered, Failed, DeadLettered int64
+}
+
+func (s *state) snapshot() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Status{LastSuccess: s.lastSuccess, LastError: s.lastErr, Delivered: s.delivered, Failed: s.failures, DeadLettered: s.deadLetters, Pending: -1}
+	switch {
+	case s.paused:
+		st.Status = StatusPaused
+	case s.setupErr != nil:
+		st.Status = StatusError
+		st.LastError = &LastError{Message: s.setupErr.Error()}
+	case s.open:
+		st.Status = StatusCircuitOpen
+	case s.consecutive > 0:
+		st.Status = StatusFailing
+	default:
+		st.Status = StatusHealthy
+	}
+	return st
+}
+
+// Metrics are the engine's Prometheus instruments, labelled by destination id.
+type Metrics struct {
+	delivered, failed, deadLettered *prometheus.CounterVec
+	request                         *prometheus.HistogramVec
+	circuit, pending                *prometheus.GaugeVec
+}
+
+// NewMetrics registers the engine's instruments.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_delivered_total",
+			Help: "Events a destination accepted."}, []string{"destination"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_failed_total",
+			Help: "Events in requests that failed (each retry counts again)."}, []string{"destination"}),
+		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_dead_lettered_total",
+			Help: "Events moved to a destination's dead letters."}, []string{"destination"}),
+		request: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditstream_delivery_request_duration_seconds",
+			Help: "Time of one request to a destination.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"destination"}),
+		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_circuit_open",
+			Help: "1 while a destination's circuit is open."}, []string{"destination"}),
+		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_pending_events",
+			Help: "Events not yet delivered to a destination, as of the last status read."}, []string{"destination"}),
+	}
+	reg.MustRegister(m.delivered, m.failed, m.deadLettered, m.request, m.circuit, m.pending)
+	return m
+}
+
+// destMetrics are one destination's instruments.
+type destMetrics struct {
+	delivered, failed, deadLettered prometheus.Counter
+	request                         prometheus.Observer
+	circuit, pending                prometheus.Gauge
+}
+
+func (m *Metrics) destination(id int64) *destMetrics {
+	l := strconv.FormatInt(id, 10)
+	return &destMetrics{delivered: m.delivered.WithLabelValues(l), failed: m.failed.WithLabelValues(l), deadLettered: m.deadLettered.WithLabelValues(l),
+		request: m.request.WithLabelValues(l), circuit: m.circuit.WithLabelValues(l), pending: m.pending.WithLabelValues(l)}
+}
+
+func (m *Metrics) forget(id int64) {
+	l := strconv.FormatInt(id, 10)
+	for _, v := range []*prometheus.CounterVec{m.delivered, m.failed, m.deadLettered} {
+		v.DeleteLabelValues(l)
+	}
+	m.request.DeleteLabelValues(l)
+	m.circuit.DeleteLabelValues(l)
+	m.pending.DeleteLabelValues(l)
+}
+
