@@ -143,7 +143,7 @@ func (s *state) release(probe bool) {
 	s.mu.Unlock()
 }
 
-func (s *state) succeeded(n int, took time.Duration, now time.Time, probe bool) {
+func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.mu.Lock()
 	s.consecutive = 0
 	s.lastSuccess = now
@@ -152,7 +152,6 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time, probe bool) 
 		s.open, s.probing, s.probeWait = false, false, 0
 		s.metrics.circuit.Set(0)
 	}
-	_ = probe
 	s.wake()
 	s.mu.Unlock()
 	s.metrics.delivered.Add(float64(n))
@@ -182,11 +181,14 @@ func (s *state) failed(f *destination.Failure, n int, took time.Duration, now ti
 	s.metrics.request.Observe(took.Seconds())
 }
 
-func (s *state) deadLettered(n int) {
+// deadLettered counts n more dead letters and returns the total since the process started.
+func (s *state) deadLettered(n int) int64 {
 	s.mu.Lock()
 	s.deadLetters += int64(n)
+	total := s.deadLetters
 	s.mu.Unlock()
 	s.metrics.deadLettered.Add(float64(n))
+	return total
 }
 
 func (s *state) lastErrorMessage() string {

@@ -275,7 +275,7 @@ func (w *worker) deliver(ctx context.Context, batch []*item) {
 		err := w.sender.Send(ctx, events)
 		took := time.Since(start)
 		if err == nil {
-			w.st.succeeded(len(batch), took, w.e.env.Now(), probe)
+			w.st.succeeded(len(batch), took, w.e.env.Now())
 			w.e.attempts.success(w.d.ID, len(batch), events[0].ID, events[len(events)-1].ID, took, w.e.env.Now())
 			for _, it := range batch {
 				w.ack(it)
@@ -328,7 +328,12 @@ func (w *worker) deadLetter(ctx context.Context, batch []*item, f *destination.F
 		}
 		w.ack(it)
 	}
-	w.st.deadLettered(len(batch))
+	if total := w.st.deadLettered(len(batch)); total/1000 != (total-int64(len(batch)))/1000 {
+		// Every thousand, drop the oldest beyond the cap, so a long refusal cannot fill the disk.
+		if _, err := w.e.store.DeadLetterTrim(ctx, w.d.ID, w.e.opts.KeepDeadLetters); err != nil {
+			w.e.logger.Warn("delivery: trimming the dead letters failed", "destination_id", w.d.ID, "err", err)
+		}
+	}
 	w.e.logger.Warn("delivery: events moved to the dead letters", "destination_id", w.d.ID, "events", len(batch), "status", f.StatusCode, "error", f.Message)
 }
 
