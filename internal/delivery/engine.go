@@ -27,6 +27,7 @@ type Log interface {
 	DeleteConsumer(ctx context.Context, durable string) error
 	Fetch(ctx context.Context, durable string, max int, maxWait time.Duration) ([]eventlog.Delivered, error)
 	ConsumerBacklog(ctx context.Context, durable, subject string) (eventlog.ConsumerState, error)
+	ConsumerNames(ctx context.Context, prefix string) ([]string, error)
 }
 
 // Store is what the engine needs of the store.
@@ -170,6 +171,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer wg.Done(); e.attempts.run(ctx) }()
 	t := time.NewTicker(e.opts.Reconcile)
 	defer t.Stop()
+	e.removeOrphans(ctx)
 	for {
 		if err := e.reconcile(ctx); err != nil && ctx.Err() == nil {
 			e.logger.Warn("delivery: reading the destinations failed; retrying", "err", err)
@@ -190,8 +192,37 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// durablePrefix starts the name of every destination's consumer.
+const durablePrefix = "dest-"
+
 // durable names a destination's consumer.
-func durable(id int64) string { return "dest-" + strconv.FormatInt(id, 10) }
+func durable(id int64) string { return durablePrefix + strconv.FormatInt(id, 10) }
+
+// removeOrphans deletes the consumers of destinations deleted while no engine ran (their
+// positions would otherwise stay in the log forever).
+func (e *Engine) removeOrphans(ctx context.Context) {
+	names, err := e.log.ConsumerNames(ctx, durablePrefix)
+	if err != nil {
+		e.logger.Warn("delivery: listing consumers failed", "err", err)
+		return
+	}
+	ds, err := e.store.DestinationList(ctx, store.DestinationListParams{})
+	if err != nil {
+		e.logger.Warn("delivery: reading the destinations failed", "err", err)
+		return
+	}
+	known := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		known[durable(d.ID)] = true
+	}
+	for _, n := range names {
+		if !known[n] {
+			if err := e.log.DeleteConsumer(ctx, n); err != nil {
+				e.logger.Warn("delivery: removing an orphaned consumer failed", "consumer", n, "err", err)
+			}
+		}
+	}
+}
 
 // reconcile starts, restarts and stops workers to match the stored destinations.
 func (e *Engine) reconcile(ctx context.Context) error {

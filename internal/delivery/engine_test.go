@@ -422,3 +422,23 @@ func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
 }
+
+func TestConsumersOfDeletedDestinationsAreRemoved(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	d := r.destination(rc.URL)
+	kept := r.destination(rc.URL + "/kept")
+	r.stop()
+	require.NoError(t, r.st.DestinationDelete(context.Background(), d.ID)) // while no engine runs
+	r.start()
+	eventually(t, 10*time.Second, func() error {
+		names, err := r.log.ConsumerNames(context.Background(), "dest-")
+		if err != nil {
+			return err
+		}
+		if !slices.Equal(names, []string{"dest-" + strconv.FormatInt(kept.ID, 10)}) {
+			return fmt.Errorf("consumers %v", names)
+		}
+		return nil
+	})
+}

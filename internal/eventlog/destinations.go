@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -153,4 +154,19 @@ func (l *Log) ConsumerBacklog(ctx context.Context, durable, subject string) (Con
 		st.OldestPending = m.Time
 	}
 	return st, nil
+}
+
+// ConsumerNames lists the durable consumers whose names start with prefix.
+func (l *Log) ConsumerNames(ctx context.Context, prefix string) ([]string, error) {
+	lister := l.stream.ConsumerNames(ctx)
+	var out []string
+	for name := range lister.Name() {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("%w: list consumers: %w", ErrUnavailable, err)
+	}
+	return out, nil
 }
