@@ -65,10 +65,13 @@ type Options struct {
 	BackoffMin, BackoffMax time.Duration
 	// CircuitAfter is how many failures in a row open a destination's circuit. Default 5.
 	CircuitAfter int
-	// ProbeMin and ProbeMax bound the wait between probes of an open circuit. Defaults 2s, 60s.
+	// ProbeMin and ProbeMax bound the wait between probes of an open circuit. Defaults 1s and
+	// 5s: a dead destination costs one request every 5 s, and one that comes back is found
+	// within 5 s.
 	ProbeMin, ProbeMax time.Duration
-	// AckWait is how long the log waits for an ack before handing an event out again.
-	// Default 30s (the engine extends it while it works on an event).
+	// AckWait is how long the log waits for an ack before handing an event out again: after a
+	// crash, what was in flight is sent again this long after the restart. Default 10s (the
+	// engine extends it every third of it while it works on an event).
 	AckWait time.Duration
 	// KeepAttempts and KeepDeadLetters bound what is kept per destination. Defaults 200 and
 	// 100,000.
@@ -85,9 +88,9 @@ func (o *Options) defaults() {
 	set(&o.RetryHorizon, 72*time.Hour)
 	set(&o.BackoffMin, 250*time.Millisecond)
 	set(&o.BackoffMax, 60*time.Second)
-	set(&o.ProbeMin, 2*time.Second)
-	set(&o.ProbeMax, 60*time.Second)
-	set(&o.AckWait, 30*time.Second)
+	set(&o.ProbeMin, time.Second)
+	set(&o.ProbeMax, 5*time.Second)
+	set(&o.AckWait, 10*time.Second)
 	if o.CircuitAfter <= 0 {
 		o.CircuitAfter = 5
 	}

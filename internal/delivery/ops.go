@@ -132,6 +132,9 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 		return RedeliverResult{}, err
 	}
 	defer p.sender.Close()
+	e.mu.Lock()
+	st := e.stateLocked(d.ID)
+	e.mu.Unlock()
 	var res RedeliverResult
 	for i := len(letters) - 1; i >= 0; i-- { // the list is newest first
 		dl := letters[i]
@@ -143,6 +146,7 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 				return res, err
 			}
 			res.Delivered++
+			st.succeeded(1, took, e.env.Now())
 			e.attempts.success(d.ID, 1, dl.EventID, dl.EventID, took, e.env.Now())
 			continue
 		}
@@ -151,6 +155,7 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 		}
 		f := destination.Classify(err)
 		res.Failed++
+		st.failed(f, 1, took, e.env.Now(), false, e.opts)
 		res.LastError = f.Message
 		e.attempts.failure(d.ID, 1, dl.EventID, dl.EventID, f, took, e.env.Now())
 		if _, err := e.store.DeadLetterAdd(ctx, store.DeadLetterAddParams{DestinationID: d.ID, EventID: dl.EventID, EventType: dl.EventType,

@@ -14,7 +14,7 @@ import (
 // Status of a destination, as its owners see it.
 const (
 	StatusHealthy     = "healthy"      // the last request succeeded (or none was needed yet)
-	StatusFailing     = "failing"      // requests fail; they are being retried
+	StatusFailing     = "failing"      // the last requests failed (retried, or dead-lettered when refused for good)
 	StatusCircuitOpen = "circuit_open" // failed CircuitAfter times in a row: one probe at a time
 	StatusPaused      = "paused"       // inactive
 	StatusError       = "error"        // cannot be delivered to at all (see LastError)
@@ -35,7 +35,8 @@ type state struct {
 	mu             sync.Mutex
 	paused         bool
 	setupErr       error
-	consecutive    int
+	consecutive    int // retryable failures in a row: they open the circuit
+	failing        int // failures of any kind in a row: they make the status "failing"
 	open           bool
 	probing        bool
 	nextProbe      time.Time
@@ -145,7 +146,7 @@ func (s *state) release(probe bool) {
 
 func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.mu.Lock()
-	s.consecutive = 0
+	s.consecutive, s.failing = 0, 0
 	s.lastSuccess = now
 	s.delivered += int64(n)
 	if s.open {
@@ -162,7 +163,8 @@ func (s *state) failed(f *destination.Failure, n int, took time.Duration, now ti
 	s.mu.Lock()
 	s.failures += int64(n)
 	s.lastErr = &LastError{At: now, StatusCode: f.StatusCode, Message: f.Message}
-	if f.Kind != destination.Permanent {
+	s.failing++
+	if f.Kind != destination.Permanent { // one refused event must not stop the others
 		s.consecutive++
 	}
 	switch {
@@ -225,7 +227,7 @@ func (s *state) snapshot() Status {
 		st.LastError = &LastError{Message: s.setupErr.Error()}
 	case s.open:
 		st.Status = StatusCircuitOpen
-	case s.consecutive > 0:
+	case s.failing > 0:
 		st.Status = StatusFailing
 	default:
 		st.Status = StatusHealthy
