@@ -187,13 +187,24 @@ func (r *Resolver) now() time.Time {
 	return time.Now()
 }
 
+// pageLimit reads a list's first argument: 50 by default, at most maxPageSize.
+func pageLimit(ctx context.Context, first *int) (int, error) {
+	if first == nil {
+		return 50, nil
+	}
+	if *first < 1 || *first > maxPageSize {
+		return 0, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)
+	}
+	return *first, nil
+}
+
 // objectRef reads the id of a unified destination object the resolver produced.
 func objectRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
 	return unifiedRef(ctx, gid)
 }
 
 func (r *Resolver) deliveryStatus(ctx context.Context, gid string) (*model.AuditEventStreamingDeliveryStatus, error) {
-	ref, err := objectRef(ctx, gid)
+	ref, err := unifiedRef(ctx, gid)
 	if err != nil {
 		return nil, err
 	}
@@ -223,16 +234,13 @@ func (r *Resolver) deliveryStatus(ctx context.Context, gid string) (*model.Audit
 }
 
 func (r *Resolver) deliveryAttempts(ctx context.Context, gid string, first *int) ([]*model.AuditEventStreamingDeliveryAttempt, error) {
-	ref, err := objectRef(ctx, gid)
+	ref, err := unifiedRef(ctx, gid)
 	if err != nil {
 		return nil, err
 	}
-	limit := 50
-	if first != nil {
-		if *first < 1 || *first > maxPageSize {
-			return nil, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)
-		}
-		limit = *first
+	limit, err := pageLimit(ctx, first)
+	if err != nil {
+		return nil, err
 	}
 	as, err := r.svc.Attempts(ctx, actor(ctx), ref, limit)
 	if err != nil {
@@ -251,16 +259,13 @@ func (r *Resolver) deliveryAttempts(ctx context.Context, gid string, first *int)
 }
 
 func (r *Resolver) deadLetters(ctx context.Context, gid string, first *int, after *string) (*model.AuditEventStreamingDeadLetterConnection, error) {
-	ref, err := objectRef(ctx, gid)
+	ref, err := unifiedRef(ctx, gid)
 	if err != nil {
 		return nil, err
 	}
-	limit := 50
-	if first != nil {
-		if *first < 1 || *first > maxPageSize {
-			return nil, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)
-		}
-		limit = *first
+	limit, err := pageLimit(ctx, first)
+	if err != nil {
+		return nil, err
 	}
 	var before int64
 	if after != nil {
