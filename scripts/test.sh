@@ -4,7 +4,8 @@
 # It sets up what the tests need on a fresh Debian machine: when AUDITSTREAM_TEST_DATABASE_URL
 # is not set, it installs PostgreSQL with apt (when missing) and starts a throwaway server on a
 # free loopback port for the duration of the run; it installs Chromium (when missing) for the
-# browser tests. Extra arguments go to `go test`.
+# browser tests and Node.js with npm (when missing) for the tests that prove our protocol test
+# servers with real clients (npm's s3rver, splunk-logging). Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -17,6 +18,12 @@ if ! command -v chromium >/dev/null; then
   echo "==> installing Chromium (Debian package chromium) for the browser tests" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+
+if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
+  echo "==> installing Node.js and npm (Debian packages nodejs, npm) for the protocol-server tests" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
 echo "==> go vet" >&2
