@@ -85,10 +85,12 @@ const (
 	DefaultBatchMaxEvents = 100 // GitLab's NATS consumer pulls 100 messages (BATCH_SIZE)
 	MinBatchMaxBytes      = 1024
 	MaxBatchMaxBytes      = 25 << 20 // GitLab's REQUEST_BODY_SIZE_LIMIT, 25 MB
-	DefaultBatchMaxBytes  = 1 << 20  // 1 MiB: nginx's default client_max_body_size
-	MinBatchMaxWaitMs     = 0
-	MaxBatchMaxWaitMs     = 60000
-	DefaultBatchMaxWaitMs = 1000
+	// MaxCloudLoggingWriteBytes bounds a gcp batch: Cloud Logging refuses writes over 10 MB.
+	MaxCloudLoggingWriteBytes = 10_000_000
+	DefaultBatchMaxBytes      = 1 << 20 // 1 MiB: nginx's default client_max_body_size
+	MinBatchMaxWaitMs         = 0
+	MaxBatchMaxWaitMs         = 60000
+	DefaultBatchMaxWaitMs     = 1000
 )
 
 // Delivery settings (config.delivery, ours): how the engine sends to a destination.
@@ -376,7 +378,7 @@ func parseHTTP(c *checker, root *jsonValue) Config {
 		out.setString("url", s)
 	}
 	headers := c.headers(o.field("headers"), o.get("headers"))
-	c.batch(o, &out)
+	c.batch(o, &out, MaxBatchMaxBytes)
 	c.delivery(o, &out)
 	return Config{JSON: out.bytes(), Headers: headers}
 }
@@ -416,7 +418,7 @@ func parseAWS(c *checker, root *jsonValue) Config {
 	if b, ok := o.boolean("pathStyle"); ok {
 		out.setBool("pathStyle", b)
 	}
-	c.batch(o, &out)
+	c.batch(o, &out, MaxBatchMaxBytes)
 	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
@@ -455,7 +457,7 @@ func parseGCP(c *checker, root *jsonValue) Config {
 		}
 	}
 	out.setString("logIdName", logID)
-	c.batch(o, &out)
+	c.batch(o, &out, MaxCloudLoggingWriteBytes)
 	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
@@ -490,7 +492,7 @@ func parseGCS(c *checker, root *jsonValue) Config {
 			out.setString("prefix", s)
 		}
 	}
-	c.batch(o, &out)
+	c.batch(o, &out, MaxBatchMaxBytes)
 	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
@@ -512,7 +514,7 @@ func parseSplunk(c *checker, root *jsonValue) Config {
 	if b, ok := o.boolean("ack"); ok {
 		out.setBool("ack", b)
 	}
-	c.batch(o, &out)
+	c.batch(o, &out, MaxBatchMaxBytes)
 	c.delivery(o, &out)
 	return Config{JSON: out.bytes()}
 }
@@ -618,7 +620,7 @@ func sortHeaders(hs []Header) {
 
 // batch checks o's optional batch field and, when it is given, writes it to out with every
 // default filled in.
-func (c *checker) batch(o *object, out *objectWriter) {
+func (c *checker) batch(o *object, out *objectWriter, maxBytes int64) {
 	v := o.get("batch")
 	if v == nil {
 		return
@@ -629,7 +631,7 @@ func (c *checker) batch(o *object, out *objectWriter) {
 	}
 	var w objectWriter
 	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, MaxBatchMaxEvents, DefaultBatchMaxEvents))
-	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, MaxBatchMaxBytes, DefaultBatchMaxBytes))
+	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, maxBytes, DefaultBatchMaxBytes))
 	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
 	out.set("batch", w.bytes())
 }
