@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/auditstream/auditstream/internal/destination"
 )
@@ -47,10 +48,18 @@ func BatchKey(prefix string, batch []destination.Event) string {
 		strconv.FormatInt(first.ID, 10) + "-" + strconv.FormatInt(last.ID, 10) + ".ndjson.gz"
 }
 
+// gzipWriters reuse compressors: a fresh gzip.Writer allocates about 800 KB.
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.DefaultCompression)
+	return zw
+}}
+
 // GzipNDJSON encodes a batch as gzip-compressed NDJSON: one event per line, in order.
 func GzipNDJSON(batch []destination.Event) []byte {
 	var buf bytes.Buffer
-	zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
 	for _, e := range batch {
 		_, _ = zw.Write(e.JSON)
 		_, _ = zw.Write([]byte{'\n'})
