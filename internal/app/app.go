@@ -27,7 +27,6 @@ import (
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/destination"
-	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/ingest"
@@ -177,7 +176,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
-		Factories: map[string]destination.Factory{destination.CategoryHTTP: httpdest.New},
+		Factories: Senders(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
 		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg),
 		Options:   delivery.Options{RetryHorizon: cfg.retryHorizon()}})

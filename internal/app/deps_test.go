@@ -9,6 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/destination"
 )
 
 // allowedImports lists, per package, the auditstream packages it may import. Arrows point one
@@ -84,5 +87,15 @@ func TestImportDirection(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEveryCategoryHasASender: every category the API accepts can be delivered to.
+func TestEveryCategoryHasASender(t *testing.T) {
+	senders := app.Senders()
+	for _, c := range destination.Categories() {
+		if senders[c] == nil {
+			t.Errorf("category %q has no sender in app.Senders", c)
+		}
 	}
 }
