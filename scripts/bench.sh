@@ -2,20 +2,49 @@
 # Runs the load scenarios of docs/benchmarks.md against the real binary, each on a fresh data
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
-#   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync)
+#   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync, and the delivery
+#                               scenarios latency fanout fanout-batch catchup down-cost; "ingest"
+#                               and "delivery" name each group)
+#   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
+#                               during the measured phase of a delivery scenario and print
+#                               `go tool pprof -top` of it; profiles are kept in $PROFILE_DIR
+#                               (default /tmp/auditstream-profiles), one per scenario, overwritten
+# The delivery scenarios run HTTP receivers inside loadgen, on this machine, and create instance
+# destinations pointing at them (hence --allow-private-destinations).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
+INGEST=(batch single steady lag lag-pg sync)
+DELIVERY=(latency fanout fanout-batch catchup down-cost)
+scenarios=()
+for a in "$@"; do
+  case "$a" in
+    ingest) scenarios+=("${INGEST[@]}") ;;
+    delivery) scenarios+=("${DELIVERY[@]}") ;;
+    *) scenarios+=("$a") ;;
+  esac
+done
+[ ${#scenarios[@]} -gt 0 ] || scenarios=("${INGEST[@]}" "${DELIVERY[@]}")
+for s in "${scenarios[@]}"; do # refuse a typo before building and running anything
+  case " ${INGEST[*]} ${DELIVERY[*]} " in *" $s "*) ;; *) echo "unknown scenario $s (known: ${INGEST[*]} ${DELIVERY[*]} ingest delivery)" >&2; exit 2 ;; esac
+done
+
+# What is measured: the commit, and whether the server's sources differ from it.
+REV="$(git rev-parse --short HEAD 2>/dev/null || echo none)"
+git diff --quiet HEAD -- internal cmd/auditstream go.mod go.sum 2>/dev/null || REV="$REV + uncommitted changes"
 BIN=$(mktemp -d /tmp/auditstream-bench.XXXXXX)
 go build -o "$BIN/auditstream" ./cmd/auditstream
 go build -o "$BIN/loadgen" ./cmd/loadgen
 TOKEN=ast-bench-admin-token-0123456789
 PORT=18480
+DEBUG_PORT=18481
+PROFILE=${PROFILE:-}
+PROFILE_DIR=${PROFILE_DIR:-/tmp/auditstream-profiles}
 SERVER_PID=
 
 stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; }
-cleanup() { stop_server; rm -rf "$BIN"; pg_stop 2>/dev/null || true; }
+cleanup() { stop_server; rm -rf "$BIN"; [ -z "${PGTMP:-}" ] || pg_stop; } # pg_stop fails under set -u unless start_postgres ran
 trap cleanup EXIT
 
 # serve [flags…]: start a fresh server and wait until it is ready.
@@ -31,6 +60,35 @@ serve() {
 
 load() { "$BIN/loadgen" -url http://127.0.0.1:$PORT -token $TOKEN -pid "$SERVER_PID" "$@"; }
 
+# serve_d: a server for the delivery scenarios: it may deliver to loopback, destination changes
+# are not rate limited, and it serves pprof on DEBUG_PORT.
+serve_d() { serve --allow-private-destinations --config-mutations-per-minute 0 --debug-listen 127.0.0.1:$DEBUG_PORT "$@"; }
+
+# load_d NAME SECONDS loadgen-flags…: run a delivery scenario; with PROFILE set, take a CPU
+# profile of SECONDS from the start of its measured phase and print its top functions.
+load_d() {
+  local name=$1 secs=$2; shift 2
+  if [ -z "$PROFILE" ]; then load "$@"; return; fi
+  mkdir -p "$PROFILE_DIR"
+  load "$@" -profile http://127.0.0.1:$DEBUG_PORT -profile-seconds "${secs}s" -profile-out "$PROFILE_DIR/$name.pprof"
+  echo "--- go tool pprof -top $PROFILE_DIR/$name.pprof"
+  go tool pprof -top -nodecount 40 "$PROFILE_DIR/$name.pprof" 2>/dev/null | sed -n '1,48p'
+}
+
+# down_cost: the same steady ingest without and with a destination that refuses connections;
+# the difference of the server's CPU is what the dead destination costs.
+down_cost() {
+  local base dead
+  echo "--- baseline: no destination"
+  serve_d; base=$(load_d down-cost-baseline 20 -mode downcost -dead 0 "$@"); echo "$base"
+  echo "--- with a destination refusing connections"
+  serve_d; dead=$(load_d down-cost 20 -mode downcost -dead 1 "$@"); echo "$dead"
+  cpu() { sed -n 's/^server CPU while sending: \([0-9.]*\)s over \([0-9.]*\)s.*/\1 \2/p'; }
+  read -r c0 t0 <<<"$(cpu <<<"$base")"
+  read -r c1 t1 <<<"$(cpu <<<"$dead")"
+  awk -v c0="$c0" -v t0="$t0" -v c1="$c1" -v t1="$t1" 'BEGIN { printf "dead destination: %+.2fs of server CPU over the run = %+.2f%% of one core (%.1f%% with it, %.1f%% without)\n", c1-c0*t1/t0, 100*(c1/t1-c0/t0), 100*c1/t1, 100*c0/t0 }'
+}
+
 title() { echo; echo "### $*"; }
 
 scenario() {
@@ -43,17 +101,25 @@ scenario() {
             serve; load -mode steady -rate 2000 -clients 64 -duration 30s ;;
     lag)    title "store lag, SQLite: steady 20,000 events/s (100 per request, 8 clients) for 60 s"
             serve; load -mode steady -rate 20000 -batch 100 -clients 8 -duration 60s ;;
-    lag-pg) [ -n "${AUDITSTREAM_TEST_DATABASE_URL:-}" ] || start_postgres
+    lag-pg) [ -n "${AUDITSTREAM_TEST_DATABASE_URL:-}" ] || { start_postgres; trap cleanup EXIT; } # start_postgres sets its own trap
             title "store lag, PostgreSQL: steady 20,000 events/s (100 per request, 8 clients) for 60 s"
             serve --database-url "$AUDITSTREAM_TEST_DATABASE_URL"; load -mode steady -rate 20000 -batch 100 -clients 8 -duration 60s ;;
     sync)   title "batched ingest with --log-sync-always (fsync before every ack), 4 clients, 20 s"
             serve --log-sync-always; load -mode batch -batch 1000 -clients 4 -duration 20s ;;
+    latency) title "delivery latency: steady 1,000 single events/s from 16 clients for 30 s to one HTTP destination; ingest ack → receiver arrival"
+            serve_d; load_d latency 20 -mode latency -rate 1000 -clients 16 -duration 30s ;;
+    fanout) title "fan-out: 10 HTTP destinations, one event per request, a backlog of 30,000 events each (300,000 deliveries)"
+            serve_d; load_d fanout 20 -mode fanout -dests 10 -events 30000 ;;
+    fanout-batch) title "fan-out batched: 10 HTTP destinations, batch maxEvents 100, a backlog of 150,000 events each (1.5 M deliveries)"
+            serve_d; load_d fanout-batch 20 -mode fanout -dests 10 -events 150000 -batch-max 100 ;;
+    catchup) title "catch-up: the destination refuses connections for 60 s while 2,000 events/s are ingested, then comes back"
+            serve_d; load_d catchup 20 -mode catchup -rate 2000 -batch 10 -clients 8 -down 60s ;;
+    down-cost) title "down destination cost: steady 1,000 events/s (10 per request, 8 clients) for 60 s, without and with a destination refusing connections"
+            down_cost -rate 1000 -batch 10 -clients 8 -duration 60s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;
   esac
   stop_server
 }
 
-scenarios=("$@")
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(batch single steady lag lag-pg sync)
-echo "auditstream load scenarios on $(nproc) cores, $(date -u +%F), commit $(git rev-parse --short HEAD 2>/dev/null || echo none)"
+echo "auditstream load scenarios on $(nproc) cores, $(date -u +%F), commit $REV"
 for s in "${scenarios[@]}"; do scenario "$s"; done

@@ -7,6 +7,16 @@
 //	loadgen -mode single -clients 64 -duration 20s               # one event per request
 //	loadgen -mode steady -rate 2000 -clients 64 -duration 30s    # fixed rate, latency percentiles
 //	loadgen -mode steady -rate 20000 -batch 100 -clients 8 -duration 60s  # sustained batches, store lag
+//
+// The delivery modes (delivery.go) also run HTTP receivers in this process, create instance
+// destinations pointing at them through GraphQL (the token must be an admin's; the server must
+// run with --allow-private-destinations) and measure what arrives:
+//
+//	loadgen -mode latency  -rate 1000 -clients 16 -duration 30s           # ingest ack → arrival
+//	loadgen -mode fanout   -dests 10 -events 30000 [-batch-max 100]        # deliveries/s of a backlog
+//	loadgen -mode catchup  -rate 2000 -batch 10 -clients 8 -down 60s       # drain after an outage
+//	loadgen -mode downcost -rate 1000 -batch 10 -clients 8 -duration 60s -dead 1  # CPU, RSS of a dead destination
+//	loadgen -mode receive  -listen 127.0.0.1:9000 -duration 60s           # a receiver only
 package main
 
 import (
@@ -31,7 +41,7 @@ func main() {
 	var (
 		url       = flag.String("url", "http://127.0.0.1:8080", "auditstream base URL")
 		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
-		mode      = flag.String("mode", "batch", "batch, single or steady")
+		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup or downcost (delivery, with receivers); receive (a receiver only)")
 		clients   = flag.Int("clients", 4, "concurrent clients")
 		batch     = flag.Int("batch", 0, "events per request (default 1000 in batch mode, 1 in steady mode)")
 		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
@@ -41,7 +51,25 @@ func main() {
 		waitStore = flag.Bool("wait-store", true, "after sending, measure how long the store takes to catch up")
 		groups    = flag.Int("groups", 50, "distinct top-level groups the events spread over")
 	)
+	var dc deliveryConfig
+	flag.IntVar(&dc.dests, "dests", 0, "delivery modes: destinations, each with its own receiver (default 1; 10 in fanout mode)")
+	flag.IntVar(&dc.events, "events", 30000, "fanout mode: events ingested before the destinations are activated")
+	flag.IntVar(&dc.batchMax, "batch-max", 0, "delivery modes: the destinations' batch.maxEvents (0: one event per request)")
+	flag.IntVar(&dc.batchWaitMs, "batch-wait-ms", 0, "delivery modes: the destinations' batch.maxWaitMs (0: the server's default)")
+	flag.IntVar(&dc.concurrency, "concurrency", 0, "delivery modes: the destinations' delivery.concurrency (0: the server's default)")
+	flag.DurationVar(&dc.down, "down", 60*time.Second, "catchup mode: how long the receiver refuses connections while events are ingested")
+	flag.IntVar(&dc.dead, "dead", 1, "downcost mode: destinations that refuse connections (0: the baseline run)")
+	flag.DurationVar(&dc.sample, "sample", 5*time.Second, "delivery modes: how often the server's CPU and RSS are sampled")
+	flag.DurationVar(&dc.drainTimeout, "drain-timeout", 3*time.Minute, "delivery modes: how long to wait for the deliveries after sending")
+	flag.StringVar(&dc.profileURL, "profile", "", "delivery modes: the server's --debug-listen base URL; take a CPU profile when the measured phase starts")
+	flag.StringVar(&dc.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile")
+	flag.DurationVar(&dc.profileFor, "profile-seconds", 20*time.Second, "length of the -profile CPU profile")
+	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")
 	flag.Parse()
+	if *mode == "receive" {
+		dc.duration = *duration
+		os.Exit(runReceive(dc))
+	}
 	if *token == "" {
 		fmt.Fprintln(os.Stderr, "loadgen: -token or AUDITSTREAM_TOKEN is required")
 		os.Exit(2)
@@ -55,6 +83,12 @@ func main() {
 		if *mode != "batch" {
 			*batch = 1
 		}
+	}
+	if isDeliveryMode(*mode) {
+		cancel()
+		dc.mode, dc.rate, dc.clients, dc.batch, dc.duration, dc.pid = *mode, *rate, *clients, *batch, *duration, *pid
+		l.stamp = true
+		os.Exit(runDelivery(l, dc))
 	}
 	cpu0 := cpuSeconds(*pid)
 	start := time.Now()
@@ -81,25 +115,9 @@ func main() {
 	case "single":
 		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, 1, "application/json") })
 	case "steady":
-		interval := time.Duration(float64(time.Second) * float64(*clients) * float64(*batch) / *rate)
-		ctype := "application/json"
-		if *batch > 1 {
-			ctype = "application/x-ndjson"
-		}
-		l.run(ctx, *clients, func(ctx context.Context, c int) {
-			t := time.NewTicker(interval)
-			defer t.Stop()
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-					l.sendOne(ctx, c, *batch, ctype)
-				}
-			}
-		})
+		l.steady(ctx, *clients, *batch, *rate)
 	default:
-		fmt.Fprintln(os.Stderr, "loadgen: -mode must be batch, single or steady")
+		fmt.Fprintln(os.Stderr, "loadgen: -mode must be batch, single, steady, latency, fanout, catchup, downcost or receive")
 		os.Exit(2)
 	}
 	elapsed := time.Since(start)
@@ -141,6 +159,32 @@ type loader struct {
 	firstFailure atomic.Value
 	mu           sync.Mutex
 	lat          []time.Duration
+
+	// Delivery modes: stamp puts the send time in each event's details (lg_sent_ns), and acks,
+	// when set, records when each acknowledged event id was acknowledged.
+	stamp bool
+	acks  *ackLog
+}
+
+// steady sends rate events per second spread over the clients until ctx ends.
+func (l *loader) steady(ctx context.Context, clients, batch int, rate float64) {
+	interval := time.Duration(float64(time.Second) * float64(clients) * float64(batch) / rate)
+	ctype := "application/json"
+	if batch > 1 {
+		ctype = "application/x-ndjson"
+	}
+	l.run(ctx, clients, func(ctx context.Context, c int) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				l.sendOne(ctx, c, batch, ctype)
+			}
+		}
+	})
 }
 
 func (l *loader) run(ctx context.Context, clients int, f func(ctx context.Context, c int)) {
@@ -161,11 +205,15 @@ func (l *loader) send(ctx context.Context, c, n int, ctype string) {
 // body builds n events of about l.size bytes each.
 func (l *loader) body(c, n int, seq int64) []byte {
 	var b bytes.Buffer
-	pad := strings.Repeat("x", max(0, l.size-430))
+	stamp := ""
+	if l.stamp { // the same size: the stamp takes the place of padding
+		stamp = fmt.Sprintf(`,"lg_sent_ns":%d`, clock())
+	}
+	pad := strings.Repeat("x", max(0, l.size-430-len(stamp)))
 	for i := range n {
 		g := (int64(c)*7919 + seq + int64(i)) % int64(l.groups)
-		fmt.Fprintf(&b, `{"event_type":"member_created","entity_type":"Group","entity_id":%d,"entity_path":"load-%d","author_id":%d,"author_name":"Load Tester","author_email":"load@example.com","target_id":%d,"target_type":"User","target_details":"someone","ip_address":"10.20.30.40","details":{"custom_message":"Added member %s","add":"user_access","as":"Developer"}}`,
-			1000+g, g, 1+c, seq+int64(i), pad)
+		fmt.Fprintf(&b, `{"event_type":"member_created","entity_type":"Group","entity_id":%d,"entity_path":"load-%d","author_id":%d,"author_name":"Load Tester","author_email":"load@example.com","target_id":%d,"target_type":"User","target_details":"someone","ip_address":"10.20.30.40","details":{"custom_message":"Added member %s","add":"user_access","as":"Developer"%s}}`,
+			1000+g, g, 1+c, seq+int64(i), pad, stamp)
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
@@ -188,6 +236,7 @@ func (l *loader) sendOne(ctx context.Context, c, n int, ctype string) {
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	d := time.Since(t0)
+	ackedAt := clock()
 	if err != nil {
 		if ctx.Err() == nil { // the run's end cancels reads in flight: not the server's failure
 			l.fail("reading the response: " + err.Error())
@@ -202,6 +251,9 @@ func (l *loader) sendOne(ctx context.Context, c, n int, ctype string) {
 	if err := json.Unmarshal(b, &res); err != nil || len(res.IDs) != n {
 		l.fail("bad response: " + string(b))
 		return
+	}
+	if l.acks != nil {
+		l.acks.add(res.IDs, ackedAt)
 	}
 	l.events.Add(int64(n))
 	l.mu.Lock()
