@@ -25,7 +25,7 @@ import (
 type Log interface {
 	EnsureConsumer(ctx context.Context, spec eventlog.ConsumerSpec) (bool, error)
 	DeleteConsumer(ctx context.Context, durable string) error
-	Fetch(ctx context.Context, durable string, max int, maxWait time.Duration) ([]eventlog.Delivered, error)
+	Fetch(ctx context.Context, durable string, max int, maxWait time.Duration, available bool) ([]eventlog.Delivered, error)
 	ConsumerBacklog(ctx context.Context, durable, subject string) (eventlog.ConsumerState, error)
 	ConsumerNames(ctx context.Context, prefix string) ([]string, error)
 }

@@ -47,6 +47,7 @@ type state struct {
 	failures       int64
 	deadLetters    int64
 	circuitChanged chan struct{} // closed when the circuit closes or a probe slot frees
+	recovered      chan struct{} // closed at the next success, to end the backoffs waiting for it
 }
 
 func (s *state) setPaused(p bool) {
@@ -133,6 +134,34 @@ func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (pro
 	}
 }
 
+func (s *state) isOpen() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.open
+}
+
+// sleepUnlessRecovered waits d, or less when a request succeeds meanwhile (another request's
+// success means the destination is back: there is no point in waiting out a backoff). false
+// when ctx ended.
+func (s *state) sleepUnlessRecovered(ctx context.Context, d time.Duration) bool {
+	s.mu.Lock()
+	ch := s.recovered
+	if ch == nil {
+		ch = make(chan struct{})
+		s.recovered = ch
+	}
+	s.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+	case <-ch:
+	}
+	return true
+}
+
 // release gives back a probe slot that was not used to completion.
 func (s *state) release(probe bool) {
 	if !probe {
@@ -148,6 +177,10 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.mu.Lock()
 	s.consecutive, s.failing = 0, 0
 	s.lastSuccess = now
+	if s.recovered != nil {
+		close(s.recovered)
+		s.recovered = nil
+	}
 	s.delivered += int64(n)
 	if s.open {
 		s.open, s.probing, s.probeWait = false, false, 0

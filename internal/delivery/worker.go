@@ -1,10 +1,12 @@
 package delivery
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -66,7 +68,8 @@ func (w *worker) run(ctx context.Context) {
 		if !w.st.waitCircuit(ctx, w.e.env.Now) {
 			return
 		}
-		msgs, err := w.e.log.Fetch(ctx, w.durable, w.fetchSize(), maxWait)
+		// Unbatched, send what is there at once; batched, wait up to maxWait for a fuller batch.
+		msgs, err := w.e.log.Fetch(ctx, w.durable, w.fetchSize(), maxWait, w.delivery.Batch == nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -188,28 +191,48 @@ func (w *worker) split(items []*item) [][]*item {
 	return out
 }
 
-// eventHead is what matching needs of an event's JSON.
+// eventHead is what namespace filters need of an event's JSON.
 type eventHead struct {
-	EventType  string          `json:"event_type"`
-	EntityType string          `json:"entity_type"`
-	EntityPath string          `json:"entity_path"`
-	CreatedAt  time.Time       `json:"created_at"`
+	EntityType string `json:"entity_type"`
+	EntityPath string `json:"entity_path"`
 }
 
-// wants decodes an event and asks the destination's filter about it.
-func (w *worker) wants(ctx context.Context, it *item) (bool, error) {
-	var h eventHead
-	if err := json.Unmarshal(it.msg.Data, &h); err != nil {
-		w.e.logger.Error("delivery: an event in the log is not valid JSON; skipping it", "event_id", it.msg.Seq, "err", err)
-		return false, nil
+// createdAtKey precedes the creation time in the event JSON that ingest writes.
+var createdAtKey = []byte(`"created_at":"`)
+
+// createdAt finds the event's created_at without decoding the event: JSON decoding once per
+// event and destination was the engine's largest cost (docs/benchmarks.md).
+func createdAt(data []byte) time.Time {
+	i := bytes.LastIndex(data, createdAtKey)
+	if i < 0 {
+		return time.Time{}
 	}
+	rest := data[i+len(createdAtKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t
+}
+
+// wants asks the destination's filter about an event. The type comes from the subject
+// (audit.<root>.<type>); the JSON is decoded only for namespace filters.
+func (w *worker) wants(ctx context.Context, it *item) (bool, error) {
+	subj := it.msg.Subject
+	typ := subj[strings.LastIndexByte(subj, '.')+1:]
 	// The log holds events without their id (it is the log's sequence): add it, as the store does.
-	it.event = destination.Event{ID: it.msg.Seq, Type: h.EventType, CreatedAt: h.CreatedAt, JSON: event.AppendWithID(nil, it.msg.Data, it.msg.Seq)}
-	info := destination.EventInfo{EventType: h.EventType}
-	if t := w.e.catalog.Lookup(h.EventType); t != nil {
+	it.event = destination.Event{ID: it.msg.Seq, Type: typ, CreatedAt: createdAt(it.msg.Data), JSON: event.AppendWithID(nil, it.msg.Data, it.msg.Seq)}
+	info := destination.EventInfo{EventType: typ}
+	if t := w.e.catalog.Lookup(typ); t != nil {
 		info.Category = t.FeatureCategory
 	}
 	if w.filter.NeedsNamespace() {
+		var h eventHead
+		if err := json.Unmarshal(it.msg.Data, &h); err != nil {
+			w.e.logger.Error("delivery: an event in the log is not valid JSON; skipping it", "event_id", it.msg.Seq, "err", err)
+			return false, nil
+		}
 		var kind store.NamespaceKind
 		switch h.EntityType {
 		case "Group":
@@ -299,7 +322,10 @@ func (w *worker) deliver(ctx context.Context, batch []*item) {
 				return
 			}
 		default:
-			if !sleep(ctx, max(backoff(attempt, w.e.opts), f.RetryAfter)) {
+			if w.st.isOpen() {
+				continue // admit waits for the probe schedule, and lets everyone go once it closes
+			}
+			if !w.st.sleepUnlessRecovered(ctx, max(backoff(attempt, w.e.opts), f.RetryAfter)) {
 				return
 			}
 		}

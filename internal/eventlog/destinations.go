@@ -66,6 +66,7 @@ func (l *Log) EnsureConsumer(ctx context.Context, spec ConsumerSpec) (created bo
 
 // DeleteConsumer removes a durable consumer and its position. A missing one is not an error.
 func (l *Log) DeleteConsumer(ctx context.Context, durable string) error {
+	l.consumers.Delete(durable)
 	err := l.stream.DeleteConsumer(ctx, durable)
 	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("%w: delete consumer %s: %w", ErrUnavailable, durable, err)
@@ -86,16 +87,54 @@ func (l *Log) ConsumerExists(ctx context.Context, durable string) (bool, error) 
 }
 
 // Fetch pulls up to max messages from the durable consumer, waiting at most maxWait for them.
-// An empty result is not an error.
-func (l *Log) Fetch(ctx context.Context, durable string, max int, maxWait time.Duration) ([]Delivered, error) {
-	cons, err := l.stream.Consumer(ctx, durable)
+// With available set it returns as soon as it has any message (what is there now, or else the
+// first to come within maxWait) instead of waiting for max: a consumer that sends events one by
+// one should not hold the first back until others arrive. An empty result is not an error.
+func (l *Log) Fetch(ctx context.Context, durable string, max int, maxWait time.Duration, available bool) ([]Delivered, error) {
+	cons, err := l.consumer(ctx, durable)
 	if err != nil {
-		return nil, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
+		return nil, err
+	}
+	var out []Delivered
+	if available {
+		msgs, err := cons.FetchNoWait(max)
+		if err != nil {
+			l.consumers.Delete(durable)
+			return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
+		}
+		if out = collect(msgs); len(out) > 0 {
+			return out, nil
+		}
+		max = 1
 	}
 	msgs, err := cons.Fetch(max, jetstream.FetchMaxWait(maxWait))
 	if err != nil {
+		l.consumers.Delete(durable)
 		return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
 	}
+	out = collect(msgs)
+	if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(out) == 0 {
+		l.consumers.Delete(durable)
+		return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
+	}
+	return out, nil
+}
+
+// consumer returns the durable consumer's handle, looked up once and kept until a fetch fails
+// or the consumer is deleted.
+func (l *Log) consumer(ctx context.Context, durable string) (jetstream.Consumer, error) {
+	if c, ok := l.consumers.Load(durable); ok {
+		return c.(jetstream.Consumer), nil
+	}
+	c, err := l.stream.Consumer(ctx, durable)
+	if err != nil {
+		return nil, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
+	}
+	l.consumers.Store(durable, c)
+	return c, nil
+}
+
+func collect(msgs jetstream.MessageBatch) []Delivered {
 	var out []Delivered
 	for m := range msgs.Messages() {
 		md, err := m.Metadata()
@@ -106,10 +145,7 @@ func (l *Log) Fetch(ctx context.Context, durable string, max int, maxWait time.D
 		out = append(out, Delivered{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(),
 			NumDelivered: md.NumDelivered, Time: md.Timestamp, msg: m})
 	}
-	if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(out) == 0 {
-		return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
-	}
-	return out, nil
+	return out
 }
 
 // Ack tells the log the message is done with.

@@ -16,6 +16,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +86,8 @@ type Log struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	closed atomic.Bool
+	// consumers caches destination consumers' handles by name (see consumer).
+	consumers sync.Map
 }
 
 // Open starts the embedded server (or connects to the external one) and creates or updates the
