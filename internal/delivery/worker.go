@@ -145,21 +145,28 @@ func (w *worker) handle(ctx context.Context, msgs []eventlog.Delivered) {
 		return
 	}
 	batches := w.split(send)
-	sem := make(chan struct{}, max(w.delivery.Concurrency, 1))
+	// A few senders take the requests in turn: one goroutine per request cost more than the
+	// request's own work at fan-out rates.
+	work := make(chan []*item)
 	var wg sync.WaitGroup
-	for _, b := range batches {
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			return
-		}
+	for range min(max(w.delivery.Concurrency, 1), len(batches)) {
 		wg.Add(1)
 		go func() {
-			defer func() { <-sem; wg.Done() }()
-			w.deliver(ctx, b)
+			defer wg.Done()
+			for b := range work {
+				w.deliver(ctx, b)
+			}
 		}()
 	}
+feed:
+	for _, b := range batches {
+		select {
+		case work <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
 	wg.Wait()
 }
 
