@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Event is one event handed to a destination: its id (the log's sequence), its type, and its
@@ -137,4 +140,38 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		d = t.Sub(now)
 	}
 	return min(max(d, 0), time.Hour)
+}
+
+// Redacted replaces a secret in a failure message.
+const Redacted = "[redacted]"
+
+// Scrub makes text fit for a Failure's Message: every secret in it is replaced by Redacted,
+// runs of spaces and non-printable characters become one space, and the result is trimmed and
+// cut to at most max bytes. Senders pass what a receiver answered, or an error, through it.
+func Scrub(text string, max int, secrets ...string) string {
+	for _, sec := range secrets {
+		if sec != "" && strings.Contains(text, sec) {
+			text = strings.ReplaceAll(text, sec, Redacted)
+		}
+	}
+	var b strings.Builder
+	space := false
+	for _, r := range text {
+		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			space = b.Len() > 0
+			continue
+		}
+		if space {
+			if b.Len()+1 > max {
+				break
+			}
+			b.WriteByte(' ')
+			space = false
+		}
+		if b.Len()+utf8.RuneLen(r) > max {
+			break
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -70,7 +70,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
@@ -111,7 +110,6 @@ const (
 	maxMessagePart = 200
 	// minRedactLen is the shortest piece of the key blanked out of messages.
 	minRedactLen = 16
-	redacted     = "[redacted]"
 	// insertIDWidth is the number of digits of an insertId: a positive int64 has at most 19.
 	insertIDWidth = 19
 )
@@ -531,34 +529,9 @@ func (s *sender) networkFailure(err error) error {
 	return &destination.Failure{Kind: destination.Retryable, Message: "cannot reach Cloud Logging: " + s.clean(inner.Error()), Err: err}
 }
 
-// clean blanks out pieces of the key, turns runs of spaces and non-printable characters into
-// one space, trims, and cuts the result to at most maxMessagePart bytes.
+// clean scrubs text of every piece of the key (destination.Scrub).
 func (s *sender) clean(text string) string {
-	for _, p := range s.keyParts {
-		if strings.Contains(text, p) {
-			text = strings.ReplaceAll(text, p, redacted)
-		}
-	}
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			if b.Len()+1 > maxMessagePart {
-				break
-			}
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > maxMessagePart {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return destination.Scrub(text, maxMessagePart, s.keyParts...)
 }
 
 // googleError is the error body of Google APIs (google.rpc.Status in JSON).

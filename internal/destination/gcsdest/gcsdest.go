@@ -88,7 +88,6 @@ import (
 	"syscall"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"cloud.google.com/go/storage"
 	"golang.org/x/oauth2"
@@ -621,27 +620,5 @@ func describe(err error) string {
 	return clean(inner.Error(), maxMessage)
 }
 
-// clean turns runs of spaces and non-printable characters into one space, trims, and cuts the
-// result to at most max bytes.
-func clean(text string, max int) string {
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			if b.Len()+1 > max {
-				break
-			}
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
-}
+// clean makes text fit for a failure message (destination.Scrub).
+func clean(text string, max int) string { return destination.Scrub(text, max) }

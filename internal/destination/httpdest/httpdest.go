@@ -53,8 +53,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/netguard"
@@ -84,7 +82,6 @@ const (
 	// minRedactLen is the shortest secret blanked out of messages: shorter values would blank
 	// out ordinary words and say nothing worth hiding.
 	minRedactLen = 4
-	redacted     = "[redacted]"
 )
 
 // whsecPrefix starts a Standard Webhooks signing secret.
@@ -578,32 +575,7 @@ func (s *sender) message(status string, body []byte) string {
 	return msg
 }
 
-// clean blanks out the secrets of s, turns runs of spaces and non-printable characters
-// into one space, trims, and cuts the result to at most max bytes.
+// clean scrubs text of the sender's secrets (destination.Scrub).
 func (s *sender) clean(text string, max int) string {
-	for _, sec := range s.secrets {
-		if strings.Contains(text, sec) {
-			text = strings.ReplaceAll(text, sec, redacted)
-		}
-	}
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			if b.Len()+1 > max {
-				break
-			}
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return destination.Scrub(text, max, s.secrets...)
 }

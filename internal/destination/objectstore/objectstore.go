@@ -74,4 +74,3 @@ const (
 	BatchContentType = "application/x-ndjson"
 	BatchEncoding    = "gzip"
 )
-

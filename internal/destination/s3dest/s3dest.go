@@ -51,8 +51,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -75,7 +73,6 @@ const (
 	maxMessage = 200
 	// minRedactLen is the shortest secret blanked out of messages.
 	minRedactLen = 4
-	redacted     = "[redacted]"
 )
 
 var _ destination.Factory = New
@@ -404,32 +401,7 @@ func (s *sender) describe(err error) string {
 	return s.clean(text, maxMessage)
 }
 
-// clean blanks out the secrets of text, turns runs of spaces and non-printable characters
-// into one space, trims, and cuts the result to at most max bytes.
+// clean scrubs text of the sender's secrets (destination.Scrub).
 func (s *sender) clean(text string, max int) string {
-	for _, sec := range s.secrets {
-		if strings.Contains(text, sec) {
-			text = strings.ReplaceAll(text, sec, redacted)
-		}
-	}
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			if b.Len()+1 > max {
-				break
-			}
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return destination.Scrub(text, max, s.secrets...)
 }

@@ -104,8 +104,6 @@ import (
 	"strings"
 	"syscall"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/netguard"
@@ -143,7 +141,6 @@ const (
 	maxMessageBody  = 200
 	maxStatusLen    = 100
 	minRedactLen    = 4 // shorter secrets would blank out ordinary words
-	redacted        = "[redacted]"
 )
 
 // basePaths are endpoint paths a config.url may end with; they are cut off to get the base URL.
@@ -694,32 +691,7 @@ func (s *sender) describe(err error) string {
 	return s.clean(inner.Error(), maxMessageBody)
 }
 
-// clean blanks out the secrets of text, turns runs of spaces and non-printable characters
-// into one space, trims, and cuts the result to at most max bytes.
+// clean scrubs text of the sender's secrets (destination.Scrub).
 func (s *sender) clean(text string, max int) string {
-	for _, sec := range s.secrets {
-		if strings.Contains(text, sec) {
-			text = strings.ReplaceAll(text, sec, redacted)
-		}
-	}
-	var b strings.Builder
-	space := false
-	for _, r := range text {
-		if r == utf8.RuneError || !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			space = b.Len() > 0
-			continue
-		}
-		if space {
-			if b.Len()+1 > max {
-				break
-			}
-			b.WriteByte(' ')
-			space = false
-		}
-		if b.Len()+utf8.RuneLen(r) > max {
-			break
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
+	return destination.Scrub(text, max, s.secrets...)
 }
