@@ -809,6 +809,26 @@ func checkPrivateKeyPEM(s string) string {
 	if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
 		return "must be an unencrypted private key"
 	}
+	switch _, err := ParseRSAKey(block); {
+	case errors.Is(err, ErrKeyType):
+		return want
+	case errors.Is(err, ErrNotRSA):
+		return "must be an RSA private key, as Google service-account keys are"
+	case err != nil:
+		return "is not a valid private key"
+	}
+	return ""
+}
+
+// Errors of ParseRSAKey.
+var (
+	ErrKeyType = errors.New("not a PRIVATE KEY or RSA PRIVATE KEY block")
+	ErrNotRSA  = errors.New("not an RSA key")
+)
+
+// ParseRSAKey reads the RSA private key of a PEM block: PKCS#8 ("PRIVATE KEY", Google's key
+// files) or PKCS#1 ("RSA PRIVATE KEY"). Its errors never quote the key.
+func ParseRSAKey(block *pem.Block) (*rsa.PrivateKey, error) {
 	var key any
 	var err error
 	switch block.Type {
@@ -817,15 +837,16 @@ func checkPrivateKeyPEM(s string) string {
 	case "RSA PRIVATE KEY":
 		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
 	default:
-		return want
+		return nil, ErrKeyType
 	}
 	if err != nil {
-		return "is not a valid private key"
+		return nil, errors.New("the key does not parse")
 	}
-	if _, ok := key.(*rsa.PrivateKey); !ok {
-		return "must be an RSA private key, as Google service-account keys are"
+	k, ok := key.(*rsa.PrivateKey)
+	if !ok {
+		return nil, ErrNotRSA
 	}
-	return ""
+	return k, nil
 }
 
 // checkKeyFile returns why s is not a Google service-account JSON key file, or "". The reason

@@ -55,8 +55,6 @@ package cloudlogging
 import (
 	"bytes"
 	"context"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -249,21 +247,13 @@ func parseKey(s string) (der []byte, reason string) {
 	if block.Type == "ENCRYPTED PRIVATE KEY" || block.Headers["Proc-Type"] != "" {
 		return nil, "is encrypted; Google service account keys are not"
 	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
+	switch _, err := destination.ParseRSAKey(block); {
+	case errors.Is(err, destination.ErrKeyType):
 		return nil, want
-	}
-	if err != nil {
-		return nil, "does not parse as a private key"
-	}
-	if _, ok := key.(*rsa.PrivateKey); !ok {
+	case errors.Is(err, destination.ErrNotRSA):
 		return nil, "is not an RSA key, as Google service account keys are"
+	case err != nil:
+		return nil, "does not parse as a private key"
 	}
 	return block.Bytes, ""
 }

@@ -72,7 +72,6 @@ package gcsdest
 
 import (
 	"context"
-	"crypto/rsa"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -329,18 +328,8 @@ func validRSAKey(s string) bool {
 	if block == nil {
 		return false
 	}
-	var key any
-	var err error
-	switch block.Type {
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(block.Bytes)
-	case "RSA PRIVATE KEY":
-		key, err = x509.ParsePKCS1PrivateKey(block.Bytes)
-	default:
-		return false
-	}
-	_, ok := key.(*rsa.PrivateKey)
-	return err == nil && ok
+	_, err := destination.ParseRSAKey(block)
+	return err == nil
 }
 
 // keepIdle hides its transport's CloseIdleConnections from the storage client's Close.
