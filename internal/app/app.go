@@ -179,7 +179,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Factories: Senders(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
 		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg),
-		Options:   delivery.Options{RetryHorizon: cfg.retryHorizon()}})
+		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed = a.engine.Notify
 	if err := streams.CheckKey(ctx); err != nil {
 		// Ingest and reading events do not need the key, so the service still starts.

@@ -165,4 +165,3 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 	}
 	return res, nil
 }
-

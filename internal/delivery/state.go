@@ -317,4 +317,3 @@ func (m *Metrics) forget(id int64) {
 	m.circuit.DeleteLabelValues(l)
 	m.pending.DeleteLabelValues(l)
 }
-

@@ -225,7 +225,6 @@ func (s *Service) CheckChange(ctx context.Context, a Actor, ref Ref) error {
 	return err
 }
 
-
 // CreateParams creates a destination.
 type CreateParams struct {
 	Owner       Owner
