@@ -26,7 +26,12 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "==> go vet" >&2
+echo "==> gofmt, go vet" >&2
+unformatted=$(gofmt -l cmd internal e2e)
+if [ -n "$unformatted" ]; then
+  echo "not gofmt-formatted:" $unformatted >&2
+  exit 1
+fi
 go vet ./...
 echo "==> generated GraphQL code matches the schema" >&2
 # gqlgen rewrites exec/ and model/ from schema/*.graphqls; a schema change without
