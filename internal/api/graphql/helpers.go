@@ -45,13 +45,11 @@ func unifiedRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
 }
 
 func (r *Resolver) groupList(ctx context.Context, g *model.Group, category string) ([]streamconfig.Destination, error) {
-	o := streamconfig.Owner{Scope: store.ScopeGroup, Group: store.Namespace{Key: g.Key, Kind: store.KindGroup, FullPath: g.FullPath}}
 	ns, err := r.svc.Namespaces.ByKey(ctx, g.Key)
 	if err != nil {
 		return nil, r.fail(ctx, err)
 	}
-	o.Group = ns
-	ds, err := r.svc.List(ctx, actor(ctx), o)
+	ds, err := r.svc.List(ctx, actor(ctx), streamconfig.Owner{Scope: store.ScopeGroup, Group: ns})
 	if err != nil {
 		return nil, r.fail(ctx, err)
 	}

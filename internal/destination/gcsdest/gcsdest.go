@@ -72,19 +72,15 @@ package gcsdest
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
 
@@ -573,38 +569,12 @@ func hasRune(s string, f func(rune) bool) bool { return strings.IndexFunc(s, f) 
 
 // describe says in a few words why a request got no response.
 func describe(err error) string {
-	inner := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		inner = ue.Err
+	if c := destination.NetCause(err, "the server"); c != "" {
+		return c
 	}
-	var (
-		dns *net.DNSError
-		op  *net.OpError
-		ne  net.Error
-		ua  x509.UnknownAuthorityError
-		hn  x509.HostnameError
-	)
-	switch {
-	case errors.As(err, &dns):
-		if dns.IsNotFound {
-			return "cannot resolve the host " + dns.Name + ": no such host"
-		}
-		return "cannot resolve the host " + dns.Name
-	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
-		return "timeout connecting to the server"
-	case errors.As(err, &ne) && ne.Timeout(), strings.Contains(inner.Error(), "Client.Timeout"):
+	inner := destination.Unwrapped(err)
+	if strings.Contains(inner.Error(), "Client.Timeout") {
 		return "timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset by the server"
-	case errors.As(err, &ua):
-		return "TLS certificate signed by an unknown authority"
-	case errors.As(err, &hn):
-		return "TLS certificate is not valid for " + hn.Host
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the server closed the connection without a complete response"
 	}
 	return clean(inner.Error(), maxMessage)
 }

@@ -44,14 +44,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -191,7 +189,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	}
 	snd.header = h
 	snd.secrets = append(snd.secrets, s.SigningSecret, s.PreviousSigningSecret)
-	snd.secrets = append(snd.secrets, urlSecrets(u)...)
+	snd.secrets = append(snd.secrets, destination.URLSecrets(u)...)
 	for _, v := range snd.secrets {
 		// A receiver that echoes a value in JSON escapes it.
 		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
@@ -224,26 +222,6 @@ func safeURL(u *url.URL) string {
 	c := *u
 	c.User, c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = nil, "", false, "", ""
 	return c.String()
-}
-
-// urlSecrets returns what of u must not appear in a message: the password, the query and its
-// values.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok {
-		out = append(out, p, url.QueryEscape(p))
-	}
-	if u.RawQuery != "" {
-		out = append(out, u.RawQuery)
-		if q, err := url.ParseQuery(u.RawQuery); err == nil {
-			for _, vs := range q {
-				for _, v := range vs {
-					out = append(out, v, url.QueryEscape(v))
-				}
-			}
-		}
-	}
-	return out
 }
 
 // validHeaderName reports whether s is an HTTP token (RFC 9110).
@@ -497,64 +475,29 @@ func (s *sender) scrub(err error) error {
 
 // describe says in a few words why a request got no response.
 func (s *sender) describe(err error) string {
-	inner := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		inner = ue.Err
-	}
+	inner := destination.Unwrapped(err)
 	text := inner.Error()
 	var (
-		ne   net.Error
-		op   *net.OpError
-		dns  *net.DNSError
-		rhe  tls.RecordHeaderError
-		ua   x509.UnknownAuthorityError
-		host x509.HostnameError
-		inv  x509.CertificateInvalidError
-		cve  *tls.CertificateVerificationError
-		ae   tls.AlertError
+		rhe tls.RecordHeaderError
+		inv x509.CertificateInvalidError
+		ae  tls.AlertError
 	)
 	switch {
-	case errors.As(err, &dns):
-		switch {
-		case dns.IsNotFound:
-			return "cannot resolve the host " + dns.Name + ": no such host"
-		case dns.IsTimeout:
-			return "cannot resolve the host " + dns.Name + ": DNS timeout"
-		}
-		return "cannot resolve the host " + dns.Name
 	case strings.Contains(text, "Client.Timeout"):
 		return "timeout after " + s.client.Timeout.String() + " without a complete response"
 	case strings.Contains(text, "timeout awaiting response headers"):
 		return "timeout after " + s.transportTimeout(func(t *http.Transport) time.Duration { return t.ResponseHeaderTimeout }) + " waiting for the response headers"
 	case strings.Contains(text, "TLS handshake timeout"):
 		return "TLS handshake timeout after " + s.transportTimeout(func(t *http.Transport) time.Duration { return t.TLSHandshakeTimeout })
-	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
-		return "timeout connecting to the server"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset by the server"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "host unreachable"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "network unreachable"
 	case errors.As(err, &rhe):
 		return "TLS handshake failed: the server did not answer with TLS (should the URL start with http://?)"
-	case errors.As(err, &ua):
-		return "TLS certificate signed by an unknown authority"
-	case errors.As(err, &host):
-		return "TLS certificate is not valid for " + host.Host
 	case errors.As(err, &inv):
 		return s.clean("TLS certificate is not valid: "+inv.Error(), maxMessageBody)
-	case errors.As(err, &cve):
-		return "TLS certificate verification failed"
 	case errors.As(err, &ae):
 		return "TLS handshake failed: the server sent the alert " + ae.Error()
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the server closed the connection without a complete response"
+	}
+	if c := destination.NetCause(err, "the server"); c != "" {
+		return c
 	}
 	return s.clean(text, maxMessageBody)
 }

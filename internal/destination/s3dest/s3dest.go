@@ -40,11 +40,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -345,58 +343,22 @@ func (s *sender) describeAPI(code, msg string, status int) string {
 
 // describe says in a few words why a request got no response. It does not quote the URL.
 func (s *sender) describe(err error) string {
-	inner := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		inner = ue.Err
-	}
-	text := inner.Error()
-	var (
-		ne   net.Error
-		op   *net.OpError
-		dns  *net.DNSError
-		rhe  tls.RecordHeaderError
-		ua   x509.UnknownAuthorityError
-		host x509.HostnameError
-		cve  *tls.CertificateVerificationError
-	)
+	text := destination.Unwrapped(err).Error()
+	var rhe tls.RecordHeaderError
 	switch {
-	case errors.As(err, &dns):
-		switch {
-		case dns.IsNotFound:
-			return "cannot resolve the host " + dns.Name + ": no such host"
-		case dns.IsTimeout:
-			return "cannot resolve the host " + dns.Name + ": DNS timeout"
-		}
-		return "cannot resolve the host " + dns.Name
 	case strings.Contains(text, "Client.Timeout") && s.httpClient.Timeout > 0:
 		return "timeout after " + s.httpClient.Timeout.String() + " without a complete response"
 	case strings.Contains(text, "timeout awaiting response headers"):
 		return "timeout waiting for the response headers"
 	case strings.Contains(text, "TLS handshake timeout"):
 		return "TLS handshake timeout"
-	case errors.As(err, &op) && op.Op == "dial" && op.Timeout():
-		return "timeout connecting to the store"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, syscall.ECONNREFUSED):
-		return "connection refused"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset by the store"
-	case errors.Is(err, syscall.EHOSTUNREACH):
-		return "host unreachable"
-	case errors.Is(err, syscall.ENETUNREACH):
-		return "network unreachable"
 	case errors.As(err, &rhe), strings.Contains(text, "server gave HTTP response to HTTPS client"):
 		return "TLS handshake failed: the store did not answer with TLS (should config.endpoint start with http://?)"
-	case errors.As(err, &ua):
-		return "TLS certificate signed by an unknown authority"
-	case errors.As(err, &host):
-		return "TLS certificate is not valid for " + host.Host
-	case errors.As(err, &cve):
-		return "TLS certificate verification failed"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, syscall.EPIPE), errors.Is(err, net.ErrClosed):
 		return "the store closed the connection without a complete response"
+	}
+	if c := destination.NetCause(err, "the store"); c != "" {
+		return c
 	}
 	return s.clean(text, maxMessage)
 }

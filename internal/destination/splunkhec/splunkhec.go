@@ -96,7 +96,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -270,7 +269,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	}
 
 	snd.secrets = append(snd.secrets, s.SecretToken, auth)
-	snd.secrets = append(snd.secrets, urlSecrets(u)...)
+	snd.secrets = append(snd.secrets, destination.URLSecrets(u)...)
 	for _, v := range snd.secrets {
 		// A server that echoes a value in JSON escapes it.
 		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
@@ -302,26 +301,6 @@ func newChannel() string {
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// urlSecrets returns what of u must not appear in a message: the password, the query and its
-// values.
-func urlSecrets(u *url.URL) []string {
-	var out []string
-	if p, ok := u.User.Password(); ok {
-		out = append(out, p, url.QueryEscape(p))
-	}
-	if u.RawQuery != "" {
-		out = append(out, u.RawQuery)
-		if q, err := url.ParseQuery(u.RawQuery); err == nil {
-			for _, vs := range q {
-				for _, v := range vs {
-					out = append(out, v, url.QueryEscape(v))
-				}
-			}
-		}
-	}
-	return out
 }
 
 // validHeaderValue reports whether s has no control character but tab.
@@ -652,43 +631,22 @@ func (s *sender) scrub(err error) error {
 
 // describe says in a few words why a request got no response.
 func (s *sender) describe(err error) string {
-	inner := err
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		inner = ue.Err
-	}
 	var (
-		ne   net.Error
-		dns  *net.DNSError
-		rhe  tls.RecordHeaderError
-		ua   x509.UnknownAuthorityError
-		host x509.HostnameError
-		cve  *tls.CertificateVerificationError
+		rhe tls.RecordHeaderError
+		ua  x509.UnknownAuthorityError
 	)
 	switch {
-	case errors.As(err, &dns):
-		if dns.IsNotFound {
-			return "cannot resolve the host " + dns.Name + ": no such host"
-		}
-		return "cannot resolve the host " + dns.Name
 	case errors.As(err, &ua):
 		return "TLS certificate signed by an unknown authority (Splunk's default HEC certificate is self-signed: give HEC a certificate from a CA that auditstream's host trusts)"
-	case errors.As(err, &host):
-		return "TLS certificate is not valid for " + host.Host
-	case errors.As(err, &cve):
-		return "TLS certificate verification failed"
 	case errors.As(err, &rhe):
 		return "TLS handshake failed: the server did not answer with TLS (does HEC have SSL turned off, so that config.url should start with http://?)"
 	case errors.Is(err, syscall.ECONNREFUSED):
 		return "connection refused (is HEC turned on and listening on this port? Its default port is 8088)"
-	case errors.Is(err, syscall.ECONNRESET):
-		return "connection reset by the server"
-	case errors.As(err, &ne) && ne.Timeout():
-		return "timeout"
-	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return "the server closed the connection without a complete response"
 	}
-	return s.clean(inner.Error(), maxMessageBody)
+	if c := destination.NetCause(err, "the server"); c != "" {
+		return c
+	}
+	return s.clean(destination.Unwrapped(err).Error(), maxMessageBody)
 }
 
 // clean scrubs text of the sender's secrets (destination.Scrub).
