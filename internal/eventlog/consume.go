@@ -101,16 +101,9 @@ func (l *Log) Consume(ctx context.Context, opts ConsumerOptions, logger *slog.Lo
 			}
 			continue
 		}
-		batch = batch[:0]
-		for m := range msgs.Messages() {
-			md, err := m.Metadata()
-			if err != nil {
-				logger.Error("message without metadata; terminating it", "consumer", opts.Durable, "err", err)
-				_ = m.Term()
-				continue
-			}
-			batch = append(batch, Delivered{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(),
-				NumDelivered: md.NumDelivered, msg: m})
+		var dropped int
+		if batch, dropped = collect(msgs, batch[:0]); dropped > 0 {
+			logger.Error("messages without metadata; terminated them", "consumer", opts.Durable, "messages", dropped)
 		}
 		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 			logger.Warn("fetch ended with an error", "consumer", opts.Durable, "err", err)

@@ -102,7 +102,7 @@ func (l *Log) Fetch(ctx context.Context, durable string, max int, maxWait time.D
 			l.consumers.Delete(durable)
 			return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
 		}
-		if out = collect(msgs); len(out) > 0 {
+		if out, _ = collect(msgs, nil); len(out) > 0 {
 			return out, nil
 		}
 		max = 1
@@ -112,7 +112,7 @@ func (l *Log) Fetch(ctx context.Context, durable string, max int, maxWait time.D
 		l.consumers.Delete(durable)
 		return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
 	}
-	out = collect(msgs)
+	out, _ = collect(msgs, nil)
 	if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, context.DeadlineExceeded) && len(out) == 0 {
 		l.consumers.Delete(durable)
 		return nil, fmt.Errorf("%w: fetch %s: %w", ErrUnavailable, durable, err)
@@ -134,18 +134,20 @@ func (l *Log) consumer(ctx context.Context, durable string) (jetstream.Consumer,
 	return c, nil
 }
 
-func collect(msgs jetstream.MessageBatch) []Delivered {
-	var out []Delivered
+// collect appends a fetch's messages to dst. A message without metadata cannot be placed in
+// the log: it is terminated, and counted in dropped.
+func collect(msgs jetstream.MessageBatch, dst []Delivered) (out []Delivered, dropped int) {
 	for m := range msgs.Messages() {
 		md, err := m.Metadata()
 		if err != nil {
 			_ = m.Term()
+			dropped++
 			continue
 		}
-		out = append(out, Delivered{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(),
+		dst = append(dst, Delivered{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(),
 			NumDelivered: md.NumDelivered, Time: md.Timestamp, msg: m})
 	}
-	return out
+	return dst, dropped
 }
 
 // Ack tells the log the message is done with.
