@@ -380,6 +380,15 @@ func TestPauseSemantics(t *testing.T) {
 		return nil
 	})
 	during := r.publish("user_created", "user_created")
+	// The store keeps the activation time to the millisecond: activate in a later one than the
+	// events of the pause, or the new consumer's start may fall before them.
+	published := time.Now()
+	eventually(t, time.Second, func() error {
+		if !time.Now().Truncate(time.Millisecond).After(published) {
+			return fmt.Errorf("still in the millisecond of the pause's events")
+		}
+		return nil
+	})
 	setActive(dg, true)
 	setActive(db, true)
 	after := r.publish("user_created")
