@@ -95,6 +95,17 @@ type Store interface {
 	// TokenCount counts all tokens (used to decide whether to create the first admin token).
 	TokenCount(ctx context.Context) (int64, error)
 
+	// WebSessionCreate stores a new session. ErrConflict when IDHash is taken; ErrNotFound when
+	// the user does not exist. A zero CreatedAt means now.
+	WebSessionCreate(ctx context.Context, s WebSession) error
+	// WebSessionGet returns the session with that id hash, expired or not, or ErrNotFound.
+	WebSessionGet(ctx context.Context, idHash []byte) (WebSession, error)
+	// WebSessionDelete deletes the session with that id hash; nil when there is none.
+	WebSessionDelete(ctx context.Context, idHash []byte) error
+	// WebSessionDeleteExpired deletes the sessions whose ExpiresAt is not after now and
+	// returns how many.
+	WebSessionDeleteExpired(ctx context.Context, now time.Time) (int64, error)
+
 	// MemberUpsert sets a user's access level on a namespace, creating or replacing the membership.
 	MemberUpsert(ctx context.Context, p MemberUpsertParams) (Member, error)
 	// MemberGet returns the direct membership of a user on a namespace or ErrNotFound.
@@ -293,6 +304,16 @@ type TokenCreateParams struct {
 	Scopes    []string
 	ExpiresAt time.Time
 	CreatedAt time.Time
+}
+
+// WebSession is a signed-in browser session of the web UI. The cookie holds a random session
+// id; only its SHA-256 hash is stored, as with tokens. Deleting the user deletes their sessions.
+type WebSession struct {
+	IDHash    []byte // SHA-256 of the session id; unique
+	UserID    int64
+	TokenHash []byte // SHA-256 of the personal access token the user signed in with
+	CreatedAt time.Time
+	ExpiresAt time.Time
 }
 
 // Member is a user's direct access level on a namespace.

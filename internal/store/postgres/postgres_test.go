@@ -210,6 +210,23 @@ func TestMigrateDestinationIDs(t *testing.T) {
 	require.ErrorContains(t, err, "foreign key")
 }
 
+// TestWebSessionUserCascade deletes a user with raw SQL: the user's web sessions go with it.
+func TestWebSessionUserCascade(t *testing.T) {
+	t.Parallel()
+	dsn := schemaDSN(t, databaseURL(t))
+	s := openDSN(t, dsn)
+	require.NoError(t, s.Migrate(t.Context()))
+
+	raw, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	storetest.WebSessionUserCascade(t, s, func(id int64) {
+		tag, err := raw.Exec(t.Context(), `DELETE FROM users WHERE id = $1`, id)
+		require.NoError(t, err)
+		require.EqualValues(t, 1, tag.RowsAffected())
+	})
+}
+
 func TestOpenInvalidURLHidesPassword(t *testing.T) {
 	t.Parallel()
 	_, err := postgres.Open(t.Context(), "postgres://u:s3cret@127.0.0.1:1/db?sslmode=bogus")

@@ -195,6 +195,28 @@ func TestMigrateDestinationIDs(t *testing.T) {
 	require.Zero(t, tables, "no table of the rebuild is left behind")
 }
 
+// TestWebSessionUserCascade deletes a user with raw SQL (foreign keys on, as in every store
+// connection): the user's web sessions go with it.
+func TestWebSessionUserCascade(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "auditstream.db")
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, s.Migrate(t.Context()))
+
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close()) })
+	storetest.WebSessionUserCascade(t, s, func(id int64) {
+		res, err := raw.ExecContext(t.Context(), `DELETE FROM users WHERE id = ?`, id)
+		require.NoError(t, err)
+		n, err := res.RowsAffected()
+		require.NoError(t, err)
+		require.EqualValues(t, 1, n)
+	})
+}
+
 func TestOpenRejectsMemory(t *testing.T) {
 	t.Parallel()
 	_, err := sqlite.Open(t.Context(), ":memory:")

@@ -79,6 +79,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("Attempts", s.testDeliveryAttempts)
 		t.Run("Cascade", s.testDeliveryCascade)
 	})
+	t.Run("WebSession", func(t *testing.T) {
+		t.Run("RoundTrip", s.testWebSessionRoundTrip)
+		t.Run("Conflict", s.testWebSessionConflict)
+		t.Run("NotFound", s.testWebSessionNotFound)
+		t.Run("Delete", s.testWebSessionDelete)
+		t.Run("DeleteExpired", s.testWebSessionDeleteExpired)
+	})
 }
 
 type suite struct {
