@@ -80,14 +80,18 @@ const (
 type Service struct {
 	Store      Store
 	Deliveries DeliveryStore
+	// Engine runs the deliveries: status, test events, replays and redeliveries.
+	Engine     Engine
 	Namespaces Namespaces
 	Access     Access
 	Sealer     Sealer
 	Catalog    *event.Catalog
 	Auditor    Auditor
 	Limits     Limits
-	Logger     *slog.Logger
-	NowFunc    func() time.Time
+	// LogMaxAge is how long the log keeps events: a replay starts no earlier.
+	LogMaxAge time.Duration
+	Logger    *slog.Logger
+	NowFunc   func() time.Time
 	// Changed, when set, is called after every change that was stored.
 	Changed func()
 

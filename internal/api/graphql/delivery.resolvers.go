@@ -7,7 +7,6 @@ package graphql
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/auditstream/auditstream/internal/api/graphql/model"
 )
@@ -44,11 +43,14 @@ func (r *instanceAuditEventStreamingDestinationResolver) DeadLetters(ctx context
 
 // AuditEventStreamingDestinationTestEventSend is the resolver for the auditEventStreamingDestinationTestEventSend field.
 func (r *mutationResolver) AuditEventStreamingDestinationTestEventSend(ctx context.Context, input model.AuditEventStreamingDestinationTestEventSendInput) (*model.AuditEventStreamingDestinationTestEventSendPayload, error) {
-	d, err := r.deliveryTarget(ctx, input.DestinationID)
+	ref, err := unifiedRef(ctx, input.DestinationID)
 	if err != nil {
 		return nil, err
 	}
-	res := r.deliveries.SendTest(ctx, d, actor(ctx).Principal.User.Username)
+	res, err := r.svc.SendTestEvent(ctx, actor(ctx), ref)
+	if err != nil {
+		return nil, r.fail(ctx, err)
+	}
 	p := &model.AuditEventStreamingDestinationTestEventSendPayload{ClientMutationID: input.ClientMutationID, Errors: []string{},
 		Success: res.Error == "", StatusCode: intPtr(res.StatusCode), LatencyMs: int(res.Latency.Milliseconds())}
 	if res.Error != "" {
@@ -59,33 +61,20 @@ func (r *mutationResolver) AuditEventStreamingDestinationTestEventSend(ctx conte
 
 // AuditEventStreamingDestinationReplay is the resolver for the auditEventStreamingDestinationReplay field.
 func (r *mutationResolver) AuditEventStreamingDestinationReplay(ctx context.Context, input model.AuditEventStreamingDestinationReplayInput) (*model.AuditEventStreamingDestinationReplayPayload, error) {
-	ref, d, err := r.deliveryTargetRef(ctx, input.DestinationID)
+	ref, err := unifiedRef(ctx, input.DestinationID)
 	if err != nil {
 		return nil, err
 	}
-	p := &model.AuditEventStreamingDestinationReplayPayload{ClientMutationID: input.ClientMutationID, Errors: []string{}}
-	now := r.now()
-	switch {
-	case input.Since.After(now):
-		p.Errors = append(p.Errors, "since must not be in the future")
-	case now.Sub(input.Since) > r.logMaxAge:
-		p.Errors = append(p.Errors, fmt.Sprintf("since must be within the log's max age (%s): older events are no longer in the log", r.logMaxAge))
-	case !d.Active:
-		p.Errors = append(p.Errors, "The destination is paused: activate it first")
+	errs, err := r.outcome(ctx, r.svc.Replay(ctx, actor(ctx), ref, input.Since))
+	if err != nil {
+		return nil, err
 	}
-	if len(p.Errors) > 0 {
-		return p, nil
-	}
-	if err := r.deliveries.Replay(ctx, d, input.Since); err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	r.svc.RecordDeliveryChange(ctx, actor(ctx), ref, d, fmt.Sprintf("Replayed the events since %s to streaming destination %q", input.Since.UTC().Format("2006-01-02T15:04:05Z"), d.Name))
-	return p, nil
+	return &model.AuditEventStreamingDestinationReplayPayload{ClientMutationID: input.ClientMutationID, Errors: errs}, nil
 }
 
 // AuditEventStreamingDestinationDeadLettersRedeliver is the resolver for the auditEventStreamingDestinationDeadLettersRedeliver field.
 func (r *mutationResolver) AuditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) (*model.AuditEventStreamingDestinationDeadLettersRedeliverPayload, error) {
-	ref, d, err := r.deliveryTargetRef(ctx, input.DestinationID)
+	ref, err := unifiedRef(ctx, input.DestinationID)
 	if err != nil {
 		return nil, err
 	}
@@ -93,17 +82,11 @@ func (r *mutationResolver) AuditEventStreamingDestinationDeadLettersRedeliver(ct
 	for _, id := range input.DeadLetterIds {
 		ids = append(ids, int64(id))
 	}
-	res, err := r.deliveries.Redeliver(ctx, d, ids)
-	p := &model.AuditEventStreamingDestinationDeadLettersRedeliverPayload{ClientMutationID: input.ClientMutationID, Errors: []string{},
-		Delivered: res.Delivered, Failed: res.Failed, LastError: strPtr(res.LastError)}
+	res, err := r.svc.Redeliver(ctx, actor(ctx), ref, ids)
+	errs, err := r.outcome(ctx, err)
 	if err != nil {
-		if !isNotFound(err) {
-			return nil, r.fail(ctx, err)
-		}
-		p.Errors = append(p.Errors, err.Error())
+		return nil, err
 	}
-	if res.Delivered+res.Failed > 0 {
-		r.svc.RecordDeliveryChange(ctx, actor(ctx), ref, d, fmt.Sprintf("Redelivered dead letters of streaming destination %q: %d delivered, %d failed", d.Name, res.Delivered, res.Failed))
-	}
-	return p, nil
+	return &model.AuditEventStreamingDestinationDeadLettersRedeliverPayload{ClientMutationID: input.ClientMutationID, Errors: errs,
+		Delivered: res.Delivered, Failed: res.Failed, LastError: strPtr(res.LastError)}, nil
 }

@@ -14,7 +14,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -27,9 +26,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/api/graphql/exec"
 	"github.com/auditstream/auditstream/internal/auth"
-	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/event"
-	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
 )
 
@@ -38,23 +35,12 @@ type Authenticator interface {
 	Authenticate(ctx context.Context, raw string) (*auth.Principal, error)
 }
 
-// Deliveries is the delivery engine's side of the API (delivery.Engine).
-type Deliveries interface {
-	Status(ctx context.Context, d store.Destination) delivery.Status
-	SendTest(ctx context.Context, d store.Destination, actor string) delivery.TestResult
-	Replay(ctx context.Context, d store.Destination, since time.Time) error
-	Redeliver(ctx context.Context, d store.Destination, ids []int64) (delivery.RedeliverResult, error)
-}
-
 // Options configure the handler. Zero limits take the defaults.
 type Options struct {
-	Service    *streamconfig.Service
-	Deliveries Deliveries
-	// LogMaxAge bounds how far back a replay may start.
-	LogMaxAge time.Duration
-	Catalog   *event.Catalog
-	Auth      Authenticator
-	Logger    *slog.Logger
+	Service *streamconfig.Service
+	Catalog *event.Catalog
+	Auth    Authenticator
+	Logger  *slog.Logger
 	// MaxBodyBytes bounds a request body (query and variables). Default 256 KiB.
 	MaxBodyBytes int64
 	// MaxDepth bounds how deeply selections nest. Default 15, as GitLab's.
@@ -90,7 +76,7 @@ func New(opts Options) *Handler {
 	if opts.MaxComplexity <= 0 {
 		opts.MaxComplexity = DefaultMaxComplexity
 	}
-	r := &Resolver{svc: opts.Service, deliveries: opts.Deliveries, catalog: opts.Catalog, log: opts.Logger, logMaxAge: opts.LogMaxAge}
+	r := &Resolver{svc: opts.Service, catalog: opts.Catalog, log: opts.Logger}
 	srv := handler.New(exec.NewExecutableSchema(exec.Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))

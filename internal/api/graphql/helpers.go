@@ -3,14 +3,11 @@ package graphql
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/auditstream/auditstream/internal/api/graphql/model"
-	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
 )
@@ -178,13 +175,6 @@ func intPtr(n int) *int {
 	return &n
 }
 
-func (r *Resolver) now() time.Time {
-	if r.nowFunc != nil {
-		return r.nowFunc()
-	}
-	return time.Now()
-}
-
 // pageLimit reads a list's first argument: 50 by default, at most maxPageSize.
 func pageLimit(ctx context.Context, first *int) (int, error) {
 	if first == nil {
@@ -206,21 +196,13 @@ func (r *Resolver) deliveryStatus(ctx context.Context, gid string) (*model.Audit
 	if err != nil {
 		return nil, err
 	}
-	d, err := r.svc.Authorized(ctx, actor(ctx), ref, false)
+	st, err := r.svc.DeliveryStatus(ctx, actor(ctx), ref)
 	if err != nil {
 		return nil, r.fail(ctx, err)
 	}
-	st := r.deliveries.Status(ctx, d)
-	if !d.Active {
-		st.Status = delivery.StatusPaused // at once, before the engine has picked the change up
-	}
-	_, n, err := r.svc.DeadLetters(ctx, actor(ctx), ref, 0, 1)
-	if err != nil {
-		return nil, r.fail(ctx, err)
-	}
-	out := &model.AuditEventStreamingDeliveryStatus{Status: st.Status, LastSuccessAt: timePtr(st.LastSuccess),
+	out := &model.AuditEventStreamingDeliveryStatus{Status: st.State(), LastSuccessAt: timePtr(st.LastSuccess),
 		OldestPendingEventAt: timePtr(st.OldestPending), DeliveredEvents: int(st.Delivered), FailedEvents: int(st.Failed),
-		DeadLetteredEvents: int(st.DeadLettered), DeadLetterCount: int(n)}
+		DeadLetteredEvents: int(st.DeadLettered), DeadLetterCount: int(st.DeadLetterCount)}
 	if st.Pending >= 0 {
 		p := int(st.Pending)
 		out.PendingEvents = &p
@@ -292,23 +274,3 @@ func (r *Resolver) deadLetters(ctx context.Context, gid string, first *int, afte
 	}
 	return c, nil
 }
-
-// deliveryTargetRef authorizes a change to a destination's deliveries.
-func (r *Resolver) deliveryTargetRef(ctx context.Context, gid string) (streamconfig.Ref, store.Destination, error) {
-	ref, err := unifiedRef(ctx, gid)
-	if err != nil {
-		return ref, store.Destination{}, err
-	}
-	d, err := r.svc.Authorized(ctx, actor(ctx), ref, true)
-	if err != nil {
-		return ref, store.Destination{}, r.fail(ctx, err)
-	}
-	return ref, d, nil
-}
-
-func (r *Resolver) deliveryTarget(ctx context.Context, gid string) (store.Destination, error) {
-	_, d, err := r.deliveryTargetRef(ctx, gid)
-	return d, err
-}
-
-func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

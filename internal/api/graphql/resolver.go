@@ -22,12 +22,9 @@ import (
 // Resolver resolves the schema's fields. Resolvers only translate: every rule lives in
 // streamconfig.Service.
 type Resolver struct {
-	svc        *streamconfig.Service
-	deliveries Deliveries
-	catalog    *event.Catalog
-	log        *slog.Logger
-	logMaxAge  time.Duration
-	nowFunc    func() time.Time
+	svc     *streamconfig.Service
+	catalog *event.Catalog
+	log     *slog.Logger
 }
 
 type actorKey struct{}
