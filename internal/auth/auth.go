@@ -128,7 +128,12 @@ func (a *Authenticator) Authenticate(ctx context.Context, raw string) (*Principa
 	if raw == "" || len(raw) > 256 {
 		return nil, ErrUnauthenticated
 	}
-	h := sha256.Sum256([]byte(raw))
+	return a.AuthenticateHash(ctx, sha256.Sum256([]byte(raw)))
+}
+
+// AuthenticateHash is Authenticate for a token known by its hash (HashToken), as a web
+// session keeps it: the same checks, so a revoked or expired token ends the session.
+func (a *Authenticator) AuthenticateHash(ctx context.Context, h [32]byte) (*Principal, error) {
 	now := a.nowFunc()
 	c, err := a.lookup(ctx, h, now)
 	if err != nil {
