@@ -312,7 +312,7 @@ func TestFirstStartPrintsToken(t *testing.T) {
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	eventually(t, 30*time.Second, func() error {
-		if !strings.Contains(out.String(), "serving the API at http://"+addr) {
+		if !strings.Contains(out.String(), "and the API at http://"+addr) {
 			return fmt.Errorf("no banner yet: %s", out.String())
 		}
 		return nil

@@ -137,7 +137,8 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.StringVar(&cfg.DestinationAllowCIDRs, "destination-allow-cidrs", cfg.DestinationAllowCIDRs, "comma-separated CIDRs or IPs destinations may reach even when internal")
 	f.Var(durationValue{&cfg.DeliveryRetryHorizon}, "delivery-retry-horizon", "how long an event is retried before it goes to the dead letters (default: half the log max age, at most 72h)")
 	f.Var(durationValue{&cfg.TokenCacheTTL}, "token-cache-ttl", "how long a checked token is trusted without asking the store")
-	f.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL, "base URL for links in responses (default: from the request)")
+	f.StringVar(&cfg.ExternalURL, "external-url", cfg.ExternalURL, "base URL for links in responses (default: from the request); https also makes the UI's cookies Secure")
+	f.Var(durationValue{&cfg.WebSessionTTL}, "web-session-ttl", "how long a sign-in to the web UI lasts (never longer than the token)")
 	f.StringVar(&cfg.DebugListen, "debug-listen", cfg.DebugListen, "serve Go profiles at /debug/pprof/ on this address (keep it on loopback)")
 	f.Var(durationValue{&cfg.ShutdownTimeout}, "shutdown-timeout", "how long a graceful stop may take")
 	return cmd

@@ -37,6 +37,7 @@ import (
 	"github.com/auditstream/auditstream/internal/store/postgres"
 	"github.com/auditstream/auditstream/internal/store/sqlite"
 	"github.com/auditstream/auditstream/internal/streamconfig"
+	"github.com/auditstream/auditstream/internal/web"
 )
 
 // App is a configured service, ready to Run.
@@ -180,7 +181,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
 		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg),
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
-	streams.Changed = a.engine.Notify
+	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {
 		// Ingest and reading events do not need the key, so the service still starts.
 		logger.Error("destination secrets cannot be read: streaming destinations cannot be shown or used until the right key is configured", "err", err)
@@ -201,11 +202,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)
-	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Deliveries: a.engine, LogMaxAge: cfg.LogMaxAge,
-		Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql")}))
+	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql")}))
 	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
 	mux.Handle("/-/graphql-explorer", graphiql)
 	mux.Handle("/-/graphql-explorer/", graphiql)
+	mux.Handle("/", web.New(web.Options{Streams: streams, Events: a.store, Sessions: a.store, Members: a.store, Namespaces: a.resolver,
+		Auth: a.auth, Catalog: a.catalog, Logger: logger.With("component", "web"), SessionTTL: cfg.WebSessionTTL,
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")}))
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)
@@ -242,7 +245,7 @@ var errShutdown = errors.New("shutting down")
 // Run serves until ctx is done, then stops taking requests, lets in-flight requests finish,
 // stops the archiver after its current batch, and closes the log and the store.
 func (a *App) Run(ctx context.Context) error {
-	fmt.Fprintf(a.out, "auditstream is serving the API at http://%s/api/v4 (metrics at /metrics)\n", a.Addr())
+	fmt.Fprintf(a.out, "auditstream is serving the UI at http://%[1]s/ and the API at http://%[1]s/api/v4 (metrics at /metrics)\n", a.Addr())
 	a.logger.Info("started", "listen", a.Addr(), "data_dir", a.cfg.DataDir, "store", storeKind(a.cfg), "log", logKind(a.cfg), "event_types", a.catalog.Len())
 
 	workCtx, stopWork := context.WithCancelCause(context.WithoutCancel(ctx))

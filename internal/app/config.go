@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/netguard"
+	"github.com/auditstream/auditstream/internal/web"
 )
 
 // Config is every setting of the service. Each field maps to one flag and one environment
@@ -78,8 +79,11 @@ type Config struct {
 	AdminToken string
 	// TokenCacheTTL is how long a checked token is trusted without asking the store. Default 5s.
 	TokenCacheTTL time.Duration
-	// ExternalURL is the base URL used in Link headers. Default: from each request's Host.
+	// ExternalURL is the base URL used in Link headers. Default: from each request's Host. An
+	// https URL also marks the UI's cookies Secure (TLS ends at a proxy in front).
 	ExternalURL string
+	// WebSessionTTL is how long a sign-in to the UI lasts. Default 12h.
+	WebSessionTTL time.Duration
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string
 	// DebugListen, when set, serves Go's pprof profiles at /debug/pprof/ on this address.
@@ -107,6 +111,7 @@ func Defaults() Config {
 		MaxDestinationFilters:    500,
 		ConfigMutationsPerMinute: 60,
 		TokenCacheTTL:            5 * time.Second,
+		WebSessionTTL:            web.DefaultSessionTTL,
 		LogLevel:                 "info",
 		ShutdownTimeout:          30 * time.Second,
 	}

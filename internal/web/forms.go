@@ -1,0 +1,193 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/auditstream/auditstream/internal/destination"
+)
+
+// field is one config field of a category's form. Key is the config key (GitLab's name).
+type field struct {
+	Key, Label, Kind, Help string // Kind: text, url, checkbox
+	Required               bool
+}
+
+// categoryInfo describes a destination category's form.
+type categoryInfo struct {
+	Category, Title string
+	Fields          []field
+	// The secretToken: how it is asked for, and whether owners may see it again (only http's
+	// verification token, as GitLab).
+	SecretLabel, SecretKind, SecretHelp string
+	SecretShown, SecretRequired         bool
+}
+
+var categories = []categoryInfo{
+	{Category: destination.CategoryHTTP, Title: "HTTP endpoint", Fields: []field{
+		{Key: "url", Label: "Destination URL", Kind: "url", Required: true, Help: "Each event is POSTed here as JSON, signed with Standard Webhooks headers."},
+	}, SecretLabel: "Verification token", SecretKind: "text", SecretShown: true,
+		SecretHelp: "Sent in X-Gitlab-Event-Streaming-Token. Leave empty to have one generated."},
+	{Category: destination.CategoryAWS, Title: "Amazon S3", Fields: []field{
+		{Key: "accessKeyXid", Label: "Access key ID", Kind: "text", Required: true},
+		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
+		{Key: "awsRegion", Label: "Region", Kind: "text", Required: true, Help: "For example eu-west-1."},
+		{Key: "endpoint", Label: "Endpoint", Kind: "url", Help: "Only for S3-compatible stores (MinIO, Ceph, R2, …)."},
+		{Key: "pathStyle", Label: "Path-style addressing", Kind: "checkbox", Help: "Needed by most S3-compatible stores."},
+	}, SecretLabel: "Secret access key", SecretKind: "password", SecretRequired: true},
+	{Category: destination.CategoryGCS, Title: "Google Cloud Storage", Fields: []field{
+		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
+		{Key: "prefix", Label: "Object name prefix", Kind: "text", Help: "Optional, for example gitlab/."},
+	}, SecretLabel: "Service account key file (JSON)", SecretKind: "textarea", SecretRequired: true,
+		SecretHelp: "The whole JSON key file. The account needs storage.objects.create on the bucket."},
+	{Category: destination.CategoryGCP, Title: "Google Cloud Logging", Fields: []field{
+		{Key: "googleProjectIdName", Label: "Google project ID", Kind: "text", Required: true},
+		{Key: "clientEmail", Label: "Service account email", Kind: "text", Required: true},
+		{Key: "logIdName", Label: "Log ID", Kind: "text", Help: "Default: " + destination.DefaultLogIDName + "."},
+	}, SecretLabel: "Private key (PEM)", SecretKind: "textarea", SecretRequired: true,
+		SecretHelp: "The private_key of the service account's key file, BEGIN and END lines included."},
+	{Category: destination.CategorySplunk, Title: "Splunk HTTP Event Collector", Fields: []field{
+		{Key: "url", Label: "HEC URL", Kind: "url", Required: true, Help: "The collector's base URL, for example https://splunk.example.com:8088."},
+		{Key: "index", Label: "Index", Kind: "text"},
+		{Key: "source", Label: "Source", Kind: "text"},
+		{Key: "sourcetype", Label: "Source type", Kind: "text", Help: "Default: gitlab:audit."},
+		{Key: "host", Label: "Host", Kind: "text"},
+		{Key: "ack", Label: "Indexer acknowledgement", Kind: "checkbox", Help: "An event counts as delivered once the indexers confirm it."},
+	}, SecretLabel: "HEC token", SecretKind: "password", SecretRequired: true},
+}
+
+func categoryOf(c string) (categoryInfo, bool) {
+	for _, ci := range categories {
+		if ci.Category == c {
+			return ci, true
+		}
+	}
+	return categoryInfo{}, false
+}
+
+// streamForm is a destination's settings as the form shows and posts them.
+type streamForm struct {
+	Info   categoryInfo
+	Name   string
+	Active bool
+	Values map[string]string // text fields
+	Checks map[string]bool   // checkbox fields
+	Secret string            // as typed; never filled in from the stored value
+	// Batch and delivery (config.batch, config.delivery).
+	Batch                          bool
+	MaxEvents, MaxBytes, MaxWaitMs string
+	Concurrency                    string
+	Ordered, BufferWhilePaused     bool
+	headers                        json.RawMessage // kept from the stored config on edit
+}
+
+// formFromConfig fills the form from a stored config.
+func formFromConfig(ci categoryInfo, name string, active bool, config []byte) streamForm {
+	f := streamForm{Info: ci, Name: name, Active: active, Values: map[string]string{}, Checks: map[string]bool{}}
+	var cfg map[string]json.RawMessage
+	_ = json.Unmarshal(config, &cfg)
+	for _, fd := range ci.Fields {
+		if fd.Kind == "checkbox" {
+			var b bool
+			_ = json.Unmarshal(cfg[fd.Key], &b)
+			f.Checks[fd.Key] = b
+			continue
+		}
+		var s string
+		_ = json.Unmarshal(cfg[fd.Key], &s)
+		f.Values[fd.Key] = s
+	}
+	f.headers = cfg["headers"]
+	var b struct{ MaxEvents, MaxBytes, MaxWaitMs *int }
+	if raw, ok := cfg["batch"]; ok && json.Unmarshal(raw, &b) == nil {
+		f.Batch = true
+		f.MaxEvents, f.MaxBytes, f.MaxWaitMs = intText(b.MaxEvents), intText(b.MaxBytes), intText(b.MaxWaitMs)
+	}
+	var d struct {
+		Concurrency                *int
+		Ordered, BufferWhilePaused bool
+	}
+	if raw, ok := cfg["delivery"]; ok && json.Unmarshal(raw, &d) == nil {
+		f.Concurrency, f.Ordered, f.BufferWhilePaused = intText(d.Concurrency), d.Ordered, d.BufferWhilePaused
+	}
+	return f
+}
+
+func intText(n *int) string {
+	if n == nil {
+		return ""
+	}
+	return strconv.Itoa(*n)
+}
+
+// formFromRequest reads a posted form.
+func formFromRequest(ci categoryInfo, r *http.Request) streamForm {
+	f := streamForm{Info: ci, Name: strings.TrimSpace(r.PostFormValue("name")), Active: r.PostFormValue("active") == "on",
+		Values: map[string]string{}, Checks: map[string]bool{}, Secret: r.PostFormValue("secret_token"),
+		Batch: r.PostFormValue("batch") == "on", MaxEvents: strings.TrimSpace(r.PostFormValue("batch_max_events")),
+		MaxBytes: strings.TrimSpace(r.PostFormValue("batch_max_bytes")), MaxWaitMs: strings.TrimSpace(r.PostFormValue("batch_max_wait_ms")),
+		Concurrency: strings.TrimSpace(r.PostFormValue("concurrency")), Ordered: r.PostFormValue("ordered") == "on",
+		BufferWhilePaused: r.PostFormValue("buffer_while_paused") == "on"}
+	for _, fd := range ci.Fields {
+		if fd.Kind == "checkbox" {
+			f.Checks[fd.Key] = r.PostFormValue("config_"+fd.Key) == "on"
+		} else {
+			f.Values[fd.Key] = strings.TrimSpace(r.PostFormValue("config_" + fd.Key))
+		}
+	}
+	return f
+}
+
+// config builds the config JSON. Empty fields are left out, so that the API's own defaults
+// and messages apply; numbers that are not whole numbers are the form's own problems.
+func (f streamForm) config() ([]byte, []string) {
+	cfg := map[string]any{}
+	for _, fd := range f.Info.Fields {
+		switch {
+		case fd.Kind == "checkbox":
+			if f.Checks[fd.Key] {
+				cfg[fd.Key] = true
+			}
+		case f.Values[fd.Key] != "":
+			cfg[fd.Key] = f.Values[fd.Key]
+		}
+	}
+	if len(f.headers) > 0 {
+		cfg["headers"] = f.headers
+	}
+	var problems []string
+	number := func(label, v string, into map[string]any, key string) {
+		if v == "" {
+			return
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s must be a whole number.", label))
+			return
+		}
+		into[key] = n
+	}
+	if f.Batch {
+		b := map[string]any{}
+		number("Events per batch", f.MaxEvents, b, "maxEvents")
+		number("Bytes per batch", f.MaxBytes, b, "maxBytes")
+		number("Wait for a batch", f.MaxWaitMs, b, "maxWaitMs")
+		cfg["batch"] = b
+	}
+	d := map[string]any{}
+	number("Requests in flight", f.Concurrency, d, "concurrency")
+	if f.Ordered {
+		d["ordered"] = true
+	}
+	if f.BufferWhilePaused {
+		d["bufferWhilePaused"] = true
+	}
+	if len(d) > 0 {
+		cfg["delivery"] = d
+	}
+	out, _ := json.Marshal(cfg)
+	return out, problems
+}

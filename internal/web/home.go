@@ -1,0 +1,136 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+type place struct {
+	Kind, FullPath string
+	Level          int
+	Events         bool // the role shows events
+	Streams        bool // an owner of a top-level group: may manage its streams
+	Base           string
+}
+
+type homeData struct {
+	Places []place
+}
+
+// home lists where the user can go: the admin area, and the groups and projects they are a
+// member of, with what their role lets them see.
+func (u *UI) home(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	s := sessionOf(r)
+	ms, err := u.opts.Members.MemberListByUser(ctx, s.User().ID)
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	var d homeData
+	now := u.now()
+	for _, m := range ms {
+		if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+			continue
+		}
+		ns, err := u.opts.Namespaces.ByKey(ctx, m.NamespaceKey)
+		if err != nil {
+			continue // removed since: nothing to show
+		}
+		p := place{Kind: string(ns.Kind), FullPath: ns.FullPath, Level: m.AccessLevel, Base: "/" + string(ns.Kind) + "s/" + ns.FullPath}
+		if ns.Kind == store.KindProject {
+			p.Events = auth.ProjectEventScope(m.AccessLevel) != auth.SeeNone
+		} else {
+			p.Events = auth.GroupEventScope(m.AccessLevel) != auth.SeeNone
+			p.Streams = ns.ParentKey == 0 && m.AccessLevel >= auth.Owner
+		}
+		d.Places = append(d.Places, p)
+	}
+	slices.SortFunc(d.Places, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
+	u.render(w, r, http.StatusOK, "home", view{Title: "auditstream", Data: d})
+}
+
+var levelNames = map[int]string{auth.Guest: "Guest", auth.Reporter: "Reporter", auth.Developer: "Developer", auth.Maintainer: "Maintainer", auth.Owner: "Owner"}
+
+var funcs = template.FuncMap{
+	"time": func(t time.Time) string {
+		if t.IsZero() {
+			return "—"
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"ago": func(now, t time.Time) string {
+		if t.IsZero() {
+			return "never"
+		}
+		d := now.Sub(t).Round(time.Second)
+		switch {
+		case d < time.Minute:
+			return fmt.Sprintf("%ds ago", int(d.Seconds()))
+		case d < time.Hour:
+			return fmt.Sprintf("%dm ago", int(d.Minutes()))
+		case d < 48*time.Hour:
+			return fmt.Sprintf("%dh ago", int(d.Hours()))
+		}
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	},
+	"level":  func(l int) string { return levelNames[l] },
+	"status": statusLabel,
+	"json": func(b []byte) string {
+		var v any
+		if json.Unmarshal(b, &v) != nil {
+			return string(b)
+		}
+		out, _ := json.MarshalIndent(v, "", "  ")
+		return string(out)
+	},
+	"contains": func(m map[string]bool, k string) bool { return m[k] },
+	"split":    func(s string) []string { return strings.Split(s, "\n") },
+	"lower":    strings.ToLower,
+	"tabs": func(s scope, current string) any {
+		return struct {
+			S       scope
+			Current string
+		}{s, current}
+	},
+	"entityTypes": func() []struct{ Value, Label string } {
+		return []struct{ Value, Label string }{{event.EntityGroup, "Group"}, {event.EntityProject, "Project"}, {event.EntityUser, "User"}, {event.EntityInstance, "Instance"}}
+	},
+}
+
+// statusLabel words a delivery state for people.
+func statusLabel(s string) string {
+	switch s {
+	case "healthy":
+		return "Healthy"
+	case "failing":
+		return "Failing"
+	case "circuit_open":
+		return "Circuit open"
+	case "paused":
+		return "Paused"
+	case "error":
+		return "Error"
+	}
+	return s
+}
+
+// goTo opens the group at the typed path.
+func (u *UI) goTo(w http.ResponseWriter, r *http.Request) {
+	p := strings.Trim(strings.TrimSpace(r.URL.Query().Get("path")), "/")
+	if p == "" {
+		http.Redirect(w, r, "/", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/groups/"+p+"/-/audit_events", http.StatusSeeOther)
+}
