@@ -37,6 +37,10 @@ var eventTypes = map[Flavor]map[auditKind][2]string{
 		auditFiltersDeleted:   {"event_type_filters_deleted", "event_type_filters_deleted"},
 		auditNamespaceCreated: {"created_group_namespace_filter", "created_instance_namespace_filter"},
 		auditNamespaceDeleted: {"deleted_group_namespace_filter", "deleted_instance_namespace_filter"},
+		// The unified API changes headers within config: an update of the destination.
+		auditHeaderCreated: {"updated_group_audit_event_streaming_destination", "updated_instance_audit_event_streaming_destination"},
+		auditHeaderUpdated: {"updated_group_audit_event_streaming_destination", "updated_instance_audit_event_streaming_destination"},
+		auditHeaderDeleted: {"updated_group_audit_event_streaming_destination", "updated_instance_audit_event_streaming_destination"},
 	},
 	LegacyHTTP: {
 		auditCreate:           {"create_event_streaming_destination", "create_instance_event_streaming_destination"},
