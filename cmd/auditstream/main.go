@@ -118,7 +118,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address")
 	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "external NATS server or cluster (nats://…); empty runs NATS embedded")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "let NATS clients connect to the embedded server at a loopback host:port; it has no authentication (default: no listener)")
-	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, "stream replicas on an external cluster")
+	f.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, "replicas of the stream, its consumers and the lease bucket (default: 3 on a NATS cluster, 1 otherwise)")
 	f.Var(durationValue{&cfg.LogMaxAge}, "log-max-age", "how long the log keeps events: a stopped destination's buffer window")
 	f.Int64Var(&cfg.LogMaxBytes, "log-max-bytes", cfg.LogMaxBytes, "cap on the log's size in bytes; 0 for none (oldest events go first)")
 	f.BoolVar(&cfg.LogSyncAlways, "log-sync-always", cfg.LogSyncAlways, "fsync every log write before acknowledging it (survives power loss; slower)")

@@ -47,6 +47,7 @@ type App struct {
 	out      io.Writer
 	store    store.Store
 	log      *eventlog.Log
+	leases   *eventlog.Leases
 	catalog  *event.Catalog
 	resolver *namespace.Resolver
 	auth     *auth.Authenticator
@@ -137,6 +138,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		a.close()
 		return nil, fmt.Errorf("log and store: %w", err)
 	}
+	if a.leases, err = a.log.Leases(ctx, 0); err != nil {
+		a.close()
+		return nil, err
+	}
 	a.resolver = namespace.NewResolver(a.store, nil)
 	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
 	a.metrics = newMetrics(a.log)
@@ -179,7 +184,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
 		Factories: Senders(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
-		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg),
+		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {
@@ -257,7 +262,13 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return err
 	})
-	g.Go(func() error { return a.purgeLoop(gctx) })
+	g.Go(func() error {
+		if a.cfg.Retention > 0 { // one replica at a time purges
+			a.leases.Run(gctx, "retention-purge", a.purgeLoop)
+		}
+		<-gctx.Done()
+		return nil
+	})
 	g.Go(func() error { return a.engine.Run(gctx) })
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
@@ -337,11 +348,8 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-func (a *App) purgeLoop(ctx context.Context) error {
-	if a.cfg.Retention <= 0 {
-		<-ctx.Done()
-		return nil
-	}
+// purgeLoop deletes stored events older than the retention every hour, while ctx lasts.
+func (a *App) purgeLoop(ctx context.Context) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -353,7 +361,7 @@ func (a *App) purgeLoop(ctx context.Context) error {
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
 		}
 	}

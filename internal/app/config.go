@@ -26,7 +26,7 @@ type Config struct {
 	NATSURL string
 	// NATSListen makes the embedded NATS server listen for clients (host:port). Default: none.
 	NATSListen string
-	// NATSReplicas is the stream's replica count on an external cluster. Default 1.
+	// NATSReplicas is the stream's replica count. Default 0: 3 on a NATS cluster, else 1.
 	NATSReplicas int
 	// LogMaxAge is how long the log keeps events (a stopped destination's buffer). Default 7 days.
 	LogMaxAge time.Duration
@@ -98,7 +98,6 @@ func Defaults() Config {
 	return Config{
 		DataDir:                  "./data",
 		Listen:                   "127.0.0.1:8080",
-		NATSReplicas:             1,
 		LogMaxAge:                7 * 24 * time.Hour,
 		DuplicateWindow:          2 * time.Minute,
 		MaxRequestBytes:          32 << 20,
@@ -153,8 +152,8 @@ func (c *Config) Validate() error {
 	if c.NATSURL != "" && !strings.HasPrefix(c.NATSURL, "nats://") && !strings.HasPrefix(c.NATSURL, "tls://") {
 		bad("nats url must start with nats:// or tls://")
 	}
-	if c.NATSReplicas < 1 || c.NATSReplicas > 5 {
-		bad("nats replicas must be 1 to 5")
+	if c.NATSReplicas < 0 || c.NATSReplicas > 5 {
+		bad("nats replicas must be 1 to 5 (or 0: 3 on a NATS cluster, 1 on a single server)")
 	}
 	if c.LogMaxAge < time.Minute {
 		bad("log max age must be at least 1m")

@@ -28,6 +28,12 @@ type Log interface {
 	Fetch(ctx context.Context, durable string, max int, maxWait time.Duration, available bool) ([]eventlog.Delivered, error)
 	ConsumerBacklog(ctx context.Context, durable, subject string) (eventlog.ConsumerState, error)
 	ConsumerNames(ctx context.Context, prefix string) ([]string, error)
+	RewindToAckFloor(ctx context.Context, durable string) error
+}
+
+// Leases make one process of a cluster run a job at a time (eventlog.Leases).
+type Leases interface {
+	Run(ctx context.Context, name string, fn func(ctx context.Context))
 }
 
 // Store is what the engine needs of the store.
@@ -114,6 +120,7 @@ type Engine struct {
 	logger     *slog.Logger
 	opts       Options
 	metrics    *Metrics
+	leases     Leases
 
 	notify chan struct{}
 
@@ -136,7 +143,10 @@ type Config struct {
 	Env        destination.Env
 	Logger     *slog.Logger
 	Metrics    *Metrics // nil: not exported
-	Options    Options
+	// Leases, when set, let one process at a time deliver to each ordered destination, so that
+	// replicas sharing the log keep its order. nil: this process is the only one.
+	Leases  Leases
+	Options Options
 }
 
 // New returns an engine; Run starts it.
@@ -152,7 +162,7 @@ func New(c Config) *Engine {
 		c.Metrics = NewMetrics(prometheus.NewRegistry()) // counted, not exported
 	}
 	e := &Engine{log: c.Log, store: c.Store, namespaces: c.Namespaces, open: c.Open, catalog: c.Catalog, factories: c.Factories,
-		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, notify: make(chan struct{}, 1),
+		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, leases: c.Leases, notify: make(chan struct{}, 1),
 		workers: map[int64]*worker{}, states: map[int64]*state{}, paused: map[int64]bool{}}
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e

@@ -58,7 +58,23 @@ func (w *worker) fetchSize() int {
 	return min(w.delivery.Concurrency*32, 1024)
 }
 
+// run delivers until ctx ends. An ordered destination is delivered by one process of the
+// cluster at a time: the holder of its lease, which first rewinds the consumer to its ack floor
+// so that what a previous holder fetched but did not acknowledge comes first, in order.
 func (w *worker) run(ctx context.Context) {
+	if !w.delivery.Ordered || w.e.leases == nil {
+		w.loop(ctx)
+		return
+	}
+	w.e.leases.Run(ctx, "delivery-"+w.durable, func(ctx context.Context) {
+		if err := w.e.log.RewindToAckFloor(ctx, w.durable); err != nil && ctx.Err() == nil {
+			w.e.logger.Warn("delivery: rewinding an ordered destination's consumer failed; delivering from where it is", "destination_id", w.d.ID, "err", err)
+		}
+		w.loop(ctx)
+	})
+}
+
+func (w *worker) loop(ctx context.Context) {
 	maxWait := 100 * time.Millisecond
 	if b := w.delivery.Batch; b != nil && b.MaxWait > maxWait {
 		maxWait = b.MaxWait

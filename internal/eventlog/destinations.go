@@ -208,3 +208,35 @@ func (l *Log) ConsumerNames(ctx context.Context, prefix string) ([]string, error
 	}
 	return out, nil
 }
+
+// RewindToAckFloor makes the consumer deliver again everything after its ack floor, in order:
+// what was fetched but not acknowledged (by a process that died, say) comes next, before any
+// newer event. It recreates the consumer at the floor, with the same filters and limits. Used
+// when an ordered destination's deliveries move to another process.
+func (l *Log) RewindToAckFloor(ctx context.Context, durable string) error {
+	cons, err := l.stream.Consumer(ctx, durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil // not created yet: it starts where it is created
+	}
+	if err != nil {
+		return fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
+	}
+	if info.NumAckPending == 0 && info.NumRedelivered == 0 {
+		return nil // nothing in flight: the next fetch is already in order
+	}
+	cfg := info.Config
+	if info.AckFloor.Stream > 0 { // else nothing was acknowledged: start where it started
+		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, info.AckFloor.Stream+1
+	}
+	if err := l.DeleteConsumer(ctx, durable); err != nil {
+		return err
+	}
+	if _, err := l.stream.CreateConsumer(ctx, cfg); err != nil {
+		return fmt.Errorf("%w: recreate consumer %s at %d: %w", ErrUnavailable, durable, cfg.OptStartSeq, err)
+	}
+	return nil
+}

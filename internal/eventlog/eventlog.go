@@ -16,6 +16,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,8 @@ type Options struct {
 	MaxBytes int64
 	// DuplicateWindow is how long an idempotency key is remembered. Default 2 minutes.
 	DuplicateWindow time.Duration
-	// Replicas of the stream on a cluster. Default 1.
+	// Replicas of the stream (and of the consumers and the lease bucket). Default (0): 3 on an
+	// external server that is part of a cluster, 1 otherwise.
 	Replicas int
 	// SyncAlways makes the embedded server fsync every write before acknowledging it. Default
 	// false: writes reach the OS before the ack (they survive a process crash) and are fsynced
@@ -73,9 +75,6 @@ func (o *Options) defaults() {
 	if o.DuplicateWindow == 0 {
 		o.DuplicateWindow = 2 * time.Minute
 	}
-	if o.Replicas == 0 {
-		o.Replicas = 1
-	}
 }
 
 // Log is an open connection to the stream. Safe for concurrent use.
@@ -85,7 +84,9 @@ type Log struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
-	closed atomic.Bool
+	// replicas is the stream's replica count (Options.Replicas, resolved).
+	replicas int
+	closed   atomic.Bool
 	// consumers caches destination consumers' handles by name (see consumer).
 	consumers sync.Map
 }
@@ -115,6 +116,12 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		l.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if l.replicas, err = l.replicaCount(cctx); err != nil {
+		l.Close()
+		return nil, err
+	}
 	cfg := jetstream.StreamConfig{
 		Name:        StreamName,
 		Description: "auditstream audit events",
@@ -125,17 +132,43 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		MaxAge:      opts.MaxAge,
 		MaxBytes:    opts.MaxBytes,
 		Duplicates:  opts.DuplicateWindow,
-		Replicas:    opts.Replicas,
+		Replicas:    l.replicas,
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
 	l.stream, err = l.js.CreateOrUpdateStream(cctx, cfg)
 	if err != nil {
 		l.Close()
+		if strings.Contains(err.Error(), "insufficient resources") {
+			return nil, fmt.Errorf("create stream %s with %d replicas: the NATS cluster has fewer JetStream servers than that; set --nats-replicas: %w", StreamName, l.replicas, err)
+		}
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	return l, nil
 }
+
+// DefaultClusterReplicas is the stream's replica count on a NATS cluster when none is given:
+// it survives the loss of one server of three.
+const DefaultClusterReplicas = 3
+
+// replicaCount resolves Options.Replicas: given, or 3 on a cluster, 1 on a single server.
+func (l *Log) replicaCount(ctx context.Context) (int, error) {
+	if l.opts.Replicas > 0 {
+		return l.opts.Replicas, nil
+	}
+	if l.ns != nil {
+		return 1, nil
+	}
+	// The cluster's name is known once connected: the account info waits for the connection.
+	if _, err := l.js.AccountInfo(ctx); err != nil {
+		return 0, fmt.Errorf("%w: connect to NATS at %s: %w", ErrUnavailable, l.opts.URL, err)
+	}
+	if l.nc.ConnectedClusterName() != "" {
+		return DefaultClusterReplicas, nil
+	}
+	return 1, nil
+}
+
+// Replicas is the stream's replica count.
+func (l *Log) Replicas() int { return l.replicas }
 
 func (l *Log) startEmbedded() error {
 	sopts := &server.Options{

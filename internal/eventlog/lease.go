@@ -1,0 +1,127 @@
+package eventlog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Leases are named, expiring locks held in a NATS key-value bucket: the way replicas sharing a
+// log agree that one of them runs a job (the retention purge, an ordered destination's
+// deliveries) at a time, and that another takes over within the TTL when it dies. The embedded
+// log has one process; its leases are always its own.
+type Leases struct {
+	kv     jetstream.KeyValue
+	ttl    time.Duration
+	owner  []byte
+	logger *slog.Logger
+}
+
+// LeaseBucket is the key-value bucket leases are kept in.
+const LeaseBucket = "auditstream_leases"
+
+// DefaultLeaseTTL is how long a lease outlives its holder's last renewal: the fail-over time.
+const DefaultLeaseTTL = 15 * time.Second
+
+// Leases opens (creating it when needed) the lease bucket, replicated as the stream is. ttl 0
+// takes DefaultLeaseTTL.
+func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, Description: "auditstream leases: who runs a cluster-wide job",
+		TTL: ttl, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas})
+	if err != nil {
+		return nil, fmt.Errorf("%w: lease bucket: %w", ErrUnavailable, err)
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return &Leases{kv: kv, ttl: ttl, owner: []byte(hex.EncodeToString(id[:])), logger: l.opts.Logger}, nil
+}
+
+// Run calls fn whenever this process holds the lease called name, until ctx ends. fn's context
+// ends when the lease is lost (it could not be renewed in time) or ctx ends; Run waits for fn
+// to return before trying to take the lease again, and releases it when ctx ends so that
+// another process takes over at once.
+//
+// The holder renews every TTL/3 and gives the lease up itself when it has not renewed for
+// 2/3 of the TTL, before the bucket lets anyone else take it: two holders never overlap while
+// the processes' clocks run at about the same rate.
+func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Context)) {
+	every := ls.ttl / 3
+	for ctx.Err() == nil {
+		rev, err := ls.kv.Create(ctx, name, ls.owner)
+		if err != nil {
+			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+				ls.logger.Debug("eventlog: taking a lease failed; retrying", "lease", name, "err", err)
+			}
+			if !sleepCtx(ctx, every) {
+				return
+			}
+			continue
+		}
+		ls.hold(ctx, name, rev, fn)
+	}
+}
+
+// hold runs fn while renewing the lease taken at rev.
+func (ls *Leases) hold(ctx context.Context, name string, rev uint64, fn func(ctx context.Context)) {
+	hctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); fn(hctx) }()
+	renewed := time.Now()
+	t := time.NewTicker(ls.ttl / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			cancel()
+			ls.release(name, rev)
+			return
+		case <-ctx.Done():
+			cancel()
+			<-done
+			ls.release(name, rev)
+			return
+		case <-t.C:
+			rctx, rcancel := context.WithTimeout(ctx, ls.ttl/3)
+			next, err := ls.kv.Update(rctx, name, ls.owner, rev)
+			rcancel()
+			if err == nil {
+				rev, renewed = next, time.Now()
+				continue
+			}
+			if time.Since(renewed) < 2*ls.ttl/3 && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
+				continue // a slow or failed renewal: the next tick tries again
+			}
+			ls.logger.Warn("eventlog: lost a lease", "lease", name, "err", err)
+			cancel()
+			<-done
+			return
+		}
+	}
+}
+
+// release deletes the lease if this process still holds it at rev.
+func (ls *Leases) release(name string, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = ls.kv.Delete(ctx, name, jetstream.LastRevision(rev))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

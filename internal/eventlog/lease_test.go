@@ -1,0 +1,176 @@
+package eventlog_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/eventlog"
+)
+
+// holders counts who holds a lease and whether two ever held it at once.
+type holders struct {
+	mu      sync.Mutex
+	current map[string]bool
+	overlap atomic.Bool
+	took    map[string]int
+}
+
+func (h *holders) job(name string) func(ctx context.Context) {
+	return func(ctx context.Context) {
+		h.mu.Lock()
+		if len(h.current) > 0 {
+			h.overlap.Store(true)
+		}
+		h.current[name] = true
+		h.took[name]++
+		h.mu.Unlock()
+		<-ctx.Done()
+		h.mu.Lock()
+		delete(h.current, name)
+		h.mu.Unlock()
+	}
+}
+
+func (h *holders) holder() string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for n := range h.current {
+		return n
+	}
+	return ""
+}
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestLeasesFailOver runs a job under one lease from two connections of one log: one holds it
+// at a time; when its holder stops, the other takes over at once (released); when its holder's
+// connection dies without releasing, the other takes over within the TTL.
+func TestLeasesFailOver(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	port := freePort(t)
+	a, err := eventlog.Open(ctx, eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	b, err := eventlog.Open(ctx, eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
+	require.NoError(t, err)
+	closeB := sync.OnceFunc(b.Close)
+	t.Cleanup(closeB)
+	require.Equal(t, 1, b.Replicas(), "a single server gets one replica")
+
+	const ttl = 1500 * time.Millisecond
+	la, err := a.Leases(ctx, ttl)
+	require.NoError(t, err)
+	lb, err := b.Leases(ctx, ttl)
+	require.NoError(t, err)
+
+	h := &holders{current: map[string]bool{}, took: map[string]int{}}
+	ctxA, stopA := context.WithCancel(ctx)
+	doneA := make(chan struct{})
+	go func() { defer close(doneA); la.Run(ctxA, "job", h.job("a")) }()
+	eventually(t, 5*time.Second, func() error {
+		if h.holder() != "a" {
+			return fmt.Errorf("holder %q", h.holder())
+		}
+		return nil
+	})
+	ctxB, stopB := context.WithCancel(ctx)
+	doneB := make(chan struct{})
+	go func() { defer close(doneB); lb.Run(ctxB, "job", h.job("b")) }()
+
+	// a keeps it across several renewals.
+	deadline := time.Now().Add(2 * ttl)
+	for time.Now().Before(deadline) {
+		require.Equal(t, "a", h.holder(), "the holder keeps its lease while it renews")
+		time.Sleep(50 * time.Millisecond) // sampling over two TTLs, not waiting for a condition
+	}
+
+	// a stops: it releases, and b takes over well within the TTL.
+	stopped := time.Now()
+	stopA()
+	<-doneA
+	eventually(t, ttl, func() error {
+		if h.holder() != "b" {
+			return fmt.Errorf("holder %q", h.holder())
+		}
+		return nil
+	})
+	t.Logf("taken over %v after a release", time.Since(stopped).Round(time.Millisecond))
+
+	// a comes back and waits; b's connection dies without releasing: a takes over after the TTL.
+	ctxA, stopA = context.WithCancel(ctx)
+	defer stopA()
+	doneA = make(chan struct{})
+	go func() { defer close(doneA); la.Run(ctxA, "job", h.job("a")) }()
+	died := time.Now()
+	closeB()
+	eventually(t, 3*ttl, func() error {
+		if h.holder() != "a" {
+			return fmt.Errorf("holder %q", h.holder())
+		}
+		return nil
+	})
+	t.Logf("taken over %v after the holder died", time.Since(died).Round(time.Millisecond))
+	stopB()
+	<-doneB
+	stopA()
+	<-doneA
+	require.False(t, h.overlap.Load(), "two holders at once")
+}
+
+// TestRewindToAckFloor: events fetched and not acknowledged come again, first and in order,
+// after a rewind; acknowledged ones do not.
+func TestRewindToAckFloor(t *testing.T) {
+	ctx, l := setup(t)
+	_, err := l.EnsureConsumer(ctx, eventlog.ConsumerSpec{Durable: "dest-1", StartAt: time.Now().Add(-time.Minute), AckWait: time.Minute})
+	require.NoError(t, err)
+	require.NoError(t, l.RewindToAckFloor(ctx, "dest-1"), "nothing in flight")
+	ids, err := l.Publish(ctx, messages("audit.g1.user_created", 10, 0))
+	require.NoError(t, err)
+	got, err := l.Fetch(ctx, "dest-1", 6, time.Second, true)
+	require.NoError(t, err)
+	require.Len(t, got, 6)
+	for _, d := range got[:3] {
+		require.NoError(t, d.Ack())
+	}
+	eventually(t, 5*time.Second, func() error {
+		st, err := l.ConsumerBacklog(ctx, "dest-1", "")
+		if err != nil {
+			return err
+		}
+		if st.Pending != 7 {
+			return fmt.Errorf("%d pending, want 7 once the acks are in", st.Pending)
+		}
+		return nil
+	})
+	require.NoError(t, l.RewindToAckFloor(ctx, "dest-1"))
+	var seqs []int64
+	eventually(t, 5*time.Second, func() error {
+		more, err := l.Fetch(ctx, "dest-1", 10, 100*time.Millisecond, true)
+		if err != nil {
+			return err
+		}
+		for _, d := range more {
+			seqs = append(seqs, d.Seq)
+			require.NoError(t, d.Ack())
+		}
+		if len(seqs) < 7 {
+			return fmt.Errorf("%d of 7 events", len(seqs))
+		}
+		return nil
+	})
+	require.Equal(t, ids[3:], seqs, "the unacknowledged events come first, in order, then the rest")
+}
