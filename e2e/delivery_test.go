@@ -50,6 +50,7 @@ type receiver struct {
 	onAccept func(distinct int)
 	accepted map[int64]int
 	first    map[int64]time.Time // when each id was first accepted
+	order    []int64             // ids in the order each was first accepted
 	types    map[int64]string
 	tests    []http.Header // test events accepted
 	answered map[int]int   // non-2xx answers by status
@@ -206,6 +207,7 @@ func (rc *receiver) handle(w http.ResponseWriter, r *http.Request) {
 		}
 		if rc.accepted[ev.ID] == 0 {
 			rc.first[ev.ID] = time.Now()
+			rc.order = append(rc.order, ev.ID)
 		}
 		rc.accepted[ev.ID]++
 		rc.types[ev.ID] = ev.EventType
@@ -247,6 +249,13 @@ func (rc *receiver) typeOf(id int64) string {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.types[id]
+}
+
+// firstDeliveryOrder returns the accepted ids in the order each first arrived.
+func (rc *receiver) firstDeliveryOrder() []int64 {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]int64(nil), rc.order...)
 }
 
 // missing returns the ids of want the receiver has not accepted.

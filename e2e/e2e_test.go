@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -81,7 +82,11 @@ func freePort(t *testing.T) string {
 func serve(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
 	addr := freePort(t)
-	cmd := exec.Command(binary, "serve", "--listen", addr, "--data-dir", dataDir, "--log-level", "warn")
+	args := []string{"serve", "--listen", addr, "--data-dir", dataDir}
+	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "AUDITSTREAM_LOG_LEVEL=") }) {
+		args = append(args, "--log-level", "warn") // a flag wins over the environment
+	}
+	cmd := exec.Command(binary, args...)
 	cmd.Env = append(os.Environ(), append([]string{"AUDITSTREAM_ADMIN_TOKEN=" + adminToken}, env...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out

@@ -72,6 +72,7 @@ func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Cont
 
 // hold runs fn while renewing the lease taken at rev.
 func (ls *Leases) hold(ctx context.Context, name string, rev uint64, fn func(ctx context.Context)) {
+	ls.logger.Info("eventlog: took a lease", "lease", name)
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); fn(hctx) }()
