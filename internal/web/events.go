@@ -310,10 +310,6 @@ func (u *UI) eventPage(w http.ResponseWriter, r *http.Request) {
 	s := scopeOf(r)
 	notFound := func() { u.errorPage(w, r, http.StatusNotFound, "Audit event not found.") }
 	if s.Events != auth.SeeAll {
-		if s.Events == auth.SeeNone {
-			notFound()
-			return
-		}
 		u.errorPage(w, r, http.StatusForbidden, "Only owners (maintainers of a project) can open single audit events.")
 		return
 	}

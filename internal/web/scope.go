@@ -9,6 +9,7 @@ import (
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/streamconfig"
 )
 
 // scope is what a page is about: the instance, a group or a project, with what the signed-in
@@ -56,12 +57,22 @@ func withScope(r *http.Request, s scope) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, s))
 }
 
-// instanceScope is the admin area's: administrators only, as GET /api/v4/audit_events.
+// instanceScope is the admin area's events: administrators only; others get 403, as from
+// GET /api/v4/audit_events.
 func instanceScope(u *UI, r *http.Request) (scope, int, string) {
 	if !sessionOf(r).User().Admin {
-		return scope{}, http.StatusForbidden, "Only administrators can see the instance's audit events and streams."
+		return scope{}, http.StatusForbidden, "Only administrators can see the instance's audit events."
 	}
 	return scope{Kind: "instance", Base: "/admin", Events: auth.SeeAll, TopLevel: true}, 0, ""
+}
+
+// instanceStreamsScope is the admin area's streams: others get GraphQL's not-found answer.
+func instanceStreamsScope(u *UI, r *http.Request) (scope, int, string) {
+	s, status, _ := instanceScope(u, r)
+	if status != 0 {
+		return s, http.StatusNotFound, streamconfig.ErrNotFound.Error()
+	}
+	return s, 0, ""
 }
 
 func (u *UI) scoped(resolve func(*UI, *http.Request) (scope, int, string), h http.HandlerFunc) http.HandlerFunc {

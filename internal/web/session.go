@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/store"
@@ -233,7 +234,9 @@ func (u *UI) signOut(w http.ResponseWriter, r *http.Request) {
 
 // safeReturn keeps a return_to that stays on this site, and sends anything else home.
 func safeReturn(to string) string {
-	if !strings.HasPrefix(to, "/") || strings.HasPrefix(to, "//") || strings.HasPrefix(to, "/\\") || strings.ContainsAny(to, "\r\n") {
+	// Browsers drop tabs and newlines from URLs ("/\t/evil.example" is "//evil.example"): any
+	// control character is refused.
+	if !strings.HasPrefix(to, "/") || strings.HasPrefix(to, "//") || strings.HasPrefix(to, "/\\") || strings.ContainsFunc(to, unicode.IsControl) {
 		return "/"
 	}
 	return to
