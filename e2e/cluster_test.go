@@ -216,8 +216,9 @@ func TestClusterOfReplicas(t *testing.T) {
 	nc := startNATSCluster(t, 3)
 	env := clusterEnv(t, nc, pg)
 	dirA, dirB := t.TempDir(), t.TempDir()
-	a := serve(t, dirA, env...)
-	b := serve(t, dirB, env...)
+	a, b := start(t, dirA, env...), start(t, dirB, env...) // at once: both migrate and bootstrap
+	a.waitReady()
+	b.waitReady()
 	require.Equal(t, 3, nc.streamReplicas(), "a cluster gets three replicas by default")
 
 	t.Run("BlackBox", func(t *testing.T) { blackBox(t, a.base, b.base) })

@@ -81,6 +81,14 @@ func freePort(t *testing.T) string {
 // serve starts the binary on dataDir with extra environment and waits until it is ready.
 func serve(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
+	p := start(t, dataDir, env...)
+	p.waitReady()
+	return p
+}
+
+// start starts the binary on dataDir with extra environment.
+func start(t *testing.T, dataDir string, env ...string) *proc {
+	t.Helper()
 	addr := freePort(t)
 	args := []string{"serve", "--listen", addr, "--data-dir", dataDir}
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "AUDITSTREAM_LOG_LEVEL=") }) {
@@ -100,10 +108,16 @@ func serve(t *testing.T, dataDir string, env ...string) *proc {
 			t.Logf("auditstream output:\n%s", out.String())
 		}
 	})
-	eventually(t, 30*time.Second, func() error {
+	return p
+}
+
+// waitReady waits until the process answers /-/ready with 200.
+func (p *proc) waitReady() {
+	p.t.Helper()
+	eventually(p.t, 30*time.Second, func() error {
 		select {
 		case <-p.done:
-			return fmt.Errorf("exited early: %s", out.String())
+			return fmt.Errorf("exited early: %s", p.out.String())
 		default:
 		}
 		resp, err := http.Get(p.base + "/-/ready")
@@ -116,7 +130,6 @@ func serve(t *testing.T, dataDir string, env ...string) *proc {
 		}
 		return nil
 	})
-	return p
 }
 
 func (p *proc) kill() {

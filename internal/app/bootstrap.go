@@ -44,6 +44,9 @@ func (a *App) createAdminToken(ctx context.Context, raw, name string) error {
 	if errors.Is(err, store.ErrNotFound) {
 		u, err = a.store.UserCreate(ctx, store.UserCreateParams{Username: adminUsername, Name: "Administrator",
 			Email: "admin@localhost", Admin: true, CreatedAt: time.Now().UTC()})
+		if errors.Is(err, store.ErrConflict) { // another replica starting at the same time made it
+			u, err = a.store.UserGetByUsername(ctx, adminUsername)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("admin user: %w", err)
@@ -53,6 +56,9 @@ func (a *App) createAdminToken(ctx context.Context, raw, name string) error {
 	}
 	_, err = a.store.TokenCreate(ctx, store.TokenCreateParams{UserID: u.ID, Name: name, Hash: auth.HashToken(raw),
 		Scopes: []string{auth.ScopeAPI, auth.ScopeIngest}, CreatedAt: time.Now().UTC()})
+	if errors.Is(err, store.ErrConflict) { // the same token, made by a replica starting at the same time
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("admin token: %w", err)
 	}

@@ -116,7 +116,7 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		l.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if l.replicas, err = l.replicaCount(cctx); err != nil {
 		l.Close()
@@ -134,7 +134,11 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		Duplicates:  opts.DuplicateWindow,
 		Replicas:    l.replicas,
 	}
-	l.stream, err = l.js.CreateOrUpdateStream(cctx, cfg)
+	err = l.retry(cctx, "creating the stream", func(ctx context.Context) error {
+		var err error
+		l.stream, err = l.js.CreateOrUpdateStream(ctx, cfg)
+		return err
+	})
 	if err != nil {
 		l.Close()
 		if strings.Contains(err.Error(), "insufficient resources") {
@@ -143,6 +147,24 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
 	return l, nil
+}
+
+// retry runs a JetStream administration request until it succeeds, ctx ends, or the cluster says
+// it lacks the servers for it. On a cluster that is still forming, or with replicas starting at
+// once, a request may go unanswered for a while; each attempt is bounded.
+func (l *Log) retry(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := f(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || strings.Contains(err.Error(), "insufficient resources") {
+			return err
+		}
+		l.opts.Logger.Warn("eventlog: "+what+" failed; retrying", "err", err)
+		if !sleepCtx(ctx, time.Second) {
+			return err
+		}
+	}
 }
 
 // DefaultClusterReplicas is the stream's replica count on a NATS cluster when none is given:

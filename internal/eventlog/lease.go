@@ -35,8 +35,15 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	kv, err := l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, Description: "auditstream leases: who runs a cluster-wide job",
-		TTL: ttl, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas})
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	var kv jetstream.KeyValue
+	err := l.retry(ctx, "creating the lease bucket", func(ctx context.Context) error {
+		var err error
+		kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, Description: "auditstream leases: who runs a cluster-wide job",
+			TTL: ttl, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas})
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("%w: lease bucket: %w", ErrUnavailable, err)
 	}
