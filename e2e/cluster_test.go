@@ -224,10 +224,19 @@ func TestClusterOfReplicas(t *testing.T) {
 	t.Run("BlackBox", func(t *testing.T) { blackBox(t, a.base, b.base) })
 
 	rc := newReceiver(t, "127.0.0.1:0")
-	_, destID := createDestination(t, b.base, rc.url())
+	gid, destID := createDestination(t, b.base, rc.url())
 	all := &acked{ids: map[int64]bool{}}
 	ingestRetrying(t, a.base, "a", 10, 50, all)
 	ingestRetrying(t, b.base, "b", 10, 50, all)
+
+	// Both replicas deliver, and each shows the cluster's count, not its own share.
+	eventually(t, 30*time.Second, func() error {
+		sa, sb := statusOf(t, a.base, gid), statusOf(t, b.base, gid)
+		if sa.DeliveredEvents < 1000 || sa.DeliveredEvents != sb.DeliveredEvents || sa.Status != "healthy" || sb.Status != "healthy" {
+			return fmt.Errorf("A shows %s, B shows %s", sa, sb)
+		}
+		return nil
+	})
 
 	// SIGKILL replica A while it takes events; B goes on.
 	var wg sync.WaitGroup

@@ -42,21 +42,24 @@ import (
 
 // App is a configured service, ready to Run.
 type App struct {
-	cfg      Config
-	logger   *slog.Logger
-	out      io.Writer
-	store    store.Store
-	log      *eventlog.Log
-	leases   *eventlog.Leases
-	catalog  *event.Catalog
-	resolver *namespace.Resolver
-	auth     *auth.Authenticator
-	archiver *archive.Archiver
-	engine   *delivery.Engine
-	metrics  *metrics
-	listener net.Listener
-	server   *http.Server
-	lock     *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
+	cfg    Config
+	logger *slog.Logger
+	out    io.Writer
+	store  store.Store
+	log    *eventlog.Log
+	leases *eventlog.Leases
+	board  *eventlog.Board
+	// stopBoard stops following the board, before the log closes.
+	stopBoard context.CancelFunc
+	catalog   *event.Catalog
+	resolver  *namespace.Resolver
+	auth      *auth.Authenticator
+	archiver  *archive.Archiver
+	engine    *delivery.Engine
+	metrics   *metrics
+	listener  net.Listener
+	server    *http.Server
+	lock      *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
 }
 
 // NewLogger returns the JSON logger the service writes to w.
@@ -142,6 +145,12 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		a.close()
 		return nil, err
 	}
+	boardCtx, stopBoard := context.WithCancel(context.WithoutCancel(ctx))
+	a.stopBoard = stopBoard
+	if a.board, err = a.log.Board(boardCtx, delivery.BoardTTL); err != nil {
+		a.close()
+		return nil, err
+	}
 	a.resolver = namespace.NewResolver(a.store, nil)
 	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
 	a.metrics = newMetrics(a.log)
@@ -184,7 +193,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
 		Factories: Senders(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
-		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases,
+		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: a.board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {
@@ -320,6 +329,9 @@ func debugMux() *http.ServeMux {
 }
 
 func (a *App) close() {
+	if a.stopBoard != nil {
+		a.stopBoard()
+	}
 	if a.log != nil {
 		a.log.Close()
 	}

@@ -121,6 +121,7 @@ type Engine struct {
 	opts       Options
 	metrics    *Metrics
 	leases     Leases
+	board      Board
 
 	notify chan struct{}
 
@@ -145,7 +146,10 @@ type Config struct {
 	Metrics    *Metrics // nil: not exported
 	// Leases, when set, let one process at a time deliver to each ordered destination, so that
 	// replicas sharing the log keep its order. nil: this process is the only one.
-	Leases  Leases
+	Leases Leases
+	// Board, when set, shares this process's view of each destination with the other
+	// replicas, and Status shows the cluster's. nil: this process is the only one.
+	Board   Board
 	Options Options
 }
 
@@ -162,7 +166,7 @@ func New(c Config) *Engine {
 		c.Metrics = NewMetrics(prometheus.NewRegistry()) // counted, not exported
 	}
 	e := &Engine{log: c.Log, store: c.Store, namespaces: c.Namespaces, open: c.Open, catalog: c.Catalog, factories: c.Factories,
-		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, leases: c.Leases, notify: make(chan struct{}, 1),
+		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, leases: c.Leases, board: c.Board, notify: make(chan struct{}, 1),
 		workers: map[int64]*worker{}, states: map[int64]*state{}, paused: map[int64]bool{}}
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
@@ -182,6 +186,10 @@ func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); e.attempts.run(ctx) }()
+	if e.board != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.share(ctx) }()
+	}
 	t := time.NewTicker(e.opts.Reconcile)
 	defer t.Stop()
 	e.removeOrphans(ctx)

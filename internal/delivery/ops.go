@@ -12,12 +12,16 @@ import (
 )
 
 // Status returns the destination's delivery status as this engine has it (a change not yet
-// picked up shows at the next reconcile), with its backlog read from the log.
+// picked up shows at the next reconcile), merged with the other replicas' views when there is
+// a board, with its backlog read from the log.
 func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 	e.mu.Lock()
 	st := e.stateLocked(d.ID)
 	e.mu.Unlock()
 	out := st.snapshot()
+	if e.board != nil {
+		out = merge(out, e.board.Others(boardKey(d.ID)))
+	}
 	_, widest := subjects(d)
 	bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()

@@ -22,9 +22,9 @@ const (
 
 // LastError is the most recent failure.
 type LastError struct {
-	At         time.Time
-	StatusCode int
-	Message    string
+	At         time.Time `json:"at"`
+	StatusCode int       `json:"statusCode,omitempty"`
+	Message    string    `json:"message"`
 }
 
 // state is one destination's delivery state and its circuit. It outlives workers.
@@ -244,7 +244,7 @@ type Status struct {
 	// the oldest of them was stored. Both come from the log; -1 and zero when it cannot say.
 	Pending       int64
 	OldestPending time.Time
-	// Since this process started.
+	// Since each process started: this one, and the other replicas sharing a board.
 	Delivered, Failed, DeadLettered int64
 }
 

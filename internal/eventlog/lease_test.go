@@ -174,3 +174,51 @@ func TestRewindToAckFloor(t *testing.T) {
 	})
 	require.Equal(t, ids[3:], seqs, "the unacknowledged events come first, in order, then the rest")
 }
+
+// TestBoardSharesRecords: what one process puts, another reads, but not its own; a record not
+// put again within the TTL stops counting.
+func TestBoardSharesRecords(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	port := freePort(t)
+	a, err := eventlog.Open(ctx, eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	b, err := eventlog.Open(ctx, eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	const ttl = time.Second
+	bctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ba, err := a.Board(bctx, ttl)
+	require.NoError(t, err)
+	bb, err := b.Board(bctx, ttl)
+	require.NoError(t, err)
+
+	require.NoError(t, ba.Put(ctx, "dest.1", []byte(`a1`)))
+	require.NoError(t, bb.Put(ctx, "dest.1", []byte(`b1`)))
+	eventually(t, 5*time.Second, func() error {
+		if got := bb.Others("dest.1"); len(got) != 1 || string(got[0]) != "a1" {
+			return fmt.Errorf("b sees %q", got)
+		}
+		if got := ba.Others("dest.1"); len(got) != 1 || string(got[0]) != "b1" {
+			return fmt.Errorf("a sees %q", got)
+		}
+		return nil
+	})
+	require.Empty(t, ba.Others("dest.2"))
+	require.NoError(t, ba.Put(ctx, "dest.1", []byte(`a2`)))
+	eventually(t, 5*time.Second, func() error {
+		if got := bb.Others("dest.1"); len(got) != 1 || string(got[0]) != "a2" {
+			return fmt.Errorf("b sees %q", got)
+		}
+		return nil
+	})
+	// a stops putting: after the TTL its record no longer counts.
+	eventually(t, 5*ttl, func() error {
+		if got := bb.Others("dest.1"); len(got) != 0 {
+			return fmt.Errorf("b still sees %q", got)
+		}
+		return nil
+	})
+}

@@ -4028,11 +4028,11 @@ type AuditEventStreamingDeliveryStatus {
   pendingEvents: Int
   """When the oldest pending event was stored."""
   oldestPendingEventAt: Time
-  """Events delivered since this server started."""
+  """Events delivered since the servers started (every replica's, on a cluster)."""
   deliveredEvents: Int!
-  """Events in failed requests since this server started (a retried event counts each time)."""
+  """Events in failed requests since the servers started (a retried event counts each time)."""
   failedEvents: Int!
-  """Events moved to the dead letters since this server started."""
+  """Events moved to the dead letters since the servers started."""
   deadLetteredEvents: Int!
   """Dead letters waiting now."""
   deadLetterCount: Int!

@@ -111,11 +111,11 @@ type AuditEventStreamingDeliveryStatus struct {
 	PendingEvents *int `json:"pendingEvents,omitempty"`
 	// When the oldest pending event was stored.
 	OldestPendingEventAt *time.Time `json:"oldestPendingEventAt,omitempty"`
-	// Events delivered since this server started.
+	// Events delivered since the servers started (every replica's, on a cluster).
 	DeliveredEvents int `json:"deliveredEvents"`
-	// Events in failed requests since this server started (a retried event counts each time).
+	// Events in failed requests since the servers started (a retried event counts each time).
 	FailedEvents int `json:"failedEvents"`
-	// Events moved to the dead letters since this server started.
+	// Events moved to the dead letters since the servers started.
 	DeadLetteredEvents int `json:"deadLetteredEvents"`
 	// Dead letters waiting now.
 	DeadLetterCount int `json:"deadLetterCount"`

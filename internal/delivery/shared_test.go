@@ -1,0 +1,44 @@
+package delivery
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestMergeShowsTheClustersView(t *testing.T) {
+	t0 := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	view := func(s sharedStatus) []byte {
+		b, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	failingB := sharedStatus{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: &LastError{At: t0, StatusCode: 503, Message: "503 Service Unavailable"},
+		Delivered: 10, Failed: 4}
+	openC := sharedStatus{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), Delivered: 5, DeadLettered: 2}
+	for _, tc := range []struct {
+		name   string
+		own    Status
+		others [][]byte
+		want   Status
+	}{
+		{"alone", Status{Status: StatusHealthy, Delivered: 3, Pending: 7}, nil, Status{Status: StatusHealthy, Delivered: 3, Pending: 7}},
+		{"a failing replica makes it failing, with its error; counters add up",
+			Status{Status: StatusHealthy, LastSuccess: t0.Add(-2 * time.Minute), Delivered: 3, Pending: 7}, [][]byte{view(failingB)},
+			Status{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: failingB.LastError, Delivered: 13, Failed: 4, Pending: 7}},
+		{"the worst state wins; the latest success and error",
+			Status{Status: StatusHealthy, LastError: &LastError{At: t0.Add(-time.Hour), Message: "old"}, Delivered: 1}, [][]byte{view(failingB), view(openC)},
+			Status{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), LastError: failingB.LastError, Delivered: 16, Failed: 4, DeadLettered: 2}},
+		{"paused is this replica's: from the configuration", Status{Status: StatusPaused}, [][]byte{view(failingB)},
+			Status{Status: StatusPaused, LastSuccess: failingB.LastSuccess, LastError: failingB.LastError, Delivered: 10, Failed: 4}},
+		{"a record that is not a view is skipped", Status{Status: StatusHealthy}, [][]byte{[]byte("{")}, Status{Status: StatusHealthy}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			require.Equal(t, tc.want, merge(tc.own, tc.others))
+		})
+	}
+}
