@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -36,17 +35,10 @@ const BoardBucket = "auditstream_board"
 // Board opens (creating it when needed) the board and follows the others' records until ctx
 // ends. ttl is how long a record counts without being put again.
 func (l *Log) Board(ctx context.Context, ttl time.Duration) (*Board, error) {
-	octx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var kv jetstream.KeyValue
-	err := l.retry(octx, "creating the board bucket", func(ctx context.Context) error {
-		var err error
-		kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BoardBucket, Description: "auditstream: each replica's view, shared",
-			TTL: ttl, History: 1, Storage: jetstream.MemoryStorage, Replicas: l.replicas})
-		return err
-	})
+	kv, err := l.keyValue(ctx, jetstream.KeyValueConfig{Bucket: BoardBucket, Description: "auditstream: each replica's view, shared",
+		TTL: ttl, Storage: jetstream.MemoryStorage})
 	if err != nil {
-		return nil, fmt.Errorf("%w: board bucket: %w", ErrUnavailable, err)
+		return nil, err
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -60,7 +52,7 @@ func (b *Board) follow(ctx context.Context) {
 	for ctx.Err() == nil {
 		w, err := b.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 		if err != nil {
-			if !sleepCtx(ctx, time.Second) {
+			if !waitCtx(ctx, time.Second) {
 				return
 			}
 			continue
@@ -81,7 +73,7 @@ func (b *Board) follow(ctx context.Context) {
 			b.mu.Unlock()
 		}
 		_ = w.Stop()
-		if !sleepCtx(ctx, time.Second) {
+		if !waitCtx(ctx, time.Second) {
 			return
 		}
 	}

@@ -161,7 +161,7 @@ func (l *Log) retry(ctx context.Context, what string, f func(ctx context.Context
 			return err
 		}
 		l.opts.Logger.Warn("eventlog: "+what+" failed; retrying", "err", err)
-		if !sleepCtx(ctx, time.Second) {
+		if !waitCtx(ctx, time.Second) {
 			return err
 		}
 	}

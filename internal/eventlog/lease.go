@@ -35,17 +35,10 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	var kv jetstream.KeyValue
-	err := l.retry(ctx, "creating the lease bucket", func(ctx context.Context) error {
-		var err error
-		kv, err = l.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, Description: "auditstream leases: who runs a cluster-wide job",
-			TTL: ttl, History: 1, Storage: jetstream.FileStorage, Replicas: l.replicas})
-		return err
-	})
+	kv, err := l.keyValue(ctx, jetstream.KeyValueConfig{Bucket: LeaseBucket, Description: "auditstream leases: who runs a cluster-wide job",
+		TTL: ttl, Storage: jetstream.FileStorage})
 	if err != nil {
-		return nil, fmt.Errorf("%w: lease bucket: %w", ErrUnavailable, err)
+		return nil, err
 	}
 	var id [8]byte
 	_, _ = rand.Read(id[:])
@@ -68,7 +61,7 @@ func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Cont
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				ls.logger.Debug("eventlog: taking a lease failed; retrying", "lease", name, "err", err)
 			}
-			if !sleepCtx(ctx, every) {
+			if !waitCtx(ctx, every) {
 				return
 			}
 			continue
@@ -123,13 +116,20 @@ func (ls *Leases) release(name string, rev uint64) {
 	_ = ls.kv.Delete(ctx, name, jetstream.LastRevision(rev))
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
+// keyValue opens (creating it when needed) a bucket of one value per key, replicated as the
+// stream is, retrying while a cluster forms.
+func (l *Log) keyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	cfg.History, cfg.Replicas = 1, l.replicas
+	var kv jetstream.KeyValue
+	err := l.retry(ctx, "creating the bucket "+cfg.Bucket, func(ctx context.Context) error {
+		var err error
+		kv, err = l.js.CreateOrUpdateKeyValue(ctx, cfg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: bucket %s: %w", ErrUnavailable, cfg.Bucket, err)
 	}
+	return kv, nil
 }

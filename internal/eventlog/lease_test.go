@@ -48,11 +48,22 @@ func (h *holders) holder() string {
 	return ""
 }
 
-func freePort(t *testing.T) int {
+// twoProcesses opens an embedded log that listens on loopback and a second connection to it,
+// as two replicas would be; closeB closes the second (once).
+func twoProcesses(t *testing.T) (a, b *eventlog.Log, closeB func()) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	a, err = eventlog.Open(t.Context(), eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(a.Close)
+	b, err = eventlog.Open(t.Context(), eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
+	require.NoError(t, err)
+	closeB = sync.OnceFunc(b.Close)
+	t.Cleanup(closeB)
+	return a, b, closeB
 }
 
 // TestLeasesFailOver runs a job under one lease from two connections of one log: one holds it
@@ -61,14 +72,7 @@ func freePort(t *testing.T) int {
 func TestLeasesFailOver(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	port := freePort(t)
-	a, err := eventlog.Open(ctx, eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	b, err := eventlog.Open(ctx, eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
-	require.NoError(t, err)
-	closeB := sync.OnceFunc(b.Close)
-	t.Cleanup(closeB)
+	a, b, closeB := twoProcesses(t)
 	require.Equal(t, 1, b.Replicas(), "a single server gets one replica")
 
 	const ttl = 1500 * time.Millisecond
@@ -180,13 +184,7 @@ func TestRewindToAckFloor(t *testing.T) {
 func TestBoardSharesRecords(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	port := freePort(t)
-	a, err := eventlog.Open(ctx, eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
-	require.NoError(t, err)
-	t.Cleanup(a.Close)
-	b, err := eventlog.Open(ctx, eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
-	require.NoError(t, err)
-	t.Cleanup(b.Close)
+	a, b, _ := twoProcesses(t)
 	const ttl = time.Second
 	bctx, stop := context.WithCancel(ctx)
 	defer stop()

@@ -266,10 +266,19 @@ func (u *UI) typeGroups() []typeGroup {
 	return groups
 }
 
-func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
-	s := scopeOf(r)
+// seesEvents refuses, with the REST API's 403, a member whose role shows none of the scope's
+// events.
+func (u *UI) seesEvents(w http.ResponseWriter, r *http.Request, s scope) bool {
 	if s.Events == auth.SeeNone {
 		u.errorPage(w, r, http.StatusForbidden, "Your role in "+s.Name()+" does not show its audit events: owners see all of them, developers and maintainers their own.")
+		return false
+	}
+	return true
+}
+
+func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
+	s := scopeOf(r)
+	if !u.seesEvents(w, r, s) {
 		return
 	}
 	f, p, problems := u.parseEventFilter(r, s)
@@ -347,8 +356,7 @@ const csvPage = 1000
 // eventsCSV streams the filtered events, newest first, as CSV.
 func (u *UI) eventsCSV(w http.ResponseWriter, r *http.Request) {
 	s := scopeOf(r)
-	if s.Events == auth.SeeNone {
-		u.errorPage(w, r, http.StatusForbidden, "Your role in "+s.Name()+" does not show its audit events.")
+	if !u.seesEvents(w, r, s) {
 		return
 	}
 	_, p, problems := u.parseEventFilter(r, s)
