@@ -20,6 +20,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/httpgzip"
 )
 
 //go:embed assets
@@ -246,7 +248,7 @@ func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string
 	hd.Set("Cache-Control", "public, max-age=31536000, immutable")
 	hd.Set("Vary", "Accept-Encoding")
 	data, etag := a.data, a.etag
-	if acceptsGzip(r) {
+	if httpgzip.Accepts(r) {
 		if gz := a.gzipData(); gz != nil {
 			data, etag = gz, `"`+strings.Trim(a.etag, `"`)+`-gzip"`
 			hd.Set("Content-Encoding", "gzip")
@@ -254,20 +256,4 @@ func (h *handler) serveAsset(w http.ResponseWriter, r *http.Request, name string
 	}
 	hd.Set("ETag", etag)
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
-}
-
-// acceptsGzip reports whether the request's Accept-Encoding lists gzip with a non-zero
-// quality.
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header.Values("Accept-Encoding") {
-		for part := range strings.SplitSeq(v, ",") {
-			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
-				continue
-			}
-			q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
-			return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
-		}
-	}
-	return false
 }

@@ -288,28 +288,6 @@ func TestVendoredHashes(t *testing.T) {
 	}
 }
 
-func TestAcceptsGzip(t *testing.T) {
-	for v, want := range map[string]bool{
-		"":                 false,
-		"gzip":             true,
-		"deflate, gzip":    true,
-		"GZIP;q=0.5":       true,
-		"gzip;q=0":         false,
-		"gzip; q=0.000":    false,
-		"br, x-gzip":       false,
-		"identity, *;q=0":  false,
-		"deflate,gzip;q=1": true,
-	} {
-		r := httptest.NewRequest(http.MethodGet, "/", nil)
-		if v != "" {
-			r.Header.Set("Accept-Encoding", v)
-		}
-		if got := acceptsGzip(r); got != want {
-			t.Errorf("acceptsGzip(%q) = %v, want %v", v, got, want)
-		}
-	}
-}
-
 // --- The page in a real browser ---
 
 // findChromium returns the path of a Chromium or Chrome binary, or "".
