@@ -60,3 +60,4 @@ fuzz FuzzMatch 100000x ./internal/destination
 fuzz FuzzParseConfig 100000x ./internal/destination
 fuzz FuzzParseGID 100000x ./internal/api/graphql/model
 fuzz FuzzOpen 50000x ./internal/secret
+fuzz FuzzSafeReturn 100000x ./internal/web
