@@ -24,7 +24,14 @@ type place struct {
 
 type homeData struct {
 	Places []place
+	// Groups are the top-level groups, for administrators (at most maxAdminGroups).
+	Groups     []place
+	MoreGroups int
 }
+
+// maxAdminGroups bounds the top-level groups the home page lists for administrators; the
+// "Go to a group" box reaches the others.
+const maxAdminGroups = 200
 
 // home lists where the user can go: the admin area, and the groups and projects they are a
 // member of, with what their role lets them see.
@@ -56,6 +63,24 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request) {
 		d.Places = append(d.Places, p)
 	}
 	slices.SortFunc(d.Places, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
+	if s.User().Admin {
+		all, err := u.opts.Members.NamespaceList(ctx)
+		if err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		for _, ns := range all {
+			if ns.Kind != store.KindGroup || ns.ParentKey != 0 {
+				continue
+			}
+			if len(d.Groups) == maxAdminGroups {
+				d.MoreGroups++
+				continue
+			}
+			d.Groups = append(d.Groups, place{Kind: string(ns.Kind), FullPath: ns.FullPath, Base: "/groups/" + ns.FullPath, Events: true, Streams: true})
+		}
+		slices.SortFunc(d.Groups, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
+	}
 	u.render(w, r, http.StatusOK, "home", view{Title: "auditstream", Data: d})
 }
 

@@ -45,9 +45,11 @@ type Sessions interface {
 	WebSessionDeleteExpired(ctx context.Context, now time.Time) (int64, error)
 }
 
-// Members lists a user's memberships, for the home page.
+// Members lists a user's memberships, and every group and project for administrators, for the
+// home page (store.Store).
 type Members interface {
 	MemberListByUser(ctx context.Context, userID int64) ([]store.Member, error)
+	NamespaceList(ctx context.Context) ([]store.Namespace, error)
 }
 
 // Namespaces resolves groups and projects (namespace.Resolver).
