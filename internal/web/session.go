@@ -108,6 +108,10 @@ func (u *UI) load(ctx context.Context, r *http.Request) (*session, string, error
 		_ = u.opts.Sessions.WebSessionDelete(ctx, h)
 		return nil, noticeExpired, nil
 	}
+	if len(ws.TokenHash) != sha256.Size { // not a session this code wrote
+		_ = u.opts.Sessions.WebSessionDelete(ctx, h)
+		return nil, noticeRevoked, nil
+	}
 	p, err := u.opts.Auth.AuthenticateHash(ctx, [32]byte(ws.TokenHash))
 	if errors.Is(err, auth.ErrUnauthenticated) || err == nil && (p.User.ID != ws.UserID || !p.CanRead()) {
 		_ = u.opts.Sessions.WebSessionDelete(ctx, h)
