@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -41,4 +43,22 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 			require.Equal(t, tc.want, merge(tc.own, tc.others))
 		})
 	}
+}
+
+// TestStandDownClearsTheCircuit: a replica that stops delivering an ordered destination (it lost
+// the lease) no longer reports it failing; its counters and last error stay.
+func TestStandDownClearsTheCircuit(t *testing.T) {
+	st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry()).destination(1)}
+	o := Options{}
+	o.defaults()
+	now := time.Now()
+	for range o.CircuitAfter {
+		st.failed(&destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}, 1, time.Millisecond, now, false, o)
+	}
+	require.Equal(t, StatusCircuitOpen, st.snapshot().Status)
+	st.standDown()
+	got := st.snapshot()
+	require.Equal(t, StatusHealthy, got.Status)
+	require.Equal(t, int64(o.CircuitAfter), got.Failed)
+	require.Equal(t, "503 Service Unavailable", got.LastError.Message)
 }

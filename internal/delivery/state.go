@@ -173,6 +173,20 @@ func (s *state) release(probe bool) {
 	s.mu.Unlock()
 }
 
+// standDown forgets the failures and the circuit of this process's last turn: it stopped
+// delivering (another replica holds an ordered destination's lease), so its view must not keep
+// the destination failing on the board. The counters and last error stay.
+func (s *state) standDown() {
+	s.mu.Lock()
+	s.consecutive, s.failing = 0, 0
+	if s.open {
+		s.open, s.probing, s.probeWait = false, false, 0
+		s.metrics.circuit.Set(0)
+	}
+	s.wake()
+	s.mu.Unlock()
+}
+
 func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.mu.Lock()
 	s.consecutive, s.failing = 0, 0

@@ -71,6 +71,7 @@ func (w *worker) run(ctx context.Context) {
 			w.e.logger.Warn("delivery: rewinding an ordered destination's consumer failed; delivering from where it is", "destination_id", w.d.ID, "err", err)
 		}
 		w.loop(ctx)
+		w.st.standDown()
 	})
 }
 
