@@ -16,7 +16,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,8 +140,8 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	})
 	if err != nil {
 		l.Close()
-		if strings.Contains(err.Error(), "insufficient resources") {
-			return nil, fmt.Errorf("create stream %s with %d replicas: the NATS cluster has fewer JetStream servers than that; set --nats-replicas: %w", StreamName, l.replicas, err)
+		if tooFewServers(err) {
+			return nil, fmt.Errorf("create stream %s with %d replicas: NATS has fewer JetStream servers than that; set --nats-replicas: %w", StreamName, l.replicas, err)
 		}
 		return nil, fmt.Errorf("create stream %s: %w", StreamName, err)
 	}
@@ -157,7 +156,7 @@ func (l *Log) retry(ctx context.Context, what string, f func(ctx context.Context
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := f(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil || strings.Contains(err.Error(), "insufficient resources") {
+		if err == nil || ctx.Err() != nil || tooFewServers(err) {
 			return err
 		}
 		l.opts.Logger.Warn("eventlog: "+what+" failed; retrying", "err", err)
@@ -165,6 +164,13 @@ func (l *Log) retry(ctx context.Context, what string, f func(ctx context.Context
 			return err
 		}
 	}
+}
+
+// tooFewServers reports whether JetStream refused a request for more replicas than it has
+// servers: "insufficient resources" on a cluster, "replicas > 1 not supported" on one server.
+func tooFewServers(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == 10023 || apiErr.ErrorCode == 10074)
 }
 
 // DefaultClusterReplicas is the stream's replica count on a NATS cluster when none is given:

@@ -48,18 +48,25 @@ func (h *holders) holder() string {
 	return ""
 }
 
-// twoProcesses opens an embedded log that listens on loopback and a second connection to it,
-// as two replicas would be; closeB closes the second (once).
-func twoProcesses(t *testing.T) (a, b *eventlog.Log, closeB func()) {
+// listening opens an embedded log that also listens on loopback, and returns its NATS URL.
+func listening(t *testing.T) (*eventlog.Log, string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	a, err = eventlog.Open(t.Context(), eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
+	a, err := eventlog.Open(t.Context(), eventlog.Options{DataDir: t.TempDir(), Listen: "127.0.0.1:" + strconv.Itoa(port), Logger: discard})
 	require.NoError(t, err)
 	t.Cleanup(a.Close)
-	b, err = eventlog.Open(t.Context(), eventlog.Options{URL: fmt.Sprintf("nats://127.0.0.1:%d", port), Logger: discard})
+	return a, fmt.Sprintf("nats://127.0.0.1:%d", port)
+}
+
+// twoProcesses opens a listening embedded log and a second connection to it, as two replicas
+// would be; closeB closes the second (once).
+func twoProcesses(t *testing.T) (a, b *eventlog.Log, closeB func()) {
+	t.Helper()
+	a, url := listening(t)
+	b, err := eventlog.Open(t.Context(), eventlog.Options{URL: url, Logger: discard})
 	require.NoError(t, err)
 	closeB = sync.OnceFunc(b.Close)
 	t.Cleanup(closeB)
@@ -219,4 +226,15 @@ func TestBoardSharesRecords(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestTooManyReplicas: asking for more replicas than NATS has servers fails at once, naming
+// the flag that fixes it.
+func TestTooManyReplicas(t *testing.T) {
+	t.Parallel()
+	_, url := listening(t)
+	start := time.Now()
+	_, err := eventlog.Open(t.Context(), eventlog.Options{URL: url, Replicas: 3, Logger: discard})
+	require.ErrorContains(t, err, "set --nats-replicas")
+	require.Less(t, time.Since(start), 10*time.Second, "refused at once, not retried")
 }
