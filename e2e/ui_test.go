@@ -307,6 +307,8 @@ func TestUIInABrowser(t *testing.T) {
 	require.Equal(t, []string{"member_created"}, filters.Types)
 	require.Equal(t, []string{"category:user_management"}, filters.Categories)
 	b.shot("stream-configured")
+	require.Equal(t, "gzip", eval[string](b, `fetch(location.href).then(r => r.headers.get('content-encoding'))`),
+		"a stream's page (the whole catalog) is sent compressed")
 
 	// A test event reaches the receiver, with the header.
 	b.submit("test")
