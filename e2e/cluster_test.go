@@ -306,7 +306,14 @@ func TestClusterOfReplicas(t *testing.T) {
 		gid := p["externalAuditEventDestination"].(map[string]any)["id"].(string)
 		lease := `"lease":"delivery-dest-` + gid[strings.LastIndexByte(gid, '/')+1:] + `"`
 		sent := &acked{ids: map[int64]bool{}}
+		ordered.setDelay(20 * time.Millisecond) // one at a time: the holder has events in flight when it dies
 		ingestRetrying(t, a2.base, "ordered-1", 5, 40, sent)
+		eventually(t, 30*time.Second, func() error {
+			if n := len(ordered.firstDeliveryOrder()); n < 20 || n >= len(sent.list()) {
+				return fmt.Errorf("%d of %d delivered: wait until delivery is under way", n, len(sent.list()))
+			}
+			return nil
+		})
 		// The replica that holds the destination's lease delivers; the other waits.
 		var holder, survivor *proc
 		eventually(t, 30*time.Second, func() error {
@@ -333,6 +340,21 @@ func TestClusterOfReplicas(t *testing.T) {
 		for i := 1; i < len(firsts); i++ {
 			require.Less(t, firsts[i-1], firsts[i], "event %d first arrived after event %d", firsts[i], firsts[i-1])
 		}
+
+		// The rewound consumer is still the destination's: a change restarts delivery, which goes on.
+		data = gql(t, survivor.base, `mutation($id: AuditEventsInstanceExternalStreamingDestinationID!) { instanceAuditEventStreamingDestinationsUpdate(input: {id: $id, name: "ordered after fail-over"}) { errors } }`,
+			map[string]any{"id": gid})
+		require.Empty(t, data["instanceAuditEventStreamingDestinationsUpdate"].(map[string]any)["errors"])
+		ordered.setDelay(0)
+		after := &acked{ids: map[int64]bool{}}
+		ingestRetrying(t, survivor.base, "ordered-3", 1, 20, after)
+		eventually(t, 60*time.Second, func() error {
+			if missing := ordered.missing(after.list()); len(missing) > 0 {
+				return fmt.Errorf("%d of %d not delivered after the change; status %s", len(missing), len(after.list()), statusOf(t, survivor.base, gid))
+			}
+			return nil
+		})
+		require.Equal(t, "healthy", statusOf(t, survivor.base, gid).Status)
 	})
 }
 

@@ -74,18 +74,6 @@ func (l *Log) DeleteConsumer(ctx context.Context, durable string) error {
 	return nil
 }
 
-// ConsumerExists reports whether the durable consumer exists.
-func (l *Log) ConsumerExists(ctx context.Context, durable string) (bool, error) {
-	_, err := l.stream.Consumer(ctx, durable)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, jetstream.ErrConsumerNotFound):
-		return false, nil
-	}
-	return false, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
-}
-
 // Fetch pulls up to max messages from the durable consumer, waiting at most maxWait for them.
 // With available set it returns as soon as it has any message (what is there now, or else the
 // first to come within maxWait) instead of waiting for max: a consumer that sends events one by
@@ -211,32 +199,12 @@ func (l *Log) ConsumerNames(ctx context.Context, prefix string) ([]string, error
 
 // RewindToAckFloor makes the consumer deliver again everything after its ack floor, in order:
 // what was fetched but not acknowledged (by a process that died, say) comes next, before any
-// newer event. It recreates the consumer at the floor, with the same filters and limits. Used
-// when an ordered destination's deliveries move to another process.
+// newer event. The consumer keeps its configuration (JetStream's consumer reset). Used when an
+// ordered destination's deliveries start, or move to another process.
 func (l *Log) RewindToAckFloor(ctx context.Context, durable string) error {
-	cons, err := l.stream.Consumer(ctx, durable)
-	if errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return nil // not created yet: it starts where it is created
-	}
-	if err != nil {
-		return fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
-	}
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
-	}
-	if info.NumAckPending == 0 && info.NumRedelivered == 0 {
-		return nil // nothing in flight: the next fetch is already in order
-	}
-	cfg := info.Config
-	if info.AckFloor.Stream > 0 { // else nothing was acknowledged: start where it started
-		cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, nil, info.AckFloor.Stream+1
-	}
-	if err := l.DeleteConsumer(ctx, durable); err != nil {
-		return err
-	}
-	if _, err := l.stream.CreateConsumer(ctx, cfg); err != nil {
-		return fmt.Errorf("%w: recreate consumer %s at %d: %w", ErrUnavailable, durable, cfg.OptStartSeq, err)
+	_, err := l.stream.ResetConsumer(ctx, durable)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) { // not created yet: nothing to rewind
+		return fmt.Errorf("%w: reset consumer %s: %w", ErrUnavailable, durable, err)
 	}
 	return nil
 }

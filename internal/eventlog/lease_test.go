@@ -146,7 +146,8 @@ func TestLeasesFailOver(t *testing.T) {
 // after a rewind; acknowledged ones do not.
 func TestRewindToAckFloor(t *testing.T) {
 	ctx, l := setup(t)
-	_, err := l.EnsureConsumer(ctx, eventlog.ConsumerSpec{Durable: "dest-1", StartAt: time.Now().Add(-time.Minute), AckWait: time.Minute})
+	spec := eventlog.ConsumerSpec{Durable: "dest-1", StartAt: time.Now().Add(-time.Minute), AckWait: time.Minute}
+	_, err := l.EnsureConsumer(ctx, spec)
 	require.NoError(t, err)
 	require.NoError(t, l.RewindToAckFloor(ctx, "dest-1"), "nothing in flight")
 	ids, err := l.Publish(ctx, messages("audit.g1.user_created", 10, 0))
@@ -184,6 +185,19 @@ func TestRewindToAckFloor(t *testing.T) {
 		return nil
 	})
 	require.Equal(t, ids[3:], seqs, "the unacknowledged events come first, in order, then the rest")
+
+	// The consumer is still the destination's: a later change of its settings applies, and it
+	// keeps its position.
+	spec.MaxAckPending = 10
+	created, err := l.EnsureConsumer(ctx, spec)
+	require.NoError(t, err, "updating a rewound consumer")
+	require.False(t, created)
+	more, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 10))
+	require.NoError(t, err)
+	got, err = l.Fetch(ctx, "dest-1", 10, time.Second, true)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	require.Equal(t, more[0], got[0].Seq)
 }
 
 // TestBoardSharesRecords: what one process puts, another reads, but not its own; a record not
