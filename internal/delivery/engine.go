@@ -6,7 +6,6 @@ package delivery
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -396,7 +395,3 @@ func (e *Engine) startWorker(ctx context.Context, d store.Destination, st *state
 	w.start()
 	return w, nil
 }
-
-// ErrNotRunning: the destination has no worker in this process (it is paused, or just
-// created and not yet picked up).
-var ErrNotRunning = errors.New("the destination is not being delivered to right now")

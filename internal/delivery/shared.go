@@ -23,6 +23,9 @@ type sharedStatus struct {
 	Delivered    int64      `json:"delivered"`
 	Failed       int64      `json:"failed"`
 	DeadLettered int64      `json:"deadLettered"`
+	// Delivering: the replica delivers the destination now. The state of one that does not (it
+	// waits for an ordered destination's lease) says nothing about the destination.
+	Delivering bool `json:"delivering"`
 }
 
 func boardKey(id int64) string { return "dest." + strconv.FormatInt(id, 10) }
@@ -54,7 +57,7 @@ func (e *Engine) share(ctx context.Context) {
 		for id, st := range e.states {
 			s := st.snapshot()
 			views[id] = sharedStatus{Status: s.Status, LastSuccess: s.LastSuccess, LastError: s.LastError,
-				Delivered: s.Delivered, Failed: s.Failed, DeadLettered: s.DeadLettered}
+				Delivered: s.Delivered, Failed: s.Failed, DeadLettered: s.DeadLettered, Delivering: s.delivering}
 		}
 		e.mu.Unlock()
 		for id, v := range views {
@@ -76,23 +79,26 @@ func (e *Engine) share(ctx context.Context) {
 func sameView(a, b sharedStatus) bool {
 	ea, eb := a.LastError, b.LastError
 	return a.Status == b.Status && a.LastSuccess.Equal(b.LastSuccess) && a.Delivered == b.Delivered && a.Failed == b.Failed &&
-		a.DeadLettered == b.DeadLettered && (ea == nil) == (eb == nil) && (ea == nil || *ea == *eb)
+		a.DeadLettered == b.DeadLettered && a.Delivering == b.Delivering && (ea == nil) == (eb == nil) && (ea == nil || *ea == *eb)
 }
 
 // statusRank orders the states of a working destination: the worst replica's is the
 // destination's.
 var statusRank = map[string]int{StatusHealthy: 1, StatusFailing: 2, StatusCircuitOpen: 3}
 
-// merge adds the other replicas' views to this process's: the worst state of a working
-// destination, the latest success and error, and the sums of the counters. Paused and error
-// come from the configuration and stay this process's.
+// merge adds the other replicas' views to this process's: the worst state among the replicas
+// delivering the destination, the latest success and error, and the sums of the counters.
+// Paused and error come from the configuration and stay this process's.
 func merge(own Status, others [][]byte) Status {
+	if statusRank[own.Status] > 0 && !own.delivering {
+		own.Status = StatusHealthy // waiting for another replica's lease: its old state is stale
+	}
 	for _, raw := range others {
 		var o sharedStatus
 		if json.Unmarshal(raw, &o) != nil {
 			continue
 		}
-		if statusRank[own.Status] > 0 && statusRank[o.Status] > statusRank[own.Status] {
+		if o.Delivering && statusRank[own.Status] > 0 && statusRank[o.Status] > statusRank[own.Status] {
 			own.Status = o.Status
 		}
 		if o.LastSuccess.After(own.LastSuccess) {

@@ -20,8 +20,8 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 		return b
 	}
 	failingB := sharedStatus{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: &LastError{At: t0, StatusCode: 503, Message: "503 Service Unavailable"},
-		Delivered: 10, Failed: 4}
-	openC := sharedStatus{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), Delivered: 5, DeadLettered: 2}
+		Delivered: 10, Failed: 4, Delivering: true}
+	openC := sharedStatus{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), Delivered: 5, DeadLettered: 2, Delivering: true}
 	for _, tc := range []struct {
 		name   string
 		own    Status
@@ -45,20 +45,27 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 	}
 }
 
-// TestStandDownClearsTheCircuit: a replica that stops delivering an ordered destination (it lost
-// the lease) no longer reports it failing; its counters and last error stay.
-func TestStandDownClearsTheCircuit(t *testing.T) {
+// TestWaitingReplicaShowsNoState: a replica that does not deliver the destination (it waits
+// for an ordered destination's lease) reports no state of its own, and its view on the board
+// does not make the destination failing; counters and errors still count.
+func TestWaitingReplicaShowsNoState(t *testing.T) {
 	st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry()).destination(1)}
 	o := Options{}
 	o.defaults()
 	now := time.Now()
+	st.setDelivering(true)
 	for range o.CircuitAfter {
 		st.failed(&destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}, 1, time.Millisecond, now, false, o)
 	}
-	require.Equal(t, StatusCircuitOpen, st.snapshot().Status)
-	st.standDown()
-	got := st.snapshot()
+	require.Equal(t, StatusCircuitOpen, merge(st.snapshot(), nil).Status, "while it delivers")
+	st.setDelivering(false) // it lost the lease
+	got := merge(st.snapshot(), nil)
 	require.Equal(t, StatusHealthy, got.Status)
 	require.Equal(t, int64(o.CircuitAfter), got.Failed)
 	require.Equal(t, "503 Service Unavailable", got.LastError.Message)
+
+	waiting, _ := json.Marshal(sharedStatus{Status: StatusCircuitOpen, Failed: 7})
+	got = merge(Status{Status: StatusHealthy, delivering: true}, [][]byte{waiting})
+	require.Equal(t, StatusHealthy, got.Status, "the other replica waits: its old circuit does not count")
+	require.Equal(t, int64(7), got.Failed)
 }

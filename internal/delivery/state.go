@@ -34,6 +34,7 @@ type state struct {
 
 	mu             sync.Mutex
 	paused         bool
+	delivering     bool // a worker of this process delivers it now
 	setupErr       error
 	consecutive    int // retryable failures in a row: they open the circuit
 	failing        int // failures of any kind in a row: they make the status "failing"
@@ -173,17 +174,11 @@ func (s *state) release(probe bool) {
 	s.mu.Unlock()
 }
 
-// standDown forgets the failures and the circuit of this process's last turn: it stopped
-// delivering (another replica holds an ordered destination's lease), so its view must not keep
-// the destination failing on the board. The counters and last error stay.
-func (s *state) standDown() {
+// setDelivering records whether a worker of this process is delivering the destination now
+// (an ordered destination's other replicas wait for its lease).
+func (s *state) setDelivering(d bool) {
 	s.mu.Lock()
-	s.consecutive, s.failing = 0, 0
-	if s.open {
-		s.open, s.probing, s.probeWait = false, false, 0
-		s.metrics.circuit.Set(0)
-	}
-	s.wake()
+	s.delivering = d
 	s.mu.Unlock()
 }
 
@@ -260,12 +255,15 @@ type Status struct {
 	OldestPending time.Time
 	// Since each process started: this one, and the other replicas sharing a board.
 	Delivered, Failed, DeadLettered int64
+
+	delivering bool // a worker of this process delivers the destination now
 }
 
 func (s *state) snapshot() Status {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Status{LastSuccess: s.lastSuccess, LastError: s.lastErr, Delivered: s.delivered, Failed: s.failures, DeadLettered: s.deadLetters, Pending: -1}
+	st := Status{LastSuccess: s.lastSuccess, LastError: s.lastErr, Delivered: s.delivered, Failed: s.failures, DeadLettered: s.deadLetters, Pending: -1,
+		delivering: s.delivering}
 	switch {
 	case s.paused:
 		st.Status = StatusPaused

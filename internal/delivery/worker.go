@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -59,20 +60,29 @@ func (w *worker) fetchSize() int {
 }
 
 // run delivers until ctx ends. An ordered destination is delivered by one process of the
-// cluster at a time: the holder of its lease, which first rewinds the consumer to its ack floor
-// so that what a previous holder fetched but did not acknowledge comes first, in order.
+// cluster at a time, the holder of its lease, and starts by rewinding the consumer to its ack
+// floor: what an earlier worker fetched but did not acknowledge comes first, in order.
 func (w *worker) run(ctx context.Context) {
-	if !w.delivery.Ordered || w.e.leases == nil {
-		w.loop(ctx)
-		return
-	}
-	w.e.leases.Run(ctx, "delivery-"+w.durable, func(ctx context.Context) {
-		if err := w.e.log.RewindToAckFloor(ctx, w.durable); err != nil && ctx.Err() == nil {
-			w.e.logger.Warn("delivery: rewinding an ordered destination's consumer failed; delivering from where it is", "destination_id", w.d.ID, "err", err)
+	deliver := func(ctx context.Context) {
+		w.st.setDelivering(true)
+		defer w.st.setDelivering(false)
+		if w.delivery.Ordered {
+			w.rewind(ctx)
 		}
 		w.loop(ctx)
-		w.st.standDown()
-	})
+	}
+	if !w.delivery.Ordered || w.e.leases == nil {
+		deliver(ctx)
+		return
+	}
+	w.e.leases.Run(ctx, "delivery-"+w.durable, deliver)
+}
+
+// rewind makes what is not acknowledged come again before anything newer.
+func (w *worker) rewind(ctx context.Context) {
+	if err := w.e.log.RewindToAckFloor(ctx, w.durable); err != nil && ctx.Err() == nil {
+		w.e.logger.Warn("delivery: rewinding an ordered destination's consumer failed; delivering from where it is", "destination_id", w.d.ID, "err", err)
+	}
 }
 
 func (w *worker) loop(ctx context.Context) {
@@ -101,8 +111,8 @@ func (w *worker) loop(ctx context.Context) {
 			continue
 		}
 		failures = 0
-		if len(msgs) > 0 {
-			w.handle(ctx, msgs)
+		if len(msgs) > 0 && !w.handle(ctx, msgs) && w.delivery.Ordered && ctx.Err() == nil {
+			w.rewind(ctx) // events were left unacknowledged: they must come before newer ones
 		}
 	}
 }
@@ -115,12 +125,16 @@ type item struct {
 }
 
 // handle delivers one fetch's events. While it works, it keeps telling the log the events are
-// in progress, so that a slow destination's events are not handed out again.
-func (w *worker) handle(ctx context.Context, msgs []eventlog.Delivered) {
+// in progress, so that a slow destination's events are not handed out again. settled reports
+// whether every event was acknowledged (delivered, filtered out or dead-lettered).
+func (w *worker) handle(ctx context.Context, msgs []eventlog.Delivered) (settled bool) {
 	items := make([]*item, len(msgs))
 	for i, m := range msgs {
 		items[i] = &item{msg: m}
 	}
+	defer func() {
+		settled = !slices.ContainsFunc(items, func(it *item) bool { return !it.done.Load() })
+	}()
 	hbDone := make(chan struct{})
 	var hb sync.WaitGroup
 	hb.Add(1)
@@ -185,6 +199,7 @@ feed:
 	}
 	close(work)
 	wg.Wait()
+	return settled // set by the deferred check
 }
 
 // split groups events into requests: one each, or batches bounded by the batch settings.
