@@ -48,7 +48,6 @@ type App struct {
 	store  store.Store
 	log    *eventlog.Log
 	leases *eventlog.Leases
-	board  *eventlog.Board
 	// stopBoard stops following the board, before the log closes.
 	stopBoard context.CancelFunc
 	catalog   *event.Catalog
@@ -145,11 +144,16 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		a.close()
 		return nil, err
 	}
-	boardCtx, stopBoard := context.WithCancel(context.WithoutCancel(ctx))
-	a.stopBoard = stopBoard
-	if a.board, err = a.log.Board(boardCtx, delivery.BoardTTL); err != nil {
-		a.close()
-		return nil, err
+	var board delivery.Board // only replicas sharing an external NATS have views to share
+	if cfg.NATSURL != "" {
+		boardCtx, stopBoard := context.WithCancel(context.WithoutCancel(ctx))
+		a.stopBoard = stopBoard
+		b, err := a.log.Board(boardCtx, delivery.BoardTTL)
+		if err != nil {
+			a.close()
+			return nil, err
+		}
+		board = b
 	}
 	a.resolver = namespace.NewResolver(a.store, nil)
 	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
@@ -193,7 +197,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
 		Factories: Senders(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
-		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: a.board,
+		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {

@@ -56,6 +56,7 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Context)) {
 	every := ls.ttl / 3
 	for ctx.Err() == nil {
+		sent := time.Now() // the bucket's TTL counts from no earlier than this
 		rev, err := ls.kv.Create(ctx, name, ls.owner)
 		if err != nil {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
@@ -66,17 +67,16 @@ func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Cont
 			}
 			continue
 		}
-		ls.hold(ctx, name, rev, fn)
+		ls.hold(ctx, name, rev, sent, fn)
 	}
 }
 
 // hold runs fn while renewing the lease taken at rev.
-func (ls *Leases) hold(ctx context.Context, name string, rev uint64, fn func(ctx context.Context)) {
+func (ls *Leases) hold(ctx context.Context, name string, rev uint64, renewed time.Time, fn func(ctx context.Context)) {
 	ls.logger.Info("eventlog: took a lease", "lease", name)
 	hctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); fn(hctx) }()
-	renewed := time.Now()
 	t := time.NewTicker(ls.ttl / 3)
 	defer t.Stop()
 	for {
@@ -92,10 +92,11 @@ func (ls *Leases) hold(ctx context.Context, name string, rev uint64, fn func(ctx
 			return
 		case <-t.C:
 			rctx, rcancel := context.WithTimeout(ctx, ls.ttl/3)
+			sent := time.Now()
 			next, err := ls.kv.Update(rctx, name, ls.owner, rev)
 			rcancel()
 			if err == nil {
-				rev, renewed = next, time.Now()
+				rev, renewed = next, sent
 				continue
 			}
 			if time.Since(renewed) < 2*ls.ttl/3 && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !errors.Is(err, jetstream.ErrKeyExists) {
