@@ -177,6 +177,26 @@ func (s *Service) List(ctx context.Context, a Actor, o Owner) ([]Destination, er
 	return out, nil
 }
 
+// withHeadersOf returns config with the "headers" of the shown config cur (none if it has none).
+func withHeadersOf(config, cur []byte) ([]byte, error) {
+	var c, old map[string]json.RawMessage
+	if err := json.Unmarshal(config, &c); err != nil {
+		return nil, inputErr("config must be a JSON object")
+	}
+	_ = json.Unmarshal(cur, &old) // the shown config: always an object
+	delete(c, "headers")
+	if h, ok := old["headers"]; ok {
+		c["headers"] = h
+	}
+	return json.Marshal(c)
+}
+
+// Get returns the destination ref names, when the actor may see it.
+func (s *Service) Get(ctx context.Context, a Actor, ref Ref) (Destination, error) {
+	_, d, err := s.load(ctx, a, ref, false)
+	return d, err
+}
+
 // load returns the destination ref names after checking that the actor may manage it.
 func (s *Service) load(ctx context.Context, a Actor, ref Ref, write bool) (store.Destination, Destination, error) {
 	d, err := s.Store.DestinationGet(ctx, ref.ID)
@@ -367,6 +387,9 @@ type UpdateParams struct {
 	// ConfigPatch, for the legacy API, sets single config fields (nil values are skipped)
 	// on top of the current config.
 	ConfigPatch map[string]*string
+	// KeepHeaders keeps the current custom headers whatever Config says: for a form that
+	// edits the other settings, so that a header changed meanwhile is not put back.
+	KeepHeaders bool
 }
 
 // Update validates and applies p, and records it.
@@ -389,6 +412,13 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 				return ch, err
 			}
 			rawConfig = patched
+		}
+		if p.KeepHeaders && rawConfig != nil {
+			kept, err := withHeadersOf(rawConfig, cur.Config)
+			if err != nil {
+				return ch, err
+			}
+			rawConfig = kept
 		}
 		var errs []error
 		if rawConfig != nil {

@@ -250,10 +250,10 @@ type typeGroup struct {
 	Types    []*event.Type
 }
 
-func (u *UI) typeGroups() []typeGroup {
+func typeGroups(c *event.Catalog) []typeGroup {
 	var groups []typeGroup
 	index := map[string]int{}
-	for _, t := range u.opts.Catalog.Types() {
+	for _, t := range c.Types() {
 		i, ok := index[t.FeatureCategory]
 		if !ok {
 			i = len(groups)
@@ -282,7 +282,7 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f, p, problems := u.parseEventFilter(r, s)
-	d := eventsData{Scope: s, Filter: f, Problems: problems, Types: u.typeGroups(), PerPage: perPageChoices, OwnOnly: s.Events == auth.SeeOwn,
+	d := eventsData{Scope: s, Filter: f, Problems: problems, Types: u.types, PerPage: perPageChoices, OwnOnly: s.Events == auth.SeeOwn,
 		CSV: s.Base + s.sep() + "audit_events.csv" + f.Query()}
 	status := http.StatusOK
 	if len(problems) > 0 {

@@ -20,17 +20,17 @@ type field struct {
 type categoryInfo struct {
 	Category, Title string
 	Fields          []field
-	// The secretToken: how it is asked for, and whether owners may see it again (only http's
-	// verification token, as GitLab).
+	// The secretToken: how it is asked for. Only http's can be shown again (the stream page's
+	// token section), as in GitLab.
 	SecretLabel, SecretKind, SecretHelp string
-	SecretShown, SecretRequired         bool
+	SecretRequired                      bool
 }
 
 var categories = []categoryInfo{
 	{Category: destination.CategoryHTTP, Title: "HTTP endpoint", Fields: []field{
 		{Key: "url", Label: "Destination URL", Kind: "url", Required: true, Help: "Each event is POSTed here as JSON, signed with Standard Webhooks headers."},
-	}, SecretLabel: "Verification token", SecretKind: "text", SecretShown: true,
-		SecretHelp: "Sent in X-Gitlab-Event-Streaming-Token. Leave empty to have one generated."},
+	}, SecretLabel: "Verification token", SecretKind: "text",
+		SecretHelp: "Sent in " + destination.StreamingTokenHeader + ". Leave empty to have one generated."},
 	{Category: destination.CategoryAWS, Title: "Amazon S3", Fields: []field{
 		{Key: "accessKeyXid", Label: "Access key ID", Kind: "text", Required: true},
 		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
@@ -81,7 +81,6 @@ type streamForm struct {
 	MaxEvents, MaxBytes, MaxWaitMs string
 	Concurrency                    string
 	Ordered, BufferWhilePaused     bool
-	headers                        json.RawMessage // kept from the stored config on edit
 }
 
 // formFromConfig fills the form from a stored config.
@@ -100,7 +99,6 @@ func formFromConfig(ci categoryInfo, name string, active bool, config []byte) st
 		_ = json.Unmarshal(cfg[fd.Key], &s)
 		f.Values[fd.Key] = s
 	}
-	f.headers = cfg["headers"]
 	var b struct{ MaxEvents, MaxBytes, MaxWaitMs *int }
 	if raw, ok := cfg["batch"]; ok && json.Unmarshal(raw, &b) == nil {
 		f.Batch = true
@@ -154,9 +152,6 @@ func (f streamForm) config() ([]byte, []string) {
 		case f.Values[fd.Key] != "":
 			cfg[fd.Key] = f.Values[fd.Key]
 		}
-	}
-	if len(f.headers) > 0 {
-		cfg["headers"] = f.headers
 	}
 	var problems []string
 	number := func(label, v string, into map[string]any, key string) {

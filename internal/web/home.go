@@ -1,7 +1,6 @@
 package web
 
 import (
-	"encoding/json"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -46,20 +46,16 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request) {
 	var d homeData
 	now := u.now()
 	for _, m := range ms {
-		if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+		if !auth.MemberActive(m, now) {
 			continue
 		}
 		ns, err := u.opts.Namespaces.ByKey(ctx, m.NamespaceKey)
 		if err != nil {
 			continue // removed since: nothing to show
 		}
-		p := place{Kind: string(ns.Kind), FullPath: ns.FullPath, Level: m.AccessLevel, Base: "/" + string(ns.Kind) + "s/" + ns.FullPath}
-		if ns.Kind == store.KindProject {
-			p.Events = auth.ProjectEventScope(m.AccessLevel) != auth.SeeNone
-		} else {
-			p.Events = auth.GroupEventScope(m.AccessLevel) != auth.SeeNone
-			p.Streams = ns.ParentKey == 0 && m.AccessLevel >= auth.Owner
-		}
+		p := place{Kind: string(ns.Kind), FullPath: ns.FullPath, Level: m.AccessLevel, Base: "/" + string(ns.Kind) + "s/" + ns.FullPath,
+			Events:  auth.EventScopeFor(ns.Kind, m.AccessLevel) != auth.SeeNone,
+			Streams: ns.Kind == store.KindGroup && ns.ParentKey == 0 && m.AccessLevel >= auth.Owner}
 		d.Places = append(d.Places, p)
 	}
 	slices.SortFunc(d.Places, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
@@ -70,16 +66,14 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, ns := range all {
-			if ns.Kind != store.KindGroup || ns.ParentKey != 0 {
-				continue
+			if ns.Kind == store.KindGroup && ns.ParentKey == 0 {
+				d.Groups = append(d.Groups, place{Kind: string(ns.Kind), FullPath: ns.FullPath, Base: "/groups/" + ns.FullPath, Events: true, Streams: true})
 			}
-			if len(d.Groups) == maxAdminGroups {
-				d.MoreGroups++
-				continue
-			}
-			d.Groups = append(d.Groups, place{Kind: string(ns.Kind), FullPath: ns.FullPath, Base: "/groups/" + ns.FullPath, Events: true, Streams: true})
 		}
 		slices.SortFunc(d.Groups, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
+		if len(d.Groups) > maxAdminGroups {
+			d.Groups, d.MoreGroups = d.Groups[:maxAdminGroups], len(d.Groups)-maxAdminGroups
+		}
 	}
 	u.render(w, r, http.StatusOK, "home", view{Title: "auditstream", Data: d})
 }
@@ -109,19 +103,15 @@ var funcs = template.FuncMap{
 		}
 		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 	},
-	"level":  func(l int) string { return levelNames[l] },
-	"status": statusLabel,
-	"json": func(b []byte) string {
-		var v any
-		if json.Unmarshal(b, &v) != nil {
-			return string(b)
-		}
-		out, _ := json.MarshalIndent(v, "", "  ")
-		return string(out)
-	},
+	"level":    func(l int) string { return levelNames[l] },
+	"status":   statusLabel,
 	"contains": func(m map[string]bool, k string) bool { return m[k] },
 	"split":    func(s string) []string { return strings.Split(s, "\n") },
-	"lower":    strings.ToLower,
+	"limits": func() any {
+		return struct{ BatchEvents, BatchKiB, BatchWaitMs, Concurrency, MaxConcurrency int }{destination.DefaultBatchMaxEvents,
+			destination.DefaultBatchMaxBytes >> 10, destination.DefaultBatchMaxWaitMs, destination.DefaultConcurrency, destination.MaxConcurrency}
+	},
+	"lower": strings.ToLower,
 	"tabs": func(s scope, current string) any {
 		return struct {
 			S       scope

@@ -9,7 +9,6 @@ import (
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
-	"github.com/auditstream/auditstream/internal/streamconfig"
 )
 
 // scope is what a page is about: the instance, a group or a project, with what the signed-in
@@ -57,23 +56,21 @@ func withScope(r *http.Request, s scope) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), scopeKey{}, s))
 }
 
-// instanceScope is the admin area's events: administrators only; others get 403, as from
+// instance is the admin area: the instance's events and streams.
+var instance = scope{Kind: "instance", Base: "/admin", Events: auth.SeeAll, TopLevel: true}
+
+// instanceEvents is the admin area's events: administrators only; others get 403, as from
 // GET /api/v4/audit_events.
-func instanceScope(u *UI, r *http.Request) (scope, int, string) {
+func instanceEvents(u *UI, r *http.Request) (scope, int, string) {
 	if !sessionOf(r).User().Admin {
 		return scope{}, http.StatusForbidden, "Only administrators can see the instance's audit events."
 	}
-	return scope{Kind: "instance", Base: "/admin", Events: auth.SeeAll, TopLevel: true}, 0, ""
+	return instance, 0, ""
 }
 
-// instanceStreamsScope is the admin area's streams: others get GraphQL's not-found answer.
-func instanceStreamsScope(u *UI, r *http.Request) (scope, int, string) {
-	s, status, _ := instanceScope(u, r)
-	if status != 0 {
-		return s, http.StatusNotFound, streamconfig.ErrNotFound.Error()
-	}
-	return s, 0, ""
-}
+// instanceStreams is the admin area's streams: the streams pages ask streamconfig, which
+// answers others with GraphQL's not-found.
+func instanceStreams(*UI, *http.Request) (scope, int, string) { return instance, 0, "" }
 
 func (u *UI) scoped(resolve func(*UI, *http.Request) (scope, int, string), h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -136,7 +133,7 @@ func (u *UI) namespaceScope(r *http.Request, kind store.NamespaceKind, fullPath 
 		return notFound()
 	}
 	ns, err := u.opts.Namespaces.Find(ctx, kind, fullPath)
-	if errors.Is(err, namespace.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, namespace.ErrNotFound) {
 		return notFound()
 	}
 	level := auth.NoAccess
@@ -153,11 +150,6 @@ func (u *UI) namespaceScope(r *http.Request, kind store.NamespaceKind, fullPath 
 	if level == auth.NoAccess {
 		return notFound()
 	}
-	s := scope{Kind: string(kind), NS: ns, Base: "/" + string(kind) + "s/" + ns.FullPath, TopLevel: kind == store.KindGroup && ns.ParentKey == 0}
-	if kind == store.KindProject {
-		s.Events = auth.ProjectEventScope(level)
-	} else {
-		s.Events = auth.GroupEventScope(level)
-	}
-	return s, 0, ""
+	return scope{Kind: string(kind), NS: ns, Base: "/" + string(kind) + "s/" + ns.FullPath, TopLevel: kind == store.KindGroup && ns.ParentKey == 0,
+		Events: auth.EventScopeFor(kind, level)}, 0, ""
 }

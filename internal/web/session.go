@@ -33,7 +33,6 @@ type session struct {
 	idHash    []byte
 	csrf      string
 	principal *auth.Principal
-	expiresAt time.Time
 }
 
 // User is the signed-in user, for templates.
@@ -120,7 +119,7 @@ func (u *UI) load(ctx context.Context, r *http.Request) (*session, string, error
 	if err != nil {
 		return nil, "", err
 	}
-	return &session{idHash: h, csrf: csrfOf(c.Value), principal: p, expiresAt: ws.ExpiresAt}, "", nil
+	return &session{idHash: h, csrf: csrfOf(c.Value), principal: p}, "", nil
 }
 
 // signedIn runs h for a request with a valid session, and checks the CSRF token of every

@@ -78,17 +78,15 @@ func (u *UI) streamRoute(w http.ResponseWriter, r *http.Request) {
 // destination finds one of the owner's destinations: an id of another owner's is not found,
 // whatever the user may see elsewhere.
 func (u *UI) destination(w http.ResponseWriter, r *http.Request, o streamconfig.Owner, id int64) (streamconfig.Destination, bool) {
-	ds, err := u.opts.Streams.List(r.Context(), u.actor(r), o)
+	d, err := u.opts.Streams.Get(r.Context(), u.actor(r), ref(o, id))
+	if err == nil && d.Owner.Group.Key != o.Group.Key {
+		err = streamconfig.ErrNotFound
+	}
 	if err != nil {
 		u.fail(w, r, err)
 		return streamconfig.Destination{}, false
 	}
-	i := slices.IndexFunc(ds, func(d streamconfig.Destination) bool { return d.ID == id })
-	if i < 0 {
-		u.errorPage(w, r, http.StatusNotFound, streamconfig.ErrNotFound.Error())
-		return streamconfig.Destination{}, false
-	}
-	return ds[i], true
+	return d, true
 }
 
 func (u *UI) streamURL(r *http.Request, id int64) string {
@@ -212,7 +210,6 @@ type pageExtras struct {
 	Test        *delivery.TestResult
 	Form        *streamForm // the settings as posted, after a refused update
 	Problems    []string
-	DLBefore    int64
 }
 
 type streamData struct {
@@ -234,9 +231,6 @@ type streamData struct {
 	Now         time.Time
 }
 
-// Shown reports whether the page shows the destination's secrets.
-func (d streamData) Shown() bool { return d.Extras.ShowSecrets && d.Info.SecretShown }
-
 const (
 	attemptsShown    = 20
 	deadLettersShown = 50
@@ -256,16 +250,14 @@ func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.O
 		u.fail(w, r, err)
 		return
 	}
-	if v := r.URL.Query().Get("dead_letters_before"); v != "" {
-		x.DLBefore, _ = strconv.ParseInt(v, 10, 64)
-	}
-	dls, _, err := u.opts.Streams.DeadLetters(ctx, a, rf, max(x.DLBefore, 0), deadLettersShown+1)
+	before, _ := strconv.ParseInt(r.URL.Query().Get("dead_letters_before"), 10, 64)
+	dls, _, err := u.opts.Streams.DeadLetters(ctx, a, rf, max(before, 0), deadLettersShown+1)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
 	ci, _ := categoryOf(d.Category)
-	data := streamData{Scope: scopeOf(r), D: d, Info: ci, URL: u.streamURL(r, d.ID), Status: st, Attempts: attempts, Types: u.typeGroups(),
+	data := streamData{Scope: scopeOf(r), D: d, Info: ci, URL: u.streamURL(r, d.ID), Status: st, Attempts: attempts, Types: u.types,
 		Extras: x, Now: u.now().UTC(), ReplayFrom: u.now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}
 	if len(dls) > deadLettersShown {
 		dls = dls[:deadLettersShown]
@@ -322,14 +314,13 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 	case "update":
 		ci, _ := categoryOf(d.Category)
 		f := formFromRequest(ci, r)
-		f.headers = formFromConfig(ci, d.Name, d.Active, d.Config).headers
 		cfg, problems := f.config()
 		if len(problems) > 0 {
 			f.Secret = ""
 			u.streamPage(w, r, o, d, http.StatusUnprocessableEntity, pageExtras{Form: &f, Problems: problems})
 			return
 		}
-		p := streamconfig.UpdateParams{Ref: rf, Config: cfg, Name: &f.Name, Active: &f.Active}
+		p := streamconfig.UpdateParams{Ref: rf, Config: cfg, Name: &f.Name, Active: &f.Active, KeepHeaders: true}
 		if f.Secret != "" {
 			p.SecretToken = &f.Secret
 		}
@@ -412,14 +403,9 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 		return
 	}
 	var in *streamconfig.InputError
-	if errors.As(err, &in) {
-		// Show the page as it is now, with what was wrong.
-		cur, ok := u.destination(w, r, o, d.ID)
-		if !ok {
-			return
-		}
+	if errors.As(err, &in) { // nothing was changed: the page as it was, with what was wrong
 		x.Problems = in.Messages
-		u.streamPage(w, r, o, cur, http.StatusUnprocessableEntity, x)
+		u.streamPage(w, r, o, d, http.StatusUnprocessableEntity, x)
 		return
 	}
 	if err != nil {

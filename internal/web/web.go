@@ -99,6 +99,7 @@ type UI struct {
 	mux   *http.ServeMux
 	pages map[string]*template.Template
 	cop   *http.CrossOriginProtection
+	types []typeGroup // the catalog by category, for filters: it never changes
 }
 
 // New returns the UI. Mount it at the server's root; it serves every path the API does not.
@@ -112,7 +113,7 @@ func New(opts Options) *UI {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	u := &UI{opts: opts, mux: http.NewServeMux(), pages: parsePages(), cop: http.NewCrossOriginProtection()}
+	u := &UI{opts: opts, mux: http.NewServeMux(), pages: parsePages(), cop: http.NewCrossOriginProtection(), types: typeGroups(opts.Catalog)}
 	u.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusForbidden, "This form did not come from this site, so nothing was changed.")
 	}))
@@ -133,13 +134,13 @@ func (u *UI) routes() {
 	m.HandleFunc("GET /users/sign_in", u.signInPage)
 	m.HandleFunc("POST /users/sign_in", u.signIn)
 	m.HandleFunc("POST /users/sign_out", u.signedIn(u.signOut))
-	m.HandleFunc("GET /admin/audit_events", u.signedIn(u.scoped(instanceScope, u.eventsPage)))
-	m.HandleFunc("GET /admin/audit_events.csv", u.signedIn(u.scoped(instanceScope, u.eventsCSV)))
-	m.HandleFunc("GET /admin/audit_events/{rest}", u.signedIn(u.scoped(instanceScope, u.eventPage)))
-	m.HandleFunc("GET /admin/streams", u.signedIn(u.scoped(instanceStreamsScope, u.streamsPage)))
-	m.HandleFunc("GET /admin/streams/{rest...}", u.signedIn(u.scoped(instanceStreamsScope, u.streamRoute)))
-	m.HandleFunc("POST /admin/streams/{rest...}", u.signedIn(u.scoped(instanceStreamsScope, u.streamRoute)))
-	m.HandleFunc("POST /admin/streams", u.signedIn(u.scoped(instanceStreamsScope, u.streamRoute)))
+	m.HandleFunc("GET /admin/audit_events", u.signedIn(u.scoped(instanceEvents, u.eventsPage)))
+	m.HandleFunc("GET /admin/audit_events.csv", u.signedIn(u.scoped(instanceEvents, u.eventsCSV)))
+	m.HandleFunc("GET /admin/audit_events/{rest}", u.signedIn(u.scoped(instanceEvents, u.eventPage)))
+	m.HandleFunc("GET /admin/streams", u.signedIn(u.scoped(instanceStreams, u.streamsPage)))
+	m.HandleFunc("GET /admin/streams/{rest...}", u.signedIn(u.scoped(instanceStreams, u.streamRoute)))
+	m.HandleFunc("POST /admin/streams/{rest...}", u.signedIn(u.scoped(instanceStreams, u.streamRoute)))
+	m.HandleFunc("POST /admin/streams", u.signedIn(u.scoped(instanceStreams, u.streamRoute)))
 	for _, kind := range []store.NamespaceKind{store.KindGroup, store.KindProject} {
 		h := u.signedIn(u.namespaceRoute(kind))
 		m.HandleFunc("GET /"+string(kind)+"s/{path...}", h)
