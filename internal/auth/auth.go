@@ -211,7 +211,7 @@ func (a *Authenticator) AccessLevel(ctx context.Context, p *Principal, chain []s
 	now := a.nowFunc()
 	level := NoAccess
 	for _, m := range members {
-		if !m.ExpiresAt.IsZero() && !now.Before(m.ExpiresAt) {
+		if !MemberActive(m, now) {
 			continue
 		}
 		for _, ns := range chain {
@@ -236,6 +236,19 @@ const (
 	// SeeAll: every event of the namespace.
 	SeeAll
 )
+
+// EventScopeFor applies GitLab's rule for the audit events of a group or a project.
+func EventScopeFor(kind store.NamespaceKind, level int) EventScope {
+	if kind == store.KindProject {
+		return ProjectEventScope(level)
+	}
+	return GroupEventScope(level)
+}
+
+// MemberActive reports whether a membership has not expired at now.
+func MemberActive(m store.Member, now time.Time) bool {
+	return m.ExpiresAt.IsZero() || now.Before(m.ExpiresAt)
+}
 
 // GroupEventScope applies GitLab's rule for group audit events: owners see all, developers and
 // maintainers only their own.

@@ -52,10 +52,7 @@ func (a *API) namespaceScope(w http.ResponseWriter, r *http.Request, p *auth.Pri
 	if !ok {
 		return ns, auth.SeeNone, false
 	}
-	scope := auth.GroupEventScope(level)
-	if kind == store.KindProject {
-		scope = auth.ProjectEventScope(level)
-	}
+	scope := auth.EventScopeFor(kind, level)
 	if scope == auth.SeeNone {
 		writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden")
 		return ns, scope, false
