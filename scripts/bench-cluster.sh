@@ -28,7 +28,10 @@ trap cleanup EXIT
 # ticks PIDS…: CPU time (clock ticks, user + system) the processes have used so far.
 ticks() { local p t=0; for p in "$@"; do [ -r "/proc/$p/stat" ] && t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
 # cpu_split SECONDS BEFORE…: prints where the CPU went since the BEFORE snapshot (nats replicas postgres).
-snapshot() { echo "$(ticks "${NATS_PIDS[@]}") $(ticks "${REPLICA_PIDS[@]}") $(ticks $(pgrep -u postgres postgres))"; }
+# PostgreSQL: the postmaster and its backends (run as postgres under root, as the caller
+# otherwise), when this script started it; an outside server is not counted.
+pg_pids() { local pm; [ -n "${PGTMP:-}" ] && pm=$(head -1 "$PGTMP/data/postmaster.pid" 2>/dev/null) || return 0; echo "$pm" $(pgrep -P "$pm"); }
+snapshot() { echo "$(ticks "${NATS_PIDS[@]}") $(ticks "${REPLICA_PIDS[@]}") $(ticks $(pg_pids))"; }
 cpu_split() {
   local secs=$1 hz; hz=$(getconf CLK_TCK); read -r n0 r0 p0 <<<"$2"; read -r n1 r1 p1 <<<"$(snapshot)"
   awk -v s="$secs" -v hz="$hz" -v n=$((n1 - n0)) -v r=$((r1 - r0)) -v p=$((p1 - p0)) 'BEGIN {
