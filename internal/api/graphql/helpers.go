@@ -186,11 +186,6 @@ func pageLimit(ctx context.Context, first *int) (int, error) {
 	return *first, nil
 }
 
-// objectRef reads the id of a unified destination object the resolver produced.
-func objectRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
-	return unifiedRef(ctx, gid)
-}
-
 func (r *Resolver) deliveryStatus(ctx context.Context, gid string) (*model.AuditEventStreamingDeliveryStatus, error) {
 	ref, err := unifiedRef(ctx, gid)
 	if err != nil {

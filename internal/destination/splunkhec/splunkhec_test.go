@@ -3,7 +3,6 @@ package splunkhec
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -615,13 +614,4 @@ func TestNewWithoutClient(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, snd.(*sender).ownClient)
 	require.NoError(t, snd.Close())
-}
-
-func TestFailureUnwrap(t *testing.T) {
-	s := newTestHEC(t)
-	s.setBusy(true, "")
-	snd := newSender(t, settings(s.URL, testToken, ""), destination.Env{})
-	err := snd.Send(context.Background(), []destination.Event{event(1)})
-	require.Equal(t, destination.Throttled, destination.Classify(err).Kind)
-	require.False(t, errors.Is(err, context.Canceled))
 }
