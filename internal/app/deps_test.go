@@ -25,7 +25,7 @@ var allowedImports = map[string][]string{
 	"internal/store/storetest":          {"internal/store"},
 	"internal/eventlog":                 {},
 	"internal/secret":                   {},
-	"internal/destination":              {"internal/event"},
+	"internal/destination":              {"internal/event", "internal/netguard"},
 	"internal/namespace":                {"internal/store"},
 	"internal/auth":                     {"internal/store"},
 	"internal/ingest":                   {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},

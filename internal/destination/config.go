@@ -484,7 +484,7 @@ func parseGCS(c *checker, root *jsonValue) Config {
 		f := o.field("prefix")
 		switch {
 		case !c.length(f, s, 1, 512):
-		case hasRune(s, unicode.IsControl):
+		case strings.ContainsFunc(s, unicode.IsControl):
 			c.add(f, CodeInvalid, 0, "must not contain control characters")
 		case strings.HasPrefix(s, "/"):
 			c.add(f, CodeInvalid, 0, `must not start with "/"`)
@@ -603,7 +603,7 @@ func (c *checker) headerValue(field, s string) bool {
 	switch {
 	case strings.ContainsAny(s, "\r\n"):
 		c.add(field, CodeInvalid, 0, "must not contain line breaks")
-	case hasRune(s, func(r rune) bool { return !visible(r) && r != ' ' && r != '\t' }):
+	case strings.ContainsFunc(s, func(r rune) bool { return !visible(r) && r != ' ' && r != '\t' }):
 		c.add(field, CodeInvalid, 0, "may only contain visible ASCII and Latin-1 characters, spaces and tabs")
 	case !visible(first) || !visible(last):
 		c.add(field, CodeInvalid, 0, "must not start or end with a space or tab")
@@ -693,9 +693,9 @@ func ConfigWithHeaders(category string, stored []byte, headers []Header) []byte 
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendJSONString(b, h.Name)
+			b = AppendJSONString(b, h.Name)
 			b = append(b, `:{"value":`...)
-			b = appendJSONString(b, h.Value)
+			b = AppendJSONString(b, h.Value)
 			b = append(b, `,"active":`...)
 			b = strconv.AppendBool(b, h.Active)
 			b = append(b, '}')
@@ -755,15 +755,15 @@ func ValidateSecret(category, secret string) error {
 	}
 	switch category {
 	case CategoryHTTP:
-		if hasRune(secret, unicode.IsControl) {
+		if strings.ContainsFunc(secret, unicode.IsControl) {
 			return fail(CodeInvalid, 0, "must not contain control characters")
 		}
 	case CategoryAWS:
-		if hasRune(secret, notPrintableOrSpace) {
+		if strings.ContainsFunc(secret, notPrintableOrSpace) {
 			return fail(CodeInvalid, 0, "must be the secret access key: printable characters without spaces")
 		}
 	case CategorySplunk:
-		if hasRune(secret, notPrintableOrSpace) {
+		if strings.ContainsFunc(secret, notPrintableOrSpace) {
 			return fail(CodeInvalid, 0, "must be the HEC token: printable characters without spaces")
 		}
 	case CategoryGCP:
@@ -897,7 +897,7 @@ func ValidateVerificationToken(tok string) error {
 		return fail(CodeTooShort, MinVerificationTokenLen, fmt.Sprintf("must be at least %d characters long", MinVerificationTokenLen))
 	case n > MaxVerificationTokenLen:
 		return fail(CodeTooLong, MaxVerificationTokenLen, fmt.Sprintf("must be at most %d characters long", MaxVerificationTokenLen))
-	case hasRune(tok, unicode.IsControl):
+	case strings.ContainsFunc(tok, unicode.IsControl):
 		return fail(CodeInvalid, 0, "must not contain control characters")
 	}
 	return nil
@@ -929,7 +929,7 @@ func ValidateName(name string) error {
 		return fail(CodeInvalid, 0, "must be valid UTF-8")
 	case utf8.RuneCountInString(name) > MaxNameLen:
 		return fail(CodeTooLong, MaxNameLen, fmt.Sprintf("must be at most %d characters long", MaxNameLen))
-	case hasRune(name, unicode.IsControl):
+	case strings.ContainsFunc(name, unicode.IsControl):
 		return fail(CodeInvalid, 0, "must not contain control characters")
 	}
 	return nil
@@ -938,12 +938,7 @@ func ValidateName(name string) error {
 // DefaultName returns GitLab's default destination name, "Destination_" followed by a new
 // random (version 4) UUID in lower-case hex, as in
 // Destination_0b6f3a6e-2c1d-4e8f-9a7b-5c3d2e1f0a9b.
-func DefaultName() string {
-	b := randomBytes(16)
-	b[6] = b[6]&0x0f | 0x40 // version 4
-	b[8] = b[8]&0x3f | 0x80 // variant 10 (RFC 9562)
-	return fmt.Sprintf("Destination_%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
+func DefaultName() string { return "Destination_" + NewUUID() }
 
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
@@ -951,14 +946,12 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-func hasRune(s string, f func(rune) bool) bool { return strings.IndexFunc(s, f) >= 0 }
-
 // validEmail is the check GitLab's idn-email format comes down to for a service account: one
 // @ between a non-empty local part and a non-empty domain, without spaces or control characters.
 func validEmail(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
 	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
-		!hasRune(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+		!strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
 }
 
 // checker collects the problems of one ParseConfig call.
@@ -1013,7 +1006,7 @@ func (c *checker) printable(field, s string, max int) bool {
 	if !c.length(field, s, 1, max) {
 		return false
 	}
-	if hasRune(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+	if strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
 		c.add(field, CodeInvalid, 0, "may only contain printable characters")
 		return false
 	}
@@ -1028,7 +1021,7 @@ func (c *checker) url(field, s string, allowVariable bool) bool {
 	if !c.length(field, s, 1, MaxURLLen) {
 		return false
 	}
-	if hasRune(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+	if strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		c.add(field, CodeInvalid, 0, "must not contain spaces or control characters")
 		return false
 	}
@@ -1353,7 +1346,7 @@ func (w *objectWriter) set(key string, raw []byte) {
 	w.members = append(w.members, outMember{key: key, raw: raw})
 }
 
-func (w *objectWriter) setString(key, s string)    { w.set(key, appendJSONString(nil, s)) }
+func (w *objectWriter) setString(key, s string)    { w.set(key, AppendJSONString(nil, s)) }
 func (w *objectWriter) setBool(key string, b bool) { w.set(key, strconv.AppendBool(nil, b)) }
 func (w *objectWriter) setInt(key string, n int64) { w.set(key, strconv.AppendInt(nil, n, 10)) }
 
@@ -1374,15 +1367,15 @@ func (w *objectWriter) bytes() []byte {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, m.key)
+		b = AppendJSONString(b, m.key)
 		b = append(b, ':')
 		b = append(b, m.raw...)
 	}
 	return append(b, '}')
 }
 
-// appendJSONString appends s as a JSON string, without escaping <, > and & (URLs have &).
-func appendJSONString(b []byte, s string) []byte {
+// AppendJSONString appends s as a JSON string, without escaping <, > and & (URLs have &).
+func AppendJSONString(b []byte, s string) []byte {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)

@@ -58,7 +58,6 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -150,7 +149,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 // replaces https://oauth2.googleapis.com/token, which is also the JWT's audience.
 func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseURL, tokenURL string) (destination.Sender, error) {
 	if s.Category != "" && s.Category != destination.CategoryGCP {
-		return nil, configError("the Cloud Logging sender cannot deliver to a %q destination", s.Category)
+		return nil, destination.SettingsFailure("the Cloud Logging sender cannot deliver to a %q destination", s.Category)
 	}
 	var cfg struct {
 		Project string `json:"googleProjectIdName"`
@@ -158,27 +157,27 @@ func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseUR
 		LogID   string `json:"logIdName"`
 	}
 	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, configError("config is not a valid JSON object")
+		return nil, destination.SettingsFailure("config is not a valid JSON object")
 	}
 	switch {
 	case cfg.Project == "":
-		return nil, configError("config.googleProjectIdName is required")
+		return nil, destination.SettingsFailure("config.googleProjectIdName is required")
 	case strings.ContainsAny(cfg.Project, "/%") || !printable(cfg.Project):
-		return nil, configError("config.googleProjectIdName is not a Google Cloud project ID")
+		return nil, destination.SettingsFailure("config.googleProjectIdName is not a Google Cloud project ID")
 	case cfg.Email == "":
-		return nil, configError("config.clientEmail is required")
+		return nil, destination.SettingsFailure("config.clientEmail is required")
 	}
 	if strings.TrimSpace(cfg.LogID) == "" {
 		cfg.LogID = destination.DefaultLogIDName
 	}
 	for _, u := range []string{loggingBaseURL, tokenURL} {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return nil, configError("the endpoint %q is not an http:// or https:// URL with a host", u)
+			return nil, destination.SettingsFailure("the endpoint %q is not an http:// or https:// URL with a host", u)
 		}
 	}
 	der, msg := parseKey(s.SecretToken)
 	if msg != "" {
-		return nil, configError("the private key (secretToken) %s", msg)
+		return nil, destination.SettingsFailure("the private key (secretToken) %s", msg)
 	}
 
 	snd := &sender{
@@ -195,7 +194,7 @@ func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseUR
 		snd.now = time.Now
 	}
 	logName := "projects/" + url.PathEscape(cfg.Project) + "/logs/" + url.PathEscape(cfg.LogID)
-	head := append([]byte(`{"logName":`), jsonString(logName)...)
+	head := append([]byte(`{"logName":`), destination.AppendJSONString(nil, logName)...)
 	head = append(head, `,"resource":{"type":"`+ResourceType+`"},"severity":"`+Severity+`"`...)
 	snd.entryHead = head
 	for _, f := range strings.Fields(s.SecretToken) {
@@ -218,11 +217,6 @@ func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseUR
 	}
 	snd.src = oauth2.ReuseTokenSource(nil, snd.fetch)
 	return snd, nil
-}
-
-func configError(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
 }
 
 // parseKey returns the DER of an unencrypted RSA private key in PEM form, or why s is not one.
@@ -628,15 +622,6 @@ func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.once.Do(b.release)
 	return err
-}
-
-// jsonString returns s as a JSON string, without escaping <, > and &.
-func jsonString(s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 }
 
 func printable(s string) bool {

@@ -152,17 +152,17 @@ func NewWithEndpoint(s destination.Settings, env destination.Env, endpoint strin
 // authenticated even when there is a key.
 func newSender(s destination.Settings, env destination.Env, endpoint string, useKey bool) (destination.Sender, error) {
 	if s.Category != "" && s.Category != destination.CategoryGCS {
-		return nil, configError("the gcs sender cannot deliver to a %q destination", s.Category)
+		return nil, destination.SettingsFailure("the gcs sender cannot deliver to a %q destination", s.Category)
 	}
 	var cfg struct {
 		BucketName string `json:"bucketName"`
 		Prefix     string `json:"prefix"`
 	}
 	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, configError("config is not a valid JSON object")
+		return nil, destination.SettingsFailure("config is not a valid JSON object")
 	}
 	if cfg.BucketName == "" {
-		return nil, configError("config.bucketName is required")
+		return nil, destination.SettingsFailure("config.bucketName is required")
 	}
 	apiURL := ""
 	if endpoint != "" {
@@ -182,7 +182,7 @@ func newSender(s destination.Settings, env destination.Env, endpoint string, use
 		}
 		conf = c
 	case endpoint == "":
-		return nil, configError("the secret token must be the service account's JSON key file, and it is empty")
+		return nil, destination.SettingsFailure("the secret token must be the service account's JSON key file, and it is empty")
 	}
 
 	snd := &sender{
@@ -243,23 +243,18 @@ type oauthConfig interface {
 	TokenSource(ctx context.Context) oauth2.TokenSource
 }
 
-func configError(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
-}
-
 // endpointURL returns the JSON API base URL of an endpoint: a URL or a host:port.
 func endpointURL(endpoint string) (string, error) {
 	var u *url.URL
 	if strings.Contains(endpoint, "://") {
 		p, err := url.Parse(endpoint)
 		if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
-			return "", configError("the storage endpoint is not an http:// or https:// URL with a host")
+			return "", destination.SettingsFailure("the storage endpoint is not an http:// or https:// URL with a host")
 		}
 		u = p
 	} else {
-		if strings.ContainsAny(endpoint, "/?#@ \\") || hasRune(endpoint, unicode.IsControl) {
-			return "", configError("the storage endpoint is not a URL or a host:port")
+		if strings.ContainsAny(endpoint, "/?#@ \\") || strings.ContainsFunc(endpoint, unicode.IsControl) {
+			return "", destination.SettingsFailure("the storage endpoint is not a URL or a host:port")
 		}
 		u = &url.URL{Scheme: "http", Host: endpoint}
 	}
@@ -286,33 +281,33 @@ type keyFile struct {
 func parseKeyFile(secret string) (oauthConfig, error) {
 	const want = "the secret token must be the service account's whole JSON key file"
 	if strings.HasPrefix(strings.TrimSpace(secret), "-----BEGIN") {
-		return nil, configError("%s, not only its private key", want)
+		return nil, destination.SettingsFailure("%s, not only its private key", want)
 	}
 	var kf keyFile
 	if err := json.Unmarshal([]byte(secret), &kf); err != nil {
-		return nil, configError("%s: it is not a JSON object with the key file's fields", want)
+		return nil, destination.SettingsFailure("%s: it is not a JSON object with the key file's fields", want)
 	}
 	if kf.Type != "service_account" {
-		return nil, configError(`%s: its "type" must be "service_account"`, want)
+		return nil, destination.SettingsFailure(`%s: its "type" must be "service_account"`, want)
 	}
 	if kf.ClientEmail == "" {
-		return nil, configError(`%s: its "client_email" is missing`, want)
+		return nil, destination.SettingsFailure(`%s: its "client_email" is missing`, want)
 	}
 	if kf.PrivateKey == "" {
-		return nil, configError(`%s: its "private_key" is missing`, want)
+		return nil, destination.SettingsFailure(`%s: its "private_key" is missing`, want)
 	}
 	if !validRSAKey(kf.PrivateKey) {
-		return nil, configError(`%s: its "private_key" is not an unencrypted RSA private key in PEM form`, want)
+		return nil, destination.SettingsFailure(`%s: its "private_key" is not an unencrypted RSA private key in PEM form`, want)
 	}
 	if kf.TokenURI != "" {
 		u, err := url.Parse(kf.TokenURI)
 		if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-			return nil, configError(`%s: its "token_uri" must be an https:// URL`, want)
+			return nil, destination.SettingsFailure(`%s: its "token_uri" must be an https:// URL`, want)
 		}
 	}
 	conf, err := google.JWTConfigFromJSON([]byte(secret), Scope)
 	if err != nil {
-		return nil, configError("%s: it cannot be read", want)
+		return nil, destination.SettingsFailure("%s: it cannot be read", want)
 	}
 	return conf, nil
 }
@@ -564,8 +559,6 @@ func tokenMessage(re *oauth2.RetrieveError) string {
 	}
 	return ""
 }
-
-func hasRune(s string, f func(rune) bool) bool { return strings.IndexFunc(s, f) >= 0 }
 
 // describe says in a few words why a request got no response.
 func describe(err error) string {

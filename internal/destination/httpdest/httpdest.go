@@ -41,12 +41,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,10 +71,6 @@ const (
 	// maxResponseRead bounds what is read of a response body: the message is made from it, and
 	// the rest of a small body is drained so that the connection can be reused.
 	maxResponseRead = 64 << 10
-	// maxMessageBody bounds the response body quoted in a Failure's Message, in bytes.
-	maxMessageBody = 200
-	// maxStatusLen bounds the status line quoted in a Failure's Message, in bytes.
-	maxStatusLen = 100
 	// minRedactLen is the shortest secret blanked out of messages: shorter values would blank
 	// out ordinary words and say nothing worth hiding.
 	minRedactLen = 4
@@ -115,17 +109,17 @@ type signer struct {
 // netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
 	if s.Category != "" && s.Category != destination.CategoryHTTP {
-		return nil, configError("the http sender cannot deliver to a %q destination", s.Category)
+		return nil, destination.SettingsFailure("the http sender cannot deliver to a %q destination", s.Category)
 	}
 	var cfg struct {
 		URL string `json:"url"`
 	}
 	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, configError("config is not a valid JSON object")
+		return nil, destination.SettingsFailure("config is not a valid JSON object")
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, configError("config.url is not an http:// or https:// URL with a host; auditstream cannot deliver to it")
+		return nil, destination.SettingsFailure("config.url is not an http:// or https:// URL with a host; auditstream cannot deliver to it")
 	}
 	snd := &sender{
 		client:  env.HTTPClient,
@@ -150,16 +144,16 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 			continue
 		}
 		if !validHeaderName(ch.Name) {
-			return nil, configError("custom header name %q is not a valid HTTP header name", ch.Name)
+			return nil, destination.SettingsFailure("custom header name %q is not a valid HTTP header name", ch.Name)
 		}
-		if !validHeaderValue(ch.Value) {
-			return nil, configError("custom header %q has a value with control characters", ch.Name)
+		if !destination.ValidHeaderValue(ch.Value) {
+			return nil, destination.SettingsFailure("custom header %q has a value with control characters", ch.Name)
 		}
 		h.Set(ch.Name, ch.Value)
 	}
 	if s.SecretToken != "" {
-		if !validHeaderValue(s.SecretToken) {
-			return nil, configError("the secret token has control characters")
+		if !destination.ValidHeaderValue(s.SecretToken) {
+			return nil, destination.SettingsFailure("the secret token has control characters")
 		}
 		h.Set(destination.StreamingTokenHeader, s.SecretToken)
 		snd.secrets = append(snd.secrets, s.SecretToken)
@@ -173,14 +167,14 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	if s.SigningSecret != "" {
 		sg, err := newSigner(s.SigningSecret, time.Time{})
 		if err != nil {
-			return nil, configError("the signing secret %s", err)
+			return nil, destination.SettingsFailure("the signing secret %s", err)
 		}
 		snd.signers = append(snd.signers, sg)
 	}
 	if s.PreviousSigningSecret != "" && !s.PreviousValidUntil.IsZero() {
 		sg, err := newSigner(s.PreviousSigningSecret, s.PreviousValidUntil)
 		if err != nil {
-			return nil, configError("the previous signing secret %s", err)
+			return nil, destination.SettingsFailure("the previous signing secret %s", err)
 		}
 		snd.signers = append(snd.signers, sg)
 	}
@@ -190,21 +184,8 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	snd.header = h
 	snd.secrets = append(snd.secrets, s.SigningSecret, s.PreviousSigningSecret)
 	snd.secrets = append(snd.secrets, destination.URLSecrets(u)...)
-	for _, v := range snd.secrets {
-		// A receiver that echoes a value in JSON escapes it.
-		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
-			snd.secrets = append(snd.secrets, string(j[1:len(j)-1]))
-		}
-	}
-	snd.secrets = slices.DeleteFunc(snd.secrets, func(v string) bool { return len(v) < minRedactLen })
-	slices.SortFunc(snd.secrets, func(a, b string) int { return len(b) - len(a) })
-	snd.secrets = slices.Compact(snd.secrets)
+	snd.secrets = destination.RedactList(minRedactLen, snd.secrets...)
 	return snd, nil
-}
-
-func configError(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
 }
 
 func newSigner(secret string, until time.Time) (*signer, error) {
@@ -232,16 +213,6 @@ func validHeaderName(s string) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if c >= 0x80 || c <= ' ' || c == 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// validHeaderValue reports whether s has no control character but tab.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}
@@ -318,7 +289,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	}
 	if err != nil {
 		scratchPool.Put(sc)
-		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: s.scrub(err)}
+		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
 
 	hdr := s.header.Clone()
@@ -341,7 +312,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.networkFailure(ctx, err)
+		return destination.NetworkFailure(ctx, err, s.safeURL, s.describe(err))
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -354,11 +325,11 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		return &destination.Failure{
 			Kind: destination.Permanent, StatusCode: resp.StatusCode,
-			Message: s.message(resp.Status, nil) + ": redirects are not followed; set the destination's URL to the address it redirects to",
+			Message: destination.StatusMessage(resp.Status, nil, s.secrets...) + ": redirects are not followed; set the destination's URL to the address it redirects to",
 		}
 	}
 	retryAfter := destination.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-	return destination.ClassifyStatus(resp.StatusCode, retryAfter, s.message(resp.Status, body))
+	return destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, body, s.secrets...))
 }
 
 // Close releases the idle connections of the client New made when env had none. A shared
@@ -451,28 +422,6 @@ func (r *arrayReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// networkFailure classifies an error of client.Do.
-func (s *sender) networkFailure(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	cause := s.scrub(err)
-	var be *netguard.BlockedError
-	if errors.As(err, &be) {
-		return &destination.Failure{Kind: destination.Permanent, Message: be.Error(), Err: cause}
-	}
-	return &destination.Failure{Kind: destination.Retryable, Message: s.describe(err), Err: cause}
-}
-
-// scrub returns err without the URL's user info and query, which *url.Error shows.
-func (s *sender) scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: s.safeURL, Err: ue.Err}
-	}
-	return err
-}
-
 // describe says in a few words why a request got no response.
 func (s *sender) describe(err error) string {
 	inner := destination.Unwrapped(err)
@@ -492,14 +441,14 @@ func (s *sender) describe(err error) string {
 	case errors.As(err, &rhe):
 		return "TLS handshake failed: the server did not answer with TLS (should the URL start with http://?)"
 	case errors.As(err, &inv):
-		return s.clean("TLS certificate is not valid: "+inv.Error(), maxMessageBody)
+		return s.clean("TLS certificate is not valid: "+inv.Error(), destination.MessageBodyLen)
 	case errors.As(err, &ae):
 		return "TLS handshake failed: the server sent the alert " + ae.Error()
 	}
 	if c := destination.NetCause(err, "the server"); c != "" {
 		return c
 	}
-	return s.clean(text, maxMessageBody)
+	return s.clean(text, destination.MessageBodyLen)
 }
 
 func (s *sender) transportTimeout(f func(*http.Transport) time.Duration) string {
@@ -507,15 +456,6 @@ func (s *sender) transportTimeout(f func(*http.Transport) time.Duration) string 
 		return f(t).String()
 	}
 	return "the transport's limit"
-}
-
-// message makes a failure's Message: the status line and the start of the body.
-func (s *sender) message(status string, body []byte) string {
-	msg := s.clean(status, maxStatusLen)
-	if b := s.clean(string(body), maxMessageBody); b != "" {
-		msg += ": " + b
-	}
-	return msg
 }
 
 // clean scrubs text of the sender's secrets (destination.Scrub).

@@ -104,28 +104,28 @@ type sender struct {
 // releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
 	if s.Category != "" && s.Category != destination.CategoryAWS {
-		return nil, configError("the aws sender cannot deliver to a %q destination", s.Category)
+		return nil, destination.SettingsFailure("the aws sender cannot deliver to a %q destination", s.Category)
 	}
 	var cfg config
 	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, configError("config is not a valid JSON object")
+		return nil, destination.SettingsFailure("config is not a valid JSON object")
 	}
 	cfg.AWSRegion = strings.TrimSpace(cfg.AWSRegion)
 	switch {
 	case cfg.AccessKeyXid == "":
-		return nil, configError("config.accessKeyXid (the access key id) is missing")
+		return nil, destination.SettingsFailure("config.accessKeyXid (the access key id) is missing")
 	case cfg.BucketName == "":
-		return nil, configError("config.bucketName is missing")
+		return nil, destination.SettingsFailure("config.bucketName is missing")
 	case cfg.AWSRegion == "":
-		return nil, configError("config.awsRegion is missing")
+		return nil, destination.SettingsFailure("config.awsRegion is missing")
 	case s.SecretToken == "":
-		return nil, configError("the secret access key is missing")
+		return nil, destination.SettingsFailure("the secret access key is missing")
 	}
 	var endpoint string
 	if cfg.Endpoint != "" {
 		u, err := url.Parse(cfg.Endpoint)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return nil, configError("config.endpoint is not an http:// or https:// URL with a host")
+			return nil, destination.SettingsFailure("config.endpoint is not an http:// or https:// URL with a host")
 		}
 		endpoint = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
 	}
@@ -170,11 +170,6 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
 	})
 	return snd, nil
-}
-
-func configError(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
 }
 
 // Send puts batch: one object per event, or one object for the batch when the destination

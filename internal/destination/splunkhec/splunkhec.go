@@ -88,8 +88,8 @@ package splunkhec
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -98,7 +98,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -137,8 +136,6 @@ const (
 // Limits on what is read of a response and quoted in messages.
 const (
 	maxResponseRead = 64 << 10
-	maxMessageBody  = 200
-	maxStatusLen    = 100
 	minRedactLen    = 4 // shorter secrets would blank out ordinary words
 )
 
@@ -176,7 +173,7 @@ type sender struct {
 // when it is nil, New makes a client with the default netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
 	if s.Category != "" && s.Category != destination.CategorySplunk {
-		return nil, configError("the splunk sender cannot deliver to a %q destination", s.Category)
+		return nil, destination.SettingsFailure("the splunk sender cannot deliver to a %q destination", s.Category)
 	}
 	var cfg struct {
 		URL        string `json:"url"`
@@ -187,17 +184,17 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 		Ack        bool   `json:"ack"`
 	}
 	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, configError("config is not a valid splunk config (a JSON object with url, index, source, sourcetype, host and ack)")
+		return nil, destination.SettingsFailure("config is not a valid splunk config (a JSON object with url, index, source, sourcetype, host and ack)")
 	}
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, configError("config.url is not an http:// or https:// URL with a host, such as https://splunk.example.com:8088")
+		return nil, destination.SettingsFailure("config.url is not an http:// or https:// URL with a host, such as https://splunk.example.com:8088")
 	}
 	if s.SecretToken == "" {
-		return nil, configError("the destination has no HEC token")
+		return nil, destination.SettingsFailure("the destination has no HEC token")
 	}
-	if !validHeaderValue(s.SecretToken) {
-		return nil, configError("the HEC token has control characters")
+	if !destination.ValidHeaderValue(s.SecretToken) {
+		return nil, destination.SettingsFailure("the HEC token has control characters")
 	}
 
 	base := *u
@@ -234,9 +231,9 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	}
 
 	member := func(key, value string) {
-		snd.meta = appendJSONString(snd.meta, key)
+		snd.meta = destination.AppendJSONString(snd.meta, key)
 		snd.meta = append(snd.meta, ':')
-		snd.meta = appendJSONString(snd.meta, value)
+		snd.meta = destination.AppendJSONString(snd.meta, value)
 		snd.meta = append(snd.meta, ',')
 	}
 	if cfg.Host != "" {
@@ -245,7 +242,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	if cfg.Source != "" {
 		member("source", cfg.Source)
 	}
-	member("sourcetype", cmpOr(cfg.Sourcetype, DefaultSourcetype))
+	member("sourcetype", cmp.Or(cfg.Sourcetype, DefaultSourcetype))
 	if cfg.Index != "" {
 		member("index", cfg.Index)
 	}
@@ -258,7 +255,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	}
 	snd.ackHeader = snd.header.Clone()
 	if cfg.Ack {
-		snd.channel = newChannel()
+		snd.channel = destination.NewUUID()
 		snd.header.Set(ChannelHeader, snd.channel)
 		q := "channel=" + url.QueryEscape(snd.channel)
 		if ackURL.RawQuery != "" {
@@ -270,47 +267,8 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 
 	snd.secrets = append(snd.secrets, s.SecretToken, auth)
 	snd.secrets = append(snd.secrets, destination.URLSecrets(u)...)
-	for _, v := range snd.secrets {
-		// A server that echoes a value in JSON escapes it.
-		if j, err := json.Marshal(v); err == nil && string(j[1:len(j)-1]) != v {
-			snd.secrets = append(snd.secrets, string(j[1:len(j)-1]))
-		}
-	}
-	snd.secrets = slices.DeleteFunc(snd.secrets, func(v string) bool { return len(v) < minRedactLen })
-	slices.SortFunc(snd.secrets, func(a, b string) int { return len(b) - len(a) })
-	snd.secrets = slices.Compact(snd.secrets)
+	snd.secrets = destination.RedactList(minRedactLen, snd.secrets...)
 	return snd, nil
-}
-
-func configError(format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
-	return &destination.Failure{Kind: destination.Permanent, Message: msg, Err: errors.New(msg)}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
-}
-
-// newChannel returns a random (version 4) UUID, as HEC wants channels.
-func newChannel() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails: crypto/rand.Read crashes the program rather than return an error
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-}
-
-// validHeaderValue reports whether s has no control character but tab.
-func validHeaderValue(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
-			return false
-		}
-	}
-	return true
 }
 
 // Send delivers batch in one request and, with indexer acknowledgement, waits until Splunk
@@ -324,12 +282,12 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.eventURL, bytes.NewReader(s.body(batch)))
 	if err != nil {
-		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: s.scrub(err)}
+		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
 	req.Header = s.header.Clone()
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.networkFailure(ctx, err)
+		return destination.NetworkFailure(ctx, err, s.safeURL, "cannot reach Splunk HEC: "+s.describe(err))
 	}
 	body := readBody(resp)
 	r, f := s.check(resp, body, batch)
@@ -405,15 +363,6 @@ func appendEpoch(b []byte, t time.Time) []byte {
 	return append(b, '.', byte('0'+f/100), byte('0'+f/10%10), byte('0'+f%10))
 }
 
-// appendJSONString appends s as a JSON string, without escaping <, > and &.
-func appendJSONString(b []byte, s string) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(s) // a string always encodes
-	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-}
-
 // readBody reads at most maxResponseRead bytes of resp's body and closes it.
 func readBody(resp *http.Response) []byte {
 	defer resp.Body.Close()
@@ -444,10 +393,10 @@ func (s *sender) check(resp *http.Response, body []byte, batch []destination.Eve
 		case resp.StatusCode >= 300 && resp.StatusCode < 400:
 			return r, &destination.Failure{
 				Kind: destination.Permanent, StatusCode: resp.StatusCode,
-				Message: s.clean(resp.Status, maxStatusLen) + ": redirects are not followed; set config.url to the HEC address it redirects to",
+				Message: s.clean(resp.Status, destination.MessageStatusLen) + ": redirects are not followed; set config.url to the HEC address it redirects to",
 			}
 		}
-		return r, destination.ClassifyStatus(resp.StatusCode, retryAfter, s.statusMessage(resp.Status, body))
+		return r, destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, body, s.secrets...))
 	}
 	code := *r.Code
 	info, known := hecCodes[code]
@@ -475,9 +424,9 @@ func (s *sender) check(resp *http.Response, body []byte, batch []destination.Eve
 // codeMessage says what a HEC code means: "Splunk HEC code 4 (Invalid token): Splunk does not
 // know this HEC token; check the destination's token".
 func (s *sender) codeMessage(code int, r reply, info codeInfo, batch []destination.Event) string {
-	text := s.clean(r.Text, maxMessageBody)
+	text := s.clean(r.Text, destination.MessageBodyLen)
 	if text == "" {
-		text = cmpOr(info.text, "no text")
+		text = cmp.Or(info.text, "no text")
 	}
 	msg := fmt.Sprintf("Splunk HEC code %d (%s)", code, text)
 	if n := r.InvalidEvent; n != nil && *n >= 0 && *n < len(batch) {
@@ -486,23 +435,13 @@ func (s *sender) codeMessage(code int, r reply, info codeInfo, batch []destinati
 	hint := info.hint
 	if code == 7 {
 		if s.index != "" {
-			hint = fmt.Sprintf("the HEC token may not write to the index %s; add it to the token's allowed indexes in Splunk or change config.index", s.clean(strconv.Quote(s.index), maxStatusLen))
+			hint = fmt.Sprintf("the HEC token may not write to the index %s; add it to the token's allowed indexes in Splunk or change config.index", s.clean(strconv.Quote(s.index), destination.MessageStatusLen))
 		} else {
 			hint = "the HEC token's default index is not one it may write to; fix the token in Splunk or set config.index"
 		}
 	}
 	if hint != "" {
 		msg += ": " + hint
-	}
-	return msg
-}
-
-// statusMessage makes the message of a response without a HEC body: the status line and the
-// start of the body.
-func (s *sender) statusMessage(status string, body []byte) string {
-	msg := s.clean(status, maxStatusLen)
-	if b := s.clean(string(body), maxMessageBody); b != "" {
-		msg += ": " + b
 	}
 	return msg
 }
@@ -569,7 +508,7 @@ func (s *sender) notAcknowledged(ctx context.Context, start time.Time, ackID int
 func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies []*http.Cookie) (bool, *destination.Failure) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ackURL, bytes.NewReader(query))
 	if err != nil {
-		return false, &destination.Failure{Kind: destination.Permanent, Message: "cannot make the ack query: the URL is not valid", Err: s.scrub(err)}
+		return false, &destination.Failure{Kind: destination.Permanent, Message: "cannot make the ack query: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
 	req.Header = s.ackHeader.Clone()
 	for _, c := range cookies {
@@ -580,7 +519,7 @@ func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies 
 		if ctx.Err() != nil {
 			return false, nil // the wait is over; waitForAck says so
 		}
-		return false, destination.Classify(s.networkFailure(ctx, err))
+		return false, destination.Classify(destination.NetworkFailure(ctx, err, s.safeURL, "cannot reach Splunk HEC: "+s.describe(err)))
 	}
 	body := readBody(resp)
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
@@ -602,31 +541,9 @@ func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies 
 		}
 	}
 	if f == nil {
-		return false, &destination.Failure{Kind: destination.Retryable, StatusCode: resp.StatusCode, Message: s.statusMessage(resp.Status, body) + " (not an ack query answer)"}
+		return false, &destination.Failure{Kind: destination.Retryable, StatusCode: resp.StatusCode, Message: destination.StatusMessage(resp.Status, body, s.secrets...) + " (not an ack query answer)"}
 	}
 	return false, f
-}
-
-// networkFailure classifies an error of client.Do.
-func (s *sender) networkFailure(ctx context.Context, err error) error {
-	if ctxErr := ctx.Err(); ctxErr != nil {
-		return ctxErr
-	}
-	cause := s.scrub(err)
-	var be *netguard.BlockedError
-	if errors.As(err, &be) {
-		return &destination.Failure{Kind: destination.Permanent, Message: be.Error(), Err: cause}
-	}
-	return &destination.Failure{Kind: destination.Retryable, Message: "cannot reach Splunk HEC: " + s.describe(err), Err: cause}
-}
-
-// scrub returns err without the URL's user info and query, which *url.Error shows.
-func (s *sender) scrub(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return &url.Error{Op: ue.Op, URL: s.safeURL, Err: ue.Err}
-	}
-	return err
 }
 
 // describe says in a few words why a request got no response.
@@ -646,7 +563,7 @@ func (s *sender) describe(err error) string {
 	if c := destination.NetCause(err, "the server"); c != "" {
 		return c
 	}
-	return s.clean(destination.Unwrapped(err).Error(), maxMessageBody)
+	return s.clean(destination.Unwrapped(err).Error(), destination.MessageBodyLen)
 }
 
 // clean scrubs text of the sender's secrets (destination.Scrub).
