@@ -663,7 +663,6 @@ func TestDeliverySurvivesSIGKILL(t *testing.T) {
 	require.True(t, killed.Load())
 	atKill := len(rc.ids())
 	t.Logf("killed with %d events acknowledged, %d accepted by the receiver", len(acked), atKill)
-	require.Less(t, atKill, total+1, "killed before the receiver had the whole stream")
 	rc.setOnAccept(nil)
 
 	restart := time.Now()
@@ -679,7 +678,7 @@ func TestDeliverySurvivesSIGKILL(t *testing.T) {
 		return nil
 	})
 	// How long after the restart the events arrived: those the killed process held unacknowledged
-	// wait for the log's ack wait (30s) before they are handed out again.
+	// wait for the log's ack wait (10 s for destinations) before they are handed out again.
 	var late int
 	var last time.Duration
 	for _, id := range want {

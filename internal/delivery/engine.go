@@ -183,8 +183,11 @@ func (e *Engine) Notify() {
 // events they hold are not acknowledged and will be delivered again.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
+	// The attempt log outlives the workers, so that it writes their last rows.
+	attemptsCtx, stopAttempts := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopAttempts()
 	wg.Add(1)
-	go func() { defer wg.Done(); e.attempts.run(ctx) }()
+	go func() { defer wg.Done(); e.attempts.run(attemptsCtx) }()
 	if e.board != nil {
 		wg.Add(1)
 		go func() { defer wg.Done(); e.share(ctx) }()
@@ -204,6 +207,7 @@ func (e *Engine) Run(ctx context.Context) error {
 				delete(e.workers, id)
 			}
 			e.mu.Unlock()
+			stopAttempts()
 			wg.Wait()
 			return nil
 		case <-t.C:

@@ -2,8 +2,6 @@ package eventlog
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"strings"
 	"sync"
 	"time"
@@ -40,9 +38,7 @@ func (l *Log) Board(ctx context.Context, ttl time.Duration) (*Board, error) {
 	if err != nil {
 		return nil, err
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	b := &Board{kv: kv, ttl: ttl, owner: hex.EncodeToString(id[:]), records: map[string]map[string]boardRecord{}}
+	b := &Board{kv: kv, ttl: ttl, owner: newOwnerID(), records: map[string]map[string]boardRecord{}}
 	go b.follow(ctx)
 	return b, nil
 }
@@ -69,7 +65,7 @@ func (b *Board) follow(ctx context.Context) {
 			if b.records[key] == nil {
 				b.records[key] = map[string]boardRecord{}
 			}
-			b.records[key][owner] = boardRecord{value: e.Value(), at: e.Created()}
+			b.records[key][owner] = boardRecord{value: e.Value(), at: time.Now()} // this clock: Others compares with it
 			b.mu.Unlock()
 		}
 		_ = w.Stop()

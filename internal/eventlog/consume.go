@@ -166,14 +166,11 @@ func (l *Log) handle(ctx context.Context, h Handler, batch []Delivered, ackWait 
 // ConsumerLag returns how many messages the durable consumer has not yet had acked (pending
 // plus in flight), or ErrUnavailable.
 func (l *Log) ConsumerLag(ctx context.Context, durable string) (uint64, error) {
-	c, err := l.stream.Consumer(ctx, durable)
+	c, err := l.stream.Consumer(ctx, durable) // fetches the consumer's info
 	if err != nil {
 		return 0, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
 	}
-	ci, err := c.Info(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("%w: consumer %s info: %w", ErrUnavailable, durable, err)
-	}
+	ci := c.CachedInfo()
 	return ci.NumPending + uint64(ci.NumAckPending), nil
 }
 

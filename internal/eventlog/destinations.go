@@ -159,14 +159,11 @@ type ConsumerState struct {
 // ConsumerBacklog reports the consumer's backlog. subject narrows the search for the oldest
 // pending event (the destination's widest filter, such as audit.g7.>).
 func (l *Log) ConsumerBacklog(ctx context.Context, durable, subject string) (ConsumerState, error) {
-	c, err := l.stream.Consumer(ctx, durable)
+	c, err := l.stream.Consumer(ctx, durable) // fetches the consumer's info
 	if err != nil {
 		return ConsumerState{}, fmt.Errorf("%w: consumer %s: %w", ErrUnavailable, durable, err)
 	}
-	ci, err := c.Info(ctx)
-	if err != nil {
-		return ConsumerState{}, fmt.Errorf("%w: consumer %s info: %w", ErrUnavailable, durable, err)
-	}
+	ci := c.CachedInfo()
 	st := ConsumerState{Pending: ci.NumPending + uint64(ci.NumAckPending)}
 	if st.Pending == 0 {
 		return st, nil

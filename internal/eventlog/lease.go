@@ -40,9 +40,7 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 	if err != nil {
 		return nil, err
 	}
-	var id [8]byte
-	_, _ = rand.Read(id[:])
-	return &Leases{kv: kv, ttl: ttl, owner: []byte(hex.EncodeToString(id[:])), logger: l.opts.Logger}, nil
+	return &Leases{kv: kv, ttl: ttl, owner: []byte(newOwnerID()), logger: l.opts.Logger}, nil
 }
 
 // Run calls fn whenever this process holds the lease called name, until ctx ends. fn's context
@@ -133,4 +131,11 @@ func (l *Log) keyValue(ctx context.Context, cfg jetstream.KeyValueConfig) (jetst
 		return nil, fmt.Errorf("%w: bucket %s: %w", ErrUnavailable, cfg.Bucket, err)
 	}
 	return kv, nil
+}
+
+// newOwnerID names this process in a bucket shared with others.
+func newOwnerID() string {
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	return hex.EncodeToString(id[:])
 }

@@ -237,11 +237,7 @@ func (s *Service) authorizeOn(ctx context.Context, a Actor, ref Ref, d store.Des
 // CheckChange reports whether the actor may change the destination (ErrNotFound if not), for
 // a transport that refuses a malformed request only to those who may make it.
 func (s *Service) CheckChange(ctx context.Context, a Actor, ref Ref) error {
-	d, err := s.Store.DestinationGet(ctx, ref.ID)
-	if err != nil {
-		return storeErr(err)
-	}
-	_, err = s.authorizeOn(ctx, a, ref, d, true)
+	_, err := s.Authorized(ctx, a, ref, true)
 	return err
 }
 
