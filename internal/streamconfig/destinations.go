@@ -124,29 +124,18 @@ func (s *Service) view(ctx context.Context, d store.Destination) (Destination, e
 		}
 		out.Owner.Group = g
 	}
-	var err error
-	if out.SecretToken, err = s.open(d.SecretToken, aadSecretToken); err != nil {
+	st, err := s.Settings(d)
+	if err != nil {
 		return Destination{}, err
 	}
-	if out.SigningSecret, err = s.open(d.SigningSecret, aadSigningSecret); err != nil {
-		return Destination{}, err
-	}
-	if out.PreviousSigningSecret, err = s.open(d.PreviousSigningSecret, aadPreviousSecret); err != nil {
-		return Destination{}, err
-	}
+	out.SecretToken, out.SigningSecret, out.PreviousSigningSecret = st.SecretToken, st.SigningSecret, st.PreviousSigningSecret
 	if !out.PreviousValidUntil.IsZero() && !s.now().Before(out.PreviousValidUntil) {
 		out.PreviousSigningSecret, out.PreviousValidUntil = "", time.Time{} // the grace period is over
 	}
-	hs := make([]destination.Header, len(d.Headers))
-	for i, h := range d.Headers {
-		v, err := s.open(h.Value, aadHeaderValue)
-		if err != nil {
-			return Destination{}, err
-		}
-		out.Headers = append(out.Headers, Header{ID: h.ID, Name: h.Name, Value: v, Active: h.Active})
-		hs[i] = destination.Header{Name: h.Name, Value: v, Active: h.Active}
+	for i, h := range st.Headers {
+		out.Headers = append(out.Headers, Header{ID: d.Headers[i].ID, Name: h.Name, Value: h.Value, Active: h.Active})
 	}
-	out.Config = destination.ConfigWithHeaders(d.Category, d.Config, hs)
+	out.Config = destination.ConfigWithHeaders(d.Category, d.Config, st.Headers)
 	for _, n := range d.Namespaces {
 		ns, err := s.Namespaces.ByKey(ctx, n.Key)
 		if err != nil {
