@@ -148,22 +148,28 @@ func (s *Service) view(ctx context.Context, d store.Destination) (Destination, e
 
 // List returns the destinations of owner, oldest first, when the actor may manage them.
 func (s *Service) List(ctx context.Context, a Actor, o Owner) ([]Destination, error) {
+	_, vs, err := s.list(ctx, a, o)
+	return vs, err
+}
+
+// list returns the owner's destinations as stored and as shown.
+func (s *Service) list(ctx context.Context, a Actor, o Owner) ([]store.Destination, []Destination, error) {
 	if err := s.authorize(ctx, a, o, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ds, err := s.Store.DestinationList(ctx, store.DestinationListParams{Scope: o.Scope, NamespaceKey: o.key()})
 	if err != nil {
-		return nil, storeErr(err)
+		return nil, nil, storeErr(err)
 	}
 	out := make([]Destination, 0, len(ds))
 	for _, d := range ds {
 		v, err := s.view(ctx, d)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, v)
 	}
-	return out, nil
+	return ds, out, nil
 }
 
 // withHeadersOf returns config with the "headers" of the shown config cur (none if it has none).

@@ -36,14 +36,69 @@ func (s *Service) DeliveryStatus(ctx context.Context, a Actor, ref Ref) (Deliver
 	if err != nil {
 		return DeliveryStatus{}, err
 	}
+	return s.statusOf(ctx, d)
+}
+
+// statusOf is the status of a destination the actor was authorized for.
+func (s *Service) statusOf(ctx context.Context, d store.Destination) (DeliveryStatus, error) {
 	st := DeliveryStatus{Status: s.Engine.Status(ctx, d)}
 	if !d.Active {
 		st.Status.Status = delivery.StatusPaused
 	}
+	var err error
 	if st.DeadLetterCount, err = s.Deliveries.DeadLetterCount(ctx, d.ID); err != nil {
 		return DeliveryStatus{}, storeErr(err)
 	}
 	return st, nil
+}
+
+// Listed is a destination with its delivery status.
+type Listed struct {
+	Destination
+	Status DeliveryStatus
+}
+
+// ListWithStatus is List with each destination's delivery status, authorized once.
+func (s *Service) ListWithStatus(ctx context.Context, a Actor, o Owner) ([]Listed, error) {
+	ds, vs, err := s.list(ctx, a, o)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Listed, len(ds))
+	for i, d := range ds {
+		st, err := s.statusOf(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = Listed{Destination: vs[i], Status: st}
+	}
+	return out, nil
+}
+
+// Overview is what a destination's page shows: the destination, its status, its newest
+// delivery attempts and a page of its dead letters (see store.DeadLetterListParams).
+type Overview struct {
+	Destination
+	Status      DeliveryStatus
+	Attempts    []store.DeliveryAttempt
+	DeadLetters []store.DeadLetter
+}
+
+// Overview reads a destination's page, authorized once.
+func (s *Service) Overview(ctx context.Context, a Actor, ref Ref, attempts int, deadLettersBefore int64, deadLetters int) (Overview, error) {
+	d, v, err := s.load(ctx, a, ref, false)
+	if err != nil {
+		return Overview{}, err
+	}
+	o := Overview{Destination: v}
+	if o.Status, err = s.statusOf(ctx, d); err != nil {
+		return Overview{}, err
+	}
+	if o.Attempts, err = s.Deliveries.DeliveryAttemptList(ctx, d.ID, attempts); err != nil {
+		return Overview{}, storeErr(err)
+	}
+	o.DeadLetters, err = s.Deliveries.DeadLetterList(ctx, store.DeadLetterListParams{DestinationID: d.ID, BeforeID: deadLettersBefore, Limit: deadLetters})
+	return o, storeErr(err)
 }
 
 // SendTestEvent sends a synthetic event to the destination and reports what happened.

@@ -14,8 +14,9 @@ import (
 	"github.com/auditstream/auditstream/internal/streamconfig"
 )
 
-// owner resolves the streams' owner of the page's scope, and checks that the user may manage
-// them (streamconfig's rule: the top-level group's owners, or administrators).
+// owner resolves the streams' owner of the page's scope. Whether the user may manage them
+// (streamconfig's rule: the top-level group's owners, or administrators) is for the
+// streamconfig call that reads or changes them, or for authorized.
 func (u *UI) owner(w http.ResponseWriter, r *http.Request) (streamconfig.Owner, bool) {
 	s := scopeOf(r)
 	o := streamconfig.Owner{Scope: store.ScopeInstance}
@@ -26,6 +27,16 @@ func (u *UI) owner(w http.ResponseWriter, r *http.Request) (streamconfig.Owner, 
 			return o, false
 		}
 		o = streamconfig.Owner{Scope: store.ScopeGroup, Group: s.NS}
+	}
+	return o, true
+}
+
+// authorized is owner for a page that shows none of the owner's streams (the form to add one):
+// it checks that the user may manage them.
+func (u *UI) authorized(w http.ResponseWriter, r *http.Request) (streamconfig.Owner, bool) {
+	o, ok := u.owner(w, r)
+	if !ok {
+		return o, false
 	}
 	if err := u.opts.Streams.CheckRead(r.Context(), u.actor(r), o); err != nil {
 		u.fail(w, r, err)
@@ -59,6 +70,10 @@ func (u *UI) streamRoute(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
+		if sub == "" && r.Method != http.MethodPost { // GET, or HEAD
+			u.streamPage(w, r, o, n, http.StatusOK, pageExtras{ShowSecrets: r.URL.Query().Get("show") == "secrets"})
+			return
+		}
 		d, ok := u.destination(w, r, o, n)
 		if !ok {
 			return
@@ -67,10 +82,8 @@ func (u *UI) streamRoute(w http.ResponseWriter, r *http.Request) {
 		case sub == "delete":
 			u.render(w, r, http.StatusOK, "stream_delete", view{Title: "Delete " + d.Name,
 				Crumbs: u.streamCrumbs(r, crumb{Name: d.Name, URL: u.streamURL(r, d.ID)}, crumb{Name: "Delete"}), Data: streamData{Scope: scopeOf(r), D: d}})
-		case r.Method == http.MethodPost:
+		default: // POST
 			u.streamAction(w, r, o, d)
-		default:
-			u.streamPage(w, r, o, d, http.StatusOK, pageExtras{ShowSecrets: r.URL.Query().Get("show") == "secrets"})
 		}
 	}
 }
@@ -79,14 +92,22 @@ func (u *UI) streamRoute(w http.ResponseWriter, r *http.Request) {
 // whatever the user may see elsewhere.
 func (u *UI) destination(w http.ResponseWriter, r *http.Request, o streamconfig.Owner, id int64) (streamconfig.Destination, bool) {
 	d, err := u.opts.Streams.Get(r.Context(), u.actor(r), ref(o, id))
-	if err == nil && d.Owner.Group.Key != o.Group.Key {
-		err = streamconfig.ErrNotFound
+	if err == nil {
+		err = sameOwner(d, o)
 	}
 	if err != nil {
 		u.fail(w, r, err)
 		return streamconfig.Destination{}, false
 	}
 	return d, true
+}
+
+// sameOwner refuses a destination of another group than the page's, as not found.
+func sameOwner(d streamconfig.Destination, o streamconfig.Owner) error {
+	if d.Owner.Group.Key != o.Group.Key {
+		return streamconfig.ErrNotFound
+	}
+	return nil
 }
 
 func (u *UI) streamURL(r *http.Request, id int64) string {
@@ -117,21 +138,15 @@ func (u *UI) streamsPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ctx := r.Context()
-	ds, err := u.opts.Streams.List(ctx, u.actor(r), o)
+	ls, err := u.opts.Streams.ListWithStatus(r.Context(), u.actor(r), o)
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
 	d := streamsData{Scope: scopeOf(r), Categories: categories, Now: u.now().UTC()}
-	for _, dest := range ds {
-		st, err := u.opts.Streams.DeliveryStatus(ctx, u.actor(r), ref(o, dest.ID))
-		if err != nil {
-			u.fail(w, r, err)
-			return
-		}
-		ci, _ := categoryOf(dest.Category)
-		d.Streams = append(d.Streams, listedStream{D: dest, Status: st, Info: ci, URL: u.streamURL(r, dest.ID)})
+	for _, l := range ls {
+		ci, _ := categoryOf(l.Category)
+		d.Streams = append(d.Streams, listedStream{D: l.Destination, Status: l.Status, Info: ci, URL: u.streamURL(r, l.ID)})
 	}
 	u.render(w, r, http.StatusOK, "streams", view{Title: "Streams · " + scopeOf(r).Name(), Crumbs: u.streamCrumbs(r), Data: d})
 }
@@ -143,7 +158,7 @@ type newStreamData struct {
 }
 
 func (u *UI) newStreamPage(w http.ResponseWriter, r *http.Request) {
-	if _, ok := u.owner(w, r); !ok {
+	if _, ok := u.authorized(w, r); !ok {
 		return
 	}
 	ci, ok := categoryOf(r.URL.Query().Get("category"))
@@ -168,7 +183,7 @@ func (u *UI) requireWrite(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (u *UI) createStream(w http.ResponseWriter, r *http.Request) {
-	o, ok := u.owner(w, r)
+	o, ok := u.authorized(w, r) // before judging the form, as the API does
 	if !ok || !u.requireWrite(w, r) {
 		return
 	}
@@ -236,28 +251,20 @@ const (
 	deadLettersShown = 50
 )
 
-func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.Owner, d streamconfig.Destination, status int, x pageExtras) {
-	ctx := r.Context()
-	a := u.actor(r)
-	rf := ref(o, d.ID)
-	st, err := u.opts.Streams.DeliveryStatus(ctx, a, rf)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
-	attempts, err := u.opts.Streams.Attempts(ctx, a, rf, attemptsShown)
-	if err != nil {
-		u.fail(w, r, err)
-		return
-	}
+// streamPage shows destination id of the owner, read in one authorized call.
+func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.Owner, id int64, status int, x pageExtras) {
 	before, _ := strconv.ParseInt(r.URL.Query().Get("dead_letters_before"), 10, 64)
-	dls, _, err := u.opts.Streams.DeadLetters(ctx, a, rf, max(before, 0), deadLettersShown+1)
+	ov, err := u.opts.Streams.Overview(r.Context(), u.actor(r), ref(o, id), attemptsShown, max(before, 0), deadLettersShown+1)
+	if err == nil {
+		err = sameOwner(ov.Destination, o)
+	}
 	if err != nil {
 		u.fail(w, r, err)
 		return
 	}
+	d, dls := ov.Destination, ov.DeadLetters
 	ci, _ := categoryOf(d.Category)
-	data := streamData{Scope: scopeOf(r), D: d, Info: ci, URL: u.streamURL(r, d.ID), Status: st, Attempts: attempts, Types: u.types,
+	data := streamData{Scope: scopeOf(r), D: d, Info: ci, URL: u.streamURL(r, d.ID), Status: ov.Status, Attempts: ov.Attempts, Types: u.types,
 		Extras: x, Now: u.now().UTC(), ReplayFrom: u.now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}
 	if len(dls) > deadLettersShown {
 		dls = dls[:deadLettersShown]
@@ -317,7 +324,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 		cfg, problems := f.config()
 		if len(problems) > 0 {
 			f.Secret = ""
-			u.streamPage(w, r, o, d, http.StatusUnprocessableEntity, pageExtras{Form: &f, Problems: problems})
+			u.streamPage(w, r, o, d.ID, http.StatusUnprocessableEntity, pageExtras{Form: &f, Problems: problems})
 			return
 		}
 		p := streamconfig.UpdateParams{Ref: rf, Config: cfg, Name: &f.Name, Active: &f.Active, KeepHeaders: true}
@@ -370,7 +377,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 	case "test":
 		var res delivery.TestResult
 		if res, err = u.opts.Streams.SendTestEvent(ctx, a, rf); err == nil {
-			u.streamPage(w, r, o, d, http.StatusOK, pageExtras{Test: &res})
+			u.streamPage(w, r, o, d.ID, http.StatusOK, pageExtras{Test: &res})
 			return
 		}
 	case "replay":
@@ -405,7 +412,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 	var in *streamconfig.InputError
 	if errors.As(err, &in) { // nothing was changed: the page as it was, with what was wrong
 		x.Problems = in.Messages
-		u.streamPage(w, r, o, d, http.StatusUnprocessableEntity, x)
+		u.streamPage(w, r, o, d.ID, http.StatusUnprocessableEntity, x)
 		return
 	}
 	if err != nil {
