@@ -3,8 +3,8 @@
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
 #   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync, and the delivery
-#                               scenarios latency fanout fanout-batch catchup down-cost; "ingest"
-#                               and "delivery" name each group)
+#                               scenarios latency fanout fanout-batch catchup down-cost groups-0
+#                               groups-10k groups-100k; "ingest" and "delivery" name each group)
 #   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
 #                               during the measured phase of a delivery scenario and print
 #                               `go tool pprof -top` of it; profiles are kept in $PROFILE_DIR
@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 INGEST=(batch single steady lag lag-pg sync)
-DELIVERY=(latency fanout fanout-batch catchup down-cost)
+DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-10k groups-100k)
 scenarios=()
 for a in "$@"; do
   case "$a" in
@@ -89,6 +89,26 @@ down_cost() {
   awk -v c0="$c0" -v t0="$t0" -v c1="$c1" -v t1="$t1" 'BEGIN { printf "dead destination: %+.2fs of server CPU over the run = %+.2f%% of one core (%.1f%% with it, %.1f%% without)\n", c1-c0*t1/t0, 100*(c1/t1-c0/t0), 100*c1/t1, 100*c0/t0 }'
 }
 
+# groups N D: N top-level groups, D of them with a destination each (one receiver), 20,000
+# events ingested in batches of 1,000 over every group, then 1,000 single events/s for 20 s;
+# with destinations, the server is then stopped with SIGTERM and started again.
+groups() {
+  local n=$1 d=$2
+  serve_d
+  local restart="$BIN/restart.sh"
+  cat >"$restart" <<EOS
+AUDITSTREAM_ADMIN_TOKEN=$TOKEN "$BIN/auditstream" serve --data-dir "$BIN/data" --listen 127.0.0.1:$PORT --log-level warn --ingest-rate 0 \
+  --allow-private-destinations --config-mutations-per-minute 0 --debug-listen 127.0.0.1:$DEBUG_PORT >>"$BIN/server.log" 2>&1 &
+echo \$! >"$BIN/pid"
+for _ in \$(seq 600); do curl -sf http://127.0.0.1:$PORT/-/ready >/dev/null && break; sleep 0.05; done
+cat "$BIN/pid"
+EOS
+  local args=(-mode groups -groups "$n" -dests "$d" -events 20000 -batch 1000 -clients 4 -rate 1000 -duration 20s -profile http://127.0.0.1:$DEBUG_PORT)
+  [ "$d" -gt 0 ] && args+=(-restart "bash $restart")
+  load "${args[@]}"
+  [ ! -f "$BIN/pid" ] || { SERVER_PID=$(cat "$BIN/pid"); rm -f "$BIN/pid"; }
+}
+
 title() { echo; echo "### $*"; }
 
 scenario() {
@@ -114,6 +134,12 @@ scenario() {
             serve_d; load_d fanout-batch 20 -mode fanout -dests 10 -events 150000 -batch-max 100 ;;
     catchup) title "catch-up: the destination refuses connections for 60 s while 2,000 events/s are ingested, then comes back"
             serve_d; load_d catchup 20 -mode catchup -rate 2000 -batch 10 -clients 8 -down 60s ;;
+    groups-0) title "10,000 top-level groups without destinations: the baseline of groups-10k"
+            groups 10000 0 ;;
+    groups-10k) title "10,000 top-level groups with a destination each: batched ingest, delivery, idle cost, restart"
+            groups 10000 10000 ;;
+    groups-100k) title "100,000 top-level groups with a destination each"
+            groups 100000 100000 ;;
     down-cost) title "down destination cost: steady 1,000 events/s (10 per request, 8 clients) for 60 s, without and with a destination refusing connections"
             down_cost -rate 1000 -batch 10 -clients 8 -duration 60s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;

@@ -33,11 +33,12 @@ type deliveryConfig struct {
 	duration, down, sample, drainTimeout time.Duration
 	profileURL, profileOut, listen       string
 	profileFor                           time.Duration
+	restart                              string
 }
 
 func isDeliveryMode(m string) bool {
 	switch m {
-	case "latency", "fanout", "catchup", "downcost":
+	case "latency", "fanout", "catchup", "downcost", "groups":
 		return true
 	}
 	return false
@@ -68,7 +69,7 @@ func (a *ackLog) snapshot() (ids []int64, at map[int64]int64) {
 }
 
 func runDelivery(l *loader, c deliveryConfig) int {
-	if c.dests == 0 {
+	if c.dests == 0 && c.mode != "groups" {
 		c.dests = 1
 		if c.mode == "fanout" {
 			c.dests = 10
@@ -85,6 +86,8 @@ func runDelivery(l *loader, c deliveryConfig) int {
 		err = d.catchup()
 	case "downcost":
 		err = d.downcost()
+	case "groups":
+		err = d.groups()
 	}
 	for _, r := range d.recvs {
 		r.stop()

@@ -41,7 +41,7 @@ func main() {
 	var (
 		url       = flag.String("url", "http://127.0.0.1:8080", "auditstream base URL")
 		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
-		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup or downcost (delivery, with receivers); receive (a receiver only)")
+		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup, downcost or groups (delivery, with receivers); receive (a receiver only)")
 		clients   = flag.Int("clients", 4, "concurrent clients")
 		batch     = flag.Int("batch", 0, "events per request (default 1000 in batch mode, 1 in steady mode)")
 		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
@@ -64,6 +64,7 @@ func main() {
 	flag.StringVar(&dc.profileURL, "profile", "", "delivery modes: the server's --debug-listen base URL; take a CPU profile when the measured phase starts")
 	flag.StringVar(&dc.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile")
 	flag.DurationVar(&dc.profileFor, "profile-seconds", 20*time.Second, "length of the -profile CPU profile")
+	flag.StringVar(&dc.restart, "restart", "", "groups mode: after the runs, SIGTERM the server (-pid), time its exit, run this shell command (it starts the server again and prints its pid) and time the first delivery to every destination")
 	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")
 	flag.Parse()
 	if *mode == "receive" {

@@ -1,15 +1,24 @@
-// Package delivery streams events from the log to the destinations: one worker per active
-// destination on its own durable consumer, the destination's filter deciding what is sent,
-// acknowledgement only after the destination accepted, retries with backoff, a circuit per
-// destination, dead letters, and the status owners see.
+// Package delivery streams events from the log to the destinations. Its cost follows the
+// events delivered, not the destinations that exist: one reader follows the end of the log for
+// every destination that keeps up and hands each event, once read, to the destinations whose
+// filter takes it (an index by top-level group, plus the instance's destinations). A
+// destination has no log consumer, goroutine or timer of its own while it has nothing to send.
+// One that is slow, failing or starts behind falls behind on its own position and catches up
+// with a few shared catch-up readers, then rejoins the head. Positions are the engine's data,
+// written to the store in batches; with several replicas the destinations are shared out in
+// partitions held with leases. The package also keeps retries, the circuit, dead letters and
+// the status owners see.
 package delivery
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,23 +31,26 @@ import (
 
 // Log is what the engine needs of the log (eventlog.Log).
 type Log interface {
-	EnsureConsumer(ctx context.Context, spec eventlog.ConsumerSpec) (bool, error)
-	DeleteConsumer(ctx context.Context, durable string) error
-	Fetch(ctx context.Context, durable string, max int, maxWait time.Duration, available bool) ([]eventlog.Delivered, error)
-	ConsumerBacklog(ctx context.Context, durable, subject string) (eventlog.ConsumerState, error)
+	NewReader(ctx context.Context, after int64) (*eventlog.Reader, error)
+	Info(ctx context.Context) (eventlog.Info, error)
+	SeqAt(ctx context.Context, t time.Time) (int64, error)
+	Backlog(ctx context.Context, subjects []string, after int64) (eventlog.BacklogState, error)
+	// For taking positions over from the consumers of earlier versions.
 	ConsumerNames(ctx context.Context, prefix string) ([]string, error)
-	RewindToAckFloor(ctx context.Context, durable string) error
+	ConsumerAckFloor(ctx context.Context, durable string) (int64, error)
+	DeleteConsumer(ctx context.Context, durable string) error
 }
 
-// Leases make one process of a cluster run a job at a time (eventlog.Leases).
+// Leases make one process of a cluster deliver a partition of the destinations at a time
+// (eventlog.Leases).
 type Leases interface {
-	Run(ctx context.Context, name string, fn func(ctx context.Context))
+	Hold(ctx context.Context, name string, fn func(ctx context.Context)) bool
 }
 
 // Store is what the engine needs of the store.
 type Store interface {
 	DestinationList(ctx context.Context, p store.DestinationListParams) ([]store.Destination, error)
-	DestinationGet(ctx context.Context, id int64) (store.Destination, error)
+	DestinationStamp(ctx context.Context) (store.DestinationStamp, error)
 	DeadLetterAdd(ctx context.Context, p store.DeadLetterAddParams) (store.DeadLetter, error)
 	DeadLetterList(ctx context.Context, p store.DeadLetterListParams) ([]store.DeadLetter, error)
 	DeadLetterGet(ctx context.Context, id int64) (store.DeadLetter, error)
@@ -46,9 +58,12 @@ type Store interface {
 	DeadLetterTrim(ctx context.Context, destinationID int64, keep int) (int64, error)
 	DeliveryAttemptAdd(ctx context.Context, a []store.DeliveryAttempt) error
 	DeliveryAttemptTrim(ctx context.Context, destinationID int64, keep int) (int64, error)
+	DeliveryPositionList(ctx context.Context) ([]store.DeliveryPosition, error)
+	DeliveryPositionSave(ctx context.Context, p store.DeliveryPositionSaveParams) error
 }
 
-// Namespaces resolves an event's group or project for namespace filters (namespace.Resolver).
+// Namespaces resolves an event's group or project for namespace filters when the log has no
+// namespace header for it (events written by earlier versions) (namespace.Resolver).
 type Namespaces interface {
 	Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error)
 	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
@@ -59,8 +74,8 @@ type Opener func(d store.Destination) (destination.Settings, error)
 
 // Options tune the engine. Zero values take the defaults.
 type Options struct {
-	// Reconcile is how often the engine rereads the destinations (changes made through this
-	// process are picked up at once through Notify). Default 2s.
+	// Reconcile is how often the engine looks for changed destinations (changes made through
+	// this process are picked up at once through Notify). Default 2s.
 	Reconcile time.Duration
 	// RetryHorizon is how long an event is retried before it goes to the dead letters.
 	// Default 72h; it must stay below the log's max age, or events leave the log first.
@@ -74,13 +89,20 @@ type Options struct {
 	// 5s: a dead destination costs one request every 5 s, and one that comes back is found
 	// within 5 s.
 	ProbeMin, ProbeMax time.Duration
-	// AckWait is how long the log waits for an ack before handing an event out again: after a
-	// crash, what was in flight is sent again this long after the restart. Default 10s (the
-	// engine extends it every third of it while it works on an event).
-	AckWait time.Duration
 	// KeepAttempts and KeepDeadLetters bound what is kept per destination. Defaults 200 and
 	// 100,000.
 	KeepAttempts, KeepDeadLetters int
+	// PositionEvery is how often positions are written to the store: after a crash, what was
+	// delivered in the last PositionEvery (and what was in flight) is sent again. Default 1s.
+	PositionEvery time.Duration
+	// CatchUpReaders is how many catch-up readers run at once. Default 4.
+	CatchUpReaders int
+	// CatchUpTurn is how long a catch-up reader reads before it lets waiting destinations
+	// have its place. Default 10s.
+	CatchUpTurn time.Duration
+	// MaxQueuedBytes bounds the events held in memory for all destinations; past it,
+	// destinations take no more from the readers and catch up later. Default 256 MiB.
+	MaxQueuedBytes int64
 }
 
 func (o *Options) defaults() {
@@ -95,7 +117,8 @@ func (o *Options) defaults() {
 	set(&o.BackoffMax, 60*time.Second)
 	set(&o.ProbeMin, time.Second)
 	set(&o.ProbeMax, 5*time.Second)
-	set(&o.AckWait, 10*time.Second)
+	set(&o.PositionEvery, time.Second)
+	set(&o.CatchUpTurn, 10*time.Second)
 	if o.CircuitAfter <= 0 {
 		o.CircuitAfter = 5
 	}
@@ -105,9 +128,20 @@ func (o *Options) defaults() {
 	if o.KeepDeadLetters <= 0 {
 		o.KeepDeadLetters = 100_000
 	}
+	if o.CatchUpReaders <= 0 {
+		o.CatchUpReaders = 4
+	}
+	if o.MaxQueuedBytes <= 0 {
+		o.MaxQueuedBytes = 256 << 20
+	}
 }
 
-// Engine runs the workers. Create it with New; it is safe for concurrent use.
+// Partitions is how many parts the destinations are shared out in between replicas: a
+// destination belongs to partition id mod Partitions, and one replica at a time, the holder of
+// the partition's lease, delivers it.
+const Partitions = 32
+
+// Engine runs the deliveries. Create it with New; it is safe for concurrent use.
 type Engine struct {
 	log        Log
 	store      Store
@@ -122,12 +156,18 @@ type Engine struct {
 	leases     Leases
 	board      Board
 
-	notify chan struct{}
+	notify   chan struct{}
+	head     *reader
+	catchUps *catchUps
+	queued   atomic.Int64 // bytes of events in the destinations' queues
 
-	mu      sync.Mutex
-	workers map[int64]*worker
-	states  map[int64]*state // outlive workers: a restarted worker keeps its counters
-	paused  map[int64]bool   // consumers already removed for a paused destination
+	mu        sync.Mutex
+	runCtx    context.Context // set by Run
+	dests     map[int64]*dest
+	states    map[int64]*state // the status of destinations not (yet) known to reconcile
+	stamp     store.DestinationStamp
+	owned     [Partitions]bool
+	positions *positions
 
 	attempts *attemptLog
 }
@@ -143,11 +183,10 @@ type Config struct {
 	Env        destination.Env
 	Logger     *slog.Logger
 	Metrics    *Metrics // nil: not exported
-	// Leases, when set, let one process at a time deliver to each ordered destination, so that
-	// replicas sharing the log keep its order. nil: this process is the only one.
-	Leases Leases
-	// Board, when set, shares this process's view of each destination with the other
-	// replicas, and Status shows the cluster's. nil: this process is the only one.
+	// Leases and Board, when set, share the destinations out between the replicas sharing the
+	// log (each replica holds the leases of a fair share of the partitions), and Status shows
+	// the cluster's view. nil: this process delivers every destination.
+	Leases  Leases
 	Board   Board
 	Options Options
 }
@@ -165,8 +204,13 @@ func New(c Config) *Engine {
 		c.Metrics = NewMetrics(prometheus.NewRegistry()) // counted, not exported
 	}
 	e := &Engine{log: c.Log, store: c.Store, namespaces: c.Namespaces, open: c.Open, catalog: c.Catalog, factories: c.Factories,
-		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, leases: c.Leases, board: c.Board, notify: make(chan struct{}, 1),
-		workers: map[int64]*worker{}, states: map[int64]*state{}, paused: map[int64]bool{}}
+		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, notify: make(chan struct{}, 1),
+		dests: map[int64]*dest{}, states: map[int64]*state{}}
+	if c.Leases != nil && c.Board != nil {
+		e.leases, e.board = c.Leases, c.Board
+	}
+	e.head = newReader(e, 0)
+	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
 }
@@ -179,146 +223,261 @@ func (e *Engine) Notify() {
 	}
 }
 
-// Run keeps the workers in line with the destinations until ctx is done, then stops them:
-// events they hold are not acknowledged and will be delivered again.
+// Run delivers until ctx is done, then stops: requests under way are abandoned (their events
+// are sent again at the next start), and positions are written.
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	// The attempt log outlives the workers, so that it writes their last rows.
+	// The attempt log outlives the deliveries, so that it writes their last rows.
 	attemptsCtx, stopAttempts := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopAttempts()
 	wg.Add(1)
 	go func() { defer wg.Done(); e.attempts.run(attemptsCtx) }()
-	if e.board != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.share(ctx) }()
+
+	for {
+		err := e.begin(ctx)
+		if err == nil {
+			break
+		}
+		e.logger.Warn("delivery: cannot start yet; retrying", "err", err)
+		if !sleep(ctx, time.Second) {
+			stopAttempts()
+			wg.Wait()
+			return nil
+		}
 	}
+	work, stopWork := context.WithCancel(ctx)
+	defer stopWork()
+	var readers sync.WaitGroup
+	readers.Add(2)
+	go func() { defer readers.Done(); e.runHead(work) }()
+	go func() { defer readers.Done(); e.catchUps.run(work) }()
+	if e.board != nil {
+		wg.Add(2)
+		go func() { defer wg.Done(); e.share(work) }()
+		go func() { defer wg.Done(); e.sharePartitions(work) }()
+	} else {
+		e.mu.Lock()
+		for k := range e.owned {
+			e.acquireLocked(ctx, k)
+		}
+		e.mu.Unlock()
+	}
+	wg.Add(1)
+	go func() { defer wg.Done(); e.savePositions(work) }()
+
 	t := time.NewTicker(e.opts.Reconcile)
 	defer t.Stop()
-	e.removeOrphans(ctx)
 	for {
-		if err := e.reconcile(ctx); err != nil && ctx.Err() == nil {
+		if err := e.reconcile(ctx, false); err != nil && ctx.Err() == nil {
 			e.logger.Warn("delivery: reading the destinations failed; retrying", "err", err)
 		}
 		select {
 		case <-ctx.Done():
-			e.mu.Lock()
-			for id, w := range e.workers {
-				w.stop()
-				delete(e.workers, id)
-			}
-			e.mu.Unlock()
+			e.shutdown(stopWork, &readers)
 			stopAttempts()
 			wg.Wait()
 			return nil
 		case <-t.C:
 		case <-e.notify:
-		}
-	}
-}
-
-// durablePrefix starts the name of every destination's consumer.
-const durablePrefix = "dest-"
-
-// durable names a destination's consumer.
-func durable(id int64) string { return durablePrefix + strconv.FormatInt(id, 10) }
-
-// removeOrphans deletes the consumers of destinations deleted while no engine ran (their
-// positions would otherwise stay in the log forever).
-func (e *Engine) removeOrphans(ctx context.Context) {
-	names, err := e.log.ConsumerNames(ctx, durablePrefix)
-	if err != nil {
-		e.logger.Warn("delivery: listing consumers failed", "err", err)
-		return
-	}
-	ds, err := e.store.DestinationList(ctx, store.DestinationListParams{})
-	if err != nil {
-		e.logger.Warn("delivery: reading the destinations failed", "err", err)
-		return
-	}
-	known := make(map[string]bool, len(ds))
-	for _, d := range ds {
-		known[durable(d.ID)] = true
-	}
-	for _, n := range names {
-		if !known[n] {
-			if err := e.log.DeleteConsumer(ctx, n); err != nil {
-				e.logger.Warn("delivery: removing an orphaned consumer failed", "consumer", n, "err", err)
+			if err := e.reconcile(ctx, true); err != nil && ctx.Err() == nil {
+				e.logger.Warn("delivery: reading the destinations failed; retrying", "err", err)
 			}
 		}
 	}
 }
 
-// reconcile starts, restarts and stops workers to match the stored destinations.
-func (e *Engine) reconcile(ctx context.Context) error {
+// begin reads where the log ends (the head starts there: every destination behind it catches
+// up from its own position), takes positions over from earlier versions' consumers, and loads
+// the destinations.
+func (e *Engine) begin(ctx context.Context) error {
+	info, err := e.log.Info(ctx)
+	if err != nil {
+		return err
+	}
+	e.head.mu.Lock()
+	e.head.pos.Store(int64(info.LastSeq))
+	// The head starts at the end of the log without reading it: a destination that starts at a
+	// time must find its first event in the log, whatever was stored before now.
+	e.head.lastTime = time.Now()
+	e.head.mu.Unlock()
+	if err := e.adoptConsumers(ctx); err != nil {
+		return err
+	}
+	ps, err := loadPositions(ctx, e.store)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.runCtx, e.positions = ctx, ps
+	e.mu.Unlock()
+	return e.reconcile(ctx, true)
+}
+
+// shutdown stops the readers and every destination's requests, then writes the positions.
+func (e *Engine) shutdown(stopWork context.CancelFunc, readers *sync.WaitGroup) {
+	stopWork()
+	readers.Wait()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, d := range e.dests {
+		d.cancelRun()
+	}
+	for _, d := range e.dests {
+		d.wg.Wait()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := e.positions.save(ctx, e.store, e.snapshotLocked()); err != nil {
+		e.logger.Warn("delivery: writing positions at shutdown failed; what was delivered since the last write is sent again", "err", err)
+	}
+}
+
+// cancelRun abandons the destination's requests under way.
+func (d *dest) cancelRun() {
+	d.mu.Lock()
+	cancel := d.cancel
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// reconcile brings the destinations in line with the store: when the store's stamp changed
+// (or force), it lists them and starts, restarts and stops what changed.
+func (e *Engine) reconcile(ctx context.Context, force bool) error {
+	stamp, err := e.store.DestinationStamp(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	same := stamp == e.stamp && e.runCtx != nil
+	e.mu.Unlock()
+	if same && !force {
+		return nil
+	}
 	ds, err := e.store.DestinationList(ctx, store.DestinationListParams{})
 	if err != nil {
 		return err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.stamp = stamp
 	seen := make(map[int64]bool, len(ds))
 	for _, d := range ds {
 		seen[d.ID] = true
-		st := e.stateLocked(d.ID)
-		w := e.workers[d.ID]
-		delivery := destination.DeliveryOf(d.Config)
-		if !d.Active {
-			if w != nil {
-				w.stop()
-				delete(e.workers, d.ID)
-			}
-			st.setPaused(true)
-			if !delivery.BufferWhilePaused && !e.paused[d.ID] {
-				// GitLab: a paused destination does not receive the events of its pause.
-				if err := e.log.DeleteConsumer(ctx, durable(d.ID)); err != nil {
-					e.logger.Warn("delivery: removing a paused destination's consumer failed", "destination_id", d.ID, "err", err)
-					continue
-				}
-				e.paused[d.ID] = true
-			}
+		x := e.dests[d.ID]
+		if x == nil {
+			x = &dest{e: e, id: d.ID, part: partition(d.ID), st: e.stateLocked(d.ID), version: -1}
+			delete(e.states, d.ID)
+			e.dests[d.ID] = x
+		}
+		if x.version == d.Version {
 			continue
 		}
-		st.setPaused(false)
-		delete(e.paused, d.ID)
-		if w != nil && w.version == d.Version {
-			continue
-		}
-		if w != nil {
-			w.stop()
-			delete(e.workers, d.ID)
-		}
-		nw, err := e.startWorker(ctx, d, st)
-		if err != nil {
-			st.setError(err)
-			e.logger.Warn("delivery: cannot start a destination's worker", "destination_id", d.ID, "err", err)
-			continue
-		}
-		e.workers[d.ID] = nw
+		e.changeLocked(x, d)
 	}
-	for id, w := range e.workers {
+	for id, x := range e.dests {
 		if !seen[id] {
-			w.stop()
-			delete(e.workers, id)
-		}
-	}
-	for id := range e.states {
-		if !seen[id] {
-			if err := e.log.DeleteConsumer(ctx, durable(id)); err != nil {
-				e.logger.Warn("delivery: removing a deleted destination's consumer failed", "destination_id", id, "err", err)
-				continue
-			}
-			delete(e.states, id)
-			delete(e.paused, id)
+			x.stop()
+			x.closeSender()
+			delete(e.dests, id)
 			e.metrics.forget(id)
 		}
 	}
 	return nil
 }
 
+// changeLocked applies a new version of a destination: it stops it, prepares the new one, and
+// starts it again where it was when this process ran it (a paused one that drops the events of
+// its pause starts at its activation).
+func (e *Engine) changeLocked(x *dest, d store.Destination) {
+	pos := x.stop()
+	if !x.known {
+		pos = e.positions.of(x.part, x.id)
+	}
+	x.closeSender()
+	x.mu.Lock() // Status reads these under mu
+	x.d, x.version, x.known = d, d.Version, true
+	x.root = ""
+	if d.Scope == store.ScopeGroup {
+		x.root = eventlog.RootGroup(d.NamespaceKey)
+	}
+	x.subjects = subjects(d)
+	x.mu.Unlock()
+	x.st.setPaused(!d.Active)
+	if !d.Active {
+		if !destination.DeliveryOf(d.Config).BufferWhilePaused {
+			pos = fromUpdatedAt // GitLab: a paused destination does not receive the events of its pause
+		}
+		x.setResume(pos)
+		return
+	}
+	x.setResume(pos)
+	p, err := e.prepare(d)
+	if err != nil {
+		x.st.setError(err)
+		e.logger.Warn("delivery: a destination cannot be delivered to", "destination_id", d.ID, "err", err)
+		return
+	}
+	x.st.setError(nil)
+	x.p = &p
+	if e.owned[x.part] && e.runCtx != nil {
+		x.start(e.runCtx, pos)
+	}
+}
+
+func (d *dest) setResume(pos int64) {
+	d.mu.Lock()
+	d.resume = pos
+	d.mu.Unlock()
+}
+
+func (d *dest) closeSender() {
+	if d.p != nil {
+		d.p.sender.Close()
+		d.p = nil
+	}
+}
+
+// partition is the partition of a destination.
+func partition(id int64) int { return int(id % Partitions) }
+
+// acquireLocked starts delivering the destinations of partition k, each from its position
+// (as the partition's previous holder left it).
+func (e *Engine) acquireLocked(ctx context.Context, k int) {
+	if err := e.positions.reload(ctx, e.store, k); err != nil {
+		e.logger.Warn("delivery: reading positions failed; using the last read", "partition", k, "err", err)
+	}
+	e.owned[k] = true
+	for _, x := range e.dests {
+		if x.part != k || x.p == nil || !x.d.Active {
+			continue
+		}
+		x.start(e.runCtx, e.positions.of(k, x.id))
+	}
+}
+
+// releaseLocked stops delivering the destinations of partition k and writes their positions,
+// for the replica that takes the partition over.
+func (e *Engine) releaseLocked(ctx context.Context, k int) {
+	for _, x := range e.dests {
+		if x.part == k {
+			x.stop()
+		}
+	}
+	if err := e.positions.save(ctx, e.store, e.snapshotLocked()); err != nil {
+		e.logger.Warn("delivery: writing positions failed when handing a partition over", "partition", k, "err", err)
+	}
+	e.owned[k] = false
+}
+
 func (e *Engine) stateLocked(id int64) *state {
+	if x, ok := e.dests[id]; ok {
+		return x.st
+	}
 	st, ok := e.states[id]
 	if !ok {
-		st = &state{id: id, metrics: e.metrics.destination(id)}
+		st = &state{id: id, metrics: e.metrics}
 		e.states[id] = st
 	}
 	return st
@@ -330,6 +489,15 @@ type prepared struct {
 	sender   destination.Sender
 	filter   *destination.Filter
 	delivery destination.Delivery
+}
+
+// fetchSize is how many events the runner takes at once: enough to keep every request slot
+// busy.
+func (p *prepared) fetchSize() int {
+	if b := p.delivery.Batch; b != nil {
+		return min(b.MaxEvents*max(p.delivery.Concurrency, 1), 10_000)
+	}
+	return min(max(p.delivery.Concurrency, 1)*32, 1024)
 }
 
 func (e *Engine) prepare(d store.Destination) (prepared, error) {
@@ -359,43 +527,79 @@ func (e *Engine) prepare(d store.Destination) (prepared, error) {
 	return prepared{d: d, sender: sender, filter: filter, delivery: destination.DeliveryOf(d.Config)}, nil
 }
 
-// subjects returns the consumer's filter subjects and the widest subject it reads: a group's
-// destination reads only its group's events, and a plain allow-list of event types is served
-// by the log itself.
-func subjects(d store.Destination) (filters []string, widest string) {
-	root := "*"
+// subjects returns the subjects a destination's events are on: its group's, or every one.
+func subjects(d store.Destination) []string {
 	if d.Scope == store.ScopeGroup {
-		root = eventlog.RootGroup(d.NamespaceKey)
+		return []string{eventlog.SubjectPrefix + "." + eventlog.RootGroup(d.NamespaceKey) + ".>"}
 	}
-	widest = eventlog.SubjectPrefix + "." + root + ".>"
-	if len(d.EventTypes) > 0 && len(d.Categories) == 0 && len(d.EventTypes) <= 100 {
-		for _, t := range d.EventTypes {
-			filters = append(filters, eventlog.SubjectPrefix+"."+root+"."+t)
-		}
-		return filters, widest
-	}
-	if d.Scope == store.ScopeGroup {
-		return []string{widest}, widest
-	}
-	return nil, widest
+	return nil
 }
 
-func (e *Engine) startWorker(ctx context.Context, d store.Destination, st *state) (*worker, error) {
-	p, err := e.prepare(d)
+// eventHead is what namespace filters need of an event's JSON.
+type eventHead struct {
+	EntityType string `json:"entity_type"`
+	EntityPath string `json:"entity_path"`
+}
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// createdAtKey precedes the creation time in the event JSON that ingest writes.
+var createdAtKey = []byte(`"created_at":"`)
+
+// createdAt finds the event's created_at without decoding the event: JSON decoding once per
+// event and destination was the engine's largest cost (docs/benchmarks.md).
+func createdAt(data []byte) time.Time {
+	i := bytes.LastIndex(data, createdAtKey)
+	if i < 0 {
+		return time.Time{}
+	}
+	rest := data[i+len(createdAtKey):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return time.Time{}
+	}
+	t, _ := time.Parse(time.RFC3339Nano, string(rest[:j]))
+	return t
+}
+
+// durablePrefix starts the name of the consumer an earlier version kept per destination.
+const durablePrefix = "dest-"
+
+// adoptConsumers takes the positions of the consumers that earlier versions kept per
+// destination (their ack floors), then removes the consumers.
+func (e *Engine) adoptConsumers(ctx context.Context) error {
+	names, err := e.log.ConsumerNames(ctx, durablePrefix)
+	if err != nil || len(names) == 0 {
+		return err
+	}
+	existing, err := e.store.DeliveryPositionList(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	filters, widest := subjects(d)
-	w := &worker{e: e, prepared: p, version: d.Version, st: st, durable: durable(d.ID), widest: widest}
-	spec := eventlog.ConsumerSpec{Durable: w.durable, FilterSubjects: filters, StartAt: d.UpdatedAt,
-		AckWait: e.opts.AckWait, MaxAckPending: w.fetchSize() * 2}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if _, err := e.log.EnsureConsumer(cctx, spec); err != nil {
-		p.sender.Close()
-		return nil, err
+	have := map[int64]bool{}
+	for _, p := range existing {
+		have[p.DestinationID] = true
 	}
-	st.setError(nil)
-	w.start()
-	return w, nil
+	var put []store.DeliveryPosition
+	for _, n := range names {
+		id, err := strconv.ParseInt(n[len(durablePrefix):], 10, 64)
+		if err != nil || have[id] {
+			continue
+		}
+		floor, err := e.log.ConsumerAckFloor(ctx, n)
+		if err != nil {
+			return err
+		}
+		put = append(put, store.DeliveryPosition{Partition: partition(id), DestinationID: id, Position: floor})
+	}
+	if err := e.store.DeliveryPositionSave(ctx, store.DeliveryPositionSaveParams{Put: put}); err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := e.log.DeleteConsumer(ctx, n); err != nil {
+			return err
+		}
+	}
+	e.logger.Info("delivery: took the positions of earlier versions' consumers over", "consumers", len(names))
+	return nil
 }

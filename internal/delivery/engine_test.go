@@ -3,17 +3,23 @@ package delivery_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/delivery"
@@ -42,9 +48,16 @@ type rig struct {
 
 func newRig(t *testing.T, opts delivery.Options) *rig {
 	t.Helper()
+	return newRigListening(t, opts, "")
+}
+
+// newRigListening is newRig with the embedded NATS server also listening on listen (when not
+// empty), for a test that talks to the log as another program would.
+func newRigListening(t *testing.T, opts delivery.Options, listen string) *rig {
+	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
-	l, err := eventlog.Open(ctx, eventlog.Options{DataDir: dir, MaxAge: time.Hour, DuplicateWindow: time.Minute, Logger: slog.New(slog.DiscardHandler)})
+	l, err := eventlog.Open(ctx, eventlog.Options{DataDir: dir, MaxAge: time.Hour, DuplicateWindow: time.Minute, Listen: listen, Logger: slog.New(slog.DiscardHandler)})
 	require.NoError(t, err)
 	t.Cleanup(l.Close)
 	st, err := sqlite.Open(ctx, dir+"/db.sqlite")
@@ -344,6 +357,63 @@ func TestSlowDestinationDoesNotHoldOthersBack(t *testing.T) {
 	require.Empty(t, slow.received())
 }
 
+// crashStore is a store whose position writes can be made to fail, as if the process died
+// before it wrote them.
+type crashStore struct {
+	store.Store
+	dead atomic.Bool
+}
+
+func (c *crashStore) DeliveryPositionSave(ctx context.Context, p store.DeliveryPositionSaveParams) error {
+	if c.dead.Load() {
+		return errors.New("the process is dead")
+	}
+	return c.Store.DeliveryPositionSave(ctx, p)
+}
+
+// TestCrashResumesFromWrittenPositions: the positions written while the engine ran (not at a
+// clean stop) are enough to deliver every event after a crash, also for a destination created
+// too shortly before it for any position of its own.
+func TestCrashResumesFromWrittenPositions(t *testing.T) {
+	r := newRig(t, delivery.Options{PositionEvery: 50 * time.Millisecond})
+	cs := &crashStore{Store: r.st}
+	r.st = cs
+	r.stop()
+	r.start()
+	rc := newReceiver(t)
+	r.destination(rc.URL)
+	first := r.publish(slices.Repeat([]string{"user_created"}, 100)...)
+	rc.waitReceived(t, first, 10*time.Second)
+	hold := make(chan struct{})
+	rc.setAnswer(func(*http.Request, []byte) int { <-hold; return http.StatusOK })
+	inflight := r.publish(slices.Repeat([]string{"user_created"}, 10)...)
+	eventually(t, 5*time.Second, func() error {
+		ps, err := r.st.DeliveryPositionList(context.Background())
+		if err != nil {
+			return err
+		}
+		for _, p := range ps {
+			if p.DestinationID != 0 && p.Position == inflight[0]-1 {
+				return nil
+			}
+		}
+		return fmt.Errorf("positions %+v", ps)
+	})
+	cs.dead.Store(true) // "crash": nothing is written from here on
+	young := newReceiver(t)
+	r.destination(young.URL)
+	youngEvents := r.publish("user_created")
+	young.waitReceived(t, youngEvents, 10*time.Second)
+	close(hold)
+	r.stop()
+	cs.dead.Store(false)
+	rc.setAnswer(func(*http.Request, []byte) int { return http.StatusOK })
+	after := r.publish(slices.Repeat([]string{"user_created"}, 100)...) // while nobody delivers
+	r.start()
+	rc.waitReceived(t, append(inflight, after...), 10*time.Second)
+	young.waitReceived(t, after, 10*time.Second)
+}
+
 func TestRestartResumesWithoutLoss(t *testing.T) {
 	r := newRig(t, delivery.Options{})
 	rc := newReceiver(t)
@@ -432,22 +502,193 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestConsumersOfDeletedDestinationsAreRemoved(t *testing.T) {
-	r := newRig(t, delivery.Options{})
+// TestPositionsOfDeletedDestinationsAreRemoved: a destination deleted while no engine ran leaves
+// no position behind once the engine runs again.
+func TestPositionsOfDeletedDestinationsAreRemoved(t *testing.T) {
+	r := newRig(t, delivery.Options{PositionEvery: 20 * time.Millisecond})
 	rc := newReceiver(t)
+	slow := make(chan struct{})
+	rc.setAnswer(func(*http.Request, []byte) int { <-slow; return http.StatusOK })
 	d := r.destination(rc.URL)
-	kept := r.destination(rc.URL + "/kept")
-	r.stop()
-	require.NoError(t, r.st.DestinationDelete(context.Background(), d.ID)) // while no engine runs
-	r.start()
-	eventually(t, 10*time.Second, func() error {
-		names, err := r.log.ConsumerNames(context.Background(), "dest-")
-		if err != nil {
-			return err
+	r.publish("user_created")
+	rows := func() map[int64]bool {
+		ps, err := r.st.DeliveryPositionList(context.Background())
+		require.NoError(t, err)
+		out := map[int64]bool{}
+		for _, p := range ps {
+			out[p.DestinationID] = true
 		}
-		if !slices.Equal(names, []string{"dest-" + strconv.FormatInt(kept.ID, 10)}) {
-			return fmt.Errorf("consumers %v", names)
+		return out
+	}
+	eventually(t, 10*time.Second, func() error {
+		if !rows()[d.ID] {
+			return fmt.Errorf("no row for a destination with an event in flight: %v", rows())
 		}
 		return nil
 	})
+	r.stop()
+	close(slow)
+	require.NoError(t, r.st.DestinationDelete(context.Background(), d.ID)) // while no engine runs
+	r.start()
+	eventually(t, 10*time.Second, func() error {
+		if rows()[d.ID] {
+			return fmt.Errorf("the deleted destination's row is still there")
+		}
+		return nil
+	})
+}
+
+// TestEarlierConsumersAreTakenOver: the per-destination consumers of earlier versions give
+// their positions to the engine and are removed; nothing acknowledged is sent again.
+func TestEarlierConsumersAreTakenOver(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	r := newRigListening(t, delivery.Options{}, addr)
+	r.stop()
+	rc := newReceiver(t)
+	old := r.publish("user_created", "user_created")
+	d, err := r.st.DestinationCreate(context.Background(), store.DestinationCreateParams{Scope: store.ScopeInstance, Name: "old", Category: "http", Active: true,
+		Config: fmt.Appendf(nil, `{"url":%q}`, rc.URL), SecretToken: "verification-token-1234", SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+		CreatedAt: time.Now().Add(-time.Hour)})
+	require.NoError(t, err)
+
+	// An earlier version's consumer of the destination, which had acknowledged the first event.
+	nc, err := nats.Connect("nats://" + addr)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	durable := "dest-" + strconv.FormatInt(d.ID, 10)
+	cons, err := js.CreateConsumer(context.Background(), eventlog.StreamName, jetstream.ConsumerConfig{Durable: durable, AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	msg, err := cons.Next(jetstream.FetchMaxWait(5 * time.Second))
+	require.NoError(t, err)
+	require.NoError(t, msg.DoubleAck(context.Background()))
+
+	r.start()
+	rc.waitReceived(t, old[1:], 10*time.Second)
+	require.Equal(t, []int64{old[1]}, rc.received(), "the acknowledged event is not sent again")
+	names, err := r.log.ConsumerNames(context.Background(), "dest-")
+	require.NoError(t, err)
+	require.Empty(t, names)
+}
+
+// TestManyDestinationsShareOneReader: 2,000 groups with a destination each. Every event reaches
+// its group's destination and no other, the log has no consumer per destination, and idle
+// destinations cost no goroutines.
+func TestManyDestinationsShareOneReader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2,000 destinations")
+	}
+	r := newRig(t, delivery.Options{})
+	ctx := context.Background()
+	var mu sync.Mutex
+	got := map[string][]int64{} // path → event ids
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		mu.Lock()
+		got[req.URL.Path] = append(got[req.URL.Path], ids(body)...)
+		mu.Unlock()
+	}))
+	t.Cleanup(srv.Close)
+	const n = 2000
+	keys := make([]int64, n)
+	for i := range n {
+		g, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "g", FullPath: fmt.Sprintf("g%d", i), CreatedAt: time.Now()})
+		require.NoError(t, err)
+		keys[i] = g.Key
+		_, err = r.st.DestinationCreate(ctx, store.DestinationCreateParams{Scope: store.ScopeGroup, NamespaceKey: g.Key, Name: "d", Category: "http", Active: true,
+			Config: fmt.Appendf(nil, `{"url":"%s/g%d"}`, srv.URL, g.Key), SecretToken: "verification-token-1234",
+			SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreatedAt: time.Now().Add(-time.Minute)})
+		require.NoError(t, err)
+	}
+	r.engine.Notify()
+	ds, err := r.st.DestinationList(ctx, store.DestinationListParams{})
+	require.NoError(t, err)
+	eventually(t, 30*time.Second, func() error {
+		for _, d := range ds {
+			if st := r.engine.Status(ctx, d); st.Pending < 0 {
+				return fmt.Errorf("destination %d not started", d.ID)
+			}
+		}
+		return nil
+	})
+	idle := runtime.NumGoroutine()
+	require.Less(t, idle, 200, "idle destinations have no goroutines")
+	names, err := r.log.ConsumerNames(ctx, "")
+	require.NoError(t, err)
+	require.LessOrEqual(t, len(names), 1+4, "the log's consumers are the head's and the catch-up readers', not one per destination")
+
+	// Two events per group, in batches as producers send them.
+	var msgs []eventlog.Message
+	for _, k := range keys {
+		for range 2 {
+			msgs = append(msgs, eventlog.Message{Subject: eventlog.Subject(eventlog.RootGroup(k), "member_created"),
+				Data:      fmt.Appendf(nil, `{"entity_type":"Group","entity_id":%d,"entity_path":"g","event_type":"member_created","created_at":%q}`, k, time.Now().UTC().Format(time.RFC3339Nano)),
+				Namespace: eventlog.FormatNamespace([]int64{k}, false)})
+		}
+	}
+	want := map[string][]int64{}
+	for i := 0; i < len(msgs); i += 1000 {
+		seqs, err := r.log.Publish(ctx, msgs[i:i+1000])
+		require.NoError(t, err)
+		for j, seq := range seqs {
+			k := keys[(i+j)/2]
+			want[fmt.Sprintf("/g%d", k)] = append(want[fmt.Sprintf("/g%d", k)], seq)
+		}
+	}
+	eventually(t, 60*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		for path, ids := range want {
+			for _, id := range ids {
+				if !slices.Contains(got[path], id) {
+					return fmt.Errorf("%s: event %d not received", path, id)
+				}
+			}
+		}
+		return nil
+	})
+	mu.Lock()
+	for path, ids := range got {
+		for _, id := range ids {
+			require.Contains(t, want[path], id, "an event went to another group's destination")
+		}
+	}
+	mu.Unlock()
+}
+
+// TestFallsBehindAndCatchesUp: an ordered destination that stops answering falls behind
+// (more events than it can hold in memory) without holding another destination back, then,
+// when it answers again, catches up from the log and receives every event in order.
+func TestFallsBehindAndCatchesUp(t *testing.T) {
+	r := newRig(t, delivery.Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, ProbeMin: 20 * time.Millisecond, ProbeMax: 100 * time.Millisecond})
+	stuck, fast := newReceiver(t), newReceiver(t)
+	var mu sync.Mutex
+	refuse := true
+	stuck.setAnswer(func(*http.Request, []byte) int {
+		mu.Lock()
+		defer mu.Unlock()
+		if refuse {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	r.destination(stuck.URL, func(p *store.DestinationCreateParams) {
+		p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"ordered":true}}`, stuck.URL)
+	})
+	r.destination(fast.URL)
+	var want []int64
+	for range 12 {
+		want = append(want, r.publish(slices.Repeat([]string{"user_created"}, 1000)...)...)
+	}
+	fast.waitReceived(t, want, 30*time.Second)
+	require.Empty(t, stuck.received())
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	stuck.waitReceived(t, want, 60*time.Second)
+	require.True(t, slices.IsSorted(stuck.received()), "an ordered destination receives in log order")
 }

@@ -7,29 +7,91 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/destination"
-	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
 // Status returns the destination's delivery status as this engine has it (a change not yet
 // picked up shows at the next reconcile), merged with the other replicas' views when there is
-// a board, with its backlog read from the log.
+// a board. Pending counts what is held in memory plus what waits in the log; -1 when nobody
+// delivers the destination (paused, or not yet started).
 func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 	e.mu.Lock()
 	st := e.stateLocked(d.ID)
+	x := e.dests[d.ID]
 	e.mu.Unlock()
 	out := st.snapshot()
+	if x != nil {
+		out.Pending, out.OldestPending = x.backlog(ctx)
+		if out.Pending >= 0 {
+			st.setPending(out.Pending)
+		}
+	}
 	if e.board != nil {
 		out = merge(out, e.board.Others(boardKey(d.ID)))
 	}
-	_, widest := subjects(d)
-	bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if b, err := e.log.ConsumerBacklog(bctx, durable(d.ID), widest); err == nil {
-		out.Pending, out.OldestPending = int64(b.Pending), b.OldestPending
-		st.metrics.pending.Set(float64(b.Pending))
-	}
 	return out
+}
+
+// backlog counts the destination's events not yet done: those it holds, and those after its
+// position in the log (when it is behind the head).
+func (d *dest) backlog(ctx context.Context) (int64, time.Time) {
+	return d.pending(ctx, false)
+}
+
+// pending counts the destination's events not yet done. When quick (the board's view, every
+// second for every destination), a destination at the head counts only what it holds (what the
+// head has not read yet is a moment's worth), and one behind it counts the log at most every
+// 10 s.
+func (d *dest) pending(ctx context.Context, quick bool) (int64, time.Time) {
+	d.mu.Lock()
+	buffering := !d.d.Active && d.resume >= 0 && d.known // a paused destination that keeps its position
+	if d.ctx == nil && !buffering {
+		d.mu.Unlock()
+		return -1, time.Time{}
+	}
+	n := int64(len(d.outstanding))
+	var oldest time.Time
+	if n > 0 {
+		oldest = d.outstanding[0].time
+	}
+	after := d.resume
+	if d.mode == modeReading {
+		after = max(d.skip, d.cur.position())
+	}
+	if len(d.outstanding) > 0 {
+		after = max(after, d.outstanding[len(d.outstanding)-1].event.ID)
+	}
+	subjects, atHead, counted := d.subjects, d.mode == modeReading && d.cur == d.e.head, d.counted
+	d.mu.Unlock()
+	if quick && atHead {
+		return n, oldest
+	}
+	if !quick || time.Since(counted.at) > 10*time.Second {
+		counted = logCount{at: time.Now()}
+		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if info, err := d.e.log.Info(bctx); err != nil || int64(info.LastSeq) > after { // else nothing after it: no need to count
+			b, err := d.e.log.Backlog(bctx, subjects, after)
+			if err != nil {
+				return -1, time.Time{}
+			}
+			counted.n, counted.oldest = int64(b.Pending), b.OldestPending
+		}
+		d.mu.Lock()
+		d.counted = counted
+		d.mu.Unlock()
+	}
+	if oldest.IsZero() {
+		oldest = counted.oldest
+	}
+	return n + counted.n, oldest
+}
+
+// logCount is what a destination last counted in the log after its position.
+type logCount struct {
+	n      int64
+	oldest time.Time
+	at     time.Time
 }
 
 // TestResult is the outcome of a test event.
@@ -71,32 +133,40 @@ func (e *Engine) SendTest(ctx context.Context, d store.Destination, actor string
 	return res
 }
 
-// Replay delivers again every event since the given time that the destination's filters take:
-// its consumer starts over at since. Events already delivered arrive a second time.
+// Replay delivers again every event since the given time that the destination's filters take.
+// Events already delivered arrive a second time. With several replicas, the replica that
+// delivers the destination does it (the request goes on the board).
 func (e *Engine) Replay(ctx context.Context, d store.Destination, since time.Time) error {
 	if !d.Active {
 		return errors.New("the destination is paused: activate it first")
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if w := e.workers[d.ID]; w != nil {
-		w.stop()
-		delete(e.workers, d.ID)
+	x := e.dests[d.ID]
+	owned := x != nil && e.owned[x.part]
+	e.mu.Unlock()
+	if !owned {
+		if e.board == nil {
+			return fmt.Errorf("the destination is not running yet; try again in a few seconds")
+		}
+		return e.requestReplay(ctx, d.ID, since)
 	}
-	if err := e.log.DeleteConsumer(ctx, durable(d.ID)); err != nil {
-		return err
-	}
-	filters, _ := subjects(d)
-	if _, err := e.log.EnsureConsumer(ctx, eventlog.ConsumerSpec{Durable: durable(d.ID), FilterSubjects: filters, StartAt: since,
-		AckWait: e.opts.AckWait}); err != nil {
-		return err
-	}
-	st := e.stateLocked(d.ID)
-	w, err := e.startWorker(ctx, d, st)
+	return e.replay(ctx, d.ID, since)
+}
+
+// replay restarts the destination from the first event stored at or after since.
+func (e *Engine) replay(ctx context.Context, id int64, since time.Time) error {
+	seq, err := e.log.SeqAt(ctx, since)
 	if err != nil {
 		return err
 	}
-	e.workers[d.ID] = w
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	x := e.dests[id]
+	if x == nil || !e.owned[x.part] || x.p == nil {
+		return fmt.Errorf("the destination is not running here")
+	}
+	x.stop()
+	x.start(e.runCtx, seq-1)
 	return nil
 }
 

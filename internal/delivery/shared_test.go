@@ -20,7 +20,7 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 		return b
 	}
 	failingB := sharedStatus{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: &LastError{At: t0, StatusCode: 503, Message: "503 Service Unavailable"},
-		Delivered: 10, Failed: 4, Delivering: true}
+		Delivered: 10, Failed: 4, Delivering: true, Pending: 9}
 	openC := sharedStatus{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), Delivered: 5, DeadLettered: 2, Delivering: true}
 	for _, tc := range []struct {
 		name   string
@@ -29,14 +29,14 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 		want   Status
 	}{
 		{"alone", Status{Status: StatusHealthy, Delivered: 3, Pending: 7}, nil, Status{Status: StatusHealthy, Delivered: 3, Pending: 7}},
-		{"a failing replica makes it failing, with its error; counters add up",
+		{"a failing replica makes it failing, with its error and backlog; counters add up",
 			Status{Status: StatusHealthy, LastSuccess: t0.Add(-2 * time.Minute), Delivered: 3, Pending: 7}, [][]byte{view(failingB)},
-			Status{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: failingB.LastError, Delivered: 13, Failed: 4, Pending: 7}},
+			Status{Status: StatusFailing, LastSuccess: t0.Add(-time.Minute), LastError: failingB.LastError, Delivered: 13, Failed: 4, Pending: 9}},
 		{"the worst state wins; the latest success and error",
 			Status{Status: StatusHealthy, LastError: &LastError{At: t0.Add(-time.Hour), Message: "old"}, Delivered: 1}, [][]byte{view(failingB), view(openC)},
 			Status{Status: StatusCircuitOpen, LastSuccess: t0.Add(time.Second), LastError: failingB.LastError, Delivered: 16, Failed: 4, DeadLettered: 2}},
 		{"paused is this replica's: from the configuration", Status{Status: StatusPaused}, [][]byte{view(failingB)},
-			Status{Status: StatusPaused, LastSuccess: failingB.LastSuccess, LastError: failingB.LastError, Delivered: 10, Failed: 4}},
+			Status{Status: StatusPaused, LastSuccess: failingB.LastSuccess, LastError: failingB.LastError, Delivered: 10, Failed: 4, Pending: 9}},
 		{"a record that is not a view is skipped", Status{Status: StatusHealthy}, [][]byte{[]byte("{")}, Status{Status: StatusHealthy}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -46,10 +46,10 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 }
 
 // TestWaitingReplicaShowsNoState: a replica that does not deliver the destination (it waits
-// for an ordered destination's lease) reports no state of its own, and its view on the board
+// (another replica holds its partition) reports no state of its own, and its view on the board
 // does not make the destination failing; counters and errors still count.
 func TestWaitingReplicaShowsNoState(t *testing.T) {
-	st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry()).destination(1)}
+	st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry())}
 	o := Options{}
 	o.defaults()
 	now := time.Now()
@@ -58,7 +58,7 @@ func TestWaitingReplicaShowsNoState(t *testing.T) {
 		st.failed(&destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}, 1, time.Millisecond, now, false, o)
 	}
 	require.Equal(t, StatusCircuitOpen, merge(st.snapshot(), nil).Status, "while it delivers")
-	st.setDelivering(false) // it lost the lease
+	st.setDelivering(false) // it handed the partition over
 	got := merge(st.snapshot(), nil)
 	require.Equal(t, StatusHealthy, got.Status)
 	require.Equal(t, int64(o.CircuitAfter), got.Failed)

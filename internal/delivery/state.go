@@ -30,7 +30,8 @@ type LastError struct {
 // state is one destination's delivery state and its circuit. It outlives workers.
 type state struct {
 	id      int64
-	metrics *destMetrics
+	metrics *Metrics
+	dm      *destMetrics // made at the first delivery: a destination that never receives has no series
 
 	mu             sync.Mutex
 	paused         bool
@@ -78,35 +79,6 @@ func (s *state) changed() chan struct{} {
 	return s.circuitChanged
 }
 
-// waitCircuit holds the fetch loop while the circuit is open: events wait in the log instead
-// of in memory. false when ctx ended.
-func (s *state) waitCircuit(ctx context.Context, now func() time.Time) bool {
-	for {
-		s.mu.Lock()
-		if !s.open {
-			s.mu.Unlock()
-			return true
-		}
-		wait, ch := max(time.Until(s.nextProbe), 10*time.Millisecond), s.changed()
-		s.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return false
-		case <-ch:
-		case <-t.C:
-		}
-		t.Stop()
-		s.mu.Lock()
-		due := s.open && !s.probing && !now().Before(s.nextProbe)
-		s.mu.Unlock()
-		if due {
-			return true // fetch, so that a request can probe
-		}
-	}
-}
-
 // admit lets a request go: always while the circuit is closed; when it is open, one request
 // at a time once the probe is due (probe is true then). false when ctx ended.
 func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (probe, ok bool) {
@@ -121,7 +93,7 @@ func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (pro
 			s.mu.Unlock()
 			return true, true
 		}
-		wait, ch := max(time.Until(s.nextProbe), 10*time.Millisecond), s.changed()
+		wait, ch := max(s.nextProbe.Sub(now()), 10*time.Millisecond), s.changed()
 		s.mu.Unlock()
 		t := time.NewTimer(wait)
 		select {
@@ -193,12 +165,13 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.delivered += int64(n)
 	if s.open {
 		s.open, s.probing, s.probeWait = false, false, 0
-		s.metrics.circuit.Set(0)
+		s.instruments().circuit.Set(0)
 	}
 	s.wake()
+	m := s.instruments()
 	s.mu.Unlock()
-	s.metrics.delivered.Add(float64(n))
-	s.metrics.request.Observe(took.Seconds())
+	m.delivered.Add(float64(n))
+	m.request.Observe(took.Seconds())
 }
 
 func (s *state) failed(f *destination.Failure, n int, took time.Duration, now time.Time, probe bool, o Options) {
@@ -217,12 +190,20 @@ func (s *state) failed(f *destination.Failure, n int, took time.Duration, now ti
 	case !s.open && s.consecutive >= o.CircuitAfter:
 		s.open, s.probeWait = true, o.ProbeMin
 		s.nextProbe = now.Add(o.ProbeMin)
-		s.metrics.circuit.Set(1)
+		s.instruments().circuit.Set(1)
 	}
 	s.wake()
+	m := s.instruments()
 	s.mu.Unlock()
-	s.metrics.failed.Add(float64(n))
-	s.metrics.request.Observe(took.Seconds())
+	m.failed.Add(float64(n))
+	m.request.Observe(took.Seconds())
+}
+
+// noteLoss records events the destination can no longer receive as its last error.
+func (s *state) noteLoss(now time.Time, msg string) {
+	s.mu.Lock()
+	s.lastErr = &LastError{At: now, Message: msg}
+	s.mu.Unlock()
 }
 
 // deadLettered counts n more dead letters and returns the total since the process started.
@@ -230,9 +211,26 @@ func (s *state) deadLettered(n int) int64 {
 	s.mu.Lock()
 	s.deadLetters += int64(n)
 	total := s.deadLetters
+	m := s.instruments()
 	s.mu.Unlock()
-	s.metrics.deadLettered.Add(float64(n))
+	m.deadLettered.Add(float64(n))
 	return total
+}
+
+// instruments returns the destination's metrics, made at first use. Called with mu held.
+func (s *state) instruments() *destMetrics {
+	if s.dm == nil {
+		s.dm = s.metrics.destination(s.id)
+	}
+	return s.dm
+}
+
+// setPending exports the backlog last read.
+func (s *state) setPending(n int64) {
+	s.mu.Lock()
+	m := s.instruments()
+	s.mu.Unlock()
+	m.pending.Set(float64(n))
 }
 
 func (s *state) lastErrorMessage() string {

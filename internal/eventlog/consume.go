@@ -163,6 +163,22 @@ func (l *Log) handle(ctx context.Context, h Handler, batch []Delivered, ackWait 
 	return err
 }
 
+// collect appends a fetch's messages to dst. A message without metadata cannot be placed in
+// the log: it is terminated, and counted in dropped.
+func collect(msgs jetstream.MessageBatch, dst []Delivered) (out []Delivered, dropped int) {
+	for m := range msgs.Messages() {
+		md, err := m.Metadata()
+		if err != nil {
+			_ = m.Term()
+			dropped++
+			continue
+		}
+		dst = append(dst, Delivered{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(),
+			NumDelivered: md.NumDelivered, Time: md.Timestamp, msg: m})
+	}
+	return dst, dropped
+}
+
 // ConsumerLag returns how many messages the durable consumer has not yet had acked (pending
 // plus in flight), or ErrUnavailable.
 func (l *Log) ConsumerLag(ctx context.Context, durable string) (uint64, error) {

@@ -1,7 +1,8 @@
 // Package eventlog is the durable log every audit event is appended to: one JetStream stream,
 // served by a NATS server embedded in the process (file storage in the data directory, no network
-// listener) or by an external NATS deployment. Ingest appends with Publish; the store and each
-// destination read it through their own durable consumers (Consume).
+// listener) or by an external NATS deployment. Ingest appends with Publish; the store reads it
+// through its durable consumer (Consume), the delivery engine through a few Readers whatever
+// the number of destinations.
 //
 // Subjects are "audit.<root>.<event_type>" where root is "g<key>" for events of a group or
 // project (key: the top-level group's stable internal key, never a path), "instance" for
@@ -16,7 +17,6 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -86,8 +86,6 @@ type Log struct {
 	// replicas is the stream's replica count (Options.Replicas, resolved).
 	replicas int
 	closed   atomic.Bool
-	// consumers caches destination consumers' handles by name (see consumer).
-	consumers sync.Map
 }
 
 // Open starts the embedded server (or connects to the external one) and creates or updates the
@@ -257,6 +255,8 @@ type Message struct {
 	Data    []byte
 	// MsgID is the idempotency key (Nats-Msg-Id); empty means none.
 	MsgID string
+	// Namespace is the NamespaceHeader value (FormatNamespace); empty means none.
+	Namespace string
 }
 
 // Publish appends msgs and returns their sequence numbers (the event ids) in order, once the
@@ -311,8 +311,14 @@ func stallWait(ctx context.Context) time.Duration {
 
 func toNats(m *Message) *nats.Msg {
 	nm := &nats.Msg{Subject: m.Subject, Data: m.Data}
+	if m.MsgID != "" || m.Namespace != "" {
+		nm.Header = nats.Header{}
+	}
 	if m.MsgID != "" {
-		nm.Header = nats.Header{jetstream.MsgIDHeader: []string{m.MsgID}}
+		nm.Header[jetstream.MsgIDHeader] = []string{m.MsgID}
+	}
+	if m.Namespace != "" {
+		nm.Header[NamespaceHeader] = []string{m.Namespace}
 	}
 	return nm
 }

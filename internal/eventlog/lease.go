@@ -52,21 +52,27 @@ func (l *Log) Leases(ctx context.Context, ttl time.Duration) (*Leases, error) {
 // 2/3 of the TTL, before the bucket lets anyone else take it: two holders never overlap while
 // the processes' clocks run at about the same rate.
 func (ls *Leases) Run(ctx context.Context, name string, fn func(ctx context.Context)) {
-	every := ls.ttl / 3
 	for ctx.Err() == nil {
-		sent := time.Now() // the bucket's TTL counts from no earlier than this
-		rev, err := ls.kv.Create(ctx, name, ls.owner)
-		if err != nil {
-			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
-				ls.logger.Debug("eventlog: taking a lease failed; retrying", "lease", name, "err", err)
-			}
-			if !waitCtx(ctx, every) {
-				return
-			}
-			continue
+		if !ls.Hold(ctx, name, fn) && !waitCtx(ctx, ls.ttl/3) {
+			return
 		}
-		ls.hold(ctx, name, rev, sent, fn)
 	}
+}
+
+// Hold makes one attempt at the lease called name: when it is free, Hold takes it, runs fn
+// while it holds it (as Run does), releases it and returns true; when another process holds
+// it, Hold returns false at once.
+func (ls *Leases) Hold(ctx context.Context, name string, fn func(ctx context.Context)) bool {
+	sent := time.Now() // the bucket's TTL counts from no earlier than this
+	rev, err := ls.kv.Create(ctx, name, ls.owner)
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
+			ls.logger.Debug("eventlog: taking a lease failed; retrying", "lease", name, "err", err)
+		}
+		return false
+	}
+	ls.hold(ctx, name, rev, sent, fn)
+	return true
 }
 
 // hold runs fn while renewing the lease taken at rev.
@@ -113,6 +119,7 @@ func (ls *Leases) release(name string, rev uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = ls.kv.Delete(ctx, name, jetstream.LastRevision(rev))
+	ls.logger.Info("eventlog: released a lease", "lease", name)
 }
 
 // keyValue opens (creating it when needed) a bucket of one value per key, replicated as the

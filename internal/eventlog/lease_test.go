@@ -142,64 +142,6 @@ func TestLeasesFailOver(t *testing.T) {
 	require.False(t, h.overlap.Load(), "two holders at once")
 }
 
-// TestRewindToAckFloor: events fetched and not acknowledged come again, first and in order,
-// after a rewind; acknowledged ones do not.
-func TestRewindToAckFloor(t *testing.T) {
-	ctx, l := setup(t)
-	spec := eventlog.ConsumerSpec{Durable: "dest-1", StartAt: time.Now().Add(-time.Minute), AckWait: time.Minute}
-	_, err := l.EnsureConsumer(ctx, spec)
-	require.NoError(t, err)
-	require.NoError(t, l.RewindToAckFloor(ctx, "dest-1"), "nothing in flight")
-	ids, err := l.Publish(ctx, messages("audit.g1.user_created", 10, 0))
-	require.NoError(t, err)
-	got, err := l.Fetch(ctx, "dest-1", 6, time.Second, true)
-	require.NoError(t, err)
-	require.Len(t, got, 6)
-	for _, d := range got[:3] {
-		require.NoError(t, d.Ack())
-	}
-	eventually(t, 5*time.Second, func() error {
-		st, err := l.ConsumerBacklog(ctx, "dest-1", "")
-		if err != nil {
-			return err
-		}
-		if st.Pending != 7 {
-			return fmt.Errorf("%d pending, want 7 once the acks are in", st.Pending)
-		}
-		return nil
-	})
-	require.NoError(t, l.RewindToAckFloor(ctx, "dest-1"))
-	var seqs []int64
-	eventually(t, 5*time.Second, func() error {
-		more, err := l.Fetch(ctx, "dest-1", 10, 100*time.Millisecond, true)
-		if err != nil {
-			return err
-		}
-		for _, d := range more {
-			seqs = append(seqs, d.Seq)
-			require.NoError(t, d.Ack())
-		}
-		if len(seqs) < 7 {
-			return fmt.Errorf("%d of 7 events", len(seqs))
-		}
-		return nil
-	})
-	require.Equal(t, ids[3:], seqs, "the unacknowledged events come first, in order, then the rest")
-
-	// The consumer is still the destination's: a later change of its settings applies, and it
-	// keeps its position.
-	spec.MaxAckPending = 10
-	created, err := l.EnsureConsumer(ctx, spec)
-	require.NoError(t, err, "updating a rewound consumer")
-	require.False(t, created)
-	more, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 10))
-	require.NoError(t, err)
-	got, err = l.Fetch(ctx, "dest-1", 10, time.Second, true)
-	require.NoError(t, err)
-	require.Len(t, got, 1)
-	require.Equal(t, more[0], got[0].Seq)
-}
-
 // TestBoardSharesRecords: what one process puts, another reads, but not its own; a record not
 // put again within the TTL stops counting.
 func TestBoardSharesRecords(t *testing.T) {

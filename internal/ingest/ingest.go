@@ -45,6 +45,8 @@ type Publisher interface {
 // Learner resolves namespaces named by events (namespace.Resolver).
 type Learner interface {
 	Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error)
+	// Chain returns ns and its ancestors, nearest first.
+	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
 }
 
 // Service ingests events. Safe for concurrent use.
@@ -196,7 +198,7 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 
 	for i := range events {
 		givenID := events[i].EntityID
-		root, err := s.root(pctx, &events[i])
+		root, nsHeader, err := s.root(pctx, &events[i])
 		switch {
 		case errors.Is(err, namespace.ErrKindMismatch):
 			return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
@@ -212,6 +214,7 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 			msgs[i].Data = events[i].AppendJSON(nil)
 		}
 		msgs[i].Subject = eventlog.Subject(root, events[i].EventType)
+		msgs[i].Namespace = nsHeader
 		if k := inputs[i].IdempotencyKey; k != "" && req.Producer != "" {
 			msgs[i].MsgID = req.Producer + ":" + k
 		} else {
@@ -246,8 +249,9 @@ func (bp *bufPool) put(b *bytes.Buffer) {
 	}
 }
 
-// root returns the subject root of ev, learning its namespace when it is a group or project.
-func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
+// root returns the subject root of ev and, for a group's or project's event, the namespace
+// it is filed under (eventlog.NamespaceHeader), learning the namespace.
+func (s *Service) root(ctx context.Context, ev *event.Event) (root, namespace string, err error) {
 	var kind store.NamespaceKind
 	switch ev.EntityType {
 	case event.EntityGroup:
@@ -255,16 +259,24 @@ func (s *Service) root(ctx context.Context, ev *event.Event) (string, error) {
 	case event.EntityProject:
 		kind = store.KindProject
 	case event.EntityUser:
-		return eventlog.RootUser, nil
+		return eventlog.RootUser, "", nil
 	default:
-		return eventlog.RootInstance, nil
+		return eventlog.RootInstance, "", nil
 	}
 	ns, err := s.Learner.Learn(ctx, kind, ev.EntityPath, ev.EntityID)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	ev.EntityID = ns.ID
-	return eventlog.RootGroup(ns.TopKey), nil
+	chain, err := s.Learner.Chain(ctx, ns)
+	if err != nil {
+		return "", "", err
+	}
+	keys := make([]int64, len(chain))
+	for i, n := range chain {
+		keys[i] = n.Key
+	}
+	return eventlog.RootGroup(ns.TopKey), eventlog.FormatNamespace(keys, kind == store.KindProject), nil
 }
 
 func (s *Service) decode(body []byte, format Format) ([]event.Input, error) {

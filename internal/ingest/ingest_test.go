@@ -34,6 +34,11 @@ func (f learnFunc) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	return f(ctx, kind, fullPath, id)
 }
 
+// Chain returns the namespace alone: the fixture's namespaces have no ancestors.
+func (f learnFunc) Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error) {
+	return []store.Namespace{ns}, nil
+}
+
 type learnCall struct {
 	Kind     store.NamespaceKind
 	FullPath string

@@ -191,6 +191,48 @@ type Store interface {
 	// newest keep, and returns how many it deleted. keep 0 deletes them all; a negative keep is
 	// an error. The bound is the caller's.
 	DeliveryAttemptTrim(ctx context.Context, destinationID int64, keep int) (int64, error)
+
+	// DestinationStamp summarises the destinations so that a caller polling for changes can
+	// tell, with one cheap query, whether anything was created, changed or deleted since it
+	// last listed them.
+	DestinationStamp(ctx context.Context) (DestinationStamp, error)
+	// DeliveryPositionList returns every stored delivery position, ordered by partition and
+	// destination.
+	DeliveryPositionList(ctx context.Context) ([]DeliveryPosition, error)
+	// DeliveryPositionSave puts p.Put (inserting or replacing by partition and destination) and
+	// removes p.Delete, in one transaction: all or nothing. Keys that do not exist are ignored.
+	DeliveryPositionSave(ctx context.Context, p DeliveryPositionSaveParams) error
+}
+
+// DestinationStamp changes whenever a destination is created, updated or deleted: the number
+// of destinations, the highest id, and the sum of their versions.
+type DestinationStamp struct {
+	Count, MaxID, VersionSum int64
+}
+
+// DeliveryPosition records how far the delivery engine has come. A destination's row
+// (DestinationID > 0) says every event up to Position is done for it (delivered, filtered
+// out or dead-lettered); Position -1 says it starts at its UpdatedAt instead (a new
+// destination, or one activated after a pause that drops events). A partition's base row
+// (DestinationID 0) stands for every destination of the partition whose id is at most KnownID
+// and that has no row of its own. The rows are the engine's; the store only keeps them.
+type DeliveryPosition struct {
+	Partition     int
+	DestinationID int64
+	Position      int64
+	KnownID       int64 // base rows only
+}
+
+// DeliveryPositionKey names one DeliveryPosition.
+type DeliveryPositionKey struct {
+	Partition     int
+	DestinationID int64
+}
+
+// DeliveryPositionSaveParams changes delivery positions in one transaction.
+type DeliveryPositionSaveParams struct {
+	Put    []DeliveryPosition
+	Delete []DeliveryPositionKey
 }
 
 // EventRecord is an audit event as the store keeps it: the columns that queries filter on, and

@@ -78,6 +78,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("DeadLetterTrim", s.testDeadLetterTrim)
 		t.Run("Attempts", s.testDeliveryAttempts)
 		t.Run("Cascade", s.testDeliveryCascade)
+		t.Run("Positions", s.testDeliveryPositions)
+		t.Run("DestinationStamp", s.testDestinationStamp)
 	})
 	t.Run("WebSession", func(t *testing.T) {
 		t.Run("RoundTrip", s.testWebSessionRoundTrip)

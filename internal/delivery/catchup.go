@@ -1,0 +1,241 @@
+package delivery
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/eventlog"
+)
+
+// catchUps runs the catch-up readers: a few at a time, each for the first destination waiting
+// and those waiting a little after it, first come first served. A reader that has not caught up within its turn hands its
+// destinations back to the end of the queue when others wait, so one far-behind destination
+// cannot keep the rest waiting.
+type catchUps struct {
+	e *Engine
+
+	mu      sync.Mutex
+	waiting []*dest
+	running int
+	wake    chan struct{}
+}
+
+func (c *catchUps) enqueue(d *dest) {
+	c.mu.Lock()
+	c.waiting = append(c.waiting, d)
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *catchUps) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *catchUps) othersWaiting() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.waiting) > 0
+}
+
+// joinWindow is how far after the first waiting destination's position another may be to
+// share its catch-up reader (it skips what comes before its own position).
+const joinWindow = 10_000
+
+// take returns the first destination in the queue (skipping those no longer waiting) and those
+// waiting at most joinWindow events after it, and the first's position.
+func (c *catchUps) take() ([]*dest, int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var group []*dest
+	var at int64
+	rest := c.waiting[:0]
+	for _, d := range c.waiting {
+		d.mu.Lock()
+		waiting, pos := d.mode == modeWaiting, d.resume
+		d.mu.Unlock()
+		switch {
+		case !waiting:
+		case pos == fromUpdatedAt: // its start is not found yet
+			rest = append(rest, d)
+		case group == nil:
+			group, at = append(group, d), pos
+		case pos >= at && pos-at <= joinWindow:
+			group = append(group, d)
+		default:
+			rest = append(rest, d)
+		}
+	}
+	clear(c.waiting[len(rest):])
+	c.waiting = rest
+	return group, at
+}
+
+// resolve finds where the destinations waiting to start at a time (fromUpdatedAt) start: the
+// event before the first one stored at or after it. One the log cannot answer for keeps
+// waiting (false: try again later).
+func (c *catchUps) resolve(ctx context.Context) bool {
+	c.mu.Lock()
+	var todo []*dest
+	for _, d := range c.waiting {
+		d.mu.Lock()
+		if d.mode == modeWaiting && d.resume == fromUpdatedAt {
+			todo = append(todo, d)
+		}
+		d.mu.Unlock()
+	}
+	c.mu.Unlock()
+	for _, d := range todo {
+		d.mu.Lock()
+		at := d.d.UpdatedAt
+		d.mu.Unlock()
+		seq, err := c.e.log.SeqAt(ctx, at)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.e.logger.Warn("delivery: finding where a destination starts failed; retrying", "destination_id", d.id, "at", at, "err", err)
+			}
+			return false
+		}
+		d.mu.Lock()
+		if d.mode == modeWaiting && d.resume == fromUpdatedAt {
+			d.resume = seq - 1
+		}
+		d.mu.Unlock()
+	}
+	return true
+}
+
+// run starts catch-up readers while destinations wait, until ctx ends; it waits for them.
+func (c *catchUps) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	done := make(chan struct{}, c.e.opts.CatchUpReaders)
+	retry := time.NewTicker(time.Second) // for destinations whose start could not be found yet
+	defer retry.Stop()
+	for {
+		c.resolve(ctx)
+		for c.running < c.e.opts.CatchUpReaders {
+			group, at := c.take()
+			if len(group) == 0 {
+				break
+			}
+			c.running++
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.e.catchUp(ctx, group, at)
+				done <- struct{}{}
+			}()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		case <-retry.C:
+		case <-done:
+			c.running--
+		}
+	}
+}
+
+// mergeWindow is how close to the head a catch-up reader must be before it stops the head
+// for the last few events and merges into it.
+const mergeWindow = 2000
+
+// catchUp reads the log from at for the group until it merges into the head, its turn ends
+// while others wait, or every member has fallen behind again.
+func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
+	r := newReader(e, at)
+	r.mu.Lock()
+	for _, d := range group {
+		d.mu.Lock()
+		skip, ok := d.resume, d.mode == modeWaiting
+		d.mu.Unlock()
+		if ok {
+			r.addLocked(d, skip)
+		}
+	}
+	members := r.members
+	r.mu.Unlock()
+	if members == 0 {
+		return
+	}
+	turnEnds := time.Now().Add(e.opts.CatchUpTurn)
+	merged := false
+	e.follow(ctx, r, func(lr *eventlog.Reader, ev eventlog.Read, ok bool) bool {
+		r.mu.Lock()
+		left := r.members
+		r.mu.Unlock()
+		if left == 0 {
+			return true
+		}
+		if e.head.position()-r.position() <= mergeWindow && e.merge(ctx, r, lr) {
+			merged = true
+			return true
+		}
+		return time.Now().After(turnEnds) && e.catchUps.othersWaiting()
+	})
+	if merged {
+		return
+	}
+	// Its turn ended, or ctx did: the members wait again where the reader stands.
+	r.mu.Lock()
+	var back []*dest
+	for _, list := range r.byRoot {
+		back = append(back, list...)
+	}
+	back = append(back, r.all...)
+	for _, d := range back {
+		r.removeLocked(d)
+		d.mu.Lock()
+		d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.position()), nil
+		d.mu.Unlock()
+	}
+	r.mu.Unlock()
+	if ctx.Err() == nil {
+		for _, d := range back {
+			e.catchUps.enqueue(d)
+		}
+	}
+}
+
+// merge moves the catch-up reader's members into the head: with the head held, it reads the
+// few events up to the head's position, then hands the members over, so that no event is
+// missed or handed twice. false when it could not reach the head in time.
+func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool {
+	h := e.head
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for r.position() < h.position() {
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return false
+		}
+		ev, err := lr.Next(ctx, wait)
+		if err != nil {
+			return false
+		}
+		r.mu.Lock()
+		r.dispatchLocked(ctx, ev)
+		r.mu.Unlock()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var members []*dest
+	for _, list := range r.byRoot {
+		members = append(members, list...)
+	}
+	members = append(members, r.all...)
+	for _, d := range members {
+		r.removeLocked(d)
+		d.mu.Lock()
+		skip := max(d.skip, r.position())
+		d.mu.Unlock()
+		h.addLocked(d, skip)
+	}
+	return true
+}

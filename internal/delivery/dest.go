@@ -1,0 +1,444 @@
+package delivery
+
+import (
+	"context"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// mode is where a destination stands in this process.
+type mode int
+
+const (
+	// modeStopped: not delivered by this process (paused, cannot start, or another replica's).
+	modeStopped mode = iota
+	// modeWaiting: waits for a catch-up reader, from resume.
+	modeWaiting
+	// modeBlocked: its queue is full (the destination is slow or failing); once the queue has
+	// drained to half, it waits for a catch-up reader from resume.
+	modeBlocked
+	// modeReading: a member of a reader (the shared head, or a catch-up reader).
+	modeReading
+)
+
+// fromUpdatedAt as a position means: start at the destination's UpdatedAt (a new destination,
+// or one activated after a pause that drops events).
+const fromUpdatedAt = -1
+
+// item is one event handed to a destination.
+type item struct {
+	event destination.Event
+	time  time.Time // when the log stored it
+	size  int
+	done  bool // guarded by the destination's mu
+}
+
+// dest is one destination in the engine. It costs no goroutine, timer or log consumer while
+// it has nothing to send: a reader hands it events (push), and a runner goroutine exists only
+// while its queue is not empty.
+type dest struct {
+	e    *Engine
+	id   int64
+	part int
+	st   *state
+
+	// Set while the destination is not a member of a reader and has no runner, under e.mu
+	// (and mu, for d, known and subjects, which Status reads).
+	d        store.Destination
+	p        *prepared // nil when it cannot be prepared (st has the error)
+	root     string    // the subject root it reads: "g<key>", or "" for every root
+	version  int64
+	known    bool // started at least once in this process: its position is its own
+	subjects []string
+
+	mu          sync.Mutex
+	mode        mode
+	cur         *reader // the reader it is a member of, in modeReading
+	skip        int64   // in modeReading: events at or below are done or handed already
+	resume      int64   // otherwise: every event at or below is done or handed
+	queue       []*item // handed, not yet taken by the runner
+	queueBytes  int
+	outstanding []*item // handed and not done, in log order
+	running     bool
+	ctx         context.Context // the runner's; nil while stopped
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	more        chan struct{} // a push while the runner waits to fill a batch
+	counted     logCount      // the last count of its events in the log (Status)
+}
+
+// Queue bounds. A destination whose queue is full falls behind on its own: readers stop
+// handing it events, and it catches up from the log later.
+const (
+	maxQueueBytes = 16 << 20
+	minQueue      = 4096
+)
+
+func (d *dest) queueCap() int {
+	if d.p == nil {
+		return minQueue
+	}
+	return min(max(4*d.p.fetchSize(), minQueue), 40_000)
+}
+
+// push hands the destination an event. false: its queue is full, and it takes no more from
+// this reader (the caller ejects it).
+func (d *dest) push(it *item) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.ctx == nil {
+		return false
+	}
+	if len(d.queue) > 0 && (len(d.queue) >= d.queueCap() || d.queueBytes+it.size > maxQueueBytes || d.e.queued.Load() > d.e.opts.MaxQueuedBytes) {
+		return false
+	}
+	d.queue = append(d.queue, it)
+	d.outstanding = append(d.outstanding, it)
+	d.queueBytes += it.size
+	d.e.queued.Add(int64(it.size))
+	if !d.running {
+		d.running = true
+		d.wg.Add(1)
+		go d.run(d.ctx)
+	} else {
+		select {
+		case d.more <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// floorLocked is the position of the destination: every event at or below it is done. Called
+// with mu held.
+func (d *dest) floorLocked() int64 {
+	pos := d.resume
+	if d.mode == modeReading {
+		pos = max(d.skip, d.cur.position())
+	}
+	if len(d.outstanding) > 0 {
+		pos = min(pos, d.outstanding[0].event.ID-1)
+	}
+	return pos
+}
+
+// start makes the destination deliverable from position (everything at or below it done), or
+// from its UpdatedAt. Called under e.mu with the destination stopped.
+func (d *dest) start(ctx context.Context, position int64) {
+	rctx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.ctx, d.cancel = rctx, cancel
+	if d.more == nil {
+		d.more = make(chan struct{}, 1)
+	}
+	d.mu.Unlock()
+	d.known = true
+	d.st.setDelivering(true)
+	// The head has read nothing stored since UpdatedAt: the destination joins it at once. Else
+	// it waits for a catch-up reader, which finds where UpdatedAt is in the log first.
+	if position == fromUpdatedAt && d.e.head.joinAfter(d, d.d.UpdatedAt) {
+		return
+	}
+	d.mu.Lock()
+	d.mode, d.resume = modeWaiting, position
+	d.mu.Unlock()
+	d.e.catchUps.enqueue(d)
+}
+
+// stop takes the destination out of its reader and stops its runner (events it held are not
+// done), and returns its position. Called under e.mu.
+func (d *dest) stop() int64 {
+	d.mu.Lock()
+	cur := d.cur
+	d.mu.Unlock()
+	if cur != nil {
+		cur.leave(d)
+	}
+	d.mu.Lock()
+	cancel := d.cancel
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	d.wg.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	pos := d.floorLocked()
+	d.e.queued.Add(-int64(d.queueBytes))
+	d.mode, d.resume, d.cur = modeStopped, pos, nil
+	d.queue, d.outstanding, d.queueBytes = nil, nil, 0
+	d.ctx, d.cancel, d.running = nil, nil, false
+	d.st.setDelivering(false)
+	return pos
+}
+
+// block takes the destination off the readers at seq: it resumes after seq-1 once its queue has
+// drained. Called by a reader that left it.
+func (d *dest) block(seq int64) {
+	d.mu.Lock()
+	d.mode, d.resume, d.cur = modeBlocked, seq-1, nil
+	running := d.running
+	d.mu.Unlock()
+	if !running {
+		d.unblock()
+	}
+}
+
+// unblock moves a blocked destination whose queue has drained to half to the catch-up queue.
+func (d *dest) unblock() {
+	d.mu.Lock()
+	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2
+	if ok {
+		d.mode = modeWaiting
+	}
+	d.mu.Unlock()
+	if ok {
+		d.e.catchUps.enqueue(d)
+	}
+}
+
+// run delivers the queue until it is empty or ctx ends.
+func (d *dest) run(ctx context.Context) {
+	defer d.wg.Done()
+	for {
+		chunk := d.take(ctx)
+		if chunk == nil {
+			return
+		}
+		d.handle(ctx, chunk)
+		if ctx.Err() != nil {
+			d.mu.Lock()
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
+		d.unblock()
+	}
+}
+
+// take returns the next events to send, waiting up to the batch's MaxWait for a fuller batch;
+// nil when there are none (the runner ends) or ctx ended.
+func (d *dest) take(ctx context.Context) []*item {
+	d.mu.Lock()
+	if b := d.p.delivery.Batch; b != nil && len(d.queue) > 0 && len(d.queue) < b.MaxEvents {
+		wait := b.MaxWait - d.e.env.Now().Sub(d.queue[0].time)
+		for wait > 0 && len(d.queue) < b.MaxEvents && ctx.Err() == nil {
+			d.mu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			case <-d.more:
+			}
+			t.Stop()
+			d.mu.Lock()
+			wait = b.MaxWait - d.e.env.Now().Sub(d.queue[0].time)
+		}
+	}
+	if len(d.queue) == 0 || ctx.Err() != nil {
+		d.running = false
+		d.mu.Unlock()
+		return nil
+	}
+	n := min(len(d.queue), d.p.fetchSize())
+	chunk := make([]*item, n)
+	copy(chunk, d.queue)
+	clear(d.queue[:n])
+	d.queue = d.queue[n:]
+	if len(d.queue) == 0 {
+		d.queue = nil // let the backing array go
+	}
+	for _, it := range chunk {
+		d.queueBytes -= it.size
+		d.e.queued.Add(-int64(it.size))
+	}
+	d.mu.Unlock()
+	return chunk
+}
+
+// settle marks items done (delivered or dead-lettered) and advances the position.
+func (d *dest) settle(items []*item) {
+	d.mu.Lock()
+	for _, it := range items {
+		it.done = true
+	}
+	i := 0
+	for i < len(d.outstanding) && d.outstanding[i].done {
+		i++
+	}
+	if i > 0 {
+		clear(d.outstanding[:i])
+		d.outstanding = d.outstanding[i:]
+		if len(d.outstanding) == 0 {
+			d.outstanding = nil
+		}
+	}
+	d.mu.Unlock()
+}
+
+// handle sends one chunk of events in requests, a few at a time.
+func (d *dest) handle(ctx context.Context, items []*item) {
+	batches := d.split(items)
+	conc := min(max(d.p.delivery.Concurrency, 1), len(batches))
+	if conc == 1 {
+		for _, b := range batches {
+			if !d.deliver(ctx, b) {
+				return
+			}
+		}
+		return
+	}
+	work := make(chan []*item)
+	var wg sync.WaitGroup
+	for range conc {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range work {
+				d.deliver(ctx, b)
+			}
+		}()
+	}
+feed:
+	for _, b := range batches {
+		select {
+		case work <- b:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+}
+
+// split groups events into requests: one each, or batches bounded by the batch settings.
+func (d *dest) split(items []*item) [][]*item {
+	b := d.p.delivery.Batch
+	if b == nil {
+		out := make([][]*item, len(items))
+		for i, it := range items {
+			out[i] = items[i : i+1 : i+1]
+			_ = it
+		}
+		return out
+	}
+	var out [][]*item
+	var cur []*item
+	size := 2 // the array's brackets
+	for _, it := range items {
+		n := len(it.event.JSON) + 1
+		if len(cur) > 0 && (len(cur) >= b.MaxEvents || size+n > b.MaxBytes) {
+			out = append(out, cur)
+			cur, size = nil, 2
+		}
+		cur = append(cur, it)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}
+
+// deliver sends one request until the destination accepts it, it fails for good, or ctx ends
+// (then its events stay outstanding). false when ctx ended.
+func (d *dest) deliver(ctx context.Context, batch []*item) bool {
+	e := d.e
+	events := make([]destination.Event, len(batch))
+	for i, it := range batch {
+		events[i] = it.event
+	}
+	attempt := 0
+	for ctx.Err() == nil {
+		if age := e.env.Now().Sub(batch[0].time); age > e.opts.RetryHorizon && attempt > 0 {
+			d.deadLetter(ctx, batch, &destination.Failure{Kind: destination.Permanent,
+				Message: "not delivered within the retry horizon (" + e.opts.RetryHorizon.String() + "); last error: " + d.st.lastErrorMessage()}, attempt)
+			return ctx.Err() == nil
+		}
+		probe, ok := d.st.admit(ctx, e.env.Now, e.opts)
+		if !ok {
+			return false
+		}
+		start := e.env.Now()
+		err := d.p.sender.Send(ctx, events)
+		took := e.env.Now().Sub(start)
+		if err == nil {
+			d.st.succeeded(len(batch), took, e.env.Now())
+			e.attempts.success(d.id, len(batch), events[0].ID, events[len(events)-1].ID, took, e.env.Now())
+			d.settle(batch)
+			return true
+		}
+		if ctx.Err() != nil {
+			d.st.release(probe)
+			return false
+		}
+		f := destination.Classify(err)
+		attempt++
+		d.st.failed(f, len(batch), took, e.env.Now(), probe, e.opts)
+		e.attempts.failure(d.id, len(batch), events[0].ID, events[len(events)-1].ID, f, took, e.env.Now())
+		switch f.Kind {
+		case destination.Permanent:
+			d.deadLetter(ctx, batch, f, attempt)
+			return ctx.Err() == nil
+		case destination.Throttled:
+			if !sleep(ctx, max(f.RetryAfter, time.Second)) {
+				return false
+			}
+		default:
+			if d.st.isOpen() {
+				continue // admit waits for the probe schedule, and lets everyone go once it closes
+			}
+			if !d.st.sleepUnlessRecovered(ctx, max(backoff(attempt, e.opts), f.RetryAfter)) {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// backoff is capped exponential backoff with full jitter.
+func backoff(attempt int, o Options) time.Duration {
+	d := o.BackoffMin << min(attempt-1, 20)
+	if d <= 0 || d > o.BackoffMax {
+		d = o.BackoffMax
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// deadLetter keeps the events in the dead letters; they are done once kept.
+func (d *dest) deadLetter(ctx context.Context, batch []*item, f *destination.Failure, attempts int) {
+	e := d.e
+	now := e.env.Now()
+	for i, it := range batch {
+		_, err := e.store.DeadLetterAdd(ctx, store.DeadLetterAddParams{DestinationID: d.id, EventID: it.event.ID, EventType: it.event.Type,
+			Event: it.event.JSON, StatusCode: f.StatusCode, Error: f.Message, Attempts: attempts, LastFailedAt: now})
+		if err != nil {
+			// Without its dead letter the event is not done: it is sent again after a restart.
+			e.logger.Error("delivery: storing a dead letter failed; the event stays undelivered", "destination_id", d.id, "event_id", it.event.ID, "err", err)
+			return
+		}
+		d.settle(batch[i : i+1])
+	}
+	if total := d.st.deadLettered(len(batch)); total/1000 != (total-int64(len(batch)))/1000 {
+		// Every thousand, drop the oldest beyond the cap, so a long refusal cannot fill the disk.
+		if _, err := e.store.DeadLetterTrim(ctx, d.id, e.opts.KeepDeadLetters); err != nil {
+			e.logger.Warn("delivery: trimming the dead letters failed", "destination_id", d.id, "err", err)
+		}
+	}
+	e.logger.Warn("delivery: events moved to the dead letters", "destination_id", d.id, "events", len(batch), "status", f.StatusCode, "error", f.Message)
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

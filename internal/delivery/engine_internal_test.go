@@ -1,0 +1,79 @@
+package delivery
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/event"
+)
+
+// TestCreatedAtFromIngestJSON: the scan finds created_at in the JSON ingest writes, without
+// decoding it, including when a custom message mentions created_at.
+func TestCreatedAtFromIngestJSON(t *testing.T) {
+	cat, err := event.Load("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := int64(5)
+	in := event.Input{EventType: "user_created", EntityType: "User", EntityID: &id, EntityPath: "alice",
+		Details: []byte(`{"custom_message":"\"created_at\":\"1999-01-01T00:00:00Z\""}`), CreatedAt: "2026-03-07T09:05:01.234Z"}
+	ev, errs := event.Normalize(&in, cat, time.Now())
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	got := createdAt(ev.AppendJSON(nil))
+	if want := time.Date(2026, 3, 7, 9, 5, 1, 234e6, time.UTC); !got.Equal(want) {
+		t.Errorf("createdAt = %v, want %v", got, want)
+	}
+	if !createdAt([]byte(`{}`)).IsZero() {
+		t.Error("no created_at: zero time")
+	}
+}
+
+// TestCircuitProbesOnSchedule: after CircuitAfter failures in a row the circuit opens; probes
+// go one at a time after 1 s, 2 s, 4 s, then every 5 s; a request waits while a probe is out;
+// the first success closes the circuit and lets everyone go. Under synctest: no real waiting.
+func TestCircuitProbesOnSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := Options{}
+		o.defaults()
+		st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry())}
+		ctx := t.Context()
+		fail := &destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}
+		for range o.CircuitAfter {
+			probe, ok := st.admit(ctx, time.Now, o)
+			require.True(t, ok)
+			require.False(t, probe, "the circuit is closed: no probe")
+			st.failed(fail, 1, 0, time.Now(), probe, o)
+		}
+		require.True(t, st.isOpen())
+		require.Equal(t, StatusCircuitOpen, st.snapshot().Status)
+		for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
+			start := time.Now()
+			probe, ok := st.admit(ctx, time.Now, o)
+			require.True(t, ok && probe)
+			require.Equal(t, want, time.Since(start), "the probe's wait")
+			st.failed(fail, 1, 0, time.Now(), probe, o)
+		}
+		start := time.Now()
+		probe, _ := st.admit(ctx, time.Now, o)
+		require.True(t, probe)
+		waiting := make(chan time.Duration)
+		go func() {
+			_, ok := st.admit(ctx, time.Now, o)
+			require.True(t, ok)
+			waiting <- time.Since(start)
+		}()
+		time.Sleep(3 * time.Second) // the probe takes 3 s (fake time); the other request waits
+		synctest.Wait()
+		st.succeeded(1, 3*time.Second, time.Now())
+		require.Equal(t, 8*time.Second, <-waiting, "released by the probe's success")
+		require.False(t, st.isOpen())
+		require.Equal(t, StatusHealthy, st.snapshot().Status)
+	})
+}

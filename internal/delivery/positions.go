@@ -1,0 +1,136 @@
+package delivery
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// positions keeps what the store holds of the delivery positions (store.DeliveryPosition), so
+// that each write sends only what changed: the base of each partition this process delivers,
+// and a row for each destination that is behind its base.
+type positions struct {
+	mu    sync.Mutex
+	saved map[store.DeliveryPositionKey]store.DeliveryPosition
+}
+
+func loadPositions(ctx context.Context, st Store) (*positions, error) {
+	p := &positions{saved: map[store.DeliveryPositionKey]store.DeliveryPosition{}}
+	return p, p.reload(ctx, st, -1)
+}
+
+// reload reads the rows of partition k (every partition when k is -1) again.
+func (p *positions) reload(ctx context.Context, st Store, k int) error {
+	rows, err := st.DeliveryPositionList(ctx)
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	maps.DeleteFunc(p.saved, func(key store.DeliveryPositionKey, _ store.DeliveryPosition) bool { return k < 0 || key.Partition == k })
+	for _, r := range rows {
+		if k < 0 || r.Partition == k {
+			p.saved[store.DeliveryPositionKey{Partition: r.Partition, DestinationID: r.DestinationID}] = r
+		}
+	}
+	return nil
+}
+
+// of is the stored position of destination id of partition k: its own row, its partition's
+// base when the base stands for it, or fromUpdatedAt (a destination created since).
+func (p *positions) of(k int, id int64) int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if r, ok := p.saved[store.DeliveryPositionKey{Partition: k, DestinationID: id}]; ok {
+		return r.Position
+	}
+	if b, ok := p.saved[store.DeliveryPositionKey{Partition: k}]; ok && id <= b.KnownID {
+		return b.Position
+	}
+	return fromUpdatedAt
+}
+
+// snapshot is the positions of the partitions a process delivers, at one moment.
+type snapshot struct {
+	parts map[int]bool
+	rows  map[store.DeliveryPositionKey]store.DeliveryPosition
+}
+
+// snapshotLocked takes the positions of the owned partitions: each base is the head's position,
+// and each destination whose position is below it gets a row. Called with e.mu held.
+func (e *Engine) snapshotLocked() snapshot {
+	base := e.head.position()
+	s := snapshot{parts: map[int]bool{}, rows: map[store.DeliveryPositionKey]store.DeliveryPosition{}}
+	var known [Partitions]int64
+	for k, owned := range e.owned {
+		if owned {
+			s.parts[k] = true
+		}
+	}
+	for _, x := range e.dests {
+		if !s.parts[x.part] {
+			continue
+		}
+		known[x.part] = max(known[x.part], x.id)
+		x.mu.Lock()
+		pos := x.floorLocked()
+		x.mu.Unlock()
+		if pos < base {
+			s.rows[store.DeliveryPositionKey{Partition: x.part, DestinationID: x.id}] = store.DeliveryPosition{Partition: x.part, DestinationID: x.id, Position: pos}
+		}
+	}
+	for k := range s.parts {
+		s.rows[store.DeliveryPositionKey{Partition: k}] = store.DeliveryPosition{Partition: k, Position: base, KnownID: known[k]}
+	}
+	return s
+}
+
+// save writes what changed since the last save: new and moved rows, and the removal of rows no
+// longer needed (destinations back at the base, or deleted).
+func (p *positions) save(ctx context.Context, st Store, s snapshot) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var params store.DeliveryPositionSaveParams
+	for k, r := range s.rows {
+		if old, ok := p.saved[k]; !ok || old != r {
+			params.Put = append(params.Put, r)
+		}
+	}
+	for k := range p.saved {
+		if _, ok := s.rows[k]; !ok && s.parts[k.Partition] {
+			params.Delete = append(params.Delete, k)
+		}
+	}
+	if err := st.DeliveryPositionSave(ctx, params); err != nil {
+		return err
+	}
+	for _, r := range params.Put {
+		p.saved[store.DeliveryPositionKey{Partition: r.Partition, DestinationID: r.DestinationID}] = r
+	}
+	for _, k := range params.Delete {
+		delete(p.saved, k)
+	}
+	return nil
+}
+
+// savePositions writes the positions every PositionEvery until ctx ends.
+func (e *Engine) savePositions(ctx context.Context) {
+	t := time.NewTicker(e.opts.PositionEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		s := e.snapshotLocked()
+		e.mu.Unlock()
+		if err := e.positions.save(ctx, e.store, s); err != nil && ctx.Err() == nil {
+			e.logger.Warn("delivery: writing positions failed; retrying", "err", err)
+		}
+	}
+}

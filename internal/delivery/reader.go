@@ -1,0 +1,279 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// reader hands the events of the log, in order, to the destinations that are its members: it
+// reads each event once, finds the destinations that can want it in an index by subject root
+// (a group's destinations, and the instance's, which read every root), asks each one's filter,
+// and pushes the event to those that take it. The head reader follows the end of the log for
+// every destination that keeps up; catch-up readers bring destinations that fell behind (or
+// start behind) to the head, where they merge.
+type reader struct {
+	e *Engine
+
+	mu       sync.Mutex
+	pos      atomic.Int64 // the last event dispatched
+	lastTime time.Time    // when the last event dispatched was stored
+	byRoot   map[string][]*dest
+	all      []*dest // the instance's destinations: every root
+	members  int
+}
+
+func newReader(e *Engine, pos int64) *reader {
+	r := &reader{e: e, byRoot: map[string][]*dest{}}
+	r.pos.Store(pos)
+	return r
+}
+
+func (r *reader) position() int64 { return r.pos.Load() }
+
+// addLocked makes d a member from skip on. Called with r.mu held.
+func (r *reader) addLocked(d *dest, skip int64) {
+	d.mu.Lock()
+	d.mode, d.cur, d.skip = modeReading, r, skip
+	d.mu.Unlock()
+	if d.root == "" {
+		r.all = append(r.all, d)
+	} else {
+		r.byRoot[d.root] = append(r.byRoot[d.root], d)
+	}
+	r.members++
+}
+
+// removeLocked takes d out of the index. Called with r.mu held.
+func (r *reader) removeLocked(d *dest) bool {
+	list := &r.all
+	if d.root != "" {
+		l := r.byRoot[d.root]
+		list = &l
+	}
+	for i, x := range *list {
+		if x == d {
+			last := len(*list) - 1
+			(*list)[i] = (*list)[last]
+			(*list)[last] = nil
+			*list = (*list)[:last]
+			if d.root != "" {
+				if len(*list) == 0 {
+					delete(r.byRoot, d.root)
+				} else {
+					r.byRoot[d.root] = *list
+				}
+			}
+			r.members--
+			return true
+		}
+	}
+	return false
+}
+
+// leave takes d out of the reader, at the position the reader has reached.
+func (r *reader) leave(d *dest) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.removeLocked(d) {
+		d.mu.Lock()
+		d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.pos.Load()), nil
+		d.mu.Unlock()
+	}
+}
+
+// joinAfter makes d a member of the head at once when the head has read no event stored at or
+// after t: it reads what comes next. false: d must catch up.
+func (r *reader) joinAfter(d *dest, t time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.lastTime.Before(t) {
+		return false
+	}
+	r.addLocked(d, r.pos.Load())
+	return true
+}
+
+// dispatchLocked hands one event to the members that take it, and leaves those whose queue is
+// full behind. Called with r.mu held.
+func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
+	defer func() {
+		r.pos.Store(ev.Seq)
+		r.lastTime = ev.Time
+	}()
+	root, typ := splitSubject(ev.Subject)
+	group, all := r.byRoot[root], r.all
+	if len(group) == 0 && len(all) == 0 {
+		return
+	}
+	var (
+		info     destination.EventInfo
+		infoDone bool
+		nsDone   bool
+		shared   destination.Event
+		size     int
+		full     []*dest
+	)
+	for _, list := range [2][]*dest{group, all} {
+		for _, d := range list {
+			if ev.Seq <= d.skip {
+				continue
+			}
+			if !infoDone {
+				info = destination.EventInfo{EventType: typ}
+				if t := r.e.catalog.Lookup(typ); t != nil {
+					info.Category = t.FeatureCategory
+				}
+				infoDone = true
+			}
+			if d.p.filter.NeedsNamespace() && !nsDone {
+				r.e.namespaceOf(ctx, ev, &info)
+				nsDone = true
+			}
+			if !d.p.filter.Match(info) {
+				continue
+			}
+			if shared.JSON == nil {
+				// The log holds events without their id (it is the log's sequence): add it once for all.
+				shared = destination.Event{ID: ev.Seq, Type: typ, CreatedAt: createdAt(ev.Data), JSON: event.AppendWithID(nil, ev.Data, ev.Seq)}
+				size = len(shared.JSON) + 64
+			}
+			if !d.push(&item{event: shared, time: ev.Time, size: size}) {
+				full = append(full, d)
+			}
+		}
+	}
+	for _, d := range full {
+		if r.removeLocked(d) {
+			d.block(ev.Seq)
+		}
+	}
+}
+
+// lostLocked tells the members that the events first…last are gone from the log before they
+// read them (older than the log's max age, or over its size cap): in the log and in each
+// member's status, since nobody else could tell. Called with r.mu held.
+func (r *reader) lostLocked(first, last int64) {
+	if r.members == 0 {
+		return
+	}
+	msg := fmt.Sprintf("events %d to %d were gone from the log before they could be delivered (older than --log-max-age, or over --log-max-bytes)", first, last)
+	r.e.logger.Warn("delivery: "+msg, "members", r.members)
+	now := r.e.env.Now()
+	for _, list := range r.byRoot {
+		for _, d := range list {
+			d.st.noteLoss(now, msg)
+		}
+	}
+	for _, d := range r.all {
+		d.st.noteLoss(now, msg)
+	}
+}
+
+// splitSubject returns the root and the event type of audit.<root>.<type>.
+func splitSubject(s string) (root, typ string) {
+	rest := strings.TrimPrefix(s, eventlog.SubjectPrefix+".")
+	root, typ, _ = strings.Cut(rest, ".")
+	return root, typ
+}
+
+// namespaceOf fills in the event's namespace: from the header ingest wrote, or, for events
+// written before it existed, by looking the path up.
+func (e *Engine) namespaceOf(ctx context.Context, ev eventlog.Read, info *destination.EventInfo) {
+	if chain, project, ok := eventlog.ParseNamespace(ev.Namespace); ok {
+		info.NamespaceChain = chain
+		if project {
+			info.ProjectKey = chain[0]
+		}
+		return
+	}
+	var h eventHead
+	if err := jsonUnmarshal(ev.Data, &h); err != nil {
+		return
+	}
+	var kind store.NamespaceKind
+	switch h.EntityType {
+	case "Group":
+		kind = store.KindGroup
+	case "Project":
+		kind = store.KindProject
+	default:
+		return
+	}
+	ns, err := e.namespaces.Find(ctx, kind, h.EntityPath)
+	if err != nil {
+		return // unknown: no namespace filter can match it
+	}
+	chain, err := e.namespaces.Chain(ctx, ns)
+	if err != nil {
+		return
+	}
+	for _, n := range chain {
+		info.NamespaceChain = append(info.NamespaceChain, n.Key)
+	}
+	if kind == store.KindProject {
+		info.ProjectKey = ns.Key
+	}
+}
+
+// runHead follows the end of the log until ctx ends.
+func (e *Engine) runHead(ctx context.Context) {
+	e.follow(ctx, e.head, nil)
+}
+
+// follow reads the log into r from its position until ctx ends or, for a catch-up reader, until
+// step says it is done.
+func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.Reader, ev eventlog.Read, ok bool) (done bool)) {
+	failures := 0
+	for ctx.Err() == nil {
+		lr, err := e.log.NewReader(ctx, r.position())
+		if err != nil {
+			failures++
+			if failures == 1 || failures%60 == 0 {
+				e.logger.Warn("delivery: reading the log failed; retrying", "err", err)
+			}
+			if !sleep(ctx, time.Second) {
+				return
+			}
+			continue
+		}
+		failures = 0
+		for {
+			ev, err := lr.Next(ctx, 200*time.Millisecond)
+			if errors.Is(err, eventlog.ErrNoEvent) {
+				if step != nil && step(lr, eventlog.Read{}, false) {
+					lr.Close()
+					return
+				}
+				continue
+			}
+			if err != nil {
+				lr.Close()
+				if ctx.Err() == nil {
+					e.logger.Warn("delivery: reading the log failed; reading again", "err", err)
+					sleep(ctx, time.Second)
+				}
+				break
+			}
+			r.mu.Lock()
+			if gap := ev.Seq - r.position() - 1; gap > 0 && r.position() > 0 {
+				r.lostLocked(r.position()+1, ev.Seq-1)
+			}
+			r.dispatchLocked(ctx, ev)
+			r.mu.Unlock()
+			if step != nil && step(lr, ev, true) {
+				lr.Close()
+				return
+			}
+		}
+	}
+}

@@ -1,0 +1,95 @@
+package eventlog_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/eventlog"
+)
+
+// TestReaderReadsInOrderFromAPosition: a reader starts after the position it is given, reads
+// every event in order with its namespace header, says how many follow, and waits for more.
+func TestReaderReadsInOrderFromAPosition(t *testing.T) {
+	ctx, l := setup(t)
+	msgs := messages("audit.g1.user_created", 5, 0)
+	msgs[2].Namespace = eventlog.FormatNamespace([]int64{9, 1}, true)
+	ids, err := l.Publish(ctx, msgs)
+	require.NoError(t, err)
+	r, err := l.NewReader(ctx, ids[1])
+	require.NoError(t, err)
+	defer r.Close()
+	for i, want := range ids[2:] {
+		ev, err := r.Next(ctx, 5*time.Second)
+		require.NoError(t, err)
+		require.Equal(t, want, ev.Seq)
+		require.Equal(t, "audit.g1.user_created", ev.Subject)
+		require.EqualValues(t, len(ids)-3-i, ev.Pending)
+		if i == 0 {
+			chain, project, ok := eventlog.ParseNamespace(ev.Namespace)
+			require.True(t, ok)
+			require.True(t, project)
+			require.Equal(t, []int64{9, 1}, chain)
+		} else {
+			require.Empty(t, ev.Namespace)
+		}
+	}
+	_, err = r.Next(ctx, 50*time.Millisecond)
+	require.True(t, errors.Is(err, eventlog.ErrNoEvent), "%v", err)
+	more, err := l.Publish(ctx, messages("audit.user.user_created", 1, 5))
+	require.NoError(t, err)
+	ev, err := r.Next(ctx, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, more[0], ev.Seq)
+}
+
+// TestSeqAtAndBacklog: the first event at or after a time, and what waits after a position
+// on given subjects.
+func TestSeqAtAndBacklog(t *testing.T) {
+	ctx, l := setup(t)
+	before, err := l.Publish(ctx, messages("audit.g1.user_created", 3, 0))
+	require.NoError(t, err)
+	mid := time.Now()
+	eventually(t, time.Second, func() error { // a later instant than the events above
+		if !time.Now().After(mid) {
+			return errors.New("same instant")
+		}
+		return nil
+	})
+	after, err := l.Publish(ctx, append(messages("audit.g2.user_created", 2, 3), messages("audit.g1.user_created", 1, 5)...))
+	require.NoError(t, err)
+	seq, err := l.SeqAt(ctx, mid)
+	require.NoError(t, err)
+	require.Equal(t, after[0], seq)
+	seq, err = l.SeqAt(ctx, time.Now().Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, after[2]+1, seq, "nothing stored since: the next id")
+
+	b, err := l.Backlog(ctx, []string{"audit.g1.>"}, before[1])
+	require.NoError(t, err)
+	require.EqualValues(t, 2, b.Pending, "one of g1 before the time, one after")
+	require.False(t, b.OldestPending.IsZero())
+	b, err = l.Backlog(ctx, nil, before[0])
+	require.NoError(t, err)
+	require.EqualValues(t, 5, b.Pending)
+	b, err = l.Backlog(ctx, nil, after[2])
+	require.NoError(t, err)
+	require.Zero(t, b.Pending)
+	require.True(t, b.OldestPending.IsZero())
+	names, err := l.ConsumerNames(ctx, "")
+	require.NoError(t, err)
+	require.Empty(t, names, "the consumers made for one look are gone")
+}
+
+func TestParseNamespaceRefusesMalformed(t *testing.T) {
+	for _, v := range []string{"", "g:", "x:1", "g:1,,2", "g:0", "g:-3", "p:a"} {
+		_, _, ok := eventlog.ParseNamespace(v)
+		require.False(t, ok, v)
+	}
+	chain, project, ok := eventlog.ParseNamespace(eventlog.FormatNamespace([]int64{3, 2, 1}, false))
+	require.True(t, ok)
+	require.False(t, project)
+	require.Equal(t, []int64{3, 2, 1}, chain)
+}
