@@ -455,7 +455,9 @@ func TestClusterManyDestinations(t *testing.T) {
 	b.waitReady()
 	rc := newReceiver(t, "127.0.0.1:0")
 	paths := createGroupDestinations(t, a.base, rc.url(), 2000)
-	held := func(p *proc) int { return strings.Count(p.out.String(), `"msg":"eventlog: took a lease","lease":"delivery-p`) }
+	held := func(p *proc) int {
+		return strings.Count(p.out.String(), `"msg":"eventlog: took a lease","lease":"delivery-p`)
+	}
 	eventually(t, 30*time.Second, func() error {
 		if held(a) == 0 || held(b) == 0 {
 			return fmt.Errorf("partitions taken: A %d, B %d", held(a), held(b))
