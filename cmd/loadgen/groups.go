@@ -145,7 +145,9 @@ func (d *deliveryRun) groups() error {
 		}
 		fmt.Printf("one event to each destination: all %d delivered %s after the first was sent\n", len(ids), time.Since(t1).Round(time.Millisecond))
 	}
-	time.Sleep(2 * time.Second) // what the destinations' creation set off settles
+	// What the destinations' creation and first events set off settles: the attempt log writes
+	// the first events' successes after its 10 s window.
+	time.Sleep(15 * time.Second)
 	smp := startSampler(c.pid, c.sample)
 	time.Sleep(10 * time.Second) // idle: nothing is sent
 	smp.end()
@@ -183,9 +185,48 @@ func (d *deliveryRun) groups() error {
 		d.waitDelivered(want, time.Now().Add(c.drainTimeout))
 		fmt.Printf("steady %.0f single events/s for %s over every group: ingest ack → arrival %s\n", c.rate, c.duration, latencyLine(ackToArrival(r, want, ackAt)))
 	}
+	if c.isolate && c.rate > 0 && c.dests == l.groups {
+		if err := d.isolation(r); err != nil {
+			return err
+		}
+	}
 	if c.restart != "" {
 		return d.restart(r)
 	}
+	return nil
+}
+
+// isolation adds an instance destination (it takes every event) whose receiver refuses
+// connections, ingests -rate single events/s for -down, and reports the group destinations'
+// latency meanwhile; then the receiver comes up, and it reports how fast the backlog arrives.
+func (d *deliveryRun) isolation(r *receiver) error {
+	c, l := d.c, d.l
+	down := newReceiver("down", mustFreeAddr())
+	if _, err := d.createDestination(fmt.Sprintf("loadgen-isolation-%d", os.Getpid()), map[string]any{"url": "http://" + down.addr + "/events"}); err != nil {
+		return err
+	}
+	acks := newAckLog()
+	l.acks = acks
+	ctx, cancel := context.WithTimeout(context.Background(), c.down)
+	l.steady(ctx, c.clients, 1, c.rate)
+	cancel()
+	l.acks = nil
+	want, ackAt := acks.snapshot()
+	d.waitDelivered(want, time.Now().Add(c.drainTimeout))
+	fmt.Printf("with an instance destination refusing connections, steady %.0f single events/s for %s: the groups' ingest ack → arrival %s\n",
+		c.rate, c.down, latencyLine(ackToArrival(r, want, ackAt)))
+	if err := down.start(); err != nil {
+		return err
+	}
+	defer down.stop()
+	up := clock()
+	d.recvs = []*receiver{down}
+	ok := d.waitDelivered(want, time.Now().Add(c.drainTimeout))
+	arr := down.arrivals(want)
+	last := maxOf(arr)
+	fmt.Printf("the refusing destination came up: %d of its %d events delivered (complete %v) %s later = %.0f events/s\n",
+		len(arr), len(want), ok, secs(last-up), float64(len(arr))/(float64(last-up)/1e9))
+	d.recvs = []*receiver{r}
 	return nil
 }
 

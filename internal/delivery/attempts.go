@@ -24,8 +24,14 @@ type attemptLog struct {
 	mu      sync.Mutex
 	pending []store.DeliveryAttempt
 	sums    map[int64]*successSum
-	touched map[int64]bool
+	added   map[int64]int // rows written per destination since its last trim
 }
+
+// trimEvery is how many rows a destination gets before its log is trimmed (at most once a
+// minute): one DELETE per destination and minute would be thousands a minute with thousands of
+// destinations, and a shutdown must not wait for them. A destination's log may so hold up to
+// trimEvery rows beyond the cap per restart of the process until its next trim.
+const trimEvery = 50
 
 type successSum struct {
 	from        time.Time
@@ -78,11 +84,11 @@ func (l *attemptLog) take(now time.Time, final bool) []store.DeliveryAttempt {
 			FirstEventID: s.first, LastEventID: s.last, DurationMs: s.totalMs / max(s.requests, 1)})
 		delete(l.sums, dest)
 	}
-	if l.touched == nil {
-		l.touched = map[int64]bool{}
+	if l.added == nil {
+		l.added = map[int64]int{}
 	}
 	for _, a := range out {
-		l.touched[a.DestinationID] = true
+		l.added[a.DestinationID]++
 	}
 	return out
 }
@@ -106,11 +112,16 @@ func (l *attemptLog) run(ctx context.Context) {
 			}
 		}
 		if final || time.Since(lastTrim) > time.Minute {
+			var due []int64
 			l.mu.Lock()
-			touched := l.touched
-			l.touched = nil
+			for dest, n := range l.added {
+				if n >= trimEvery {
+					due = append(due, dest)
+					delete(l.added, dest)
+				}
+			}
 			l.mu.Unlock()
-			for dest := range touched {
+			for _, dest := range due {
 				if _, err := l.store.DeliveryAttemptTrim(wctx, dest, l.keep); err != nil {
 					l.logger.Warn("delivery: trimming the attempt log failed", "destination_id", dest, "err", err)
 				}

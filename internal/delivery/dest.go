@@ -366,6 +366,7 @@ func (d *dest) deliver(ctx context.Context, batch []*item) bool {
 		start := e.env.Now()
 		err := d.p.sender.Send(ctx, events)
 		took := e.env.Now().Sub(start)
+		e.metrics.observe(d.p.d.Category, took)
 		if err == nil {
 			d.st.succeeded(len(batch), took, e.env.Now())
 			e.attempts.success(d.id, len(batch), events[0].ID, events[len(events)-1].ID, took, e.env.Now())

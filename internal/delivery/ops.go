@@ -215,6 +215,7 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 		start := time.Now()
 		err := p.sender.Send(ctx, []destination.Event{{ID: dl.EventID, Type: dl.EventType, JSON: dl.Event}})
 		took := time.Since(start)
+		e.metrics.observe(d.Category, took)
 		if err == nil {
 			if _, err := e.store.DeadLetterDelete(ctx, d.ID, []int64{dl.ID}); err != nil {
 				return res, err

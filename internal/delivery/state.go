@@ -171,7 +171,6 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	m := s.instruments()
 	s.mu.Unlock()
 	m.delivered.Add(float64(n))
-	m.request.Observe(took.Seconds())
 }
 
 func (s *state) failed(f *destination.Failure, n int, took time.Duration, now time.Time, probe bool, o Options) {
@@ -196,7 +195,6 @@ func (s *state) failed(f *destination.Failure, n int, took time.Duration, now ti
 	m := s.instruments()
 	s.mu.Unlock()
 	m.failed.Add(float64(n))
-	m.request.Observe(took.Seconds())
 }
 
 // noteLoss records events the destination can no longer receive as its last error.
@@ -294,8 +292,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events in requests that failed (each retry counts again)."}, []string{"destination"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_dead_lettered_total",
 			Help: "Events moved to a destination's dead letters."}, []string{"destination"}),
+		// By category, not destination: a histogram per destination is 20 series each, too
+		// many with thousands of destinations.
 		request: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditstream_delivery_request_duration_seconds",
-			Help: "Time of one request to a destination.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"destination"}),
+			Help: "Time of one request to a destination, by category.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"category"}),
 		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_circuit_open",
 			Help: "1 while a destination's circuit is open."}, []string{"destination"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_pending_events",
@@ -308,14 +308,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 // destMetrics are one destination's instruments.
 type destMetrics struct {
 	delivered, failed, deadLettered prometheus.Counter
-	request                         prometheus.Observer
 	circuit, pending                prometheus.Gauge
+}
+
+// observe records one request's time for its category.
+func (m *Metrics) observe(category string, took time.Duration) {
+	m.request.WithLabelValues(category).Observe(took.Seconds())
 }
 
 func (m *Metrics) destination(id int64) *destMetrics {
 	l := strconv.FormatInt(id, 10)
 	return &destMetrics{delivered: m.delivered.WithLabelValues(l), failed: m.failed.WithLabelValues(l), deadLettered: m.deadLettered.WithLabelValues(l),
-		request: m.request.WithLabelValues(l), circuit: m.circuit.WithLabelValues(l), pending: m.pending.WithLabelValues(l)}
+		circuit: m.circuit.WithLabelValues(l), pending: m.pending.WithLabelValues(l)}
 }
 
 func (m *Metrics) forget(id int64) {
@@ -323,7 +327,6 @@ func (m *Metrics) forget(id int64) {
 	for _, v := range []*prometheus.CounterVec{m.delivered, m.failed, m.deadLettered} {
 		v.DeleteLabelValues(l)
 	}
-	m.request.DeleteLabelValues(l)
 	m.circuit.DeleteLabelValues(l)
 	m.pending.DeleteLabelValues(l)
 }

@@ -45,7 +45,11 @@ const (
 	IdleConnTimeout       = 90 * time.Second
 	RequestTimeout        = 60 * time.Second // the whole request, body included
 	MaxIdleConnsPerHost   = 64
-	MaxIdleConns          = 1024
+	// MaxConnsPerHost bounds the connections to one receiver, however many destinations share
+	// it (thousands of groups streaming to one collector): requests beyond wait for one,
+	// instead of dialling a connection each and closing it after.
+	MaxConnsPerHost = 64
+	MaxIdleConns    = 1024
 	// MaxResponseHeaderBytes bounds a response's headers, so that a hostile receiver cannot
 	// make us buffer much.
 	MaxResponseHeaderBytes = 1 << 20
@@ -242,6 +246,7 @@ func (p Policy) HTTPClient() *http.Client {
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           MaxIdleConns,
 			MaxIdleConnsPerHost:    MaxIdleConnsPerHost,
+			MaxConnsPerHost:        MaxConnsPerHost,
 			IdleConnTimeout:        IdleConnTimeout,
 			TLSHandshakeTimeout:    TLSHandshakeTimeout,
 			ResponseHeaderTimeout:  ResponseHeaderTimeout,
