@@ -38,6 +38,8 @@ func TestIngestBadInput(t *testing.T) {
 		{"malformed in a batch", adminToken, "application/json", "[" + good + "," + good + ",{]", 400, "invalid_json", 2, ""},
 		{"malformed NDJSON line", adminToken, "application/x-ndjson", good + "\n" + good + "\nnope\n", 400, "invalid_json", 2, ""},
 		{"wrong type", adminToken, "application/json", `{"event_type":"user_created","entity_type":"User","entity_id":"seven"}`, 400, "invalid_json", 0, "entity_id"},
+		{"duplicate key", adminToken, "application/json", `{"event_type":"nope","event_type":"user_created","entity_type":"Instance"}`, 400, "duplicate_key", 0, "event_type"},
+		{"duplicate key in details", adminToken, "application/x-ndjson", good + "\n" + `{"event_type":"user_created","entity_type":"Instance","details":{"custom_message":"a","custom_message":"FORGED"}}`, 400, "duplicate_key", 1, "details"},
 		{"unknown field", adminToken, "application/json", `{"event_type":"user_created","entity_type":"Instance","colour":"red"}`, 400, "invalid_json", 0, "colour"},
 		{"not an object", adminToken, "application/json", `42`, 400, "invalid_json", 0, ""},
 		{"empty", adminToken, "application/json", ``, 400, "empty_request", -1, ""},

@@ -78,6 +78,7 @@ const (
 	CodeLogUnavailable  = "log_unavailable"
 	CodeIdempotencyKey  = "invalid_idempotency_key"
 	CodeRateLimited     = "rate_limited"
+	CodeDuplicateKey    = "duplicate_key"
 	maxIdempotencyBytes = 255
 )
 
@@ -292,6 +293,7 @@ func decodeErr(i int, err error) error {
 	var (
 		re  *RequestError
 		fe  *fieldError
+		de  *dupKeyError
 		msg = err.Error()
 		fld string
 	)
@@ -300,6 +302,9 @@ func decodeErr(i int, err error) error {
 		return re
 	case errors.As(err, &fe):
 		fld = fe.field
+	case errors.As(err, &de):
+		return &RequestError{Code: CodeDuplicateKey, Message: fmt.Sprintf("event %d: %s; a key may appear once in an object", i, msg),
+			Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: de.field, Code: CodeDuplicateKey, Message: msg}}}}}
 	}
 	return &RequestError{Code: CodeInvalidJSON, Message: fmt.Sprintf("event %d: %s", i, msg),
 		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: fld, Code: CodeInvalidJSON, Message: msg}}}}}

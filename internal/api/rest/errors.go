@@ -31,7 +31,7 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &reqErr):
 		status := http.StatusUnprocessableEntity
 		switch reqErr.Code {
-		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey:
+		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey, ingest.CodeDuplicateKey:
 			status = http.StatusBadRequest
 		case ingest.CodeTooManyEvents, ingest.CodeEventTooLarge:
 			status = http.StatusRequestEntityTooLarge
