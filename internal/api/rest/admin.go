@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -376,8 +377,6 @@ func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) namespaceJSON {
 
 func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
-var nsPathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
-
 // createNamespace is POST /groups (name, path, parent_id) and POST /projects (name, path,
 // namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
 // subgroups and projects: owners of the parent group, or admins. Only admins may set id: an id
@@ -410,8 +409,8 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 		case in.Name == "":
 			a.writeBad(w, "missing_parameter", "name is missing")
 			return
-		case !nsPathRE.MatchString(in.Path):
-			a.writeBad(w, "invalid_parameter", "path can contain only letters, digits, '_', '-' and '.'")
+		case event.SegmentProblem(in.Path, kind == store.KindProject) != "":
+			a.writeBad(w, "invalid_parameter", "path "+event.SegmentProblem(in.Path, kind == store.KindProject)+" ("+event.PathRules+")")
 			return
 		case kind == store.KindProject && parentID == 0:
 			a.writeBad(w, "missing_parameter", "namespace_id is missing: a project belongs to a group")
