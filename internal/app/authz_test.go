@@ -224,3 +224,34 @@ func TestTenantIsolationRegressions(t *testing.T) {
 		require.Equal(t, "org/x", g.FullPath, "the first event gave the group its id")
 	})
 }
+
+// is_admin is shown to administrators only, as GitLab does (its UserWithAdmin entity): not to
+// another user, nor to the user themself (issue 13, item 5).
+func TestIsAdminShownToAdministratorsOnly(t *testing.T) {
+	s := start(t, "sqlite")
+	w := newWorld(t, s)
+	get := func(token, path string) map[string]any {
+		status, body, _ := s.do(http.MethodGet, path, token, "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(body, &m), string(body))
+		return m
+	}
+	for _, role := range []string{"owner", "outside", "owner_read_api"} {
+		for _, path := range []string{"/api/v4/users/1", fmt.Sprintf("/api/v4/users/%d", w.dev.ID), fmt.Sprintf("/api/v4/users/%d", w.owner.ID), "/api/v4/user"} {
+			u := get(w.tokens[role], path)
+			require.NotContains(t, u, "is_admin", "%s reads %s: %v", role, path, u)
+		}
+	}
+	require.NotContains(t, get(w.tokens["outside"], "/api/v4/users/1"), "email", "another user's email")
+	require.Equal(t, true, get(adminToken, "/api/v4/users/1")["is_admin"])
+	require.Equal(t, false, get(adminToken, fmt.Sprintf("/api/v4/users/%d", w.dev.ID))["is_admin"])
+	require.Equal(t, true, get(adminToken, "/api/v4/user")["is_admin"])
+	status, body, _ := s.do(http.MethodGet, "/api/v4/users", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, status)
+	var all []map[string]any
+	require.NoError(t, json.Unmarshal(body, &all))
+	for _, u := range all {
+		require.Contains(t, u, "is_admin")
+	}
+}

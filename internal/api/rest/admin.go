@@ -23,16 +23,22 @@ type userJSON struct {
 	Name      string    `json:"name"`
 	State     string    `json:"state"`
 	Email     string    `json:"email,omitempty"`
-	IsAdmin   bool      `json:"is_admin"`
+	IsAdmin   *bool     `json:"is_admin,omitempty"` // shown to administrators only, as GitLab does
 	CreatedAt time.Time `json:"created_at"`
 	WebURL    string    `json:"web_url"`
 }
 
-func (a *API) userJSON(r *http.Request, u store.User, withEmail bool) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", IsAdmin: u.Admin,
+// userJSON is u as viewer sees it: the email for administrators and the user themself, and
+// is_admin for administrators only (GitLab's UserWithAdmin entity; everyone else, the user
+// included, gets an entity without it).
+func (a *API) userJSON(r *http.Request, u store.User, viewer *auth.Principal) userJSON {
+	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
 		CreatedAt: u.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
-	if withEmail {
+	if viewer.User.Admin || viewer.User.ID == u.ID {
 		j.Email = u.Email
+	}
+	if viewer.User.Admin {
+		j.IsAdmin = &u.Admin
 	}
 	return j
 }
@@ -114,7 +120,7 @@ func (a *API) handleBad(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) currentUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, true))
+	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, p))
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -128,7 +134,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	out := make([]userJSON, 0, len(users))
 	for _, u := range users {
-		out = append(out, a.userJSON(r, u, true))
+		out = append(out, a.userJSON(r, u, p))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -148,7 +154,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 		a.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.userJSON(r, u, p.User.Admin || p.User.ID == u.ID))
+	writeJSON(w, http.StatusOK, a.userJSON(r, u, p))
 }
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
@@ -202,7 +208,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a.userJSON(r, u, true))
+	writeJSON(w, http.StatusCreated, a.userJSON(r, u, p))
 }
 
 type tokenJSON struct {
