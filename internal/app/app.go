@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,6 +218,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		ExternalURL:      cfg.ExternalURL,
 		ObserveIngest:    a.metrics.observeIngest,
+
+		MaxInflightBytesPerToken: cfg.MaxInflightBytesPerToken,
+		MinBodyRate:              cmp.Or(cfg.IngestMinBodyRate, -1), // 0: no minimum
+		BodyGrace:                cfg.IngestBodyGrace,
+		BodyTimeout:              cfg.IngestBodyTimeout,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)
