@@ -57,6 +57,14 @@ type Config struct {
 	IngestBodyGrace time.Duration
 	// IngestBodyTimeout is the longest an ingest body may take to arrive. Default 30s.
 	IngestBodyTimeout time.Duration
+	// GraphQLMaxComplexity bounds a GraphQL operation's complexity, pages multiplying what is
+	// selected of each item. Default 10,000.
+	GraphQLMaxComplexity int
+	// GraphQLConcurrentPerUser bounds the GraphQL requests one user runs at once; more are
+	// answered 429. 0: no bound. Default 4.
+	GraphQLConcurrentPerUser int
+	// GraphQLTimeout bounds the time one GraphQL request runs. Default 10s.
+	GraphQLTimeout time.Duration
 	// MaxEventBytes bounds one encoded event. Default 256 KiB.
 	MaxEventBytes int
 	// MaxEventsPerRequest bounds the events of one request. Default 10,000.
@@ -117,6 +125,9 @@ func Defaults() Config {
 		IngestMinBodyRate:        16 << 10,
 		IngestBodyGrace:          5 * time.Second,
 		IngestBodyTimeout:        30 * time.Second,
+		GraphQLMaxComplexity:     10_000,
+		GraphQLConcurrentPerUser: 4,
+		GraphQLTimeout:           10 * time.Second,
 		MaxEventBytes:            256 << 10,
 		MaxEventsPerRequest:      10_000,
 		IngestRate:               100_000,
@@ -188,6 +199,9 @@ func (c *Config) Validate() error {
 	if c.MaxInflightBytesPerToken != 0 && (c.MaxInflightBytesPerToken < c.MaxRequestBytes || c.MaxInflightBytesPerToken > c.MaxInflightBytes) {
 		bad("max inflight bytes per token (%d) must be at least max request bytes (%d) and at most max inflight bytes (%d)",
 			c.MaxInflightBytesPerToken, c.MaxRequestBytes, c.MaxInflightBytes)
+	}
+	if c.GraphQLMaxComplexity < 1 || c.GraphQLConcurrentPerUser < 0 || c.GraphQLTimeout <= 0 {
+		bad("graphql max complexity must be at least 1, concurrent requests per user at least 0, the timeout positive")
 	}
 	if c.IngestMinBodyRate < 0 || c.IngestBodyGrace < 0 || c.IngestBodyTimeout <= 0 {
 		bad("ingest min body rate and body grace must not be negative, the body timeout must be positive")
