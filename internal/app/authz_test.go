@@ -195,8 +195,9 @@ func TestTenantIsolationRegressions(t *testing.T) {
 		require.NotContains(t, string(body), "secret")
 
 		// 2. The same idempotency key from two producers names two events; one request may not
-		// use a key twice.
-		u2, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("producer2"), Name: gitlab.Ptr("P2"), Email: gitlab.Ptr("p2@example.com")})
+		// use a key twice. (Both are instance producers: administrators' tokens, since a
+		// namespace-bound producer may not write instance events.)
+		u2, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("producer2"), Name: gitlab.Ptr("P2"), Email: gitlab.Ptr("p2@example.com"), Admin: gitlab.Ptr(true)})
 		require.NoError(t, err)
 		tok2, _, err := admin.Users.CreatePersonalAccessToken(u2.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("p"), Scopes: &[]string{"ingest"}})
 		require.NoError(t, err)

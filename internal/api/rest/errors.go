@@ -35,6 +35,8 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 			status = http.StatusBadRequest
 		case ingest.CodeTooManyEvents, ingest.CodeEventTooLarge:
 			status = http.StatusRequestEntityTooLarge
+		case ingest.CodeProducerScope:
+			status = http.StatusForbidden
 		case ingest.CodeRateLimited:
 			status = http.StatusTooManyRequests
 			w.Header().Set("Retry-After", "1")

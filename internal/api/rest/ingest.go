@@ -1,6 +1,7 @@
 package rest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // handleIngest is POST /api/v4/audit_events: one JSON event, a JSON array, or NDJSON. Needs a
@@ -65,7 +68,8 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	body := a.inflight.Reader(p.Token.ID, paced)
 	defer body.Release()
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
-		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p)})
+		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p),
+		MayWriteTop: a.mayWriteTop(p)})
 	read = body.N()
 	if err != nil {
 		a.writeErr(w, r, err)
@@ -75,6 +79,29 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, struct {
 		IDs []int64 `json:"ids"`
 	}{res.IDs})
+}
+
+// mayWriteTop returns nil for an instance producer — an administrator's token — which may write
+// any namespace, and for anyone else the check of a namespace-bound producer: it writes only in
+// the trees of the top-level groups its user owns.
+func (a *API) mayWriteTop(p *auth.Principal) func(ctx context.Context, topPath string) (bool, error) {
+	if p.User.Admin {
+		return nil
+	}
+	return func(ctx context.Context, topPath string) (bool, error) {
+		ns, err := a.opts.Namespaces.FindPath(ctx, store.KindGroup, topPath)
+		if errors.Is(err, namespace.ErrNotFound) {
+			return false, nil // creating a top-level group is an instance producer's
+		}
+		if err != nil {
+			return false, err
+		}
+		if ns.ParentKey != 0 {
+			return false, nil
+		}
+		level, err := a.opts.Auth.AccessLevel(ctx, p, []store.Namespace{ns})
+		return level >= auth.Owner, err
+	}
 }
 
 // allow returns the rate-limit check for p's token, called with the number of valid events

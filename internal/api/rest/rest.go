@@ -44,6 +44,7 @@ type Members interface {
 // Namespaces resolves groups and projects (namespace.Resolver).
 type Namespaces interface {
 	Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error)
+	FindPath(ctx context.Context, kind store.NamespaceKind, fullPath string) (store.Namespace, error)
 	ByKey(ctx context.Context, key int64) (store.Namespace, error)
 	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
 	Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error)
