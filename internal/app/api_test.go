@@ -248,3 +248,27 @@ func TestOffsetPaginationHeaders(t *testing.T) {
 	require.Equal(t, http.StatusOK, status)
 	require.Empty(t, h.Get("Link"), "no next link on the last keyset page")
 }
+
+// A page number whose offset does not fit is refused with 400 invalid_parameter, on every
+// offset-paginated endpoint, instead of wrapping around to another page (issue 13, item 5).
+func TestHugePageNumbersAreRefused(t *testing.T) {
+	s := start(t, "sqlite")
+	w := newWorld(t, s)
+	s.ingest(adminToken, ev("user_created", "Instance", "", 0, 1, "one"))
+	s.waitStored(1)
+	for _, path := range []string{"/api/v4/audit_events", "/api/v4/groups/101/audit_events", "/api/v4/projects/201/audit_events"} {
+		for _, page := range []string{"4611686018427387904", "9223372036854775807", "2147483647", "99999999999999999999", "0", "-1", "x"} {
+			status, body, h := s.do(http.MethodGet, path+"?per_page=20&page="+page, w.tokens["admin"], "", nil)
+			require.Equal(t, http.StatusBadRequest, status, "%s page=%s: %s (X-Page %q)", path, page, body, h.Get("X-Page"))
+			var e struct{ Code, Message string }
+			require.NoError(t, json.Unmarshal(body, &e))
+			require.Equal(t, "invalid_parameter", e.Code, string(body))
+			require.Contains(t, e.Message, "page")
+		}
+		// The largest page that fits is served (empty), with the page asked for.
+		status, body, h := s.do(http.MethodGet, path+"?per_page=100&page=21474837", w.tokens["admin"], "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		require.Equal(t, "21474837", h.Get("X-Page"))
+		require.JSONEq(t, "[]", string(body))
+	}
+}

@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -217,10 +218,17 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		ExternalURL:      cfg.ExternalURL,
 		ObserveIngest:    a.metrics.observeIngest,
+
+		MaxInflightBytesPerToken: cfg.MaxInflightBytesPerToken,
+		MinBodyRate:              cmp.Or(cfg.IngestMinBodyRate, -1), // 0: no minimum
+		BodyGrace:                cfg.IngestBodyGrace,
+		BodyTimeout:              cfg.IngestBodyTimeout,
 	})
 	mux := http.NewServeMux()
 	mux.Handle("/api/v4/", api)
-	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql")}))
+	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql"),
+		MaxComplexity: cfg.GraphQLMaxComplexity, MaxDestinations: cfg.MaxDestinations,
+		MaxConcurrentPerUser: cmp.Or(cfg.GraphQLConcurrentPerUser, -1), RequestTimeout: cfg.GraphQLTimeout}))
 	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
 	mux.Handle("/-/graphql-explorer", graphiql)
 	mux.Handle("/-/graphql-explorer/", graphiql)

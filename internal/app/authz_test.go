@@ -195,8 +195,9 @@ func TestTenantIsolationRegressions(t *testing.T) {
 		require.NotContains(t, string(body), "secret")
 
 		// 2. The same idempotency key from two producers names two events; one request may not
-		// use a key twice.
-		u2, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("producer2"), Name: gitlab.Ptr("P2"), Email: gitlab.Ptr("p2@example.com")})
+		// use a key twice. (Both are instance producers: administrators' tokens, since a
+		// namespace-bound producer may not write instance events.)
+		u2, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("producer2"), Name: gitlab.Ptr("P2"), Email: gitlab.Ptr("p2@example.com"), Admin: gitlab.Ptr(true)})
 		require.NoError(t, err)
 		tok2, _, err := admin.Users.CreatePersonalAccessToken(u2.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("p"), Scopes: &[]string{"ingest"}})
 		require.NoError(t, err)
@@ -223,4 +224,35 @@ func TestTenantIsolationRegressions(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, "org/x", g.FullPath, "the first event gave the group its id")
 	})
+}
+
+// is_admin is shown to administrators only, as GitLab does (its UserWithAdmin entity): not to
+// another user, nor to the user themself (issue 13, item 5).
+func TestIsAdminShownToAdministratorsOnly(t *testing.T) {
+	s := start(t, "sqlite")
+	w := newWorld(t, s)
+	get := func(token, path string) map[string]any {
+		status, body, _ := s.do(http.MethodGet, path, token, "", nil)
+		require.Equal(t, http.StatusOK, status, string(body))
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(body, &m), string(body))
+		return m
+	}
+	for _, role := range []string{"owner", "outside", "owner_read_api"} {
+		for _, path := range []string{"/api/v4/users/1", fmt.Sprintf("/api/v4/users/%d", w.dev.ID), fmt.Sprintf("/api/v4/users/%d", w.owner.ID), "/api/v4/user"} {
+			u := get(w.tokens[role], path)
+			require.NotContains(t, u, "is_admin", "%s reads %s: %v", role, path, u)
+		}
+	}
+	require.NotContains(t, get(w.tokens["outside"], "/api/v4/users/1"), "email", "another user's email")
+	require.Equal(t, true, get(adminToken, "/api/v4/users/1")["is_admin"])
+	require.Equal(t, false, get(adminToken, fmt.Sprintf("/api/v4/users/%d", w.dev.ID))["is_admin"])
+	require.Equal(t, true, get(adminToken, "/api/v4/user")["is_admin"])
+	status, body, _ := s.do(http.MethodGet, "/api/v4/users", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, status)
+	var all []map[string]any
+	require.NoError(t, json.Unmarshal(body, &all))
+	for _, u := range all {
+		require.Contains(t, u, "is_admin")
+	}
 }

@@ -42,9 +42,29 @@ type Config struct {
 	EventTypesDir string
 	// MaxRequestBytes bounds an ingest request body. Default 32 MiB.
 	MaxRequestBytes int64
-	// MaxInflightBytes bounds the ingest bodies handled at once; past it ingest answers 503
-	// busy. Default 256 MiB.
+	// MaxInflightBytes bounds the bytes of ingest bodies held at once, each charged what has
+	// arrived of it; past it ingest answers 503 busy. Default 256 MiB.
 	MaxInflightBytes int64
+	// MaxInflightBytesPerToken bounds the same for one token's requests, so that one producer
+	// cannot starve the others; at least MaxRequestBytes, at most MaxInflightBytes. Default
+	// (0): a quarter of MaxInflightBytes (64 MiB), at least MaxRequestBytes.
+	MaxInflightBytesPerToken int64
+	// IngestMinBodyRate is the slowest, in bytes per second on average, an ingest body may
+	// arrive once IngestBodyGrace has passed; slower bodies are cut (408 body_too_slow). 0: no
+	// minimum. Default 16 KiB/s.
+	IngestMinBodyRate int64
+	// IngestBodyGrace is how long a body may take before IngestMinBodyRate applies. Default 5s.
+	IngestBodyGrace time.Duration
+	// IngestBodyTimeout is the longest an ingest body may take to arrive. Default 30s.
+	IngestBodyTimeout time.Duration
+	// GraphQLMaxComplexity bounds a GraphQL operation's complexity, pages multiplying what is
+	// selected of each item. Default 10,000.
+	GraphQLMaxComplexity int
+	// GraphQLConcurrentPerUser bounds the GraphQL requests one user runs at once; more are
+	// answered 429. 0: no bound. Default 4.
+	GraphQLConcurrentPerUser int
+	// GraphQLTimeout bounds the time one GraphQL request runs. Default 10s.
+	GraphQLTimeout time.Duration
 	// MaxEventBytes bounds one encoded event. Default 256 KiB.
 	MaxEventBytes int
 	// MaxEventsPerRequest bounds the events of one request. Default 10,000.
@@ -102,6 +122,12 @@ func Defaults() Config {
 		DuplicateWindow:          2 * time.Minute,
 		MaxRequestBytes:          32 << 20,
 		MaxInflightBytes:         256 << 20,
+		IngestMinBodyRate:        16 << 10,
+		IngestBodyGrace:          5 * time.Second,
+		IngestBodyTimeout:        30 * time.Second,
+		GraphQLMaxComplexity:     10_000,
+		GraphQLConcurrentPerUser: 4,
+		GraphQLTimeout:           10 * time.Second,
 		MaxEventBytes:            256 << 10,
 		MaxEventsPerRequest:      10_000,
 		IngestRate:               100_000,
@@ -169,6 +195,16 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxInflightBytes < c.MaxRequestBytes {
 		bad("max inflight bytes (%d) must be at least max request bytes (%d)", c.MaxInflightBytes, c.MaxRequestBytes)
+	}
+	if c.MaxInflightBytesPerToken != 0 && (c.MaxInflightBytesPerToken < c.MaxRequestBytes || c.MaxInflightBytesPerToken > c.MaxInflightBytes) {
+		bad("max inflight bytes per token (%d) must be at least max request bytes (%d) and at most max inflight bytes (%d)",
+			c.MaxInflightBytesPerToken, c.MaxRequestBytes, c.MaxInflightBytes)
+	}
+	if c.GraphQLMaxComplexity < 1 || c.GraphQLConcurrentPerUser < 0 || c.GraphQLTimeout <= 0 {
+		bad("graphql max complexity must be at least 1, concurrent requests per user at least 0, the timeout positive")
+	}
+	if c.IngestMinBodyRate < 0 || c.IngestBodyGrace < 0 || c.IngestBodyTimeout <= 0 {
+		bad("ingest min body rate and body grace must not be negative, the body timeout must be positive")
 	}
 	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
 		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)

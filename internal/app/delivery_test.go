@@ -189,3 +189,25 @@ func TestGraphQLPausedDestination(t *testing.T) {
 	s.waitStored(3) // the event and the two changes' audit events
 	require.NotContains(t, h.types(), "member_created")
 }
+
+// A receiver that only --destination-allow-cidrs lets destinations reach is an internal service:
+// the test event's result shows its status, never its body (issue 13, item 5).
+func TestInternalReceiverBodyIsNotShown(t *testing.T) {
+	page := "<html><title>Jenkins admin</title><body>secret internal page: build agents a1 a2 a3</body></html>"
+	rec := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, page)
+	}))
+	defer rec.Close()
+	s := start(t, "sqlite", noLimits, func(c *app.Config) {
+		c.AllowPrivateDestinations = false
+		c.DestinationAllowCIDRs = "127.0.0.0/8"
+	})
+	gid := s.createInstanceDestination("http", httpConfig(rec.URL), "")
+	p := s.mutate(s.admin, "auditEventStreamingDestinationTestEventSend",
+		`mutation($id: ID!) { auditEventStreamingDestinationTestEventSend(input: {destinationId: $id}) { errors success statusCode error } }`,
+		map[string]any{"id": gid})
+	require.Equal(t, false, p["success"])
+	require.Equal(t, float64(http.StatusForbidden), p["statusCode"])
+	require.Equal(t, "403 Forbidden", p["error"], "nothing of the internal page")
+}

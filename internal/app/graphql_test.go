@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -272,14 +273,14 @@ func TestGraphQLRequestLimits(t *testing.T) {
 
 	var wide strings.Builder
 	wide.WriteString("{")
-	for i := range 600 {
+	for i := range 5100 { // 2 each: 10,200
 		fmt.Fprintf(&wide, " a%d: currentUser { id }", i)
 	}
 	wide.WriteString(" }")
 	r = s.gql(s.admin, wide.String(), nil)
-	require.Equal(t, http.StatusOK, r.Status, r.Raw)
-	require.Nil(t, r.Data, r.Raw)
-	require.Contains(t, r.messages()[0], "exceeds the limit of 500")
+	require.Equal(t, http.StatusOK, r.Status)
+	require.Nil(t, r.Data)
+	require.Contains(t, r.messages()[0], "exceeds the limit of 10000")
 
 	// The standard introspection query fits both limits.
 	data := s.gqlOK(owner, introspectionQuery, nil)
@@ -365,4 +366,46 @@ func TestGraphQLConcurrentChanges(t *testing.T) {
 	node := dig(data, "group", "externalAuditEventStreamingDestinations", "nodes", "0")
 	require.Len(t, dig(node, "config", "headers"), 5, "every header landed: %v", node)
 	require.ElementsMatch(t, types, dig(node, "eventTypeFilters"), "every filter landed")
+}
+
+// GraphQL costs what it reads (issue 13, item 4): a page multiplies what is selected of each
+// item, so one owner's 240 aliases of deliveryAttempts(first: 100) — and 60 of them, which
+// counting one point per field let through (6,000 attempts read for a cost of 423) — are
+// refused before anything runs, with a clear error; one page of them runs.
+func TestGraphQLCostCountsPages(t *testing.T) {
+	s := start(t, "sqlite", noLimits)
+	w := newWorld(t, s)
+	owner := w.tokens["owner"]
+	s.createGroupDestination(owner, "org", "http", httpConfig("https://receiver.example/a"), "")
+	attempts := "deliveryAttempts(first: 100) { at success count statusCode error durationMs }"
+	for _, aliases := range []int{60, 240} {
+		var q strings.Builder
+		q.WriteString(`{ group(fullPath: "org") { externalAuditEventStreamingDestinations { nodes {`)
+		for i := range aliases {
+			fmt.Fprintf(&q, " a%d: %s", i, attempts)
+		}
+		q.WriteString(" } } } }")
+		r := s.gql(owner, q.String(), nil)
+		require.Equal(t, http.StatusOK, r.Status)
+		require.Nil(t, r.Data, "%d aliases ran", aliases)
+		require.Len(t, r.messages(), 1, r.Raw)
+		require.Contains(t, r.messages()[0], "Query has complexity of")
+		require.Contains(t, r.messages()[0], "exceeds the limit of 10000")
+		require.Contains(t, r.messages()[0], "smaller pages (first)")
+		require.Contains(t, r.Raw, `"max_complexity_exceeded"`)
+	}
+
+	data := s.gqlOK(owner, `{ group(fullPath: "org") { externalAuditEventStreamingDestinations(first: 5) { nodes { `+attempts+` } } } }`, nil)
+	require.Len(t, dig(data, "group", "externalAuditEventStreamingDestinations", "nodes").([]any), 1)
+}
+
+// A GraphQL request runs for a bounded time (--graphql-timeout): past it, what reads the store
+// stops with an error of code timeout.
+func TestGraphQLRequestTimeLimit(t *testing.T) {
+	s := start(t, "sqlite", noLimits, func(c *app.Config) { c.GraphQLTimeout = time.Nanosecond })
+	r := s.gql(s.admin, `{ auditEventsInstanceStreamingDestinations { nodes { id } } }`, nil)
+	require.Equal(t, http.StatusOK, r.Status, r.Raw)
+	require.NotEmpty(t, r.messages(), r.Raw)
+	require.Contains(t, r.Raw, `"code":"timeout"`)
+	require.Contains(t, r.messages()[0], "time limit")
 }

@@ -38,6 +38,8 @@ func TestIngestBadInput(t *testing.T) {
 		{"malformed in a batch", adminToken, "application/json", "[" + good + "," + good + ",{]", 400, "invalid_json", 2, ""},
 		{"malformed NDJSON line", adminToken, "application/x-ndjson", good + "\n" + good + "\nnope\n", 400, "invalid_json", 2, ""},
 		{"wrong type", adminToken, "application/json", `{"event_type":"user_created","entity_type":"User","entity_id":"seven"}`, 400, "invalid_json", 0, "entity_id"},
+		{"duplicate key", adminToken, "application/json", `{"event_type":"nope","event_type":"user_created","entity_type":"Instance"}`, 400, "duplicate_key", 0, "event_type"},
+		{"duplicate key in details", adminToken, "application/x-ndjson", good + "\n" + `{"event_type":"user_created","entity_type":"Instance","details":{"custom_message":"a","custom_message":"FORGED"}}`, 400, "duplicate_key", 1, "details"},
 		{"unknown field", adminToken, "application/json", `{"event_type":"user_created","entity_type":"Instance","colour":"red"}`, 400, "invalid_json", 0, "colour"},
 		{"not an object", adminToken, "application/json", `42`, 400, "invalid_json", 0, ""},
 		{"empty", adminToken, "application/json", ``, 400, "empty_request", -1, ""},
@@ -304,4 +306,42 @@ func TestRetentionPurgesOldEvents(t *testing.T) {
 		status, _, _ = s2.do(http.MethodGet, fmt.Sprintf("/api/v4/audit_events/%d", ids[0]), adminToken, "", nil)
 		require.Equal(t, http.StatusNotFound, status)
 	})
+}
+
+// Paths follow GitLab's rules (Gitlab::PathRegex) and never hold "." or "..": an event or an
+// admin request naming one is refused and creates nothing (issue 13, item 5).
+func TestPathSegmentsFollowGitLabsRules(t *testing.T) {
+	s := start(t, "sqlite")
+	newWorld(t, s)
+	for _, c := range []struct{ typ, path string }{
+		{"Group", "../beta"}, {"Group", "org/../other"}, {"Group", "org/."}, {"Group", "."}, {"Group", ".."},
+		{"Project", "org/.."}, {"Project", "org/."}, {"Project", "../x"}, {"Group", "-lead"}, {"Group", "org/sub."},
+		{"Group", "org/x.git"}, {"Project", "org/x.atom"}, {"Group", "org/" + strings.Repeat("a", 256)},
+	} {
+		body := fmt.Sprintf(`{"event_type":"member_created","entity_type":%q,"entity_id":900,"entity_path":%q}`, c.typ, c.path)
+		status, b, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json", []byte(body))
+		require.Equal(t, http.StatusUnprocessableEntity, status, "%s %s: %s", c.typ, c.path, b)
+		require.Contains(t, string(b), `"field":"entity_path"`)
+		status, _, _ = s.do(http.MethodGet, "/api/v4/groups/900", adminToken, "", nil)
+		require.Equal(t, http.StatusNotFound, status, "%s %s created a namespace", c.typ, c.path)
+	}
+	for _, c := range []struct{ endpoint, body string }{
+		{"/api/v4/groups", `{"name":"x","path":".."}`},
+		{"/api/v4/groups", `{"name":"x","path":"."}`},
+		{"/api/v4/groups", `{"name":"x","path":"sub.","parent_id":101}`},
+		{"/api/v4/groups", `{"name":"x","path":"-x","parent_id":101}`},
+		{"/api/v4/groups", `{"name":"x","path":"x.git"}`},
+		{"/api/v4/projects", `{"name":"x","path":"..","namespace_id":101}`},
+		{"/api/v4/projects", `{"name":"x","path":".","namespace_id":101}`},
+		{"/api/v4/projects", `{"name":"x","path":"x.atom","namespace_id":101}`},
+	} {
+		status, b, _ := s.do(http.MethodPost, c.endpoint, adminToken, "application/json", []byte(c.body))
+		require.Equal(t, http.StatusBadRequest, status, "%s %s: %s", c.endpoint, c.body, b)
+		require.Contains(t, string(b), `"code":"invalid_parameter"`)
+	}
+	// What GitLab allows still works: a leading dot or underscore, a project ending in a dot.
+	s.ingest(adminToken, ev("member_created", "Group", "org/.hidden_1", 901, 1, "x"))
+	s.ingest(adminToken, ev("member_created", "Project", "org/_p.", 902, 1, "x"))
+	status, b, _ := s.do(http.MethodPost, "/api/v4/groups", adminToken, "application/json", []byte(`{"name":"y","path":"_y.z-1"}`))
+	require.Equal(t, http.StatusCreated, status, string(b))
 }

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptrace"
 	"net/url"
 	"slices"
+	"strings"
+	"sync/atomic"
 
 	"github.com/auditstream/auditstream/internal/netguard"
 )
@@ -61,20 +64,74 @@ func ScrubURLError(err error, safeURL string) error {
 	return err
 }
 
-// How much of a response a failure's message quotes, in bytes.
+// How much of a response or an error a failure's message quotes, in bytes.
 const (
-	MessageStatusLen = 100 // the status line
-	MessageBodyLen   = 200 // the body
+	MessageStatusLen  = 100 // the status line
+	MessageBodyLen    = 200 // an error's text
+	MessageExcerptLen = 64  // a receiver's body (Excerpt)
 )
 
-// StatusMessage is a failure's message for a response: the status line and the start of the
-// body, scrubbed of secrets.
+// StatusMessage is a failure's message for a response: the status line and a short excerpt
+// of the body (Excerpt), scrubbed of secrets. Pass a nil body for a response whose body must
+// not be shown (Peer.Body).
 func StatusMessage(status string, body []byte, secrets ...string) string {
 	msg := Scrub(status, MessageStatusLen, secrets...)
-	if b := Scrub(string(body), MessageBodyLen, secrets...); b != "" {
+	if b := Excerpt(body, secrets...); b != "" {
 		msg += ": " + b
 	}
 	return msg
+}
+
+// Excerpt is what a destination's owners may see of a receiver's body: markup (anything
+// between '<' and '>') and control characters removed, secrets redacted, spaces collapsed, at
+// most MessageExcerptLen bytes, with "…" when it was cut. Enough to recognise an error, too
+// little to read a page.
+func Excerpt(body []byte, secrets ...string) string {
+	var b strings.Builder
+	inTag := false
+	for _, c := range string(body) {
+		switch {
+		case c == '<':
+			inTag = true
+			b.WriteByte(' ')
+		case c == '>' && inTag:
+			inTag = false
+		case !inTag:
+			b.WriteRune(c)
+		}
+	}
+	full := Scrub(b.String(), len(body)+1, secrets...)
+	out := Scrub(full, MessageExcerptLen-len("…"))
+	if len(out) < len(full) {
+		out += "…"
+	}
+	return out
+}
+
+// Peer is what a request learned about the connection it went out on (TracePeer). A nil
+// *Peer knows nothing: its body may be shown.
+type Peer struct{ listed atomic.Bool }
+
+// TracePeer returns ctx with a trace that records on the Peer, when the request gets a
+// connection, whether the connection goes to an address that only the operator's
+// --destination-allow-cidrs lets through (netguard.AllowedByList).
+func TracePeer(ctx context.Context) (context.Context, *Peer) {
+	p := &Peer{}
+	return httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{GotConn: func(info httptrace.GotConnInfo) {
+		p.listed.Store(netguard.AllowedByList(info.Conn))
+	}}), p
+}
+
+// Internal reports whether the response came from an address allowed only by the allow list:
+// an internal service, whose answers its owners' destinations must never show.
+func (p *Peer) Internal() bool { return p != nil && p.listed.Load() }
+
+// Body returns body, or nil when the peer is Internal.
+func (p *Peer) Body(body []byte) []byte {
+	if p.Internal() {
+		return nil
+	}
+	return body
 }
 
 // ValidHeaderValue reports whether s has no control character but tab (RFC 9110).

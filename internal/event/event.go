@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -89,7 +88,57 @@ const (
 	maxNesting     = 20 // GitLab's limit of subgroup levels; a project sits one below
 )
 
-var pathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.][A-Za-z0-9_.\-]*)*$`)
+// MaxSegment is the longest segment of a path (GitLab's Namespace::URL_MAX_LENGTH).
+const MaxSegment = 255
+
+// PathRules is what SegmentProblem checks, in GitLab's words.
+const PathRules = "can contain only letters, digits, '_', '-' and '.'; cannot start with '-', " +
+	"end in '.git' or '.atom', or be '.' or '..'; a group's cannot end in '.'"
+
+// SegmentProblem says what is wrong with seg as one segment of a group's or (project) a
+// project's path, or "" when nothing is. The rules are GitLab's (Gitlab::PathRegex: a group's
+// segment is NAMESPACE_FORMAT_REGEX, a project's PROJECT_PATH_FORMAT_REGEX, at most 255
+// characters), and '.' and '..' are refused for projects too, where GitLab's pattern alone
+// would let them through: a path that means "here" or "up" must never name a namespace.
+func SegmentProblem(seg string, project bool) string {
+	switch {
+	case seg == "":
+		return "is empty"
+	case len(seg) > MaxSegment:
+		return fmt.Sprintf("is longer than %d characters", MaxSegment)
+	case seg == "." || seg == "..":
+		return "cannot be '.' or '..'"
+	case seg[0] == '-':
+		return "cannot start with '-'"
+	case strings.HasSuffix(seg, ".git"), strings.HasSuffix(seg, ".atom"):
+		return "cannot end in '.git' or '.atom'"
+	case !project && seg[len(seg)-1] == '.':
+		return "cannot end in '.' (a group's path)"
+	}
+	for i := 0; i < len(seg); i++ {
+		if c := seg[i]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.') {
+			return "can contain only letters, digits, '_', '-' and '.'"
+		}
+	}
+	return ""
+}
+
+// pathProblem says what is wrong with the full path of a group or (project) a project, or "".
+func pathProblem(full string, project bool) string {
+	if len(full) > maxPathField {
+		return fmt.Sprintf("is longer than %d bytes", maxPathField)
+	}
+	segs := strings.Split(full, "/")
+	for i, seg := range segs {
+		if p := SegmentProblem(seg, project && i == len(segs)-1); p != "" {
+			if len(segs) == 1 {
+				return p + " (" + PathRules + ")"
+			}
+			return fmt.Sprintf("segment %d %s (%s)", i+1, p, PathRules)
+		}
+	}
+	return ""
+}
 
 // Normalize validates in against the catalog and returns the event it describes (ID 0) and
 // its idempotency key. now stamps created_at when the producer did not. Every problem is
@@ -128,8 +177,8 @@ func Normalize(in *Input, cat *Catalog, now time.Time) (Event, []FieldError) {
 		ev.EntityType = in.EntityType
 		if in.EntityPath == "" {
 			add("entity_path", CodeRequired, "is required for Group and Project events")
-		} else if len(in.EntityPath) > maxPathField || !pathRE.MatchString(in.EntityPath) {
-			add("entity_path", CodeInvalid, "must be a full path of segments of letters, digits, '_', '-' and '.' separated by '/'")
+		} else if p := pathProblem(in.EntityPath, in.EntityType == EntityProject); p != "" {
+			add("entity_path", CodeInvalid, p)
 		} else if strings.Count(in.EntityPath, "/") > maxNesting {
 			add("entity_path", CodeInvalid, fmt.Sprintf("nests deeper than GitLab's %d levels of subgroups", maxNesting))
 		} else if in.EntityType == EntityProject && !bytes.ContainsRune([]byte(in.EntityPath), '/') {

@@ -66,8 +66,16 @@ func fieldCodes(errs []event.FieldError) []fieldCode {
 func TestNormalize(t *testing.T) {
 	t.Parallel()
 	long := func(n int) string { return strings.Repeat("a", n) }
-	longPath := func(n int) string { // valid path characters, n bytes, with a '/'
-		return "g/" + strings.Repeat("p", n-2)
+	longPath := func(n int) string { // valid path characters, n bytes, segments of at most 200
+		p := "g"
+		for len(p) < n {
+			k := min(200, n-len(p)-1)
+			if rest := n - len(p) - 1 - k; rest == 1 { // no room left for "/x": shorten this one
+				k--
+			}
+			p += "/" + strings.Repeat("p", k)
+		}
+		return p
 	}
 	tests := []struct {
 		name   string
@@ -175,6 +183,32 @@ func TestNormalize(t *testing.T) {
 		{name: "entity_path empty segment", change: func(in *event.Input) { in.EntityPath = "a//b" },
 			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
 		{name: "entity_path segment starting with a dash", change: func(in *event.Input) { in.EntityPath = "a/-b" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		// GitLab's path rules (Gitlab::PathRegex), and no "." or ".." (issue 13, item 5)
+		{name: "entity_path up-level segment", change: func(in *event.Input) { in.EntityPath = "../beta" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path up-level segment inside", change: func(in *event.Input) { in.EntityPath = "alpha/../beta" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path current-directory segment", change: func(in *event.Input) { in.EntityPath = "alpha/." },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path project named ..", change: func(in *event.Input) { in.EntityType, in.EntityPath = "Project", "alpha/.." },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path project named .", change: func(in *event.Input) { in.EntityType, in.EntityPath = "Project", "alpha/." },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path group ending in a dot", change: func(in *event.Input) { in.EntityPath = "alpha." },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path parent group ending in a dot", change: func(in *event.Input) { in.EntityType, in.EntityPath = "Project", "alpha./p" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path project ending in a dot", change: func(in *event.Input) { in.EntityType, in.EntityPath = "Project", "alpha/p." }},
+		{name: "entity_path group ending in .git", change: func(in *event.Input) { in.EntityPath = "alpha/sub.git" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path project ending in .atom", change: func(in *event.Input) { in.EntityType, in.EntityPath = "Project", "alpha/p.atom" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path leading dash", change: func(in *event.Input) { in.EntityPath = "-alpha" },
+			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
+		{name: "entity_path leading dot", change: func(in *event.Input) { in.EntityPath = ".alpha/.sub" }},
+		{name: "entity_path segment of 255", change: func(in *event.Input) { in.EntityPath = "g/" + long(255) }},
+		{name: "entity_path segment of 256", change: func(in *event.Input) { in.EntityPath = "g/" + long(256) },
 			want: []fieldCode{{"entity_path", event.CodeInvalid}}},
 		{name: "entity_path non-ASCII letters", change: func(in *event.Input) { in.EntityPath = "grüppe" },
 			want: []fieldCode{{"entity_path", event.CodeInvalid}}},

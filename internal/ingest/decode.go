@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"unicode/utf16"
@@ -14,7 +15,10 @@ import (
 // reflection was a quarter of ingest's CPU. It accepts what encoding/json accepts for that
 // struct with DisallowUnknownFields (FuzzDecodeMatchesEncodingJSON holds it to that), except
 // that it keeps invalid UTF-8 in strings as it is (Normalize then rejects it) instead of
-// replacing it with U+FFFD. Raw values (details, target_id) are slices of the body.
+// replacing it with U+FFFD, and that it refuses an object, at any depth, that has a key twice
+// (encoding/json keeps the last): receivers disagree on which one counts, so an event with a
+// duplicate key could read differently to each of them. Raw values (details, target_id) are
+// slices of the body.
 
 // syntaxError is malformed JSON at a byte offset.
 type syntaxError struct {
@@ -30,6 +34,71 @@ type fieldError struct {
 }
 
 func (e *fieldError) Error() string { return e.msg }
+
+// dupKeyError is an object that has a key twice. field is the event's field it is in (the key
+// itself at the top level), key the repeated key.
+type dupKeyError struct {
+	field, key string
+}
+
+func (e *dupKeyError) Error() string {
+	if e.field == e.key {
+		return fmt.Sprintf("the key %q appears twice", e.key)
+	}
+	return fmt.Sprintf("%s has the key %q twice", e.field, e.key)
+}
+
+// keySet finds a key seen twice in one object. Keys are spans of the body; a key with escapes
+// is compared by what it decodes to. The zero value is ready.
+type keySet struct {
+	spans []keySpan
+	big   map[string]struct{} // once there are many keys
+}
+
+type keySpan struct {
+	start, end int // the body between the quotes
+	escaped    bool
+}
+
+const keySetLinear = 16 // up to this many keys, compare each with each
+
+// add records the key ks of b and reports whether it was there already. It returns the set
+// with ks in it (a value, so that a set kept on the stack stays there).
+func (k keySet) add(b []byte, ks keySpan) (keySet, bool) {
+	if k.big != nil {
+		key := keyString(b, ks)
+		if _, dup := k.big[key]; dup {
+			return k, true
+		}
+		k.big[key] = struct{}{}
+		return k, false
+	}
+	for _, o := range k.spans {
+		if !o.escaped && !ks.escaped {
+			if string(b[o.start:o.end]) == string(b[ks.start:ks.end]) {
+				return k, true
+			}
+		} else if keyString(b, o) == keyString(b, ks) {
+			return k, true
+		}
+	}
+	k.spans = append(k.spans, ks)
+	if len(k.spans) > keySetLinear {
+		k.big = make(map[string]struct{}, 2*len(k.spans))
+		for _, o := range k.spans {
+			k.big[keyString(b, o)] = struct{}{}
+		}
+		k.spans = nil
+	}
+	return k, false
+}
+
+func keyString(b []byte, ks keySpan) string {
+	if ks.escaped {
+		return unescape(b[ks.start:ks.end])
+	}
+	return string(b[ks.start:ks.end])
+}
 
 type decoder struct {
 	b []byte
@@ -130,6 +199,7 @@ func (d *decoder) object(in *event.Input) error {
 		d.i++
 		return nil
 	}
+	var seen uint32 // the fields of Input already set, by fieldBit
 	for {
 		d.ws()
 		key, err := d.str()
@@ -143,7 +213,17 @@ func (d *decoder) object(in *event.Input) error {
 		d.i++
 		d.ws()
 		if err := d.field(in, key); err != nil {
+			var de *dupKeyError
+			if errors.As(err, &de) && de.field == "" {
+				de.field = key
+			}
 			return err
+		}
+		if bit := fieldBit[key]; bit != 0 {
+			if seen&bit != 0 {
+				return &dupKeyError{field: key, key: key}
+			}
+			seen |= bit
 		}
 		d.ws()
 		if d.i >= len(d.b) {
@@ -160,6 +240,16 @@ func (d *decoder) object(in *event.Input) error {
 		}
 	}
 }
+
+// fieldBit numbers the fields of Input, to find one given twice.
+var fieldBit = func() map[string]uint32 {
+	m := map[string]uint32{}
+	for i, k := range []string{"event_type", "entity_type", "entity_path", "author_name", "author_email", "target_type",
+		"target_details", "ip_address", "created_at", "idempotency_key", "author_id", "entity_id", "target_id", "details"} {
+		m[k] = 1 << i
+	}
+	return m
+}()
 
 func (d *decoder) field(in *event.Input, key string) error {
 	switch key {
@@ -316,14 +406,23 @@ func (d *decoder) skip(depth int) error {
 			d.i++
 			return nil
 		}
+		var small [8]keySpan
+		keys := keySet{spans: small[:0]}
 		for {
 			d.ws()
 			if c == '{' {
 				if d.i >= len(d.b) || d.b[d.i] != '"' {
 					return d.syntax("expected an object key")
 				}
-				if _, err := d.strEnd(); err != nil {
+				start := d.i
+				escaped, err := d.strEnd()
+				if err != nil {
 					return err
+				}
+				ks := keySpan{start + 1, d.i - 1, escaped}
+				var dup bool
+				if keys, dup = keys.add(d.b, ks); dup {
+					return &dupKeyError{key: keyString(d.b, ks)}
 				}
 				d.ws()
 				if d.i >= len(d.b) || d.b[d.i] != ':' {

@@ -53,6 +53,58 @@ func caseVariantKey(err error) bool {
 	return false
 }
 
+// duplicateKey reports whether an object anywhere in body has a key twice, as encoding/json
+// reads the keys (escapes decoded). body must be well-formed JSON.
+func duplicateKey(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object bool
+		keys   map[string]bool
+		key    bool // the next token of an object is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.object && top.key {
+			if d, ok := tok.(json.Delim); ok && d == '}' {
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].key = true
+				}
+				continue
+			}
+			k := tok.(string)
+			if top.keys[k] {
+				return true
+			}
+			top.keys[k] = true
+			top.key = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, keys: map[string]bool{}, key: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		// A value ended: the object holding it expects a key next.
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].key = true
+		}
+	}
+}
+
 func ourDecode(body []byte) ([]event.Input, error) {
 	d := decoder{b: body}
 	return d.events(FormatJSON, func(int) error { return nil })
@@ -65,6 +117,8 @@ var decodeSeeds = []string{
 	`{"entity_id":null}`, `{"entity_id":1.5}`, `{"entity_id":1e3}`, `{"entity_id":"7"}`, `{"entity_id":99999999999999999999}`,
 	`{"author_name":"a\"b\\c\/d\b\f\n\r\t\u0000"}`, `{"author_name":"\ud800"}`, `{"author_name":"\ud800\u0041"}`, `{"author_name":"\udc00\ud800"}`,
 	`{"Event_Type":"x"}`, `{"colour":1}`, `{"event_type":"x","event_type":"y"}`, `{"author_id":null}`,
+	`{"details":{"a":1,"b":{"a":2},"\u0061":3}}`, `{"details":[{"k":1},{"k":2}]}`, `{"target_id":{"x":1,"x":1}}`,
+	`{"entity_id":1,"entity_id":null}`, `[{"event_type":"x"},{"event_type":"x","details":{"a":1,"a":1}}]`,
 	`[]`, `[ ]`, `{}`, `[{}]`, `[1]`, `"str"`, `42`, `null`, `true`, `{"a"}`, `{"event_type":}`, `[{"event_type":"x"},]`,
 	`{"details":{"a":1,}}`, `{"details":[1 2]}`, `{"details":01}`, `{"details":-}`, `{"details":1.}`, `{"details":.5}`,
 	`{"details":"\x"}`, `{"details":"\u12"}`, "{\"details\":\"a\tb\"}", `{"details":tru}`, `{"details":nulll}`,
@@ -80,6 +134,20 @@ func FuzzDecodeMatchesEncodingJSON(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		want, werr := referenceDecode(body)
 		got, gerr := ourDecode(body)
+		var de *dupKeyError
+		// We refuse a key given twice in one object, where encoding/json keeps the last: what
+		// encoding/json accepts we refuse exactly when it has a duplicate key. (encoding/json
+		// reads invalid UTF-8 in keys as U+FFFD, so two different invalid keys are one to it.)
+		if werr == nil && utf8.Valid(body) {
+			dup := duplicateKey(body)
+			require.Equal(t, dup, errors.As(gerr, &de), "duplicate key %v, our error %v: %q", dup, gerr, body)
+			if dup {
+				return
+			}
+		}
+		if errors.As(gerr, &de) && werr == nil {
+			return // invalid UTF-8 in keys: see above
+		}
 		switch {
 		case werr != nil && gerr == nil:
 			t.Fatalf("we accepted what encoding/json refuses (%v): %q → %+v", werr, body, got)
@@ -130,5 +198,43 @@ func TestUnescapeMatchesEncodingJSON(t *testing.T) {
 		var want string
 		require.NoError(t, json.Unmarshal([]byte(`"`+s+`"`), &want))
 		require.Equal(t, want, unescape([]byte(s)), s)
+	}
+}
+
+// A key given twice in one object, at any depth, is refused with the field it is in; the same
+// key in two objects is not a duplicate.
+func TestDecodeRefusesDuplicateKeys(t *testing.T) {
+	many := `{"details":{`
+	for i := range 40 {
+		many += `"k` + strings.Repeat("x", i) + `":1,`
+	}
+	cases := []struct{ body, field, key string }{
+		{`{"event_type":"nope","event_type":"member_created"}`, "event_type", "event_type"},
+		{`{"entity_id":1,"entity_id":null}`, "entity_id", "entity_id"},
+		{`{"details":null,"details":{}}`, "details", "details"},
+		{`{"details":{"custom_message":"a","custom_message":"FORGED"}}`, "details", "custom_message"},
+		{`{"details":{"a":"x","\u0061":"y"}}`, "details", "a"},
+		{`{"details":{"n":{"deep":[{"k":1,"k":2}]}}}`, "details", "k"},
+		{`{"target_id":{"x":1,"x":1}}`, "target_id", "x"},
+		{many + `"kxxx":2}}`, "details", "kxxx"},
+	}
+	s := &Service{}
+	for _, c := range cases {
+		_, err := s.decode([]byte(c.body), FormatJSON)
+		var re *RequestError
+		require.ErrorAs(t, err, &re, c.body)
+		require.Equal(t, CodeDuplicateKey, re.Code, c.body)
+		require.Equal(t, c.field, re.Events[0].Errors[0].Field, c.body)
+		require.Equal(t, CodeDuplicateKey, re.Events[0].Errors[0].Code, c.body)
+		require.Contains(t, re.Events[0].Errors[0].Message, `"`+c.key+`"`, c.body)
+	}
+	for _, ok := range []string{
+		`[{"event_type":"x","details":{"k":1}},{"event_type":"x","details":{"k":1}}]`,
+		`{"details":{"a":{"a":{"a":1}},"b":[{"a":1},{"a":2}]}}`,
+		`{"details":{"a":1,"A":2,"a ":3}}`,
+		many + `"other":2}}`,
+	} {
+		_, err := s.decode([]byte(ok), FormatJSON)
+		require.NoError(t, err, ok)
 	}
 }

@@ -14,7 +14,7 @@ import (
 
 var requestErrorCodes = []string{
 	ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeTooManyEvents, ingest.CodeEventTooLarge,
-	ingest.CodeValidation, ingest.CodeNamespace, ingest.CodeIdempotencyKey, ingest.CodeRateLimited,
+	ingest.CodeValidation, ingest.CodeNamespace, ingest.CodeIdempotencyKey, ingest.CodeRateLimited, ingest.CodeDuplicateKey,
 }
 
 // FuzzIngestDecode feeds arbitrary bodies, in both formats, to Ingest with a publisher and a

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -42,9 +43,12 @@ type Publisher interface {
 	Publish(ctx context.Context, msgs []eventlog.Message) ([]int64, error)
 }
 
-// Learner resolves namespaces named by events (namespace.Resolver).
+// Learner resolves namespaces named by events (namespace.Resolver): Learn for an instance
+// producer, LearnBound (which never moves, renames or re-ids a namespace, nor creates a
+// top-level group) for a namespace-bound one.
 type Learner interface {
 	Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error)
+	LearnBound(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error)
 	// Chain returns ns and its ancestors, nearest first.
 	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
 }
@@ -80,6 +84,8 @@ const (
 	CodeLogUnavailable  = "log_unavailable"
 	CodeIdempotencyKey  = "invalid_idempotency_key"
 	CodeRateLimited     = "rate_limited"
+	CodeDuplicateKey    = "duplicate_key"
+	CodeProducerScope   = "producer_scope"
 	maxIdempotencyBytes = 255
 )
 
@@ -109,6 +115,12 @@ type Request struct {
 	// Allow, when not nil, is asked whether this many valid events may be published now (the
 	// caller's rate limit).
 	Allow func(n int) bool
+	// MayWriteTop is nil for an instance producer (an administrator's token), which may write
+	// any namespace. For a namespace-bound producer it says whether the producer may write in
+	// the tree of the top-level group at path (its user owns it); such a producer writes only
+	// Group and Project events, only in those trees, and never moves, renames or re-ids a
+	// namespace or creates a top-level group (CodeProducerScope otherwise).
+	MayWriteTop func(ctx context.Context, topPath string) (bool, error)
 }
 
 // ErrReadBody wraps a failure to read the request body (the client went away, a size limit).
@@ -196,10 +208,17 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout())
 	defer cancel()
 
+	if req.MayWriteTop != nil {
+		if err := checkScope(pctx, events, req.MayWriteTop); err != nil {
+			return Result{}, err
+		}
+	}
 	for i := range events {
 		givenID := events[i].EntityID
-		root, nsHeader, err := s.root(pctx, &events[i])
+		root, nsHeader, err := s.root(pctx, &events[i], req.MayWriteTop != nil)
 		switch {
+		case errors.Is(err, namespace.ErrNotAllowed):
+			return Result{}, scopeError(i, "entity_path", err.Error()+"; nothing was accepted")
 		case errors.Is(err, namespace.ErrKindMismatch):
 			return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
 				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
@@ -249,9 +268,40 @@ func (bp *bufPool) put(b *bytes.Buffer) {
 	}
 }
 
-// root returns the subject root of ev and, for a group's or project's event, the namespace
-// it is filed under (eventlog.NamespaceHeader), learning the namespace.
-func (s *Service) root(ctx context.Context, ev *event.Event) (root, namespace string, err error) {
+// checkScope refuses, before any namespace is learned, the events a namespace-bound producer
+// may not write: instance and user events, and events of a top-level group it may not write.
+func checkScope(ctx context.Context, events []event.Event, mayWrite func(ctx context.Context, topPath string) (bool, error)) error {
+	allowed := map[string]bool{}
+	for i, ev := range events {
+		if ev.EntityType != event.EntityGroup && ev.EntityType != event.EntityProject {
+			return scopeError(i, "entity_type", "a namespace-bound producer writes only Group and Project events; "+
+				"instance and user events need an instance producer (an administrator's token)")
+		}
+		top, _, _ := strings.Cut(ev.EntityPath, "/")
+		ok, seen := allowed[top]
+		if !seen {
+			var err error
+			if ok, err = mayWrite(ctx, top); err != nil {
+				return fmt.Errorf("%w: %w", ErrNamespaces, err)
+			}
+			allowed[top] = ok
+		}
+		if !ok {
+			return scopeError(i, "entity_path", fmt.Sprintf("this producer may not write events of %q: a namespace-bound producer writes only in the top-level groups its user owns", top))
+		}
+	}
+	return nil
+}
+
+func scopeError(i int, field, msg string) *RequestError {
+	return &RequestError{Code: CodeProducerScope, Message: fmt.Sprintf("event %d: %s", i, msg),
+		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: field, Code: CodeProducerScope, Message: msg}}}}}
+}
+
+// root returns the subject root of ev and, for a group's or project's event, the namespace it
+// is filed under (eventlog.NamespaceHeader), learning the namespace (as a namespace-bound
+// producer's event when bound).
+func (s *Service) root(ctx context.Context, ev *event.Event, bound bool) (root, namespace string, err error) {
 	var kind store.NamespaceKind
 	switch ev.EntityType {
 	case event.EntityGroup:
@@ -263,7 +313,11 @@ func (s *Service) root(ctx context.Context, ev *event.Event) (root, namespace st
 	default:
 		return eventlog.RootInstance, "", nil
 	}
-	ns, err := s.Learner.Learn(ctx, kind, ev.EntityPath, ev.EntityID)
+	learn := s.Learner.Learn
+	if bound {
+		learn = s.Learner.LearnBound
+	}
+	ns, err := learn(ctx, kind, ev.EntityPath, ev.EntityID)
 	if err != nil {
 		return "", "", err
 	}
@@ -304,6 +358,7 @@ func decodeErr(i int, err error) error {
 	var (
 		re  *RequestError
 		fe  *fieldError
+		de  *dupKeyError
 		msg = err.Error()
 		fld string
 	)
@@ -312,6 +367,9 @@ func decodeErr(i int, err error) error {
 		return re
 	case errors.As(err, &fe):
 		fld = fe.field
+	case errors.As(err, &de):
+		return &RequestError{Code: CodeDuplicateKey, Message: fmt.Sprintf("event %d: %s; a key may appear once in an object", i, msg),
+			Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: de.field, Code: CodeDuplicateKey, Message: msg}}}}}
 	}
 	return &RequestError{Code: CodeInvalidJSON, Message: fmt.Sprintf("event %d: %s", i, msg),
 		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: fld, Code: CodeInvalidJSON, Message: msg}}}}}

@@ -34,6 +34,11 @@ func (f learnFunc) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	return f(ctx, kind, fullPath, id)
 }
 
+// LearnBound is Learn: what a bound producer may change is namespace's to enforce (its tests).
+func (f learnFunc) LearnBound(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
+	return f(ctx, kind, fullPath, id)
+}
+
 // Chain returns the namespace alone: the fixture's namespaces have no ancestors.
 func (f learnFunc) Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error) {
 	return []store.Namespace{ns}, nil

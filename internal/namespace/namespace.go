@@ -38,6 +38,11 @@ var (
 	// without giving its id. Ids are never invented for events: a made-up id could later be a
 	// real group's.
 	ErrIDRequired = errors.New("namespace: the id of this group or project is not known; send its entity_id")
+	// ErrNotAllowed means a namespace-bound producer's event (LearnBound) would change where a
+	// namespace is — move or rename it, park the holder of its path, tell the id of one known
+	// only by path — or create a top-level group: only instance producers may. Nothing was
+	// changed.
+	ErrNotAllowed = errors.New("namespace: only an instance producer may create top-level groups or move, rename or re-id groups and projects")
 )
 
 type idKey struct {
@@ -97,6 +102,20 @@ func (r *Resolver) cachedPath(path string) (store.Namespace, bool) {
 // So a new group on an old group's path never inherits the old group's members, and the old
 // group never sees the new one's events.
 func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
+	return r.learnAt(ctx, kind, fullPath, id, false)
+}
+
+// LearnBound is Learn for a namespace-bound producer's event: it resolves the namespace, or
+// creates it (and its ancestors) when both its id and its path are new, below an existing
+// top-level group; anything Learn would do beyond that — move or rename a namespace, park the
+// holder of a path, set the id of a namespace known only by path, create a top-level group —
+// is refused with ErrNotAllowed, and nothing is changed. Which top-level groups the producer
+// may write is the caller's to check.
+func (r *Resolver) LearnBound(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error) {
+	return r.learnAt(ctx, kind, fullPath, id, true)
+}
+
+func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64, bound bool) (store.Namespace, error) {
 	if id == 0 {
 		ns, err := r.byPathFresh(ctx, fullPath)
 		switch {
@@ -127,6 +146,8 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	switch {
 	case err == nil && ns.FullPath == fullPath:
 		return r.remember(ns), nil
+	case err == nil && bound:
+		return store.Namespace{}, fmt.Errorf("%w: %s %d is at %s, not %s", ErrNotAllowed, kind, id, ns.FullPath, fullPath)
 	case err == nil:
 		return r.move(ctx, ns, fullPath)
 	case !errors.Is(err, store.ErrNotFound):
@@ -140,6 +161,9 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		}
 		if ns.ID == id { // another process learned it a moment ago
 			return r.remember(ns), nil
+		}
+		if bound {
+			return store.Namespace{}, fmt.Errorf("%w: %s belongs to %s %d", ErrNotAllowed, fullPath, ns.Kind, ns.ID)
 		}
 		if ns.ID == 0 { // learned from paths only: this event tells its id
 			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
@@ -155,12 +179,39 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
 	}
 
+	if bound {
+		if err := r.checkBoundCreate(ctx, fullPath); err != nil {
+			return store.Namespace{}, err
+		}
+	}
 	parentKey, err := r.parentKey(ctx, kind, fullPath)
 	if err != nil {
 		return store.Namespace{}, err
 	}
 	return r.create(ctx, store.NamespaceCreateParams{Kind: kind, ID: id,
 		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
+}
+
+// checkBoundCreate refuses, before anything is written, to create fullPath for a bound
+// producer when that would create a top-level group: fullPath is one, or its top-level group
+// does not exist. Ancestors below an existing top-level group may be created (without ids).
+// Callers hold r.learn.
+func (r *Resolver) checkBoundCreate(ctx context.Context, fullPath string) error {
+	top, _, nested := strings.Cut(fullPath, "/")
+	if !nested {
+		return fmt.Errorf("%w: %s would be a new top-level group", ErrNotAllowed, fullPath)
+	}
+	if _, ok := r.cachedPath(top); ok {
+		return nil
+	}
+	_, err := r.st.NamespaceGetByPath(ctx, top)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return fmt.Errorf("%w: %s would be a new top-level group", ErrNotAllowed, top)
+	case err != nil:
+		return fmt.Errorf("namespace by path: %w", err)
+	}
+	return nil
 }
 
 // move puts ns (and its subtree) at fullPath, under that path's parent group, parking whatever
@@ -353,6 +404,16 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 		return store.Namespace{}, fmt.Errorf("find namespace: %w", err)
 	}
 	return r.remember(ns), nil
+}
+
+// FindPath resolves a group or project by full path alone (a path may be all digits, which
+// Find would read as an id). ErrNotFound when there is none of that kind.
+func (r *Resolver) FindPath(ctx context.Context, kind store.NamespaceKind, fullPath string) (store.Namespace, error) {
+	ns, err := r.byPathFresh(ctx, fullPath)
+	if errors.Is(err, ErrNotFound) || (err == nil && ns.Kind != kind) {
+		return store.Namespace{}, ErrNotFound
+	}
+	return ns, err
 }
 
 // ByKey returns the namespace with the internal key.

@@ -477,3 +477,59 @@ func TestLearnNeverReturnsAnotherID(t *testing.T) {
 		require.Equal(t, old.Key, still.Key, name)
 	}
 }
+
+// A namespace-bound producer's event resolves namespaces and creates new ones below an
+// existing top-level group, and changes nothing else: no move or rename, no parking of a
+// path's holder, no id told for a namespace known by path only, no new top-level group
+// (issue 13, item 1).
+func TestLearnBoundNeverChangesWhereANamespaceIs(t *testing.T) {
+	ctx, r, st := setup(t)
+	_, err := r.Learn(ctx, store.KindGroup, "alpha", 100)
+	require.NoError(t, err)
+	_, err = r.Learn(ctx, store.KindGroup, "beta", 300)
+	require.NoError(t, err)
+	_, err = r.Learn(ctx, store.KindGroup, "alpha/pathonly/leaf", 0+110)
+	require.NoError(t, err) // alpha/pathonly is known by path only
+
+	// Allowed: what exists where the event says, and new namespaces below alpha.
+	for _, c := range []struct {
+		kind store.NamespaceKind
+		path string
+		id   int64
+	}{
+		{store.KindGroup, "alpha", 100}, {store.KindGroup, "alpha", 0}, {store.KindGroup, "alpha/new", 150},
+		{store.KindProject, "alpha/new/p", 151}, {store.KindProject, "alpha/x/y/p2", 152},
+	} {
+		_, err := r.LearnBound(ctx, c.kind, c.path, c.id)
+		require.NoError(t, err, "%s %d", c.path, c.id)
+	}
+
+	for _, c := range []struct {
+		name string
+		kind store.NamespaceKind
+		path string
+		id   int64
+	}{
+		{"move beta into alpha", store.KindGroup, "alpha/stolen", 300},
+		{"rename a subgroup", store.KindGroup, "alpha/renamed", 150},
+		{"take alpha's path", store.KindGroup, "alpha", 999},
+		{"take a subgroup's path", store.KindGroup, "alpha/new", 998},
+		{"tell the id of a group known by path", store.KindGroup, "alpha/pathonly", 997},
+		{"a new top-level group", store.KindGroup, "gamma", 996},
+		{"below a new top-level group", store.KindProject, "gamma/p", 995},
+	} {
+		_, err := r.LearnBound(ctx, c.kind, c.path, c.id)
+		require.ErrorIs(t, err, namespace.ErrNotAllowed, c.name)
+	}
+	// Nothing moved, nothing was parked or created, with a fresh resolver reading the store.
+	fresh := namespace.NewResolver(st, clock)
+	for path, id := range map[string]int64{"alpha": 100, "beta": 300, "alpha/new": 150, "alpha/pathonly": 0} {
+		ns, err := fresh.Find(ctx, store.KindGroup, path)
+		require.NoError(t, err, path)
+		require.Equal(t, id, ns.ID, path)
+	}
+	for _, path := range []string{"gamma", "alpha/stolen", "alpha/renamed"} {
+		_, err := fresh.Find(ctx, store.KindGroup, path)
+		require.ErrorIs(t, err, namespace.ErrNotFound, path)
+	}
+}

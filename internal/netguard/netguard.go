@@ -25,6 +25,7 @@
 package netguard
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -223,7 +224,42 @@ func (p Policy) Dialer() *net.Dialer {
 	}
 }
 
-// HTTPClient returns an HTTP client for destinations to share: it dials through Dialer, so it
+// DialContext dials address through Dialer. A connection to an address that only the Allow
+// list lets through (one Blocked would refuse without it: an internal service the operator
+// opened with --destination-allow-cidrs) is marked, so that AllowedByList can tell.
+func (p Policy) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	c, err := p.Dialer().DialContext(ctx, network, address)
+	if err != nil || len(p.Allow) == 0 || p.AllowPrivate {
+		return c, err
+	}
+	if ap, perr := netip.ParseAddrPort(c.RemoteAddr().String()); perr == nil && (Policy{}).Blocked(ap.Addr()) != "" {
+		return &listedConn{c}, nil
+	}
+	return c, nil
+}
+
+// listedConn is a connection to an address allowed only by Policy.Allow.
+type listedConn struct{ net.Conn }
+
+// AllowedByList reports whether c (or the connection under a *tls.Conn) was dialled by
+// DialContext to an address that only the policy's Allow list lets through. Senders show
+// nothing of what such an address answers to a destination's owners: it is an internal
+// service, and its error pages are not theirs to read.
+func AllowedByList(c net.Conn) bool {
+	for c != nil {
+		switch t := c.(type) {
+		case *listedConn:
+			return true
+		case interface{ NetConn() net.Conn }: // *tls.Conn
+			c = t.NetConn()
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+// HTTPClient returns an HTTP client for destinations to share: it dials through DialContext, so it
 // never connects to an address the policy refuses, verifies TLS certificates (TLS 1.2 at
 // least), speaks HTTP/2 when the server does, keeps up to MaxIdleConnsPerHost idle connections
 // per host, and bounds every phase (DialTimeout, TLSHandshakeTimeout, ResponseHeaderTimeout,
@@ -237,11 +273,10 @@ func (p Policy) Dialer() *net.Dialer {
 // request was sent to it (it would be refused too, but a 3xx is a configuration problem the
 // destination's owner should see and fix).
 func (p Policy) HTTPClient() *http.Client {
-	d := p.Dialer()
 	return &http.Client{
 		Transport: &http.Transport{
 			Proxy:                  nil,
-			DialContext:            d.DialContext,
+			DialContext:            p.DialContext,
 			TLSClientConfig:        &tls.Config{MinVersion: tls.VersionTLS12},
 			ForceAttemptHTTP2:      true,
 			MaxIdleConns:           MaxIdleConns,

@@ -2,6 +2,7 @@ package netguard_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -277,4 +278,39 @@ func TestBlockedErrorIs(t *testing.T) {
 	err := error(&netguard.BlockedError{Addr: netip.MustParseAddr("10.0.0.1"), Reason: "private (RFC 1918)"})
 	require.True(t, errors.Is(err, netguard.ErrBlocked))
 	require.Equal(t, "address 10.0.0.1 is private (RFC 1918): destinations may not reach it unless the operator allows it (--allow-private-destinations or --destination-allow-cidrs)", err.Error())
+}
+
+// A connection to an address that only the Allow list lets through is marked, so that senders
+// can keep what it answers from a destination's owners; one allowed by AllowPrivate, or to a
+// public address, is not.
+func TestAllowedByList(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	for _, c := range []struct {
+		p    netguard.Policy
+		want bool
+	}{
+		{netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, true},
+		{netguard.Policy{AllowPrivate: true}, false},
+		{netguard.Policy{AllowPrivate: true, Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}}, false},
+	} {
+		conn, err := c.p.DialContext(t.Context(), "tcp", ln.Addr().String())
+		require.NoError(t, err)
+		require.Equal(t, c.want, netguard.AllowedByList(conn), "%+v", c.p)
+		require.Equal(t, c.want, netguard.AllowedByList(tls.Client(conn, &tls.Config{})), "under TLS: %+v", c.p)
+		_ = conn.Close()
+	}
+	_, err = netguard.Policy{}.DialContext(t.Context(), "tcp", ln.Addr().String())
+	require.ErrorIs(t, err, netguard.ErrBlocked)
+	require.False(t, netguard.AllowedByList(nil))
 }

@@ -13,7 +13,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql/handler"
 	"github.com/99designs/gqlgen/graphql/handler/extension"
@@ -45,21 +48,33 @@ type Options struct {
 	MaxBodyBytes int64
 	// MaxDepth bounds how deeply selections nest. Default 15, as GitLab's.
 	MaxDepth int
-	// MaxComplexity bounds an operation's complexity (one per field). Default 500.
+	// MaxComplexity bounds an operation's complexity: one per field, what is selected of each
+	// item of a page multiplied by the page size (costLimit). Default 10,000.
 	MaxComplexity int
+	// MaxDestinations is the most destinations a group or the instance has (streamconfig's
+	// limit): a list of destinations costs at most that many items. Default 50.
+	MaxDestinations int
+	// MaxConcurrentPerUser bounds the requests of one user (or, without a token, one address)
+	// running at once; more are answered 429. Default 4; negative: no bound.
+	MaxConcurrentPerUser int
+	// RequestTimeout bounds the time one request may run. Default 10s.
+	RequestTimeout time.Duration
 }
 
 // Defaults of Options.
 const (
-	DefaultMaxBodyBytes  = 256 << 10
-	DefaultMaxDepth      = 15
-	DefaultMaxComplexity = 500
+	DefaultMaxBodyBytes         = 256 << 10
+	DefaultMaxDepth             = 15
+	DefaultMaxComplexity        = 10_000
+	DefaultMaxConcurrentPerUser = 4
+	DefaultRequestTimeout       = 10 * time.Second
 )
 
 // Handler serves POST /api/graphql.
 type Handler struct {
-	opts Options
-	srv  *handler.Server
+	opts    Options
+	srv     *handler.Server
+	running concurrency // requests running, per user
 }
 
 // New returns the GraphQL handler.
@@ -76,18 +91,32 @@ func New(opts Options) *Handler {
 	if opts.MaxComplexity <= 0 {
 		opts.MaxComplexity = DefaultMaxComplexity
 	}
+	if opts.MaxDestinations <= 0 {
+		opts.MaxDestinations = 50
+	}
+	if opts.MaxConcurrentPerUser == 0 {
+		opts.MaxConcurrentPerUser = DefaultMaxConcurrentPerUser
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
 	r := &Resolver{svc: opts.Service, catalog: opts.Catalog, log: opts.Logger}
 	srv := handler.New(exec.NewExecutableSchema(exec.Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(depthLimit{max: opts.MaxDepth})
-	srv.Use(extension.FixedComplexityLimit(opts.MaxComplexity))
+	srv.Use(costLimit{max: opts.MaxComplexity, pages: pageSizes(opts.MaxDestinations)})
+	h := &Handler{opts: opts, srv: srv}
+	// One user runs a few reads at a time, each for a bounded time: a user's parallel queries
+	// cannot take the server's CPU, memory and database from everyone else.
+	srv.Use(readLimit{max: opts.MaxConcurrentPerUser, running: &h.running})
+	srv.Use(timeLimit{d: opts.RequestTimeout})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		opts.Logger.Error("graphql: panic in a resolver", "panic", fmt.Sprint(v))
 		return gqlErr(ctx, "Internal server error", codeUnavailable)
 	})
-	return &Handler{opts: opts, srv: srv}
+	return h
 }
 
 // errorResponse writes a GraphQL response with only errors, for requests refused before
@@ -105,18 +134,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		errorResponse(w, http.StatusMethodNotAllowed, "method_not_allowed", "Use POST with a JSON body {\"query\", \"variables\", \"operationName\"}; GraphiQL is at /-/graphql-explorer")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-	var mbe *http.MaxBytesError
-	switch {
-	case errors.As(err, &mbe):
-		errorResponse(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("The request body is larger than %d bytes", h.opts.MaxBodyBytes))
-		return
-	case err != nil:
-		errorResponse(w, http.StatusBadRequest, "unreadable_body", "The request body could not be read")
-		return
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-
 	raw := r.Header.Get("PRIVATE-TOKEN")
 	if raw == "" {
 		if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
@@ -125,6 +142,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	var p *auth.Principal
 	if raw != "" {
+		var err error
 		p, err = h.opts.Auth.Authenticate(r.Context(), raw)
 		switch {
 		case errors.Is(err, auth.ErrUnauthenticated):
@@ -141,7 +159,91 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		ip = r.RemoteAddr
 	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		errorResponse(w, http.StatusRequestEntityTooLarge, "request_too_large", fmt.Sprintf("The request body is larger than %d bytes", h.opts.MaxBodyBytes))
+		return
+	case err != nil:
+		errorResponse(w, http.StatusBadRequest, "unreadable_body", "The request body could not be read")
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
 	h.srv.ServeHTTP(w, r.WithContext(withActor(r.Context(), streamconfig.Actor{Principal: p, IP: ip})))
+}
+
+// readLimit bounds the reads (query operations) one user runs at once; a user without a
+// token is counted by address. A read over the bound is answered, without running, with an
+// error of code too_many_requests. Changes have their own rate limit (streamconfig).
+type readLimit struct {
+	max     int // < 0: no bound
+	running *concurrency
+}
+
+func (readLimit) ExtensionName() string                  { return "ReadLimit" }
+func (readLimit) Validate(gqlgen.ExecutableSchema) error { return nil }
+
+func (l readLimit) InterceptResponse(ctx context.Context, next gqlgen.ResponseHandler) *gqlgen.Response {
+	if !gqlgen.HasOperationContext(ctx) {
+		return next(ctx)
+	}
+	if op := gqlgen.GetOperationContext(ctx).Operation; op == nil || op.Operation != ast.Query {
+		return next(ctx)
+	}
+	a := actor(ctx)
+	key := "ip:" + a.IP
+	if a.Principal != nil {
+		key = "u:" + strconv.FormatInt(a.Principal.User.ID, 10)
+	}
+	if !l.running.acquire(key, l.max) {
+		return &gqlgen.Response{Errors: gqlerror.List{gqlErr(ctx,
+			fmt.Sprintf("Too many GraphQL reads of this user are running at once (at most %d); retry when one has finished", l.max), codeTooManyRequests)}}
+	}
+	defer l.running.release(key)
+	return next(ctx)
+}
+
+// timeLimit bounds the time one operation runs: its resolvers' context ends after d, so what
+// reads or writes the store stops (with an error of code timeout, Resolver.fail).
+type timeLimit struct{ d time.Duration }
+
+func (timeLimit) ExtensionName() string                  { return "TimeLimit" }
+func (timeLimit) Validate(gqlgen.ExecutableSchema) error { return nil }
+
+func (l timeLimit) InterceptResponse(ctx context.Context, next gqlgen.ResponseHandler) *gqlgen.Response {
+	ctx, cancel := context.WithTimeout(ctx, l.d)
+	defer cancel()
+	return next(ctx)
+}
+
+// concurrency counts the requests running per key. The zero value is ready.
+type concurrency struct {
+	mu  sync.Mutex
+	run map[string]int
+}
+
+// acquire counts one more request of key, unless max are running (max < 0: no bound).
+func (c *concurrency) acquire(key string, max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if max >= 0 && c.run[key] >= max {
+		return false
+	}
+	if c.run == nil {
+		c.run = map[string]int{}
+	}
+	c.run[key]++
+	return true
+}
+
+func (c *concurrency) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run[key]--; c.run[key] <= 0 {
+		delete(c.run, key)
+	}
 }
 
 // depthLimit refuses operations whose selections nest deeper than max, counting through

@@ -175,10 +175,13 @@ func intPtr(n int) *int {
 	return &n
 }
 
-// pageLimit reads a list's first argument: 50 by default, at most maxPageSize.
+// defaultPageLimit is the page size of a list whose first argument is absent (pageLimit).
+const defaultPageLimit = 50
+
+// pageLimit reads a list's first argument: defaultPageLimit by default, at most maxPageSize.
 func pageLimit(ctx context.Context, first *int) (int, error) {
 	if first == nil {
-		return 50, nil
+		return defaultPageLimit, nil
 	}
 	if *first < 1 || *first > maxPageSize {
 		return 0, gqlErr(ctx, fmt.Sprintf("first must be between 1 and %d", maxPageSize), codeBadRequest)

@@ -46,6 +46,10 @@ const (
 	codeBadRequest  = "bad_request"
 	codeConflict    = "conflict"
 	codeSecretKey   = "secret_key_mismatch"
+	// codeTooManyRequests: the user already runs the most requests allowed at once.
+	codeTooManyRequests = "too_many_requests"
+	// codeTimeout: the request ran past its time limit.
+	codeTimeout = "timeout"
 )
 
 func gqlErr(ctx context.Context, msg, code string) *gqlerror.Error {
@@ -68,6 +72,9 @@ func (r *Resolver) fail(ctx context.Context, err error) error {
 	var in *streamconfig.InputError
 	if errors.As(err, &in) {
 		return gqlErr(ctx, in.Error(), codeBadRequest)
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {
+		return gqlErr(ctx, "The request ran past the server's time limit for one request; nothing more was read or changed: ask for less (fewer aliases, smaller pages)", codeTimeout)
 	}
 	r.log.Error("graphql: request failed", "err", err)
 	return gqlErr(ctx, "Internal server error: the database cannot be reached right now; nothing was changed, retry", codeUnavailable)

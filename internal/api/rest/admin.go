@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -22,16 +23,22 @@ type userJSON struct {
 	Name      string    `json:"name"`
 	State     string    `json:"state"`
 	Email     string    `json:"email,omitempty"`
-	IsAdmin   bool      `json:"is_admin"`
+	IsAdmin   *bool     `json:"is_admin,omitempty"` // shown to administrators only, as GitLab does
 	CreatedAt time.Time `json:"created_at"`
 	WebURL    string    `json:"web_url"`
 }
 
-func (a *API) userJSON(r *http.Request, u store.User, withEmail bool) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", IsAdmin: u.Admin,
+// userJSON is u as viewer sees it: the email for administrators and the user themself, and
+// is_admin for administrators only (GitLab's UserWithAdmin entity; everyone else, the user
+// included, gets an entity without it).
+func (a *API) userJSON(r *http.Request, u store.User, viewer *auth.Principal) userJSON {
+	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
 		CreatedAt: u.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
-	if withEmail {
+	if viewer.User.Admin || viewer.User.ID == u.ID {
 		j.Email = u.Email
+	}
+	if viewer.User.Admin {
+		j.IsAdmin = &u.Admin
 	}
 	return j
 }
@@ -113,7 +120,7 @@ func (a *API) handleBad(w http.ResponseWriter, r *http.Request, err error) {
 }
 
 func (a *API) currentUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
-	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, true))
+	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, p))
 }
 
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -127,7 +134,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	}
 	out := make([]userJSON, 0, len(users))
 	for _, u := range users {
-		out = append(out, a.userJSON(r, u, true))
+		out = append(out, a.userJSON(r, u, p))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -147,7 +154,7 @@ func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal)
 		a.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.userJSON(r, u, p.User.Admin || p.User.ID == u.ID))
+	writeJSON(w, http.StatusOK, a.userJSON(r, u, p))
 }
 
 var usernameRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
@@ -201,7 +208,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, a.userJSON(r, u, true))
+	writeJSON(w, http.StatusCreated, a.userJSON(r, u, p))
 }
 
 type tokenJSON struct {
@@ -376,8 +383,6 @@ func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) namespaceJSON {
 
 func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 
-var nsPathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
-
 // createNamespace is POST /groups (name, path, parent_id) and POST /projects (name, path,
 // namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
 // subgroups and projects: owners of the parent group, or admins. Only admins may set id: an id
@@ -410,8 +415,8 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 		case in.Name == "":
 			a.writeBad(w, "missing_parameter", "name is missing")
 			return
-		case !nsPathRE.MatchString(in.Path):
-			a.writeBad(w, "invalid_parameter", "path can contain only letters, digits, '_', '-' and '.'")
+		case event.SegmentProblem(in.Path, kind == store.KindProject) != "":
+			a.writeBad(w, "invalid_parameter", "path "+event.SegmentProblem(in.Path, kind == store.KindProject)+" ("+event.PathRules+")")
 			return
 		case kind == store.KindProject && parentID == 0:
 			a.writeBad(w, "missing_parameter", "namespace_id is missing: a project belongs to a group")

@@ -31,10 +31,12 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &reqErr):
 		status := http.StatusUnprocessableEntity
 		switch reqErr.Code {
-		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey:
+		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey, ingest.CodeDuplicateKey:
 			status = http.StatusBadRequest
 		case ingest.CodeTooManyEvents, ingest.CodeEventTooLarge:
 			status = http.StatusRequestEntityTooLarge
+		case ingest.CodeProducerScope:
+			status = http.StatusForbidden
 		case ingest.CodeRateLimited:
 			status = http.StatusTooManyRequests
 			w.Header().Set("Retry-After", "1")
@@ -42,6 +44,11 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		writeJSON(w, status, errorBody{Message: reqErr.Message, Code: reqErr.Code, Events: reqErr.Events})
 	case errors.As(err, &mbe):
 		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "413 Request Entity Too Large: the body is larger than the limit")
+	case errors.Is(err, ingest.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "busy", "503 Service Unavailable: too many bytes of events are being ingested at once, by this token or overall; nothing was accepted, retry")
+	case errors.Is(err, errBodyTooSlow):
+		writeError(w, http.StatusRequestTimeout, "body_too_slow", "408 Request Timeout: the body arrived slower than the minimum rate, or took too long; nothing was accepted")
 	case errors.Is(err, ingest.ErrReadBody):
 		writeError(w, http.StatusBadRequest, "unreadable_body", "400 Bad Request: the request body could not be read")
 	case errors.Is(err, ingest.ErrNamespaces), errors.Is(err, auth.ErrUnavailable):

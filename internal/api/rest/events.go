@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -21,6 +22,9 @@ import (
 const (
 	defaultPerPage = 20
 	maxPerPage     = 100
+	// maxOffset bounds (page-1)*per_page, the rows an offset page skips: past it a page
+	// number is refused rather than wrapped around.
+	maxOffset = math.MaxInt32
 )
 
 // listInstanceEvents is GET /api/v4/audit_events: admins only.
@@ -227,11 +231,13 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 	case "", "offset":
 		lq.page = 1
 		if v := q.Get("page"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return bad("page is invalid")
+			// The offset the page stands for must fit: a huge page must not wrap around to
+			// another page.
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || n < 1 || n > maxOffset/int64(lq.perPage)+1 {
+				return bad(fmt.Sprintf("page is invalid: a whole number from 1 to %d (with per_page=%d)", maxOffset/int64(lq.perPage)+1, lq.perPage))
 			}
-			lq.page = n
+			lq.page = int(n)
 		}
 	case "keyset":
 		lq.keyset = true

@@ -335,7 +335,9 @@ func FuzzDecodeCursor(f *testing.F) {
 // Ingest sheds load past MaxInflightBytes with 503 busy, before reading the body.
 func TestIngestShedsLoadPastInflightBytes(t *testing.T) {
 	a := New(Options{MaxRequestBytes: 1 << 10, MaxInflightBytes: 1 << 10, Auth: allowAll{}, Logger: slog.New(slog.DiscardHandler)})
-	require.True(t, a.inflight.TryAcquire(1<<10)) // another request holds all of it
+	held := a.inflight.Reader(99, strings.NewReader(strings.Repeat("x", 4<<10))) // another request holds all of it
+	_, err := held.Read(make([]byte, 1<<10))
+	require.NoError(t, err)
 	w := httptest.NewRecorder()
 	r := httptest.NewRequest(http.MethodPost, "/api/v4/audit_events", strings.NewReader(`{}`))
 	a.ServeHTTP(w, r)

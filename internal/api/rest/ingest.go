@@ -1,14 +1,20 @@
 package rest
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
+	"github.com/auditstream/auditstream/internal/namespace"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // handleIngest is POST /api/v4/audit_events: one JSON event, a JSON array, or NDJSON. Needs a
@@ -50,22 +56,21 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusRequestEntityTooLarge, "request_too_large", "413 Request Entity Too Large: the body is larger than the limit")
 		return
 	}
-	weight := r.ContentLength
-	if weight < 0 {
-		weight = a.opts.MaxRequestBytes
-	}
-	if !a.inflight.TryAcquire(weight) {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, "busy", "503 Service Unavailable: too many bytes of events are being ingested at once; retry")
+	// The body is charged to the in-flight budget (overall and the token's) as it arrives,
+	// whatever it announces, and must keep arriving at the minimum rate: a client that trickles
+	// cannot hold the budget, and one token cannot take all of it.
+	if a.inflight.Full(p.Token.ID) {
+		a.writeErr(w, r, ingest.ErrBusy)
 		return
 	}
-	defer a.inflight.Release(weight)
-	// A client that stalls mid-body must not hold its share of the in-flight budget for long.
-	_ = http.NewResponseController(w).SetReadDeadline(a.opts.NowFunc().Add(ingestReadTimeout))
-	body := &countingReader{r: http.MaxBytesReader(w, r.Body, a.opts.MaxRequestBytes)}
+	paced := &pacedReader{r: http.MaxBytesReader(w, r.Body, a.opts.MaxRequestBytes), rc: http.NewResponseController(w),
+		start: time.Now(), rate: a.opts.MinBodyRate, grace: a.opts.BodyGrace, timeout: a.opts.BodyTimeout}
+	body := a.inflight.Reader(p.Token.ID, paced)
+	defer body.Release()
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
-		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p)})
-	read = body.n
+		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p),
+		MayWriteTop: a.mayWriteTop(p)})
+	read = body.N()
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -74,6 +79,29 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, struct {
 		IDs []int64 `json:"ids"`
 	}{res.IDs})
+}
+
+// mayWriteTop returns nil for an instance producer — an administrator's token — which may write
+// any namespace, and for anyone else the check of a namespace-bound producer: it writes only in
+// the trees of the top-level groups its user owns.
+func (a *API) mayWriteTop(p *auth.Principal) func(ctx context.Context, topPath string) (bool, error) {
+	if p.User.Admin {
+		return nil
+	}
+	return func(ctx context.Context, topPath string) (bool, error) {
+		ns, err := a.opts.Namespaces.FindPath(ctx, store.KindGroup, topPath)
+		if errors.Is(err, namespace.ErrNotFound) {
+			return false, nil // creating a top-level group is an instance producer's
+		}
+		if err != nil {
+			return false, err
+		}
+		if ns.ParentKey != 0 {
+			return false, nil
+		}
+		level, err := a.opts.Auth.AccessLevel(ctx, p, []store.Namespace{ns})
+		return level >= auth.Owner, err
+	}
 }
 
 // allow returns the rate-limit check for p's token, called with the number of valid events
@@ -85,19 +113,53 @@ func (a *API) allow(p *auth.Principal) func(n int) bool {
 	return func(n int) bool { return a.opts.RateLimiter.Allow(p.Token.ID, n) }
 }
 
-type countingReader struct {
-	r io.Reader
-	n int64
+// errBodyTooSlow is a body that arrived slower than the minimum rate, or not within the timeout.
+var errBodyTooSlow = errors.New("rest: the request body arrived too slowly")
+
+// pacedReader reads a request body that must arrive at rate bytes per second on average once
+// grace has passed, and within timeout. Before each read it moves the connection's read
+// deadline to when the next byte is due, so a client that trickles is cut when it falls
+// behind, not after the whole timeout; that read then fails with errBodyTooSlow.
+type pacedReader struct {
+	r       io.Reader
+	rc      *http.ResponseController
+	start   time.Time
+	rate    int64 // bytes per second; <= 0: none
+	grace   time.Duration
+	timeout time.Duration
+
+	n        int64
+	deadline time.Time // the read deadline last set
 }
 
-func (c *countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	c.n += int64(n)
+// deadlineSlack is how much later than the last one a new read deadline must be before it is
+// set again (each set is a syscall-free but not free timer update).
+const deadlineSlack = 10 * time.Millisecond
+
+func (pr *pacedReader) Read(p []byte) (int, error) {
+	due := pr.start.Add(pr.timeout)
+	if pr.rate > 0 {
+		// The (n+1)th byte is due when the average since grace would drop below rate.
+		byRate := pr.start.Add(pr.grace + time.Duration(float64(pr.n+1)/float64(pr.rate)*float64(time.Second)))
+		if byRate.Before(due) {
+			due = byRate
+		}
+	}
+	if pr.deadline.IsZero() || due.Sub(pr.deadline) > deadlineSlack || due.Before(pr.deadline) {
+		if err := pr.rc.SetReadDeadline(due); err == nil {
+			pr.deadline = due
+		}
+	}
+	n, err := pr.r.Read(p)
+	pr.n += int64(n)
+	if err == io.EOF { // the whole body is here: no deadline on what the connection reads next
+		_ = pr.rc.SetReadDeadline(time.Time{})
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		return n, fmt.Errorf("%w after %d bytes in %s: %w", errBodyTooSlow, pr.n, time.Since(pr.start).Round(time.Millisecond), err)
+	}
 	return n, err
 }
-
-// ingestReadTimeout bounds how long an ingest body may take to arrive.
-const ingestReadTimeout = 30 * time.Second
 
 type countingWriter struct {
 	http.ResponseWriter

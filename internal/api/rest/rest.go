@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sync/semaphore"
-
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/store"
@@ -46,6 +44,7 @@ type Members interface {
 // Namespaces resolves groups and projects (namespace.Resolver).
 type Namespaces interface {
 	Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error)
+	FindPath(ctx context.Context, kind store.NamespaceKind, fullPath string) (store.Namespace, error)
 	ByKey(ctx context.Context, key int64) (store.Namespace, error)
 	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
 	Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error)
@@ -81,9 +80,21 @@ type Options struct {
 	Logger      *slog.Logger
 	// MaxRequestBytes bounds an ingest body. Default 32 MiB.
 	MaxRequestBytes int64
-	// MaxInflightBytes bounds the ingest bodies being handled at once (a body of unknown length
-	// counts as MaxRequestBytes); past it, ingest answers 503 busy. Default 256 MiB.
+	// MaxInflightBytes bounds the bytes of ingest bodies held at once, each charged what has
+	// arrived of it (not what it announces); past it, ingest answers 503 busy. Default 256 MiB.
 	MaxInflightBytes int64
+	// MaxInflightBytesPerToken bounds the same for the requests of one token, so that one
+	// producer cannot take the whole budget. Default a quarter of MaxInflightBytes, and at
+	// least MaxRequestBytes.
+	MaxInflightBytesPerToken int64
+	// MinBodyRate is the slowest an ingest body may arrive, in bytes per second on average,
+	// once BodyGrace has passed; a slower body is cut with 408 body_too_slow. Default 16 KiB/s;
+	// negative: no minimum.
+	MinBodyRate int64
+	// BodyGrace is how long a body may take before MinBodyRate applies. Default 5s.
+	BodyGrace time.Duration
+	// BodyTimeout is the longest an ingest body may take to arrive. Default 30s.
+	BodyTimeout time.Duration
 	// ExternalURL is the base URL written into Link headers and web_url fields; default: taken
 	// from the request's Host.
 	ExternalURL string
@@ -96,7 +107,7 @@ type Options struct {
 type API struct {
 	opts     Options
 	mux      *http.ServeMux
-	inflight *semaphore.Weighted // ingest body bytes being handled
+	inflight *ingest.Budget // ingest body bytes held, overall and per token
 }
 
 // New returns the API. Mount it at the server's root: it serves /api/v4/.
@@ -110,7 +121,22 @@ func New(opts Options) *API {
 	if opts.MaxInflightBytes == 0 {
 		opts.MaxInflightBytes = 256 << 20
 	}
-	a := &API{opts: opts, mux: http.NewServeMux(), inflight: semaphore.NewWeighted(max(opts.MaxInflightBytes, opts.MaxRequestBytes))}
+	opts.MaxInflightBytes = max(opts.MaxInflightBytes, opts.MaxRequestBytes)
+	if opts.MaxInflightBytesPerToken == 0 {
+		opts.MaxInflightBytesPerToken = max(opts.MaxInflightBytes/4, opts.MaxRequestBytes)
+	}
+	opts.MaxInflightBytesPerToken = min(max(opts.MaxInflightBytesPerToken, opts.MaxRequestBytes), opts.MaxInflightBytes)
+	if opts.MinBodyRate == 0 {
+		opts.MinBodyRate = 16 << 10
+	}
+	if opts.BodyGrace == 0 {
+		opts.BodyGrace = 5 * time.Second
+	}
+	if opts.BodyTimeout == 0 {
+		opts.BodyTimeout = 30 * time.Second
+	}
+	a := &API{opts: opts, mux: http.NewServeMux(),
+		inflight: &ingest.Budget{Total: opts.MaxInflightBytes, PerKey: opts.MaxInflightBytesPerToken}}
 	a.routes()
 	return a
 }

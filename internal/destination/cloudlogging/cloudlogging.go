@@ -378,8 +378,8 @@ func (s *sender) write(ctx context.Context, tok *oauth2.Token, body []byte) erro
 	}
 	if m := s.clean(ge.Error.Message); m != "" {
 		msg += ": " + m
-	} else if ge.Error.Status == "" {
-		if m := s.clean(string(raw)); m != "" {
+	} else if ge.Error.Status == "" { // not a Google error document: a short excerpt of the body
+		if m := destination.Excerpt(raw, s.keyParts...); m != "" {
 			msg += ": " + m
 		}
 	}

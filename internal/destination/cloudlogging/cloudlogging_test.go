@@ -759,3 +759,22 @@ func TestFakeIsStrict(t *testing.T) {
 		assert.Equal(t, before+1, s.g.stats().dropped)
 	})
 }
+
+// An answer that is not a Google error document (a proxy's page) is shown only as its status
+// and a short excerpt without markup (issue 13, item 5).
+func TestForeignErrorBodyIsExcerpted(t *testing.T) {
+	t.Parallel()
+	g := newFakeGoogle(t, &goodKey().key.PublicKey, testEmail, testProject)
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = w.Write([]byte("<html><head><title>502 Bad Gateway</title></head><body><h1>proxy.internal</h1>" + strings.Repeat("x", 500) + "</body></html>"))
+	}))
+	defer page.Close()
+	snd, err := cloudlogging.NewWithEndpoints(settings(t, defaultConfig(), goodKey().pem), allowLoopback(), page.URL, g.tokenURL())
+	require.NoError(t, err)
+	defer snd.Close()
+	f := failureOf(t, snd.Send(context.Background(), []destination.Event{event(1, time.Now())}))
+	assert.True(t, strings.HasPrefix(f.Message, "502 Bad Gateway: 502 Bad Gateway proxy.internal"), f.Message)
+	assert.NotContains(t, f.Message, "<")
+	assert.LessOrEqual(t, len(f.Message), len("502 Bad Gateway: ")+destination.MessageExcerptLen)
+}

@@ -496,8 +496,11 @@ func apiMessage(ge *googleapi.Error) string {
 	if msg == "" && len(ge.Errors) > 0 {
 		msg = ge.Errors[0].Message
 	}
-	if msg == "" {
-		msg = ge.Body
+	if msg == "" { // not a GCS error document: a short excerpt of the body (destination.Excerpt)
+		if msg = destination.Excerpt([]byte(ge.Body)); msg != "" {
+			return ": " + msg
+		}
+		return ""
 	}
 	if msg = clean(msg, maxMessage); msg != "" {
 		return ": " + msg

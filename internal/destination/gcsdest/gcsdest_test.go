@@ -956,3 +956,18 @@ type closeTracker struct {
 }
 
 func (c *closeTracker) CloseIdleConnections() { c.closed.Store(true) }
+
+// An answer that is not a GCS error document (a proxy's page) is shown only as a short excerpt
+// without markup (issue 13, item 5).
+func TestForeignErrorBodyIsExcerpted(t *testing.T) {
+	page := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html><head><title>502 Bad Gateway</title></head><body><h1>proxy.internal</h1>"+strings.Repeat("x", 500)+"</body></html>")
+	}))
+	defer page.Close()
+	snd := startSender(t, settings(`{"bucketName":"audit-bucket"}`, ""), localEnv(), page.URL)
+	f := failureOf(t, snd.Send(context.Background(), events(1, 1)))
+	if strings.Contains(f.Message, "<") || !strings.Contains(f.Message, "502 Bad Gateway proxy.internal") || strings.Count(f.Message, "x") > destination.MessageExcerptLen {
+		t.Errorf("message %q: want a short excerpt without markup", f.Message)
+	}
+}

@@ -275,17 +275,20 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 		}
 	}
 
+	// The peer says whether the receiver is an internal address (allowed only by
+	// --destination-allow-cidrs), whose body a failure must not show.
+	tctx, peer := destination.TracePeer(ctx)
 	var req *http.Request
 	var err error
 	if array {
 		n := bodyLen(batch)
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, s.url, &arrayReader{events: batch})
+		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, &arrayReader{events: batch})
 		if err == nil {
 			req.ContentLength = int64(n)
 			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(&arrayReader{events: batch}), nil }
 		}
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(batch[0].JSON))
+		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, bytes.NewReader(batch[0].JSON))
 	}
 	if err != nil {
 		scratchPool.Put(sc)
@@ -329,7 +332,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 		}
 	}
 	retryAfter := destination.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
-	return destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, body, s.secrets...))
+	return destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, peer.Body(body), s.secrets...))
 }
 
 // Close releases the idle connections of the client New made when env had none. A shared

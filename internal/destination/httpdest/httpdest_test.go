@@ -13,6 +13,7 @@ import (
 	"log"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -472,19 +473,19 @@ func TestMessageHasNoSecrets(t *testing.T) {
 			require.NotContains(t, text, "token=")
 		}
 		require.True(t, strings.HasPrefix(f.Message, "400 Bad Request: "), f.Message)
-		require.LessOrEqual(t, len(f.Message), len("400 Bad Request: ")+200)
+		require.LessOrEqual(t, len(f.Message), len("400 Bad Request: ")+destination.MessageExcerptLen)
 	}
 
-	// Every header echoed alone, so that each lands within the first 200 bytes.
+	// Every header echoed alone, so that each lands within the excerpt.
 	for _, name := range []string{"X-Custom", destination.StreamingTokenHeader, "X-Quoted"} {
 		echo := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(http.StatusUnauthorized)
-			_, _ = io.WriteString(w, "bad "+name+": "+r.Header.Get(name)+" for "+r.URL.String())
+			_, _ = io.WriteString(w, "bad "+r.Header.Get(name)+" for "+r.URL.String())
 		})
 		s := settings(echo.URL+"/?token="+querySecret, false)
 		s.Headers = append(s.Headers, destination.Header{Name: "X-Quoted", Value: `a"quoted\secret`, Active: true})
 		f := failure(t, newSender(t, s, destination.Env{}).Send(context.Background(), []destination.Event{event(1, eventTypeOne)}))
-		require.Contains(t, f.Message, "bad "+name+": [redacted] for /?[redacted]")
+		require.Contains(t, f.Message, "bad [redacted] for /?[redacted]", name)
 	}
 }
 
@@ -498,7 +499,33 @@ func TestMessageIsPrintableAndShort(t *testing.T) {
 	require.Equal(t, destination.Retryable, f.Kind)
 	prefix := "500 Internal Server Error: bad thing é"
 	require.True(t, strings.HasPrefix(f.Message, prefix), f.Message)
-	require.Len(t, f.Message, len("500 Internal Server Error: ")+200)
+	require.Len(t, f.Message, len("500 Internal Server Error: ")+destination.MessageExcerptLen)
+	require.True(t, strings.HasSuffix(f.Message, "…"), f.Message)
+}
+
+// A receiver's body is shown as a short excerpt without markup; a receiver that only
+// --destination-allow-cidrs lets us reach (an internal service) shows none (issue 13, item 5).
+func TestMessageExcerptAndInternalReceivers(t *testing.T) {
+	page := "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>\n<h1>internal-admin.corp</h1>" +
+		"<p>db password=hunter2, users: alice bob carol dave erin frank grace heidi</p></body></html>"
+	rec := newRecorder(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, page)
+	})
+	// Allowed because private addresses are (development): an excerpt, no markup.
+	f := failure(t, newSender(t, settings(rec.URL, false), destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()}).
+		Send(context.Background(), []destination.Event{event(1, eventTypeOne)}))
+	require.True(t, strings.HasPrefix(f.Message, "502 Bad Gateway: 502 Bad Gateway internal-admin.corp db"), f.Message)
+	require.NotContains(t, f.Message, "<")
+	require.NotContains(t, f.Message, "frank")
+	require.LessOrEqual(t, len(f.Message), len("502 Bad Gateway: ")+destination.MessageExcerptLen)
+
+	// Allowed only through the operator's allow list (--destination-allow-cidrs): the status only.
+	listed := netguard.Policy{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}}
+	f = failure(t, newSender(t, settings(rec.URL, false), destination.Env{HTTPClient: listed.HTTPClient()}).
+		Send(context.Background(), []destination.Event{event(1, eventTypeOne)}))
+	require.Equal(t, "502 Bad Gateway", f.Message)
+	require.Equal(t, http.StatusBadGateway, f.StatusCode)
 }
 
 func TestSSRFGuard(t *testing.T) {

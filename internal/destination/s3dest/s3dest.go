@@ -207,8 +207,9 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 
 func (s *sender) put(ctx context.Context, in *s3.PutObjectInput) error {
 	in.Bucket = aws.String(s.bucket)
-	if _, err := s.client.PutObject(ctx, in); err != nil {
-		return s.classify(ctx, err)
+	tctx, peer := destination.TracePeer(ctx)
+	if _, err := s.client.PutObject(tctx, in); err != nil {
+		return s.classify(ctx, err, peer)
 	}
 	return nil
 }
@@ -236,8 +237,9 @@ var (
 )
 
 // classify turns an error of PutObject into a *destination.Failure, or returns the context's
-// error when ctx ended.
-func (s *sender) classify(ctx context.Context, err error) error {
+// error when ctx ended. The error document of an internal store (peer.Internal: allowed only by
+// --destination-allow-cidrs) is not quoted, only its error code.
+func (s *sender) classify(ctx context.Context, err error, peer *destination.Peer) error {
 	if ctxErr := ctx.Err(); ctxErr != nil {
 		return ctxErr
 	}
@@ -263,6 +265,9 @@ func (s *sender) classify(ctx context.Context, err error) error {
 	var api smithy.APIError
 	if errors.As(err, &api) {
 		code, msg = api.ErrorCode(), s.clean(api.ErrorMessage(), maxMessage)
+		if peer.Internal() {
+			msg = ""
+		}
 		// Without an error document, the SDK makes the code and message up from the status.
 		if t := http.StatusText(status); msg == t && code == strings.ReplaceAll(t, " ", "") {
 			code, msg = "", ""

@@ -280,7 +280,8 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.eventURL, bytes.NewReader(s.body(batch)))
+	tctx, peer := destination.TracePeer(ctx)
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, s.eventURL, bytes.NewReader(s.body(batch)))
 	if err != nil {
 		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
@@ -290,7 +291,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 		return destination.NetworkFailure(ctx, err, s.safeURL, "cannot reach Splunk HEC: "+s.describe(err))
 	}
 	body := readBody(resp)
-	r, f := s.check(resp, body, batch)
+	r, f := s.check(resp, body, batch, peer)
 	if f != nil {
 		return f
 	}
@@ -380,10 +381,14 @@ type reply struct {
 }
 
 // check classifies a response to a request for batch (nil for an ack query). It returns the
-// HEC reply, and a failure when the response is not a success.
-func (s *sender) check(resp *http.Response, body []byte, batch []destination.Event) (reply, *destination.Failure) {
+// HEC reply, and a failure when the response is not a success. Nothing of the body of an
+// internal peer (peer.Internal) goes into the failure's message.
+func (s *sender) check(resp *http.Response, body []byte, batch []destination.Event, peer *destination.Peer) (reply, *destination.Failure) {
 	var r reply
 	isHEC := json.Unmarshal(body, &r) == nil && r.Code != nil
+	if peer.Internal() {
+		r.Text = ""
+	}
 	ok := resp.StatusCode >= 200 && resp.StatusCode < 300
 	retryAfter := destination.ParseRetryAfter(resp.Header.Get("Retry-After"), s.now())
 	if !isHEC {
@@ -396,7 +401,7 @@ func (s *sender) check(resp *http.Response, body []byte, batch []destination.Eve
 				Message: s.clean(resp.Status, destination.MessageStatusLen) + ": redirects are not followed; set config.url to the HEC address it redirects to",
 			}
 		}
-		return r, destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, body, s.secrets...))
+		return r, destination.ClassifyStatus(resp.StatusCode, retryAfter, destination.StatusMessage(resp.Status, peer.Body(body), s.secrets...))
 	}
 	code := *r.Code
 	info, known := hecCodes[code]
@@ -424,10 +429,9 @@ func (s *sender) check(resp *http.Response, body []byte, batch []destination.Eve
 // codeMessage says what a HEC code means: "Splunk HEC code 4 (Invalid token): Splunk does not
 // know this HEC token; check the destination's token".
 func (s *sender) codeMessage(code int, r reply, info codeInfo, batch []destination.Event) string {
-	text := s.clean(r.Text, destination.MessageBodyLen)
-	if text == "" {
-		text = cmp.Or(info.text, "no text")
-	}
+	// A known code is told in Splunk's documented words, not the receiver's; an unknown one
+	// with a short excerpt of its text.
+	text := cmp.Or(info.text, destination.Excerpt([]byte(r.Text), s.secrets...), "no text")
 	msg := fmt.Sprintf("Splunk HEC code %d (%s)", code, text)
 	if n := r.InvalidEvent; n != nil && *n >= 0 && *n < len(batch) {
 		msg += fmt.Sprintf(" in event %d (number %d of %d in the request)", batch[*n].ID, *n+1, len(batch))
@@ -506,7 +510,8 @@ func (s *sender) notAcknowledged(ctx context.Context, start time.Time, ackID int
 // queryAck asks HEC once whether the request with ackID id has been indexed. A failure that is
 // not Permanent is worth asking again.
 func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies []*http.Cookie) (bool, *destination.Failure) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.ackURL, bytes.NewReader(query))
+	tctx, peer := destination.TracePeer(ctx)
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, s.ackURL, bytes.NewReader(query))
 	if err != nil {
 		return false, &destination.Failure{Kind: destination.Permanent, Message: "cannot make the ack query: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
@@ -530,7 +535,7 @@ func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies 
 			return a.Acks[id], nil
 		}
 	}
-	r, f := s.check(resp, body, nil)
+	r, f := s.check(resp, body, nil, peer)
 	if r.Code != nil {
 		switch *r.Code {
 		case 14: // ACK is disabled: the token no longer acknowledges; the events were accepted
@@ -541,7 +546,7 @@ func (s *sender) queryAck(ctx context.Context, query []byte, id string, cookies 
 		}
 	}
 	if f == nil {
-		return false, &destination.Failure{Kind: destination.Retryable, StatusCode: resp.StatusCode, Message: destination.StatusMessage(resp.Status, body, s.secrets...) + " (not an ack query answer)"}
+		return false, &destination.Failure{Kind: destination.Retryable, StatusCode: resp.StatusCode, Message: destination.StatusMessage(resp.Status, peer.Body(body), s.secrets...) + " (not an ack query answer)"}
 	}
 	return false, f
 }
