@@ -384,6 +384,11 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 			e.metrics.forget(id)
 		}
 	}
+	for id := range e.states { // asked about (Status) but gone
+		if !seen[id] {
+			delete(e.states, id)
+		}
+	}
 	return nil
 }
 
