@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/event"
@@ -183,9 +182,9 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 		if v == "" {
 			continue
 		}
-		t, err := parseTime(v)
+		t, err := event.ParseTimeParam(v)
 		if err != nil {
-			return bad(name + " is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z or a date such as 2025-01-31")
+			return bad(name + " is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z (no offset: UTC) or a date such as 2025-01-31")
 		}
 		if name == "created_after" {
 			lq.CreatedAfter = t
@@ -334,16 +333,6 @@ func (a *API) pageURL(r *http.Request, set func(url.Values)) string {
 	q := r.URL.Query()
 	set(q)
 	return a.baseURL(r) + r.URL.Path + "?" + q.Encode()
-}
-
-// parseTime accepts GitLab's created_after/created_before forms: RFC 3339 with any offset,
-// or a date (midnight UTC).
-func parseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	t, err := time.Parse("2006-01-02", v)
-	return t.UTC(), err
 }
 
 func encodeCursor(id int64) string {

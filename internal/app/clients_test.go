@@ -1,0 +1,71 @@
+package app_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// Issue 14: what GitLab's own clients (client-go, gitbeaker) and the SIEM collectors that
+// speak GitLab's API send, run unchanged against the service.
+
+// TestTimeParametersAsGitLabAccepts: created_after and created_before take what GitLab's Grape
+// DateTime parameters take. A SIEM collector sends Python's naive isoformat()
+// (2025-10-14T21:00:00.000000): it was refused with 400, and the collector, which swallows
+// errors, collected nothing.
+func TestTimeParametersAsGitLabAccepts(t *testing.T) {
+	s := start(t, "sqlite")
+	base := time.Date(2025, 10, 14, 18, 0, 0, 0, time.UTC) // events at 18:00 … 03:00 the next day
+	var events []map[string]any
+	for i := range 10 {
+		e := ev("user_created", "Instance", "", 0, 1, fmt.Sprint(i))
+		e["created_at"] = base.Add(time.Duration(i) * time.Hour).Format(time.RFC3339)
+		events = append(events, e)
+	}
+	s.ingest(adminToken, events...)
+	s.waitStored(10)
+	for _, tt := range []struct {
+		after string
+		want  string
+	}{
+		{"2025-10-14T21:00:00.000000", "7"}, // naive: UTC
+		{"2025-10-14T21:00:00", "7"},
+		{"2025-10-14 21:00:00", "7"},
+		{"2025-10-14 21:00:00 +0000", "7"},
+		{"2025-10-14T23:00:00+0200", "7"},
+		{"2025-10-14T21:00:00.5Z", "6"},
+		{"2025-10-15", "4"}, // a date alone: midnight UTC
+	} {
+		for _, path := range []string{"/api/v4/audit_events", "/api/v4/audit_events?pagination=keyset&per_page=100"} {
+			sep := "?"
+			if len(path) > len("/api/v4/audit_events") {
+				sep = "&"
+			}
+			status, body, h := s.do(http.MethodGet, path+sep+"created_after="+url.QueryEscape(tt.after), adminToken, "", nil)
+			require.Equal(t, http.StatusOK, status, "%s: %s", tt.after, body)
+			if h.Get("X-Total") != "" {
+				require.Equal(t, tt.want, h.Get("X-Total"), tt.after)
+			}
+		}
+	}
+	// created_before too, and the instant a "+" that was not encoded turned into a space.
+	status, body, h := s.do(http.MethodGet, "/api/v4/audit_events?created_before=2025-10-14T22:00:00+02:00", adminToken, "", nil)
+	require.Equal(t, http.StatusOK, status, string(body))
+	require.Equal(t, "3", h.Get("X-Total"), "before 20:00Z: 18:00, 19:00, 20:00")
+
+	// gitbeaker passes the collector's strings through as they are.
+	var got []map[string]any
+	if err := s.gitbeaker(adminToken, `return await api.AuditEvents.all({
+		createdAfter: '2025-10-14T21:00:00.000000', createdBefore: '2025-10-15 00:00:00', maxPages: 1 });`, &got); err != nil {
+		t.Fatalf("gitbeaker AuditEvents.all: %+v", err)
+	}
+	require.Len(t, got, 4, "21:00, 22:00, 23:00 and 00:00")
+
+	status, body, _ = s.do(http.MethodGet, "/api/v4/audit_events?created_after=yesterday", adminToken, "", nil)
+	require.Equal(t, http.StatusBadRequest, status)
+	require.Contains(t, string(body), "created_after")
+}
