@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	gitlab "gitlab.com/gitlab-org/api/client-go"
 )
 
 // Issue 14: what GitLab's own clients (client-go, gitbeaker) and the SIEM collectors that
@@ -68,4 +69,73 @@ func TestTimeParametersAsGitLabAccepts(t *testing.T) {
 	status, body, _ = s.do(http.MethodGet, "/api/v4/audit_events?created_after=yesterday", adminToken, "", nil)
 	require.Equal(t, http.StatusBadRequest, status)
 	require.Contains(t, string(body), "created_after")
+}
+
+// TestListUsersFiltersAndPages: GET /users honours GitLab's filters and pages like the other
+// lists. client-go's ListUsers and gitbeaker's Users.all({username}) got every user.
+func TestListUsersFiltersAndPages(t *testing.T) {
+	s := start(t, "sqlite")
+	admin := s.client(adminToken)
+	for _, u := range [][2]string{{"alice", "Alice Liddell"}, {"bob", "Bob Builder"}, {"carol", "Carol Alison"}} {
+		_, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr(u[0]), Name: gitlab.Ptr(u[1]), Email: gitlab.Ptr(u[0] + "@example.com")})
+		require.NoError(t, err)
+	}
+	names := func(us []*gitlab.User) []string {
+		var out []string
+		for _, u := range us {
+			out = append(out, u.Username)
+		}
+		return out
+	}
+	list := func(opt *gitlab.ListUsersOptions) []string {
+		t.Helper()
+		us, _, err := admin.Users.ListUsers(opt)
+		require.NoError(t, err)
+		return names(us)
+	}
+	require.Equal(t, []string{"alice"}, list(&gitlab.ListUsersOptions{Username: gitlab.Ptr("alice")}))
+	require.Equal(t, []string{"alice"}, list(&gitlab.ListUsersOptions{Username: gitlab.Ptr("ALICE")}), "usernames match case-insensitively")
+	require.Empty(t, list(&gitlab.ListUsersOptions{Username: gitlab.Ptr("ali")}), "username is exact")
+	require.ElementsMatch(t, []string{"alice", "carol"}, list(&gitlab.ListUsersOptions{Search: gitlab.Ptr("ali")}), "search: name, username or email")
+	require.Equal(t, []string{"bob"}, list(&gitlab.ListUsersOptions{Search: gitlab.Ptr("bob@example.com")}))
+	require.Len(t, list(&gitlab.ListUsersOptions{Active: gitlab.Ptr(true)}), 4)
+	require.Empty(t, list(&gitlab.ListUsersOptions{Blocked: gitlab.Ptr(true)}), "no user is blocked")
+	require.Empty(t, list(&gitlab.ListUsersOptions{External: gitlab.Ptr(true)}), "no user is external")
+	require.Len(t, list(&gitlab.ListUsersOptions{ExcludeExternal: gitlab.Ptr(true)}), 4)
+	require.Equal(t, []string{"carol", "bob", "alice", "root"}, list(nil), "GitLab's default order: id descending")
+	require.Equal(t, []string{"alice", "bob", "carol", "root"}, list(&gitlab.ListUsersOptions{OrderBy: gitlab.Ptr("username"), Sort: gitlab.Ptr("asc")}))
+
+	// Pages, with GitLab's headers.
+	us, resp, err := admin.Users.ListUsers(&gitlab.ListUsersOptions{ListOptions: gitlab.ListOptions{Page: 2, PerPage: 3}})
+	require.NoError(t, err)
+	require.Len(t, us, 1)
+	require.Equal(t, int64(4), resp.TotalItems)
+	require.Equal(t, int64(2), resp.TotalPages)
+	require.Equal(t, int64(2), resp.CurrentPage)
+	require.Equal(t, int64(1), resp.PreviousPage)
+	require.Contains(t, resp.Header.Get("Link"), `rel="first"`)
+
+	var got []map[string]any
+	if e := s.gitbeaker(adminToken, `return await api.Users.all({ username: 'alice' });`, &got); e != nil {
+		t.Fatalf("gitbeaker Users.all: %+v", e)
+	}
+	require.Len(t, got, 1)
+	require.Equal(t, "alice", got[0]["username"])
+	var paged struct {
+		Data           []map[string]any `json:"data"`
+		PaginationInfo struct {
+			Total      int `json:"total"`
+			TotalPages int `json:"totalPages"`
+			Next       *int
+		} `json:"paginationInfo"`
+	}
+	if e := s.gitbeaker(adminToken, `return await api.Users.all({ perPage: 2, maxPages: 1, showExpanded: true });`, &paged); e != nil {
+		t.Fatalf("gitbeaker Users.all: %+v", e)
+	}
+	require.Len(t, paged.Data, 2)
+	require.Equal(t, 4, paged.PaginationInfo.Total)
+	require.Equal(t, 2, paged.PaginationInfo.TotalPages)
+
+	status, body, _ := s.do(http.MethodGet, "/api/v4/users?active=maybe", adminToken, "", nil)
+	require.Equal(t, http.StatusBadRequest, status, string(body))
 }

@@ -1,16 +1,19 @@
 package rest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -116,8 +119,61 @@ func (a *API) currentUser(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, true))
 }
 
+// listUsers is GET /users (admins) with GitLab's filters and offset pagination. Every user here
+// is active, none blocked or external: those filters select all or nothing. Users are few, so
+// the filters run over the whole list.
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	if !a.requireAdmin(w, p) {
+		return
+	}
+	q := r.URL.Query()
+	page, perPage, msg := parsePage(q)
+	if msg != "" {
+		a.writeBad(w, "invalid_parameter", msg)
+		return
+	}
+	want := map[string]bool{} // boolean filters given: name → value
+	for _, name := range []string{"active", "blocked", "external", "exclude_active", "exclude_external", "admins", "humans", "exclude_humans", "exclude_internal", "without_project_bots"} {
+		if v := q.Get(name); v != "" {
+			var b flexBool
+			if err := b.UnmarshalJSON([]byte(v)); err != nil {
+				a.writeBad(w, "invalid_parameter", name+" is invalid: use true or false")
+				return
+			}
+			want[name] = bool(b)
+		}
+	}
+	var after, before time.Time
+	for name, dst := range map[string]*time.Time{"created_after": &after, "created_before": &before} {
+		if v := q.Get(name); v != "" {
+			t, err := event.ParseTimeParam(v)
+			if err != nil {
+				a.writeBad(w, "invalid_parameter", name+" is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z (no offset: UTC) or a date such as 2025-01-31")
+				return
+			}
+			*dst = t
+		}
+	}
+	orderBy, sortDesc := cmp.Or(q.Get("order_by"), "id"), true
+	switch q.Get("sort") {
+	case "", "desc":
+	case "asc":
+		sortDesc = false
+	default:
+		a.writeBad(w, "invalid_parameter", "sort does not have a valid value")
+		return
+	}
+	var key func(u store.User) string
+	switch orderBy {
+	case "id":
+	case "name":
+		key = func(u store.User) string { return strings.ToLower(u.Name) }
+	case "username":
+		key = func(u store.User) string { return strings.ToLower(u.Username) }
+	case "created_at", "updated_at":
+		key = func(u store.User) string { return u.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000000") }
+	default:
+		a.writeBad(w, "invalid_parameter", "order_by does not have a valid value (id, name, username, created_at, updated_at)")
 		return
 	}
 	users, err := a.opts.Users.UserList(r.Context())
@@ -125,8 +181,41 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.writeErr(w, r, err)
 		return
 	}
-	out := make([]userJSON, 0, len(users))
+	username, search := q.Get("username"), strings.ToLower(q.Get("search"))
+	isTrue := func(name string) bool { v, ok := want[name]; return ok && v }
+	isFalse := func(name string) bool { v, ok := want[name]; return ok && !v }
+	// Every user here is an active human; none is blocked or external.
+	none := isTrue("blocked") || isTrue("external") || isFalse("active") || isTrue("exclude_active") ||
+		isTrue("exclude_humans") || isFalse("humans")
+	kept := users[:0]
 	for _, u := range users {
+		switch {
+		case none,
+			username != "" && !strings.EqualFold(u.Username, username),
+			search != "" && !strings.Contains(strings.ToLower(u.Name), search) &&
+				!strings.Contains(strings.ToLower(u.Username), search) && !strings.Contains(strings.ToLower(u.Email), search),
+			isTrue("admins") && !u.Admin,
+			!after.IsZero() && u.CreatedAt.Before(after),
+			!before.IsZero() && u.CreatedAt.After(before):
+			continue
+		}
+		kept = append(kept, u)
+	}
+	slices.SortStableFunc(kept, func(x, y store.User) int {
+		c := 0
+		if key != nil {
+			c = strings.Compare(key(x), key(y))
+		}
+		c = cmp.Or(c, cmp.Compare(x.ID, y.ID))
+		if sortDesc {
+			return -c
+		}
+		return c
+	})
+	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(kept)))
+	from := min((page-1)*perPage, len(kept))
+	out := make([]userJSON, 0, perPage)
+	for _, u := range kept[from:min(from+perPage, len(kept))] {
 		out = append(out, a.userJSON(r, u, true))
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -214,24 +214,14 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 			lq.EntityID, lq.HasEntityID = id, true
 		}
 	}
-	lq.perPage = defaultPerPage
-	if v := q.Get("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return bad("per_page is invalid")
-		}
-		lq.perPage = min(n, maxPerPage)
+	page, perPage, msg := parsePage(q)
+	if msg != "" {
+		return bad(msg)
 	}
+	lq.perPage = perPage
 	switch q.Get("pagination") {
 	case "", "offset":
-		lq.page = 1
-		if v := q.Get("page"); v != "" {
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return bad("page is invalid")
-			}
-			lq.page = n
-		}
+		lq.page = page
 	case "keyset":
 		lq.keyset = true
 		if ob := q.Get("order_by"); ob != "" && ob != "id" {
@@ -287,33 +277,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
 			h.Set("X-Next-Cursor", cursor)
 		}
 	} else {
-		pages := int((total + int64(lq.perPage) - 1) / int64(lq.perPage))
-		h.Set("X-Total", strconv.FormatInt(total, 10))
-		h.Set("X-Total-Pages", strconv.Itoa(pages))
-		h.Set("X-Page", strconv.Itoa(lq.page))
-		next, prev := "", ""
-		if lq.page < pages {
-			next = strconv.Itoa(lq.page + 1)
-		}
-		if lq.page > 1 {
-			prev = strconv.Itoa(min(lq.page-1, max(pages, 1)))
-		}
-		h.Set("X-Next-Page", next)
-		h.Set("X-Prev-Page", prev)
-		var links []string
-		link := func(page int, rel string) {
-			u := a.pageURL(r, func(q url.Values) { q.Set("page", strconv.Itoa(page)) })
-			links = append(links, `<`+u+`>; rel="`+rel+`"`)
-		}
-		if prev != "" {
-			link(lq.page-1, "prev")
-		}
-		if next != "" {
-			link(lq.page+1, "next")
-		}
-		link(1, "first")
-		link(max(pages, 1), "last")
-		h.Set("Link", strings.Join(links, ", "))
+		a.setPageHeaders(h, r, lq.page, lq.perPage, total)
 	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
@@ -327,6 +291,60 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(buf.Bytes())
+}
+
+// parsePage reads GitLab's offset pagination parameters, page (default 1) and per_page
+// (default 20, at most 100); msg says what is wrong with them.
+func parsePage(q url.Values) (page, perPage int, msg string) {
+	page, perPage = 1, defaultPerPage
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, "per_page is invalid"
+		}
+		perPage = min(n, maxPerPage)
+	}
+	if v := q.Get("page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, "page is invalid"
+		}
+		page = n
+	}
+	return page, perPage, ""
+}
+
+// setPageHeaders writes GitLab's offset pagination headers for page of a list of total items:
+// X-Total, X-Total-Pages, X-Page, X-Per-Page, X-Next-Page, X-Prev-Page and Link.
+func (a *API) setPageHeaders(h http.Header, r *http.Request, page, perPage int, total int64) {
+	pages := int((total + int64(perPage) - 1) / int64(perPage))
+	h.Set("X-Per-Page", strconv.Itoa(perPage))
+	h.Set("X-Total", strconv.FormatInt(total, 10))
+	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	h.Set("X-Page", strconv.Itoa(page))
+	next, prev := "", ""
+	if page < pages {
+		next = strconv.Itoa(page + 1)
+	}
+	if page > 1 {
+		prev = strconv.Itoa(min(page-1, max(pages, 1)))
+	}
+	h.Set("X-Next-Page", next)
+	h.Set("X-Prev-Page", prev)
+	var links []string
+	link := func(page int, rel string) {
+		u := a.pageURL(r, func(q url.Values) { q.Set("page", strconv.Itoa(page)) })
+		links = append(links, `<`+u+`>; rel="`+rel+`"`)
+	}
+	if prev != "" {
+		link(page-1, "prev")
+	}
+	if next != "" {
+		link(page+1, "next")
+	}
+	link(1, "first")
+	link(max(pages, 1), "last")
+	h.Set("Link", strings.Join(links, ", "))
 }
 
 func (a *API) pageURL(r *http.Request, set func(url.Values)) string {
