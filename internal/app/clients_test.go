@@ -139,3 +139,89 @@ func TestListUsersFiltersAndPages(t *testing.T) {
 	status, body, _ := s.do(http.MethodGet, "/api/v4/users?active=maybe", adminToken, "", nil)
 	require.Equal(t, http.StatusBadRequest, status, string(body))
 }
+
+// TestImpersonationTokens: GitLab's impersonation-token API (admins only). An impersonation
+// token is a token of that user marked impersonation: it acts as the user, is listed and
+// revoked only through this API, and its user cannot see or revoke it through
+// /personal_access_tokens. Both clients call it; it was 404.
+func TestImpersonationTokens(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver)
+		admin := s.client(adminToken)
+		alice, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("alice"), Name: gitlab.Ptr("Alice"), Email: gitlab.Ptr("alice@example.com")})
+		require.NoError(t, err)
+		pat, _, err := admin.Users.CreatePersonalAccessToken(alice.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("own"), Scopes: &[]string{"api"}})
+		require.NoError(t, err)
+
+		// client-go sends expires_at as a full time; GitLab reads the date of it.
+		expires := time.Now().AddDate(0, 1, 0).UTC()
+		imp, _, err := admin.Users.CreateImpersonationToken(alice.ID, &gitlab.CreateImpersonationTokenOptions{
+			Name: gitlab.Ptr("support"), Scopes: &[]string{"read_api"}, ExpiresAt: &expires})
+		require.NoError(t, err)
+		require.NotEmpty(t, imp.Token)
+		require.True(t, imp.Active)
+		require.Equal(t, []string{"read_api"}, imp.Scopes)
+		require.Equal(t, expires.Format("2006-01-02"), imp.ExpiresAt.String())
+
+		// It acts as alice.
+		me, _, err := s.client(imp.Token).Users.CurrentUser()
+		require.NoError(t, err)
+		require.Equal(t, "alice", me.Username)
+
+		got, _, err := admin.Users.GetImpersonationToken(alice.ID, imp.ID)
+		require.NoError(t, err)
+		require.Equal(t, "support", got.Name)
+		require.Empty(t, got.Token, "the token is shown once")
+		list, _, err := admin.Users.GetAllImpersonationTokens(alice.ID, nil)
+		require.NoError(t, err)
+		require.Len(t, list, 1, "personal access tokens are not impersonation tokens")
+		_, resp, err := admin.Users.GetImpersonationToken(alice.ID, pat.ID)
+		require.Error(t, err)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode, "a personal access token is not an impersonation token")
+
+		// alice's own view leaves it out, and she cannot revoke it (GitLab's finder: impersonation false).
+		own, _, err := s.client(pat.Token).PersonalAccessTokens.ListPersonalAccessTokens(nil)
+		require.NoError(t, err)
+		require.Len(t, own, 1)
+		require.Equal(t, "own", own[0].Name)
+		resp, err = s.client(pat.Token).PersonalAccessTokens.RevokePersonalAccessTokenByID(imp.ID)
+		require.Error(t, err)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+		// Admins only.
+		_, resp, err = s.client(pat.Token).Users.GetAllImpersonationTokens(alice.ID, nil)
+		require.Error(t, err)
+		require.Equal(t, http.StatusForbidden, resp.StatusCode)
+		_, resp, err = admin.Users.GetAllImpersonationTokens(alice.ID+100, nil)
+		require.Error(t, err)
+		require.Equal(t, http.StatusNotFound, resp.StatusCode)
+
+		// gitbeaker: create, list active, show, revoke.
+		var created map[string]any
+		if e := s.gitbeaker(adminToken, fmt.Sprintf(`return await api.UserImpersonationTokens.create(%d, 'gb', ['api'], { expiresAt: '%s' });`,
+			alice.ID, expires.Format("2006-01-02")), &created); e != nil {
+			t.Fatalf("gitbeaker UserImpersonationTokens.create: %+v", e)
+		}
+		require.Equal(t, true, created["impersonation"])
+		require.NotEmpty(t, created["token"])
+		gbID := int64(created["id"].(float64))
+		var shown map[string]any
+		require.Nil(t, s.gitbeaker(adminToken, fmt.Sprintf(`return await api.UserImpersonationTokens.show(%d, %d);`, alice.ID, gbID), &shown))
+		require.Equal(t, "gb", shown["name"])
+		require.Nil(t, s.gitbeaker(adminToken, fmt.Sprintf(`return await api.UserImpersonationTokens.revoke(%d, %d);`, alice.ID, gbID), nil))
+		var active, inactive []map[string]any
+		require.Nil(t, s.gitbeaker(adminToken, fmt.Sprintf(`return await api.UserImpersonationTokens.all(%d, { state: 'active' });`, alice.ID), &active))
+		require.Nil(t, s.gitbeaker(adminToken, fmt.Sprintf(`return await api.UserImpersonationTokens.all(%d, { state: 'inactive' });`, alice.ID), &inactive))
+		require.Len(t, active, 1)
+		require.Len(t, inactive, 1)
+		require.Equal(t, "gb", inactive[0]["name"])
+		require.Equal(t, true, inactive[0]["revoked"])
+
+		// Revoked: it no longer authenticates.
+		_, err = admin.Users.RevokeImpersonationToken(alice.ID, imp.ID)
+		require.NoError(t, err)
+		_, resp, err = s.client(imp.Token).Users.CurrentUser()
+		require.Error(t, err)
+		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	})
+}

@@ -294,16 +294,20 @@ type Token struct {
 	ExpiresAt time.Time // zero: never
 	Revoked   bool
 	CreatedAt time.Time
+	// Impersonation marks an impersonation token (GitLab's): an admin's token that acts as
+	// UserID, managed through the impersonation-token API and hidden from the user's own list.
+	Impersonation bool
 }
 
 // TokenCreateParams creates a token.
 type TokenCreateParams struct {
-	UserID    int64
-	Name      string
-	Hash      []byte
-	Scopes    []string
-	ExpiresAt time.Time
-	CreatedAt time.Time
+	UserID        int64
+	Name          string
+	Hash          []byte
+	Scopes        []string
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+	Impersonation bool
 }
 
 // WebSession is a signed-in browser session of the web UI. The cookie holds a random session

@@ -303,6 +303,8 @@ type tokenJSON struct {
 	Active    bool      `json:"active"`
 	ExpiresAt *string   `json:"expires_at"`
 	Token     string    `json:"token,omitempty"`
+	// Impersonation is shown for impersonation tokens (GitLab's ImpersonationToken entity).
+	Impersonation *bool `json:"impersonation,omitempty"`
 }
 
 func (a *API) tokenJSON(t store.Token) tokenJSON {
@@ -312,11 +314,24 @@ func (a *API) tokenJSON(t store.Token) tokenJSON {
 		s := t.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
 	}
+	if t.Impersonation {
+		j.Impersonation = &t.Impersonation
+	}
 	return j
 }
 
 // createToken is POST /users/:id/personal_access_tokens (admins, as in GitLab).
 func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	a.issueToken(w, r, p, false)
+}
+
+// createImpersonationToken is POST /users/:id/impersonation_tokens (admins): a token that acts
+// as the user, marked impersonation.
+func (a *API) createImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	a.issueToken(w, r, p, true)
+}
+
+func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Principal, impersonation bool) {
 	if !a.requireAdmin(w, p) {
 		return
 	}
@@ -346,7 +361,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	}
 	var expires time.Time
 	if in.ExpiresAt != "" {
-		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+		if expires, err = parseDate(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}
@@ -365,7 +380,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	}
 	raw, hash := auth.NewToken()
 	t, err := a.opts.Users.TokenCreate(r.Context(), store.TokenCreateParams{UserID: uid, Name: in.Name, Hash: hash,
-		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()})
+		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC(), Impersonation: impersonation})
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -373,6 +388,112 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	j := a.tokenJSON(t)
 	j.Token = raw
 	writeJSON(w, http.StatusCreated, j)
+}
+
+// parseDate reads a date parameter (GitLab's Grape Date, such as expires_at): a date, or any
+// time parameter (event.ParseTimeParam), of which the date as written is taken.
+func parseDate(v string) (time.Time, error) {
+	v = strings.TrimSpace(v)
+	if _, err := event.ParseTimeParam(v); err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse("2006-01-02", v[:10])
+}
+
+// impersonationTokens resolves the user {id} of an impersonation-token route (admins) and
+// returns the user's impersonation tokens; 404 when the user is missing.
+func (a *API) impersonationTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) ([]store.Token, bool) {
+	if !a.requireAdmin(w, p) {
+		return nil, false
+	}
+	uid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return nil, false
+	}
+	if _, err := a.opts.Users.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return nil, false
+	} else if err != nil {
+		a.writeErr(w, r, err)
+		return nil, false
+	}
+	toks, err := a.opts.Users.TokenList(r.Context(), uid)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return nil, false
+	}
+	toks = slices.DeleteFunc(toks, func(t store.Token) bool { return !t.Impersonation })
+	return toks, true
+}
+
+// listImpersonationTokens is GET /users/:id/impersonation_tokens (admins), state all (the
+// default), active or inactive, paginated.
+func (a *API) listImpersonationTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	state := cmp.Or(q.Get("state"), "all")
+	page, perPage, msg := parsePage(q)
+	switch {
+	case msg != "":
+		a.writeBad(w, "invalid_parameter", msg)
+		return
+	case state != "all" && state != "active" && state != "inactive":
+		a.writeBad(w, "invalid_parameter", "state does not have a valid value (all, active, inactive)")
+		return
+	}
+	toks, ok := a.impersonationTokens(w, r, p)
+	if !ok {
+		return
+	}
+	out := make([]tokenJSON, 0, len(toks))
+	for _, t := range toks {
+		j := a.tokenJSON(t)
+		if state == "all" || (state == "active") == j.Active {
+			out = append(out, j)
+		}
+	}
+	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(out)))
+	from := min((page-1)*perPage, len(out))
+	writeJSON(w, http.StatusOK, out[from:min(from+perPage, len(out))])
+}
+
+// impersonationToken finds {token_id} among the user's impersonation tokens.
+func (a *API) impersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) (store.Token, bool) {
+	toks, ok := a.impersonationTokens(w, r, p)
+	if !ok {
+		return store.Token{}, false
+	}
+	if id, err := strconv.ParseInt(r.PathValue("token_id"), 10, 64); err == nil {
+		for _, t := range toks {
+			if t.ID == id {
+				return t, true
+			}
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", "404 Impersonation Token Not Found")
+	return store.Token{}, false
+}
+
+// getImpersonationToken is GET /users/:id/impersonation_tokens/:token_id (admins).
+func (a *API) getImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if t, ok := a.impersonationToken(w, r, p); ok {
+		writeJSON(w, http.StatusOK, a.tokenJSON(t))
+	}
+}
+
+// revokeImpersonationToken is DELETE /users/:id/impersonation_tokens/:token_id (admins): the
+// token is revoked, not deleted, as in GitLab.
+func (a *API) revokeImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	t, ok := a.impersonationToken(w, r, p)
+	if !ok {
+		return
+	}
+	if err := a.opts.Users.TokenRevoke(r.Context(), t.ID); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	a.opts.Auth.Forget()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // listTokens is GET /personal_access_tokens: the caller's own (admins may pass user_id).
@@ -393,7 +514,10 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	out := make([]tokenJSON, 0, len(toks))
 	for _, t := range toks {
-		out = append(out, a.tokenJSON(t))
+		// GitLab's finder for a user's own tokens: impersonation tokens are not theirs to see.
+		if !t.Impersonation || p.User.Admin {
+			out = append(out, a.tokenJSON(t))
+		}
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -413,7 +537,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		}
 		own := false
 		for _, t := range toks {
-			own = own || t.ID == id
+			own = own || (t.ID == id && !t.Impersonation) // nor to revoke
 		}
 		if !own {
 			writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
@@ -672,7 +796,7 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 	var expires time.Time
 	if in.ExpiresAt != "" {
 		var err error
-		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+		if expires, err = parseDate(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}

@@ -750,11 +750,12 @@ func (s *suite) testToken(t *testing.T) {
 	require.True(t, forever.ExpiresAt.IsZero(), "no expiry stays no expiry")
 	require.Greater(t, forever.ID, ci.ID)
 
-	other, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base})
+	other, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base, Impersonation: true})
 	require.NoError(t, err)
 	require.Equal(t, store.Token{
-		ID: other.ID, UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base,
-	}, other)
+		ID: other.ID, UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base, Impersonation: true,
+	}, other, "an impersonation token says so")
+	require.False(t, ci.Impersonation, "a personal access token is not one")
 
 	_, err = st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "dup", Hash: hash("one"), CreatedAt: base})
 	require.ErrorIs(t, err, store.ErrConflict, "hash taken")
@@ -795,6 +796,7 @@ func (s *suite) testToken(t *testing.T) {
 	got, err = st.TokenGetByHash(ctx, hash("three"))
 	require.NoError(t, err)
 	require.False(t, got.Revoked, "revoking one token leaves the others")
+	require.True(t, got.Impersonation, "read back by hash, still an impersonation token")
 	n, err = st.TokenCount(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n, "revoked tokens count")
