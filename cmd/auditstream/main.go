@@ -281,7 +281,7 @@ func namespaceCmd(cfg *app.Config, kind store.NamespaceKind) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&path, "path", "", "full path, e.g. my-group/sub (required)")
 	f.StringVar(&name, "name", "", "display name (default: the last path segment)")
-	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); without it the id stays unknown until the first event tells it")
+	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); without it an id of the range assigned here (from 2^52), replaced by GitLab's when an event names the path with it")
 	cmd.AddCommand(create)
 	return cmd
 }

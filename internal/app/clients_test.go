@@ -9,6 +9,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // Issue 14: what GitLab's own clients (client-go, gitbeaker) and the SIEM collectors that
@@ -223,5 +226,86 @@ func TestImpersonationTokens(t *testing.T) {
 		_, resp, err = s.client(imp.Token).Users.CurrentUser()
 		require.Error(t, err)
 		require.Equal(t, http.StatusUnauthorized, resp.StatusCode)
+	})
+}
+
+// TestCreatedNamespacesHaveIDsAtOnce: a group or project created through the API or the CLI has
+// a usable id at once (it had 0), so the next natural call, creating a project in it by
+// namespace_id, works through both clients; a group created ahead with the CLI takes events
+// naming it by path alone, and when the GitLab instance's first event tells the group's real id
+// the group adopts it: same group, same members, same events, and the id given here still
+// resolves.
+func TestCreatedNamespacesHaveIDsAtOnce(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		cfg := app.Defaults()
+		cfg.DataDir = t.TempDir()
+		cfg.Listen = "127.0.0.1:0"
+		cfg.AdminToken = adminToken
+		cfg.LogLevel = "warn"
+		if driver == "postgres" {
+			cfg.DatabaseURL = freshPostgres(t)
+		}
+		// The CLI (auditstream group create --path acme/sub) before the server runs.
+		adm, err := app.OpenAdmin(t.Context(), cfg)
+		require.NoError(t, err)
+		_, err = adm.CreateNamespace(t.Context(), store.KindGroup, "acme", "", 0)
+		require.NoError(t, err)
+		sub, err := adm.CreateNamespace(t.Context(), store.KindGroup, "acme/sub", "", 0)
+		require.NoError(t, err)
+		require.NoError(t, adm.Close())
+		require.NotZero(t, sub.ID, "a usable id at once")
+		s := startCfg(t, cfg)
+		admin := s.client(adminToken)
+
+		// client-go: a group, then a project in it by namespace_id.
+		g, _, err := admin.Groups.CreateGroup(&gitlab.CreateGroupOptions{Name: gitlab.Ptr("Org"), Path: gitlab.Ptr("org")})
+		require.NoError(t, err)
+		require.NotZero(t, g.ID)
+		p, _, err := admin.Projects.CreateProject(&gitlab.CreateProjectOptions{Name: gitlab.Ptr("app"), NamespaceID: gitlab.Ptr(g.ID)})
+		require.NoError(t, err)
+		require.NotZero(t, p.ID)
+		require.Equal(t, "org/app", p.PathWithNamespace)
+		got, _, err := admin.Projects.GetProject(p.ID, nil)
+		require.NoError(t, err)
+		require.Equal(t, "org/app", got.PathWithNamespace)
+
+		// gitbeaker: the same, in a subgroup.
+		var gb, gp map[string]any
+		if e := s.gitbeaker(adminToken, fmt.Sprintf(`return await api.Groups.create('Team', 'team', { parentId: %d });`, g.ID), &gb); e != nil {
+			t.Fatalf("gitbeaker Groups.create: %+v", e)
+		}
+		require.NotZero(t, gb["id"])
+		if e := s.gitbeaker(adminToken, fmt.Sprintf(`return await api.Projects.create({ name: 'svc', namespaceId: %v });`, gb["id"]), &gp); e != nil {
+			t.Fatalf("gitbeaker Projects.create: %+v", e)
+		}
+		require.Equal(t, "org/team/svc", gp["path_with_namespace"])
+
+		// The CLI's group takes events by path alone.
+		owner, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr("owner"), Name: gitlab.Ptr("Owner"), Email: gitlab.Ptr("o@example.com")})
+		require.NoError(t, err)
+		_, _, err = admin.GroupMembers.AddGroupMember("acme/sub", &gitlab.AddGroupMemberOptions{UserID: gitlab.Ptr(owner.ID), AccessLevel: gitlab.Ptr(gitlab.OwnerPermissions)})
+		require.NoError(t, err)
+		s.ingest(adminToken, ev("group_created", "Group", "acme/sub", 0, 1, "by path"))
+		// GitLab's own event about it tells its real id: the group adopts it.
+		s.ingest(adminToken, ev("group_created", "Group", "acme/sub", 555, 1, "from GitLab"))
+		s.waitStored(2)
+		adopted, _, err := admin.Groups.GetGroup(555, nil)
+		require.NoError(t, err)
+		require.Equal(t, "acme/sub", adopted.FullPath)
+		byOldID, _, err := admin.Groups.GetGroup(sub.ID, nil)
+		require.NoError(t, err, "the id given here still names the group")
+		require.Equal(t, int64(555), byOldID.ID)
+		members, _, err := admin.Groups.ListGroupMembers(555, nil)
+		require.NoError(t, err)
+		require.Len(t, members, 1, "members stay with the group")
+		evs, _, err := admin.AuditEvents.ListGroupAuditEvents(555, nil)
+		require.NoError(t, err)
+		require.Len(t, evs, 2, "both events are the group's")
+
+		// An id of the range assigned here names only what it was given to.
+		status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
+			[]byte(fmt.Sprintf(`{"event_type":"group_created","entity_type":"Group","entity_path":"elsewhere","entity_id":%d}`, sub.ID+1000)))
+		require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
+		require.Contains(t, string(body), "entity_id")
 	})
 }

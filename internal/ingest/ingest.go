@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"time"
 
@@ -201,6 +202,10 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		case errors.Is(err, namespace.ErrKindMismatch):
 			return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
 				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
+		case errors.Is(err, namespace.ErrUnknownLocalID):
+			return Result{}, &RequestError{Code: CodeValidation, Message: "an event names a group or project by an id it does not have; nothing was accepted",
+				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_id", Code: event.CodeInvalid,
+					Message: fmt.Sprintf("is in the range of ids auditstream assigns (from %d) and names no %s here", store.LocalIDBase, strings.ToLower(events[i].EntityType))}}}}}
 		case errors.Is(err, namespace.ErrIDRequired):
 			return Result{}, &RequestError{Code: CodeValidation, Message: "an event names a group or project without its id; nothing was accepted",
 				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_id", Code: event.CodeRequired,

@@ -38,6 +38,10 @@ var (
 	// without giving its id. Ids are never invented for events: a made-up id could later be a
 	// real group's.
 	ErrIDRequired = errors.New("namespace: the id of this group or project is not known; send its entity_id")
+	// ErrUnknownLocalID means an event gives an id of the range assigned here
+	// (store.IsLocalID) that was assigned to no namespace of that kind: only GitLab's ids, and
+	// ids this service handed out, name namespaces.
+	ErrUnknownLocalID = errors.New("namespace: this id is in the range of ids auditstream assigns and names no group or project here")
 )
 
 type idKey struct {
@@ -123,7 +127,10 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+	ns, err := r.getByID(ctx, kind, id)
+	if store.IsLocalID(id) && errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, ErrUnknownLocalID
+	}
 	switch {
 	case err == nil && ns.FullPath == fullPath:
 		return r.remember(ns), nil
@@ -141,9 +148,14 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		if ns.ID == id { // another process learned it a moment ago
 			return r.remember(ns), nil
 		}
-		if ns.ID == 0 { // learned from paths only: this event tells its id
+		// Learned from paths only, or created here before GitLab told its id: this event
+		// tells it, and the namespace adopts it (keeping its key, members and subtree).
+		if ns.ID == 0 || store.IsLocalID(ns.ID) {
 			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
 				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+			}
+			if ns.ID != 0 {
+				r.forget() // the id assigned here is cached under it
 			}
 			ns.ID = id
 			return r.remember(ns), nil
@@ -305,9 +317,11 @@ func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (s
 	return r.remember(ns), nil
 }
 
-// Create makes a group or project ahead of its first event (the admin API). parentKey 0 makes
-// a top-level group. id 0 leaves the GitLab id unknown until an event of the namespace tells it
-// (ids are never invented). store.ErrConflict when the path or id is taken.
+// Create makes a group or project ahead of its first event (the admin API and CLI). parentKey 0
+// makes a top-level group. id 0 gives it an id of the range assigned here
+// (store.LocalID(key)), usable at once; the first event that names its path with a GitLab id
+// makes it adopt that id, and the id assigned here keeps naming it (Find).
+// store.ErrConflict when the path or id is taken.
 func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error) {
 	full := path
 	if parentKey != 0 {
@@ -322,7 +336,10 @@ func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, p
 	}
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, IDUnknown: id == 0, Name: name,
+	if store.IsLocalID(id) {
+		return store.Namespace{}, fmt.Errorf("%w: %d", ErrUnknownLocalID, id)
+	}
+	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, LocalID: id == 0, Name: name,
 		FullPath: full, ParentKey: parentKey, CreatedAt: r.nowFunc().UTC()})
 	if err != nil {
 		return store.Namespace{}, err
@@ -342,7 +359,7 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 		if ok {
 			return cached, nil
 		}
-		ns, err = r.st.NamespaceGetByID(ctx, kind, id)
+		ns, err = r.getByID(ctx, kind, id)
 	} else {
 		ns, err = r.byPathFresh(ctx, idOrPath)
 	}
@@ -353,6 +370,20 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 		return store.Namespace{}, fmt.Errorf("find namespace: %w", err)
 	}
 	return r.remember(ns), nil
+}
+
+// getByID reads the namespace of kind with GitLab id id from the store. An id of the range
+// assigned here names its namespace also after it adopted GitLab's id.
+func (r *Resolver) getByID(ctx context.Context, kind store.NamespaceKind, id int64) (store.Namespace, error) {
+	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+	if !errors.Is(err, store.ErrNotFound) || !store.IsLocalID(id) {
+		return ns, err
+	}
+	ns, err = r.st.NamespaceGetByKey(ctx, id-store.LocalIDBase)
+	if err == nil && ns.Kind != kind {
+		return store.Namespace{}, store.ErrNotFound
+	}
+	return ns, err
 }
 
 // ByKey returns the namespace with the internal key.

@@ -93,6 +93,7 @@ func (u *UI) parseEventFilter(r *http.Request, s scope) (eventFilter, store.Even
 	} else {
 		// A namespace whose GitLab id is unknown has no events of its own: id 0 matches none.
 		p.EntityType, p.EntityID, p.HasEntityID = s.eventEntityType(), s.NS.ID, true
+		p.AlsoEntityID = store.LocalID(s.NS.Key) // its events from before it adopted GitLab's id
 	}
 	if s.Events == auth.SeeOwn {
 		own := sessionOf(r).User().ID
@@ -328,7 +329,7 @@ func (u *UI) eventPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := u.opts.Events.EventGet(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && s.Kind != "instance" && (rec.EntityType != s.eventEntityType() || rec.EntityID != s.NS.ID) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && s.Kind != "instance" && (rec.EntityType != s.eventEntityType() || rec.EntityID != s.NS.ID && rec.EntityID != store.LocalID(s.NS.Key)) {
 		notFound()
 		return
 	}

@@ -595,7 +595,8 @@ var nsPathRE = regexp.MustCompile(`^[A-Za-z0-9_.][A-Za-z0-9_.\-]{0,254}$`)
 // namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
 // subgroups and projects: owners of the parent group, or admins. Only admins may set id: an id
 // decides which events a namespace receives, so claiming one would capture another's events.
-// Without id, the namespace's id stays unknown until its first event tells it.
+// Without id, it gets an id assigned here (store.LocalID), usable at once, and adopts GitLab's
+// id when the first event naming its path with one arrives (namespace.Resolver.Learn).
 func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		var in struct {
@@ -631,6 +632,9 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 			return
 		case in.ID < 0:
 			a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+			return
+		case store.IsLocalID(int64(in.ID)):
+			a.writeBad(w, "invalid_parameter", fmt.Sprintf("id must be GitLab's id, below %d: ids from there on are assigned here", store.LocalIDBase))
 			return
 		case in.ID != 0 && !p.User.Admin:
 			writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden - only admins may set id")

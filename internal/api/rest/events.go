@@ -116,6 +116,8 @@ func (a *API) listNamespaceEvents(kind store.NamespaceKind) authedHandler {
 		// A namespace whose GitLab id is unknown (an ancestor seen only in paths) has no events
 		// of its own: id 0 matches none, never every group's.
 		params.EntityType, params.EntityID, params.HasEntityID = entityTypeOf(kind), ns.ID, true
+		// Events it had before adopting GitLab's id carry the id assigned here.
+		params.AlsoEntityID = store.LocalID(ns.Key)
 		if scope == auth.SeeOwn {
 			params.AuthorID, params.HasAuthorID = p.User.ID, true
 		}
@@ -136,7 +138,7 @@ func (a *API) getNamespaceEvent(kind store.NamespaceKind) authedHandler {
 			return
 		}
 		a.getEvent(w, r, func(rec store.EventRecord) bool {
-			return rec.EntityType == entityTypeOf(kind) && rec.EntityID == ns.ID
+			return rec.EntityType == entityTypeOf(kind) && (rec.EntityID == ns.ID || rec.EntityID == store.LocalID(ns.Key))
 		})
 	}
 }
