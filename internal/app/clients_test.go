@@ -309,3 +309,29 @@ func TestCreatedNamespacesHaveIDsAtOnce(t *testing.T) {
 		require.Contains(t, string(body), "entity_id")
 	})
 }
+
+// TestGraphQLConfigAsJSONString: the unified API takes config as a JSON object or, as GitLab's
+// own QA client sends it, as a string holding the object's JSON (GitLab stores config in a
+// jsonb attribute, which parses a string). It was refused "must be a JSON object".
+func TestGraphQLConfigAsJSONString(t *testing.T) {
+	s := start(t, "sqlite", noLimits)
+	newWorld(t, s)
+	// GitLab QA's literal, verbatim in the query text.
+	p := s.mutate(adminToken, "groupAuditEventStreamingDestinationsCreate",
+		`mutation { groupAuditEventStreamingDestinationsCreate(input: {groupPath: "org", name: "qa", category: "http",
+			config: "{\"url\":\"https://receiver.example/qa\"}"}) { errors externalAuditEventDestination { id config } } }`, nil)
+	require.Equal(t, map[string]any{"url": "https://receiver.example/qa"}, dig(p, "externalAuditEventDestination", "config"))
+	id := dig(p, "externalAuditEventDestination", "id")
+	// And as a variable, on update and for the instance.
+	p = s.mutate(adminToken, "groupAuditEventStreamingDestinationsUpdate",
+		`mutation($id: AuditEventsGroupExternalStreamingDestinationID!, $cfg: JSON) { groupAuditEventStreamingDestinationsUpdate(input: {id: $id, config: $cfg}) { errors externalAuditEventDestination { config } } }`,
+		map[string]any{"id": id, "cfg": `{"url":"https://receiver.example/qa2"}`})
+	require.Equal(t, "https://receiver.example/qa2", dig(p, "externalAuditEventDestination", "config", "url"))
+	p = s.mutate(adminToken, "instanceAuditEventStreamingDestinationsCreate",
+		`mutation($cfg: JSON!) { instanceAuditEventStreamingDestinationsCreate(input: {category: "http", config: $cfg}) { errors externalAuditEventDestination { config } } }`,
+		map[string]any{"cfg": `{"url":"https://receiver.example/instance"}`})
+	require.Equal(t, "https://receiver.example/instance", dig(p, "externalAuditEventDestination", "config", "url"))
+	// A string that does not hold an object is still refused.
+	r := s.gql(adminToken, `mutation { groupAuditEventStreamingDestinationsCreate(input: {groupPath: "org", category: "http", config: "https://receiver.example"}) { errors } }`, nil)
+	require.NotEmpty(t, dig(r.Data, "groupAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
+}
