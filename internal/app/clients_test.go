@@ -335,3 +335,50 @@ func TestGraphQLConfigAsJSONString(t *testing.T) {
 	r := s.gql(adminToken, `mutation { groupAuditEventStreamingDestinationsCreate(input: {groupPath: "org", category: "http", config: "https://receiver.example"}) { errors } }`, nil)
 	require.NotEmpty(t, dig(r.Data, "groupAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
 }
+
+// TestDestinationNamesAreUniquePerCategory: GitLab keeps a destination's name unique per
+// category and group (per category for the instance): the legacy API has a table per category
+// and the unified model validates name uniqueness scoped to category. Run in the order of
+// GitLab's docs page, the Cloud Logging configuration named like the renamed HTTP destination
+// failed "Name has already been taken".
+func TestDestinationNamesAreUniquePerCategory(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		s := start(t, driver, noLimits)
+		newWorld(t, s)
+		s.mutate(adminToken, "externalAuditEventDestinationCreate",
+			`mutation { externalAuditEventDestinationCreate(input: {destinationUrl: "https://receiver.example/docs", groupPath: "org"}) { errors externalAuditEventDestination { id } } }`, nil)
+		list := s.gqlOK(adminToken, `{ group(fullPath: "org") { externalAuditEventDestinations { nodes { id } } } }`, nil)
+		httpID := dig(list, "group", "externalAuditEventDestinations", "nodes", "0", "id")
+		s.mutate(adminToken, "externalAuditEventDestinationUpdate",
+			`mutation($id: AuditEventsExternalAuditEventDestinationID!) { externalAuditEventDestinationUpdate(input: {id: $id, name: "destination-name"}) { errors } }`,
+			map[string]any{"id": httpID})
+		const gcpKey = "YOUR_PRIVATE_KEY"
+		p := s.mutate(adminToken, "googleCloudLoggingConfigurationCreate",
+			`mutation { googleCloudLoggingConfigurationCreate(input: {groupPath: "org", googleProjectIdName: "my-google-project", clientEmail: "my-email@my-google-project.iam.gservice.account.com", privateKey: "`+gcpKey+`", logIdName: "audit-events", name: "destination-name"}) { errors googleCloudLoggingConfiguration { name } } }`, nil)
+		require.Equal(t, "destination-name", dig(p, "googleCloudLoggingConfiguration", "name"))
+
+		// The unified API: another category may share the name, the same category may not.
+		create := func(category, cfg, secret string) gqlResult {
+			return s.gql(adminToken, `mutation($c: String!, $cfg: JSON!, $s: String) { groupAuditEventStreamingDestinationsCreate(input: {groupPath: "org", name: "destination-name", category: $c, config: $cfg, secretToken: $s}) { errors } }`,
+				map[string]any{"c": category, "cfg": cfg, "s": secret})
+		}
+		r := create("aws", `{"accessKeyXid":"AKIAIOSFODNN7EXAMPLE","bucketName":"audit-bucket","awsRegion":"us-east-1"}`, "secret-access-key")
+		require.Empty(t, dig(r.Data, "groupAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
+		r = create("http", `{"url":"https://receiver.example/other"}`, "")
+		require.Equal(t, []any{"Name has already been taken"}, dig(r.Data, "groupAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
+
+		// The instance: the same, per category.
+		for _, tt := range []struct {
+			category, cfg, secret string
+			errs                  []any
+		}{
+			{"http", `{"url":"https://receiver.example/i"}`, "", []any{}},
+			{"gcp", `{"googleProjectIdName":"my-google-project","clientEmail":"a@b.iam.gserviceaccount.com","logIdName":"audit-events"}`, gcpKey, []any{}},
+			{"http", `{"url":"https://receiver.example/i2"}`, "", []any{"Name has already been taken"}},
+		} {
+			r := s.gql(adminToken, `mutation($c: String!, $cfg: JSON!, $s: String) { instanceAuditEventStreamingDestinationsCreate(input: {name: "shared", category: $c, config: $cfg, secretToken: $s}) { errors } }`,
+				map[string]any{"c": tt.category, "cfg": tt.cfg, "s": tt.secret})
+			require.Equal(t, tt.errs, dig(r.Data, "instanceAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
+		}
+	})
+}

@@ -323,19 +323,17 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 	return v, nil
 }
 
-// uniqueness applies GitLab's per-owner uniqueness rules beside the name (which the store
-// enforces): a Google Cloud Logging project and log pair is used once; the legacy API also
-// keeps HTTP URLs and S3 buckets unique.
+// uniqueness applies GitLab's per-owner uniqueness rules: a name is used once per category
+// (the store enforces it too; GitLab's legacy API has a table per category and its unified
+// model scopes the name to the category), a Google Cloud Logging project and log pair is used
+// once; the legacy API also keeps HTTP URLs and S3 buckets unique.
 func uniqueness(existing []store.Destination, self int64, name string, cfg destination.Config, f Flavor) error {
 	for _, e := range existing {
-		if e.ID == self {
+		if e.ID == self || e.Category != cfg.Category {
 			continue
 		}
 		if e.Name == name {
 			return inputErr("Name has already been taken")
-		}
-		if e.Category != cfg.Category {
-			continue
 		}
 		switch {
 		case cfg.Category == destination.CategoryGCP && sameFields(e.Config, cfg.JSON, "googleProjectIdName", "logIdName"):
