@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -381,4 +382,48 @@ func TestDestinationNamesAreUniquePerCategory(t *testing.T) {
 			require.Equal(t, tt.errs, dig(r.Data, "instanceAuditEventStreamingDestinationsCreate", "errors"), r.Raw)
 		}
 	})
+}
+
+// TestValidationReportsEveryProblemAtOnce: the README's bad batch has two invalid events (event
+// 0 names a group nobody told the id of; it was reported only when sent alone), and a GraphQL
+// create or update with a taken name and a bad URL reports both (the name came only after the
+// URL was fixed).
+func TestValidationReportsEveryProblemAtOnce(t *testing.T) {
+	s := start(t, "sqlite", noLimits)
+	newWorld(t, s)
+	status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
+		[]byte(`[{"event_type":"member_created","entity_type":"Group","entity_path":"g"},{"event_type":"nope","entity_type":"User"}]`))
+	require.Equal(t, http.StatusUnprocessableEntity, status, string(body))
+	var res struct {
+		Message string
+		Code    string
+		Events  []struct {
+			Index  int
+			Errors []struct{ Field, Code string }
+		}
+	}
+	require.NoError(t, json.Unmarshal(body, &res))
+	require.Equal(t, "validation_failed", res.Code)
+	require.Equal(t, "2 of 2 events are invalid; nothing was accepted", res.Message)
+	require.Len(t, res.Events, 2, string(body))
+	require.Equal(t, 0, res.Events[0].Index)
+	require.Equal(t, "entity_id", res.Events[0].Errors[0].Field)
+	require.Equal(t, "required", res.Events[0].Errors[0].Code)
+	require.Equal(t, 1, res.Events[1].Index)
+	// An id given by an earlier event of the same batch still counts.
+	s.ingest(adminToken, ev("member_created", "Group", "fresh", 900, 1, "with id"), ev("member_created", "Group", "fresh", 0, 1, "by path"))
+
+	create := `mutation($n: String, $cfg: JSON!) { groupAuditEventStreamingDestinationsCreate(input: {groupPath: "org", name: $n, category: "http", config: $cfg}) { errors externalAuditEventDestination { id } } }`
+	p := s.mutate(adminToken, "groupAuditEventStreamingDestinationsCreate", create, map[string]any{"n": "taken", "cfg": map[string]any{"url": "https://receiver.example/a"}})
+	id := dig(p, "externalAuditEventDestination", "id")
+	s.mutate(adminToken, "groupAuditEventStreamingDestinationsCreate", create, map[string]any{"n": "other", "cfg": map[string]any{"url": "https://receiver.example/b"}})
+	r := s.gql(adminToken, create, map[string]any{"n": "taken", "cfg": map[string]any{"url": "ftp://nope"}})
+	errs := dig(r.Data, "groupAuditEventStreamingDestinationsCreate", "errors").([]any)
+	require.Len(t, errs, 2, r.Raw)
+	require.Contains(t, errs, "Name has already been taken")
+	update := `mutation($id: AuditEventsGroupExternalStreamingDestinationID!, $cfg: JSON) { groupAuditEventStreamingDestinationsUpdate(input: {id: $id, name: "other", config: $cfg}) { errors } }`
+	r = s.gql(adminToken, update, map[string]any{"id": id, "cfg": map[string]any{"url": "ftp://nope"}})
+	errs = dig(r.Data, "groupAuditEventStreamingDestinationsUpdate", "errors").([]any)
+	require.Len(t, errs, 2, r.Raw)
+	require.Contains(t, errs, "Name has already been taken")
 }

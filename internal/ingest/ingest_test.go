@@ -34,6 +34,9 @@ func (f learnFunc) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 	return f(ctx, kind, fullPath, id)
 }
 
+// Check lets Learn decide.
+func (f learnFunc) Check(context.Context, store.NamespaceKind, string, int64) error { return nil }
+
 type learnCall struct {
 	Kind     store.NamespaceKind
 	FullPath string

@@ -175,6 +175,42 @@ func (r *Resolver) Learn(ctx context.Context, kind store.NamespaceKind, fullPath
 		Name: lastSegment(fullPath), FullPath: fullPath, ParentKey: parentKey})
 }
 
+// Check reports, without learning or changing anything, whether Learn would refuse an event
+// of kind at fullPath with id for want of a usable id: ErrIDRequired (no id, and the namespace
+// is unknown or has none) or ErrUnknownLocalID. nil means Learn may go ahead; it can still
+// fail for other reasons (a path of the other kind, the store). Ingest calls it while
+// validating, so that a request's every problem is reported at once.
+func (r *Resolver) Check(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) error {
+	switch {
+	case id == 0:
+		ns, err := r.byPathFresh(ctx, fullPath)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if r.checkAncestors(ctx, fullPath) != nil {
+				return nil // Learn reports what is wrong with the path
+			}
+			return ErrIDRequired
+		case err != nil:
+			return err
+		case ns.Kind == kind && ns.ID == 0:
+			return ErrIDRequired
+		}
+	case store.IsLocalID(id):
+		r.mu.RLock()
+		_, ok := r.byID[idKey{kind, id}]
+		r.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		if _, err := r.getByID(ctx, kind, id); errors.Is(err, store.ErrNotFound) {
+			return ErrUnknownLocalID
+		} else if err != nil {
+			return fmt.Errorf("namespace by id: %w", err)
+		}
+	}
+	return nil
+}
+
 // move puts ns (and its subtree) at fullPath, under that path's parent group, parking whatever
 // holds the path now. Callers hold r.learn.
 func (r *Resolver) move(ctx context.Context, ns store.Namespace, fullPath string) (store.Namespace, error) {

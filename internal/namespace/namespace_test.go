@@ -496,3 +496,39 @@ func TestLearnNeverReturnsAnotherID(t *testing.T) {
 		require.Equal(t, old.Key, still.Key, name)
 	}
 }
+
+// TestCheckAgreesWithLearnAndChangesNothing: Check says what Learn would refuse for want of an
+// id, without creating anything.
+func TestCheckAgreesWithLearnAndChangesNothing(t *testing.T) {
+	ctx, r, st := setup(t)
+	_, err := r.Learn(ctx, store.KindProject, "acme/sub/app", 300) // acme and acme/sub without ids
+	require.NoError(t, err)
+	here, err := r.Create(ctx, store.KindGroup, "Here", "here", 0, 0)
+	require.NoError(t, err)
+	before, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		kind store.NamespaceKind
+		path string
+		id   int64
+		want error
+	}{
+		{store.KindGroup, "unknown", 0, namespace.ErrIDRequired},
+		{store.KindGroup, "acme/sub", 0, namespace.ErrIDRequired}, // known, without an id
+		{store.KindProject, "acme/sub/app", 0, nil},
+		{store.KindGroup, "here", 0, nil}, // created here: an id of the reserved range
+		{store.KindGroup, "here", here.ID, nil},
+		{store.KindGroup, "unknown", store.LocalID(here.Key + 1000), namespace.ErrUnknownLocalID},
+		{store.KindGroup, "unknown", 5, nil},
+		{store.KindGroup, "acme/sub/app/x", 0, nil}, // under a project: Learn reports the mismatch
+	} {
+		require.ErrorIs(t, r.Check(ctx, tt.kind, tt.path, tt.id), tt.want, "%s %s %d", tt.kind, tt.path, tt.id)
+		if tt.want != nil {
+			_, err := r.Learn(ctx, tt.kind, tt.path, tt.id)
+			require.ErrorIs(t, err, tt.want, "Learn agrees: %s %s %d", tt.kind, tt.path, tt.id)
+		}
+	}
+	after, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing was learned")
+}
