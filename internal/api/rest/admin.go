@@ -19,7 +19,8 @@ import (
 
 // The admin API in GitLab's shapes: users, personal access tokens, groups, projects, members.
 
-type userJSON struct {
+// User is a user as GitLab's API shows it (the CLI prints the same).
+type User struct {
 	ID        int64     `json:"id"`
 	Username  string    `json:"username"`
 	Name      string    `json:"name"`
@@ -30,13 +31,19 @@ type userJSON struct {
 	WebURL    string    `json:"web_url"`
 }
 
-func (a *API) userJSON(r *http.Request, u store.User, withEmail bool) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", IsAdmin: u.Admin,
-		CreatedAt: u.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
+// NewUser shows u; base is the service's external URL, for web_url. Only admins and the user
+// see the email.
+func NewUser(u store.User, base string, withEmail bool) User {
+	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", IsAdmin: u.Admin,
+		CreatedAt: u.CreatedAt, WebURL: base + "/" + u.Username}
 	if withEmail {
 		j.Email = u.Email
 	}
 	return j
+}
+
+func (a *API) userJSON(r *http.Request, u store.User, withEmail bool) User {
+	return NewUser(u, a.baseURL(r), withEmail)
 }
 
 // decodeBody decodes a JSON or form body into v (GitLab accepts both).
@@ -214,7 +221,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 	})
 	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(kept)))
 	from := min((page-1)*perPage, len(kept))
-	out := make([]userJSON, 0, perPage)
+	out := make([]User, 0, perPage)
 	for _, u := range kept[from:min(from+perPage, len(kept))] {
 		out = append(out, a.userJSON(r, u, true))
 	}
@@ -293,7 +300,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	writeJSON(w, http.StatusCreated, a.userJSON(r, u, true))
 }
 
-type tokenJSON struct {
+// Token is a personal access or impersonation token as GitLab's API shows it.
+type Token struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
 	Revoked   bool      `json:"revoked"`
@@ -307,9 +315,12 @@ type tokenJSON struct {
 	Impersonation *bool `json:"impersonation,omitempty"`
 }
 
-func (a *API) tokenJSON(t store.Token) tokenJSON {
-	j := tokenJSON{ID: t.ID, Name: t.Name, Revoked: t.Revoked, CreatedAt: t.CreatedAt, Scopes: t.Scopes, UserID: t.UserID}
-	j.Active = !t.Revoked && (t.ExpiresAt.IsZero() || a.opts.NowFunc().Before(t.ExpiresAt))
+func (a *API) tokenJSON(t store.Token) Token { return NewToken(t, a.opts.NowFunc()) }
+
+// NewToken shows t (never its secret) as it is at now.
+func NewToken(t store.Token, now time.Time) Token {
+	j := Token{ID: t.ID, Name: t.Name, Revoked: t.Revoked, CreatedAt: t.CreatedAt, Scopes: t.Scopes, UserID: t.UserID}
+	j.Active = !t.Revoked && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 	if !t.ExpiresAt.IsZero() {
 		s := t.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
@@ -445,7 +456,7 @@ func (a *API) listImpersonationTokens(w http.ResponseWriter, r *http.Request, p 
 	if !ok {
 		return
 	}
-	out := make([]tokenJSON, 0, len(toks))
+	out := make([]Token, 0, len(toks))
 	for _, t := range toks {
 		j := a.tokenJSON(t)
 		if state == "all" || (state == "active") == j.Active {
@@ -512,7 +523,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	out := make([]tokenJSON, 0, len(toks))
+	out := make([]Token, 0, len(toks))
 	for _, t := range toks {
 		// GitLab's finder for a user's own tokens: impersonation tokens are not theirs to see.
 		if !t.Impersonation || p.User.Admin {
@@ -552,39 +563,47 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type namespaceJSON struct {
-	ID                int64          `json:"id"`
-	Name              string         `json:"name"`
-	Path              string         `json:"path"`
-	FullPath          string         `json:"full_path,omitempty"`
-	ParentID          *int64         `json:"parent_id,omitempty"`
-	PathWithNamespace string         `json:"path_with_namespace,omitempty"`
-	Namespace         *namespaceJSON `json:"namespace,omitempty"`
-	WebURL            string         `json:"web_url"`
-	CreatedAt         time.Time      `json:"created_at"`
+// Namespace is a group or a project as GitLab's API shows it.
+type Namespace struct {
+	ID                int64      `json:"id"`
+	Name              string     `json:"name"`
+	Path              string     `json:"path"`
+	FullPath          string     `json:"full_path,omitempty"`
+	ParentID          *int64     `json:"parent_id,omitempty"`
+	PathWithNamespace string     `json:"path_with_namespace,omitempty"`
+	Namespace         *Namespace `json:"namespace,omitempty"`
+	WebURL            string     `json:"web_url"`
+	CreatedAt         time.Time  `json:"created_at"`
 }
 
-func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) namespaceJSON {
-	j := namespaceJSON{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: a.baseURL(r) + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
-	var parent *store.Namespace
-	if ns.ParentKey != 0 {
-		if p, err := a.opts.Namespaces.ByKey(r.Context(), ns.ParentKey); err == nil {
-			parent = &p
-		}
-	}
+// NewNamespace shows ns; parent returns a namespace's parent group (false when it has none or
+// it cannot be read), base is the service's external URL.
+func NewNamespace(ns store.Namespace, parent func(store.Namespace) (store.Namespace, bool), base string) Namespace {
+	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
+	p, ok := parent(ns)
 	if ns.Kind == store.KindGroup {
 		j.FullPath = ns.FullPath
-		if parent != nil {
-			j.ParentID = &parent.ID
+		if ok {
+			j.ParentID = &p.ID
 		}
 	} else {
 		j.PathWithNamespace = ns.FullPath
-		if parent != nil {
-			pj := a.namespaceJSON(r, *parent)
+		if ok {
+			pj := NewNamespace(p, parent, base)
 			j.Namespace = &pj
 		}
 	}
 	return j
+}
+
+func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) Namespace {
+	return NewNamespace(ns, func(ns store.Namespace) (store.Namespace, bool) {
+		if ns.ParentKey == 0 {
+			return store.Namespace{}, false
+		}
+		p, err := a.opts.Namespaces.ByKey(r.Context(), ns.ParentKey)
+		return p, err == nil
+	}, a.baseURL(r))
 }
 
 func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
@@ -677,7 +696,8 @@ func (a *API) getNamespace(kind store.NamespaceKind) authedHandler {
 	}
 }
 
-type memberJSON struct {
+// Member is a member of a group or project as GitLab's API shows it.
+type Member struct {
 	ID          int64     `json:"id"`
 	Username    string    `json:"username"`
 	Name        string    `json:"name"`
@@ -688,18 +708,23 @@ type memberJSON struct {
 	WebURL      string    `json:"web_url"`
 }
 
-func (a *API) memberJSON(r *http.Request, m store.Member) (memberJSON, error) {
+func (a *API) memberJSON(r *http.Request, m store.Member) (Member, error) {
 	u, err := a.opts.Users.UserGet(r.Context(), m.UserID)
 	if err != nil {
-		return memberJSON{}, err
+		return Member{}, err
 	}
-	j := memberJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
-		CreatedAt: m.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
+	return NewMember(m, u, a.baseURL(r)), nil
+}
+
+// NewMember shows membership m of user u; base is the service's external URL.
+func NewMember(m store.Member, u store.User, base string) Member {
+	j := Member{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
+		CreatedAt: m.CreatedAt, WebURL: base + "/" + u.Username}
 	if !m.ExpiresAt.IsZero() {
 		s := m.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
 	}
-	return j, nil
+	return j
 }
 
 // Members: anyone with access to the group or project may list them (GitLab); owners and
@@ -715,7 +740,7 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 			a.writeErr(w, r, err)
 			return
 		}
-		out := make([]memberJSON, 0, len(ms))
+		out := make([]Member, 0, len(ms))
 		for _, m := range ms {
 			j, err := a.memberJSON(r, m)
 			if err != nil {
