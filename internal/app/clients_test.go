@@ -427,3 +427,33 @@ func TestValidationReportsEveryProblemAtOnce(t *testing.T) {
 	require.Len(t, errs, 2, r.Raw)
 	require.Contains(t, errs, "Name has already been taken")
 }
+
+// TestMemberAndTokenListsPage: the members and personal access token lists page with GitLab's
+// headers like the other lists (they returned everything, without X-Total or Link).
+func TestMemberAndTokenListsPage(t *testing.T) {
+	s := start(t, "sqlite")
+	w := newWorld(t, s)
+	admin := s.client(adminToken)
+	ms, resp, err := admin.Groups.ListGroupMembers(w.org.ID, &gitlab.ListGroupMembersOptions{ListOptions: gitlab.ListOptions{Page: 2, PerPage: 3}})
+	require.NoError(t, err)
+	require.Len(t, ms, 1, "4 members: owner, maint, dev, rep")
+	require.Equal(t, int64(4), resp.TotalItems)
+	require.Equal(t, int64(2), resp.TotalPages)
+	require.Contains(t, resp.Header.Get("Link"), `rel="first"`)
+	ts, resp, err := admin.PersonalAccessTokens.ListPersonalAccessTokens(&gitlab.ListPersonalAccessTokensOptions{
+		UserID: gitlab.Ptr(w.owner.ID), ListOptions: gitlab.ListOptions{PerPage: 1}})
+	require.NoError(t, err)
+	require.Len(t, ts, 1)
+	require.Equal(t, int64(2), resp.TotalItems, "the owner's api and read_api tokens")
+	var paged struct {
+		Data           []map[string]any `json:"data"`
+		PaginationInfo struct {
+			Total int `json:"total"`
+		} `json:"paginationInfo"`
+	}
+	if e := s.gitbeaker(adminToken, fmt.Sprintf(`return await api.GroupMembers.all(%d, { perPage: 2, maxPages: 1, showExpanded: true });`, w.org.ID), &paged); e != nil {
+		t.Fatalf("gitbeaker GroupMembers.all: %+v", e)
+	}
+	require.Len(t, paged.Data, 2)
+	require.Equal(t, 4, paged.PaginationInfo.Total)
+}

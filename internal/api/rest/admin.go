@@ -134,8 +134,7 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	q := r.URL.Query()
-	page, perPage, msg := parsePage(q)
-	if msg != "" {
+	if _, _, msg := parsePage(q); msg != "" {
 		a.writeBad(w, "invalid_parameter", msg)
 		return
 	}
@@ -219,13 +218,11 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		}
 		return c
 	})
-	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(kept)))
-	from := min((page-1)*perPage, len(kept))
-	out := make([]User, 0, perPage)
-	for _, u := range kept[from:min(from+perPage, len(kept))] {
+	out := make([]User, 0, len(kept))
+	for _, u := range kept {
 		out = append(out, a.userJSON(r, u, true))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(a, w, r, out)
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -443,11 +440,7 @@ func (a *API) impersonationTokens(w http.ResponseWriter, r *http.Request, p *aut
 func (a *API) listImpersonationTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	q := r.URL.Query()
 	state := cmp.Or(q.Get("state"), "all")
-	page, perPage, msg := parsePage(q)
 	switch {
-	case msg != "":
-		a.writeBad(w, "invalid_parameter", msg)
-		return
 	case state != "all" && state != "active" && state != "inactive":
 		a.writeBad(w, "invalid_parameter", "state does not have a valid value (all, active, inactive)")
 		return
@@ -463,9 +456,7 @@ func (a *API) listImpersonationTokens(w http.ResponseWriter, r *http.Request, p 
 			out = append(out, j)
 		}
 	}
-	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(out)))
-	from := min((page-1)*perPage, len(out))
-	writeJSON(w, http.StatusOK, out[from:min(from+perPage, len(out))])
+	writePage(a, w, r, out)
 }
 
 // impersonationToken finds {token_id} among the user's impersonation tokens.
@@ -530,7 +521,7 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Princip
 			out = append(out, a.tokenJSON(t))
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(a, w, r, out)
 }
 
 // revokeToken is DELETE /personal_access_tokens/:id: admins, or the token's owner.
@@ -749,7 +740,7 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 			}
 			out = append(out, j)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writePage(a, w, r, out)
 	}
 }
 

@@ -316,6 +316,23 @@ func parsePage(q url.Values) (page, perPage int, msg string) {
 	return page, perPage, ""
 }
 
+// writePage writes the page of items that the request's page and per_page ask for, with
+// GitLab's offset pagination headers; 400 when they are invalid.
+func writePage[T any](a *API, w http.ResponseWriter, r *http.Request, items []T) {
+	page, perPage, msg := parsePage(r.URL.Query())
+	if msg != "" {
+		a.writeBad(w, "invalid_parameter", msg)
+		return
+	}
+	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(items)))
+	from := min((page-1)*perPage, len(items))
+	out := items[from:min(from+perPage, len(items))]
+	if out == nil {
+		out = []T{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
 // setPageHeaders writes GitLab's offset pagination headers for page of a list of total items:
 // X-Total, X-Total-Pages, X-Page, X-Per-Page, X-Next-Page, X-Prev-Page and Link.
 func (a *API) setPageHeaders(h http.Header, r *http.Request, page, perPage int, total int64) {
