@@ -283,7 +283,7 @@ func tokenCmd(cfg *app.Config) *cobra.Command {
 			var exp time.Time
 			if expires != "" {
 				var err error
-				if exp, err = time.Parse("2006-01-02", expires); err != nil {
+				if exp, err = event.ParseDateParam(expires); err != nil {
 					return fmt.Errorf("--expires-at must be a date such as 2030-01-31")
 				}
 			}

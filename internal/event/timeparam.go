@@ -37,6 +37,17 @@ func ParseTimeParam(s string) (time.Time, error) {
 	return t, nil
 }
 
+// ParseDateParam reads a date parameter (GitLab's Grape Date, such as expires_at): a date, or
+// any time ParseTimeParam reads, of which the date as written is taken (clients such as
+// client-go send a full time). It returns midnight UTC of that date.
+func ParseDateParam(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if _, err := ParseTimeParam(s); err != nil {
+		return time.Time{}, err
+	}
+	return time.Parse(time.DateOnly, s[:len(time.DateOnly)])
+}
+
 type timeParser struct {
 	s string
 	i int

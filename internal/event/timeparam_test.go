@@ -94,3 +94,21 @@ func FuzzParseTimeParam(f *testing.F) {
 		}
 	})
 }
+
+// TestParseDateParam: a date parameter takes a date, or a time of which the date as written
+// is taken (not its UTC date).
+func TestParseDateParam(t *testing.T) {
+	t.Parallel()
+	want := time.Date(2030, 1, 31, 0, 0, 0, 0, time.UTC)
+	for _, in := range []string{"2030-01-31", " 2030-01-31", "2030-01-31T23:30:00-05:00", "2030-01-31T00:00:00Z", "2030-01-31 12:00"} {
+		got, err := event.ParseDateParam(in)
+		if err != nil || !got.Equal(want) {
+			t.Errorf("%q = %s, %v; want %s", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "2030-02-30", "31/01/2030", "2030-01-31T25:00"} {
+		if got, err := event.ParseDateParam(in); err == nil {
+			t.Errorf("%q = %s, want an error", in, got)
+		}
+	}
+}

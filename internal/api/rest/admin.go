@@ -369,7 +369,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	var expires time.Time
 	if in.ExpiresAt != "" {
-		if expires, err = parseDate(in.ExpiresAt); err != nil {
+		if expires, err = event.ParseDateParam(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}
@@ -396,16 +396,6 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	j := a.tokenJSON(t)
 	j.Token = raw
 	writeJSON(w, http.StatusCreated, j)
-}
-
-// parseDate reads a date parameter (GitLab's Grape Date, such as expires_at): a date, or any
-// time parameter (event.ParseTimeParam), of which the date as written is taken.
-func parseDate(v string) (time.Time, error) {
-	v = strings.TrimSpace(v)
-	if _, err := event.ParseTimeParam(v); err != nil {
-		return time.Time{}, err
-	}
-	return time.Parse("2006-01-02", v[:10])
 }
 
 // impersonationTokens resolves the user {id} of an impersonation-token route (admins) and
@@ -816,7 +806,7 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 	var expires time.Time
 	if in.ExpiresAt != "" {
 		var err error
-		if expires, err = parseDate(in.ExpiresAt); err != nil {
+		if expires, err = event.ParseDateParam(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}
