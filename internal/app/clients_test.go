@@ -106,6 +106,9 @@ func TestListUsersFiltersAndPages(t *testing.T) {
 	require.Empty(t, list(&gitlab.ListUsersOptions{Blocked: gitlab.Ptr(true)}), "no user is blocked")
 	require.Empty(t, list(&gitlab.ListUsersOptions{External: gitlab.Ptr(true)}), "no user is external")
 	require.Len(t, list(&gitlab.ListUsersOptions{ExcludeExternal: gitlab.Ptr(true)}), 4)
+	require.Len(t, list(&gitlab.ListUsersOptions{Active: gitlab.Ptr(false)}), 4, "false filters nothing, as in GitLab")
+	require.Len(t, list(&gitlab.ListUsersOptions{Blocked: gitlab.Ptr(false)}), 4)
+	require.Len(t, list(&gitlab.ListUsersOptions{Admins: gitlab.Ptr(true)}), 1)
 	require.Equal(t, []string{"carol", "bob", "alice", "root"}, list(nil), "GitLab's default order: id descending")
 	require.Equal(t, []string{"alice", "bob", "carol", "root"}, list(&gitlab.ListUsersOptions{OrderBy: gitlab.Ptr("username"), Sort: gitlab.Ptr("asc")}))
 

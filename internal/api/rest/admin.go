@@ -188,11 +188,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	username, search := q.Get("username"), strings.ToLower(q.Get("search"))
-	isTrue := func(name string) bool { v, ok := want[name]; return ok && v }
-	isFalse := func(name string) bool { v, ok := want[name]; return ok && !v }
-	// Every user here is an active human; none is blocked or external.
-	none := isTrue("blocked") || isTrue("external") || isFalse("active") || isTrue("exclude_active") ||
-		isTrue("exclude_humans") || isFalse("humans")
+	// As in GitLab's UsersFinder, a filter given false filters nothing. Every user here is an
+	// active human; none is blocked or external.
+	isTrue := func(name string) bool { return want[name] }
+	none := isTrue("blocked") || isTrue("external") || isTrue("exclude_active") || isTrue("exclude_humans")
 	kept := users[:0]
 	for _, u := range users {
 		switch {
