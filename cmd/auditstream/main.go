@@ -46,7 +46,7 @@ func root() *cobra.Command {
 	pf.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 
 	rootCmd.AddCommand(serveCmd(&cfg), migrateCmd(&cfg), eventTypesCmd(&cfg), userCmd(&cfg), tokenCmd(&cfg),
-		namespaceCmd(&cfg, store.KindGroup), namespaceCmd(&cfg, store.KindProject), memberCmd(&cfg), emitCmd())
+		namespaceCmd(&cfg, store.KindGroup), namespaceCmd(&cfg, store.KindProject), memberCmd(&cfg), destinationCmd(&cfg), emitCmd())
 	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := bindEnv(cmd); err != nil {
 			return err
@@ -211,6 +211,45 @@ func printJSON(out io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// listCmd is a "list" command that prints a table, or with --json what the REST API returns.
+func listCmd(cfg *app.Config, short string, setup func(*pflag.FlagSet), list func(ctx context.Context, a *app.Admin) (any, [][]string, error)) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{Use: "list", Short: short, Args: cobra.NoArgs,
+		RunE: withAdmin(cfg, func(ctx context.Context, a *app.Admin, out io.Writer) error {
+			v, rows, err := list(ctx, a)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(out, v)
+			}
+			return printTable(out, rows)
+		})}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON, as the REST API does")
+	if setup != nil {
+		setup(cmd.Flags())
+	}
+	return cmd
+}
+
+// printTable prints rows (the first is the header) aligned in columns.
+func printTable(out io.Writer, rows [][]string) error {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+func orDash(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return *s
+}
+
+var roleNames = map[int]string{10: "guest", 20: "reporter", 30: "developer", 40: "maintainer", 50: "owner"}
+
 func userCmd(cfg *app.Config) *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
 	var id int64
@@ -230,7 +269,15 @@ func userCmd(cfg *app.Config) *cobra.Command {
 	f.StringVar(&name, "name", "", "display name (required)")
 	f.StringVar(&email, "email", "", "email (required)")
 	f.BoolVar(&admin, "admin", false, "make the user an instance admin")
-	cmd.AddCommand(create)
+	list := listCmd(cfg, "List users", nil, func(ctx context.Context, a *app.Admin) (any, [][]string, error) {
+		us, err := a.ListUsers(ctx)
+		rows := [][]string{{"ID", "USERNAME", "NAME", "EMAIL", "ADMIN"}}
+		for _, u := range us {
+			rows = append(rows, []string{strconv.FormatInt(u.ID, 10), u.Username, u.Name, u.Email, strconv.FormatBool(u.IsAdmin != nil && *u.IsAdmin)})
+		}
+		return us, rows, err
+	})
+	cmd.AddCommand(create, list)
 	return cmd
 }
 
@@ -243,7 +290,7 @@ func tokenCmd(cfg *app.Config) *cobra.Command {
 			var exp time.Time
 			if expires != "" {
 				var err error
-				if exp, err = time.Parse("2006-01-02", expires); err != nil {
+				if exp, err = event.ParseDateParam(expires); err != nil {
 					return fmt.Errorf("--expires-at must be a date such as 2030-01-31")
 				}
 			}
@@ -269,7 +316,19 @@ func tokenCmd(cfg *app.Config) *cobra.Command {
 			return nil
 		})}
 	revoke.Flags().Int64Var(&tokenID, "id", 0, "token id (required)")
-	cmd.AddCommand(create, revoke)
+	var listUser string
+	list := listCmd(cfg, "List a user's tokens (never their secrets)", func(f *pflag.FlagSet) {
+		f.StringVar(&listUser, "user", "", "username or id (required)")
+	}, func(ctx context.Context, a *app.Admin) (any, [][]string, error) {
+		ts, err := a.ListTokens(ctx, listUser)
+		rows := [][]string{{"ID", "NAME", "SCOPES", "ACTIVE", "EXPIRES", "REVOKED", "IMPERSONATION"}}
+		for _, t := range ts {
+			rows = append(rows, []string{strconv.FormatInt(t.ID, 10), t.Name, strings.Join(t.Scopes, ","), strconv.FormatBool(t.Active),
+				orDash(t.ExpiresAt), strconv.FormatBool(t.Revoked), strconv.FormatBool(t.Impersonation != nil && *t.Impersonation)})
+		}
+		return ts, rows, err
+	})
+	cmd.AddCommand(create, revoke, list)
 	return cmd
 }
 
@@ -288,8 +347,16 @@ func namespaceCmd(cfg *app.Config, kind store.NamespaceKind) *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&path, "path", "", "full path, e.g. my-group/sub (required)")
 	f.StringVar(&name, "name", "", "display name (default: the last path segment)")
-	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); without it the id stays unknown until the first event tells it")
-	cmd.AddCommand(create)
+	f.Int64Var(&id, "id", 0, "GitLab id (so it matches the entity_id your application sends); without it an id of the range assigned here (from 2^52), replaced by GitLab's when an event names the path with it")
+	list := listCmd(cfg, "List "+string(kind)+"s", nil, func(ctx context.Context, a *app.Admin) (any, [][]string, error) {
+		nss, err := a.ListNamespaces(ctx, kind)
+		rows := [][]string{{"ID", "FULL_PATH", "NAME"}}
+		for _, ns := range nss {
+			rows = append(rows, []string{strconv.FormatInt(ns.ID, 10), ns.FullPath + ns.PathWithNamespace, ns.Name})
+		}
+		return nss, rows, err
+	})
+	cmd.AddCommand(create, list)
 	return cmd
 }
 
@@ -317,7 +384,46 @@ func memberCmd(cfg *app.Config) *cobra.Command {
 	f.StringVar(&project, "project", "", "project id or full path")
 	f.StringVar(&user, "user", "", "username or id (required)")
 	f.IntVar(&level, "access-level", 0, "10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner")
-	cmd.AddCommand(add)
+	var listGroup, listProject string
+	list := listCmd(cfg, "List the direct members of a group or project", func(f *pflag.FlagSet) {
+		f.StringVar(&listGroup, "group", "", "group id or full path")
+		f.StringVar(&listProject, "project", "", "project id or full path")
+	}, func(ctx context.Context, a *app.Admin) (any, [][]string, error) {
+		if (listGroup == "") == (listProject == "") {
+			return nil, nil, fmt.Errorf("give exactly one of --group and --project")
+		}
+		kind, ref := store.KindGroup, listGroup
+		if listProject != "" {
+			kind, ref = store.KindProject, listProject
+		}
+		ms, err := a.ListMembers(ctx, kind, ref)
+		rows := [][]string{{"ID", "USERNAME", "ACCESS_LEVEL", "ROLE", "EXPIRES"}}
+		for _, m := range ms {
+			rows = append(rows, []string{strconv.FormatInt(m.ID, 10), m.Username, strconv.Itoa(m.AccessLevel), roleNames[m.AccessLevel], orDash(m.ExpiresAt)})
+		}
+		return ms, rows, err
+	})
+	cmd.AddCommand(add, list)
+	return cmd
+}
+
+func destinationCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{Use: "destination", Short: "Streaming destinations (managed through GraphQL or the UI)"}
+	cmd.AddCommand(listCmd(cfg, "List every streaming destination (no secrets)", nil, func(ctx context.Context, a *app.Admin) (any, [][]string, error) {
+		ds, err := a.ListDestinations(ctx)
+		rows := [][]string{{"ID", "GROUP", "CATEGORY", "NAME", "ACTIVE"}}
+		for _, d := range ds {
+			group := d.GroupPath
+			if group == "" {
+				group = "(instance)"
+			}
+			rows = append(rows, []string{d.ID, group, d.Category, d.Name, strconv.FormatBool(d.Active)})
+		}
+		if err == nil && len(ds) == 0 {
+			rows = [][]string{{"no streaming destinations"}}
+		}
+		return ds, rows, err
+	}))
 	return cmd
 }
 

@@ -2,22 +2,28 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/api/graphql/model"
+	"github.com/auditstream/auditstream/internal/api/rest"
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
 // Admin does what the admin API does, straight on the store, for the CLI: it works whether or
-// not the server runs (SQLite in WAL mode and PostgreSQL both allow it).
+// not the server runs (SQLite in WAL mode and PostgreSQL both allow it). It returns what the
+// REST API shows (GitLab's shapes, rest.User and the like) and errors in the API's words.
 type Admin struct {
 	store    store.Store
 	resolver *namespace.Resolver
+	base     string // the external URL, for web_url
 }
 
 // OpenAdmin opens the store cfg names.
@@ -26,19 +32,71 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Admin{store: st, resolver: namespace.NewResolver(st, nil)}, nil
+	base := strings.TrimSuffix(cfg.ExternalURL, "/")
+	if base == "" {
+		base = "http://" + cfg.Listen
+	}
+	return &Admin{store: st, resolver: namespace.NewResolver(st, nil), base: base}, nil
+}
+
+// notFound is the API's 404 for what ref names ("User", "Group", "Project").
+func notFound(what, ref string) error { return fmt.Errorf("404 %s Not Found: %s", what, ref) }
+
+func kindName(kind store.NamespaceKind) string {
+	if kind == store.KindProject {
+		return "Project"
+	}
+	return "Group"
+}
+
+// lookupErr turns a failed lookup of what ref names into the API's words.
+func lookupErr(err error, what, ref string) error {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, namespace.ErrNotFound) {
+		return notFound(what, ref)
+	}
+	return fmt.Errorf("%s %q: %w", strings.ToLower(what), ref, err)
+}
+
+func (a *Admin) parentOf(ctx context.Context) func(store.Namespace) (store.Namespace, bool) {
+	return func(ns store.Namespace) (store.Namespace, bool) {
+		if ns.ParentKey == 0 {
+			return store.Namespace{}, false
+		}
+		p, err := a.resolver.ByKey(ctx, ns.ParentKey)
+		return p, err == nil
+	}
 }
 
 // Close closes the store.
 func (a *Admin) Close() error { return a.store.Close() }
 
 // CreateUser creates a user; id 0 assigns the next free id.
-func (a *Admin) CreateUser(ctx context.Context, id int64, username, name, email string, admin bool) (store.User, error) {
+func (a *Admin) CreateUser(ctx context.Context, id int64, username, name, email string, admin bool) (rest.User, error) {
 	if username == "" || name == "" || email == "" {
-		return store.User{}, errors.New("username, name and email are required")
+		return rest.User{}, errors.New("400 Bad request - username, name and email are required")
 	}
-	return a.store.UserCreate(ctx, store.UserCreateParams{ID: id, Username: username, Name: name, Email: email,
+	u, err := a.store.UserCreate(ctx, store.UserCreateParams{ID: id, Username: username, Name: name, Email: email,
 		Admin: admin, CreatedAt: time.Now().UTC()})
+	if errors.Is(err, store.ErrConflict) {
+		return rest.User{}, errors.New("409 Conflict: Username or id has already been taken")
+	}
+	if err != nil {
+		return rest.User{}, err
+	}
+	return rest.NewUser(u, a.base, true, true), nil
+}
+
+// ListUsers returns every user, by id.
+func (a *Admin) ListUsers(ctx context.Context) ([]rest.User, error) {
+	us, err := a.store.UserList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rest.User, 0, len(us))
+	for _, u := range us {
+		out = append(out, rest.NewUser(u, a.base, true, true))
+	}
+	return out, nil
 }
 
 // user finds a user by id or username.
@@ -53,7 +111,7 @@ func (a *Admin) user(ctx context.Context, ref string) (store.User, error) {
 func (a *Admin) CreateToken(ctx context.Context, userRef, name string, scopes []string, expires time.Time) (string, store.Token, error) {
 	u, err := a.user(ctx, userRef)
 	if err != nil {
-		return "", store.Token{}, fmt.Errorf("user %q: %w", userRef, err)
+		return "", store.Token{}, lookupErr(err, "User", userRef)
 	}
 	if len(scopes) == 0 {
 		return "", store.Token{}, errors.New("at least one scope is required (api, read_api, ingest)")
@@ -71,42 +129,149 @@ func (a *Admin) CreateToken(ctx context.Context, userRef, name string, scopes []
 
 // RevokeToken revokes a personal access token by id.
 func (a *Admin) RevokeToken(ctx context.Context, id int64) error {
-	return a.store.TokenRevoke(ctx, id)
+	if err := a.store.TokenRevoke(ctx, id); err != nil {
+		return lookupErr(err, "Token", strconv.FormatInt(id, 10))
+	}
+	return nil
+}
+
+// ListTokens returns the tokens of a user (id or username), impersonation tokens included;
+// never their secrets.
+func (a *Admin) ListTokens(ctx context.Context, userRef string) ([]rest.Token, error) {
+	u, err := a.user(ctx, userRef)
+	if err != nil {
+		return nil, lookupErr(err, "User", userRef)
+	}
+	ts, err := a.store.TokenList(ctx, u.ID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rest.Token, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, rest.NewToken(t, time.Now()))
+	}
+	return out, nil
 }
 
 // CreateNamespace creates a group or project at fullPath; its parent group must exist.
-func (a *Admin) CreateNamespace(ctx context.Context, kind store.NamespaceKind, fullPath, name string, id int64) (store.Namespace, error) {
+func (a *Admin) CreateNamespace(ctx context.Context, kind store.NamespaceKind, fullPath, name string, id int64) (rest.Namespace, error) {
 	fullPath = strings.Trim(fullPath, "/")
 	var parentKey int64
 	path := fullPath
 	if i := strings.LastIndexByte(fullPath, '/'); i > 0 {
 		parent, err := a.resolver.Find(ctx, store.KindGroup, fullPath[:i])
 		if err != nil {
-			return store.Namespace{}, fmt.Errorf("parent group %q: %w", fullPath[:i], err)
+			return rest.Namespace{}, lookupErr(err, "Group", fullPath[:i])
 		}
 		parentKey, path = parent.Key, fullPath[i+1:]
 	} else if kind == store.KindProject {
-		return store.Namespace{}, errors.New("a project's path includes its group: group/project")
+		return rest.Namespace{}, errors.New("400 Bad request - a project's path includes its group: group/project")
 	}
 	if name == "" {
 		name = path
 	}
-	return a.resolver.Create(ctx, kind, name, path, parentKey, id)
+	ns, err := a.resolver.Create(ctx, kind, name, path, parentKey, id)
+	switch {
+	case errors.Is(err, store.ErrConflict):
+		return rest.Namespace{}, errors.New("409 Conflict: path or id has already been taken")
+	case errors.Is(err, namespace.ErrUnknownLocalID):
+		return rest.Namespace{}, fmt.Errorf("400 Bad request - id must be GitLab's id, below %d: ids from there on are assigned here", store.LocalIDBase)
+	case err != nil:
+		return rest.Namespace{}, err
+	}
+	return rest.NewNamespace(ns, a.parentOf(ctx), a.base), nil
+}
+
+// ListNamespaces returns every group or every project, by full path.
+func (a *Admin) ListNamespaces(ctx context.Context, kind store.NamespaceKind) ([]rest.Namespace, error) {
+	all, err := a.store.NamespaceList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	all = slices.DeleteFunc(all, func(ns store.Namespace) bool { return ns.Kind != kind })
+	slices.SortFunc(all, func(x, y store.Namespace) int { return strings.Compare(x.FullPath, y.FullPath) })
+	out := make([]rest.Namespace, 0, len(all))
+	for _, ns := range all {
+		out = append(out, rest.NewNamespace(ns, a.parentOf(ctx), a.base))
+	}
+	return out, nil
+}
+
+// ListMembers returns the direct members of a group or project (id or full path).
+func (a *Admin) ListMembers(ctx context.Context, kind store.NamespaceKind, nsRef string) ([]rest.Member, error) {
+	ns, err := a.resolver.Find(ctx, kind, nsRef)
+	if err != nil {
+		return nil, lookupErr(err, kindName(kind), nsRef)
+	}
+	ms, err := a.store.MemberList(ctx, ns.Key)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rest.Member, 0, len(ms))
+	for _, m := range ms {
+		u, err := a.store.UserGet(ctx, m.UserID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rest.NewMember(m, u, a.base))
+	}
+	return out, nil
+}
+
+// Destination is a streaming destination as the CLI lists it: GitLab's GraphQL names and
+// global id, the non-secret config; never a secret or a header value.
+type Destination struct {
+	ID               string          `json:"id"`
+	Name             string          `json:"name"`
+	Category         string          `json:"category"`
+	Active           bool            `json:"active"`
+	GroupPath        string          `json:"groupPath,omitempty"` // empty for the instance's
+	Config           json.RawMessage `json:"config"`
+	EventTypeFilters []string        `json:"eventTypeFilters"`
+}
+
+// ListDestinations returns every streaming destination, the instance's first.
+func (a *Admin) ListDestinations(ctx context.Context) ([]Destination, error) {
+	ds, err := a.store.DestinationList(ctx, store.DestinationListParams{})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Destination, 0, len(ds))
+	for _, d := range ds {
+		v := Destination{ID: model.GID(model.ClassInstanceDestination, d.ID), Name: d.Name, Category: d.Category,
+			Active: d.Active, Config: json.RawMessage(d.Config), EventTypeFilters: d.EventTypes}
+		if d.Scope == store.ScopeGroup {
+			v.ID = model.GID(model.ClassGroupDestination, d.ID)
+			if g, err := a.resolver.ByKey(ctx, d.NamespaceKey); err == nil {
+				v.GroupPath = g.FullPath
+			}
+		}
+		if v.EventTypeFilters == nil {
+			v.EventTypeFilters = []string{}
+		}
+		out = append(out, v)
+	}
+	slices.SortStableFunc(out, func(x, y Destination) int { return strings.Compare(x.GroupPath, y.GroupPath) })
+	return out, nil
 }
 
 // AddMember gives a user (id or username) an access level on a group or project (id or path).
-func (a *Admin) AddMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string, level int) (store.Member, error) {
+func (a *Admin) AddMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string, level int) (rest.Member, error) {
 	if !auth.ValidAccessLevel(level) {
-		return store.Member{}, fmt.Errorf("access level %d is not one of 10, 20, 30, 40, 50", level)
+		return rest.Member{}, fmt.Errorf("400 Bad request - access_level does not have a valid value (10, 20, 30, 40, 50), not %d", level)
 	}
 	ns, err := a.resolver.Find(ctx, kind, nsRef)
 	if err != nil {
-		return store.Member{}, fmt.Errorf("%s %q: %w", kind, nsRef, err)
+		return rest.Member{}, lookupErr(err, kindName(kind), nsRef)
 	}
 	u, err := a.user(ctx, userRef)
 	if err != nil {
-		return store.Member{}, fmt.Errorf("user %q: %w", userRef, err)
+		return rest.Member{}, lookupErr(err, "User", userRef)
 	}
-	return a.store.MemberUpsert(ctx, store.MemberUpsertParams{NamespaceKey: ns.Key, UserID: u.ID, AccessLevel: level,
+	m, err := a.store.MemberUpsert(ctx, store.MemberUpsertParams{NamespaceKey: ns.Key, UserID: u.ID, AccessLevel: level,
 		CreatedAt: time.Now().UTC()})
+	if err != nil {
+		return rest.Member{}, err
+	}
+	return rest.NewMember(m, u, a.base), nil
 }

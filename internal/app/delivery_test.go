@@ -154,6 +154,10 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 		r := s.gql(owner, `mutation($id: ID!, $t: Time!) { auditEventStreamingDestinationReplay(input: {destinationId: $id, since: $t}) { errors } }`,
 			map[string]any{"id": id, "t": time.Now().Add(time.Hour).UTC().Format(time.RFC3339)})
 		require.Equal(t, []any{"since must not be in the future"}, dig(r.Data, "auditEventStreamingDestinationReplay", "errors"), r.Raw)
+		// Time takes what the REST API's time parameters take (GitLab's forms; no offset: UTC).
+		r = s.gql(owner, `mutation($id: ID!, $t: Time!) { auditEventStreamingDestinationReplay(input: {destinationId: $id, since: $t}) { errors } }`,
+			map[string]any{"id": id, "t": time.Now().Add(time.Hour).UTC().Format("2006-01-02 15:04:05.000000")})
+		require.Equal(t, []any{"since must not be in the future"}, dig(r.Data, "auditEventStreamingDestinationReplay", "errors"), r.Raw)
 		before := len(h.types())
 		s.mutate(owner, "auditEventStreamingDestinationReplay",
 			`mutation($id: ID!, $t: Time!) { auditEventStreamingDestinationReplay(input: {destinationId: $id, since: $t}) { errors } }`,

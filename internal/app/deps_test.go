@@ -34,7 +34,7 @@ var allowedImports = map[string][]string{
 	"internal/api/graphql":              {"internal/api/graphql/exec", "internal/api/graphql/model", "internal/auth", "internal/delivery", "internal/event", "internal/store", "internal/streamconfig"},
 	"internal/web":                      {"internal/auth", "internal/delivery", "internal/destination", "internal/event", "internal/httpgzip", "internal/namespace", "internal/store", "internal/streamconfig"},
 	"internal/api/graphql/exec":         {"internal/api/graphql/model"},
-	"internal/api/graphql/model":        {},
+	"internal/api/graphql/model":        {"internal/event"},
 	"internal/api/graphql/explorer":     {"internal/httpgzip"},
 	"internal/httpgzip":                 {},
 	"internal/delivery":                 {"internal/destination", "internal/event", "internal/eventlog", "internal/namespace", "internal/store"},

@@ -898,6 +898,8 @@ func TestWebCSVExport(t *testing.T) {
 			{"event type", form("event_type", "member_created"), nil, "member_created", 1001},
 			{"dates", form("created_after", "2026-03-03", "created_before", "2026-03-05"),
 				form("created_after", "2026-03-03T00:00:00Z", "created_before", "2026-03-05T23:59:59.999Z"), "", 3 * 288},
+			{"times as the REST API takes them", form("created_after", "2026-03-03 00:00:00", "created_before", "2026-03-05T12:00:00.000000"),
+				form("created_after", "2026-03-03T00:00:00Z", "created_before", "2026-03-05T12:00:00Z"), "", 2*288 + 144},
 			{"event type and dates", form("event_type", "member_updated", "created_after", "2026-03-02", "created_before", "2026-03-08"),
 				form("created_after", "2026-03-02T00:00:00Z", "created_before", "2026-03-08T23:59:59.999Z"), "member_updated", 1001},
 		} {

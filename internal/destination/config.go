@@ -1093,6 +1093,7 @@ func (c *checker) document(raw []byte) *jsonValue {
 		c.add(FieldConfig, CodeInvalid, 0, "must be valid UTF-8")
 		return nil
 	}
+	raw = unquoteObject(raw)
 	if err := json.Unmarshal(raw, new(json.RawMessage)); err != nil {
 		msg := "is not valid JSON"
 		if se := (*json.SyntaxError)(nil); errors.As(err, &se) {
@@ -1115,6 +1116,24 @@ func (c *checker) document(raw []byte) *jsonValue {
 		return nil
 	}
 	return root
+}
+
+// unquoteObject returns the JSON text a JSON string holds when that text is an object
+// ("{\"url\":…}", as GitLab's own QA client sends config; GitLab keeps config in a jsonb
+// attribute, which parses a string), and raw unchanged otherwise.
+func unquoteObject(raw []byte) []byte {
+	t := bytes.TrimSpace(raw)
+	if len(t) == 0 || t[0] != '"' {
+		return raw
+	}
+	var s string
+	if json.Unmarshal(t, &s) != nil {
+		return raw
+	}
+	if inner := bytes.TrimSpace([]byte(s)); len(inner) > 0 && inner[0] == '{' {
+		return inner
+	}
+	return raw
 }
 
 // fieldPath is the path to a value while decoding, built into a Field string only when a

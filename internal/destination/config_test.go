@@ -762,3 +762,22 @@ func FuzzParseConfig(f *testing.F) {
 		requireRoundTrip(t, cfg)
 	})
 }
+
+// TestParseConfigTakesAJSONStringOfAnObject: config may come as a JSON string holding the
+// object's JSON (GitLab's QA client sends it so; GitLab parses it); the result is the same as
+// for the object. A string holding anything else is still not an object.
+func TestParseConfigTakesAJSONStringOfAnObject(t *testing.T) {
+	t.Parallel()
+	obj := `{"url":"https://receiver.example/x","headers":{"X-A":{"value":"1","active":true}}}`
+	quoted, err := json.Marshal(obj)
+	require.NoError(t, err)
+	want, err := destination.ParseConfig(destination.CategoryHTTP, []byte(obj))
+	require.NoError(t, err)
+	got, err := destination.ParseConfig(destination.CategoryHTTP, append([]byte(" "), quoted...))
+	require.NoError(t, err)
+	require.Equal(t, want, got)
+	for _, bad := range []string{`"https://receiver.example/x"`, `"[1]"`, `"{\"url\":"`, `""`} {
+		_, err := destination.ParseConfig(destination.CategoryHTTP, []byte(bad))
+		require.Error(t, err, bad)
+	}
+}

@@ -51,6 +51,9 @@ type Learner interface {
 	LearnBound(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) (store.Namespace, error)
 	// Chain returns ns and its ancestors, nearest first.
 	Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error)
+	// Check reports, learning nothing, whether Learn would refuse the event for want of an id
+	// (namespace.ErrIDRequired, namespace.ErrUnknownLocalID); other errors are the store's.
+	Check(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) error
 }
 
 // Service ingests events. Safe for concurrent use.
@@ -168,8 +171,16 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		}
 	}()
 	var evErrs []EventError
+	givenIDs := map[string]bool{} // kind and path of namespaces an event of this request gives an id
 	for i := range inputs {
 		ev, errs := event.Normalize(&inputs[i], s.Catalog, now)
+		// An event that names a group or project it cannot be filed under is invalid too: say so
+		// now, with the request's other problems, not after they are fixed.
+		if fe, err := s.checkNamespace(ctx, &ev, errs, givenIDs); err != nil {
+			return Result{}, fmt.Errorf("%w: %w", ErrNamespaces, err)
+		} else if fe != nil {
+			errs = append(errs, *fe)
+		}
 		if len(errs) == 0 {
 			start := len(buf)
 			buf = ev.AppendJSON(buf)
@@ -222,10 +233,12 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 		case errors.Is(err, namespace.ErrKindMismatch):
 			return Result{}, &RequestError{Code: CodeNamespace, Message: "an event names a path that belongs to a namespace of another kind; nothing was accepted",
 				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_path", Code: event.CodeInvalid, Message: err.Error()}}}}}
+		case errors.Is(err, namespace.ErrUnknownLocalID):
+			return Result{}, &RequestError{Code: CodeValidation, Message: "an event names a group or project by an id it does not have; nothing was accepted",
+				Events: []EventError{{Index: i, Errors: []event.FieldError{unknownLocalID(&events[i])}}}}
 		case errors.Is(err, namespace.ErrIDRequired):
 			return Result{}, &RequestError{Code: CodeValidation, Message: "an event names a group or project without its id; nothing was accepted",
-				Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: "entity_id", Code: event.CodeRequired,
-					Message: "is required for a group or project auditstream does not know the id of yet"}}}}}
+				Events: []EventError{{Index: i, Errors: []event.FieldError{idRequired}}}}
 		case err != nil:
 			return Result{}, fmt.Errorf("%w: %w", ErrNamespaces, err)
 		}
@@ -296,6 +309,52 @@ func checkScope(ctx context.Context, events []event.Event, mayWrite func(ctx con
 func scopeError(i int, field, msg string) *RequestError {
 	return &RequestError{Code: CodeProducerScope, Message: fmt.Sprintf("event %d: %s", i, msg),
 		Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: field, Code: CodeProducerScope, Message: msg}}}}}
+}
+
+// idRequired is the problem of an event that names a group or project by path alone before
+// its id is known.
+var idRequired = event.FieldError{Field: "entity_id", Code: event.CodeRequired,
+	Message: "is required for a group or project auditstream does not know the id of yet"}
+
+func unknownLocalID(ev *event.Event) event.FieldError {
+	return event.FieldError{Field: "entity_id", Code: event.CodeInvalid,
+		Message: fmt.Sprintf("is in the range of ids auditstream assigns (from %d) and names no %s here", store.LocalIDBase, strings.ToLower(ev.EntityType))}
+}
+
+// checkNamespace returns the problem with the group or project ev names, if Learn would refuse
+// it for want of an id (Learner.Check), when ev has no other problem with its entity. given
+// holds the namespaces earlier events of the request give an id: an event naming one of them by
+// path alone is fine, since they are learned in order.
+func (s *Service) checkNamespace(ctx context.Context, ev *event.Event, errs []event.FieldError, given map[string]bool) (*event.FieldError, error) {
+	var kind store.NamespaceKind
+	switch ev.EntityType {
+	case event.EntityGroup:
+		kind = store.KindGroup
+	case event.EntityProject:
+		kind = store.KindProject
+	default:
+		return nil, nil
+	}
+	for _, e := range errs {
+		if strings.HasPrefix(e.Field, "entity_") {
+			return nil, nil
+		}
+	}
+	key := string(kind) + ":" + ev.EntityPath
+	if ev.EntityID != 0 {
+		given[key] = true
+	} else if given[key] {
+		return nil, nil
+	}
+	switch err := s.Learner.Check(ctx, kind, ev.EntityPath, ev.EntityID); {
+	case errors.Is(err, namespace.ErrIDRequired):
+		return &idRequired, nil
+	case errors.Is(err, namespace.ErrUnknownLocalID):
+		fe := unknownLocalID(ev)
+		return &fe, nil
+	default:
+		return nil, err
+	}
 }
 
 // root returns the subject root of ev and, for a group's or project's event, the namespace it

@@ -43,6 +43,10 @@ var (
 	// only by path — or create a top-level group: only instance producers may. Nothing was
 	// changed.
 	ErrNotAllowed = errors.New("namespace: only an instance producer may create top-level groups or move, rename or re-id groups and projects")
+	// ErrUnknownLocalID means an event gives an id of the range assigned here
+	// (store.IsLocalID) that was assigned to no namespace of that kind: only GitLab's ids, and
+	// ids this service handed out, name namespaces.
+	ErrUnknownLocalID = errors.New("namespace: this id is in the range of ids auditstream assigns and names no group or project here")
 )
 
 type idKey struct {
@@ -142,7 +146,10 @@ func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPa
 
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+	ns, err := r.getByID(ctx, kind, id)
+	if store.IsLocalID(id) && errors.Is(err, store.ErrNotFound) {
+		return store.Namespace{}, ErrUnknownLocalID
+	}
 	switch {
 	case err == nil && ns.FullPath == fullPath:
 		return r.remember(ns), nil
@@ -165,9 +172,14 @@ func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPa
 		if bound {
 			return store.Namespace{}, fmt.Errorf("%w: %s belongs to %s %d", ErrNotAllowed, fullPath, ns.Kind, ns.ID)
 		}
-		if ns.ID == 0 { // learned from paths only: this event tells its id
+		// Learned from paths only, or created here before GitLab told its id: this event
+		// tells it, and the namespace adopts it (keeping its key, members and subtree).
+		if ns.ID == 0 || store.IsLocalID(ns.ID) {
 			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
 				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
+			}
+			if ns.ID != 0 {
+				r.forget() // the id assigned here is cached under it
 			}
 			ns.ID = id
 			return r.remember(ns), nil
@@ -210,6 +222,42 @@ func (r *Resolver) checkBoundCreate(ctx context.Context, fullPath string) error 
 		return fmt.Errorf("%w: %s would be a new top-level group", ErrNotAllowed, top)
 	case err != nil:
 		return fmt.Errorf("namespace by path: %w", err)
+	}
+	return nil
+}
+
+// Check reports, without learning or changing anything, whether Learn would refuse an event
+// of kind at fullPath with id for want of a usable id: ErrIDRequired (no id, and the namespace
+// is unknown or has none) or ErrUnknownLocalID. nil means Learn may go ahead; it can still
+// fail for other reasons (a path of the other kind, the store). Ingest calls it while
+// validating, so that a request's every problem is reported at once.
+func (r *Resolver) Check(ctx context.Context, kind store.NamespaceKind, fullPath string, id int64) error {
+	switch {
+	case id == 0:
+		ns, err := r.byPathFresh(ctx, fullPath)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if r.checkAncestors(ctx, fullPath) != nil {
+				return nil // Learn reports what is wrong with the path
+			}
+			return ErrIDRequired
+		case err != nil:
+			return err
+		case ns.Kind == kind && ns.ID == 0:
+			return ErrIDRequired
+		}
+	case store.IsLocalID(id):
+		r.mu.RLock()
+		_, ok := r.byID[idKey{kind, id}]
+		r.mu.RUnlock()
+		if ok {
+			return nil
+		}
+		if _, err := r.getByID(ctx, kind, id); errors.Is(err, store.ErrNotFound) {
+			return ErrUnknownLocalID
+		} else if err != nil {
+			return fmt.Errorf("namespace by id: %w", err)
+		}
 	}
 	return nil
 }
@@ -356,9 +404,11 @@ func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (s
 	return r.remember(ns), nil
 }
 
-// Create makes a group or project ahead of its first event (the admin API). parentKey 0 makes
-// a top-level group. id 0 leaves the GitLab id unknown until an event of the namespace tells it
-// (ids are never invented). store.ErrConflict when the path or id is taken.
+// Create makes a group or project ahead of its first event (the admin API and CLI). parentKey 0
+// makes a top-level group. id 0 gives it an id of the range assigned here
+// (store.LocalID(key)), usable at once; the first event that names its path with a GitLab id
+// makes it adopt that id, and the id assigned here keeps naming it (Find).
+// store.ErrConflict when the path or id is taken.
 func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, path string, parentKey, id int64) (store.Namespace, error) {
 	full := path
 	if parentKey != 0 {
@@ -373,7 +423,10 @@ func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, p
 	}
 	r.learn.Lock()
 	defer r.learn.Unlock()
-	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, IDUnknown: id == 0, Name: name,
+	if store.IsLocalID(id) {
+		return store.Namespace{}, fmt.Errorf("%w: %d", ErrUnknownLocalID, id)
+	}
+	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, LocalID: id == 0, Name: name,
 		FullPath: full, ParentKey: parentKey, CreatedAt: r.nowFunc().UTC()})
 	if err != nil {
 		return store.Namespace{}, err
@@ -393,7 +446,7 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 		if ok {
 			return cached, nil
 		}
-		ns, err = r.st.NamespaceGetByID(ctx, kind, id)
+		ns, err = r.getByID(ctx, kind, id)
 	} else {
 		ns, err = r.byPathFresh(ctx, idOrPath)
 	}
@@ -412,6 +465,20 @@ func (r *Resolver) FindPath(ctx context.Context, kind store.NamespaceKind, fullP
 	ns, err := r.byPathFresh(ctx, fullPath)
 	if errors.Is(err, ErrNotFound) || (err == nil && ns.Kind != kind) {
 		return store.Namespace{}, ErrNotFound
+	}
+	return ns, err
+}
+
+// getByID reads the namespace of kind with GitLab id id from the store. An id of the range
+// assigned here names its namespace also after it adopted GitLab's id.
+func (r *Resolver) getByID(ctx context.Context, kind store.NamespaceKind, id int64) (store.Namespace, error) {
+	ns, err := r.st.NamespaceGetByID(ctx, kind, id)
+	if !errors.Is(err, store.ErrNotFound) || !store.IsLocalID(id) {
+		return ns, err
+	}
+	ns, err = r.st.NamespaceGetByKey(ctx, id-store.LocalIDBase)
+	if err == nil && ns.Kind != kind {
+		return store.Namespace{}, store.ErrNotFound
 	}
 	return ns, err
 }

@@ -3,6 +3,7 @@ package namespace_test
 import (
 	"context"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -381,13 +382,30 @@ func TestCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "acme", g.FullPath)
 	require.Equal(t, "Acme Inc", g.Name)
-	require.Zero(t, g.ID, "without an id the GitLab id stays unknown: ids are never invented")
+	require.Equal(t, store.LocalID(g.Key), g.ID, "without GitLab's id it gets one of the range assigned here, at once")
 	require.Equal(t, g.Key, g.TopKey)
-	// The first event that names the group with its id gives it that id.
+	byPath, err := r.Learn(ctx, store.KindGroup, "acme", 0)
+	require.NoError(t, err, "events may name it by path alone")
+	require.Equal(t, g, byPath)
+	byLocal, err := r.Learn(ctx, store.KindGroup, "acme", g.ID)
+	require.NoError(t, err, "or by the id assigned here")
+	require.Equal(t, g, byLocal)
+	// The first event that names the group with GitLab's id makes it adopt that id.
 	adopted, err := r.Learn(ctx, store.KindGroup, "acme", 24)
 	require.NoError(t, err)
 	require.Equal(t, g.Key, adopted.Key)
 	require.Equal(t, int64(24), adopted.ID)
+	for _, ref := range []string{"24", strconv.FormatInt(g.ID, 10), "acme"} {
+		found, err := r.Find(ctx, store.KindGroup, ref)
+		require.NoError(t, err, ref)
+		require.Equal(t, adopted, found, "%s: the id assigned here still names it", ref)
+	}
+	_, err = r.Find(ctx, store.KindProject, strconv.FormatInt(g.ID, 10))
+	require.ErrorIs(t, err, namespace.ErrNotFound, "the id is a group's, not a project's")
+	_, err = r.Learn(ctx, store.KindGroup, "elsewhere", store.LocalID(g.Key+1000))
+	require.ErrorIs(t, err, namespace.ErrUnknownLocalID, "ids of the range assigned here are not invented by events")
+	_, err = r.Create(ctx, store.KindGroup, "Claim", "claim", 0, store.LocalID(g.Key+1000))
+	require.ErrorIs(t, err, namespace.ErrUnknownLocalID, "nor claimed when creating")
 
 	sub, err := r.Create(ctx, store.KindGroup, "Platform", "platform", g.Key, 77)
 	require.NoError(t, err)
@@ -416,11 +434,12 @@ func TestCreate(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, all, 3, "failed creates leave nothing behind")
 
-	// Events of a namespace created ahead of time are filed under it: without an id only once
-	// one of them told its id, then by path alone too.
-	_, err = r.Learn(ctx, store.KindProject, "acme/platform/api", 0)
-	require.ErrorIs(t, err, namespace.ErrIDRequired)
-	learned, err := r.Learn(ctx, store.KindProject, "acme/platform/api", 500)
+	// Events of a namespace created ahead of time are filed under it, by path alone at once, and
+	// after one told its GitLab id too.
+	learned, err := r.Learn(ctx, store.KindProject, "acme/platform/api", 0)
+	require.NoError(t, err)
+	require.Equal(t, p, learned)
+	learned, err = r.Learn(ctx, store.KindProject, "acme/platform/api", 500)
 	require.NoError(t, err)
 	require.Equal(t, p.Key, learned.Key)
 	learned, err = r.Learn(ctx, store.KindProject, "acme/platform/api", 0)
@@ -532,4 +551,40 @@ func TestLearnBoundNeverChangesWhereANamespaceIs(t *testing.T) {
 		_, err := fresh.Find(ctx, store.KindGroup, path)
 		require.ErrorIs(t, err, namespace.ErrNotFound, path)
 	}
+}
+
+// TestCheckAgreesWithLearnAndChangesNothing: Check says what Learn would refuse for want of an
+// id, without creating anything.
+func TestCheckAgreesWithLearnAndChangesNothing(t *testing.T) {
+	ctx, r, st := setup(t)
+	_, err := r.Learn(ctx, store.KindProject, "acme/sub/app", 300) // acme and acme/sub without ids
+	require.NoError(t, err)
+	here, err := r.Create(ctx, store.KindGroup, "Here", "here", 0, 0)
+	require.NoError(t, err)
+	before, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	for _, tt := range []struct {
+		kind store.NamespaceKind
+		path string
+		id   int64
+		want error
+	}{
+		{store.KindGroup, "unknown", 0, namespace.ErrIDRequired},
+		{store.KindGroup, "acme/sub", 0, namespace.ErrIDRequired}, // known, without an id
+		{store.KindProject, "acme/sub/app", 0, nil},
+		{store.KindGroup, "here", 0, nil}, // created here: an id of the reserved range
+		{store.KindGroup, "here", here.ID, nil},
+		{store.KindGroup, "unknown", store.LocalID(here.Key + 1000), namespace.ErrUnknownLocalID},
+		{store.KindGroup, "unknown", 5, nil},
+		{store.KindGroup, "acme/sub/app/x", 0, nil}, // under a project: Learn reports the mismatch
+	} {
+		require.ErrorIs(t, r.Check(ctx, tt.kind, tt.path, tt.id), tt.want, "%s %s %d", tt.kind, tt.path, tt.id)
+		if tt.want != nil {
+			_, err := r.Learn(ctx, tt.kind, tt.path, tt.id)
+			require.ErrorIs(t, err, tt.want, "Learn agrees: %s %s %d", tt.kind, tt.path, tt.id)
+		}
+	}
+	after, err := st.NamespaceList(ctx)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "nothing was learned")
 }

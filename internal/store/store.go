@@ -249,9 +249,12 @@ type EventRecord struct {
 
 // EventListParams filters and pages EventList. Zero values mean "no filter".
 type EventListParams struct {
-	EntityType    string
-	EntityID      int64 // when HasEntityID: only events of this entity (0 matches no real entity)
-	HasEntityID   bool
+	EntityType  string
+	EntityID    int64 // when HasEntityID: only events of this entity (0 matches no real entity)
+	HasEntityID bool
+	// AlsoEntityID, when not 0 (and HasEntityID), matches too: a namespace's id assigned here
+	// (LocalID), which its events carried before it adopted GitLab's id.
+	AlsoEntityID  int64
 	AuthorID      int64 // when HasAuthorID: only events by this author
 	HasAuthorID   bool
 	CreatedAfter  time.Time // inclusive
@@ -287,11 +290,24 @@ type Namespace struct {
 	CreatedAt time.Time
 }
 
+// LocalIDBase starts the range of namespace ids assigned here, to a group or project created
+// through the API or CLI before GitLab told its id: LocalID(key) = LocalIDBase + key. 2^52 is
+// far above any id GitLab's database hands out and below 2^53, so JavaScript clients read these
+// ids exactly. GitLab's ids never fall in the range, so the two cannot collide.
+const LocalIDBase int64 = 1 << 52
+
+// LocalID is the id assigned here to the namespace with that key.
+func LocalID(key int64) int64 { return LocalIDBase + key }
+
+// IsLocalID reports whether id is in the range of ids assigned here.
+func IsLocalID(id int64) bool { return id >= LocalIDBase }
+
 // NamespaceCreateParams creates a namespace. ParentKey 0 makes a top-level group.
 type NamespaceCreateParams struct {
 	Kind      NamespaceKind
-	ID        int64 // 0: assign the next free id of that kind, unless IDUnknown
+	ID        int64 // 0: assign the next free id of that kind below LocalIDBase, unless IDUnknown or LocalID
 	IDUnknown bool  // keep ID 0: an ancestor learned from a path whose id nobody told us
+	LocalID   bool  // ID becomes LocalID(Key): created here, before GitLab told its id
 	Name      string
 	FullPath  string
 	ParentKey int64
@@ -336,16 +352,20 @@ type Token struct {
 	ExpiresAt time.Time // zero: never
 	Revoked   bool
 	CreatedAt time.Time
+	// Impersonation marks an impersonation token (GitLab's): an admin's token that acts as
+	// UserID, managed through the impersonation-token API and hidden from the user's own list.
+	Impersonation bool
 }
 
 // TokenCreateParams creates a token.
 type TokenCreateParams struct {
-	UserID    int64
-	Name      string
-	Hash      []byte
-	Scopes    []string
-	ExpiresAt time.Time
-	CreatedAt time.Time
+	UserID        int64
+	Name          string
+	Hash          []byte
+	Scopes        []string
+	ExpiresAt     time.Time
+	CreatedAt     time.Time
+	Impersonation bool
 }
 
 // WebSession is a signed-in browser session of the web UI. The cookie holds a random session

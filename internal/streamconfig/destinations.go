@@ -281,22 +281,24 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 	if err := destination.ValidateSecret(p.Category, token); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return Destination{}, inputErrs(errors.Join(errs...))
-	}
-	if token == "" && p.Category == destination.CategoryHTTP {
-		token = destination.NewVerificationToken()
-	}
-
+	// The owner's other destinations: the limit and the uniqueness rules, reported with the
+	// problems above, all at once.
 	existing, err := s.Store.DestinationList(ctx, store.DestinationListParams{Scope: p.Owner.Scope, NamespaceKey: p.Owner.key()})
 	if err != nil {
 		return Destination{}, storeErr(err)
 	}
 	if len(existing) >= s.maxDestinations() {
-		return Destination{}, inputErr("Maximum number of streaming destinations (%d) exceeded", s.maxDestinations())
+		errs = append(errs, fmt.Errorf("Maximum number of streaming destinations (%d) exceeded", s.maxDestinations()))
 	}
-	if err := uniqueness(existing, 0, name, cfg, p.Flavor); err != nil {
-		return Destination{}, err
+	if cfg.Category == "" { // the config was refused: the name is checked within the category given
+		cfg.Category = p.Category
+	}
+	errs = append(errs, uniqueness(existing, 0, name, cfg, p.Flavor)...)
+	if len(errs) > 0 {
+		return Destination{}, inputErrs(errors.Join(errs...))
+	}
+	if token == "" && p.Category == destination.CategoryHTTP {
+		token = destination.NewVerificationToken()
 	}
 
 	cp := store.DestinationCreateParams{
@@ -323,30 +325,39 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 	return v, nil
 }
 
-// uniqueness applies GitLab's per-owner uniqueness rules beside the name (which the store
-// enforces): a Google Cloud Logging project and log pair is used once; the legacy API also
-// keeps HTTP URLs and S3 buckets unique.
-func uniqueness(existing []store.Destination, self int64, name string, cfg destination.Config, f Flavor) error {
+// uniqueness applies GitLab's per-owner uniqueness rules: a name is used once per category
+// (the store enforces it too; GitLab's legacy API has a table per category and its unified
+// model scopes the name to the category), a Google Cloud Logging project and log pair is used
+// once; the legacy API also keeps HTTP URLs and S3 buckets unique.
+// It returns every rule broken. cfg.JSON may be nil (the config was refused or is unchanged):
+// then only the name is checked.
+func uniqueness(existing []store.Destination, self int64, name string, cfg destination.Config, f Flavor) []error {
+	var errs []error
+	add := func(format string, args ...any) {
+		if err := fmt.Errorf(format, args...); !slices.ContainsFunc(errs, func(e error) bool { return e.Error() == err.Error() }) {
+			errs = append(errs, err)
+		}
+	}
 	for _, e := range existing {
-		if e.ID == self {
+		if e.ID == self || e.Category != cfg.Category {
 			continue
 		}
 		if e.Name == name {
-			return inputErr("Name has already been taken")
+			add("Name has already been taken")
 		}
-		if e.Category != cfg.Category {
+		if cfg.JSON == nil {
 			continue
 		}
 		switch {
 		case cfg.Category == destination.CategoryGCP && sameFields(e.Config, cfg.JSON, "googleProjectIdName", "logIdName"):
-			return inputErr("Config: the googleProjectIdName and logIdName combination is already used by destination %q", e.Name)
+			add("Config: the googleProjectIdName and logIdName combination is already used by destination %q", e.Name)
 		case f == LegacyHTTP && sameFields(e.Config, cfg.JSON, "url"):
-			return inputErr("Destination url has already been taken")
+			add("Destination url has already been taken")
 		case f == LegacyAWS && sameFields(e.Config, cfg.JSON, "bucketName"):
-			return inputErr("Bucket name has already been taken")
+			add("Bucket name has already been taken")
 		}
 	}
-	return nil
+	return errs
 }
 
 func (s *Service) sealHeaders(hs []destination.Header, old []Header) ([]store.DestinationHeader, error) {
@@ -450,6 +461,22 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 		if err := destination.ValidateSecret(category, token); err != nil {
 			errs = append(errs, err)
 		}
+		if ch.up.Name != nil || ch.cfg != nil || category != cur.Category || rawConfig != nil {
+			// The owner's other destinations: reported with the problems above, all at once.
+			name := cur.Name
+			if ch.up.Name != nil {
+				name = *ch.up.Name
+			}
+			cfg := destination.Config{Category: category}
+			if ch.cfg != nil {
+				cfg = *ch.cfg
+			}
+			existing, err := s.Store.DestinationList(ctx, store.DestinationListParams{Scope: cur.Owner.Scope, NamespaceKey: cur.Owner.key()})
+			if err != nil {
+				return ch, storeErr(err)
+			}
+			errs = append(errs, uniqueness(existing, cur.ID, name, cfg, p.Ref.Flavor)...)
+		}
 		if len(errs) > 0 {
 			return ch, inputErrs(errors.Join(errs...))
 		}
@@ -480,23 +507,6 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 		if p.Active != nil && *p.Active != cur.Active {
 			ch.up.Active = p.Active
 			ch.notes = append(ch.notes, fmt.Sprintf("active from %t to %t", cur.Active, *p.Active))
-		}
-		if ch.up.Name != nil || ch.cfg != nil {
-			name := cur.Name
-			if ch.up.Name != nil {
-				name = *ch.up.Name
-			}
-			cfg := destination.Config{Category: category}
-			if ch.cfg != nil {
-				cfg = *ch.cfg
-			}
-			existing, err := s.Store.DestinationList(ctx, store.DestinationListParams{Scope: cur.Owner.Scope, NamespaceKey: cur.Owner.key()})
-			if err != nil {
-				return ch, storeErr(err)
-			}
-			if err := uniqueness(existing, cur.ID, name, cfg, p.Ref.Flavor); err != nil {
-				return ch, err
-			}
 		}
 		ch.kind = auditUpdate
 		ch.message = "Updated streaming destination " + fmt.Sprintf("%q", cur.Name)

@@ -42,19 +42,24 @@ func (u *UI) parseEventFilter(r *http.Request, s scope) (eventFilter, store.Even
 		AuthorID: strings.TrimSpace(q.Get("author_id")), PerPage: defaultPerPage}
 	var p store.EventListParams
 	var problems []string
+	// The REST API's time parameters (event.ParseTimeParam): a date, or a time (UTC without an
+	// offset), so that an API query pasted into the address bar means the same here.
 	if f.From != "" {
-		t, err := time.Parse(time.DateOnly, f.From)
+		t, err := event.ParseTimeParam(f.From)
 		if err != nil {
 			problems = append(problems, "From must be a date such as 2025-01-31.")
 		}
 		p.CreatedAfter = t
 	}
 	if f.To != "" {
-		t, err := time.Parse(time.DateOnly, f.To)
+		t, err := event.ParseTimeParam(f.To)
 		if err != nil {
 			problems = append(problems, "To must be a date such as 2025-01-31.")
 		}
-		p.CreatedBefore = t.Add(24*time.Hour - time.Millisecond) // the whole day
+		if len(strings.TrimSpace(f.To)) == len(time.DateOnly) {
+			t = t.Add(24*time.Hour - time.Millisecond) // a date: the whole day
+		}
+		p.CreatedBefore = t
 	}
 	if f.From != "" && f.To != "" && p.CreatedBefore.Before(p.CreatedAfter) {
 		problems = append(problems, "From must not be after To.")
@@ -93,6 +98,7 @@ func (u *UI) parseEventFilter(r *http.Request, s scope) (eventFilter, store.Even
 	} else {
 		// A namespace whose GitLab id is unknown has no events of its own: id 0 matches none.
 		p.EntityType, p.EntityID, p.HasEntityID = s.eventEntityType(), s.NS.ID, true
+		p.AlsoEntityID = store.LocalID(s.NS.Key) // its events from before it adopted GitLab's id
 	}
 	if s.Events == auth.SeeOwn {
 		own := sessionOf(r).User().ID
@@ -328,7 +334,7 @@ func (u *UI) eventPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rec, err := u.opts.Events.EventGet(r.Context(), id)
-	if errors.Is(err, store.ErrNotFound) || err == nil && s.Kind != "instance" && (rec.EntityType != s.eventEntityType() || rec.EntityID != s.NS.ID) {
+	if errors.Is(err, store.ErrNotFound) || err == nil && s.Kind != "instance" && (rec.EntityType != s.eventEntityType() || rec.EntityID != s.NS.ID && rec.EntityID != store.LocalID(s.NS.Key)) {
 		notFound()
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/delivery"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
 )
@@ -381,7 +382,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 			return
 		}
 	case "replay":
-		since, perr := time.Parse("2006-01-02T15:04", r.PostFormValue("since"))
+		since, perr := event.ParseTimeParam(r.PostFormValue("since"))
 		if perr != nil {
 			err = &streamconfig.InputError{Messages: []string{"Replay from must be a date and time such as 2025-01-31T09:30 (UTC)."}}
 		} else {

@@ -1,11 +1,13 @@
 package rest
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,7 +19,8 @@ import (
 
 // The admin API in GitLab's shapes: users, personal access tokens, groups, projects, members.
 
-type userJSON struct {
+// User is a user as GitLab's API shows it (the CLI prints the same).
+type User struct {
 	ID        int64     `json:"id"`
 	Username  string    `json:"username"`
 	Name      string    `json:"name"`
@@ -28,19 +31,24 @@ type userJSON struct {
 	WebURL    string    `json:"web_url"`
 }
 
-// userJSON is u as viewer sees it: the email for administrators and the user themself, and
-// is_admin for administrators only (GitLab's UserWithAdmin entity; everyone else, the user
-// included, gets an entity without it).
-func (a *API) userJSON(r *http.Request, u store.User, viewer *auth.Principal) userJSON {
-	j := userJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
-		CreatedAt: u.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
-	if viewer.User.Admin || viewer.User.ID == u.ID {
+// NewUser shows u; base is the service's external URL, for web_url. withEmail shows the email
+// (administrators and the user themself see it), withAdmin is_admin (administrators only:
+// GitLab's UserWithAdmin entity; everyone else, the user included, gets an entity without it).
+func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
+	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
+		CreatedAt: u.CreatedAt, WebURL: base + "/" + u.Username}
+	if withEmail {
 		j.Email = u.Email
 	}
-	if viewer.User.Admin {
+	if withAdmin {
 		j.IsAdmin = &u.Admin
 	}
 	return j
+}
+
+// userJSON is u as viewer sees it.
+func (a *API) userJSON(r *http.Request, u store.User, viewer *auth.Principal) User {
+	return NewUser(u, a.baseURL(r), viewer.User.Admin || viewer.User.ID == u.ID, viewer.User.Admin)
 }
 
 // decodeBody decodes a JSON or form body into v (GitLab accepts both).
@@ -123,8 +131,60 @@ func (a *API) currentUser(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	writeJSON(w, http.StatusOK, a.userJSON(r, p.User, p))
 }
 
+// listUsers is GET /users (admins) with GitLab's filters and offset pagination. Every user here
+// is active, none blocked or external: those filters select all or nothing. Users are few, so
+// the filters run over the whole list.
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	if !a.requireAdmin(w, p) {
+		return
+	}
+	q := r.URL.Query()
+	if _, _, msg := parsePage(q); msg != "" {
+		a.writeBad(w, "invalid_parameter", msg)
+		return
+	}
+	want := map[string]bool{} // boolean filters given: name → value
+	for _, name := range []string{"active", "blocked", "external", "exclude_active", "exclude_external", "admins", "humans", "exclude_humans", "exclude_internal", "without_project_bots"} {
+		if v := q.Get(name); v != "" {
+			var b flexBool
+			if err := b.UnmarshalJSON([]byte(v)); err != nil {
+				a.writeBad(w, "invalid_parameter", name+" is invalid: use true or false")
+				return
+			}
+			want[name] = bool(b)
+		}
+	}
+	var after, before time.Time
+	for name, dst := range map[string]*time.Time{"created_after": &after, "created_before": &before} {
+		if v := q.Get(name); v != "" {
+			t, err := event.ParseTimeParam(v)
+			if err != nil {
+				a.writeBad(w, "invalid_parameter", name+" is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z (no offset: UTC) or a date such as 2025-01-31")
+				return
+			}
+			*dst = t
+		}
+	}
+	orderBy, sortDesc := cmp.Or(q.Get("order_by"), "id"), true
+	switch q.Get("sort") {
+	case "", "desc":
+	case "asc":
+		sortDesc = false
+	default:
+		a.writeBad(w, "invalid_parameter", "sort does not have a valid value")
+		return
+	}
+	var key func(u store.User) string
+	switch orderBy {
+	case "id":
+	case "name":
+		key = func(u store.User) string { return strings.ToLower(u.Name) }
+	case "username":
+		key = func(u store.User) string { return strings.ToLower(u.Username) }
+	case "created_at", "updated_at":
+		key = func(u store.User) string { return u.CreatedAt.UTC().Format("2006-01-02T15:04:05.000000000") }
+	default:
+		a.writeBad(w, "invalid_parameter", "order_by does not have a valid value (id, name, username, created_at, updated_at)")
 		return
 	}
 	users, err := a.opts.Users.UserList(r.Context())
@@ -132,11 +192,41 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		a.writeErr(w, r, err)
 		return
 	}
-	out := make([]userJSON, 0, len(users))
+	username, search := q.Get("username"), strings.ToLower(q.Get("search"))
+	// As in GitLab's UsersFinder, a filter given false filters nothing. Every user here is an
+	// active human; none is blocked or external.
+	isTrue := func(name string) bool { return want[name] }
+	none := isTrue("blocked") || isTrue("external") || isTrue("exclude_active") || isTrue("exclude_humans")
+	kept := users[:0]
 	for _, u := range users {
+		switch {
+		case none,
+			username != "" && !strings.EqualFold(u.Username, username),
+			search != "" && !strings.Contains(strings.ToLower(u.Name), search) &&
+				!strings.Contains(strings.ToLower(u.Username), search) && !strings.Contains(strings.ToLower(u.Email), search),
+			isTrue("admins") && !u.Admin,
+			!after.IsZero() && u.CreatedAt.Before(after),
+			!before.IsZero() && u.CreatedAt.After(before):
+			continue
+		}
+		kept = append(kept, u)
+	}
+	slices.SortStableFunc(kept, func(x, y store.User) int {
+		c := 0
+		if key != nil {
+			c = strings.Compare(key(x), key(y))
+		}
+		c = cmp.Or(c, cmp.Compare(x.ID, y.ID))
+		if sortDesc {
+			return -c
+		}
+		return c
+	})
+	out := make([]User, 0, len(kept))
+	for _, u := range kept {
 		out = append(out, a.userJSON(r, u, p))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(a, w, r, out)
 }
 
 func (a *API) getUser(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
@@ -211,7 +301,8 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	writeJSON(w, http.StatusCreated, a.userJSON(r, u, p))
 }
 
-type tokenJSON struct {
+// Token is a personal access or impersonation token as GitLab's API shows it.
+type Token struct {
 	ID        int64     `json:"id"`
 	Name      string    `json:"name"`
 	Revoked   bool      `json:"revoked"`
@@ -221,20 +312,38 @@ type tokenJSON struct {
 	Active    bool      `json:"active"`
 	ExpiresAt *string   `json:"expires_at"`
 	Token     string    `json:"token,omitempty"`
+	// Impersonation is shown for impersonation tokens (GitLab's ImpersonationToken entity).
+	Impersonation *bool `json:"impersonation,omitempty"`
 }
 
-func (a *API) tokenJSON(t store.Token) tokenJSON {
-	j := tokenJSON{ID: t.ID, Name: t.Name, Revoked: t.Revoked, CreatedAt: t.CreatedAt, Scopes: t.Scopes, UserID: t.UserID}
-	j.Active = !t.Revoked && (t.ExpiresAt.IsZero() || a.opts.NowFunc().Before(t.ExpiresAt))
+func (a *API) tokenJSON(t store.Token) Token { return NewToken(t, a.opts.NowFunc()) }
+
+// NewToken shows t (never its secret) as it is at now.
+func NewToken(t store.Token, now time.Time) Token {
+	j := Token{ID: t.ID, Name: t.Name, Revoked: t.Revoked, CreatedAt: t.CreatedAt, Scopes: t.Scopes, UserID: t.UserID}
+	j.Active = !t.Revoked && (t.ExpiresAt.IsZero() || now.Before(t.ExpiresAt))
 	if !t.ExpiresAt.IsZero() {
 		s := t.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
+	}
+	if t.Impersonation {
+		j.Impersonation = &t.Impersonation
 	}
 	return j
 }
 
 // createToken is POST /users/:id/personal_access_tokens (admins, as in GitLab).
 func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	a.issueToken(w, r, p, false)
+}
+
+// createImpersonationToken is POST /users/:id/impersonation_tokens (admins): a token that acts
+// as the user, marked impersonation.
+func (a *API) createImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	a.issueToken(w, r, p, true)
+}
+
+func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Principal, impersonation bool) {
 	if !a.requireAdmin(w, p) {
 		return
 	}
@@ -264,7 +373,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	}
 	var expires time.Time
 	if in.ExpiresAt != "" {
-		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+		if expires, err = event.ParseDateParam(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}
@@ -283,7 +392,7 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	}
 	raw, hash := auth.NewToken()
 	t, err := a.opts.Users.TokenCreate(r.Context(), store.TokenCreateParams{UserID: uid, Name: in.Name, Hash: hash,
-		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()})
+		Scopes: in.Scopes, ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC(), Impersonation: impersonation})
 	if err != nil {
 		a.writeErr(w, r, err)
 		return
@@ -291,6 +400,96 @@ func (a *API) createToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	j := a.tokenJSON(t)
 	j.Token = raw
 	writeJSON(w, http.StatusCreated, j)
+}
+
+// impersonationTokens resolves the user {id} of an impersonation-token route (admins) and
+// returns the user's impersonation tokens; 404 when the user is missing.
+func (a *API) impersonationTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) ([]store.Token, bool) {
+	if !a.requireAdmin(w, p) {
+		return nil, false
+	}
+	uid, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return nil, false
+	}
+	if _, err := a.opts.Users.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
+		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
+		return nil, false
+	} else if err != nil {
+		a.writeErr(w, r, err)
+		return nil, false
+	}
+	toks, err := a.opts.Users.TokenList(r.Context(), uid)
+	if err != nil {
+		a.writeErr(w, r, err)
+		return nil, false
+	}
+	toks = slices.DeleteFunc(toks, func(t store.Token) bool { return !t.Impersonation })
+	return toks, true
+}
+
+// listImpersonationTokens is GET /users/:id/impersonation_tokens (admins), state all (the
+// default), active or inactive, paginated.
+func (a *API) listImpersonationTokens(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	q := r.URL.Query()
+	state := cmp.Or(q.Get("state"), "all")
+	switch {
+	case state != "all" && state != "active" && state != "inactive":
+		a.writeBad(w, "invalid_parameter", "state does not have a valid value (all, active, inactive)")
+		return
+	}
+	toks, ok := a.impersonationTokens(w, r, p)
+	if !ok {
+		return
+	}
+	out := make([]Token, 0, len(toks))
+	for _, t := range toks {
+		j := a.tokenJSON(t)
+		if state == "all" || (state == "active") == j.Active {
+			out = append(out, j)
+		}
+	}
+	writePage(a, w, r, out)
+}
+
+// impersonationToken finds {token_id} among the user's impersonation tokens.
+func (a *API) impersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) (store.Token, bool) {
+	toks, ok := a.impersonationTokens(w, r, p)
+	if !ok {
+		return store.Token{}, false
+	}
+	if id, err := strconv.ParseInt(r.PathValue("token_id"), 10, 64); err == nil {
+		for _, t := range toks {
+			if t.ID == id {
+				return t, true
+			}
+		}
+	}
+	writeError(w, http.StatusNotFound, "not_found", "404 Impersonation Token Not Found")
+	return store.Token{}, false
+}
+
+// getImpersonationToken is GET /users/:id/impersonation_tokens/:token_id (admins).
+func (a *API) getImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	if t, ok := a.impersonationToken(w, r, p); ok {
+		writeJSON(w, http.StatusOK, a.tokenJSON(t))
+	}
+}
+
+// revokeImpersonationToken is DELETE /users/:id/impersonation_tokens/:token_id (admins): the
+// token is revoked, not deleted, as in GitLab.
+func (a *API) revokeImpersonationToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
+	t, ok := a.impersonationToken(w, r, p)
+	if !ok {
+		return
+	}
+	if err := a.opts.Users.TokenRevoke(r.Context(), t.ID); err != nil {
+		a.writeErr(w, r, err)
+		return
+	}
+	a.opts.Auth.Forget()
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // listTokens is GET /personal_access_tokens: the caller's own (admins may pass user_id).
@@ -309,11 +508,14 @@ func (a *API) listTokens(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	out := make([]tokenJSON, 0, len(toks))
+	out := make([]Token, 0, len(toks))
 	for _, t := range toks {
-		out = append(out, a.tokenJSON(t))
+		// GitLab's finder for a user's own tokens: impersonation tokens are not theirs to see.
+		if !t.Impersonation || p.User.Admin {
+			out = append(out, a.tokenJSON(t))
+		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	writePage(a, w, r, out)
 }
 
 // revokeToken is DELETE /personal_access_tokens/:id: admins, or the token's owner.
@@ -331,7 +533,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		}
 		own := false
 		for _, t := range toks {
-			own = own || t.ID == id
+			own = own || (t.ID == id && !t.Impersonation) // nor to revoke
 		}
 		if !own {
 			writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
@@ -346,39 +548,47 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 	w.WriteHeader(http.StatusNoContent)
 }
 
-type namespaceJSON struct {
-	ID                int64          `json:"id"`
-	Name              string         `json:"name"`
-	Path              string         `json:"path"`
-	FullPath          string         `json:"full_path,omitempty"`
-	ParentID          *int64         `json:"parent_id,omitempty"`
-	PathWithNamespace string         `json:"path_with_namespace,omitempty"`
-	Namespace         *namespaceJSON `json:"namespace,omitempty"`
-	WebURL            string         `json:"web_url"`
-	CreatedAt         time.Time      `json:"created_at"`
+// Namespace is a group or a project as GitLab's API shows it.
+type Namespace struct {
+	ID                int64      `json:"id"`
+	Name              string     `json:"name"`
+	Path              string     `json:"path"`
+	FullPath          string     `json:"full_path,omitempty"`
+	ParentID          *int64     `json:"parent_id,omitempty"`
+	PathWithNamespace string     `json:"path_with_namespace,omitempty"`
+	Namespace         *Namespace `json:"namespace,omitempty"`
+	WebURL            string     `json:"web_url"`
+	CreatedAt         time.Time  `json:"created_at"`
 }
 
-func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) namespaceJSON {
-	j := namespaceJSON{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: a.baseURL(r) + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
-	var parent *store.Namespace
-	if ns.ParentKey != 0 {
-		if p, err := a.opts.Namespaces.ByKey(r.Context(), ns.ParentKey); err == nil {
-			parent = &p
-		}
-	}
+// NewNamespace shows ns; parent returns a namespace's parent group (false when it has none or
+// it cannot be read), base is the service's external URL.
+func NewNamespace(ns store.Namespace, parent func(store.Namespace) (store.Namespace, bool), base string) Namespace {
+	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
+	p, ok := parent(ns)
 	if ns.Kind == store.KindGroup {
 		j.FullPath = ns.FullPath
-		if parent != nil {
-			j.ParentID = &parent.ID
+		if ok {
+			j.ParentID = &p.ID
 		}
 	} else {
 		j.PathWithNamespace = ns.FullPath
-		if parent != nil {
-			pj := a.namespaceJSON(r, *parent)
+		if ok {
+			pj := NewNamespace(p, parent, base)
 			j.Namespace = &pj
 		}
 	}
 	return j
+}
+
+func (a *API) namespaceJSON(r *http.Request, ns store.Namespace) Namespace {
+	return NewNamespace(ns, func(ns store.Namespace) (store.Namespace, bool) {
+		if ns.ParentKey == 0 {
+			return store.Namespace{}, false
+		}
+		p, err := a.opts.Namespaces.ByKey(r.Context(), ns.ParentKey)
+		return p, err == nil
+	}, a.baseURL(r))
 }
 
 func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
@@ -387,7 +597,8 @@ func lastSegment(p string) string { return p[strings.LastIndexByte(p, '/')+1:] }
 // namespace_id), and optionally id so that ids match the producer's. Top-level groups: admins;
 // subgroups and projects: owners of the parent group, or admins. Only admins may set id: an id
 // decides which events a namespace receives, so claiming one would capture another's events.
-// Without id, the namespace's id stays unknown until its first event tells it.
+// Without id, it gets an id assigned here (store.LocalID), usable at once, and adopts GitLab's
+// id when the first event naming its path with one arrives (namespace.Resolver.Learn).
 func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		var in struct {
@@ -423,6 +634,9 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 			return
 		case in.ID < 0:
 			a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+			return
+		case store.IsLocalID(int64(in.ID)):
+			a.writeBad(w, "invalid_parameter", fmt.Sprintf("id must be GitLab's id, below %d: ids from there on are assigned here", store.LocalIDBase))
 			return
 		case in.ID != 0 && !p.User.Admin:
 			writeError(w, http.StatusForbidden, "forbidden", "403 Forbidden - only admins may set id")
@@ -465,7 +679,8 @@ func (a *API) getNamespace(kind store.NamespaceKind) authedHandler {
 	}
 }
 
-type memberJSON struct {
+// Member is a member of a group or project as GitLab's API shows it.
+type Member struct {
 	ID          int64     `json:"id"`
 	Username    string    `json:"username"`
 	Name        string    `json:"name"`
@@ -476,18 +691,23 @@ type memberJSON struct {
 	WebURL      string    `json:"web_url"`
 }
 
-func (a *API) memberJSON(r *http.Request, m store.Member) (memberJSON, error) {
+func (a *API) memberJSON(r *http.Request, m store.Member) (Member, error) {
 	u, err := a.opts.Users.UserGet(r.Context(), m.UserID)
 	if err != nil {
-		return memberJSON{}, err
+		return Member{}, err
 	}
-	j := memberJSON{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
-		CreatedAt: m.CreatedAt, WebURL: a.baseURL(r) + "/" + u.Username}
+	return NewMember(m, u, a.baseURL(r)), nil
+}
+
+// NewMember shows membership m of user u; base is the service's external URL.
+func NewMember(m store.Member, u store.User, base string) Member {
+	j := Member{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
+		CreatedAt: m.CreatedAt, WebURL: base + "/" + u.Username}
 	if !m.ExpiresAt.IsZero() {
 		s := m.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
 	}
-	return j, nil
+	return j
 }
 
 // Members: anyone with access to the group or project may list them (GitLab); owners and
@@ -503,7 +723,7 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 			a.writeErr(w, r, err)
 			return
 		}
-		out := make([]memberJSON, 0, len(ms))
+		out := make([]Member, 0, len(ms))
 		for _, m := range ms {
 			j, err := a.memberJSON(r, m)
 			if err != nil {
@@ -512,7 +732,7 @@ func (a *API) listMembers(kind store.NamespaceKind) authedHandler {
 			}
 			out = append(out, j)
 		}
-		writeJSON(w, http.StatusOK, out)
+		writePage(a, w, r, out)
 	}
 }
 
@@ -588,7 +808,7 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 	var expires time.Time
 	if in.ExpiresAt != "" {
 		var err error
-		if expires, err = time.Parse("2006-01-02", in.ExpiresAt); err != nil {
+		if expires, err = event.ParseDateParam(in.ExpiresAt); err != nil {
 			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
 			return
 		}

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/event"
@@ -121,6 +120,8 @@ func (a *API) listNamespaceEvents(kind store.NamespaceKind) authedHandler {
 		// A namespace whose GitLab id is unknown (an ancestor seen only in paths) has no events
 		// of its own: id 0 matches none, never every group's.
 		params.EntityType, params.EntityID, params.HasEntityID = entityTypeOf(kind), ns.ID, true
+		// Events it had before adopting GitLab's id carry the id assigned here.
+		params.AlsoEntityID = store.LocalID(ns.Key)
 		if scope == auth.SeeOwn {
 			params.AuthorID, params.HasAuthorID = p.User.ID, true
 		}
@@ -141,7 +142,7 @@ func (a *API) getNamespaceEvent(kind store.NamespaceKind) authedHandler {
 			return
 		}
 		a.getEvent(w, r, func(rec store.EventRecord) bool {
-			return rec.EntityType == entityTypeOf(kind) && rec.EntityID == ns.ID
+			return rec.EntityType == entityTypeOf(kind) && (rec.EntityID == ns.ID || rec.EntityID == store.LocalID(ns.Key))
 		})
 	}
 }
@@ -187,9 +188,9 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 		if v == "" {
 			continue
 		}
-		t, err := parseTime(v)
+		t, err := event.ParseTimeParam(v)
 		if err != nil {
-			return bad(name + " is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z or a date such as 2025-01-31")
+			return bad(name + " is invalid: use an ISO 8601 time such as 2025-01-31T12:00:00Z (no offset: UTC) or a date such as 2025-01-31")
 		}
 		if name == "created_after" {
 			lq.CreatedAfter = t
@@ -219,26 +220,14 @@ func (a *API) listParams(w http.ResponseWriter, r *http.Request, entityFilters b
 			lq.EntityID, lq.HasEntityID = id, true
 		}
 	}
-	lq.perPage = defaultPerPage
-	if v := q.Get("per_page"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return bad("per_page is invalid")
-		}
-		lq.perPage = min(n, maxPerPage)
+	page, perPage, msg := parsePage(q)
+	if msg != "" {
+		return bad(msg)
 	}
+	lq.perPage = perPage
 	switch q.Get("pagination") {
 	case "", "offset":
-		lq.page = 1
-		if v := q.Get("page"); v != "" {
-			// The offset the page stands for must fit: a huge page must not wrap around to
-			// another page.
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil || n < 1 || n > maxOffset/int64(lq.perPage)+1 {
-				return bad(fmt.Sprintf("page is invalid: a whole number from 1 to %d (with per_page=%d)", maxOffset/int64(lq.perPage)+1, lq.perPage))
-			}
-			lq.page = int(n)
-		}
+		lq.page = page
 	case "keyset":
 		lq.keyset = true
 		if ob := q.Get("order_by"); ob != "" && ob != "id" {
@@ -294,33 +283,7 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
 			h.Set("X-Next-Cursor", cursor)
 		}
 	} else {
-		pages := int((total + int64(lq.perPage) - 1) / int64(lq.perPage))
-		h.Set("X-Total", strconv.FormatInt(total, 10))
-		h.Set("X-Total-Pages", strconv.Itoa(pages))
-		h.Set("X-Page", strconv.Itoa(lq.page))
-		next, prev := "", ""
-		if lq.page < pages {
-			next = strconv.Itoa(lq.page + 1)
-		}
-		if lq.page > 1 {
-			prev = strconv.Itoa(min(lq.page-1, max(pages, 1)))
-		}
-		h.Set("X-Next-Page", next)
-		h.Set("X-Prev-Page", prev)
-		var links []string
-		link := func(page int, rel string) {
-			u := a.pageURL(r, func(q url.Values) { q.Set("page", strconv.Itoa(page)) })
-			links = append(links, `<`+u+`>; rel="`+rel+`"`)
-		}
-		if prev != "" {
-			link(lq.page-1, "prev")
-		}
-		if next != "" {
-			link(lq.page+1, "next")
-		}
-		link(1, "first")
-		link(max(pages, 1), "last")
-		h.Set("Link", strings.Join(links, ", "))
+		a.setPageHeaders(h, r, lq.page, lq.perPage, total)
 	}
 	var buf bytes.Buffer
 	buf.WriteByte('[')
@@ -336,20 +299,82 @@ func (a *API) listEvents(w http.ResponseWriter, r *http.Request, lq listQuery) {
 	_, _ = w.Write(buf.Bytes())
 }
 
+// parsePage reads GitLab's offset pagination parameters, page (default 1) and per_page
+// (default 20, at most 100); msg says what is wrong with them.
+func parsePage(q url.Values) (page, perPage int, msg string) {
+	page, perPage = 1, defaultPerPage
+	if v := q.Get("per_page"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return 0, 0, "per_page is invalid"
+		}
+		perPage = min(n, maxPerPage)
+	}
+	if v := q.Get("page"); v != "" {
+		// The offset the page stands for must fit: a huge page must not wrap around to another.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if last := maxOffset/int64(perPage) + 1; err != nil || n < 1 || n > last {
+			return 0, 0, fmt.Sprintf("page is invalid: a whole number from 1 to %d (with per_page=%d)", last, perPage)
+		}
+		page = int(n)
+	}
+	return page, perPage, ""
+}
+
+// writePage writes the page of items that the request's page and per_page ask for, with
+// GitLab's offset pagination headers; 400 when they are invalid.
+func writePage[T any](a *API, w http.ResponseWriter, r *http.Request, items []T) {
+	page, perPage, msg := parsePage(r.URL.Query())
+	if msg != "" {
+		a.writeBad(w, "invalid_parameter", msg)
+		return
+	}
+	a.setPageHeaders(w.Header(), r, page, perPage, int64(len(items)))
+	from := min((page-1)*perPage, len(items))
+	out := items[from:min(from+perPage, len(items))]
+	if out == nil {
+		out = []T{}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// setPageHeaders writes GitLab's offset pagination headers for page of a list of total items:
+// X-Total, X-Total-Pages, X-Page, X-Per-Page, X-Next-Page, X-Prev-Page and Link.
+func (a *API) setPageHeaders(h http.Header, r *http.Request, page, perPage int, total int64) {
+	pages := int((total + int64(perPage) - 1) / int64(perPage))
+	h.Set("X-Per-Page", strconv.Itoa(perPage))
+	h.Set("X-Total", strconv.FormatInt(total, 10))
+	h.Set("X-Total-Pages", strconv.Itoa(pages))
+	h.Set("X-Page", strconv.Itoa(page))
+	next, prev := "", ""
+	if page < pages {
+		next = strconv.Itoa(page + 1)
+	}
+	if page > 1 {
+		prev = strconv.Itoa(min(page-1, max(pages, 1)))
+	}
+	h.Set("X-Next-Page", next)
+	h.Set("X-Prev-Page", prev)
+	var links []string
+	link := func(page int, rel string) {
+		u := a.pageURL(r, func(q url.Values) { q.Set("page", strconv.Itoa(page)) })
+		links = append(links, `<`+u+`>; rel="`+rel+`"`)
+	}
+	if prev != "" {
+		link(page-1, "prev")
+	}
+	if next != "" {
+		link(page+1, "next")
+	}
+	link(1, "first")
+	link(max(pages, 1), "last")
+	h.Set("Link", strings.Join(links, ", "))
+}
+
 func (a *API) pageURL(r *http.Request, set func(url.Values)) string {
 	q := r.URL.Query()
 	set(q)
 	return a.baseURL(r) + r.URL.Path + "?" + q.Encode()
-}
-
-// parseTime accepts GitLab's created_after/created_before forms: RFC 3339 with any offset,
-// or a date (midnight UTC).
-func parseTime(v string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	t, err := time.Parse("2006-01-02", v)
-	return t.UTC(), err
 }
 
 func encodeCursor(id int64) string {

@@ -12,7 +12,6 @@ import (
 	"reflect"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -172,35 +171,6 @@ func TestRestJSONReturnsUnusableInputUnchanged(t *testing.T) {
 		"\xff\xfe",
 	} {
 		require.Equal(t, in, string(restJSON([]byte(in))), "%q", in)
-	}
-}
-
-func TestParseTime(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		in   string
-		want time.Time
-	}{
-		{"2025-01-31T12:00:00Z", time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)},
-		{"2025-01-31T12:00:00.123Z", time.Date(2025, 1, 31, 12, 0, 0, 123_000_000, time.UTC)},
-		{"2025-01-31T12:00:00.123456789Z", time.Date(2025, 1, 31, 12, 0, 0, 123_456_789, time.UTC)},
-		{"2025-01-31T14:00:00+02:00", time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)},
-		{"2025-01-31T07:30:00-04:30", time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)},
-		{"2025-02-01T01:00:00+13:00", time.Date(2025, 1, 31, 12, 0, 0, 0, time.UTC)},
-		{"2025-01-31", time.Date(2025, 1, 31, 0, 0, 0, 0, time.UTC)},
-		{"2024-02-29", time.Date(2024, 2, 29, 0, 0, 0, 0, time.UTC)},
-	} {
-		got, err := parseTime(tc.in)
-		require.NoError(t, err, tc.in)
-		require.True(t, tc.want.Equal(got), "%s: got %s, want %s", tc.in, got, tc.want)
-		require.Equal(t, time.UTC, got.Location(), "%s: times are compared in UTC", tc.in)
-	}
-	for _, in := range []string{
-		"", "yesterday", "2025-13-01", "2025-02-30", "2023-02-29", "2025-01-31T12:00:00",
-		"2025-01-31 12:00:00Z", "31/01/2025", "1738324800", "2025-1-31", "2025-01-31T25:00:00Z",
-	} {
-		_, err := parseTime(in)
-		require.Error(t, err, "%q", in)
 	}
 }
 

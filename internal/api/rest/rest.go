@@ -156,6 +156,10 @@ func (a *API) routes() {
 	m.HandleFunc("POST /api/v4/users", a.authed(a.createUser))
 	m.HandleFunc("GET /api/v4/users/{id}", a.authed(a.getUser))
 	m.HandleFunc("POST /api/v4/users/{id}/personal_access_tokens", a.authed(a.createToken))
+	m.HandleFunc("POST /api/v4/users/{id}/impersonation_tokens", a.authed(a.createImpersonationToken))
+	m.HandleFunc("GET /api/v4/users/{id}/impersonation_tokens", a.authed(a.listImpersonationTokens))
+	m.HandleFunc("GET /api/v4/users/{id}/impersonation_tokens/{token_id}", a.authed(a.getImpersonationToken))
+	m.HandleFunc("DELETE /api/v4/users/{id}/impersonation_tokens/{token_id}", a.authed(a.revokeImpersonationToken))
 	m.HandleFunc("GET /api/v4/personal_access_tokens", a.authed(a.listTokens))
 	m.HandleFunc("DELETE /api/v4/personal_access_tokens/{token_id}", a.authed(a.revokeToken))
 

@@ -85,7 +85,9 @@ func eventFilter(p store.EventListParams, keyset bool) *filter {
 	if p.EntityType != "" {
 		f.add("entity_type = ?", p.EntityType)
 	}
-	if p.HasEntityID {
+	if p.HasEntityID && p.AlsoEntityID != 0 {
+		f.add("entity_id = ANY(?)", []int64{p.EntityID, p.AlsoEntityID})
+	} else if p.HasEntityID {
 		f.add("entity_id = ?", p.EntityID)
 	}
 	if p.HasAuthorID {

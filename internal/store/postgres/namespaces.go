@@ -43,7 +43,7 @@ func (s *Store) NamespaceCreate(ctx context.Context, p store.NamespaceCreatePara
 	if p.Kind != store.KindGroup && p.Kind != store.KindProject {
 		return store.Namespace{}, fmt.Errorf("postgres: %s: invalid kind %q", op, p.Kind)
 	}
-	auto := p.ID == 0 && !p.IDUnknown
+	auto := p.ID == 0 && !p.IDUnknown && !p.LocalID
 	for attempt := 0; ; attempt++ {
 		n, err := s.namespaceCreate(ctx, p, auto)
 		if auto && attempt < maxIDRetries && isViolationOf(err, "namespaces_kind_id_key") {
@@ -66,7 +66,7 @@ func (s *Store) namespaceCreate(ctx context.Context, p store.NamespaceCreatePara
 			topKey = &top
 		}
 		var id *int64
-		if !p.IDUnknown && !auto {
+		if !p.IDUnknown && !auto && !p.LocalID {
 			id = &p.ID
 		}
 		if auto {
@@ -81,12 +81,14 @@ func (s *Store) namespaceCreate(ctx context.Context, p store.NamespaceCreatePara
 			INSERT INTO namespaces (key, kind, id, name, path, full_path, parent_key, top_key, created_at)
 			SELECT k.key, $1::text,
 				CASE WHEN $9::boolean
-					THEN (SELECT COALESCE(max(id), 0) + 1 FROM namespaces WHERE kind = $1::text)
+					THEN (SELECT COALESCE(max(id), 0) + 1 FROM namespaces WHERE kind = $1::text AND id < $11::bigint)
+					WHEN $10::boolean THEN k.key + $11::bigint
 					ELSE $2::bigint END,
 				$3::text, $4::text, $5::text, $6::bigint, COALESCE($7::bigint, k.key), $8::timestamptz
 			FROM k
 			RETURNING `+namespaceColumns,
 			string(p.Kind), id, p.Name, lastSegment(p.FullPath), p.FullPath, parent, topKey, created(p.CreatedAt), auto,
+			p.LocalID && !p.IDUnknown && p.ID == 0, store.LocalIDBase,
 		))
 		return err
 	})

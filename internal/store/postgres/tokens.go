@@ -11,13 +11,13 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at`
+const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation`
 
 func scanToken(row pgx.Row) (store.Token, error) {
 	var t store.Token
 	var scopes string
 	var expires *time.Time
-	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &t.CreatedAt); err != nil {
+	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &t.CreatedAt, &t.Impersonation); err != nil {
 		return store.Token{}, err
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
@@ -52,10 +52,10 @@ func (s *Store) TokenCreate(ctx context.Context, p store.TokenCreateParams) (sto
 		hash = []byte{}
 	}
 	t, err := scanToken(s.pool.QueryRow(ctx, `INSERT INTO tokens
-		(user_id, name, hash, scopes, expires_at, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6)
+		(user_id, name, hash, scopes, expires_at, created_at, impersonation)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		RETURNING `+tokenColumns,
-		p.UserID, p.Name, hash, scopes, nullTime(p.ExpiresAt), created(p.CreatedAt),
+		p.UserID, p.Name, hash, scopes, nullTime(p.ExpiresAt), created(p.CreatedAt), p.Impersonation,
 	))
 	return t, wrap(fmt.Sprintf("create token %q", p.Name), err)
 }

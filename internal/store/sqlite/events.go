@@ -86,7 +86,10 @@ func where(p store.EventListParams, keyset bool) (string, []any) {
 		conds = append(conds, "entity_type = ?")
 		args = append(args, p.EntityType)
 	}
-	if p.HasEntityID {
+	if p.HasEntityID && p.AlsoEntityID != 0 {
+		conds = append(conds, "entity_id IN (?, ?)")
+		args = append(args, p.EntityID, p.AlsoEntityID)
+	} else if p.HasEntityID {
 		conds = append(conds, "entity_id = ?")
 		args = append(args, p.EntityID)
 	}

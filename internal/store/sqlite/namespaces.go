@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/auditstream/auditstream/internal/store"
@@ -61,7 +62,9 @@ func (s *Store) NamespaceCreate(ctx context.Context, p store.NamespaceCreatePara
 	case p.ID == 0:
 		// Writes are serialised (one writer connection, IMMEDIATE transactions), so the max
 		// cannot change between this read and the insert.
-		idExpr, idArg = `(SELECT COALESCE(MAX(id), 0) + 1 FROM namespaces WHERE kind = ?)`, string(p.Kind)
+		idExpr, idArg = `(SELECT COALESCE(MAX(id), 0) + 1 FROM namespaces WHERE kind = ? AND id < `+strconv.FormatInt(store.LocalIDBase, 10)+`)`, string(p.Kind)
+	case p.LocalID:
+		idArg = nil // set from the key below
 	}
 	row := tx.QueryRowContext(ctx, `INSERT INTO namespaces
 		(kind, id, name, path, full_path, parent_key, top_key, created_at)
@@ -78,6 +81,12 @@ func (s *Store) NamespaceCreate(ctx context.Context, p store.NamespaceCreatePara
 			return store.Namespace{}, wrap(fmt.Sprintf("create namespace %q", p.FullPath), err)
 		}
 		n.TopKey = n.Key
+	}
+	if p.LocalID && !p.IDUnknown && p.ID == 0 {
+		if _, err := tx.ExecContext(ctx, `UPDATE namespaces SET id = ? WHERE key = ?`, store.LocalID(n.Key), n.Key); err != nil {
+			return store.Namespace{}, wrap(fmt.Sprintf("create namespace %q", p.FullPath), err)
+		}
+		n.ID = store.LocalID(n.Key)
 	}
 	if err := tx.Commit(); err != nil {
 		return store.Namespace{}, wrap(fmt.Sprintf("create namespace %q", p.FullPath), err)

@@ -9,14 +9,14 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at`
+const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation`
 
 func scanToken(row scanner) (store.Token, error) {
 	var t store.Token
 	var scopes string
 	var expires sql.NullInt64
 	var created int64
-	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &created); err != nil {
+	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &created, &t.Impersonation); err != nil {
 		return store.Token{}, err
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
@@ -51,10 +51,10 @@ func (s *Store) TokenCreate(ctx context.Context, p store.TokenCreateParams) (sto
 		hash = []byte{}
 	}
 	t, err := scanToken(s.w.QueryRowContext(ctx, `INSERT INTO tokens
-		(user_id, name, hash, scopes, expires_at, revoked, created_at)
-		VALUES (?, ?, ?, ?, ?, 0, ?)
+		(user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?)
 		RETURNING `+tokenColumns,
-		p.UserID, p.Name, hash, scopes, nullMS(p.ExpiresAt), createdMS(p.CreatedAt),
+		p.UserID, p.Name, hash, scopes, nullMS(p.ExpiresAt), createdMS(p.CreatedAt), p.Impersonation,
 	))
 	return t, wrap(fmt.Sprintf("create token %q", p.Name), err)
 }

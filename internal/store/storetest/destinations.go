@@ -212,6 +212,9 @@ func (s *suite) testDestinationConflict(t *testing.T) {
 		{"same name other group", group(g2, "a"), nil},
 		{"same name instance scope", instance("a"), nil},
 		{"same name instance scope again", instance("a"), store.ErrConflict},
+		{"same name same group other category", with(group(g1, "a"), func(p *store.DestinationCreateParams) { p.Category = "aws" }), nil},
+		{"same name same group other category again", with(group(g1, "a"), func(p *store.DestinationCreateParams) { p.Category = "aws" }), store.ErrConflict},
+		{"same name instance scope other category", with(instance("a"), func(p *store.DestinationCreateParams) { p.Category = "gcp" }), nil},
 		{"other name same group", group(g1, "b"), nil},
 		{"names are case sensitive", group(g1, "A"), nil},
 		{"group missing", group(store.Namespace{Key: proj.Key + 1000}, "a"), store.ErrNotFound},
@@ -248,7 +251,7 @@ func (s *suite) testDestinationConflict(t *testing.T) {
 		scope store.DestinationScope
 		key   int64
 		want  int64
-	}{{store.ScopeGroup, g1.Key, 4}, {store.ScopeGroup, g2.Key, 1}, {store.ScopeInstance, 0, 1}} {
+	}{{store.ScopeGroup, g1.Key, 5}, {store.ScopeGroup, g2.Key, 1}, {store.ScopeInstance, 0, 2}} {
 		n, err := st.DestinationCount(ctx, c.scope, c.key)
 		require.NoError(t, err)
 		require.Equal(t, c.want, n, "%s %d: failed creates leave nothing behind", c.scope, c.key)

@@ -327,6 +327,8 @@ func (s *suite) testEventList(t *testing.T) {
 		{"author without HasAuthorID", store.EventListParams{AuthorID: 2}, []int64{11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1}, 11},
 		{"event type", store.EventListParams{EventType: "member_added"}, []int64{11, 8, 4, 3}, 4},
 		{"event type and entity", store.EventListParams{EventType: "member_added", EntityType: "Group", EntityID: 30, HasEntityID: true}, []int64{11, 4}, 2},
+		{"entity or also", store.EventListParams{EntityType: "Project", EntityID: 999, HasEntityID: true, AlsoEntityID: 20}, []int64{8, 6, 3, 2}, 4},
+		{"entity and also", store.EventListParams{EntityType: "Project", EntityID: 20, HasEntityID: true, AlsoEntityID: 20, AuthorID: 1, HasAuthorID: true}, []int64{8, 6, 2}, 3},
 		// An entity id of 0 is a filter too: it matches nothing, never "every entity".
 		{"entity id 0", store.EventListParams{EntityType: "Group", EntityID: 0, HasEntityID: true}, []int64{}, 0},
 		{"no match", store.EventListParams{EventType: "nope"}, []int64{}, 0},
@@ -605,6 +607,27 @@ func (s *suite) testNamespaceIDUnknown(t *testing.T) {
 	require.NoError(t, st.NamespaceSetID(ctx, app.Key, 1), "project 1 is free")
 	require.ErrorIs(t, st.NamespaceSetID(ctx, app.Key+1000, 5), store.ErrNotFound)
 	require.NoError(t, st.NamespaceSetID(ctx, sub.Key, 200), "setting the same id again is fine")
+
+	// Created here before GitLab told its id: the id is LocalID(key), at once.
+	local, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, LocalID: true, Name: "here", FullPath: "here", CreatedAt: base})
+	require.NoError(t, err)
+	require.Equal(t, store.LocalID(local.Key), local.ID)
+	require.True(t, store.IsLocalID(local.ID))
+	got, err = st.NamespaceGetByID(ctx, store.KindGroup, local.ID)
+	require.NoError(t, err)
+	require.Equal(t, local, got)
+	localProject, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindProject, LocalID: true, Name: "p", FullPath: "here/p", ParentKey: local.Key, CreatedAt: base})
+	require.NoError(t, err)
+	require.Equal(t, store.LocalID(localProject.Key), localProject.ID)
+	// Ids assigned here do not count for the next assigned GitLab-range id.
+	auto2, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "auto2", FullPath: "auto2", CreatedAt: base})
+	require.NoError(t, err)
+	require.EqualValues(t, 201, auto2.ID)
+	// GitLab's id is adopted later.
+	require.NoError(t, st.NamespaceSetID(ctx, local.Key, 700))
+	got, err = st.NamespaceGetByKey(ctx, local.Key)
+	require.NoError(t, err)
+	require.EqualValues(t, 700, got.ID)
 }
 
 func (s *suite) testNamespaceNotFound(t *testing.T) {
@@ -752,11 +775,12 @@ func (s *suite) testToken(t *testing.T) {
 	require.True(t, forever.ExpiresAt.IsZero(), "no expiry stays no expiry")
 	require.Greater(t, forever.ID, ci.ID)
 
-	other, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base})
+	other, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base, Impersonation: true})
 	require.NoError(t, err)
 	require.Equal(t, store.Token{
-		ID: other.ID, UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base,
-	}, other)
+		ID: other.ID, UserID: u2.ID, Name: "other", Hash: hash("three"), Scopes: []string{"read_api"}, CreatedAt: base, Impersonation: true,
+	}, other, "an impersonation token says so")
+	require.False(t, ci.Impersonation, "a personal access token is not one")
 
 	_, err = st.TokenCreate(ctx, store.TokenCreateParams{UserID: u2.ID, Name: "dup", Hash: hash("one"), CreatedAt: base})
 	require.ErrorIs(t, err, store.ErrConflict, "hash taken")
@@ -797,6 +821,7 @@ func (s *suite) testToken(t *testing.T) {
 	got, err = st.TokenGetByHash(ctx, hash("three"))
 	require.NoError(t, err)
 	require.False(t, got.Revoked, "revoking one token leaves the others")
+	require.True(t, got.Impersonation, "read back by hash, still an impersonation token")
 	n, err = st.TokenCount(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n, "revoked tokens count")

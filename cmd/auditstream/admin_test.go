@@ -1,0 +1,97 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// cli runs the auditstream command with args on the SQLite store in dir and returns what it
+// printed.
+func cli(t *testing.T, dir string, args ...string) (string, error) {
+	t.Helper()
+	cmd := root()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&out)
+	cmd.SetArgs(append([]string{"--data-dir", dir, "--database-url", ""}, args...))
+	err := cmd.ExecuteContext(t.Context())
+	return out.String(), err
+}
+
+func cliOK(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := cli(t, dir, args...)
+	require.NoError(t, err, "%v: %s", args, out)
+	return out
+}
+
+// TestCLIPrintsGitLabShapesAndTables: the admin commands print what the REST API prints
+// (GitLab's JSON) or a table, never Go structs ("Key", "TopKey", a zero "ExpiresAt"), and errors
+// in the API's words, never a driver's; every kind of thing they create can be listed.
+func TestCLIPrintsGitLabShapesAndTables(t *testing.T) {
+	dir := t.TempDir()
+	out := cliOK(t, dir, "user", "create", "--username", "alice", "--name", "Alice", "--email", "alice@example.com")
+	var u map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &u), out)
+	require.Equal(t, "alice", u["username"])
+	require.Equal(t, false, u["is_admin"])
+	require.Equal(t, "active", u["state"])
+	for _, goName := range []string{"Username", "Admin", "CreatedAt"} {
+		require.NotContains(t, out, `"`+goName+`"`)
+	}
+	_, err := cli(t, dir, "user", "create", "--username", "alice", "--name", "Alice", "--email", "alice@example.com")
+	require.EqualError(t, err, "409 Conflict: Username or id has already been taken")
+
+	out = cliOK(t, dir, "group", "create", "--path", "acme")
+	require.Contains(t, out, `"full_path": "acme"`)
+	require.NotContains(t, out, "TopKey")
+	out = cliOK(t, dir, "group", "create", "--path", "acme/sub")
+	var g map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &g), out)
+	require.NotZero(t, g["id"])
+	require.NotNil(t, g["parent_id"])
+	out = cliOK(t, dir, "project", "create", "--path", "acme/sub/app")
+	require.Contains(t, out, `"path_with_namespace": "acme/sub/app"`)
+	_, err = cli(t, dir, "group", "create", "--path", "acme")
+	require.EqualError(t, err, "409 Conflict: path or id has already been taken")
+	_, err = cli(t, dir, "group", "create", "--path", "nowhere/sub")
+	require.EqualError(t, err, `404 Group Not Found: nowhere`)
+
+	out = cliOK(t, dir, "member", "add", "--group", "acme", "--user", "alice", "--access-level", "50")
+	require.Contains(t, out, `"access_level": 50`)
+	require.Contains(t, out, `"expires_at": null`)
+	require.NotContains(t, out, "ExpiresAt")
+	_, err = cli(t, dir, "member", "add", "--group", "acme", "--user", "nobody", "--access-level", "50")
+	require.EqualError(t, err, "404 User Not Found: nobody")
+
+	token := strings.TrimSpace(cliOK(t, dir, "token", "create", "--user", "alice", "--name", "ci", "--scopes", "read_api"))
+	require.NotEmpty(t, token)
+
+	// Lists: a table by default, GitLab's JSON with --json.
+	out = cliOK(t, dir, "user", "list")
+	require.Regexp(t, `(?m)^ID\s+USERNAME\s+NAME\s+EMAIL\s+ADMIN`, out)
+	require.Regexp(t, `(?m)^\d+\s+alice\s+Alice\s+alice@example.com\s+false`, out)
+	out = cliOK(t, dir, "user", "list", "--json")
+	var users []map[string]any
+	require.NoError(t, json.Unmarshal([]byte(out), &users), out)
+	require.Len(t, users, 1)
+	out = cliOK(t, dir, "token", "list", "--user", "alice")
+	require.Regexp(t, `(?m)^\d+\s+ci\s+read_api\s+true\s+-`, out)
+	require.NotContains(t, out, token, "a token is never shown again")
+	out = cliOK(t, dir, "token", "list", "--user", "alice", "--json")
+	require.Contains(t, out, `"scopes": [`)
+	out = cliOK(t, dir, "group", "list")
+	require.Regexp(t, `(?m)^\d+\s+acme\s+acme\s*$`, out)
+	require.Regexp(t, `(?m)^\d+\s+acme/sub\s+sub\s*$`, out)
+	require.NotContains(t, out, "acme/sub/app", "projects are not groups")
+	out = cliOK(t, dir, "project", "list")
+	require.Regexp(t, `(?m)^\d+\s+acme/sub/app\s+app\s*$`, out)
+	out = cliOK(t, dir, "member", "list", "--group", "acme")
+	require.Regexp(t, `(?m)^\d+\s+alice\s+50\s+owner\s+-`, out)
+	out = cliOK(t, dir, "destination", "list")
+	require.Contains(t, out, "no streaming destinations")
+}
