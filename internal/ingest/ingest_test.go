@@ -43,6 +43,7 @@ func (f learnFunc) LearnBound(ctx context.Context, kind store.NamespaceKind, ful
 func (f learnFunc) Chain(ctx context.Context, ns store.Namespace) ([]store.Namespace, error) {
 	return []store.Namespace{ns}, nil
 }
+
 // Check lets Learn decide.
 func (f learnFunc) Check(context.Context, store.NamespaceKind, string, int64) error { return nil }
 
