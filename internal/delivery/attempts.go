@@ -37,11 +37,12 @@ type successSum struct {
 	from        time.Time
 	count       int
 	first, last int64
+	status      int // the last request's HTTP status; 0 when the category has none
 	totalMs     int64
 	requests    int64
 }
 
-func (l *attemptLog) success(dest int64, n int, first, last int64, took time.Duration, now time.Time) {
+func (l *attemptLog) success(dest int64, n int, first, last int64, status int, took time.Duration, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.sums == nil {
@@ -54,6 +55,7 @@ func (l *attemptLog) success(dest int64, n int, first, last int64, took time.Dur
 	}
 	s.count += n
 	s.last = last
+	s.status = status
 	s.totalMs += took.Milliseconds()
 	s.requests++
 }
@@ -81,7 +83,7 @@ func (l *attemptLog) take(now time.Time, final bool) []store.DeliveryAttempt {
 			continue
 		}
 		out = append(out, store.DeliveryAttempt{DestinationID: dest, At: now, Success: true, Count: s.count,
-			FirstEventID: s.first, LastEventID: s.last, DurationMs: s.totalMs / max(s.requests, 1)})
+			FirstEventID: s.first, LastEventID: s.last, StatusCode: s.status, DurationMs: s.totalMs / max(s.requests, 1)})
 		delete(l.sums, dest)
 	}
 	if l.added == nil {

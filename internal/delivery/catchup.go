@@ -163,6 +163,7 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	if members == 0 {
 		return
 	}
+	e.logger.Debug("delivery: catching up", "from", at, "destinations", members, "head", e.head.position())
 	turnEnds := time.Now().Add(e.opts.CatchUpTurn)
 	merged := false
 	e.follow(ctx, r, func(lr *eventlog.Reader, ev eventlog.Read, ok bool) bool {
@@ -237,5 +238,6 @@ func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool
 		d.mu.Unlock()
 		h.addLocked(d, skip)
 	}
+	e.logger.Debug("delivery: caught up", "at", r.position(), "destinations", len(members))
 	return true
 }

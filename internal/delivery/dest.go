@@ -141,8 +141,10 @@ func (d *dest) start(ctx context.Context, position int64) {
 	// The head has read nothing stored since UpdatedAt: the destination joins it at once. Else
 	// it waits for a catch-up reader, which finds where UpdatedAt is in the log first.
 	if position == fromUpdatedAt && d.e.head.joinAfter(d, d.d.UpdatedAt) {
+		d.e.logger.Debug("delivery: a destination joins the head", "destination_id", d.id, "head", d.e.head.position())
 		return
 	}
+	d.e.logger.Debug("delivery: a destination waits to catch up", "destination_id", d.id, "from", position)
 	d.mu.Lock()
 	d.mode, d.resume = modeWaiting, position
 	d.mu.Unlock()
@@ -364,12 +366,13 @@ func (d *dest) deliver(ctx context.Context, batch []*item) bool {
 			return false
 		}
 		start := e.env.Now()
-		err := d.p.sender.Send(ctx, events)
+		var code int
+		err := d.p.sender.Send(destination.WithStatusReport(ctx, &code), events)
 		took := e.env.Now().Sub(start)
 		e.metrics.observe(d.p.d.Category, took)
 		if err == nil {
 			d.st.succeeded(len(batch), took, e.env.Now())
-			e.attempts.success(d.id, len(batch), events[0].ID, events[len(events)-1].ID, took, e.env.Now())
+			e.attempts.success(d.id, len(batch), events[0].ID, events[len(events)-1].ID, code, took, e.env.Now())
 			d.settle(batch)
 			return true
 		}

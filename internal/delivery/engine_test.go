@@ -85,7 +85,7 @@ func (r *rig) start() {
 	r.engine = delivery.New(delivery.Config{Log: r.log, Store: r.st, Namespaces: r.ns, Open: open, Catalog: r.cat,
 		Factories: map[string]destination.Factory{"http": httpdest.New},
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{r.t}, nil)), Options: r.opts})
+		Logger:    slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Options: r.opts})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.stopped = cancel, make(chan struct{})
 	go func() { defer close(r.stopped); _ = r.engine.Run(ctx) }()
@@ -467,6 +467,25 @@ func TestPauseSemantics(t *testing.T) {
 	require.NotContains(t, gitlab.received(), during[0], "GitLab's pause drops what happened meanwhile")
 }
 
+// TestSuccessfulAttemptsHaveTheirStatus: the delivery log's summary of successes has the
+// status the receiver answered with, as the test event has.
+func TestSuccessfulAttemptsHaveTheirStatus(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	rc.setAnswer(func(*http.Request, []byte) int { return http.StatusNoContent })
+	d := r.destination(rc.URL)
+	evs := r.publish("user_created", "user_created")
+	rc.waitReceived(t, evs, 10*time.Second)
+	r.stop() // writes the summaries of the last window
+	as, err := r.st.DeliveryAttemptList(context.Background(), d.ID, 10)
+	require.NoError(t, err)
+	require.NotEmpty(t, as)
+	for _, a := range as {
+		require.True(t, a.Success)
+		require.Equal(t, http.StatusNoContent, a.StatusCode)
+	}
+}
+
 func TestReplayFromTime(t *testing.T) {
 	r := newRig(t, delivery.Options{})
 	rc := newReceiver(t)
@@ -482,12 +501,46 @@ func TestReplayFromTime(t *testing.T) {
 	})
 }
 
+// TestSendTestEvent: a test event reports the receiver's answer; every test event has an id
+// (and webhook-id) of its own, so that a receiver that drops ids it saw takes each, and says it
+// is a test.
 func TestSendTestEvent(t *testing.T) {
 	r := newRig(t, delivery.Options{})
 	rc := newReceiver(t)
+	var mu sync.Mutex
+	var hooks []string
+	var bodies [][]byte
+	rc.setAnswer(func(req *http.Request, body []byte) int {
+		mu.Lock()
+		defer mu.Unlock()
+		hooks = append(hooks, req.Header.Get("Webhook-Id"))
+		bodies = append(bodies, body)
+		return http.StatusAccepted
+	})
 	d := r.destination(rc.URL)
+	for range 2 {
+		res := r.engine.SendTest(context.Background(), d, "root")
+		require.Empty(t, res.Error)
+		require.Equal(t, http.StatusAccepted, res.StatusCode, "the receiver's status")
+	}
+	mu.Lock()
+	require.Len(t, hooks, 2)
+	require.NotEqual(t, hooks[0], hooks[1], "each test event has a webhook-id of its own")
+	for i, b := range bodies {
+		var ev struct {
+			ID        int64          `json:"id"`
+			EventType string         `json:"event_type"`
+			Details   map[string]any `json:"details"`
+		}
+		require.NoError(t, json.Unmarshal(b, &ev))
+		require.Equal(t, hooks[i], strconv.FormatInt(ev.ID, 10))
+		require.Greater(t, ev.ID, int64(1)<<52, "beyond any id of the log")
+		require.Equal(t, delivery.TestEventType, ev.EventType)
+		require.Equal(t, true, ev.Details["test"])
+	}
+	mu.Unlock()
+	rc.setAnswer(func(*http.Request, []byte) int { return http.StatusOK })
 	res := r.engine.SendTest(context.Background(), d, "root")
-	require.Empty(t, res.Error)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	rc.setAnswer(func(*http.Request, []byte) int { return http.StatusUnauthorized })
 	res = r.engine.SendTest(context.Background(), d, "root")

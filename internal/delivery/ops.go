@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -106,7 +107,10 @@ type TestResult struct {
 const TestEventType = "audit_events_streaming_test_event"
 
 // SendTest sends one synthetic event to the destination, whatever its filters and whether it
-// is active, and reports what happened. It is not retried.
+// is active, and reports what happened. It is not retried. Each test event has an id of its own
+// (a random number from 2^52, a range the log's ids never reach), so that a receiver that drops
+// events whose id it saw before still takes every test, and says in details.test that it is
+// one.
 func (e *Engine) SendTest(ctx context.Context, d store.Destination, actor string) TestResult {
 	p, err := e.prepare(d)
 	if err != nil {
@@ -114,24 +118,30 @@ func (e *Engine) SendTest(ctx context.Context, d store.Destination, actor string
 	}
 	defer p.sender.Close()
 	now := e.env.Now().UTC()
-	body := fmt.Appendf(nil, `{"id":0,"author_id":0,"author_name":%q,"entity_id":%d,"entity_type":"Gitlab::Audit::InstanceScope","entity_path":"gitlab_instance",`+
-		`"details":{"custom_message":"auditstream test event: if you can read this, the destination works","event_name":%q},"ip_address":null,`+
+	id := testEventIDBase + rand.Int64N(testEventIDBase)
+	body := fmt.Appendf(nil, `{"id":%d,"author_id":0,"author_name":%q,"entity_id":%d,"entity_type":"Gitlab::Audit::InstanceScope","entity_path":"gitlab_instance",`+
+		`"details":{"custom_message":"auditstream test event: if you can read this, the destination works","event_name":%q,"test":true},"ip_address":null,`+
 		`"target_id":%d,"target_type":"AuditEvents::ExternalStreamingDestination","target_details":%q,"created_at":%q,"event_type":%q}`,
-		actor, 1, TestEventType, d.ID, d.Name, now.Format("2006-01-02T15:04:05.000Z"), TestEventType)
+		id, actor, 1, TestEventType, d.ID, d.Name, now.Format("2006-01-02T15:04:05.000Z"), TestEventType)
 	start := time.Now()
-	err = p.sender.Send(ctx, []destination.Event{{ID: 0, Type: TestEventType, CreatedAt: now, JSON: body}})
+	var code int
+	err = p.sender.Send(destination.WithStatusReport(ctx, &code), []destination.Event{{ID: id, Type: TestEventType, CreatedAt: now, JSON: body}})
 	res := TestResult{Latency: time.Since(start)}
 	a := store.DeliveryAttempt{DestinationID: d.ID, At: now, Count: 1, Success: err == nil, DurationMs: res.Latency.Milliseconds(), Test: true}
 	if err != nil {
 		f := destination.Classify(err)
 		res.StatusCode, res.Error = f.StatusCode, f.Message
-		a.StatusCode, a.Error = f.StatusCode, f.Message
 	} else {
-		res.StatusCode = 200
+		res.StatusCode = code // 0 (none) for a category that does not speak HTTP
 	}
+	a.StatusCode, a.Error = res.StatusCode, res.Error
 	e.attempts.add(a)
 	return res
 }
+
+// testEventIDBase starts the range of test events' ids: 2^52, far beyond any id the log hands
+// out, and below 2^53, so that JavaScript reads them exactly.
+const testEventIDBase = 1 << 52
 
 // Replay delivers again every event since the given time that the destination's filters take.
 // Events already delivered arrive a second time. With several replicas, the replica that
@@ -213,7 +223,8 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 	for i := len(letters) - 1; i >= 0; i-- { // the list is newest first
 		dl := letters[i]
 		start := time.Now()
-		err := p.sender.Send(ctx, []destination.Event{{ID: dl.EventID, Type: dl.EventType, JSON: dl.Event}})
+		var code int
+		err := p.sender.Send(destination.WithStatusReport(ctx, &code), []destination.Event{{ID: dl.EventID, Type: dl.EventType, JSON: dl.Event}})
 		took := time.Since(start)
 		e.metrics.observe(d.Category, took)
 		if err == nil {
@@ -222,7 +233,7 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 			}
 			res.Delivered++
 			st.succeeded(1, took, e.env.Now())
-			e.attempts.success(d.ID, 1, dl.EventID, dl.EventID, took, e.env.Now())
+			e.attempts.success(d.ID, 1, dl.EventID, dl.EventID, code, took, e.env.Now())
 			continue
 		}
 		if ctx.Err() != nil {

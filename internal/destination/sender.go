@@ -175,3 +175,21 @@ func Scrub(text string, max int, secrets ...string) string {
 	}
 	return b.String()
 }
+
+// statusKey keys where a sender reports the status a receiver accepted a request with.
+type statusKey struct{}
+
+// WithStatusReport returns a context in which a sender reports, with ReportStatus, the HTTP
+// status its receiver accepted the request with: the engine records it with the attempt.
+func WithStatusReport(ctx context.Context, code *int) context.Context {
+	return context.WithValue(ctx, statusKey{}, code)
+}
+
+// ReportStatus records the HTTP status a receiver accepted a request with, where the caller
+// asked for it (WithStatusReport). Senders that speak HTTP call it on success; for the others
+// the status stays unknown.
+func ReportStatus(ctx context.Context, code int) {
+	if p, ok := ctx.Value(statusKey{}).(*int); ok {
+		*p = code
+	}
+}

@@ -131,6 +131,13 @@ func (r *Reader) Close() {
 // when there is none yet. It asks the stream's leader (JetStream's message get by start time):
 // no consumer is made, which on a cluster would take a round of its meta group.
 func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
+	// The end of the log before asking: when nothing is found at or after t, whatever comes
+	// after this end was stored later, so the answer is the id after it. (Read after the
+	// answer, it could pass over an event stored in between.)
+	info, err := l.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
 	req, _ := json.Marshal(struct {
 		StartTime time.Time `json:"start_time"`
 		NoHeaders bool      `json:"no_hdr"`
@@ -155,10 +162,6 @@ func (l *Log) SeqAt(ctx context.Context, t time.Time) (int64, error) {
 	case resp.Message != nil:
 		return resp.Message.Seq, nil
 	case resp.Error != nil && resp.Error.ErrCode == 10037: // no message found: nothing stored since
-		info, err := l.Info(ctx)
-		if err != nil {
-			return 0, err
-		}
 		return int64(info.LastSeq) + 1, nil
 	case resp.Error != nil:
 		return 0, fmt.Errorf("%w: find the event at %s: %s", ErrUnavailable, t, resp.Error.Description)

@@ -322,6 +322,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 		if resp.ContentLength != 0 {
 			drain(resp.Body)
 		}
+		destination.ReportStatus(ctx, resp.StatusCode)
 		return nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxResponseRead))

@@ -296,9 +296,14 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 		return f
 	}
 	if !s.ack || r.AckID == nil {
+		destination.ReportStatus(ctx, resp.StatusCode)
 		return nil
 	}
-	return s.waitForAck(ctx, *r.AckID, resp.Cookies())
+	if err := s.waitForAck(ctx, *r.AckID, resp.Cookies()); err != nil {
+		return err
+	}
+	destination.ReportStatus(ctx, resp.StatusCode)
+	return nil
 }
 
 // Close releases the idle connections of the client New made when env had none. A shared
