@@ -444,10 +444,12 @@ type deadLetters struct {
 	Nodes []deadLetter `json:"nodes"`
 }
 
-// instanceDestination reads one instance destination's field (a selection) by global id.
+// instanceDestination reads one instance destination's field (a selection) by global id. The
+// tests make a few instance destinations: a page of 20 finds them, and keeps the query's cost
+// (the page multiplies the selection) within the server's limit.
 func instanceDestination(t *testing.T, base, gid, selection string, out any) {
 	t.Helper()
-	data := gql(t, base, `{ auditEventsInstanceStreamingDestinations(first: 100) { nodes { id `+selection+` } } }`, nil)
+	data := gql(t, base, `{ auditEventsInstanceStreamingDestinations(first: 20) { nodes { id `+selection+` } } }`, nil)
 	nodes := data["auditEventsInstanceStreamingDestinations"].(map[string]any)["nodes"].([]any)
 	for _, n := range nodes {
 		node := n.(map[string]any)
@@ -476,7 +478,7 @@ func statusOf(t *testing.T, base, gid string) deliveryStatus {
 func deadLettersOf(t *testing.T, base, gid string) deadLetters {
 	t.Helper()
 	var dl deadLetters
-	instanceDestination(t, base, gid, `deadLetters(first: 100) { count nodes { id eventId eventType statusCode error attempts } }`, &dl)
+	instanceDestination(t, base, gid, `deadLetters(first: 50) { count nodes { id eventId eventType statusCode error attempts } }`, &dl)
 	return dl
 }
 

@@ -21,7 +21,9 @@ func TestNamespaceBoundProducers(t *testing.T) {
 	ownerIngest := s.ingestToken(w.owner.ID)
 	strangerIngest := s.ingestToken(w.dev.ID) // a developer of org, owner of nothing
 	status, b, _ := s.do(http.MethodPost, "/api/v4/groups", adminToken, "application/json", []byte(`{"name":"pathonly","path":"pathonly","parent_id":101}`))
-	require.Equal(t, http.StatusCreated, status, string(b)) // org/pathonly, id unknown
+	require.Equal(t, http.StatusCreated, status, string(b)) // org/pathonly, GitLab's id unknown: one assigned here
+	var pathOnly struct{ ID int }
+	require.NoError(t, json.Unmarshal(b, &pathOnly))
 
 	send := func(token, body string) (int, string) {
 		status, b, _ := s.do(http.MethodPost, "/api/v4/audit_events", token, "application/json", []byte(body))
@@ -41,7 +43,7 @@ func TestNamespaceBoundProducers(t *testing.T) {
 		{"write into a group the user does not own (issue item 2)", ownerIngest, grp("other", 103)},
 		{"write into a group where the user is a developer", strangerIngest, grp("org/sub", 102)},
 		{"rename a subgroup", ownerIngest, grp("org/renamed", 102)},
-		{"re-id a group known by path", ownerIngest, grp("org/pathonly", 777)},
+		{"give GitLab's id to a group created here", ownerIngest, grp("org/pathonly", 777)},
 		{"create a top-level group", ownerIngest, grp("mine", 555)},
 		{"an instance event", ownerIngest, `{"event_type":"user_created","entity_type":"Instance"}`},
 		{"a user event", ownerIngest, fmt.Sprintf(`{"event_type":"user_created","entity_type":"User","entity_id":%d}`, w.outside.ID)},
@@ -52,7 +54,7 @@ func TestNamespaceBoundProducers(t *testing.T) {
 		require.Equal(t, "producer_scope", code, c.name)
 	}
 	// Nothing moved, was created or was written.
-	for path, id := range map[string]int{"org": 101, "org/sub": 102, "other": 103, "org/pathonly": 0} {
+	for path, id := range map[string]int{"org": 101, "org/sub": 102, "other": 103, "org/pathonly": pathOnly.ID} {
 		status, b, _ := s.do(http.MethodGet, "/api/v4/groups/"+urlPath(path), adminToken, "", nil)
 		require.Equal(t, http.StatusOK, status, "%s: %s", path, b)
 		var g struct {
