@@ -12,6 +12,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -479,7 +480,12 @@ func TestClusterManyDestinations(t *testing.T) {
 	}
 	eventually(t, 120*time.Second, func() error {
 		if miss := rc.missing(want); len(miss) > 0 {
-			return fmt.Errorf("%d of %d events not delivered, e.g. %v", len(miss), len(want), miss[:min(len(miss), 10)])
+			var groups []string // want holds one event per group in paths' order, five times
+			for _, id := range miss[:min(len(miss), 10)] {
+				i := slices.Index(want, id)
+				groups = append(groups, fmt.Sprintf("%d (batch %d, %s)", id, i/len(paths), paths[i%len(paths)]))
+			}
+			return fmt.Errorf("%d of %d events not delivered, e.g. %v", len(miss), len(want), groups)
 		}
 		return nil
 	})

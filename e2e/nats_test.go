@@ -109,14 +109,14 @@ func TestAdminCLI(t *testing.T) {
 	run("member", "add", "--group", "acme", "--user", "alice", "--access-level", "50")
 	tok := strings.TrimSpace(run("token", "create", "--user", "alice", "--scopes", "read_api"))
 	require.True(t, strings.HasPrefix(tok, "ast-"), tok)
-	require.Contains(t, fail("member", "add", "--group", "nope", "--user", "alice", "--access-level", "50"), "not found")
+	require.Contains(t, fail("member", "add", "--group", "nope", "--user", "alice", "--access-level", "50"), "404 Group Not Found: nope")
 	require.Contains(t, fail("token", "create", "--user", "alice", "--scopes", "sudo"), "not one of")
 	require.Contains(t, fail("project", "create", "--path", "lonely"), "includes its group")
 	require.Contains(t, run("event-types"), "repository_git_operation")
 	spare := strings.TrimSpace(run("token", "create", "--user", "alice", "--name", "spare"))
 	require.True(t, strings.HasPrefix(spare, "ast-"), spare)
 	require.Contains(t, run("token", "revoke", "--id", "2"), "token 2 revoked") // alice's are 1 and 2: the server has not seeded its admin token yet
-	require.Contains(t, fail("token", "revoke", "--id", "99"), "not found")
+	require.Contains(t, fail("token", "revoke", "--id", "99"), "404 Token Not Found")
 
 	p := serve(t, dataDir)
 	req, _ := http.NewRequest(http.MethodGet, p.base+"/api/v4/user", nil)
