@@ -1,10 +1,14 @@
 package eventlog_test
 
 import (
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/eventlog"
 )
 
 // TestNotices: a notice published by one process reaches the others following the topic,
@@ -61,4 +65,35 @@ func TestNotices(t *testing.T) {
 		t.Fatal("the notice did not arrive")
 	}
 	require.Empty(t, bGot, "nothing after Close")
+}
+
+// TestNoticesAfterReconnection: a process whose connection to NATS came back may have missed
+// notices, and is told so with a nil notice.
+func TestNoticesAfterReconnection(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	listen := "127.0.0.1:" + strconv.Itoa(port)
+	server, err := eventlog.Open(t.Context(), eventlog.Options{DataDir: t.TempDir(), Listen: listen, Logger: discard})
+	require.NoError(t, err)
+	b, err := eventlog.Open(t.Context(), eventlog.Options{URL: "nats://" + listen, Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(b.Close)
+	heard := make(chan []byte, 16)
+	nb, err := b.Notices("tree", func(d []byte) { heard <- d })
+	require.NoError(t, err)
+	t.Cleanup(nb.Close)
+
+	server.Close() // b loses its server, and finds one again on the same address
+	again, err := eventlog.Open(t.Context(), eventlog.Options{DataDir: t.TempDir(), Listen: listen, Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(again.Close)
+	select {
+	case d := <-heard:
+		require.Nil(t, d, "a nil notice: anything may have changed")
+	case <-time.After(20 * time.Second):
+		t.Fatal("no notice after the connection came back")
+	}
 }
