@@ -53,13 +53,16 @@ type App struct {
 	stopBoard context.CancelFunc
 	catalog   *event.Catalog
 	resolver  *namespace.Resolver
-	auth      *auth.Authenticator
-	archiver  *archive.Archiver
-	engine    *delivery.Engine
-	metrics   *metrics
-	listener  net.Listener
-	server    *http.Server
-	lock      *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
+	// treeNotices tells the other replicas that this one changed the tree of namespaces, and
+	// this one that another did (eventlog.Notices on the log's NATS connection).
+	treeNotices *eventlog.Notices
+	auth        *auth.Authenticator
+	archiver    *archive.Archiver
+	engine      *delivery.Engine
+	metrics     *metrics
+	listener    net.Listener
+	server      *http.Server
+	lock        *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
 }
 
 // NewLogger returns the JSON logger the service writes to w.
@@ -157,6 +160,19 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		board = b
 	}
 	a.resolver = namespace.NewResolver(a.store, nil)
+	// Every replica caches the tree of namespaces, which decides where events are filed and
+	// who reads them: a move, rename, park or new id learned by one replica reaches the others
+	// in milliseconds, and one that may have missed a notice (its NATS connection came back)
+	// forgets everything it cached.
+	if a.treeNotices, err = a.log.Notices(treeTopic, func([]byte) { a.resolver.Forget() }); err != nil {
+		a.close()
+		return nil, fmt.Errorf("namespace notices: %w", err)
+	}
+	a.resolver.OnChange(func() {
+		if err := a.treeNotices.Publish([]byte("changed")); err != nil {
+			logger.Error("could not tell the other replicas that a namespace moved; they may file and authorize by the old tree until they hear of it (sent again when NATS is back)", "err", err)
+		}
+	})
 	a.auth = auth.NewAuthenticator(a.store, nil, cfg.TokenCacheTTL)
 	a.metrics = newMetrics(a.log)
 	a.archiver = &archive.Archiver{Store: a.store, Log: a.log, Catalog: a.catalog, Logger: logger.With("component", "archive"),
@@ -340,9 +356,15 @@ func debugMux() *http.ServeMux {
 	return m
 }
 
+// treeTopic is the topic of the notices of changes to the tree of namespaces.
+const treeTopic = "namespaces"
+
 func (a *App) close() {
 	if a.stopBoard != nil {
 		a.stopBoard()
+	}
+	if a.treeNotices != nil {
+		a.treeNotices.Close()
 	}
 	if a.log != nil {
 		a.log.Close()

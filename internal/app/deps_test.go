@@ -27,7 +27,7 @@ var allowedImports = map[string][]string{
 	"internal/secret":                   {},
 	"internal/destination":              {"internal/event", "internal/netguard"},
 	"internal/namespace":                {"internal/store"},
-	"internal/auth":                     {"internal/store"},
+	"internal/auth":                     {"internal/event", "internal/store"},
 	"internal/ingest":                   {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
 	"internal/archive":                  {"internal/event", "internal/eventlog", "internal/store"},
 	"internal/streamconfig":             {"internal/auth", "internal/delivery", "internal/destination", "internal/event", "internal/namespace", "internal/store"},

@@ -21,7 +21,7 @@ func TestNamespaceBoundProducers(t *testing.T) {
 	ownerIngest := s.ingestToken(w.owner.ID)
 	strangerIngest := s.ingestToken(w.dev.ID) // a developer of org, owner of nothing
 	status, b, _ := s.do(http.MethodPost, "/api/v4/groups", adminToken, "application/json", []byte(`{"name":"pathonly","path":"pathonly","parent_id":101}`))
-	require.Equal(t, http.StatusCreated, status, string(b)) // org/pathonly, GitLab's id unknown: one assigned here
+	require.Equal(t, http.StatusCreated, status, string(b)) // org/pathonly: GitLab's id unknown, one assigned here
 	var pathOnly struct{ ID int }
 	require.NoError(t, json.Unmarshal(b, &pathOnly))
 

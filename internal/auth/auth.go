@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -72,6 +73,13 @@ type Store interface {
 type Principal struct {
 	User  store.User
 	Token store.Token
+}
+
+// Producer is p as the writer of events (event.Producer): its token and the token's user,
+// arriving via (event.ViaIngest, event.ViaService).
+func (p *Principal) Producer(via string) event.Producer {
+	return event.Producer{TokenID: p.Token.ID, UserID: p.User.ID, Username: p.User.Username,
+		Impersonation: p.Token.Impersonation, Via: via}
 }
 
 // HasScope reports whether the token carries scope s.

@@ -42,6 +42,63 @@ type Event struct {
 	TargetDetails string
 	CreatedAt     time.Time
 	EventType     string
+	// Producer is who wrote the event: set by auditstream from the credentials it arrived
+	// with, never from what a producer sent. Zero (events written before it existed) is left
+	// out of the JSON.
+	Producer Producer
+}
+
+// ProducerKey is the top-level key of the event JSON that holds Producer. It is ours, not
+// GitLab's: GitLab's clients and receivers ignore keys they do not know, and GitLab's own
+// keys never start with "auditstream_", so it cannot clash with one GitLab adds later. A
+// producer that sends it is refused at ingest.
+const ProducerKey = "auditstream_producer"
+
+// How an event reached the log (Producer.Via).
+const (
+	// ViaIngest: a producer published it (POST /api/v4/audit_events).
+	ViaIngest = "ingest"
+	// ViaService: auditstream recorded it about a change a user made through its API or UI
+	// (a streaming destination created, a replay, ...).
+	ViaService = "auditstream"
+)
+
+// Producer is who wrote an event: the token it was published with and that token's user.
+type Producer struct {
+	TokenID  int64
+	UserID   int64
+	Username string
+	// Impersonation marks an impersonation token: an administrator's, acting as the user.
+	Impersonation bool
+	Via           string // ViaIngest or ViaService
+}
+
+// IsZero reports whether p says nothing (an event written before provenance was recorded).
+func (p Producer) IsZero() bool { return p == Producer{} }
+
+// appendJSON appends p as the JSON object of ProducerKey.
+func (p Producer) appendJSON(b []byte) []byte {
+	b = append(b, `{"token_id":`...)
+	b = strconv.AppendInt(b, p.TokenID, 10)
+	b = append(b, `,"user_id":`...)
+	b = strconv.AppendInt(b, p.UserID, 10)
+	b = append(b, `,"username":`...)
+	b = appendString(b, p.Username)
+	if p.Impersonation {
+		b = append(b, `,"impersonation":true`...)
+	}
+	b = append(b, `,"via":`...)
+	b = appendString(b, p.Via)
+	return append(b, '}')
+}
+
+// producerJSON is Producer as JSON, for decoding.
+type producerJSON struct {
+	TokenID       int64  `json:"token_id"`
+	UserID        int64  `json:"user_id"`
+	Username      string `json:"username"`
+	Impersonation bool   `json:"impersonation"`
+	Via           string `json:"via"`
 }
 
 // Input is an event as a producer sends it to POST /api/v4/audit_events. TargetID and Details,
@@ -264,7 +321,8 @@ func truncate(s string, n int) string {
 }
 
 // AppendJSON appends the event in GitLab's streaming schema. When ID is 0 the "id" key is left
-// out (the log assigns it; see AppendWithID).
+// out (the log assigns it; see AppendWithID). A Producer that is not zero is added as the last
+// key, ProducerKey, after GitLab's.
 func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, '{')
 	if e.ID != 0 {
@@ -306,13 +364,18 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, '"')
 	b = append(b, `,"event_type":`...)
 	b = appendString(b, e.EventType)
+	if !e.Producer.IsZero() {
+		b = append(b, `,"`+ProducerKey+`":`...)
+		b = e.Producer.appendJSON(b)
+	}
 	return append(b, '}')
 }
 
 // MarshalJSON implements json.Marshaler with AppendJSON.
 func (e Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
 
-// UnmarshalJSON decodes GitLab's streaming schema (id as a number or a numeric string).
+// UnmarshalJSON decodes GitLab's streaming schema (id as a number or a numeric string) and
+// ProducerKey.
 func (e *Event) UnmarshalJSON(b []byte) error {
 	var w struct {
 		ID            json.Number     `json:"id"`
@@ -328,6 +391,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 		TargetDetails string          `json:"target_details"`
 		CreatedAt     time.Time       `json:"created_at"`
 		EventType     string          `json:"event_type"`
+		Producer      *producerJSON   `json:"auditstream_producer"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -335,6 +399,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	*e = Event{AuthorID: w.AuthorID, AuthorName: w.AuthorName, EntityID: w.EntityID,
 		EntityType: w.EntityType, EntityPath: w.EntityPath, Details: w.Details, TargetID: w.TargetID,
 		TargetType: w.TargetType, TargetDetails: w.TargetDetails, CreatedAt: w.CreatedAt.UTC(), EventType: w.EventType}
+	if p := w.Producer; p != nil {
+		e.Producer = Producer{TokenID: p.TokenID, UserID: p.UserID, Username: p.Username, Impersonation: p.Impersonation, Via: p.Via}
+	}
 	if w.IPAddress != nil {
 		e.IPAddress = *w.IPAddress
 	}

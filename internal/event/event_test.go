@@ -788,6 +788,12 @@ func TestJSONRoundTrip(t *testing.T) {
 		{"nested details", func(ev *event.Event) {
 			ev.Details = json.RawMessage(`{"custom_message":{"protocol":"ssh","action":"git-upload-pack"},"list":[1,"2",null,true]}`)
 		}},
+		{"producer", func(ev *event.Event) {
+			ev.Producer = event.Producer{TokenID: 7, UserID: 3, Username: `al"ice`, Via: event.ViaIngest}
+		}},
+		{"impersonating producer", func(ev *event.Event) {
+			ev.Producer = event.Producer{TokenID: 8, UserID: 4, Username: "bob", Impersonation: true, Via: event.ViaService}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -811,6 +817,7 @@ func TestJSONRoundTrip(t *testing.T) {
 			require.True(t, ev.CreatedAt.Equal(back.CreatedAt))
 			require.Equal(t, time.UTC, back.CreatedAt.Location())
 			require.Equal(t, ev.EventType, back.EventType)
+			require.Equal(t, ev.Producer, back.Producer)
 			// Encoding what was decoded gives the same bytes.
 			require.Equal(t, string(b), string(back.AppendJSON(nil)))
 		})
@@ -1060,4 +1067,32 @@ func BenchmarkNormalize(b *testing.B) {
 			b.Fatal(errs)
 		}
 	}
+}
+
+// TestAppendJSONProducer: who wrote an event is one key of our own, after GitLab's, so that
+// GitLab's readers ignore it; an event without a producer (written before it was recorded)
+// has no such key.
+func TestAppendJSONProducer(t *testing.T) {
+	t.Parallel()
+	ev := sampleEvent()
+	ev.ID = 0
+	require.NotContains(t, string(ev.AppendJSON(nil)), event.ProducerKey)
+	ev.Producer = event.Producer{TokenID: 12, UserID: 5, Username: "alice", Via: event.ViaIngest}
+	b := ev.AppendJSON(nil)
+	require.True(t, strings.HasSuffix(string(b), `,"event_type":"`+ev.EventType+`","auditstream_producer":{"token_id":12,"user_id":5,"username":"alice","via":"ingest"}}`), "%s", b)
+	require.Equal(t, append(slices.Clone(streamingKeysWithoutID(t)), event.ProducerKey), topLevelKeys(t, b))
+	// The stored and streamed form (with the id) keeps it.
+	var m map[string]any
+	require.NoError(t, json.Unmarshal(event.AppendWithID(nil, b, 9), &m))
+	require.Equal(t, map[string]any{"token_id": float64(12), "user_id": float64(5), "username": "alice", "via": "ingest"}, m[event.ProducerKey])
+	// The store still reads the index fields where the encoder put them.
+	f, err := event.ParseIndex(b)
+	require.NoError(t, err)
+	require.Equal(t, event.IndexFields{AuthorID: ev.AuthorID, EntityID: ev.EntityID, EntityType: ev.EntityType, CreatedAt: ev.CreatedAt}, f)
+}
+
+func streamingKeysWithoutID(t *testing.T) []string {
+	ev := sampleEvent()
+	ev.ID = 0
+	return topLevelKeys(t, ev.AppendJSON(nil))
 }

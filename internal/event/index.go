@@ -56,7 +56,8 @@ func parseIndexFast(b []byte) (f IndexFields, ok bool) {
 		return f, false
 	}
 	f.EntityType = string(rest[:end])
-	// created_at is the second to last field, followed only by the event type ([a-z0-9_]).
+	// created_at is followed by the event type ([a-z0-9_]) and at most the producer object, whose
+	// strings cannot hold the key unescaped: the last occurrence of the key is the field.
 	const key = `,"created_at":"`
 	i := bytes.LastIndex(b, []byte(key))
 	if i < 0 || len(b) < i+len(key)+len(TimeLayout) || !bytes.HasPrefix(b[i+len(key)+len(TimeLayout):], []byte(`","event_type":"`)) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 
@@ -47,6 +48,19 @@ func (e *dupKeyError) Error() string {
 	}
 	return fmt.Sprintf("%s has the key %q twice", e.field, e.key)
 }
+
+// reservedFieldError is a key auditstream sets itself (event.ProducerKey, and any other key
+// starting with reservedPrefix): a producer may not send it.
+type reservedFieldError struct {
+	field string
+}
+
+func (e *reservedFieldError) Error() string {
+	return fmt.Sprintf("%q is set by auditstream, not by producers: it records who wrote the event (the token it was sent with)", e.field)
+}
+
+// reservedPrefix starts the top-level keys auditstream adds to events (event.ProducerKey).
+const reservedPrefix = "auditstream_"
 
 // keySet finds a key seen twice in one object. Keys are spans of the body; a key with escapes
 // is compared by what it decodes to. The zero value is ready.
@@ -300,6 +314,9 @@ func (d *decoder) field(in *event.Input, key string) error {
 	}
 	if _, err := d.value(); err != nil {
 		return err
+	}
+	if strings.HasPrefix(key, reservedPrefix) {
+		return &reservedFieldError{field: key}
 	}
 	return &fieldError{field: key, msg: fmt.Sprintf("unknown field %q", key)}
 }

@@ -89,6 +89,7 @@ const (
 	CodeRateLimited     = "rate_limited"
 	CodeDuplicateKey    = "duplicate_key"
 	CodeProducerScope   = "producer_scope"
+	CodeReservedField   = "reserved_field"
 	maxIdempotencyBytes = 255
 )
 
@@ -113,6 +114,10 @@ type Request struct {
 	// Producer scopes idempotency keys: the same key sent by two producers names two events.
 	// Empty leaves keys unscoped.
 	Producer string
+	// Provenance is who writes the events (the token and its user), recorded in every event
+	// (event.Event.Producer). Producers cannot set it: the key is refused in a body
+	// (CodeReservedField).
+	Provenance event.Producer
 	// IdempotencyKey is the Idempotency-Key header; it applies to a single event.
 	IdempotencyKey string
 	// Allow, when not nil, is asked whether this many valid events may be published now (the
@@ -174,6 +179,7 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	givenIDs := map[string]bool{} // kind and path of namespaces an event of this request gives an id
 	for i := range inputs {
 		ev, errs := event.Normalize(&inputs[i], s.Catalog, now)
+		ev.Producer = req.Provenance
 		// An event that names a group or project it cannot be filed under is invalid too: say so
 		// now, with the request's other problems, not after they are fixed.
 		if fe, err := s.checkNamespace(ctx, &ev, errs, givenIDs); err != nil {
@@ -418,6 +424,7 @@ func decodeErr(i int, err error) error {
 		re  *RequestError
 		fe  *fieldError
 		de  *dupKeyError
+		rf  *reservedFieldError
 		msg = err.Error()
 		fld string
 	)
@@ -426,6 +433,9 @@ func decodeErr(i int, err error) error {
 		return re
 	case errors.As(err, &fe):
 		fld = fe.field
+	case errors.As(err, &rf):
+		return &RequestError{Code: CodeReservedField, Message: fmt.Sprintf("event %d: %s; nothing was accepted", i, msg),
+			Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: rf.field, Code: CodeReservedField, Message: msg}}}}}
 	case errors.As(err, &de):
 		return &RequestError{Code: CodeDuplicateKey, Message: fmt.Sprintf("event %d: %s; a key may appear once in an object", i, msg),
 			Events: []EventError{{Index: i, Errors: []event.FieldError{{Field: de.field, Code: CodeDuplicateKey, Message: msg}}}}}
@@ -464,12 +474,14 @@ func (l Limits) maxEvents() int {
 
 // Record publishes one event the service produces about itself (for example a change to a
 // streaming destination), through the same validation, namespace resolution and log as a
-// producer's event. It satisfies streamconfig.Auditor.
-func (s *Service) Record(ctx context.Context, in event.Input) error {
+// producer's event. by is the user (and token) whose action it records; its Via is set to
+// event.ViaService. It satisfies streamconfig.Auditor.
+func (s *Service) Record(ctx context.Context, in event.Input, by event.Producer) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
-	_, err = s.Ingest(ctx, Request{Body: bytes.NewReader(body), Format: FormatJSON})
+	by.Via = event.ViaService
+	_, err = s.Ingest(ctx, Request{Body: bytes.NewReader(body), Format: FormatJSON, Provenance: by})
 	return err
 }

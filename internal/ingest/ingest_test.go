@@ -773,3 +773,56 @@ func BenchmarkIngest(b *testing.B) {
 		fx.mu.Unlock()
 	}
 }
+
+// TestIngestRecordsProvenance: every event of a request records who wrote it — the token and
+// its user the caller names — whatever the body says, also when the namespace's id is
+// learned (and the event encoded again) and through Record.
+func TestIngestRecordsProvenance(t *testing.T) {
+	t.Parallel()
+	fx := setup(t)
+	by := event.Producer{TokenID: 12, UserID: 5, Username: "alice", Via: event.ViaIngest}
+	_, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: strings.NewReader(ndjson(groupEvent, projectEvent, userEvent)),
+		Format: ingest.FormatNDJSON, Provenance: by})
+	require.NoError(t, err)
+	msgs := fx.messages(t)
+	require.Len(t, msgs, 3)
+	for i, m := range msgs {
+		var ev event.Event
+		require.NoError(t, json.Unmarshal(m.Data, &ev))
+		require.Equal(t, by, ev.Producer, "event %d: %s", i, m.Data)
+		require.JSONEq(t, `{"token_id":12,"user_id":5,"username":"alice","via":"ingest"}`, string(decodeData(t, m)[event.ProducerKey]))
+	}
+
+	rec := setup(t)
+	require.NoError(t, rec.svc.Record(t.Context(), event.Input{EventType: "member_created", EntityType: "Instance"},
+		event.Producer{TokenID: 3, UserID: 1, Username: "root", Via: event.ViaIngest}))
+	var ev event.Event
+	require.NoError(t, json.Unmarshal(rec.messages(t)[0].Data, &ev))
+	require.Equal(t, event.Producer{TokenID: 3, UserID: 1, Username: "root", Via: event.ViaService}, ev.Producer,
+		"a self-recorded event names the user whose change it records, and says auditstream wrote it")
+}
+
+// TestIngestRefusesProvenanceFromProducers: a producer cannot say who wrote an event. The
+// key (and any other key auditstream reserves) is refused with reserved_field, in any event
+// of a request, however it is spelled in JSON, and nothing is published.
+func TestIngestRefusesProvenanceFromProducers(t *testing.T) {
+	t.Parallel()
+	forged := `{"event_type":"member_created","entity_type":"Instance","auditstream_producer":{"token_id":1,"user_id":1,"username":"root","via":"ingest"}}`
+	escaped := `{"event_type":"member_created","entity_type":"Instance","auditstream\u005fproducer":null}`
+	future := `{"event_type":"member_created","entity_type":"Instance","auditstream_signature":"x"}`
+	for name, body := range map[string]string{"one event": forged, "second of a batch": array(instanceEvent, forged),
+		"escaped key": escaped, "another reserved key": future} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			fx := setup(t)
+			_, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: strings.NewReader(body), Format: ingest.FormatJSON,
+				Provenance: event.Producer{TokenID: 9, UserID: 2, Username: "mallory", Via: event.ViaIngest}})
+			re := requestError(t, err)
+			require.Equal(t, ingest.CodeReservedField, re.Code)
+			require.Len(t, re.Events, 1)
+			require.Equal(t, ingest.CodeReservedField, re.Events[0].Errors[0].Code)
+			require.True(t, strings.HasPrefix(re.Events[0].Errors[0].Field, "auditstream_"), re.Events[0].Errors[0].Field)
+			require.Zero(t, fx.publishCalls())
+		})
+	}
+}

@@ -1,8 +1,10 @@
 // Package namespace keeps GitLab's hierarchy of top-level groups, subgroups and projects. It
 // learns namespaces from the events that name them (entity_type, entity_path, entity_id),
 // creates ancestors seen only in a path, and resolves a group or project by numeric id or full
-// path. Lookups are served from memory after the first; namespaces are never deleted, so the
-// cache needs no invalidation. Safe for concurrent use.
+// path. Lookups are served from memory after the first. Namespaces are never deleted, but they
+// move: a resolver that moves, parks or re-ids one empties its cache and calls its OnChange
+// function, so that other processes sharing the store can be told to Forget theirs. Safe for
+// concurrent use.
 package namespace
 
 import (
@@ -63,8 +65,13 @@ type Resolver struct {
 	byPath map[string]store.Namespace
 	byID   map[idKey]store.Namespace
 	byKey  map[int64]store.Namespace
+	// gen counts the times the caches were emptied: what was read from the store before the
+	// last time may be stale and is not cached (rememberAt).
+	gen uint64
 	// learn serialises creation so that concurrent first events of one path create it once.
 	learn sync.Mutex
+	// onChange is called after this resolver changed where a namespace is, or its id.
+	onChange func()
 }
 
 // NewResolver returns a resolver over st.
@@ -76,15 +83,49 @@ func NewResolver(st Store, nowFunc func() time.Time) *Resolver {
 		byID: map[idKey]store.Namespace{}, byKey: map[int64]store.Namespace{}}
 }
 
-func (r *Resolver) remember(ns store.Namespace) store.Namespace {
+// OnChange sets f, called (without the resolver's locks on its caches, but while it holds the
+// lock that serialises learning) each time this resolver has changed in the store where a
+// namespace is, or its id: moved, renamed or transferred it with its subtree, parked it, or
+// given it GitLab's id. Other processes sharing the store cache the old tree until told;
+// the caller tells them, and they call Forget. Set it before the resolver is used.
+func (r *Resolver) OnChange(f func()) { r.onChange = f }
+
+// Forget empties the caches: another process changed the tree. A lookup under way keeps the
+// result it read but does not cache it, since it may have read the store before the change.
+func (r *Resolver) Forget() { r.forget() }
+
+// generation returns the count of Forgets: take it before reading the store, and pass it to
+// rememberAt.
+func (r *Resolver) generation() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.gen
+}
+
+// rememberAt caches ns, read from the store after generation returned gen, unless the caches
+// were emptied since (ns may predate the change that emptied them). It returns ns.
+func (r *Resolver) rememberAt(gen uint64, ns store.Namespace) store.Namespace {
 	r.mu.Lock()
-	r.byPath[ns.FullPath] = ns
-	r.byKey[ns.Key] = ns
-	if ns.ID != 0 {
-		r.byID[idKey{ns.Kind, ns.ID}] = ns
+	if r.gen == gen {
+		r.byPath[ns.FullPath] = ns
+		r.byKey[ns.Key] = ns
+		if ns.ID != 0 {
+			r.byID[idKey{ns.Kind, ns.ID}] = ns
+		}
 	}
 	r.mu.Unlock()
 	return ns
+}
+
+// changed empties the caches after this resolver changed the tree, tells OnChange's function,
+// and returns the new generation (what is read from the store after it may be cached).
+// Callers hold r.learn.
+func (r *Resolver) changed() uint64 {
+	r.forget()
+	if r.onChange != nil {
+		r.onChange()
+	}
+	return r.generation()
 }
 
 func (r *Resolver) cachedPath(path string) (store.Namespace, bool) {
@@ -146,13 +187,14 @@ func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPa
 
 	r.learn.Lock()
 	defer r.learn.Unlock()
+	gen := r.generation()
 	ns, err := r.getByID(ctx, kind, id)
 	if store.IsLocalID(id) && errors.Is(err, store.ErrNotFound) {
 		return store.Namespace{}, ErrUnknownLocalID
 	}
 	switch {
 	case err == nil && ns.FullPath == fullPath:
-		return r.remember(ns), nil
+		return r.rememberAt(gen, ns), nil
 	case err == nil && bound:
 		return store.Namespace{}, fmt.Errorf("%w: %s %d is at %s, not %s", ErrNotAllowed, kind, id, ns.FullPath, fullPath)
 	case err == nil:
@@ -167,7 +209,7 @@ func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPa
 			return store.Namespace{}, fmt.Errorf("%w: %s is a %s", ErrKindMismatch, fullPath, ns.Kind)
 		}
 		if ns.ID == id { // another process learned it a moment ago
-			return r.remember(ns), nil
+			return r.rememberAt(gen, ns), nil
 		}
 		if bound {
 			return store.Namespace{}, fmt.Errorf("%w: %s belongs to %s %d", ErrNotAllowed, fullPath, ns.Kind, ns.ID)
@@ -178,11 +220,10 @@ func (r *Resolver) learnAt(ctx context.Context, kind store.NamespaceKind, fullPa
 			if err := r.st.NamespaceSetID(ctx, ns.Key, id); err != nil {
 				return store.Namespace{}, fmt.Errorf("set namespace id: %w", err)
 			}
-			if ns.ID != 0 {
-				r.forget() // the id assigned here is cached under it
-			}
+			// Here the id assigned here is cached under it, elsewhere also the missing id.
+			gen = r.changed()
 			ns.ID = id
-			return r.remember(ns), nil
+			return r.rememberAt(gen, ns), nil
 		}
 		if err := r.park(ctx, ns); err != nil {
 			return store.Namespace{}, err
@@ -282,12 +323,12 @@ func (r *Resolver) move(ctx context.Context, ns store.Namespace, fullPath string
 	if err := r.st.NamespaceMove(ctx, store.NamespaceMoveParams{Key: ns.Key, NewFullPath: fullPath, NewParentKey: parentKey}); err != nil {
 		return store.Namespace{}, fmt.Errorf("move %s to %s: %w", ns.FullPath, fullPath, err)
 	}
-	r.forget() // the subtree's cached paths and top keys are stale
+	gen := r.changed() // the subtree's cached paths and top keys are stale, here and elsewhere
 	moved, err := r.st.NamespaceGetByKey(ctx, ns.Key)
 	if err != nil {
 		return store.Namespace{}, fmt.Errorf("namespace by key: %w", err)
 	}
-	return r.remember(moved), nil
+	return r.rememberAt(gen, moved), nil
 }
 
 // parentKey returns the key of the group that holds fullPath, learning it (and its ancestors)
@@ -318,13 +359,14 @@ func (r *Resolver) park(ctx context.Context, ns store.Namespace) error {
 	if err := r.st.NamespaceMove(ctx, store.NamespaceMoveParams{Key: ns.Key, NewFullPath: parked, NewParentKey: ns.ParentKey}); err != nil {
 		return fmt.Errorf("park %s: %w", ns.FullPath, err)
 	}
-	r.forget()
+	r.changed()
 	return nil
 }
 
 // forget empties the caches; moves are rare.
 func (r *Resolver) forget() {
 	r.mu.Lock()
+	r.gen++
 	clear(r.byPath)
 	clear(r.byID)
 	clear(r.byKey)
@@ -353,6 +395,7 @@ func (r *Resolver) byPathFresh(ctx context.Context, path string) (store.Namespac
 	if ns, ok := r.cachedPath(path); ok && ns.ID != 0 {
 		return ns, nil
 	}
+	gen := r.generation()
 	ns, err := r.st.NamespaceGetByPath(ctx, path)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Namespace{}, ErrNotFound
@@ -360,7 +403,7 @@ func (r *Resolver) byPathFresh(ctx context.Context, path string) (store.Namespac
 	if err != nil {
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
 	}
-	return r.remember(ns), nil
+	return r.rememberAt(gen, ns), nil
 }
 
 // learnAncestor returns the group at path, creating it (and its ancestors) without an id.
@@ -369,9 +412,10 @@ func (r *Resolver) learnAncestor(ctx context.Context, path string) (store.Namesp
 	if ns, ok := r.cachedPath(path); ok {
 		return r.checkGroup(ns)
 	}
+	gen := r.generation()
 	ns, err := r.st.NamespaceGetByPath(ctx, path)
 	if err == nil {
-		return r.checkGroup(r.remember(ns))
+		return r.checkGroup(r.rememberAt(gen, ns))
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return store.Namespace{}, fmt.Errorf("namespace by path: %w", err)
@@ -393,6 +437,7 @@ func (r *Resolver) checkGroup(ns store.Namespace) (store.Namespace, error) {
 
 func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (store.Namespace, error) {
 	p.CreatedAt = r.nowFunc().UTC()
+	gen := r.generation()
 	ns, err := r.st.NamespaceCreate(ctx, p)
 	if errors.Is(err, store.ErrConflict) {
 		// Another process created it first.
@@ -401,7 +446,7 @@ func (r *Resolver) create(ctx context.Context, p store.NamespaceCreateParams) (s
 	if err != nil {
 		return store.Namespace{}, fmt.Errorf("create namespace %s: %w", p.FullPath, err)
 	}
-	return r.remember(ns), nil
+	return r.rememberAt(gen, ns), nil
 }
 
 // Create makes a group or project ahead of its first event (the admin API and CLI). parentKey 0
@@ -426,12 +471,13 @@ func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, p
 	if store.IsLocalID(id) {
 		return store.Namespace{}, fmt.Errorf("%w: %d", ErrUnknownLocalID, id)
 	}
+	gen := r.generation()
 	ns, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, LocalID: id == 0, Name: name,
 		FullPath: full, ParentKey: parentKey, CreatedAt: r.nowFunc().UTC()})
 	if err != nil {
 		return store.Namespace{}, err
 	}
-	return r.remember(ns), nil
+	return r.rememberAt(gen, ns), nil
 }
 
 // Find resolves a group or project named the way GitLab's API names them: a numeric id or a
@@ -439,6 +485,7 @@ func (r *Resolver) Create(ctx context.Context, kind store.NamespaceKind, name, p
 func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error) {
 	var ns store.Namespace
 	var err error
+	gen := r.generation()
 	if id, perr := strconv.ParseInt(idOrPath, 10, 64); perr == nil {
 		r.mu.RLock()
 		cached, ok := r.byID[idKey{kind, id}]
@@ -456,7 +503,7 @@ func (r *Resolver) Find(ctx context.Context, kind store.NamespaceKind, idOrPath 
 	if err != nil {
 		return store.Namespace{}, fmt.Errorf("find namespace: %w", err)
 	}
-	return r.remember(ns), nil
+	return r.rememberAt(gen, ns), nil
 }
 
 // FindPath resolves a group or project by full path alone (a path may be all digits, which
@@ -491,6 +538,7 @@ func (r *Resolver) ByKey(ctx context.Context, key int64) (store.Namespace, error
 	if ok {
 		return ns, nil
 	}
+	gen := r.generation()
 	ns, err := r.st.NamespaceGetByKey(ctx, key)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Namespace{}, ErrNotFound
@@ -498,7 +546,7 @@ func (r *Resolver) ByKey(ctx context.Context, key int64) (store.Namespace, error
 	if err != nil {
 		return store.Namespace{}, fmt.Errorf("namespace by key: %w", err)
 	}
-	return r.remember(ns), nil
+	return r.rememberAt(gen, ns), nil
 }
 
 // Chain returns ns and its ancestors, nearest first.

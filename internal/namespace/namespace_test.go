@@ -588,3 +588,111 @@ func TestCheckAgreesWithLearnAndChangesNothing(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, before, after, "nothing was learned")
 }
+
+// TestChangesReachOtherResolvers: two resolvers over one store, as two replicas. What one
+// caches of the tree is stale once the other moves, renames, parks or re-ids a namespace; the
+// resolver that changed it calls its OnChange function, and a Forget of the other's (what
+// app wires through NATS) makes the other resolve by the new tree at once: paths, ids, keys
+// and chains (which decide authorization) alike.
+func TestChangesReachOtherResolvers(t *testing.T) {
+	ctx, a, st := setup(t)
+	b := namespace.NewResolver(st, clock)
+	changes := 0
+	a.OnChange(func() { changes++; b.Forget() })
+
+	_, err := a.Learn(ctx, store.KindGroup, "org", 101)
+	require.NoError(t, err)
+	_, err = a.Learn(ctx, store.KindGroup, "other", 103)
+	require.NoError(t, err)
+	_, err = a.Learn(ctx, store.KindProject, "org/team/app", 201)
+	require.NoError(t, err)
+	_, err = a.Learn(ctx, store.KindGroup, "org/team", 102)
+	require.NoError(t, err) // tells the id of an ancestor learned from a path
+	require.Equal(t, 1, changes, "giving a namespace its id is a change others must hear of")
+	changes = 0
+
+	// b caches the tree as it is: by id, by path, by key (the chain of the project).
+	app, err := b.Find(ctx, store.KindProject, "201")
+	require.NoError(t, err)
+	chain, err := b.Chain(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, []string{"org/team/app", "org/team", "org"}, paths(chain))
+	_, err = b.Find(ctx, store.KindGroup, "org/team")
+	require.NoError(t, err)
+
+	// a learns that org/team moved to other/team.
+	_, err = a.Learn(ctx, store.KindGroup, "other/team", 102)
+	require.NoError(t, err)
+	require.Equal(t, 1, changes)
+
+	team, err := b.Find(ctx, store.KindGroup, "102")
+	require.NoError(t, err)
+	require.Equal(t, "other/team", team.FullPath)
+	app, err = b.Find(ctx, store.KindProject, "other/team/app")
+	require.NoError(t, err)
+	chain, err = b.Chain(ctx, app)
+	require.NoError(t, err)
+	require.Equal(t, []string{"other/team/app", "other/team", "other"}, paths(chain), "authorization follows the new tree")
+	_, err = b.Find(ctx, store.KindGroup, "org/team")
+	require.ErrorIs(t, err, namespace.ErrNotFound, "the old path names nothing")
+	_, err = b.LearnBound(ctx, store.KindProject, "org/team/app", 201)
+	require.ErrorIs(t, err, namespace.ErrNotAllowed, "an event on the old path would move it back")
+
+	// A path taken by a new id parks its holder: also a change.
+	changes = 0
+	_, err = a.Learn(ctx, store.KindGroup, "other/team", 555)
+	require.NoError(t, err)
+	require.Equal(t, 1, changes)
+	team, err = b.Find(ctx, store.KindGroup, "other/team")
+	require.NoError(t, err)
+	require.Equal(t, int64(555), team.ID)
+}
+
+// TestForgetDuringALookupCachesNothingStale: a lookup that read the store before another
+// process's change, and finishes after the Forget that tells of it, must not cache what it
+// read, or the resolver would keep the old tree until the next change.
+func TestForgetDuringALookupCachesNothingStale(t *testing.T) {
+	ctx, a, st := setup(t)
+	_, err := a.Learn(ctx, store.KindGroup, "org", 101)
+	require.NoError(t, err)
+	_, err = a.Learn(ctx, store.KindGroup, "org/team", 102)
+	require.NoError(t, err)
+
+	var b *namespace.Resolver
+	var once sync.Once
+	slow := &forgetAfterRead{Store: st, after: func() {
+		once.Do(func() {
+			// Between b's read and its caching, another process moves the group and b hears of it.
+			_, err := a.Learn(ctx, store.KindGroup, "team", 102)
+			require.NoError(t, err)
+			b.Forget()
+		})
+	}}
+	b = namespace.NewResolver(slow, clock)
+	old, err := b.Find(ctx, store.KindGroup, "102")
+	require.NoError(t, err)
+	require.Equal(t, "org/team", old.FullPath, "the lookup returns what it read")
+	fresh, err := b.Find(ctx, store.KindGroup, "102")
+	require.NoError(t, err)
+	require.Equal(t, "team", fresh.FullPath, "but did not cache it")
+}
+
+// forgetAfterRead is the real store with a function called after each read by id.
+type forgetAfterRead struct {
+	*sqlite.Store
+	after func()
+}
+
+func (f *forgetAfterRead) NamespaceGetByID(ctx context.Context, kind store.NamespaceKind, id int64) (store.Namespace, error) {
+	ns, err := f.Store.NamespaceGetByID(ctx, kind, id)
+	f.after()
+	return ns, err
+}
+
+func paths(chain []store.Namespace) []string {
+	out := make([]string, len(chain))
+	for i, ns := range chain {
+		out[i] = ns.FullPath
+	}
+	return out
+}

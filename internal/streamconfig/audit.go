@@ -120,7 +120,7 @@ func (s *Service) record(ctx context.Context, a Actor, d Destination, kind audit
 	details, _ := json.Marshal(map[string]string{"custom_message": msg})
 	in.Details = details
 	// The change is made: record it even if the client has gone.
-	if err := s.Auditor.Record(context.WithoutCancel(ctx), in); err != nil {
+	if err := s.Auditor.Record(context.WithoutCancel(ctx), in, a.Principal.Producer(event.ViaService)); err != nil {
 		s.logger().Error("self-audit event not recorded", "event_type", in.EventType, "destination_id", d.ID, "err", err)
 	}
 }

@@ -51,9 +51,10 @@ type Sealer interface {
 	Open(sealed string, associatedData []byte) ([]byte, error)
 }
 
-// Auditor publishes the audit events the service records about its own changes.
+// Auditor publishes the audit events the service records about its own changes. by is the
+// user (and token) who made the change: the event records it as its producer.
 type Auditor interface {
-	Record(ctx context.Context, in event.Input) error
+	Record(ctx context.Context, in event.Input, by event.Producer) error
 }
 
 // Limits protect the service from abuse. Zero values take the defaults.

@@ -31,7 +31,7 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &reqErr):
 		status := http.StatusUnprocessableEntity
 		switch reqErr.Code {
-		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey, ingest.CodeDuplicateKey:
+		case ingest.CodeInvalidJSON, ingest.CodeEmpty, ingest.CodeIdempotencyKey, ingest.CodeDuplicateKey, ingest.CodeReservedField:
 			status = http.StatusBadRequest
 		case ingest.CodeTooManyEvents, ingest.CodeEventTooLarge:
 			status = http.StatusRequestEntityTooLarge

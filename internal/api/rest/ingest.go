@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
@@ -69,7 +70,7 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	defer body.Release()
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
 		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p),
-		MayWriteTop: a.mayWriteTop(p)})
+		MayWriteTop: a.mayWriteTop(p), Provenance: p.Producer(event.ViaIngest)})
 	read = body.N()
 	if err != nil {
 		a.writeErr(w, r, err)
