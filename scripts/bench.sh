@@ -4,8 +4,8 @@
 #   scripts/bench.sh            all scenarios
 #   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync, and the delivery
 #                               scenarios latency fanout fanout-batch catchup down-cost groups-0
-#                               groups-10k groups-100k isolation; "ingest" and "delivery" name
-#                               each group)
+#                               groups-1 groups-10k groups-100k isolation; "ingest" and
+#                               "delivery" name each group)
 #   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
 #                               during the measured phase of a delivery scenario and print
 #                               `go tool pprof -top` of it; profiles are kept in $PROFILE_DIR
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 INGEST=(batch single steady lag lag-pg sync)
-DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-10k groups-100k isolation)
+DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation)
 scenarios=()
 for a in "$@"; do
   case "$a" in
@@ -44,7 +44,15 @@ PROFILE=${PROFILE:-}
 PROFILE_DIR=${PROFILE_DIR:-/tmp/auditstream-profiles}
 SERVER_PID=
 
-stop_server() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null; SERVER_PID=; }
+# stop_server stops the server and waits until it is gone (a server the groups scenario restarted
+# is not this shell's child: wait cannot wait for it).
+stop_server() {
+  if [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; then
+    wait "$SERVER_PID" 2>/dev/null || true # reaps our child; returns at once for another's
+    while kill -0 "$SERVER_PID" 2>/dev/null; do sleep 0.1; done
+  fi
+  SERVER_PID=
+}
 cleanup() { stop_server; rm -rf "$BIN"; [ -z "${PGTMP:-}" ] || pg_stop; } # pg_stop fails under set -u unless start_postgres ran
 trap cleanup EXIT
 
@@ -90,11 +98,11 @@ down_cost() {
   awk -v c0="$c0" -v t0="$t0" -v c1="$c1" -v t1="$t1" 'BEGIN { printf "dead destination: %+.2fs of server CPU over the run = %+.2f%% of one core (%.1f%% with it, %.1f%% without)\n", c1-c0*t1/t0, 100*(c1/t1-c0/t0), 100*c1/t1, 100*c0/t0 }'
 }
 
-# groups N D: N top-level groups, D of them with a destination each (one receiver), 20,000
-# events ingested in batches of 1,000 over every group, then 1,000 single events/s for 20 s;
-# with destinations, the server is then stopped with SIGTERM and started again.
+# groups N D [loadgen flags]: N top-level groups, D of them with a destination each (one
+# receiver), 20,000 events ingested in batches of 1,000 over every group, then 1,000 single
+# events/s for 20 s; with destinations, the server is then stopped with SIGTERM and started again.
 groups() {
-  local n=$1 d=$2
+  local n=$1 d=$2; shift 2
   serve_d
   local restart="$BIN/restart.sh"
   cat >"$restart" <<EOS
@@ -106,7 +114,7 @@ cat "$BIN/pid"
 EOS
   local args=(-mode groups -groups "$n" -dests "$d" -events 20000 -batch 1000 -clients 4 -rate 1000 -duration 20s -profile http://127.0.0.1:$DEBUG_PORT)
   [ "$d" -gt 0 ] && args+=(-restart "bash $restart")
-  load "${args[@]}"
+  load "${args[@]}" "$@"
   [ ! -f "$BIN/pid" ] || { SERVER_PID=$(cat "$BIN/pid"); rm -f "$BIN/pid"; }
 }
 
@@ -137,6 +145,8 @@ scenario() {
             serve_d; load_d catchup 20 -mode catchup -rate 2000 -batch 10 -clients 8 -down 60s ;;
     groups-0) title "10,000 top-level groups without destinations: the baseline of groups-10k"
             groups 10000 0 ;;
+    groups-1) title "10,000 top-level groups and one instance destination that takes every event: as many deliveries as groups-10k, one destination"
+            groups 10000 0 -all-to-one ;;
     groups-10k) title "10,000 top-level groups with a destination each: batched ingest, delivery, idle cost, restart"
             groups 10000 10000 ;;
     groups-100k) title "100,000 top-level groups with a destination each"

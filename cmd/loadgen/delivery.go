@@ -34,7 +34,7 @@ type deliveryConfig struct {
 	profileURL, profileOut, listen       string
 	profileFor                           time.Duration
 	restart                              string
-	isolate                              bool
+	isolate, allToOne                    bool
 }
 
 func isDeliveryMode(m string) bool {

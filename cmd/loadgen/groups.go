@@ -105,6 +105,16 @@ func (d *deliveryRun) groups() error {
 	if _, err := d.eachGroup(l.groups); err != nil {
 		return err
 	}
+	// Every event goes to a destination: one per group, or one instance destination for all
+	// (-all-to-one: as many deliveries, one destination).
+	delivering := c.dests == l.groups
+	if c.allToOne {
+		if _, err := d.createDestination(fmt.Sprintf("loadgen-all-%d", os.Getpid()), map[string]any{"url": "http://" + r.addr + "/all"}); err != nil {
+			return err
+		}
+		fmt.Println("plus one instance destination that takes every event")
+		delivering = true
+	}
 	if c.dests > 0 {
 		t0 := time.Now()
 		work := make(chan int)
@@ -166,7 +176,7 @@ func (d *deliveryRun) groups() error {
 	want, ackAt := acks.snapshot()
 	fmt.Printf("batched ingest: %d events in %s = %.0f events/s (%d per request, %d clients); server CPU %.1fs; ack latency %s\n",
 		len(want), el.Round(time.Millisecond), float64(len(want))/el.Seconds(), c.batch, c.clients, cpu, l.ackLine())
-	if c.dests == l.groups {
+	if delivering {
 		ok := d.waitDelivered(want, time.Now().Add(c.drainTimeout))
 		arr := r.arrivals(want)
 		fmt.Printf("all delivered: %v, %d of %d, the last %s after the first was sent (ingest ack → arrival: %s)\n",
@@ -174,7 +184,7 @@ func (d *deliveryRun) groups() error {
 	}
 	fmt.Printf("server peak RSS (VmHWM): %s\n", peakRSS(c.pid))
 
-	if c.rate > 0 && c.dests == l.groups {
+	if c.rate > 0 && delivering {
 		acks := newAckLog()
 		l.acks = acks
 		ctx, cancel := context.WithTimeout(context.Background(), c.duration)

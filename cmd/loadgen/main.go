@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&dc.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile")
 	flag.DurationVar(&dc.profileFor, "profile-seconds", 20*time.Second, "length of the -profile CPU profile")
 	flag.StringVar(&dc.restart, "restart", "", "groups mode: after the runs, SIGTERM the server (-pid), time its exit, run this shell command (it starts the server again and prints its pid) and time the first delivery to every destination")
+	flag.BoolVar(&dc.allToOne, "all-to-one", false, "groups mode: add one instance destination that takes every event")
 	flag.BoolVar(&dc.isolate, "isolate", false, "groups mode: then add an instance destination refusing connections for -down during a steady phase, and time its catch-up")
 	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")
 	flag.Parse()

@@ -184,11 +184,7 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	}
 	// Its turn ended, or ctx did: the members wait again where the reader stands.
 	r.mu.Lock()
-	var back []*dest
-	for _, list := range r.byRoot {
-		back = append(back, list...)
-	}
-	back = append(back, r.all...)
+	back := r.membersLocked()
 	for _, d := range back {
 		r.removeLocked(d)
 		d.mu.Lock()
@@ -226,11 +222,7 @@ func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var members []*dest
-	for _, list := range r.byRoot {
-		members = append(members, list...)
-	}
-	members = append(members, r.all...)
+	members := r.membersLocked()
 	for _, d := range members {
 		r.removeLocked(d)
 		d.mu.Lock()

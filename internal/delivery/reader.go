@@ -169,14 +169,18 @@ func (r *reader) lostLocked(first, last int64) {
 	msg := fmt.Sprintf("events %d to %d were gone from the log before they could be delivered (older than --log-max-age, or over --log-max-bytes)", first, last)
 	r.e.logger.Warn("delivery: "+msg, "members", r.members)
 	now := r.e.env.Now()
-	for _, list := range r.byRoot {
-		for _, d := range list {
-			d.st.noteLoss(now, msg)
-		}
-	}
-	for _, d := range r.all {
+	for _, d := range r.membersLocked() {
 		d.st.noteLoss(now, msg)
 	}
+}
+
+// membersLocked returns the reader's members. Called with r.mu held.
+func (r *reader) membersLocked() []*dest {
+	out := make([]*dest, 0, r.members)
+	for _, list := range r.byRoot {
+		out = append(out, list...)
+	}
+	return append(out, r.all...)
 }
 
 // splitSubject returns the root and the event type of audit.<root>.<type>.
