@@ -4,7 +4,7 @@
 #   scripts/bench.sh            all scenarios
 #   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync, and the delivery
 #                               scenarios latency fanout fanout-batch catchup down-cost groups-0
-#                               groups-1 groups-10k groups-100k isolation; "ingest" and
+#                               groups-1 groups-10k groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
 #   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
 #                               during the measured phase of a delivery scenario and print
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 INGEST=(batch single steady lag lag-pg sync)
-DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation)
+DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
   case "$a" in
@@ -154,6 +154,8 @@ scenario() {
     isolation) title "isolation: 1,000 groups with a destination each at 1,000 events/s; an instance destination refuses connections for 60 s, then catches up"
             serve_d; load -mode groups -groups 1000 -dests 1000 -events 20000 -batch 1000 -clients 16 -rate 1000 -duration 20s -isolate -down 60s \
               -profile http://127.0.0.1:$DEBUG_PORT ;;
+    reads)  title "500 GraphQL readers asking 10 destinations' statuses and attempts again and again while 1,000 events/s are ingested, 30 s"
+            serve_d; load -mode reads -dests 10 -readers 500 -rate 1000 -clients 16 -duration 30s ;;
     down-cost) title "down destination cost: steady 1,000 events/s (10 per request, 8 clients) for 60 s, without and with a destination refusing connections"
             down_cost -rate 1000 -batch 10 -clients 8 -duration 60s ;;
     *) echo "unknown scenario $1" >&2; exit 2 ;;

@@ -29,7 +29,7 @@ type deliveryConfig struct {
 	dests, events, dead                  int
 	batchMax, batchWaitMs, concurrency   int
 	rate                                 float64
-	clients, batch, pid                  int
+	clients, batch, pid, readers         int
 	duration, down, sample, drainTimeout time.Duration
 	profileURL, profileOut, listen       string
 	profileFor                           time.Duration
@@ -39,7 +39,7 @@ type deliveryConfig struct {
 
 func isDeliveryMode(m string) bool {
 	switch m {
-	case "latency", "fanout", "catchup", "downcost", "groups":
+	case "latency", "fanout", "catchup", "downcost", "groups", "reads":
 		return true
 	}
 	return false
@@ -89,6 +89,8 @@ func runDelivery(l *loader, c deliveryConfig) int {
 		err = d.downcost()
 	case "groups":
 		err = d.groups()
+	case "reads":
+		err = d.reads()
 	}
 	for _, r := range d.recvs {
 		r.stop()

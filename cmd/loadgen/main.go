@@ -41,7 +41,7 @@ func main() {
 	var (
 		url       = flag.String("url", "http://127.0.0.1:8080", "auditstream base URL")
 		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
-		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup, downcost or groups (delivery, with receivers); receive (a receiver only)")
+		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup, downcost, groups or reads (delivery, with receivers); receive (a receiver only)")
 		clients   = flag.Int("clients", 4, "concurrent clients")
 		batch     = flag.Int("batch", 0, "events per request (default 1000 in batch mode, 1 in steady mode)")
 		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
@@ -65,6 +65,7 @@ func main() {
 	flag.StringVar(&dc.profileOut, "profile-out", "cpu.pprof", "where -profile writes the profile")
 	flag.DurationVar(&dc.profileFor, "profile-seconds", 20*time.Second, "length of the -profile CPU profile")
 	flag.StringVar(&dc.restart, "restart", "", "groups mode: after the runs, SIGTERM the server (-pid), time its exit, run this shell command (it starts the server again and prints its pid) and time the first delivery to every destination")
+	flag.IntVar(&dc.readers, "readers", 500, "reads mode: GraphQL readers asking at once")
 	flag.BoolVar(&dc.allToOne, "all-to-one", false, "groups mode: add one instance destination that takes every event")
 	flag.BoolVar(&dc.isolate, "isolate", false, "groups mode: then add an instance destination refusing connections for -down during a steady phase, and time its catch-up")
 	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")

@@ -282,38 +282,27 @@ func (d *dest) settle(items []*item) {
 	d.mu.Unlock()
 }
 
-// handle sends one chunk of events in requests, a few at a time.
+// handle sends one chunk of events in requests, up to the destination's concurrency at a
+// time: the runner and concurrency-1 helpers take them in turn (one goroutine per request cost
+// more than the request's own work at fan-out rates).
 func (d *dest) handle(ctx context.Context, items []*item) {
 	batches := d.split(items)
-	conc := min(max(d.p.delivery.Concurrency, 1), len(batches))
-	if conc == 1 {
-		for _, b := range batches {
-			if !d.deliver(ctx, b) {
-				return
-			}
-		}
-		return
-	}
-	work := make(chan []*item)
-	var wg sync.WaitGroup
-	for range conc {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range work {
-				d.deliver(ctx, b)
-			}
-		}()
-	}
-feed:
+	work := make(chan []*item, len(batches))
 	for _, b := range batches {
-		select {
-		case work <- b:
-		case <-ctx.Done():
-			break feed
-		}
+		work <- b
 	}
 	close(work)
+	send := func() {
+		for b := range work {
+			d.deliver(ctx, b) // returns at once once ctx ended: the rest stays outstanding
+		}
+	}
+	var wg sync.WaitGroup
+	for range min(max(d.p.delivery.Concurrency, 1), len(batches)) - 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); send() }()
+	}
+	send()
 	wg.Wait()
 }
 
