@@ -212,6 +212,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Namespaces:       a.resolver,
 		Auth:             a.auth,
 		Ingester:         ingester,
+		Auditor:          ingester,
 		RateLimiter:      &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
 		Logger:           logger.With("component", "api"),
 		MaxRequestBytes:  cfg.MaxRequestBytes,
