@@ -39,7 +39,7 @@ type User struct {
 // GitLab's UserWithAdmin entity; everyone else, the user included, gets an entity without it).
 func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
 	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
-		CreatedAt: u.CreatedAt, WebURL: base + "/" + u.Username}
+		CreatedAt: u.CreatedAt, WebURL: userWebURL(base, u.ID)}
 	if withEmail {
 		j.Email = u.Email
 	}
@@ -47,6 +47,12 @@ func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
 		j.IsAdmin = &u.Admin
 	}
 	return j
+}
+
+// userWebURL is the UI's page of user id: the audit events about the user (the UI has no
+// profile page; GitLab's /<username> would be a 404 here).
+func userWebURL(base string, id int64) string {
+	return base + "/admin/audit_events?entity_type=User&entity_id=" + strconv.FormatInt(id, 10)
 }
 
 // userJSON is u as viewer sees it.
@@ -640,7 +646,9 @@ type Namespace struct {
 // NewNamespace shows ns; parent returns a namespace's parent group (false when it has none or
 // it cannot be read), base is the service's external URL.
 func NewNamespace(ns store.Namespace, parent func(store.Namespace) (store.Namespace, bool), base string) Namespace {
-	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
+	// web_url is the UI's page of the group or project (/groups/<path>, /projects/<path>, which
+	// open its audit events), not GitLab's /<path>, which the UI does not serve.
+	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + string(ns.Kind) + "s/" + ns.FullPath, CreatedAt: ns.CreatedAt}
 	p, ok := parent(ns)
 	if ns.Kind == store.KindGroup {
 		j.FullPath = ns.FullPath
@@ -779,7 +787,7 @@ func (a *API) memberJSON(r *http.Request, m store.Member) (Member, error) {
 // NewMember shows membership m of user u; base is the service's external URL.
 func NewMember(m store.Member, u store.User, base string) Member {
 	j := Member{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
-		CreatedAt: m.CreatedAt, WebURL: base + "/" + u.Username}
+		CreatedAt: m.CreatedAt, WebURL: userWebURL(base, u.ID)}
 	if !m.ExpiresAt.IsZero() {
 		s := m.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
