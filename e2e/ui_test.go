@@ -397,3 +397,105 @@ func (b *browser) waitStatus(url string, want ...string) {
 		return nil
 	})
 }
+
+// TestUIAtDesktopWidths checks every page a desktop user sees at 1,280 and 1,920 px: the events
+// table fits its column (the IP address and action columns on screen, long target names wrapped
+// or cut with a title, never hidden), authors known as users show their name, the streams list
+// says where each stream goes (the URL's host, never its query), and every web_url the REST API
+// returns leads to a page the UI serves.
+func TestUIAtDesktopWidths(t *testing.T) {
+	p := serve(t, t.TempDir(), "AUDITSTREAM_ALLOW_PRIVATE_DESTINATIONS=true")
+	b := newBrowser(t, p.base)
+	rc := newReceiver(t, "127.0.0.1:0")
+
+	var alice apiUser
+	require.Equal(t, http.StatusCreated, apiCall(t, p.base, http.MethodPost, "/api/v4/users", adminToken,
+		map[string]any{"username": "alice", "name": "Alice Example", "email": "alice@example.com"}, &alice))
+	var group struct {
+		ID     int64  `json:"id"`
+		WebURL string `json:"web_url"`
+	}
+	require.Equal(t, http.StatusCreated, apiCall(t, p.base, http.MethodPost, "/api/v4/groups", adminToken,
+		map[string]any{"path": "acme"}, &group))
+	var project struct {
+		WebURL string `json:"web_url"`
+	}
+	require.Equal(t, http.StatusCreated, apiCall(t, p.base, http.MethodPost, "/api/v4/projects", adminToken,
+		map[string]any{"path": "platform-engineering-and-operations-tooling", "namespace_id": group.ID}, &project))
+	var user struct {
+		WebURL string `json:"web_url"`
+	}
+	require.Equal(t, http.StatusOK, apiCall(t, p.base, http.MethodGet, fmt.Sprintf("/api/v4/users/%d", alice.ID), adminToken, nil, &user))
+
+	// Events as GitLab writes them: long class names, paths and messages, and no author_name.
+	long := strings.Repeat("very-long-target-name-", 6) + "end"
+	var evs []map[string]any
+	for i := range 5 {
+		evs = append(evs, map[string]any{"event_type": "created_group_audit_event_streaming_destination", "entity_type": "Project",
+			"entity_path": "acme/platform-engineering-and-operations-tooling", "author_id": alice.ID,
+			"target_type": "AuditEvents::Group::ExternalStreamingDestination", "target_id": 100 + i, "target_details": long,
+			"ip_address": "2001:db8:85a3::8a2e:370:7334", "details": map[string]any{"custom_message": "Created a streaming destination with a rather long descriptive message " + strconv.Itoa(i)}})
+	}
+	var res struct {
+		IDs []int64 `json:"ids"`
+	}
+	require.Equal(t, http.StatusCreated, apiCall(t, p.base, http.MethodPost, "/api/v4/audit_events", adminToken, evs, &res))
+	eventually(t, 10*time.Second, func() error {
+		if n := len(apiEventIDs(t, p.base, "/api/v4/audit_events", "created_group_audit_event_streaming_destination")); n != len(evs) {
+			return fmt.Errorf("%d events stored", n)
+		}
+		return nil
+	})
+	// A stream whose URL has a secret in its query.
+	gql := map[string]any{"query": `mutation($cfg: JSON!) { instanceAuditEventStreamingDestinationsCreate(input: {name: "siem", category: "http", config: $cfg, secretToken: "verification-token-0123"}) { errors } }`,
+		"variables": map[string]any{"cfg": map[string]any{"url": rc.url() + "ingest?api_key=query-secret-42"}}}
+	var gres map[string]any
+	require.Equal(t, http.StatusOK, apiCall(t, p.base, http.MethodPost, "/api/graphql", adminToken, gql, &gres))
+	require.Nil(t, gres["errors"], "%v", gres)
+
+	b.signIn(adminToken)
+	for _, width := range []int{1280, 1920} {
+		b.run(chromedp.EmulateViewport(int64(width), 900))
+		b.open("/admin/audit_events")
+		b.shot(fmt.Sprintf("events-%d", width)) // before the checks, to see what failed
+		layout := eval[struct {
+			PageOverflow  bool
+			TableOverflow bool
+			Offscreen     []string
+			Cut           []string
+		}](b, `(() => {
+			const table = document.querySelector('table.events'), region = table.closest('.scroll');
+			const offscreen = Array.from(table.querySelectorAll('th, td')).filter(c => c.getBoundingClientRect().right > window.innerWidth + 1).map(c => c.textContent.trim().slice(0, 40));
+			const cut = Array.from(table.querySelectorAll('td')).filter(c => c.scrollWidth > c.clientWidth + 1 && !c.querySelector('[title]') && !c.title).map(c => c.textContent.trim().slice(0, 40));
+			return {pageOverflow: document.documentElement.scrollWidth > window.innerWidth + 1,
+				tableOverflow: table.getBoundingClientRect().width > region.clientWidth + 1,
+				offscreen: offscreen.slice(0, 5), cut: cut.slice(0, 5)};
+		})()`)
+		require.False(t, layout.PageOverflow, "%d px: the page scrolls sideways", width)
+		require.False(t, layout.TableOverflow, "%d px: the events table is wider than its column", width)
+		require.Empty(t, layout.Offscreen, "%d px: cells off the screen", width)
+		require.Empty(t, layout.Cut, "%d px: cells cut without a title", width)
+		authors := eval[[]string](b, `Array.from(document.querySelectorAll('table.events tbody tr')).filter(tr =>
+			tr.querySelector('td:nth-child(4)').textContent.trim() === 'created_group_audit_event_streaming_destination').map(tr => tr.querySelector('td:nth-child(2)').textContent.trim())`)
+		require.Len(t, authors, len(evs))
+		for _, a := range authors {
+			require.Contains(t, a, "Alice Example", "%d px: a known author is shown by name", width)
+		}
+
+		b.open("/admin/streams")
+		b.shot(fmt.Sprintf("streams-%d", width))
+		where := b.text("table.streams tbody tr:first-child td:nth-child(2)")
+		require.Contains(t, where, strings.TrimSuffix(strings.TrimPrefix(rc.url(), "http://"), "/"), "the list says where the stream goes")
+		require.NotContains(t, b.text("main"), "query-secret-42")
+		require.False(t, eval[bool](b, `document.documentElement.scrollWidth > window.innerWidth + 1`), "%d px: the streams page scrolls sideways", width)
+	}
+
+	// Every web_url leads to a page of the UI (followed with the browser's session).
+	for _, u := range []string{group.WebURL, project.WebURL, user.WebURL} {
+		require.True(t, strings.HasPrefix(u, p.base+"/"), u)
+		b.open(strings.TrimPrefix(u, p.base))
+		require.NotContains(t, b.text("main"), "Page not found", u)
+		require.Equal(t, http.StatusOK, eval[int](b, `fetch(location.href).then(r => r.status)`), u)
+	}
+	b.shot("web-url-user")
+}

@@ -11,6 +11,9 @@ import (
 
 	"github.com/stretchr/testify/require"
 	gitlab "gitlab.com/gitlab-org/api/client-go"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // world is a small GitLab: an org with a subgroup and a project, another org, and users with
@@ -23,20 +26,26 @@ type world struct {
 	tokens                          map[string]string // role → token
 }
 
+// newWorld sets up the users, groups, project, memberships and tokens most tests share. It
+// sets them up the way the CLI does, on the store directly (as an operator provisioning
+// before the first event), so that the setup records no audit events of its own
+// (TestAdminChangesAreAudited covers those) and the tests count only their own events; then
+// it reads them back with client-go.
 func newWorld(t *testing.T, s *server) *world {
 	admin := s.client(adminToken)
 	w := &world{s: s, tokens: map[string]string{"admin": adminToken}}
-	var err error
-	// The admin creates the namespaces with the GitLab ids the producer will send (client-go's
-	// options have no id, so these go as plain requests), then reads them with client-go.
-	create := func(path, body string) {
-		status, b, _ := s.do(http.MethodPost, path, adminToken, "application/json", []byte(body))
-		require.Equal(t, http.StatusCreated, status, string(b))
+	ctx := t.Context()
+	cli, err := app.OpenAdmin(ctx, s.cfg)
+	require.NoError(t, err)
+	defer cli.Close()
+	create := func(kind store.NamespaceKind, path, name string, id int64) {
+		_, err := cli.CreateNamespace(ctx, kind, path, name, id)
+		require.NoError(t, err)
 	}
-	create("/api/v4/groups", `{"name":"Org","path":"org","id":101}`)
-	create("/api/v4/groups", `{"name":"Sub","path":"sub","parent_id":101,"id":102}`)
-	create("/api/v4/groups", `{"name":"Other","path":"other","id":103}`)
-	create("/api/v4/projects", `{"name":"app","path":"app","namespace_id":102,"id":201}`)
+	create(store.KindGroup, "org", "Org", 101)
+	create(store.KindGroup, "org/sub", "Sub", 102)
+	create(store.KindGroup, "other", "Other", 103)
+	create(store.KindProject, "org/sub/app", "app", 201)
 	w.org, _, err = admin.Groups.GetGroup(101, nil)
 	require.NoError(t, err)
 	w.sub, _, err = admin.Groups.GetGroup("org/sub", nil)
@@ -49,32 +58,34 @@ func newWorld(t *testing.T, s *server) *world {
 	require.Equal(t, int64(201), w.proj.ID)
 
 	mk := func(name string) *gitlab.User {
-		u, _, err := admin.Users.CreateUser(&gitlab.CreateUserOptions{Username: gitlab.Ptr(name), Name: gitlab.Ptr(strings.ToUpper(name)), Email: gitlab.Ptr(name + "@example.com")})
+		cu, err := cli.CreateUser(ctx, 0, name, strings.ToUpper(name), name+"@example.com", false)
 		require.NoError(t, err)
-		tok, _, err := admin.Users.CreatePersonalAccessToken(u.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("t"), Scopes: &[]string{"api"}})
+		tok, _, err := cli.CreateToken(ctx, name, "t", []string{"api"}, time.Time{})
 		require.NoError(t, err)
-		require.NotEmpty(t, tok.Token)
-		w.tokens[name] = tok.Token
+		require.NotEmpty(t, tok)
+		w.tokens[name] = tok
+		u, _, err := admin.Users.GetUser(cu.ID, gitlab.GetUsersOptions{})
+		require.NoError(t, err)
 		return u
 	}
 	w.owner, w.maint, w.dev, w.rep, w.outside = mk("owner"), mk("maint"), mk("dev"), mk("rep"), mk("outside")
 	for _, m := range []struct {
 		u     *gitlab.User
-		level gitlab.AccessLevelValue
-	}{{w.owner, gitlab.OwnerPermissions}, {w.maint, gitlab.MaintainerPermissions}, {w.dev, gitlab.DeveloperPermissions}, {w.rep, gitlab.ReporterPermissions}} {
-		_, _, err := admin.GroupMembers.AddGroupMember(w.org.ID, &gitlab.AddGroupMemberOptions{UserID: gitlab.Ptr(m.u.ID), AccessLevel: gitlab.Ptr(m.level)})
+		level int
+	}{{w.owner, 50}, {w.maint, 40}, {w.dev, 30}, {w.rep, 20}} {
+		_, err := cli.AddMember(ctx, store.KindGroup, "org", m.u.Username, m.level)
 		require.NoError(t, err)
 	}
 	// The outsider owns the other org.
-	_, _, err = admin.GroupMembers.AddGroupMember(w.other.ID, &gitlab.AddGroupMemberOptions{UserID: gitlab.Ptr(w.outside.ID), AccessLevel: gitlab.Ptr(gitlab.OwnerPermissions)})
+	_, err = cli.AddMember(ctx, store.KindGroup, "other", "outside", 50)
 	require.NoError(t, err)
 
-	ingestTok, _, err := admin.Users.CreatePersonalAccessToken(1, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("producer"), Scopes: &[]string{"ingest"}})
+	ingestTok, _, err := cli.CreateToken(ctx, "1", "producer", []string{"ingest"}, time.Time{})
 	require.NoError(t, err)
-	w.tokens["ingest"] = ingestTok.Token
-	readTok, _, err := admin.Users.CreatePersonalAccessToken(w.owner.ID, &gitlab.CreatePersonalAccessTokenOptions{Name: gitlab.Ptr("ro"), Scopes: &[]string{"read_api"}})
+	w.tokens["ingest"] = ingestTok
+	readTok, _, err := cli.CreateToken(ctx, "owner", "ro", []string{"read_api"}, time.Time{})
 	require.NoError(t, err)
-	w.tokens["owner_read_api"] = readTok.Token
+	w.tokens["owner_read_api"] = readTok
 	return w
 }
 

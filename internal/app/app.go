@@ -228,6 +228,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Namespaces:       a.resolver,
 		Auth:             a.auth,
 		Ingester:         ingester,
+		Auditor:          ingester,
 		RateLimiter:      &ingest.RateLimiter{Rate: cfg.IngestRate, Burst: cfg.IngestBurst},
 		Logger:           logger.With("component", "api"),
 		MaxRequestBytes:  cfg.MaxRequestBytes,
@@ -248,7 +249,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
 	mux.Handle("/-/graphql-explorer", graphiql)
 	mux.Handle("/-/graphql-explorer/", graphiql)
-	mux.Handle("/", web.New(web.Options{Streams: streams, Events: a.store, Sessions: a.store, Members: a.store, Namespaces: a.resolver,
+	mux.Handle("/", web.New(web.Options{Streams: streams, Events: a.store, Sessions: a.store, Members: a.store, Users: a.store, Namespaces: a.resolver,
 		Auth: a.auth, Catalog: a.catalog, Logger: logger.With("component", "web"), SessionTTL: cfg.WebSessionTTL,
 		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")}))
 	mux.Handle("GET /metrics", a.metrics.handler())

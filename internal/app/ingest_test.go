@@ -216,7 +216,7 @@ func TestMembersWithClientGo(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, gitlab.OwnerPermissions, gm.AccessLevel)
 	// The promotion takes effect at once: the developer now sees every group event.
-	status, _, _ := s.do(http.MethodGet, fmt.Sprintf("/api/v4/groups/%d/audit_events/1", w.org.ID), w.tokens["dev"], "", nil)
+	status, _, _ := s.do(http.MethodGet, fmt.Sprintf("/api/v4/groups/%d/audit_events/999999", w.org.ID), w.tokens["dev"], "", nil)
 	require.Equal(t, http.StatusNotFound, status, "owner rights: no such event (404), not 403")
 	_, err = owner.GroupMembers.RemoveGroupMember(w.org.ID, w.rep.ID, nil)
 	require.NoError(t, err)

@@ -428,8 +428,9 @@ func TestWebAuthorizationFollowsTheAPI(t *testing.T) {
 			ev("member_created", "Group", "org/sub", w.sub.ID, w.dev.ID, "sub"),
 			ev("user_created", "Instance", "", 0, 1, "instance"))
 		ids := s.ingest(w.tokens["ingest"], events...)
-		// With the four self-audit events of the fixtures (two creates, two namespace filters).
-		s.waitStored(len(events) + 4)
+		// With the four self-audit events of the fixtures (two creates, two namespace filters)
+		// and the two of addUser (a user, a token).
+		s.waitStored(len(events) + 4 + 2)
 		orgEv, projEv, otherEv, subEv, instEv := ids[0], ids[1], ids[8], ids[9], ids[10]
 
 		const (

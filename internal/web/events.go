@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -154,20 +155,22 @@ func (f eventFilter) Query(with ...string) string {
 
 // row is one event as the table and the CSV show it.
 type row struct {
-	ID            int64
-	CreatedAt     time.Time
-	EventType     string
-	AuthorID      int64
-	AuthorName    string
-	AuthorEmail   string
-	EntityID      int64
-	EntityType    string
-	EntityPath    string
-	TargetID      string
-	TargetType    string
-	TargetDetails string
-	IPAddress     string
-	Message       string
+	ID         int64
+	CreatedAt  time.Time
+	EventType  string
+	AuthorID   int64
+	AuthorName string
+	// AuthorUsername is the author's username when the author is a user here.
+	AuthorUsername string
+	AuthorEmail    string
+	EntityID       int64
+	EntityType     string
+	EntityPath     string
+	TargetID       string
+	TargetType     string
+	TargetDetails  string
+	IPAddress      string
+	Message        string
 }
 
 // EntityLabel names the entity type as people say it.
@@ -210,6 +213,37 @@ func rowOf(rec store.EventRecord) row {
 	}
 	r.Message = message(detail)
 	return r
+}
+
+// nameAuthors shows the authors of rows who are users here by their name and username, as
+// GitLab's audit events page does, instead of an id: one lookup per author of the page. An
+// event's own author_name is kept; an author who is not a user here (or a failed lookup)
+// shows what the event says.
+func (u *UI) nameAuthors(ctx context.Context, rows []row) {
+	if u.opts.Users == nil {
+		return
+	}
+	users := map[int64]*store.User{}
+	for i := range rows {
+		id := rows[i].AuthorID
+		if id <= 0 {
+			continue
+		}
+		usr, seen := users[id]
+		if !seen {
+			if found, err := u.opts.Users.UserGet(ctx, id); err == nil {
+				usr = &found
+			}
+			users[id] = usr
+		}
+		if usr == nil {
+			continue
+		}
+		rows[i].AuthorUsername = usr.Username
+		if rows[i].AuthorName == "" {
+			rows[i].AuthorName = usr.Name
+		}
+	}
 }
 
 // message is the event's action as GitLab's audit events page words it: the custom message,
@@ -310,6 +344,7 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
 		for _, rec := range recs {
 			d.Rows = append(d.Rows, rowOf(rec))
 		}
+		u.nameAuthors(r.Context(), d.Rows)
 	}
 	u.render(w, r, status, "events", view{Title: "Audit events · " + s.Name(), Crumbs: s.crumbs(crumb{Name: "Audit events"}), Data: d})
 }
@@ -347,9 +382,11 @@ func (u *UI) eventPage(w http.ResponseWriter, r *http.Request) {
 		pretty.Reset()
 		pretty.Write(rec.Data)
 	}
+	one := []row{rowOf(rec)}
+	u.nameAuthors(r.Context(), one)
 	u.render(w, r, http.StatusOK, "event", view{Title: fmt.Sprintf("Audit event %d", id),
 		Crumbs: s.crumbs(crumb{Name: "Audit events", URL: s.EventsURL()}, crumb{Name: strconv.FormatInt(id, 10)}),
-		Data:   eventData{Scope: s, Row: rowOf(rec), JSON: pretty.String()}})
+		Data:   eventData{Scope: s, Row: one[0], JSON: pretty.String()}})
 }
 
 // csvHeader are the export's columns: GitLab's audit events CSV export's, with the event type.

@@ -1,15 +1,18 @@
 package web
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/delivery"
+	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
@@ -125,6 +128,50 @@ type listedStream struct {
 	Status streamconfig.DeliveryStatus
 	Info   categoryInfo
 	URL    string
+	// Where is where the stream goes: the URL's host, the bucket, the log.
+	Where string
+}
+
+// where says where a destination of category with config (the API's view) sends its events:
+// an http or Splunk URL's host (never its path, query or user info, which may hold a key), an
+// S3 or GCS bucket, a Cloud Logging project and log. "" when the config does not say.
+func where(category string, config []byte) string {
+	var c struct {
+		URL      string `json:"url"`
+		Bucket   string `json:"bucketName"`
+		Region   string `json:"awsRegion"`
+		Endpoint string `json:"endpoint"`
+		Project  string `json:"googleProjectIdName"`
+		LogID    string `json:"logIdName"`
+	}
+	if json.Unmarshal(config, &c) != nil {
+		return ""
+	}
+	host := func(raw string) string {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return ""
+		}
+		return u.Host
+	}
+	switch category {
+	case destination.CategoryHTTP, destination.CategorySplunk:
+		return host(c.URL)
+	case destination.CategoryAWS:
+		w := "s3://" + c.Bucket
+		if c.Region != "" {
+			w += " (" + c.Region + ")"
+		}
+		if h := host(c.Endpoint); h != "" {
+			w += " at " + h
+		}
+		return w
+	case destination.CategoryGCS:
+		return "gs://" + c.Bucket
+	case destination.CategoryGCP:
+		return "projects/" + c.Project + "/logs/" + c.LogID
+	}
+	return ""
 }
 
 type streamsData struct {
@@ -147,7 +194,8 @@ func (u *UI) streamsPage(w http.ResponseWriter, r *http.Request) {
 	d := streamsData{Scope: scopeOf(r), Categories: categories, Now: u.now().UTC()}
 	for _, l := range ls {
 		ci, _ := categoryOf(l.Category)
-		d.Streams = append(d.Streams, listedStream{D: l.Destination, Status: l.Status, Info: ci, URL: u.streamURL(r, l.ID)})
+		d.Streams = append(d.Streams, listedStream{D: l.Destination, Status: l.Status, Info: ci, URL: u.streamURL(r, l.ID),
+			Where: where(l.Category, l.Config)})
 	}
 	u.render(w, r, http.StatusOK, "streams", view{Title: "Streams · " + scopeOf(r).Name(), Crumbs: u.streamCrumbs(r), Data: d})
 }

@@ -52,6 +52,11 @@ type Members interface {
 	NamespaceList(ctx context.Context) ([]store.Namespace, error)
 }
 
+// Users finds the users events name as their authors, to show who they are (store.Store).
+type Users interface {
+	UserGet(ctx context.Context, id int64) (store.User, error)
+}
+
 // Namespaces resolves groups and projects (namespace.Resolver).
 type Namespaces interface {
 	Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error)
@@ -68,10 +73,12 @@ type Authenticator interface {
 
 // Options configure the UI.
 type Options struct {
-	Streams    *streamconfig.Service
-	Events     Events
-	Sessions   Sessions
-	Members    Members
+	Streams  *streamconfig.Service
+	Events   Events
+	Sessions Sessions
+	Members  Members
+	// Users names the authors of events by their user; nil shows what the events say.
+	Users      Users
 	Namespaces Namespaces
 	Auth       Authenticator
 	Catalog    *event.Catalog

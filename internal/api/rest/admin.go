@@ -2,9 +2,11 @@ package rest
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"regexp"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/adminaudit"
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
@@ -36,7 +39,7 @@ type User struct {
 // GitLab's UserWithAdmin entity; everyone else, the user included, gets an entity without it).
 func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
 	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
-		CreatedAt: u.CreatedAt, WebURL: base + "/" + u.Username}
+		CreatedAt: u.CreatedAt, WebURL: userWebURL(base, u.ID)}
 	if withEmail {
 		j.Email = u.Email
 	}
@@ -44,6 +47,12 @@ func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
 		j.IsAdmin = &u.Admin
 	}
 	return j
+}
+
+// userWebURL is the UI's page of user id: the audit events about the user (the UI has no
+// profile page; GitLab's /<username> would be a 404 here).
+func userWebURL(base string, id int64) string {
+	return base + "/admin/audit_events?entity_type=User&entity_id=" + strconv.FormatInt(id, 10)
 }
 
 // userJSON is u as viewer sees it.
@@ -116,6 +125,27 @@ func (a *API) requireAdmin(w http.ResponseWriter, p *auth.Principal) bool {
 		return false
 	}
 	return true
+}
+
+// record hands the audit event of a change p made to the Auditor. The change is made: it is
+// recorded even if the client has gone, and a failure is logged, not returned, so that the
+// client does not retry a change that was made.
+func (a *API) record(r *http.Request, in event.Input) {
+	if a.opts.Auditor == nil {
+		return
+	}
+	if err := a.opts.Auditor.Record(context.WithoutCancel(r.Context()), in); err != nil {
+		a.opts.Logger.Error("self-audit event not recorded", "event_type", in.EventType, "err", err)
+	}
+}
+
+// author is p, making a change through request r.
+func author(r *http.Request, p *auth.Principal) adminaudit.Author {
+	ip, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		ip = r.RemoteAddr
+	}
+	return adminaudit.AuthorOf(p.User, ip)
 }
 
 func (a *API) handleBad(w http.ResponseWriter, r *http.Request, err error) {
@@ -298,6 +328,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
+	a.record(r, adminaudit.UserCreated(author(r, p), u))
 	writeJSON(w, http.StatusCreated, a.userJSON(r, u, p))
 }
 
@@ -382,7 +413,8 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 			return
 		}
 	}
-	if _, err := a.opts.Users.UserGet(r.Context(), uid); err != nil {
+	owner, err := a.opts.Users.UserGet(r.Context(), uid)
+	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 			return
@@ -397,6 +429,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
+	a.record(r, adminaudit.TokenCreated(author(r, p), owner, t))
 	j := a.tokenJSON(t)
 	j.Token = raw
 	writeJSON(w, http.StatusCreated, j)
@@ -489,7 +522,41 @@ func (a *API) revokeImpersonationToken(w http.ResponseWriter, r *http.Request, p
 		return
 	}
 	a.opts.Auth.Forget()
+	a.recordRevoked(r, p, t)
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// recordRevoked records the revocation of t by p. A token that was already revoked is not
+// revoked again: nothing changed, nothing is recorded.
+func (a *API) recordRevoked(r *http.Request, p *auth.Principal, t store.Token) {
+	if t.Revoked {
+		return
+	}
+	owner, err := a.opts.Users.UserGet(r.Context(), t.UserID)
+	if err != nil {
+		owner = store.User{ID: t.UserID}
+	}
+	a.record(r, adminaudit.TokenRevoked(author(r, p), owner, t))
+}
+
+// tokenByID finds token id among the tokens of every user (users are few), or false.
+func (a *API) tokenByID(r *http.Request, id int64) (store.Token, bool, error) {
+	users, err := a.opts.Users.UserList(r.Context())
+	if err != nil {
+		return store.Token{}, false, err
+	}
+	for _, u := range users {
+		toks, err := a.opts.Users.TokenList(r.Context(), u.ID)
+		if err != nil {
+			return store.Token{}, false, err
+		}
+		for _, t := range toks {
+			if t.ID == id {
+				return t, true, nil
+			}
+		}
+	}
+	return store.Token{}, false, nil
 }
 
 // listTokens is GET /personal_access_tokens: the caller's own (admins may pass user_id).
@@ -525,6 +592,7 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
 		return
 	}
+	var tok store.Token
 	if !p.User.Admin {
 		toks, err := a.opts.Users.TokenList(r.Context(), p.User.ID)
 		if err != nil {
@@ -533,18 +601,32 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		}
 		own := false
 		for _, t := range toks {
-			own = own || (t.ID == id && !t.Impersonation) // nor to revoke
+			if t.ID == id && !t.Impersonation { // nor to revoke
+				own, tok = true, t
+			}
 		}
 		if !own {
 			writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
 			return
 		}
+	} else {
+		t, found, err := a.tokenByID(r, id)
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+		if !found {
+			writeError(w, http.StatusNotFound, "not_found", "404 Not Found")
+			return
+		}
+		tok = t
 	}
 	if err := a.opts.Users.TokenRevoke(r.Context(), id); err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
 	a.opts.Auth.Forget()
+	a.recordRevoked(r, p, tok)
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -564,7 +646,9 @@ type Namespace struct {
 // NewNamespace shows ns; parent returns a namespace's parent group (false when it has none or
 // it cannot be read), base is the service's external URL.
 func NewNamespace(ns store.Namespace, parent func(store.Namespace) (store.Namespace, bool), base string) Namespace {
-	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + ns.FullPath, CreatedAt: ns.CreatedAt}
+	// web_url is the UI's page of the group or project (/groups/<path>, /projects/<path>, which
+	// open its audit events), not GitLab's /<path>, which the UI does not serve.
+	j := Namespace{ID: ns.ID, Name: ns.Name, Path: lastSegment(ns.FullPath), WebURL: base + "/" + string(ns.Kind) + "s/" + ns.FullPath, CreatedAt: ns.CreatedAt}
 	p, ok := parent(ns)
 	if ns.Kind == store.KindGroup {
 		j.FullPath = ns.FullPath
@@ -665,6 +749,7 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 			a.writeErr(w, r, err)
 			return
 		}
+		a.record(r, adminaudit.NamespaceCreated(author(r, p), ns))
 		writeJSON(w, http.StatusCreated, a.namespaceJSON(r, ns))
 	}
 }
@@ -702,7 +787,7 @@ func (a *API) memberJSON(r *http.Request, m store.Member) (Member, error) {
 // NewMember shows membership m of user u; base is the service's external URL.
 func NewMember(m store.Member, u store.User, base string) Member {
 	j := Member{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", AccessLevel: m.AccessLevel,
-		CreatedAt: m.CreatedAt, WebURL: base + "/" + u.Username}
+		CreatedAt: m.CreatedAt, WebURL: userWebURL(base, u.ID)}
 	if !m.ExpiresAt.IsZero() {
 		s := m.ExpiresAt.UTC().Format("2006-01-02")
 		j.ExpiresAt = &s
@@ -800,7 +885,10 @@ func (a *API) requireLevel(w http.ResponseWriter, r *http.Request, p *auth.Princ
 	return ns, true
 }
 
-func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int64, in memberInput, status int) {
+// saveMember creates (old nil) or changes (old the membership before) the membership of uid in
+// ns, and records it.
+func (a *API) saveMember(w http.ResponseWriter, r *http.Request, p *auth.Principal, ns store.Namespace, uid int64, in memberInput, status int, old *store.Member) {
+	nsKey := ns.Key
 	if !auth.ValidAccessLevel(int(in.AccessLevel)) {
 		a.writeBad(w, "invalid_parameter", "access_level does not have a valid value (10, 20, 30, 40, 50)")
 		return
@@ -813,19 +901,26 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, nsKey, uid int6
 			return
 		}
 	}
-	if _, err := a.opts.Users.UserGet(r.Context(), uid); errors.Is(err, store.ErrNotFound) {
+	u, err := a.opts.Users.UserGet(r.Context(), uid)
+	if errors.Is(err, store.ErrNotFound) {
 		writeError(w, http.StatusNotFound, "not_found", "404 User Not Found")
 		return
 	} else if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
-	if _, err := a.opts.Members.MemberUpsert(r.Context(), store.MemberUpsertParams{NamespaceKey: nsKey, UserID: uid,
-		AccessLevel: int(in.AccessLevel), ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()}); err != nil {
+	m, err := a.opts.Members.MemberUpsert(r.Context(), store.MemberUpsertParams{NamespaceKey: nsKey, UserID: uid,
+		AccessLevel: int(in.AccessLevel), ExpiresAt: expires, CreatedAt: a.opts.NowFunc().UTC()})
+	if err != nil {
 		a.writeErr(w, r, err)
 		return
 	}
 	a.opts.Auth.Forget()
+	if old == nil {
+		a.record(r, adminaudit.MemberCreated(author(r, p), ns, u, m))
+	} else if old.AccessLevel != m.AccessLevel || !old.ExpiresAt.Equal(m.ExpiresAt) {
+		a.record(r, adminaudit.MemberUpdated(author(r, p), ns, u, *old, m))
+	}
 	a.writeMember(w, r, nsKey, uid, status)
 }
 
@@ -848,7 +943,7 @@ func (a *API) addMember(kind store.NamespaceKind) authedHandler {
 			writeError(w, http.StatusConflict, "conflict", "409 Conflict: Member already exists")
 			return
 		}
-		a.saveMember(w, r, ns.Key, int64(in.UserID), in, http.StatusCreated)
+		a.saveMember(w, r, p, ns, int64(in.UserID), in, http.StatusCreated, nil)
 	}
 }
 
@@ -863,11 +958,15 @@ func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 			a.handleBad(w, r, err)
 			return
 		}
-		if _, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
+		old, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid)
+		if errors.Is(err, store.ErrNotFound) {
 			memberNotFound(w)
 			return
+		} else if err != nil {
+			a.writeErr(w, r, err)
+			return
 		}
-		a.saveMember(w, r, ns.Key, uid, in, http.StatusOK)
+		a.saveMember(w, r, p, ns, uid, in, http.StatusOK, &old)
 	}
 }
 
@@ -875,6 +974,14 @@ func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 	return func(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 		ns, uid, ok := a.memberTarget(w, r, p, kind, auth.Owner)
 		if !ok {
+			return
+		}
+		old, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid)
+		if errors.Is(err, store.ErrNotFound) {
+			memberNotFound(w)
+			return
+		} else if err != nil {
+			a.writeErr(w, r, err)
 			return
 		}
 		if err := a.opts.Members.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
@@ -885,6 +992,11 @@ func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 			return
 		}
 		a.opts.Auth.Forget()
+		u, err := a.opts.Users.UserGet(r.Context(), uid)
+		if err != nil {
+			u = store.User{ID: uid}
+		}
+		a.record(r, adminaudit.MemberDestroyed(author(r, p), ns, u, old))
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

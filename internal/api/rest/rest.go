@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -62,6 +63,12 @@ type Ingester interface {
 	Ingest(ctx context.Context, req ingest.Request) (ingest.Result, error)
 }
 
+// Auditor records the audit event of a change made through the API (ingest.Service.Record),
+// through the same validation and log as a producer's event.
+type Auditor interface {
+	Record(ctx context.Context, in event.Input) error
+}
+
 // RateLimiter decides whether a token may ingest n more events now.
 type RateLimiter interface {
 	Allow(tokenID int64, n int) bool
@@ -75,6 +82,9 @@ type Options struct {
 	Namespaces Namespaces
 	Auth       Authenticator
 	Ingester   Ingester
+	// Auditor records the changes made through the admin API (users, tokens, members, groups,
+	// projects); nil records nothing.
+	Auditor Auditor
 	// RateLimiter limits ingest per token; nil: no limit.
 	RateLimiter RateLimiter
 	Logger      *slog.Logger
