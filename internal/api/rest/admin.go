@@ -127,14 +127,14 @@ func (a *API) requireAdmin(w http.ResponseWriter, p *auth.Principal) bool {
 	return true
 }
 
-// record hands the audit event of a change p made to the Auditor. The change is made: it is
-// recorded even if the client has gone, and a failure is logged, not returned, so that the
-// client does not retry a change that was made.
-func (a *API) record(r *http.Request, in event.Input) {
+// record hands the audit event of a change p made to the Auditor, as written by p (its
+// provenance). The change is made: it is recorded even if the client has gone, and a failure is
+// logged, not returned, so that the client does not retry a change that was made.
+func (a *API) record(r *http.Request, p *auth.Principal, in event.Input) {
 	if a.opts.Auditor == nil {
 		return
 	}
-	if err := a.opts.Auditor.Record(context.WithoutCancel(r.Context()), in); err != nil {
+	if err := a.opts.Auditor.Record(context.WithoutCancel(r.Context()), in, p.Producer(event.ViaService)); err != nil {
 		a.opts.Logger.Error("self-audit event not recorded", "event_type", in.EventType, "err", err)
 	}
 }
@@ -328,7 +328,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	a.record(r, adminaudit.UserCreated(author(r, p), u))
+	a.record(r, p, adminaudit.UserCreated(author(r, p), u))
 	writeJSON(w, http.StatusCreated, a.userJSON(r, u, p))
 }
 
@@ -429,7 +429,7 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.writeErr(w, r, err)
 		return
 	}
-	a.record(r, adminaudit.TokenCreated(author(r, p), owner, t))
+	a.record(r, p, adminaudit.TokenCreated(author(r, p), owner, t))
 	j := a.tokenJSON(t)
 	j.Token = raw
 	writeJSON(w, http.StatusCreated, j)
@@ -536,7 +536,7 @@ func (a *API) recordRevoked(r *http.Request, p *auth.Principal, t store.Token) {
 	if err != nil {
 		owner = store.User{ID: t.UserID}
 	}
-	a.record(r, adminaudit.TokenRevoked(author(r, p), owner, t))
+	a.record(r, p, adminaudit.TokenRevoked(author(r, p), owner, t))
 }
 
 // tokenByID finds token id among the tokens of every user (users are few), or false.
@@ -749,7 +749,7 @@ func (a *API) createNamespace(kind store.NamespaceKind) authedHandler {
 			a.writeErr(w, r, err)
 			return
 		}
-		a.record(r, adminaudit.NamespaceCreated(author(r, p), ns))
+		a.record(r, p, adminaudit.NamespaceCreated(author(r, p), ns))
 		writeJSON(w, http.StatusCreated, a.namespaceJSON(r, ns))
 	}
 }
@@ -917,9 +917,9 @@ func (a *API) saveMember(w http.ResponseWriter, r *http.Request, p *auth.Princip
 	}
 	a.opts.Auth.Forget()
 	if old == nil {
-		a.record(r, adminaudit.MemberCreated(author(r, p), ns, u, m))
+		a.record(r, p, adminaudit.MemberCreated(author(r, p), ns, u, m))
 	} else if old.AccessLevel != m.AccessLevel || !old.ExpiresAt.Equal(m.ExpiresAt) {
-		a.record(r, adminaudit.MemberUpdated(author(r, p), ns, u, *old, m))
+		a.record(r, p, adminaudit.MemberUpdated(author(r, p), ns, u, *old, m))
 	}
 	a.writeMember(w, r, nsKey, uid, status)
 }
@@ -996,7 +996,7 @@ func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 		if err != nil {
 			u = store.User{ID: uid}
 		}
-		a.record(r, adminaudit.MemberDestroyed(author(r, p), ns, u, old))
+		a.record(r, p, adminaudit.MemberDestroyed(author(r, p), ns, u, old))
 		w.WriteHeader(http.StatusNoContent)
 	}
 }

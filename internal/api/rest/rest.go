@@ -66,7 +66,7 @@ type Ingester interface {
 // Auditor records the audit event of a change made through the API (ingest.Service.Record),
 // through the same validation and log as a producer's event.
 type Auditor interface {
-	Record(ctx context.Context, in event.Input) error
+	Record(ctx context.Context, in event.Input, by event.Producer) error
 }
 
 // RateLimiter decides whether a token may ingest n more events now.
