@@ -53,7 +53,12 @@ func (c *catchUps) take() ([]*dest, int64) {
 	var group []*dest
 	var at int64
 	rest := c.waiting[:0]
+	seen := make(map[*dest]bool, len(c.waiting))
 	for _, d := range c.waiting {
+		if seen[d] { // enqueued again (stopped and started while it waited): once is enough
+			continue
+		}
+		seen[d] = true
 		d.mu.Lock()
 		waiting, pos := d.mode == modeWaiting, d.resume
 		d.mu.Unlock()

@@ -178,10 +178,15 @@ func (d *dest) stop() int64 {
 	return pos
 }
 
-// block takes the destination off the readers at seq: it resumes after seq-1 once its queue has
-// drained. Called by a reader that left it.
-func (d *dest) block(seq int64) {
+// block takes the destination off reader r at seq: it resumes after seq-1 once its queue has
+// drained. Called by r, which took it out of its index. A destination no longer r's (stopped
+// meanwhile: push refuses it too) keeps its own position.
+func (d *dest) block(r *reader, seq int64) {
 	d.mu.Lock()
+	if d.mode != modeReading || d.cur != r {
+		d.mu.Unlock()
+		return
+	}
 	d.mode, d.resume, d.cur = modeBlocked, seq-1, nil
 	running := d.running
 	d.mu.Unlock()

@@ -458,6 +458,7 @@ func (e *Engine) acquireLocked(ctx context.Context, k int) {
 		if x.part != k || x.p == nil || !x.d.Active {
 			continue
 		}
+		x.stop() // not running while another replica had the partition; to be sure
 		x.start(e.runCtx, e.positions.of(k, x.id))
 	}
 }

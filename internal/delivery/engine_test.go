@@ -486,6 +486,45 @@ func TestSuccessfulAttemptsHaveTheirStatus(t *testing.T) {
 	}
 }
 
+// TestChangesWhileCatchingUpLoseNothing: a destination changed again and again while it waits
+// for a catch-up reader, or reads with one, is enqueued more than once; it is read once, and
+// every event reaches it.
+func TestChangesWhileCatchingUpLoseNothing(t *testing.T) {
+	r := newRig(t, delivery.Options{CatchUpReaders: 1})
+	rc := newReceiver(t)
+	d := r.destination(rc.URL, func(p *store.DestinationCreateParams) {
+		p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"ordered":true}}`, rc.URL)
+	})
+	var want []int64
+	for i := range 40 {
+		want = append(want, r.publish(slices.Repeat([]string{"user_created"}, 25)...)...)
+		name := fmt.Sprintf("renamed-%d", i)
+		_, err := r.st.DestinationUpdate(context.Background(), store.DestinationUpdateParams{ID: d.ID, Name: &name})
+		require.NoError(t, err)
+		r.engine.Notify()
+		if i%4 == 0 { // let the engine start it between some of the changes
+			eventually(t, 5*time.Second, func() error {
+				if st := r.engine.Status(context.Background(), d); st.Pending < 0 {
+					return fmt.Errorf("not started")
+				}
+				return nil
+			})
+		}
+	}
+	rc.waitReceived(t, want, 30*time.Second)
+	more := r.publish(slices.Repeat([]string{"user_created"}, 50)...)
+	rc.waitReceived(t, more, 10*time.Second)
+	var firsts []int64
+	seen := map[int64]bool{}
+	for _, id := range rc.received() {
+		if !seen[id] {
+			seen[id] = true
+			firsts = append(firsts, id)
+		}
+	}
+	require.True(t, slices.IsSorted(firsts), "an ordered destination receives each event for the first time in log order")
+}
+
 func TestReplayFromTime(t *testing.T) {
 	r := newRig(t, delivery.Options{})
 	rc := newReceiver(t)

@@ -154,7 +154,7 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 	}
 	for _, d := range full {
 		if r.removeLocked(d) {
-			d.block(ev.Seq)
+			d.block(r, ev.Seq)
 		}
 	}
 }
