@@ -154,11 +154,19 @@ func (d *dest) start(ctx context.Context, position int64) {
 // stop takes the destination out of its reader and stops its runner (events it held are not
 // done), and returns its position. Called under e.mu.
 func (d *dest) stop() int64 {
-	d.mu.Lock()
-	cur := d.cur
-	d.mu.Unlock()
-	if cur != nil {
-		cur.leave(d)
+	for { // a catch-up reader may hand it to the head meanwhile: leave whichever has it
+		d.mu.Lock()
+		cur := d.cur
+		d.mu.Unlock()
+		if cur == nil || cur.leave(d) {
+			break
+		}
+		d.mu.Lock()
+		moved := d.cur != cur
+		d.mu.Unlock()
+		if !moved {
+			break
+		}
 	}
 	d.mu.Lock()
 	cancel := d.cancel

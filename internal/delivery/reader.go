@@ -80,15 +80,18 @@ func (r *reader) removeLocked(d *dest) bool {
 	return false
 }
 
-// leave takes d out of the reader, at the position the reader has reached.
-func (r *reader) leave(d *dest) {
+// leave takes d out of the reader, at the position the reader has reached. false: d is not
+// (or no longer) a member.
+func (r *reader) leave(d *dest) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.removeLocked(d) {
-		d.mu.Lock()
-		d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.pos.Load()), nil
-		d.mu.Unlock()
+	if !r.removeLocked(d) {
+		return false
 	}
+	d.mu.Lock()
+	d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.pos.Load()), nil
+	d.mu.Unlock()
+	return true
 }
 
 // joinAfter makes d a member of the head at once when the head has read no event stored at or
