@@ -27,7 +27,7 @@ func (d *deliveryRun) reads() error {
 		return err
 	}
 	fmt.Printf("mode=reads destinations=%d readers=%d; steady %.0f events/s for %s\n", c.dests, c.readers, c.rate, c.duration)
-	query := []byte(`{"query":"{ auditEventsInstanceStreamingDestinations(first: 50) { nodes { id name deliveryStatus { status pendingEvents deliveredEvents failedEvents lastError { message } } deliveryAttempts(first: 20) { nodes { at success count } } } } }"}`)
+	query := []byte(`{"query":"{ auditEventsInstanceStreamingDestinations(first: 50) { nodes { id name deliveryStatus { status pendingEvents deliveredEvents failedEvents lastError { message } } deliveryAttempts(first: 20) { at success count } } } }"}`)
 	ctx, cancel := context.WithTimeout(context.Background(), c.duration)
 	defer cancel()
 	var ok, refused, failed atomic.Int64
