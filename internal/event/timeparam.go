@@ -101,6 +101,9 @@ func (p *timeParser) parse() (time.Time, bool) {
 	}
 	p.i++
 	hour, ok1 := p.digits(2)
+	if !ok1 { // one digit, as Go's RFC 3339 reading and Ruby's DateTime take it (T2:24:48)
+		hour, ok1 = p.digits(1)
+	}
 	ok2 = p.eat(':')
 	minute, ok3 := p.digits(2)
 	if !(ok1 && ok2 && ok3) || hour > 23 || minute > 59 {
