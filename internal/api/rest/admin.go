@@ -958,16 +958,25 @@ func (a *API) editMember(kind store.NamespaceKind) authedHandler {
 			a.handleBad(w, r, err)
 			return
 		}
-		old, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid)
-		if errors.Is(err, store.ErrNotFound) {
-			memberNotFound(w)
-			return
-		} else if err != nil {
-			a.writeErr(w, r, err)
+		old, ok := a.member(w, r, ns, uid)
+		if !ok {
 			return
 		}
 		a.saveMember(w, r, p, ns, uid, in, http.StatusOK, &old)
 	}
+}
+
+// member reads the membership of uid in ns, answering 404 or the error when it cannot.
+func (a *API) member(w http.ResponseWriter, r *http.Request, ns store.Namespace, uid int64) (store.Member, bool) {
+	m, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid)
+	if errors.Is(err, store.ErrNotFound) {
+		memberNotFound(w)
+		return store.Member{}, false
+	} else if err != nil {
+		a.writeErr(w, r, err)
+		return store.Member{}, false
+	}
+	return m, true
 }
 
 func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
@@ -976,12 +985,8 @@ func (a *API) removeMember(kind store.NamespaceKind) authedHandler {
 		if !ok {
 			return
 		}
-		old, err := a.opts.Members.MemberGet(r.Context(), ns.Key, uid)
-		if errors.Is(err, store.ErrNotFound) {
-			memberNotFound(w)
-			return
-		} else if err != nil {
-			a.writeErr(w, r, err)
+		old, ok := a.member(w, r, ns, uid)
+		if !ok {
 			return
 		}
 		if err := a.opts.Members.MemberDelete(r.Context(), ns.Key, uid); errors.Is(err, store.ErrNotFound) {
