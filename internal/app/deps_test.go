@@ -37,6 +37,7 @@ var allowedImports = map[string][]string{
 	"internal/api/graphql/model":        {"internal/event"},
 	"internal/api/graphql/explorer":     {"internal/httpgzip"},
 	"internal/httpgzip":                 {},
+	"internal/npmtest":                  {}, // for tests: npm packages of real JavaScript clients
 	"internal/delivery":                 {"internal/destination", "internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
 	"internal/destination/httpdest":     {"internal/destination", "internal/netguard"},
 	"internal/destination/objectstore":  {"internal/destination"},

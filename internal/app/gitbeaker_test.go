@@ -6,74 +6,23 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/npmtest"
 )
 
 // gitbeakerVersion is the version of npm's @gitbeaker/rest, the JavaScript GitLab client, that
 // the client tests drive the API with, unchanged.
 const gitbeakerVersion = "43.8.0"
 
-var gitbeakerInstall struct {
-	once    sync.Once
-	modules string
-	err     string
-}
-
-// gitbeakerModules installs @gitbeaker/rest with npm into
-// <user cache dir>/auditstream-test/gitbeaker, unless it is there already, and returns its
-// node_modules directory and the node binary. Without node and npm the test is skipped, unless
-// CI is set: then it fails.
+// gitbeakerModules installs @gitbeaker/rest (npmtest.Install) and returns node and its
+// node_modules directory. Without node and npm the test is skipped, unless CI is set: then it
+// fails.
 func gitbeakerModules(t *testing.T) (node, modules string) {
 	t.Helper()
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node and npm are needed to run GitLab's JavaScript client (node: %v, npm: %v)", errNode, errNpm)
-		}
-		t.Skipf("node or npm missing (node: %v, npm: %v); CI is not set, so skipping", errNode, errNpm)
-	}
-	gitbeakerInstall.once.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			gitbeakerInstall.err = "no user cache directory to install @gitbeaker/rest into: " + err.Error()
-			return
-		}
-		dir := filepath.Join(cache, "auditstream-test", "gitbeaker")
-		mods := filepath.Join(dir, "node_modules")
-		if pkg, err := os.ReadFile(filepath.Join(mods, "@gitbeaker", "rest", "package.json")); err == nil {
-			var p struct{ Version string }
-			if json.Unmarshal(pkg, &p) == nil && p.Version == gitbeakerVersion {
-				gitbeakerInstall.modules = mods
-				return
-			}
-		}
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			gitbeakerInstall.err = err.Error()
-			return
-		}
-		// A package.json of its own keeps npm from installing into a parent directory's project.
-		if err := os.WriteFile(filepath.Join(dir, "package.json"), []byte(`{"name":"auditstream-gitbeaker-test","private":true}`+"\n"), 0o644); err != nil {
-			gitbeakerInstall.err = err.Error()
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "@gitbeaker/rest@"+gitbeakerVersion)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			gitbeakerInstall.err = "npm install @gitbeaker/rest@" + gitbeakerVersion + ": " + err.Error() + "\n" + string(out)
-			return
-		}
-		gitbeakerInstall.modules = mods
-	})
-	if gitbeakerInstall.err != "" {
-		t.Fatal(gitbeakerInstall.err)
-	}
-	return node, gitbeakerInstall.modules
+	node, npm := npmtest.Node(t, "to run GitLab's JavaScript client")
+	return node, npmtest.Install(t, npm, "gitbeaker", "@gitbeaker/rest", gitbeakerVersion)
 }
 
 // gitbeakerError is what the script reports when gitbeaker throws.

@@ -10,63 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/auditstream/auditstream/internal/npmtest"
 )
 
 // splunkLoggingVersion is the version of npm's splunk-logging, Splunk's JavaScript HEC
 // client, that proves the test HEC server.
 const splunkLoggingVersion = "0.11.1"
-
-// installSplunkLogging installs splunk-logging with npm into
-// <user cache dir>/auditstream-test/splunk-logging, unless it is there already, and returns
-// its node_modules directory.
-func installSplunkLogging(t *testing.T, npm string) string {
-	t.Helper()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatalf("no user cache directory to install splunk-logging into: %v", err)
-	}
-	dir := filepath.Join(cache, "auditstream-test", "splunk-logging")
-	modules := filepath.Join(dir, "node_modules")
-	if pkg, err := os.ReadFile(filepath.Join(modules, "splunk-logging", "package.json")); err == nil {
-		var p struct{ Version string }
-		if json.Unmarshal(pkg, &p) == nil && p.Version == splunkLoggingVersion {
-			return modules
-		}
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// A package.json of its own keeps npm from installing into a parent directory's project.
-	pkgJSON := filepath.Join(dir, "package.json")
-	if _, err := os.Stat(pkgJSON); err != nil {
-		if err := os.WriteFile(pkgJSON, []byte(`{"name":"auditstream-splunk-logging-test","private":true}`+"\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, npm, "install", "--no-audit", "--no-fund", "splunk-logging@"+splunkLoggingVersion)
-	cmd.Dir = dir
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("npm install splunk-logging@%s in %s: %v\n%s", splunkLoggingVersion, dir, err, out)
-	}
-	return modules
-}
-
-// nodeTools returns the paths of node and npm. It skips the test when they are missing,
-// unless CI is set: then it fails.
-func nodeTools(t *testing.T) (node, npm string) {
-	t.Helper()
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node and npm are needed to prove the test HEC server with splunk-logging (node: %v, npm: %v)", errNode, errNpm)
-		}
-		t.Skipf("node or npm missing (node: %v, npm: %v); CI is not set, so skipping", errNode, errNpm)
-	}
-	return node, npm
-}
 
 // clientResult is what the Node script reports for one send.
 type clientResult struct {
@@ -81,8 +31,8 @@ type clientResult struct {
 // server must index them as HEC would and refuse what HEC refuses, in the way the client
 // understands.
 func TestSplunkLoggingAgainstHECServer(t *testing.T) {
-	node, npm := nodeTools(t)
-	modules := installSplunkLogging(t, npm)
+	node, npm := npmtest.Node(t, "to prove the test HEC server with splunk-logging")
+	modules := npmtest.Install(t, npm, "splunk-logging", "splunk-logging", splunkLoggingVersion)
 	s := newTestHEC(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
