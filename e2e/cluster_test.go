@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -19,10 +18,10 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/natstest"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // pgServer is a PostgreSQL server of the test's own, so that the test can restart it.
@@ -55,7 +54,7 @@ func startPostgres(t *testing.T) *pgServer {
 		require.NoError(t, os.Chown(dir, uid, gid))
 		pg.run = []string{"runuser", "-u", "postgres", "--"}
 	}
-	port := freeTCPPort(t)
+	port := natstest.FreePort(t)
 	pg.url = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)
 	pg.exec("initdb", "-D", filepath.Join(dir, "data"), "-A", "trust", "-U", "postgres")
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "opts"), []byte(fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off", port, dir)), 0o644))
@@ -87,70 +86,19 @@ func (pg *pgServer) stop() {
 }
 
 // natsCluster is three NATS servers with JetStream, clustered on loopback, in this process.
-type natsCluster struct {
-	t     *testing.T
-	nodes []*natsserver.Server
-	urls  []string
-}
-
-func startNATSCluster(t *testing.T, n int) *natsCluster {
-	t.Helper()
-	c := &natsCluster{t: t}
-	clientPorts, routePorts := make([]int, n), make([]int, n)
-	var routes []string
-	for i := range n {
-		clientPorts[i], routePorts[i] = freeTCPPort(t), freeTCPPort(t)
-		routes = append(routes, fmt.Sprintf("nats://127.0.0.1:%d", routePorts[i]))
-		c.urls = append(c.urls, fmt.Sprintf("nats://127.0.0.1:%d", clientPorts[i]))
-	}
-	for i := range n {
-		opts := &natsserver.Options{ServerName: fmt.Sprintf("n%d", i+1), Host: "127.0.0.1", Port: clientPorts[i], JetStream: true,
-			StoreDir: t.TempDir(), NoSigs: true, Routes: natsserver.RoutesFromStr(strings.Join(routes, ",")),
-			Cluster: natsserver.ClusterOpts{Name: "auditstream-e2e", Host: "127.0.0.1", Port: routePorts[i]}}
-		ns, err := natsserver.NewServer(opts)
-		require.NoError(t, err)
-		go ns.Start()
-		c.nodes = append(c.nodes, ns)
-		t.Cleanup(ns.Shutdown)
-	}
-	for _, ns := range c.nodes {
-		require.True(t, ns.ReadyForConnections(20*time.Second))
-	}
-	// Ready when JetStream has a meta leader and answers.
-	nc, err := nats.Connect(strings.Join(c.urls, ","))
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	eventually(t, 30*time.Second, func() error {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
-		_, err := js.AccountInfo(ctx)
-		return err
-	})
-	return c
-}
-
-func (c *natsCluster) url() string { return strings.Join(c.urls, ",") }
-
 // streamReplicas reports the replica count of the auditstream stream.
-func (c *natsCluster) streamReplicas() int {
-	c.t.Helper()
-	nc, err := nats.Connect(c.url())
-	require.NoError(c.t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(c.t, err)
-	s, err := js.Stream(c.t.Context(), "AUDIT_EVENTS")
-	require.NoError(c.t, err)
+func streamReplicas(t *testing.T, nc *natstest.Cluster) int {
+	t.Helper()
+	s, err := nc.JetStream(t).Stream(t.Context(), "AUDIT_EVENTS")
+	require.NoError(t, err)
 	return s.CachedInfo().Config.Replicas
 }
 
 // clusterEnv is the environment of a replica of the cluster.
-func clusterEnv(t *testing.T, nc *natsCluster, pg *pgServer) []string {
+func clusterEnv(t *testing.T, nc *natstest.Cluster, pg *pgServer) []string {
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
-	return []string{"AUDITSTREAM_NATS_URL=" + nc.url(), "AUDITSTREAM_DATABASE_URL=" + pg.url, "AUDITSTREAM_LOG_LEVEL=info",
+	return []string{"AUDITSTREAM_NATS_URL=" + nc.URL(), "AUDITSTREAM_DATABASE_URL=" + pg.url, "AUDITSTREAM_LOG_LEVEL=info",
 		"AUDITSTREAM_SECRET_KEY=" + base64.StdEncoding.EncodeToString(key), "AUDITSTREAM_ALLOW_PRIVATE_DESTINATIONS=true"}
 }
 
@@ -197,7 +145,7 @@ func ingestRetrying(t *testing.T, base, prefix string, batches, size int, into *
 	t.Helper()
 	for b := range batches {
 		body := keyedEvents(fmt.Sprintf("%s-%d", prefix, b), size)
-		eventually(t, 60*time.Second, func() error {
+		poll.Until(t, 60*time.Second, func() error {
 			ids, _, err := ingest(base, body)
 			if err != nil {
 				return err
@@ -214,13 +162,13 @@ func ingestRetrying(t *testing.T, base, prefix string, batches, size int, into *
 // cluster; an ordered destination keeps its order across the loss of a replica.
 func TestClusterOfReplicas(t *testing.T) {
 	pg := startPostgres(t)
-	nc := startNATSCluster(t, 3)
+	nc := natstest.StartCluster(t, 3)
 	env := clusterEnv(t, nc, pg)
 	dirA, dirB := t.TempDir(), t.TempDir()
 	a, b := start(t, dirA, env...), start(t, dirB, env...) // at once: both migrate and bootstrap
 	a.waitReady()
 	b.waitReady()
-	require.Equal(t, 3, nc.streamReplicas(), "a cluster gets three replicas by default")
+	require.Equal(t, 3, streamReplicas(t, nc), "a cluster gets three replicas by default")
 
 	t.Run("BlackBox", func(t *testing.T) { blackBox(t, a.base, b.base) })
 
@@ -231,7 +179,7 @@ func TestClusterOfReplicas(t *testing.T) {
 	ingestRetrying(t, b.base, "b", 10, 50, all)
 
 	// Both replicas deliver, and each shows the cluster's count, not its own share.
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		sa, sb := statusOf(t, a.base, gid), statusOf(t, b.base, gid)
 		if sa.DeliveredEvents < 1000 || sa.DeliveredEvents != sb.DeliveredEvents || sa.Status != "healthy" || sb.Status != "healthy" {
 			return fmt.Errorf("A shows %s, B shows %s", sa, sb)
@@ -252,7 +200,7 @@ func TestClusterOfReplicas(t *testing.T) {
 			all.add(ids)
 		}
 	}()
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if n := len(all.list()); n < 1200 {
 			return fmt.Errorf("%d acked", n)
 		}
@@ -263,7 +211,7 @@ func TestClusterOfReplicas(t *testing.T) {
 	ingestRetrying(t, b.base, "b-after-kill", 10, 50, all)
 
 	// A NATS node goes away: the stream (R3) stays available.
-	nc.nodes[0].Shutdown()
+	nc.Nodes[0].Shutdown()
 	ingestRetrying(t, b.base, "b-after-nats", 10, 50, all)
 
 	// PostgreSQL restarts: ingest keeps accepting (the log buffers), the store catches up.
@@ -273,7 +221,7 @@ func TestClusterOfReplicas(t *testing.T) {
 
 	want := all.list()
 	t.Logf("%d events acknowledged", len(want))
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		stored := allIDs(t, b.base)
 		seen := make(map[int64]bool, len(stored))
 		for _, id := range stored {
@@ -289,7 +237,7 @@ func TestClusterOfReplicas(t *testing.T) {
 		}
 		return nil
 	})
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		if missing := rc.missing(want); len(missing) > 0 {
 			return fmt.Errorf("%d of %d acknowledged events not delivered to destination %d, first %d", len(missing), len(want), destID, missing[0])
 		}
@@ -311,7 +259,7 @@ func TestClusterOfReplicas(t *testing.T) {
 		sent := &acked{ids: map[int64]bool{}}
 		ordered.setDelay(20 * time.Millisecond) // one at a time: the holder has events in flight when it dies
 		ingestRetrying(t, a2.base, "ordered-1", 5, 40, sent)
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			if n := len(ordered.firstDeliveryOrder()); n < 20 || n >= len(sent.list()) {
 				return fmt.Errorf("%d of %d delivered: wait until delivery is under way", n, len(sent.list()))
 			}
@@ -319,7 +267,7 @@ func TestClusterOfReplicas(t *testing.T) {
 		})
 		// The replica that holds the lease of the destination's partition delivers it.
 		var holder, survivor *proc
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			for _, c := range [][2]*proc{{a2, b}, {b, a2}} {
 				if holdsLease(c[0], lease) {
 					holder, survivor = c[0], c[1]
@@ -331,7 +279,7 @@ func TestClusterOfReplicas(t *testing.T) {
 		killed := time.Now()
 		holder.kill()
 		ingestRetrying(t, survivor.base, "ordered-2", 5, 40, sent)
-		eventually(t, 90*time.Second, func() error {
+		poll.Until(t, 90*time.Second, func() error {
 			if missing := ordered.missing(sent.list()); len(missing) > 0 {
 				return fmt.Errorf("%d of %d not delivered", len(missing), len(sent.list()))
 			}
@@ -351,7 +299,7 @@ func TestClusterOfReplicas(t *testing.T) {
 		ordered.setDelay(0)
 		after := &acked{ids: map[int64]bool{}}
 		ingestRetrying(t, survivor.base, "ordered-3", 1, 20, after)
-		eventually(t, 60*time.Second, func() error {
+		poll.Until(t, 60*time.Second, func() error {
 			if missing := ordered.missing(after.list()); len(missing) > 0 {
 				return fmt.Errorf("%d of %d not delivered after the change; status %s", len(missing), len(after.list()), statusOf(t, survivor.base, gid))
 			}
@@ -398,7 +346,7 @@ func blackBox(t *testing.T, bases ...string) {
 		ids = append(ids, res.IDs...)
 	}
 	for i := range bases {
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			var evs []struct {
 				ID int64 `json:"id"`
 			}
@@ -417,7 +365,7 @@ func blackBox(t *testing.T, bases ...string) {
 			return nil
 		})
 	}
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if missing := rc.missing(ids); len(missing) > 0 {
 			return fmt.Errorf("%d of %d events not delivered", len(missing), len(ids))
 		}
@@ -449,7 +397,7 @@ func TestClusterManyDestinations(t *testing.T) {
 		t.Skip("2,000 destinations on a cluster")
 	}
 	pg := startPostgres(t)
-	nc := startNATSCluster(t, 3)
+	nc := natstest.StartCluster(t, 3)
 	env := append(clusterEnv(t, nc, pg), "AUDITSTREAM_CONFIG_MUTATIONS_PER_MINUTE=0")
 	a, b := start(t, t.TempDir(), env...), start(t, t.TempDir(), env...)
 	a.waitReady()
@@ -459,7 +407,7 @@ func TestClusterManyDestinations(t *testing.T) {
 	held := func(p *proc) int {
 		return strings.Count(p.out.String(), `"msg":"eventlog: took a lease","lease":"delivery-p`)
 	}
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if held(a) == 0 || held(b) == 0 {
 			return fmt.Errorf("partitions taken: A %d, B %d", held(a), held(b))
 		}
@@ -471,7 +419,7 @@ func TestClusterManyDestinations(t *testing.T) {
 	a.kill()
 	for range 3 {
 		var ids []int64
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			var err error
 			ids, _, err = ingest(b.base, groupEvents(paths, "member_created"))
 			return err
@@ -480,7 +428,7 @@ func TestClusterManyDestinations(t *testing.T) {
 	}
 	// Minutes, not seconds: with the race detector and the other packages' tests on the same two
 	// cores, the surviving replica's catch-up of a thousand destinations is slow.
-	eventually(t, 4*time.Minute, func() error {
+	poll.Until(t, 4*time.Minute, func() error {
 		if miss := rc.missing(want); len(miss) > 0 {
 			var groups []string // want holds one event per group in paths' order, five times
 			for _, id := range miss[:min(len(miss), 10)] {

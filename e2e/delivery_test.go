@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 const (
@@ -102,7 +104,7 @@ func (rc *receiver) down() {
 // up listens again on the same address.
 func (rc *receiver) up() {
 	rc.t.Helper()
-	eventually(rc.t, 10*time.Second, func() error {
+	poll.Until(rc.t, 10*time.Second, func() error {
 		l, err := net.Listen("tcp", rc.addr)
 		if err != nil {
 			return err
@@ -322,7 +324,7 @@ func (rc *receiver) wireProblems() []string {
 func (rc *receiver) waitCreation(t *testing.T) int64 {
 	t.Helper()
 	var id int64
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		ids := rc.ids()
 		if len(ids) != 1 {
 			return fmt.Errorf("receiver has %v, want the creation's self-audit event", ids)
@@ -557,7 +559,7 @@ func TestDeliveryOutagesLoseNothing(t *testing.T) {
 
 	// Refused: the circuit opens, the error says why, and events wait.
 	var st deliveryStatus
-	eventually(t, phase-5*time.Second, func() error {
+	poll.Until(t, phase-5*time.Second, func() error {
 		st = statusOf(t, p.base, gid)
 		if st.Status != "circuit_open" || st.LastError == nil || st.LastError.StatusCode != nil ||
 			!strings.Contains(st.LastError.Message, "connection refused") || st.pending() <= 0 {
@@ -575,7 +577,7 @@ func TestDeliveryOutagesLoseNothing(t *testing.T) {
 	rc.setStatus(func(string) int { return http.StatusServiceUnavailable })
 	rc.up()
 	// The open circuit probes every 2s, 4s, ... 60s: the probe of this phase may come late.
-	eventually(t, 2*phase+10*time.Second, func() error {
+	poll.Until(t, 2*phase+10*time.Second, func() error {
 		st = statusOf(t, p.base, gid)
 		if st.Status != "circuit_open" || st.LastError == nil || st.LastError.StatusCode == nil || *st.LastError.StatusCode != 503 || st.pending() <= 0 {
 			return fmt.Errorf("status %s", st)
@@ -600,14 +602,14 @@ func TestDeliveryOutagesLoseNothing(t *testing.T) {
 	}
 	require.Len(t, want, total)
 	want = append(want, selfID)
-	eventually(t, 150*time.Second, func() error {
+	poll.Until(t, 150*time.Second, func() error {
 		if miss := rc.missing(want); len(miss) > 0 {
 			return fmt.Errorf("%d of %d events not delivered, e.g. %v", len(miss), len(want), miss[:min(len(miss), 10)])
 		}
 		return nil
 	})
 	allAt := time.Since(start)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		st = statusOf(t, p.base, gid)
 		if st.Status != "healthy" || st.pending() != 0 || st.LastSuccessAt == nil {
 			return fmt.Errorf("status %s", st)
@@ -677,7 +679,7 @@ func TestDeliverySurvivesSIGKILL(t *testing.T) {
 		acked = append(acked, mustIngest(t, p2.base, events(min(50, total-len(acked)), userCreated))...)
 	}
 	want := append(slices.Clone(acked), selfID)
-	eventually(t, 90*time.Second, func() error {
+	poll.Until(t, 90*time.Second, func() error {
 		if miss := rc.missing(want); len(miss) > 0 {
 			return fmt.Errorf("%d of %d events not delivered, e.g. %v", len(miss), len(want), miss[:min(len(miss), 10)])
 		}
@@ -708,7 +710,7 @@ func TestDeliverySurvivesSIGKILL(t *testing.T) {
 
 	// Nothing arrived that is not a stored event.
 	received := rc.ids()
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		stored := allIDs(t, p2.base)
 		for _, id := range received {
 			if _, ok := slices.BinarySearch(stored, id); !ok {
@@ -748,14 +750,14 @@ func TestDeadLettersAndRedeliver(t *testing.T) {
 			others = append(others, id)
 		}
 	}
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if miss := rc.missing(others); len(miss) > 0 {
 			return fmt.Errorf("%d of %d not delivered", len(miss), len(others))
 		}
 		return nil
 	})
 	var dl deadLetters
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		dl = deadLettersOf(t, p.base, gid)
 		if dl.Count != len(blocked) {
 			return fmt.Errorf("%d dead letters, want %d", dl.Count, len(blocked))
@@ -825,7 +827,7 @@ func TestSlowDestinationDoesNotSlowOthers(t *testing.T) {
 		slowest = max(slowest, took)
 	}
 	ingestTime := time.Since(start)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if miss := fast.missing(ids); len(miss) > 0 {
 			return fmt.Errorf("fast receiver lacks %d of %d", len(miss), len(ids))
 		}
@@ -841,7 +843,7 @@ func TestSlowDestinationDoesNotSlowOthers(t *testing.T) {
 	require.Less(t, fastTime, 10*time.Second, "the fast destination is held up")
 	require.Less(t, slowGot, 200, "the slow destination cannot be this far")
 	require.Greater(t, slowSt.pending(), 1500)
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if st := statusOf(t, p.base, fastID); st.pending() != 0 || st.Status != "healthy" {
 			return fmt.Errorf("fast status %s", st)
 		}
@@ -885,7 +887,7 @@ func TestSSRFRefusedByDefault(t *testing.T) {
 	mustIngest(t, p.base, events(1, userCreated))
 	for i, c := range cases {
 		var st deliveryStatus
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			st = statusOf(t, p.base, gids[i])
 			if st.LastError == nil || !strings.Contains(st.LastError.Message, c.reason) || st.DeadLetterCount < 1 {
 				return fmt.Errorf("status %s", st)
@@ -912,7 +914,7 @@ func TestSSRFRefusedByDefault(t *testing.T) {
 	require.NotNil(t, res.StatusCode)
 	require.Equal(t, 200, *res.StatusCode)
 	ids := mustIngest(t, p2.base, events(1, userCreated))
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if miss := ok.missing(ids); len(miss) > 0 {
 			return fmt.Errorf("not delivered: %v", miss)
 		}
@@ -942,7 +944,7 @@ func TestTestEventAndReplay(t *testing.T) {
 	gid, _ := createDestination(t, p.base, rc.url())
 	selfID := rc.waitCreation(t)
 	ids := append(mustIngest(t, p.base, events(20, userCreated)), selfID)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if miss := rc.missing(ids); len(miss) > 0 {
 			return fmt.Errorf("not delivered: %v", miss)
 		}
@@ -962,7 +964,7 @@ func TestTestEventAndReplay(t *testing.T) {
 	data := gql(t, p.base, `mutation($id: ID!, $since: Time!) { auditEventStreamingDestinationReplay(input: {destinationId: $id, since: $since}) { errors } }`,
 		map[string]any{"id": gid, "since": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)})
 	require.Empty(t, data["auditEventStreamingDestinationReplay"].(map[string]any)["errors"])
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		for _, id := range ids {
 			if n := rc.times(id); n < 2 {
 				return fmt.Errorf("event %d delivered %d times", id, n)
@@ -1033,7 +1035,7 @@ func TestShutdownWithManyDestinations(t *testing.T) {
 	paths := createGroupDestinations(t, p.base, rc.url(), 1000)
 	rc.setDelay(time.Hour) // every request hangs: deliveries are under way at SIGTERM
 	want := mustIngest(t, p.base, groupEvents(paths, "member_created"))
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if n := rc.requests.Load(); n < 100 {
 			return fmt.Errorf("%d requests under way", n)
 		}
@@ -1054,7 +1056,7 @@ func TestShutdownWithManyDestinations(t *testing.T) {
 	rc.setDelay(0)
 	p2 := serve(t, dataDir, env...)
 	_ = p2
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		if miss := rc.missing(want); len(miss) > 0 {
 			return fmt.Errorf("%d of %d events not delivered, e.g. %v", len(miss), len(want), miss[:min(len(miss), 10)])
 		}

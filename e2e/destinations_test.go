@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // gql posts one GraphQL request as the admin and returns the decoded response.
@@ -80,7 +82,7 @@ func TestDestinationsSurviveACrash(t *testing.T) {
 	require.Equal(t, header, n["config"].(map[string]any)["headers"].(map[string]any)["Authorization"].(map[string]any)["value"])
 
 	// The change was recorded as an audit event, stored after the restart.
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, p2.base+"/api/v4/groups/7/audit_events", nil)
 		req.Header.Set("PRIVATE-TOKEN", adminToken)
 		resp, err := http.DefaultClient.Do(req)
@@ -130,7 +132,7 @@ func TestSecretKeyFromEnvironment(t *testing.T) {
 	other := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{9}, 32))
 	p = serve(t, dataDir, "AUDITSTREAM_SECRET_KEY="+other)
 	require.Equal(t, http.StatusCreated, postOne(t, p.base))
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if !strings.Contains(p.out.String(), "destination secrets cannot be read") {
 			return fmt.Errorf("no start-up warning: %s", p.out.String())
 		}

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 const adminToken = "ast-e2e-admin-token-0123456789"
@@ -114,7 +116,7 @@ func start(t *testing.T, dataDir string, env ...string) *proc {
 // waitReady waits until the process answers /-/ready with 200.
 func (p *proc) waitReady() {
 	p.t.Helper()
-	eventually(p.t, 30*time.Second, func() error {
+	poll.Until(p.t, 30*time.Second, func() error {
 		select {
 		case <-p.done:
 			return fmt.Errorf("exited early: %s", p.out.String())
@@ -135,23 +137,6 @@ func (p *proc) waitReady() {
 func (p *proc) kill() {
 	require.NoError(p.t, p.cmd.Process.Signal(syscall.SIGKILL))
 	<-p.done
-}
-
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(wait) // polling interval
-		wait = min(wait*2, 200*time.Millisecond)
-	}
 }
 
 // allIDs pages through every stored event with keyset pagination. Callers poll it until it
@@ -229,7 +214,7 @@ func TestCrashDuringIngest(t *testing.T) {
 		}()
 	}
 	// Kill once a good number of events were acknowledged, mid-stream.
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(acked) < 5000 {
@@ -247,7 +232,7 @@ func TestCrashDuringIngest(t *testing.T) {
 
 	p2 := serve(t, dataDir)
 	var ids []int64
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		ids = allIDs(t, p2.base)
 		if len(ids) < n {
 			return fmt.Errorf("%d of %d acknowledged events stored", len(ids), n)
@@ -267,14 +252,14 @@ func TestCrashDuringIngest(t *testing.T) {
 	// The store consumer resumed: no lag remains and new events flow.
 	status := postOne(t, p2.base)
 	require.Equal(t, http.StatusCreated, status)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if got := len(allIDs(t, p2.base)); got != len(ids)+1 {
 			return fmt.Errorf("stored %d, want %d", got, len(ids)+1)
 		}
 		return nil
 	})
 	// Whatever was in flight to the store at the kill is redelivered after the ack wait (10s).
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if m := metric(t, p2.base, "auditstream_store_lag_events"); m != "auditstream_store_lag_events 0" {
 			return fmt.Errorf("%s", m)
 		}
@@ -319,7 +304,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 	require.Equal(t, 0, p.cmd.ProcessState.ExitCode(), p.out.String())
 	p2 := serve(t, dataDir)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if got := len(allIDs(t, p2.base)); got != 50 {
 			return fmt.Errorf("stored %d of 50", got)
 		}
@@ -337,7 +322,7 @@ func TestFirstStartPrintsToken(t *testing.T) {
 	cmd.Stdout, cmd.Stderr = out, out
 	require.NoError(t, cmd.Start())
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if !strings.Contains(out.String(), "and the API at http://"+addr) {
 			return fmt.Errorf("no banner yet: %s", out.String())
 		}
@@ -356,7 +341,7 @@ func TestLogResetKeepsIDsUnique(t *testing.T) {
 	for range 3 {
 		require.Equal(t, http.StatusCreated, postOne(t, p.base))
 	}
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		if n := len(allIDs(t, p.base)); n != 3 {
 			return fmt.Errorf("stored %d", n)
 		}
@@ -375,7 +360,7 @@ func TestLogResetKeepsIDsUnique(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode, string(b))
 	require.JSONEq(t, `{"ids":[4]}`, string(b))
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		if ids := allIDs(t, p2.base); len(ids) != 4 {
 			return fmt.Errorf("stored %v", ids)
 		}

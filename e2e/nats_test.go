@@ -8,35 +8,25 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
-)
 
-// startNATS runs a NATS server with JetStream on a fixed loopback port, so that a restart comes
-// back at the same address.
-func startNATS(t *testing.T, storeDir string, port int) *natsserver.Server {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoSigs: true})
-	require.NoError(t, err)
-	go ns.Start()
-	require.True(t, ns.ReadyForConnections(10*time.Second), "nats did not start")
-	return ns
-}
+	"github.com/auditstream/auditstream/internal/natstest"
+	"github.com/auditstream/auditstream/internal/poll"
+)
 
 // TestExternalNATSOutage runs the binary against an external NATS server, stops that server,
 // and checks that ingest answers 503 log_unavailable (nothing half-accepted, the process keeps
 // serving), and that it recovers by itself when NATS is back.
 func TestExternalNATSOutage(t *testing.T) {
 	natsDir := t.TempDir()
-	port := freeTCPPort(t)
-	ns := startNATS(t, natsDir, port)
-	t.Cleanup(ns.Shutdown)
+	port := natstest.FreePort(t)
+	ns := natstest.Start(t, natsDir, port)
 	p := serve(t, t.TempDir(), fmt.Sprintf("AUDITSTREAM_NATS_URL=nats://127.0.0.1:%d", port))
 	require.Equal(t, http.StatusCreated, postOne(t, p.base))
 
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		if s := postOne(t, p.base); s != http.StatusServiceUnavailable {
 			return fmt.Errorf("status %d while NATS is down", s)
 		}
@@ -51,9 +41,8 @@ func TestExternalNATSOutage(t *testing.T) {
 	resp.Body.Close()
 	require.Equal(t, http.StatusOK, resp.StatusCode, "alive: the process keeps serving")
 
-	ns2 := startNATS(t, natsDir, port)
-	t.Cleanup(ns2.Shutdown)
-	eventually(t, 30*time.Second, func() error {
+	natstest.Start(t, natsDir, port)
+	poll.Until(t, 30*time.Second, func() error {
 		if s := postOne(t, p.base); s != http.StatusCreated {
 			return fmt.Errorf("status %d after NATS came back", s)
 		}
@@ -61,7 +50,7 @@ func TestExternalNATSOutage(t *testing.T) {
 	})
 	// Both accepted events are stored (and whatever 503s published before failing is at most
 	// stored once: ids are unique).
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		ids := allIDs(t, p.base)
 		if len(ids) < 2 {
 			return fmt.Errorf("%d stored", len(ids))
@@ -75,14 +64,6 @@ func TestExternalNATSOutage(t *testing.T) {
 		}
 		return nil
 	})
-}
-
-func freeTCPPort(t *testing.T) int {
-	addr := freePort(t)
-	var port int
-	_, err := fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port)
-	require.NoError(t, err)
-	return port
 }
 
 // TestAdminCLI drives the admin commands of the binary against a data dir, then serves it and
@@ -132,7 +113,7 @@ func TestAdminCLI(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		req, _ := http.NewRequest(http.MethodGet, p.base+"/api/v4/projects/acme%2Fplatform%2Fapi/audit_events", nil)
 		req.Header.Set("PRIVATE-TOKEN", tok) // alice owns acme: she sees the project's events
 		resp, err := http.DefaultClient.Do(req)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // browser drives headless Chromium against the real binary and writes a screenshot of every
@@ -126,7 +128,7 @@ func (b *browser) navigate(actions ...chromedp.Action[chromedp.Void]) {
 	b.t.Helper()
 	eval[bool](b, `window.__before = true`)
 	b.run(actions...)
-	eventually(b.t, 10*time.Second, func() error {
+	poll.Until(b.t, 10*time.Second, func() error {
 		loaded, err := chromedp.Run(b.ctx, chromedp.Evaluate[bool](`!window.__before && document.readyState === 'complete'`))
 		if err == nil && !loaded {
 			err = fmt.Errorf("the next page has not loaded")
@@ -239,7 +241,7 @@ func TestUIInABrowser(t *testing.T) {
 
 	types := []string{"user_created", "member_created", "project_created", "user_created", "user_blocked", "member_created"}
 	ids := ingestGroupEvents(t, p.base, types...)
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if n := len(apiEventIDs(t, p.base, "/api/v4/groups/acme/audit_events")); n != len(types) {
 			return fmt.Errorf("%d events stored, want %d", n, len(types))
 		}
@@ -324,7 +326,7 @@ func TestUIInABrowser(t *testing.T) {
 
 	// Events flow through the filter: user_management types and member_created, not project_created.
 	flowing := ingestGroupEvents(t, p.base, "user_created", "project_created", "member_created")
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if got := rc.countOf([]int64{flowing[0], flowing[2]}); got != 2 {
 			return fmt.Errorf("%d of 2 filtered events delivered", got)
 		}
@@ -382,7 +384,7 @@ func TestUIInABrowser(t *testing.T) {
 // waitStatus reloads the stream page until its status is one of want.
 func (b *browser) waitStatus(url string, want ...string) {
 	b.t.Helper()
-	eventually(b.t, 30*time.Second, func() error {
+	poll.Until(b.t, 30*time.Second, func() error {
 		if err := chromedp.Do(b.ctx, chromedp.Navigate(url)); err != nil {
 			return err
 		}
@@ -440,7 +442,7 @@ func TestUIAtDesktopWidths(t *testing.T) {
 		IDs []int64 `json:"ids"`
 	}
 	require.Equal(t, http.StatusCreated, apiCall(t, p.base, http.MethodPost, "/api/v4/audit_events", adminToken, evs, &res))
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if n := len(apiEventIDs(t, p.base, "/api/v4/audit_events", "created_group_audit_event_streaming_destination")); n != len(evs) {
 			return fmt.Errorf("%d events stored", n)
 		}

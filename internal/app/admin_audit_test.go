@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/adminaudit"
 	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // postJSON sends a JSON body and requires want; it decodes the answer into out (when not nil).
@@ -95,7 +96,7 @@ func TestAdminChangesAreAudited(t *testing.T) {
 			"personal_access_token_revoked"}
 		var got []storedEvent
 		var raw []byte
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			status, body, _ := s.do(http.MethodGet, "/api/v4/audit_events?per_page=100&sort=asc&pagination=keyset", s.admin, "", nil)
 			if status != http.StatusOK {
 				return errors.New(string(body))
@@ -161,7 +162,7 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		// Streamed like any other event: the instance's destination receives each of them (in
 		// any order: the destination is not in ordered mode).
 		sortedWant := slices.Sorted(slices.Values(want))
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			streamed := slices.DeleteFunc(h.types(), func(t string) bool { return !slices.Contains(adminaudit.Types(), t) })
 			slices.Sort(streamed)
 			if !slices.Equal(streamed, sortedWant) {

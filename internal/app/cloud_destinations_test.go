@@ -21,6 +21,8 @@ import (
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // TestCloudDestinationsThroughTheService: an owner streams to S3, Google Cloud Storage and
@@ -79,7 +81,7 @@ func TestCloudDestinationsThroughTheService(t *testing.T) {
 		ev("protected_branch_created", "Project", "org/sub/app", w.proj.ID, w.dev.ID, "two"))
 
 	// S3: GitLab's key per event, and gzip NDJSON batches.
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		out, err := s3c.ListObjectsV2(context.Background(), &s3.ListObjectsV2Input{Bucket: aws.String("audit-logs")})
 		if err != nil {
 			return err
@@ -112,7 +114,7 @@ func TestCloudDestinationsThroughTheService(t *testing.T) {
 	require.Contains(t, string(lines), `"event_type":`)
 
 	// GCS: the same layout under the prefix.
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		objs, _, err := gcs.ListObjectsWithOptions("audit-archive", fakestorage.ListOptions{Prefix: "gitlab/"})
 		if err != nil {
 			return err
@@ -130,7 +132,7 @@ func TestCloudDestinationsThroughTheService(t *testing.T) {
 	})
 
 	// Splunk: HEC's envelope around the event.
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		hecMu.Lock()
 		defer hecMu.Unlock()
 		for _, e := range hecEvents {

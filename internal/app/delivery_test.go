@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // hook is a real HTTP receiver that records the requests it accepts.
@@ -81,7 +82,7 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 		s.ingest(w.tokens["ingest"], ev("member_created", "Group", "org", w.org.ID, w.owner.ID, "one"),
 			ev("protected_branch_created", "Project", "org/sub/app", w.proj.ID, w.dev.ID, "two"),
 			ev("member_created", "Group", "other", w.other.ID, w.outside.ID, "not org's"))
-		eventually(t, 10*time.Second, func() error {
+		poll.Until(t, 10*time.Second, func() error {
 			if got := h.types(); !slices.Contains(got, "protected_branch_created") || !slices.Contains(got, "member_created") {
 				return fmt.Errorf("received %v", got)
 			}
@@ -99,7 +100,7 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 			require.Equal(t, h.headers[i].Get("webhook-id"), fmt.Sprint(e["id"]), "the event id is the webhook id")
 		}
 		h.mu.Unlock()
-		eventually(t, 10*time.Second, func() error {
+		poll.Until(t, 10*time.Second, func() error {
 			st := status()
 			if dig(st, "deliveryStatus", "status") != "healthy" || dig(st, "deliveryStatus", "pendingEvents") != float64(0) {
 				return fmt.Errorf("%v", st)
@@ -117,7 +118,7 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 		// The receiver refuses: the event is dead-lettered with the status, and the log says so.
 		h.setStatus(http.StatusUnprocessableEntity)
 		s.ingest(w.tokens["ingest"], ev("member_updated", "Group", "org", w.org.ID, w.owner.ID, "refused"))
-		eventually(t, 10*time.Second, func() error {
+		poll.Until(t, 10*time.Second, func() error {
 			st := status()
 			if dig(st, "deadLetters", "count") != float64(1) || dig(st, "deliveryStatus", "deadLetterCount") != float64(1) {
 				return fmt.Errorf("%v", st)
@@ -129,7 +130,7 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 		require.Equal(t, float64(422), dig(st, "deadLetters", "nodes", "0", "statusCode"))
 		require.Equal(t, float64(422), dig(st, "deliveryStatus", "lastError", "statusCode"))
 		require.NotContains(t, fmt.Sprint(st), "k=1", "no URL query in what owners see")
-		eventually(t, 10*time.Second, func() error {
+		poll.Until(t, 10*time.Second, func() error {
 			attempts, _ := dig(status(), "deliveryAttempts").([]any)
 			var sawTest, sawFailure bool
 			for _, a := range attempts {
@@ -162,7 +163,7 @@ func TestGraphQLDeliveryThroughTheService(t *testing.T) {
 		s.mutate(owner, "auditEventStreamingDestinationReplay",
 			`mutation($id: ID!, $t: Time!) { auditEventStreamingDestinationReplay(input: {destinationId: $id, since: $t}) { errors } }`,
 			map[string]any{"id": id, "t": time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)})
-		eventually(t, 10*time.Second, func() error {
+		poll.Until(t, 10*time.Second, func() error {
 			if n := len(h.types()); n < before+3 {
 				return fmt.Errorf("%d received after the replay, %d before", n, before)
 			}

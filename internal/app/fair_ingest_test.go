@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // ingestToken creates a token with the ingest scope for the user id and returns it.
@@ -150,7 +151,7 @@ func TestInflightBudgetIsPerToken(t *testing.T) {
 
 	// The attacker's token sends most of a 1 MiB body and waits: its share is taken.
 	held := s.openIngest(t, attacker, 1<<20, "["+strings.Repeat(" ", (1<<20)-(16<<10)))
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", attacker, "application/json", []byte(small))
 		if status != http.StatusServiceUnavailable {
 			return fmt.Errorf("the attacker's token still has room: %d %s", status, body)

@@ -27,6 +27,7 @@ import (
 	_ "modernc.org/sqlite" // the raw read of the SQLite file ("sqlite" driver)
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // Tests of what the service keeps secret: destination secrets sealed at rest (the raw database,
@@ -110,7 +111,7 @@ func (s *server) secTotalEvents() int {
 // secWaitEvents polls until at least want events are stored.
 func (s *server) secWaitEvents(want int) {
 	s.t.Helper()
-	eventually(s.t, 30*time.Second, func() error {
+	poll.Until(s.t, 30*time.Second, func() error {
 		status, body, h := s.do(http.MethodGet, "/api/v4/audit_events?per_page=1", s.admin, "", nil)
 		if status != http.StatusOK {
 			return errors.New(string(body))

@@ -22,6 +22,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 const adminToken = "ast-test-admin-token-0123456789"
@@ -202,7 +203,7 @@ func (s *server) ingest(token string, events ...map[string]any) []int64 {
 // waitStored polls until the instance API reports want events stored.
 func (s *server) waitStored(want int) {
 	s.t.Helper()
-	eventually(s.t, 20*time.Second, func() error {
+	poll.Until(s.t, 20*time.Second, func() error {
 		status, body, h := s.do(http.MethodGet, "/api/v4/audit_events?per_page=1", s.admin, "", nil)
 		if status != http.StatusOK {
 			return errors.New(string(body))
@@ -212,24 +213,6 @@ func (s *server) waitStored(want int) {
 		}
 		return nil
 	})
-}
-
-// eventually polls f until it returns nil or the deadline passes.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(wait) // polling interval, not a wait for an event
-		wait = min(wait*2, 200*time.Millisecond)
-	}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }

@@ -13,6 +13,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // TestIngestBadInput sends every kind of bad request: each gets its documented status and code,
@@ -241,7 +242,7 @@ func TestHealthReadyMetricsAndBanner(t *testing.T) {
 	}
 	// The row is visible before its ack reaches the log, so the lag may read 1 for a moment.
 	var body []byte
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		var status int
 		status, body, _ = s.do(http.MethodGet, "/metrics", "", "", nil)
 		if status != http.StatusOK || !strings.Contains(string(body), "auditstream_store_lag_events 0") {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // tokenWithID creates a token with scopes for the user and returns it and its id.
@@ -78,7 +80,7 @@ func TestEventsRecordTheirProducer(t *testing.T) {
 
 		// Stored: the instance and the group's REST API show it.
 		var created map[string]any // the self-recorded event of the destination's creation
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			status, b, _ := s.do(http.MethodGet, "/api/v4/audit_events?per_page=100", adminToken, "", nil)
 			if status != http.StatusOK {
 				return fmt.Errorf("%d %s", status, b)
@@ -122,7 +124,7 @@ func TestEventsRecordTheirProducer(t *testing.T) {
 		require.Contains(t, page.text(), fmt.Sprintf(`"token_id": %d`, ownerIngestID))
 
 		// Streamed: the HTTP destination receives it.
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			h.mu.Lock()
 			defer h.mu.Unlock()
 			got := map[int64]map[string]any{}

@@ -8,30 +8,18 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/natstest"
+	"github.com/auditstream/auditstream/internal/poll"
 )
-
-// startNATS runs a NATS server with JetStream on a random loopback port, as the external
-// server replicas share, and returns its URL.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: natsserver.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	go ns.Start()
-	require.True(t, ns.ReadyForConnections(30*time.Second), "NATS did not start")
-	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
-	return ns.ClientURL()
-}
 
 // startReplicas runs two replicas in-process, each with its own data directory, sharing one
 // NATS server and one database (a SQLite file both open, or a PostgreSQL database).
 func startReplicas(t *testing.T, driver string) (a, b *server) {
 	t.Helper()
-	natsURL := startNATS(t)
+	natsURL := natstest.Start(t, t.TempDir(), 0).ClientURL()
 	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
 	if driver == "postgres" {
 		dbURL = freshPostgres(t)
@@ -82,7 +70,7 @@ func TestReplicasAgreeOnTheTree(t *testing.T) {
 		a.ingest(w.tokens["ingest"], ev("group_path_updated", "Group", "other/sub", 102, 1, "moved"))
 
 		// Within a second, b reads by the new tree.
-		eventually(t, time.Second, func() error {
+		poll.Until(t, time.Second, func() error {
 			for _, c := range []struct {
 				path, token, who string
 				want             int
@@ -106,7 +94,7 @@ func TestReplicasAgreeOnTheTree(t *testing.T) {
 		require.Equal(t, "producer_scope", code)
 		ids := b.ingest(outsideIngest, ev("protected_branch_created", "Project", "other/sub/app", 201, w.outside.ID, "new place"),
 			map[string]any{"event_type": "member_created", "entity_type": "Group", "entity_path": "other/sub", "author_id": w.outside.ID})
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			for _, path := range []string{fmt.Sprintf("/api/v4/projects/other%%2Fsub%%2Fapp/audit_events/%d", ids[0]),
 				fmt.Sprintf("/api/v4/groups/other%%2Fsub/audit_events/%d", ids[1])} {
 				if got := get(b, path, outside); got != http.StatusOK {

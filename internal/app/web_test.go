@@ -21,6 +21,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // Tests of the web UI (internal/web) at the handler level, in the running service: a small
@@ -808,7 +809,7 @@ func TestWebSessions(t *testing.T) {
 		require.Len(t, toks, 1)
 		status, _, _ = s.do(http.MethodDelete, fmt.Sprintf("/api/v4/personal_access_tokens/%d", toks[0].ID), w.tokens["dev"], "", nil)
 		require.Equal(t, http.StatusNoContent, status)
-		eventually(t, 20*time.Second, func() error {
+		poll.Until(t, 20*time.Second, func() error {
 			p := dev.get("/groups/org/-/audit_events")
 			if p.status == http.StatusOK {
 				return errors.New("still signed in after the token was revoked")
@@ -835,7 +836,7 @@ func TestWebSessions(t *testing.T) {
 		kept := newBrowser(sx)
 		kept.setCookie(sessionCookie, session.Value)
 		require.Equal(t, http.StatusOK, kept.get("/admin/audit_events").status, "signed in before the TTL")
-		eventually(t, 30*time.Second, func() error {
+		poll.Until(t, 30*time.Second, func() error {
 			p := kept.get("/admin/audit_events")
 			if p.status == http.StatusOK {
 				return errors.New("the session has not expired yet")

@@ -18,6 +18,7 @@ import (
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/poll"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/store/sqlite"
 )
@@ -92,28 +93,10 @@ func run(t *testing.T, a *archive.Archiver) (stop func()) {
 	return stop
 }
 
-// eventually polls cond until it returns nil or the deadline passes.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
-}
-
 // stored waits until n events are in the store.
 func (f *fixture) stored(t *testing.T, n int) {
 	t.Helper()
-	eventually(t, 20*time.Second, func() error {
+	poll.Until(t, 20*time.Second, func() error {
 		if got := f.count(t); got != int64(n) {
 			return fmt.Errorf("%d events stored, want %d", got, n)
 		}
@@ -126,7 +109,7 @@ func (f *fixture) stored(t *testing.T, n int) {
 // what must be stored.
 func (f *fixture) caughtUp(t *testing.T) {
 	t.Helper()
-	eventually(t, 15*time.Second, func() error {
+	poll.Until(t, 15*time.Second, func() error {
 		lag, err := f.log.ConsumerLag(f.ctx, archive.ConsumerName)
 		if err != nil {
 			return err
@@ -219,7 +202,7 @@ func TestArchiveStoresSavedTypesOnly(t *testing.T) {
 	f.stored(t, len(saved))
 	f.caughtUp(t)
 	require.Equal(t, int64(len(saved)), f.count(t))
-	eventually(t, 10*time.Second, func() error { // the metrics are told after each insert
+	poll.Until(t, 10*time.Second, func() error { // the metrics are told after each insert
 		if inserted.Load() != int64(len(saved)) || skipped.Load() != int64(len(streamOnly)) {
 			return fmt.Errorf("inserted %d, skipped %d", inserted.Load(), skipped.Load())
 		}
@@ -413,7 +396,7 @@ func TestRunReturnsWhenCancelled(t *testing.T) {
 	f := setup(t)
 	stop := run(t, f.archiver(f.st))
 	// Wait until the consumer exists, so that Run is past its start-up.
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		_, err := f.log.ConsumerLag(f.ctx, archive.ConsumerName)
 		return err
 	})
@@ -421,7 +404,7 @@ func TestRunReturnsWhenCancelled(t *testing.T) {
 
 	// A consumer that stopped leaves new events for the next run, losing none.
 	p := f.publish(t, ev(savedType, event.EntityGroup, 10, 1, t0))
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		lag, err := f.log.ConsumerLag(f.ctx, archive.ConsumerName)
 		if err != nil || lag != 1 {
 			return fmt.Errorf("lag %d, %v; want 1", lag, err)

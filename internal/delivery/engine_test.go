@@ -29,6 +29,7 @@ import (
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/netguard"
+	"github.com/auditstream/auditstream/internal/poll"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/store/sqlite"
 )
@@ -132,7 +133,7 @@ func (r *rig) destination(url string, mutate ...func(*store.DestinationCreatePar
 // waitConsumer waits until the engine has a consumer for the destination.
 func (r *rig) waitConsumer(id int64) {
 	r.t.Helper()
-	eventually(r.t, 10*time.Second, func() error {
+	poll.Until(r.t, 10*time.Second, func() error {
 		d, err := r.st.DestinationGet(context.Background(), id)
 		if err != nil {
 			return err
@@ -215,7 +216,7 @@ func ids(body []byte) []int64 {
 // waitReceived polls until the receiver has every id in want (duplicates allowed).
 func (rc *receiver) waitReceived(t *testing.T, want []int64, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, func() error {
+	poll.Until(t, timeout, func() error {
 		got := rc.received()
 		for _, id := range want {
 			if !slices.Contains(got, id) {
@@ -226,23 +227,6 @@ func (rc *receiver) waitReceived(t *testing.T, want []int64, timeout time.Durati
 	})
 }
 
-func eventually(t *testing.T, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 5 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		time.Sleep(wait) // polling interval
-		wait = min(wait*2, 100*time.Millisecond)
-	}
-}
-
 func TestDeliversWhatTheFilterTakes(t *testing.T) {
 	r := newRig(t, delivery.Options{})
 	rc := newReceiver(t)
@@ -250,7 +234,7 @@ func TestDeliversWhatTheFilterTakes(t *testing.T) {
 	created := r.publish("user_created", "user_blocked", "user_created")
 	rc.waitReceived(t, []int64{created[0], created[2]}, 10*time.Second)
 	require.NotContains(t, rc.received(), created[1], "filtered out")
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		if st := r.engine.Status(context.Background(), d); st.Pending != 0 || st.Status != delivery.StatusHealthy || st.Delivered != 2 {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -269,7 +253,7 @@ func TestOutageThenRecovery(t *testing.T) {
 	for range 10 {
 		want = append(want, r.publish(slices.Repeat([]string{"user_created"}, 50)...)...)
 	}
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if st := r.engine.Status(context.Background(), d); st.Status != delivery.StatusCircuitOpen {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -282,7 +266,7 @@ func TestOutageThenRecovery(t *testing.T) {
 	mu.Lock()
 	mode = 0
 	mu.Unlock()
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if st := r.engine.Status(context.Background(), d); st.LastError == nil || st.LastError.StatusCode != 0 || st.Status != delivery.StatusCircuitOpen {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -292,7 +276,7 @@ func TestOutageThenRecovery(t *testing.T) {
 	mode = http.StatusOK
 	mu.Unlock()
 	rc.waitReceived(t, want, 20*time.Second)
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		if st := r.engine.Status(context.Background(), d); st.Status != delivery.StatusHealthy || st.Pending != 0 {
 			return fmt.Errorf("status %+v", st)
 		}
@@ -317,7 +301,7 @@ func TestPermanentFailuresGoToDeadLettersAndRedeliver(t *testing.T) {
 	evs := r.publish("user_created", "user_blocked", "user_created", "user_blocked")
 	rc.waitReceived(t, []int64{evs[0], evs[2]}, 10*time.Second)
 	var dls []store.DeadLetter
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		var err error
 		dls, err = r.st.DeadLetterList(context.Background(), store.DeadLetterListParams{DestinationID: d.ID, Limit: 10})
 		if err != nil || len(dls) != 2 {
@@ -387,7 +371,7 @@ func TestCrashResumesFromWrittenPositions(t *testing.T) {
 	hold := make(chan struct{})
 	rc.setAnswer(func(*http.Request, []byte) int { <-hold; return http.StatusOK })
 	inflight := r.publish(slices.Repeat([]string{"user_created"}, 10)...)
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		ps, err := r.st.DeliveryPositionList(context.Background())
 		if err != nil {
 			return err
@@ -440,7 +424,7 @@ func TestPauseSemantics(t *testing.T) {
 	}
 	setActive(dg, false)
 	setActive(db, false)
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		for _, d := range []store.Destination{dg, db} {
 			cur, _ := r.st.DestinationGet(context.Background(), d.ID)
 			if st := r.engine.Status(context.Background(), cur); st.Status != delivery.StatusPaused {
@@ -453,7 +437,7 @@ func TestPauseSemantics(t *testing.T) {
 	// The store keeps the activation time to the millisecond: activate in a later one than the
 	// events of the pause, or the new consumer's start may fall before them.
 	published := time.Now()
-	eventually(t, time.Second, func() error {
+	poll.Until(t, time.Second, func() error {
 		if !time.Now().Truncate(time.Millisecond).After(published) {
 			return fmt.Errorf("still in the millisecond of the pause's events")
 		}
@@ -503,7 +487,7 @@ func TestChangesWhileCatchingUpLoseNothing(t *testing.T) {
 		require.NoError(t, err)
 		r.engine.Notify()
 		if i%4 == 0 { // let the engine start it between some of the changes
-			eventually(t, 5*time.Second, func() error {
+			poll.Until(t, 5*time.Second, func() error {
 				if st := r.engine.Status(context.Background(), d); st.Pending < 0 {
 					return fmt.Errorf("not started")
 				}
@@ -532,7 +516,7 @@ func TestReplayFromTime(t *testing.T) {
 	evs := r.publish("user_created", "user_blocked")
 	rc.waitReceived(t, evs, 10*time.Second)
 	require.NoError(t, r.engine.Replay(context.Background(), d, time.Now().Add(-time.Minute)))
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if n := len(rc.received()); n < 4 {
 			return fmt.Errorf("%d received", n)
 		}
@@ -612,7 +596,7 @@ func TestPositionsOfDeletedDestinationsAreRemoved(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if !rows()[d.ID] {
 			return fmt.Errorf("no row for a destination with an event in flight: %v", rows())
 		}
@@ -622,7 +606,7 @@ func TestPositionsOfDeletedDestinationsAreRemoved(t *testing.T) {
 	close(slow)
 	require.NoError(t, r.st.DestinationDelete(context.Background(), d.ID)) // while no engine runs
 	r.start()
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if rows()[d.ID] {
 			return fmt.Errorf("the deleted destination's row is still there")
 		}
@@ -699,7 +683,7 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 	r.engine.Notify()
 	ds, err := r.st.DestinationList(ctx, store.DestinationListParams{})
 	require.NoError(t, err)
-	eventually(t, 30*time.Second, func() error {
+	poll.Until(t, 30*time.Second, func() error {
 		for _, d := range ds {
 			if st := r.engine.Status(ctx, d); st.Pending < 0 {
 				return fmt.Errorf("destination %d not started", d.ID)
@@ -731,7 +715,7 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 			want[fmt.Sprintf("/g%d", k)] = append(want[fmt.Sprintf("/g%d", k)], seq)
 		}
 	}
-	eventually(t, 60*time.Second, func() error {
+	poll.Until(t, 60*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()
 		for path, ids := range want {

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // TestMain fails the package when a test leaves goroutines behind: every Log is closed and
@@ -38,25 +39,6 @@ func setup(t *testing.T) (context.Context, *eventlog.Log) {
 	t.Helper()
 	t.Parallel()
 	return t.Context(), open(t, t.TempDir())
-}
-
-// eventually polls cond until it returns nil or the deadline passes, then fails with its last
-// error.
-func eventually(t *testing.T, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s: %v", timeout, err)
-		}
-		<-tick.C
-	}
 }
 
 func messages(subject string, n, from int) []eventlog.Message {
@@ -141,7 +123,7 @@ func consume(t *testing.T, l *eventlog.Log, opts eventlog.ConsumerOptions, h eve
 // handledAtLeast polls until the recorder's handler succeeded on at least n deliveries.
 func (r *recorder) handledAtLeast(t *testing.T, n int) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		if got := len(r.handledSnapshot()); got < n {
 			return fmt.Errorf("%d handled, want %d", got, n)
 		}
@@ -153,7 +135,7 @@ func (r *recorder) handledAtLeast(t *testing.T, n int) {
 // report 0 pending for a moment, so a wait for 0 follows a wait for what must be handled.
 func lagIs(t *testing.T, l *eventlog.Log, durable string, want uint64) {
 	t.Helper()
-	eventually(t, 10*time.Second, func() error {
+	poll.Until(t, 10*time.Second, func() error {
 		lag, err := l.ConsumerLag(t.Context(), durable)
 		if err != nil {
 			return err

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // holders counts who holds a lease and whether two ever held it at once.
@@ -92,7 +93,7 @@ func TestLeasesFailOver(t *testing.T) {
 	ctxA, stopA := context.WithCancel(ctx)
 	doneA := make(chan struct{})
 	go func() { defer close(doneA); la.Run(ctxA, "job", h.job("a")) }()
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		if h.holder() != "a" {
 			return fmt.Errorf("holder %q", h.holder())
 		}
@@ -113,7 +114,7 @@ func TestLeasesFailOver(t *testing.T) {
 	stopped := time.Now()
 	stopA()
 	<-doneA
-	eventually(t, ttl, func() error {
+	poll.Until(t, ttl, func() error {
 		if h.holder() != "b" {
 			return fmt.Errorf("holder %q", h.holder())
 		}
@@ -128,7 +129,7 @@ func TestLeasesFailOver(t *testing.T) {
 	go func() { defer close(doneA); la.Run(ctxA, "job", h.job("a")) }()
 	died := time.Now()
 	closeB()
-	eventually(t, 3*ttl, func() error {
+	poll.Until(t, 3*ttl, func() error {
 		if h.holder() != "a" {
 			return fmt.Errorf("holder %q", h.holder())
 		}
@@ -158,7 +159,7 @@ func TestBoardSharesRecords(t *testing.T) {
 
 	require.NoError(t, ba.Put(ctx, "dest.1", []byte(`a1`)))
 	require.NoError(t, bb.Put(ctx, "dest.1", []byte(`b1`)))
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		if got := bb.Others("dest.1"); len(got) != 1 || string(got[0]) != "a1" {
 			return fmt.Errorf("b sees %q", got)
 		}
@@ -169,14 +170,14 @@ func TestBoardSharesRecords(t *testing.T) {
 	})
 	require.Empty(t, ba.Others("dest.2"))
 	require.NoError(t, ba.Put(ctx, "dest.1", []byte(`a2`)))
-	eventually(t, 5*time.Second, func() error {
+	poll.Until(t, 5*time.Second, func() error {
 		if got := bb.Others("dest.1"); len(got) != 1 || string(got[0]) != "a2" {
 			return fmt.Errorf("b sees %q", got)
 		}
 		return nil
 	})
 	// a stops putting: after the TTL its record no longer counts.
-	eventually(t, 5*ttl, func() error {
+	poll.Until(t, 5*ttl, func() error {
 		if got := bb.Others("dest.1"); len(got) != 0 {
 			return fmt.Errorf("b still sees %q", got)
 		}

@@ -58,11 +58,30 @@ func ParseNamespace(v string) (chain []int64, project, ok bool) {
 // consumer, which the server does not keep after the reader is gone. The delivery engine reads
 // the log through a few of them however many destinations there are. Not safe for concurrent
 // use.
+//
+// A goroutine takes the consumer's messages with calls that wait as long as they must, and Next
+// waits on it: nats.go checks the consumer's heartbeats only within one call of its Next, so
+// calls shorter than two heartbeats (Next's short waits) would never notice that the server
+// holding the consumer went away, and the reader would wait forever instead of moving to
+// another server.
 type Reader struct {
-	l    *Log
-	cons jetstream.Consumer
-	it   jetstream.MessagesContext
+	l     *Log
+	cons  jetstream.Consumer
+	it    jetstream.MessagesContext
+	reads chan readResult
+	done  chan struct{} // closed by Close
+	pump  chan struct{} // closed when the goroutine has returned
+	timer *time.Timer
 }
+
+type readResult struct {
+	m   jetstream.Msg
+	err error
+}
+
+// readerHeartbeat is how often the server that holds a reader's consumer says it is alive: the
+// reader moves to another server within two of them when it is gone.
+const readerHeartbeat = 2 * time.Second
 
 // Read is one event read by a Reader.
 type Read struct {
@@ -86,36 +105,63 @@ func (l *Log) NewReader(ctx context.Context, after int64) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reader: %w", ErrUnavailable, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(2000))
+	it, err := cons.Messages(jetstream.PullMaxMessages(2000), jetstream.PullHeartbeat(readerHeartbeat))
 	if err != nil {
 		return nil, fmt.Errorf("%w: reader: %w", ErrUnavailable, err)
 	}
-	return &Reader{l: l, cons: cons, it: it}, nil
+	r := &Reader{l: l, cons: cons, it: it, reads: make(chan readResult, 256), done: make(chan struct{}), pump: make(chan struct{}),
+		timer: time.NewTimer(time.Hour)}
+	r.timer.Stop()
+	go r.take()
+	return r, nil
+}
+
+// take hands the consumer's messages to Next until the iterator fails or Close.
+func (r *Reader) take() {
+	defer close(r.pump)
+	for {
+		m, err := r.it.Next()
+		select {
+		case r.reads <- readResult{m, err}:
+		case <-r.done:
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
 }
 
 // ErrNoEvent is returned by Reader.Next when no event came within its wait.
 var ErrNoEvent = errors.New("eventlog: no event yet")
 
 // Next returns the next event, waiting at most wait for it (ErrNoEvent), or until ctx ends.
+// After an error other than ErrNoEvent the reader is done: Close it and make another.
 func (r *Reader) Next(ctx context.Context, wait time.Duration) (Read, error) {
 	for {
-		wctx, cancel := context.WithTimeout(ctx, wait)
-		m, err := r.it.Next(jetstream.NextContext(wctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() != nil {
+		var res readResult
+		select {
+		case res = <-r.reads:
+		default:
+			r.timer.Reset(wait)
+			select {
+			case res = <-r.reads:
+				r.timer.Stop()
+			case <-r.timer.C:
+				return Read{}, ErrNoEvent
+			case <-ctx.Done():
+				r.timer.Stop()
 				return Read{}, context.Cause(ctx)
 			}
-			if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrMsgIteratorClosed) && wctx.Err() != nil {
-				return Read{}, ErrNoEvent
-			}
-			return Read{}, fmt.Errorf("%w: read: %w", ErrUnavailable, err)
 		}
-		md, err := m.Metadata()
+		if res.err != nil {
+			return Read{}, fmt.Errorf("%w: read: %w", ErrUnavailable, res.err)
+		}
+		md, err := res.m.Metadata()
 		if err != nil {
 			continue // not an event of the stream
 		}
-		return Read{Seq: int64(md.Sequence.Stream), Subject: m.Subject(), Data: m.Data(), Namespace: m.Headers().Get(NamespaceHeader),
+		return Read{Seq: int64(md.Sequence.Stream), Subject: res.m.Subject(), Data: res.m.Data(), Namespace: res.m.Headers().Get(NamespaceHeader),
 			Time: md.Timestamp, Pending: md.NumPending}, nil
 	}
 }
@@ -123,7 +169,14 @@ func (r *Reader) Next(ctx context.Context, wait time.Duration) (Read, error) {
 // Close stops the reader and removes its consumer from the server (which would otherwise keep
 // it until it has been idle for a minute). Idempotent.
 func (r *Reader) Close() {
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	close(r.done)
 	r.it.Stop()
+	<-r.pump
 	r.l.deleteEphemeral(r.cons)
 }
 

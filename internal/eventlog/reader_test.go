@@ -8,6 +8,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/natstest"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // TestReaderReadsInOrderFromAPosition: a reader starts after the position it is given, reads
@@ -52,7 +54,7 @@ func TestSeqAtAndBacklog(t *testing.T) {
 	before, err := l.Publish(ctx, messages("audit.g1.user_created", 3, 0))
 	require.NoError(t, err)
 	mid := time.Now()
-	eventually(t, time.Second, func() error { // a later instant than the events above
+	poll.Until(t, time.Second, func() error { // a later instant than the events above
 		if !time.Now().After(mid) {
 			return errors.New("same instant")
 		}
@@ -92,4 +94,52 @@ func TestParseNamespaceRefusesMalformed(t *testing.T) {
 	require.True(t, ok)
 	require.False(t, project)
 	require.Equal(t, []int64{3, 2, 1}, chain)
+}
+
+// TestReaderMovesWhenItsServerGoesAway: on a cluster, the server that holds a reader's
+// consumer goes away. The reader goes on from where it was, on another server, within seconds:
+// with nats.go's own short waits it waited for good (the CI failure of TestClusterOfReplicas).
+func TestReaderMovesWhenItsServerGoesAway(t *testing.T) {
+	t.Parallel()
+	c := natstest.StartCluster(t, 3)
+	ctx := t.Context()
+	l, err := eventlog.Open(ctx, eventlog.Options{URL: c.URL(), Logger: discard})
+	require.NoError(t, err)
+	t.Cleanup(l.Close)
+	require.Equal(t, 3, l.Replicas())
+	first, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 0))
+	require.NoError(t, err)
+	r, err := l.NewReader(ctx, 0)
+	require.NoError(t, err)
+	defer r.Close()
+	ev, err := r.Next(ctx, 10*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, first[0], ev.Seq)
+
+	names, err := l.ConsumerNames(ctx, "")
+	require.NoError(t, err)
+	require.Len(t, names, 1, "the reader's consumer")
+	cons, err := c.JetStream(t).Consumer(ctx, "AUDIT_EVENTS", names[0])
+	require.NoError(t, err)
+	host := c.Node(cons.CachedInfo().Cluster.Leader)
+	require.NotNil(t, host)
+	host.Shutdown()
+
+	var next []int64
+	poll.Until(t, 30*time.Second, func() error { // the stream elects a leader among the two left
+		next, err = l.Publish(ctx, messages("audit.g1.user_created", 1, 1))
+		return err
+	})
+	start := time.Now()
+	for {
+		ev, err := r.Next(ctx, 200*time.Millisecond) // the engine's wait
+		if err == nil {
+			require.Equal(t, first[0]+1, ev.Seq, "nothing skipped or read twice")
+			require.Equal(t, next[0], ev.Seq)
+			t.Logf("read on after %s", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		require.ErrorIs(t, err, eventlog.ErrNoEvent)
+		require.Less(t, time.Since(start), 30*time.Second, "the reader did not move to another server")
+	}
 }
