@@ -37,7 +37,9 @@ var allowedImports = map[string][]string{
 	"internal/api/graphql/model":        {"internal/event"},
 	"internal/api/graphql/explorer":     {"internal/httpgzip"},
 	"internal/httpgzip":                 {},
-	"internal/npmtest":                  {}, // for tests: npm packages of real JavaScript clients
+	"internal/npmtest":                  {},                // for tests: npm packages of real JavaScript clients
+	"internal/poll":                     {},                // for tests: waiting for a condition
+	"internal/natstest":                 {"internal/poll"}, // for tests: NATS servers and clusters
 	"internal/delivery":                 {"internal/destination", "internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
 	"internal/destination/httpdest":     {"internal/destination", "internal/netguard"},
 	"internal/destination/objectstore":  {"internal/destination"},
