@@ -114,7 +114,15 @@ cat "$BIN/pid"
 EOS
   local args=(-mode groups -groups "$n" -dests "$d" -events 20000 -batch 1000 -clients 4 -rate 1000 -duration 20s -profile http://127.0.0.1:$DEBUG_PORT)
   [ "$d" -gt 0 ] && args+=(-restart "bash $restart")
+  if [ -n "$PROFILE" ]; then # the batched ingest and its deliveries
+    mkdir -p "$PROFILE_DIR"
+    args+=(-profile-seconds 6s -profile-out "$PROFILE_DIR/groups-$n-$d.pprof")
+  fi
   load "${args[@]}" "$@"
+  if [ -n "$PROFILE" ]; then
+    echo "--- go tool pprof -top $PROFILE_DIR/groups-$n-$d.pprof"
+    go tool pprof -top -nodecount 40 "$PROFILE_DIR/groups-$n-$d.pprof" 2>/dev/null | sed -n '1,48p'
+  fi
   [ ! -f "$BIN/pid" ] || { SERVER_PID=$(cat "$BIN/pid"); rm -f "$BIN/pid"; }
 }
 

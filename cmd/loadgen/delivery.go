@@ -33,6 +33,7 @@ type deliveryConfig struct {
 	duration, down, sample, drainTimeout time.Duration
 	profileURL, profileOut, listen       string
 	profileFor                           time.Duration
+	profileAsked                         bool // -profile-out given: the groups mode profiles its batched ingest
 	restart                              string
 	isolate, allToOne                    bool
 }

@@ -169,6 +169,10 @@ func (d *deliveryRun) groups() error {
 	l.acks = acks
 	t0 := time.Now()
 	cpu0 := cpuSeconds(c.pid)
+	if c.profileAsked {
+		d.startProfile()
+		defer d.waitProfile()
+	}
 	l.sendN(context.Background(), c.clients, c.batch, c.events)
 	el := time.Since(t0)
 	cpu := cpuSeconds(c.pid) - cpu0

@@ -70,6 +70,7 @@ func main() {
 	flag.BoolVar(&dc.isolate, "isolate", false, "groups mode: then add an instance destination refusing connections for -down during a steady phase, and time its catch-up")
 	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")
 	flag.Parse()
+	flag.Visit(func(f *flag.Flag) { dc.profileAsked = dc.profileAsked || f.Name == "profile-out" })
 	if *mode == "receive" {
 		dc.duration = *duration
 		os.Exit(runReceive(dc))
