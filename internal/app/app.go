@@ -245,7 +245,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.Handle("/api/v4/", api)
 	mux.Handle("/api/graphql", graphql.New(graphql.Options{Service: streams, Catalog: a.catalog, Auth: a.auth, Logger: logger.With("component", "graphql"),
 		MaxComplexity: cfg.GraphQLMaxComplexity, MaxDestinations: cfg.MaxDestinations,
-		MaxConcurrentPerUser: cmp.Or(cfg.GraphQLConcurrentPerUser, -1), RequestTimeout: cfg.GraphQLTimeout}))
+		MaxConcurrentPerUser: cmp.Or(cfg.GraphQLConcurrentPerUser, -1), MaxConcurrent: cfg.GraphQLConcurrentReads, RequestTimeout: cfg.GraphQLTimeout}))
 	graphiql := explorer.Handler("/-/graphql-explorer", "/api/graphql")
 	mux.Handle("/-/graphql-explorer", graphiql)
 	mux.Handle("/-/graphql-explorer/", graphiql)

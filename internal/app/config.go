@@ -60,9 +60,13 @@ type Config struct {
 	// GraphQLMaxComplexity bounds a GraphQL operation's complexity, pages multiplying what is
 	// selected of each item. Default 10,000.
 	GraphQLMaxComplexity int
-	// GraphQLConcurrentPerUser bounds the GraphQL requests one user runs at once; more are
-	// answered 429. 0: no bound. Default 4.
+	// GraphQLConcurrentPerUser bounds the GraphQL reads one user runs at once; more wait for
+	// their turn. 0: no bound. Default 4.
 	GraphQLConcurrentPerUser int
+	// GraphQLConcurrentReads bounds the GraphQL reads of all users running at once, so that
+	// reads leave CPU to ingest. 0: half the CPUs Go uses (GOMAXPROCS), at least 1; negative:
+	// no bound.
+	GraphQLConcurrentReads int
 	// GraphQLTimeout bounds the time one GraphQL request runs. Default 10s.
 	GraphQLTimeout time.Duration
 	// MaxEventBytes bounds one encoded event. Default 256 KiB.

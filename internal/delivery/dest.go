@@ -69,6 +69,7 @@ type dest struct {
 	wg          sync.WaitGroup
 	more        chan struct{} // a push while the runner waits to fill a batch
 	counted     logCount      // the last count of its events in the log (Status)
+	countMu     sync.Mutex    // held while counting the log (pending)
 }
 
 // Queue bounds. A destination whose queue is full falls behind on its own: readers stop

@@ -34,16 +34,18 @@ func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 }
 
 // backlog counts the destination's events not yet done: those it holds, and those after its
-// position in the log (when it is behind the head).
+// position in the log (when it is behind the head), counted at most once a second.
 func (d *dest) backlog(ctx context.Context) (int64, time.Time) {
-	return d.pending(ctx, false)
+	return d.pending(ctx, time.Second)
 }
 
-// pending counts the destination's events not yet done. When quick (the board's view, every
-// second for every destination), a destination at the head counts only what it holds (what the
-// head has not read yet is a moment's worth), and one behind it counts the log at most every
-// 10 s.
-func (d *dest) pending(ctx context.Context, quick bool) (int64, time.Time) {
+// pending counts the destination's events not yet done. A destination at the head counts what
+// it holds (what the head has not read yet is a moment's worth); one behind it counts the log
+// after its position, reusing a count of the same position younger than maxAge. Counting
+// makes a consumer on the log, a JetStream API call that publishing waits behind: many
+// readers of the status (or the board, every second for every destination) must not make
+// one each.
+func (d *dest) pending(ctx context.Context, maxAge time.Duration) (int64, time.Time) {
 	d.mu.Lock()
 	buffering := !d.d.Active && d.resume >= 0 && d.known // a paused destination that keeps its position
 	if d.ctx == nil && !buffering {
@@ -62,13 +64,18 @@ func (d *dest) pending(ctx context.Context, quick bool) (int64, time.Time) {
 	if len(d.outstanding) > 0 {
 		after = max(after, d.outstanding[len(d.outstanding)-1].event.ID)
 	}
-	subjects, atHead, counted := d.subjects, d.mode == modeReading && d.cur == d.e.head, d.counted
+	subjects, atHead := d.subjects, d.mode == modeReading && d.cur == d.e.head
 	d.mu.Unlock()
-	if quick && atHead {
+	if atHead {
 		return n, oldest
 	}
-	if !quick || time.Since(counted.at) > 10*time.Second {
-		counted = logCount{at: time.Now()}
+	d.countMu.Lock() // one count at a time: those who wait for it reuse it
+	defer d.countMu.Unlock()
+	d.mu.Lock()
+	counted := d.counted
+	d.mu.Unlock()
+	if counted.after != after || time.Since(counted.at) > maxAge {
+		counted = logCount{after: after, at: time.Now()}
 		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if info, err := d.e.log.Info(bctx); err != nil || int64(info.LastSeq) > after { // else nothing after it: no need to count
@@ -88,8 +95,9 @@ func (d *dest) pending(ctx context.Context, quick bool) (int64, time.Time) {
 	return n + counted.n, oldest
 }
 
-// logCount is what a destination last counted in the log after its position.
+// logCount is what a destination last counted in the log after a position.
 type logCount struct {
+	after  int64
 	n      int64
 	oldest time.Time
 	at     time.Time

@@ -16,12 +16,18 @@ type DeliveryStore interface {
 // Authorized returns the stored destination ref names (secrets still sealed) when the actor may
 // see it, or change it with write, for operations on its deliveries.
 func (s *Service) Authorized(ctx context.Context, a Actor, ref Ref, write bool) (store.Destination, error) {
+	if d, ok := a.Seen.get(ref.ID); ok && !write && d.Scope == ref.Scope && (ref.Category == "" || d.Category == ref.Category) {
+		return d, nil
+	}
 	d, err := s.Store.DestinationGet(ctx, ref.ID)
 	if err != nil {
 		return store.Destination{}, storeErr(err)
 	}
 	if _, err := s.authorizeOn(ctx, a, ref, d, write); err != nil {
 		return store.Destination{}, err
+	}
+	if !write {
+		a.Seen.add(d)
 	}
 	return d, nil
 }

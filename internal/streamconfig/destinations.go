@@ -161,6 +161,7 @@ func (s *Service) list(ctx context.Context, a Actor, o Owner) ([]store.Destinati
 	if err != nil {
 		return nil, nil, storeErr(err)
 	}
+	a.Seen.add(ds...)
 	out := make([]Destination, 0, len(ds))
 	for _, d := range ds {
 		v, err := s.view(ctx, d)
@@ -215,6 +216,9 @@ func (s *Service) check(ctx context.Context, a Actor, ref Ref, d store.Destinati
 
 // authorizeOn checks that ref's scope and category match d and that the actor may manage d.
 func (s *Service) authorizeOn(ctx context.Context, a Actor, ref Ref, d store.Destination, write bool) (Owner, error) {
+	if write { // it is about to change: what the request remembers of it is no longer true
+		a.Seen.forget(d.ID)
+	}
 	if d.Scope != ref.Scope || ref.Category != "" && d.Category != ref.Category {
 		return Owner{}, ErrNotFound
 	}

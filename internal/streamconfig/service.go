@@ -105,6 +105,50 @@ type Service struct {
 type Actor struct {
 	Principal *auth.Principal
 	IP        string
+	// Seen, when set, remembers for one request the destinations the actor was found allowed
+	// to read, so that the fields of each destination of a list (its status, its attempts) do
+	// not read and authorize it again: a list of 50 would otherwise cost 100 more lookups.
+	Seen *Seen
+}
+
+// Seen is the destinations an actor was found allowed to read during one request. Safe for
+// concurrent use (GraphQL resolves fields concurrently).
+type Seen struct {
+	mu sync.Mutex
+	m  map[int64]store.Destination
+}
+
+// NewSeen returns an empty Seen for one request.
+func NewSeen() *Seen { return &Seen{m: map[int64]store.Destination{}} }
+
+func (s *Seen) add(ds ...store.Destination) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range ds {
+		s.m[d.ID] = d
+	}
+}
+
+func (s *Seen) forget(id int64) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.m, id)
+}
+
+func (s *Seen) get(id int64) (store.Destination, bool) {
+	if s == nil {
+		return store.Destination{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d, ok := s.m[id]
+	return d, ok
 }
 
 // ErrNotFound: the destination, header, filter or group does not exist, or the actor may not

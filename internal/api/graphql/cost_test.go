@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
 
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/poll"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -75,13 +77,14 @@ func TestCostLimitRefusesTheAliasAttackAndFitsGitLabsDocs(t *testing.T) {
 	}
 }
 
-// A user runs at most MaxConcurrentPerUser reads at once; another user, and a change, are not
-// held back by it.
+// A user runs at most MaxConcurrentPerUser reads at once: another waits for its turn (a client
+// that sends many at once is slowed down, not refused), and is refused only when it has waited
+// RequestTimeout. Another user, and a change, are not held back by it.
 func TestReadsPerUserAreBounded(t *testing.T) {
 	h := New(Options{Auth: authFunc(func(_ context.Context, raw string) (*auth.Principal, error) {
 		id := map[string]int64{"alice": 5, "bob": 6}[raw]
 		return &auth.Principal{User: store.User{ID: id, Username: raw}, Token: store.Token{Scopes: []string{auth.ScopeAPI}}}, nil
-	}), MaxConcurrentPerUser: 2})
+	}), MaxConcurrentPerUser: 2, MaxConcurrent: -1, RequestTimeout: 300 * time.Millisecond})
 	query := func(token string) string {
 		w := httptest.NewRecorder()
 		r := httptest.NewRequest(http.MethodPost, "/api/graphql", strings.NewReader(`{"query":"{ currentUser { username } }"}`))
@@ -93,14 +96,65 @@ func TestReadsPerUserAreBounded(t *testing.T) {
 	}
 	require.Contains(t, query("alice"), `"username":"alice"`)
 	// Two reads of alice's are running (held here as the interceptor holds them).
-	require.True(t, h.running.acquire("u:5", 2))
-	require.True(t, h.running.acquire("u:5", 2))
+	var held []func()
+	for range 2 {
+		release, err := h.gate.enter(t.Context(), "u:5")
+		require.NoError(t, err)
+		held = append(held, release)
+	}
 	body := query("alice")
-	require.Contains(t, body, `"code":"too_many_requests"`)
+	require.Contains(t, body, `"code":"too_many_requests"`, "waited its turn for RequestTimeout")
 	require.Contains(t, body, "at most 2")
 	require.Contains(t, query("bob"), `"username":"bob"`, "another user is served")
-	h.running.release("u:5")
-	require.Contains(t, query("alice"), `"username":"alice"`, "served again once one has finished")
+
+	answered := make(chan string)
+	go func() { answered <- query("alice") }()
+	poll.Until(t, 5*time.Second, func() error {
+		if n := h.gate.waiting("u:5"); n != 1 {
+			return fmt.Errorf("%d of alice's reads wait", n)
+		}
+		return nil
+	})
+	held[0]()
+	require.Contains(t, <-answered, `"username":"alice"`, "served once one has finished")
+	held[1]()
+}
+
+// Past maxWaiting reads of a user waiting, another is refused at once; past the bound of all
+// users, a read of any user waits.
+func TestReadGateBounds(t *testing.T) {
+	g := newReadGate(1, 2, 1)
+	ctx := t.Context()
+	a1, err := g.enter(ctx, "a")
+	require.NoError(t, err)
+	entered := make(chan func())
+	go func() {
+		r, err := g.enter(ctx, "a")
+		if err == nil {
+			entered <- r
+		}
+	}()
+	poll.Until(t, 5*time.Second, func() error {
+		if g.waiting("a") != 1 {
+			return fmt.Errorf("not waiting yet")
+		}
+		return nil
+	})
+	_, err = g.enter(ctx, "a")
+	require.ErrorIs(t, err, errQueueFull, "one may wait; the next is refused at once")
+
+	b1, err := g.enter(ctx, "b")
+	require.NoError(t, err, "b has a slot of its own, and one of the two of all is free")
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = g.enter(short, "c")
+	require.ErrorIs(t, err, context.DeadlineExceeded, "both slots of all are taken")
+
+	a1()
+	a2 := <-entered // a's waiting read runs in the slot a1 left
+	a2()
+	b1()
+	require.Empty(t, g.users, "nothing is kept for users with no read")
 }
 
 type authFunc func(ctx context.Context, raw string) (*auth.Principal, error)

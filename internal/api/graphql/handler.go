@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,9 +55,12 @@ type Options struct {
 	// MaxDestinations is the most destinations a group or the instance has (streamconfig's
 	// limit): a list of destinations costs at most that many items. Default 50.
 	MaxDestinations int
-	// MaxConcurrentPerUser bounds the requests of one user (or, without a token, one address)
-	// running at once; more are answered 429. Default 4; negative: no bound.
+	// MaxConcurrentPerUser bounds the reads of one user (or, without a token, one address)
+	// running at once; more wait for their turn (readGate). Default 4; negative: no bound.
 	MaxConcurrentPerUser int
+	// MaxConcurrent bounds the reads of all users running at once, so that reads leave CPU to
+	// ingest. Default half of GOMAXPROCS, at least 1; negative: no bound.
+	MaxConcurrent int
 	// RequestTimeout bounds the time one request may run. Default 10s.
 	RequestTimeout time.Duration
 }
@@ -72,9 +76,9 @@ const (
 
 // Handler serves POST /api/graphql.
 type Handler struct {
-	opts    Options
-	srv     *handler.Server
-	running concurrency // requests running, per user
+	opts Options
+	srv  *handler.Server
+	gate *readGate
 }
 
 // New returns the GraphQL handler.
@@ -97,6 +101,9 @@ func New(opts Options) *Handler {
 	if opts.MaxConcurrentPerUser == 0 {
 		opts.MaxConcurrentPerUser = DefaultMaxConcurrentPerUser
 	}
+	if opts.MaxConcurrent == 0 {
+		opts.MaxConcurrent = max(runtime.GOMAXPROCS(0)/2, 1)
+	}
 	if opts.RequestTimeout <= 0 {
 		opts.RequestTimeout = DefaultRequestTimeout
 	}
@@ -107,10 +114,11 @@ func New(opts Options) *Handler {
 	srv.Use(extension.Introspection{})
 	srv.Use(depthLimit{max: opts.MaxDepth})
 	srv.Use(costLimit{max: opts.MaxComplexity, pages: pageSizes(opts.MaxDestinations)})
-	h := &Handler{opts: opts, srv: srv}
-	// One user runs a few reads at a time, each for a bounded time: a user's parallel queries
-	// cannot take the server's CPU, memory and database from everyone else.
-	srv.Use(readLimit{max: opts.MaxConcurrentPerUser, running: &h.running})
+	h := &Handler{opts: opts, srv: srv, gate: newReadGate(opts.MaxConcurrentPerUser, opts.MaxConcurrent, maxWaitingPerUser)}
+	// One user runs a few reads at a time, the server a few in all, each for a bounded time: a
+	// user's parallel queries cannot take the server's CPU, memory and database from everyone
+	// else, and reads leave CPU to ingest.
+	srv.Use(readLimit{gate: h.gate, wait: opts.RequestTimeout})
 	srv.Use(timeLimit{d: opts.RequestTimeout})
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		opts.Logger.Error("graphql: panic in a resolver", "panic", fmt.Sprint(v))
@@ -171,15 +179,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r.Body = io.NopCloser(bytes.NewReader(body))
 
-	h.srv.ServeHTTP(w, r.WithContext(withActor(r.Context(), streamconfig.Actor{Principal: p, IP: ip})))
+	h.srv.ServeHTTP(w, r.WithContext(withActor(r.Context(), streamconfig.Actor{Principal: p, IP: ip, Seen: streamconfig.NewSeen()})))
 }
 
-// readLimit bounds the reads (query operations) one user runs at once; a user without a
-// token is counted by address. A read over the bound is answered, without running, with an
-// error of code too_many_requests. Changes have their own rate limit (streamconfig).
+// readLimit admits reads (query operations) through the gate; a user without a token is counted
+// by address. A read that cannot have its turn is answered, without running, with an error of
+// code too_many_requests. Changes have their own rate limit (streamconfig).
 type readLimit struct {
-	max     int // < 0: no bound
-	running *concurrency
+	gate *readGate
+	wait time.Duration
 }
 
 func (readLimit) ExtensionName() string                  { return "ReadLimit" }
@@ -197,11 +205,17 @@ func (l readLimit) InterceptResponse(ctx context.Context, next gqlgen.ResponseHa
 	if a.Principal != nil {
 		key = "u:" + strconv.FormatInt(a.Principal.User.ID, 10)
 	}
-	if !l.running.acquire(key, l.max) {
-		return &gqlgen.Response{Errors: gqlerror.List{gqlErr(ctx,
-			fmt.Sprintf("Too many GraphQL reads of this user are running at once (at most %d); retry when one has finished", l.max), codeTooManyRequests)}}
+	wctx, cancel := context.WithTimeout(ctx, l.wait)
+	release, err := l.gate.enter(wctx, key)
+	cancel()
+	if err != nil {
+		msg := fmt.Sprintf("Too many GraphQL reads of this user are running or waiting (at most %d at once); retry when one has finished", l.gate.perUser)
+		if !errors.Is(err, errQueueFull) {
+			msg = fmt.Sprintf("This read waited %s for its turn (at most %d of a user's run at once); retry later", l.wait, l.gate.perUser)
+		}
+		return &gqlgen.Response{Errors: gqlerror.List{gqlErr(ctx, msg, codeTooManyRequests)}}
 	}
-	defer l.running.release(key)
+	defer release()
 	return next(ctx)
 }
 
@@ -218,31 +232,118 @@ func (l timeLimit) InterceptResponse(ctx context.Context, next gqlgen.ResponseHa
 	return next(ctx)
 }
 
-// concurrency counts the requests running per key. The zero value is ready.
-type concurrency struct {
-	mu  sync.Mutex
-	run map[string]int
+// maxWaitingPerUser is how many reads of one user may wait for their turn; more are refused at
+// once. Waiting costs a goroutine and no CPU, so a client that sends many reads at once is
+// slowed down to what it is allowed instead of spinning on refusals.
+const maxWaitingPerUser = 1024
+
+// errQueueFull: a user has maxWaitingPerUser reads waiting already.
+var errQueueFull = errors.New("graphql: too many reads waiting")
+
+// readGate lets each key (a user) run at most perUser reads at once and all keys at most all;
+// a read over a bound waits its turn, first come first served.
+type readGate struct {
+	perUser, maxWaiting int
+	all                 chan struct{} // nil: no bound
+
+	mu    sync.Mutex
+	users map[string]*userReads
 }
 
-// acquire counts one more request of key, unless max are running (max < 0: no bound).
-func (c *concurrency) acquire(key string, max int) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if max >= 0 && c.run[key] >= max {
-		return false
-	}
-	if c.run == nil {
-		c.run = map[string]int{}
-	}
-	c.run[key]++
-	return true
+// userReads is one key's reads: slots holds a token per running read.
+type userReads struct {
+	slots chan struct{} // nil: no bound
+	refs  int           // running and waiting: the entry is dropped at 0
+	wait  int
 }
 
-func (c *concurrency) release(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.run[key]--; c.run[key] <= 0 {
-		delete(c.run, key)
+func newReadGate(perUser, all, maxWaiting int) *readGate {
+	g := &readGate{perUser: perUser, maxWaiting: maxWaiting, users: map[string]*userReads{}}
+	if all > 0 {
+		g.all = make(chan struct{}, all)
+	}
+	return g
+}
+
+// enter waits until key may run one more read, or ctx ends, or too many wait already; release
+// ends the read.
+func (g *readGate) enter(ctx context.Context, key string) (release func(), err error) {
+	g.mu.Lock()
+	u := g.users[key]
+	if u == nil {
+		u = &userReads{}
+		if g.perUser >= 0 {
+			u.slots = make(chan struct{}, max(g.perUser, 1))
+		}
+		g.users[key] = u
+	}
+	if u.wait >= g.maxWaiting {
+		g.mu.Unlock()
+		return nil, errQueueFull
+	}
+	u.refs++
+	u.wait++
+	g.mu.Unlock()
+	err = take(ctx, u.slots)
+	if err == nil {
+		if err = take(ctx, g.all); err != nil {
+			give(u.slots)
+		}
+	}
+	g.mu.Lock()
+	u.wait--
+	g.mu.Unlock()
+	if err != nil {
+		g.done(key, u)
+		return nil, err
+	}
+	return func() {
+		give(g.all)
+		give(u.slots)
+		g.done(key, u)
+	}, nil
+}
+
+// waiting reports how many reads of key wait for their turn.
+func (g *readGate) waiting(key string) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u := g.users[key]; u != nil {
+		return u.wait
+	}
+	return 0
+}
+
+func (g *readGate) done(key string, u *userReads) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if u.refs--; u.refs == 0 {
+		delete(g.users, key)
+	}
+}
+
+// take takes a token of sem (nil: no bound) unless ctx ends first.
+func take(ctx context.Context, sem chan struct{}) error {
+	if sem == nil {
+		return nil
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// give returns a token to sem.
+func give(sem chan struct{}) {
+	if sem != nil {
+		<-sem
 	}
 }
 
