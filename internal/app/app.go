@@ -204,7 +204,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	}
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
-	a.outbox = newOutbox(a.store, ingester, logger.With("component", "outbox"))
+	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
 	mutationsPerMinute := cfg.ConfigMutationsPerMinute
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables

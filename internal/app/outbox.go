@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -28,19 +30,32 @@ type recorder interface {
 	Record(ctx context.Context, in event.Input, by event.Producer) error
 }
 
+// msgFinder finds idempotency keys in the log (eventlog.Log.FindMsgIDs).
+type msgFinder interface {
+	FindMsgIDs(ctx context.Context, since time.Time, subjects, keys []string) (map[string]int64, error)
+}
+
+// outboxClockSkew is how far the CLI's clock (a row's CreatedAt) may run ahead of the log's
+// (a message's time) for the search of earlier publishes.
+const outboxClockSkew = 10 * time.Minute
+
 // outbox publishes the audit events the CLI queued in the store (Admin.audit) through the same
 // path as every other self-audit event, oldest first, and deletes each once the log has it.
 //
 // Each is published with an idempotency key derived from its row (outboxKey): when a publish
-// is repeated within the log's duplicate window (a crash between the log's ack and the delete,
-// or a replica that lost the lease while publishing and the one that took it over), the log
-// keeps the first copy only. Only the holder of the "audit-outbox" lease drains, so replicas
-// sharing a database do not race each other through the table.
+// is repeated within the log's duplicate window (a replica that lost the lease while
+// publishing and the one that took it over), the log keeps the first copy only. Before
+// publishing, the log is searched for the keys (msgFinder), so that a row published but not
+// deleted (a crash between the log's ack and the delete) is not published again however much
+// later the service restarts, as long as the log still holds the message. Only the holder of
+// the "audit-outbox" lease drains, so replicas sharing a database do not race each other
+// through the table.
 //
 // It is used by one goroutine at a time (the lease's holder).
 type outbox struct {
 	store  outboxStore
 	rec    recorder
+	log    msgFinder
 	logger *slog.Logger
 	// published holds the rows the log has but whose delete failed (the database went away):
 	// they are deleted, not published again, on the next pass.
@@ -50,8 +65,8 @@ type outbox struct {
 	refused map[int64]bool
 }
 
-func newOutbox(st outboxStore, rec recorder, logger *slog.Logger) *outbox {
-	return &outbox{store: st, rec: rec, logger: logger, published: map[int64]bool{}, refused: map[int64]bool{}}
+func newOutbox(st outboxStore, rec recorder, log msgFinder, logger *slog.Logger) *outbox {
+	return &outbox{store: st, rec: rec, log: log, logger: logger, published: map[int64]bool{}, refused: map[int64]bool{}}
 }
 
 // run drains the outbox at once and then every outboxPoll, until ctx ends.
@@ -82,6 +97,9 @@ func (o *outbox) drain(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := o.findPublished(ctx, rows); err != nil {
+			return err
+		}
 		for _, e := range rows {
 			after = e.ID
 			if err := o.publish(ctx, e); err != nil {
@@ -92,6 +110,42 @@ func (o *outbox) drain(ctx context.Context) error {
 			return nil
 		}
 	}
+}
+
+// findPublished marks the rows whose event the log already holds as published.
+func (o *outbox) findPublished(ctx context.Context, rows []store.AuditOutboxEntry) error {
+	var since time.Time
+	var subjects, keys []string
+	byKey := map[string]int64{}
+	for _, e := range rows {
+		if o.published[e.ID] || o.refused[e.ID] {
+			continue
+		}
+		in, _, err := decodeOutbox(e)
+		if err != nil {
+			continue // publish refuses it
+		}
+		if since.IsZero() || e.CreatedAt.Before(since) {
+			since = e.CreatedAt
+		}
+		// Every root's subject of the type: the row does not say under which root it was filed.
+		if s := eventlog.Subject("*", in.EventType); !slices.Contains(subjects, s) {
+			subjects = append(subjects, s)
+		}
+		keys = append(keys, in.IdempotencyKey)
+		byKey[in.IdempotencyKey] = e.ID
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	found, err := o.log.FindMsgIDs(ctx, since.Add(-outboxClockSkew), subjects, keys)
+	if err != nil {
+		return fmt.Errorf("look for earlier publishes of the outbox: %w", err)
+	}
+	for k := range found {
+		o.published[byKey[k]] = true
+	}
+	return nil
 }
 
 func (o *outbox) publish(ctx context.Context, e store.AuditOutboxEntry) error {
