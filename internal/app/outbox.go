@@ -63,6 +63,8 @@ type outbox struct {
 	// refused holds the rows the service refused as invalid: they stay in the table for an
 	// operator, are logged once, and are not tried again by this process.
 	refused map[int64]bool
+	// failing is true from a failed pass to the next one that succeeds.
+	failing bool
 }
 
 func newOutbox(st outboxStore, rec recorder, log msgFinder, logger *slog.Logger) *outbox {
@@ -74,8 +76,16 @@ func (o *outbox) run(ctx context.Context) {
 	t := time.NewTicker(outboxPoll)
 	defer t.Stop()
 	for {
-		if err := o.drain(ctx); err != nil && ctx.Err() == nil {
-			o.logger.Warn("audit outbox: could not publish the CLI's audit events; retrying", "err", err)
+		err := o.drain(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil && !o.failing:
+			o.logger.Warn("audit outbox: could not publish the CLI's audit events; retrying every second", "err", err)
+			o.failing = true
+		case err != nil && ctx.Err() == nil:
+			o.logger.Debug("audit outbox: still failing", "err", err) // said once, not every second
+		case err == nil && o.failing:
+			o.logger.Info("audit outbox: publishing again")
+			o.failing = false
 		}
 		select {
 		case <-ctx.Done():
