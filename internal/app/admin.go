@@ -27,7 +27,7 @@ import (
 // Every change is audited as the REST API's are (internal/adminaudit), with the operator at the
 // shell as author. The CLI cannot publish to the log (a running server holds it), so it queues
 // the event in the store's audit outbox right after the change, and the server publishes it
-// (drainOutbox): at once when it runs, else when it next starts.
+// (outbox.go): within a second when it runs, else when it next starts.
 type Admin struct {
 	store    store.Store
 	resolver *namespace.Resolver
