@@ -2,11 +2,19 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
 )
 
 // cli runs the auditstream command with args on the SQLite store in dir and returns what it
@@ -94,4 +102,62 @@ func TestCLIPrintsGitLabShapesAndTables(t *testing.T) {
 	require.Regexp(t, `(?m)^\d+\s+alice\s+50\s+owner\s+-`, out)
 	out = cliOK(t, dir, "destination", "list")
 	require.Contains(t, out, "no streaming destinations")
+}
+
+// TestCLIChangesReachTheAuditLog: what the admin commands change is recorded as GitLab's events
+// (the CLI as author, via "cli"), which a server started on the same data dir afterwards
+// publishes and stores; removing a membership that is not there changes and records nothing.
+func TestCLIChangesReachTheAuditLog(t *testing.T) {
+	dir := t.TempDir()
+	cliOK(t, dir, "user", "create", "--username", "alice", "--name", "Alice", "--email", "alice@example.com")
+	cliOK(t, dir, "token", "create", "--user", "alice", "--name", "ci", "--scopes", "read_api")
+	cliOK(t, dir, "token", "revoke", "--id", "1")
+	cliOK(t, dir, "group", "create", "--path", "acme")
+	cliOK(t, dir, "project", "create", "--path", "acme/app")
+	cliOK(t, dir, "member", "add", "--group", "acme", "--user", "alice", "--access-level", "30")
+	cliOK(t, dir, "member", "update", "--group", "acme", "--user", "alice", "--access-level", "40")
+	cliOK(t, dir, "member", "remove", "--group", "acme", "--user", "alice")
+	_, err := cli(t, dir, "member", "remove", "--group", "acme", "--user", "alice")
+	require.EqualError(t, err, "404 Member Not Found: alice")
+
+	cfg := app.Defaults()
+	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-cli-test-admin-token-0123456789", "error"
+	ctx, cancel := context.WithCancel(t.Context())
+	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+
+	want := []string{"user_created", "personal_access_token_created", "personal_access_token_revoked", "group_created",
+		"project_created", "member_created", "member_updated", "member_destroyed"}
+	var events []struct {
+		EventType  string         `json:"event_type"`
+		AuthorID   int64          `json:"author_id"`
+		AuthorName string         `json:"author_name"`
+		Producer   map[string]any `json:"auditstream_producer"`
+	}
+	poll.Until(t, 20*time.Second, func() error {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.Addr()+"/api/v4/audit_events?sort=asc&per_page=100", nil)
+		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&events); err != nil {
+			return err
+		}
+		if len(events) < len(want) {
+			return fmt.Errorf("%d events stored, want %d", len(events), len(want))
+		}
+		return nil
+	})
+	require.Len(t, events, len(want))
+	for i, e := range events {
+		require.Equal(t, want[i], e.EventType)
+		require.Zero(t, e.AuthorID)
+		require.Contains(t, e.AuthorName, "auditstream CLI")
+		require.Equal(t, "cli", e.Producer["via"])
+	}
 }

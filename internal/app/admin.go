@@ -5,14 +5,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os/user"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/auditstream/auditstream/internal/adminaudit"
 	"github.com/auditstream/auditstream/internal/api/graphql/model"
 	"github.com/auditstream/auditstream/internal/api/rest"
 	"github.com/auditstream/auditstream/internal/auth"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -20,11 +23,21 @@ import (
 // Admin does what the admin API does, straight on the store, for the CLI: it works whether or
 // not the server runs (SQLite in WAL mode and PostgreSQL both allow it). It returns what the
 // REST API shows (GitLab's shapes, rest.User and the like) and errors in the API's words.
+//
+// Every change is audited as the REST API's are (internal/adminaudit), with the operator at the
+// shell as author. The CLI cannot publish to the log (a running server holds it), so it queues
+// the event in the store's audit outbox right after the change, and the server publishes it
+// (outbox.go): within a second when it runs, else when it next starts.
 type Admin struct {
 	store    store.Store
 	resolver *namespace.Resolver
 	base     string // the external URL, for web_url
+	author   adminaudit.Author
 }
+
+// ErrUnaudited wraps the error of an Admin method whose change was made but whose audit event
+// could not be queued: the result is valid (print it), and the operator must be told.
+var ErrUnaudited = errors.New("the change was made, but its audit event could not be recorded")
 
 // OpenAdmin opens the store cfg names.
 func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
@@ -36,7 +49,46 @@ func OpenAdmin(ctx context.Context, cfg Config) (*Admin, error) {
 	if base == "" {
 		base = "http://" + cfg.Listen
 	}
-	return &Admin{store: st, resolver: namespace.NewResolver(st, nil), base: base}, nil
+	return &Admin{store: st, resolver: namespace.NewResolver(st, nil), base: base, author: cliAuthor()}, nil
+}
+
+// cliAuthor is the author of the CLI's changes: not a user of ours (the CLI needs no token), so
+// id 0, named after the account at the shell.
+func cliAuthor() adminaudit.Author {
+	name := "auditstream CLI"
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name += " (" + u.Username + ")"
+	}
+	return adminaudit.Author{Name: name}
+}
+
+// outboxProducer is the producer of an event in the audit outbox (store.AuditOutboxEntry.Producer).
+type outboxProducer struct {
+	TokenID  int64  `json:"token_id"`
+	UserID   int64  `json:"user_id"`
+	Username string `json:"username"`
+	Via      string `json:"via"`
+}
+
+// audit queues the audit event of a change just made, stamped with the time of the change. The
+// change is made whatever happens here, so a failure says so: the operator must know that the
+// audit trail lacks it.
+func (a *Admin) audit(ctx context.Context, in event.Input) error {
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	in.CreatedAt = now.Format(event.TimeLayout)
+	ev, err := json.Marshal(in)
+	if err == nil {
+		var by []byte
+		by, err = json.Marshal(outboxProducer{Via: event.ViaCLI})
+		if err == nil {
+			// An interrupt after the change must not lose its event.
+			_, err = a.store.AuditOutboxAdd(context.WithoutCancel(ctx), store.AuditOutboxAddParams{Event: ev, Producer: by, CreatedAt: now})
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w (%s): %w", ErrUnaudited, in.EventType, err)
+	}
+	return nil
 }
 
 // notFound is the API's 404 for what ref names ("User", "Group", "Project").
@@ -83,7 +135,7 @@ func (a *Admin) CreateUser(ctx context.Context, id int64, username, name, email 
 	if err != nil {
 		return rest.User{}, err
 	}
-	return rest.NewUser(u, a.base, true, true), nil
+	return rest.NewUser(u, a.base, true, true), a.audit(ctx, adminaudit.UserCreated(a.author, u))
 }
 
 // ListUsers returns every user, by id.
@@ -124,15 +176,49 @@ func (a *Admin) CreateToken(ctx context.Context, userRef, name string, scopes []
 	raw, hash := auth.NewToken()
 	t, err := a.store.TokenCreate(ctx, store.TokenCreateParams{UserID: u.ID, Name: name, Hash: hash, Scopes: scopes,
 		ExpiresAt: expires, CreatedAt: time.Now().UTC()})
-	return raw, t, err
+	if err != nil {
+		return "", store.Token{}, err
+	}
+	// The token is made: print it even when its event could not be queued.
+	return raw, t, a.audit(ctx, adminaudit.TokenCreated(a.author, u, t))
 }
 
-// RevokeToken revokes a personal access token by id.
+// RevokeToken revokes a token (personal or impersonation) by id. A token revoked already is
+// not revoked again, and nothing is recorded.
 func (a *Admin) RevokeToken(ctx context.Context, id int64) error {
-	if err := a.store.TokenRevoke(ctx, id); err != nil {
-		return lookupErr(err, "Token", strconv.FormatInt(id, 10))
+	ref := strconv.FormatInt(id, 10)
+	t, owner, err := a.tokenByID(ctx, id)
+	if err != nil {
+		return lookupErr(err, "Token", ref)
 	}
-	return nil
+	if t.Revoked {
+		return nil
+	}
+	if err := a.store.TokenRevoke(ctx, id); err != nil {
+		return lookupErr(err, "Token", ref)
+	}
+	return a.audit(ctx, adminaudit.TokenRevoked(a.author, owner, t))
+}
+
+// tokenByID finds a token and its owner among the tokens of every user (users are few, as the
+// REST API's search assumes too), or store.ErrNotFound.
+func (a *Admin) tokenByID(ctx context.Context, id int64) (store.Token, store.User, error) {
+	users, err := a.store.UserList(ctx)
+	if err != nil {
+		return store.Token{}, store.User{}, err
+	}
+	for _, u := range users {
+		ts, err := a.store.TokenList(ctx, u.ID)
+		if err != nil {
+			return store.Token{}, store.User{}, err
+		}
+		for _, t := range ts {
+			if t.ID == id {
+				return t, u, nil
+			}
+		}
+	}
+	return store.Token{}, store.User{}, store.ErrNotFound
 }
 
 // ListTokens returns the tokens of a user (id or username), impersonation tokens included;
@@ -179,7 +265,7 @@ func (a *Admin) CreateNamespace(ctx context.Context, kind store.NamespaceKind, f
 	case err != nil:
 		return rest.Namespace{}, err
 	}
-	return rest.NewNamespace(ns, a.parentOf(ctx), a.base), nil
+	return rest.NewNamespace(ns, a.parentOf(ctx), a.base), a.audit(ctx, adminaudit.NamespaceCreated(a.author, ns))
 }
 
 // ListNamespaces returns every group or every project, by full path.
@@ -255,23 +341,74 @@ func (a *Admin) ListDestinations(ctx context.Context) ([]Destination, error) {
 	return out, nil
 }
 
-// AddMember gives a user (id or username) an access level on a group or project (id or path).
+// AddMember gives a user (id or username) an access level on a group or project (id or path),
+// changing the membership the user has there already.
 func (a *Admin) AddMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string, level int) (rest.Member, error) {
+	return a.setMember(ctx, kind, nsRef, userRef, level, false)
+}
+
+// UpdateMember changes the access level of a user's existing membership; 404 when there is none.
+func (a *Admin) UpdateMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string, level int) (rest.Member, error) {
+	return a.setMember(ctx, kind, nsRef, userRef, level, true)
+}
+
+func (a *Admin) setMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string, level int, mustExist bool) (rest.Member, error) {
 	if !auth.ValidAccessLevel(level) {
 		return rest.Member{}, fmt.Errorf("400 Bad request - access_level does not have a valid value (10, 20, 30, 40, 50), not %d", level)
 	}
-	ns, err := a.resolver.Find(ctx, kind, nsRef)
+	ns, u, err := a.namespaceAndUser(ctx, kind, nsRef, userRef)
 	if err != nil {
-		return rest.Member{}, lookupErr(err, kindName(kind), nsRef)
+		return rest.Member{}, err
 	}
-	u, err := a.user(ctx, userRef)
-	if err != nil {
-		return rest.Member{}, lookupErr(err, "User", userRef)
+	old, err := a.store.MemberGet(ctx, ns.Key, u.ID)
+	exists := err == nil
+	switch {
+	case errors.Is(err, store.ErrNotFound) && mustExist:
+		return rest.Member{}, notFound("Member", userRef)
+	case err != nil && !errors.Is(err, store.ErrNotFound):
+		return rest.Member{}, err
 	}
 	m, err := a.store.MemberUpsert(ctx, store.MemberUpsertParams{NamespaceKey: ns.Key, UserID: u.ID, AccessLevel: level,
 		CreatedAt: time.Now().UTC()})
 	if err != nil {
 		return rest.Member{}, err
 	}
-	return rest.NewMember(m, u, a.base), nil
+	out := rest.NewMember(m, u, a.base)
+	switch {
+	case !exists:
+		return out, a.audit(ctx, adminaudit.MemberCreated(a.author, ns, u, m))
+	case old.AccessLevel != m.AccessLevel || !old.ExpiresAt.Equal(m.ExpiresAt):
+		return out, a.audit(ctx, adminaudit.MemberUpdated(a.author, ns, u, old, m))
+	}
+	return out, nil // nothing changed, nothing to record
+}
+
+// RemoveMember removes a user's direct membership of a group or project; 404 when there is none.
+func (a *Admin) RemoveMember(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string) error {
+	ns, u, err := a.namespaceAndUser(ctx, kind, nsRef, userRef)
+	if err != nil {
+		return err
+	}
+	old, err := a.store.MemberGet(ctx, ns.Key, u.ID)
+	if err == nil {
+		err = a.store.MemberDelete(ctx, ns.Key, u.ID)
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return notFound("Member", userRef)
+	} else if err != nil {
+		return err
+	}
+	return a.audit(ctx, adminaudit.MemberDestroyed(a.author, ns, u, old))
+}
+
+func (a *Admin) namespaceAndUser(ctx context.Context, kind store.NamespaceKind, nsRef, userRef string) (store.Namespace, store.User, error) {
+	ns, err := a.resolver.Find(ctx, kind, nsRef)
+	if err != nil {
+		return store.Namespace{}, store.User{}, lookupErr(err, kindName(kind), nsRef)
+	}
+	u, err := a.user(ctx, userRef)
+	if err != nil {
+		return store.Namespace{}, store.User{}, lookupErr(err, "User", userRef)
+	}
+	return ns, u, nil
 }

@@ -59,6 +59,7 @@ type App struct {
 	auth        *auth.Authenticator
 	archiver    *archive.Archiver
 	engine      *delivery.Engine
+	outbox      *outbox // publishes the CLI's audit events
 	metrics     *metrics
 	listener    net.Listener
 	server      *http.Server
@@ -203,6 +204,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	}
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
+	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
 	mutationsPerMinute := cfg.ConfigMutationsPerMinute
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
@@ -308,6 +310,10 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return a.engine.Run(gctx) })
+	g.Go(func() error {
+		a.leases.Run(gctx, "audit-outbox", a.outbox.run) // one replica at a time drains
+		return nil
+	})
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.cfg.DebugListen != "" {

@@ -61,6 +61,9 @@ const (
 	// ViaService: auditstream recorded it about a change a user made through its API or UI
 	// (a streaming destination created, a replay, ...).
 	ViaService = "auditstream"
+	// ViaCLI: auditstream's command line recorded it about a change an operator made on the
+	// database directly; the server published it later, from the store's audit outbox.
+	ViaCLI = "cli"
 )
 
 // Producer is who wrote an event: the token it was published with and that token's user.
@@ -70,7 +73,7 @@ type Producer struct {
 	Username string
 	// Impersonation marks an impersonation token: an administrator's, acting as the user.
 	Impersonation bool
-	Via           string // ViaIngest or ViaService
+	Via           string // ViaIngest, ViaService or ViaCLI
 }
 
 // IsZero reports whether p says nothing (an event written before provenance was recorded).

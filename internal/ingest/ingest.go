@@ -475,13 +475,17 @@ func (l Limits) maxEvents() int {
 // Record publishes one event the service produces about itself (for example a change to a
 // streaming destination), through the same validation, namespace resolution and log as a
 // producer's event. by is the user (and token) whose action it records; its Via is set to
-// event.ViaService. It satisfies streamconfig.Auditor.
+// event.ViaService unless it is event.ViaCLI (a change the CLI made, published from the
+// outbox). An in.IdempotencyKey makes a second Record of the same event within the log's
+// duplicate window return without publishing it again. It satisfies streamconfig.Auditor.
 func (s *Service) Record(ctx context.Context, in event.Input, by event.Producer) error {
 	body, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("encode audit event: %w", err)
 	}
-	by.Via = event.ViaService
+	if by.Via != event.ViaCLI {
+		by.Via = event.ViaService
+	}
 	_, err = s.Ingest(ctx, Request{Body: bytes.NewReader(body), Format: FormatJSON, Provenance: by})
 	return err
 }

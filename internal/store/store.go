@@ -202,6 +202,40 @@ type Store interface {
 	// DeliveryPositionSave puts p.Put (inserting or replacing by partition and destination) and
 	// removes p.Delete, in one transaction: all or nothing. Keys that do not exist are ignored.
 	DeliveryPositionSave(ctx context.Context, p DeliveryPositionSaveParams) error
+
+	// AuditOutboxAdd queues the audit event of a change made on the database directly (by the
+	// CLI), for the server to publish, and returns it with its ID. IDs grow and are never
+	// reused, also after every row was deleted, so a key derived from one names one event.
+	// A zero CreatedAt means now.
+	AuditOutboxAdd(ctx context.Context, p AuditOutboxAddParams) (AuditOutboxEntry, error)
+	// AuditOutboxList returns at most p.Limit (1..MaxDeliveryListLimit) queued events with an
+	// ID above p.AfterID, oldest (lowest ID) first.
+	AuditOutboxList(ctx context.Context, p AuditOutboxListParams) ([]AuditOutboxEntry, error)
+	// AuditOutboxDelete removes a queued event once it is published. A missing ID is not an
+	// error: another replica may have deleted it first.
+	AuditOutboxDelete(ctx context.Context, id int64) error
+}
+
+// AuditOutboxEntry is an audit event waiting in the outbox. Event and Producer are the caller's
+// JSON documents, returned byte for byte.
+type AuditOutboxEntry struct {
+	ID        int64
+	Event     []byte
+	Producer  []byte
+	CreatedAt time.Time
+}
+
+// AuditOutboxAddParams queues one event.
+type AuditOutboxAddParams struct {
+	Event     []byte
+	Producer  []byte
+	CreatedAt time.Time
+}
+
+// AuditOutboxListParams pages AuditOutboxList by keyset.
+type AuditOutboxListParams struct {
+	AfterID int64
+	Limit   int
 }
 
 // DestinationStamp changes whenever a destination is created, updated or deleted: the number

@@ -88,6 +88,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("Delete", s.testWebSessionDelete)
 		t.Run("DeleteExpired", s.testWebSessionDeleteExpired)
 	})
+	t.Run("AuditOutbox", func(t *testing.T) {
+		t.Run("RoundTrip", s.testAuditOutboxRoundTrip)
+		t.Run("IDsNeverReused", s.testAuditOutboxIDsNeverReused)
+		t.Run("Concurrent", s.testAuditOutboxConcurrent)
+	})
 }
 
 type suite struct {
