@@ -124,11 +124,11 @@ type Request struct {
 	// caller's rate limit).
 	Allow func(n int) bool
 	// MayWrite is nil for an instance producer (an administrator's token), which may write
-	// any namespace. For a namespace-bound producer it is asked, once per distinct path,
-	// whether the producer may write an event of the group or project at entityPath: "" if
-	// so, otherwise why not, for the error. Such a producer writes only Group and Project
-	// events, only where MayWrite allows, and never moves, renames or re-ids a namespace or
-	// creates a top-level group (CodeProducerScope otherwise).
+	// any namespace. For a namespace-bound producer it is asked, once per distinct path and
+	// one call at a time, whether the producer may write an event of the group or project at
+	// entityPath: "" if so, otherwise why not, for the error. Such a producer writes only
+	// Group and Project events, only where MayWrite allows, and never moves, renames or re-ids
+	// a namespace or creates a top-level group (CodeProducerScope otherwise).
 	MayWrite func(ctx context.Context, entityPath string) (refusal string, err error)
 }
 
