@@ -273,6 +273,12 @@ func TestGroupAccessTokensClientGo(t *testing.T) {
 	got, _, err := c.GroupAccessTokens.GetGroupAccessToken("org", created.ID)
 	require.NoError(t, err)
 	require.Equal(t, created.UserID, got.UserID)
+	// An owner changes the bot's role: the token shows it, as GitLab shows its bot's.
+	_, _, err = c.GroupMembers.EditGroupMember(int64(101), created.UserID, &gitlab.EditGroupMemberOptions{AccessLevel: gitlab.Ptr(gitlab.MaintainerPermissions)})
+	require.NoError(t, err)
+	got, _, err = c.GroupAccessTokens.GetGroupAccessToken(int64(101), created.ID)
+	require.NoError(t, err)
+	require.Equal(t, gitlab.MaintainerPermissions, got.AccessLevel)
 
 	rotated, resp, err := c.GroupAccessTokens.RotateGroupAccessToken(int64(101), created.ID, nil)
 	require.NoError(t, err)
@@ -281,6 +287,7 @@ func TestGroupAccessTokensClientGo(t *testing.T) {
 	require.NotEqual(t, created.Token, rotated.Token)
 	require.Equal(t, created.UserID, rotated.UserID, "the same bot")
 	require.NotNil(t, rotated.ExpiresAt, "a rotated token expires (a week, as GitLab)")
+	require.Equal(t, gitlab.MaintainerPermissions, rotated.AccessLevel, "at its bot's level")
 
 	resp, err = c.GroupAccessTokens.RevokeGroupAccessToken(int64(101), rotated.ID)
 	require.NoError(t, err)
@@ -297,16 +304,20 @@ func TestGroupAccessTokensClientGo(t *testing.T) {
 	require.Error(t, err)
 	require.Equal(t, http.StatusNotFound, resp.StatusCode, "a revoked token's bot leaves the group")
 
-	// GitLab's audit events: created (twice: create and rotate), deleted (rotate and revoke).
-	s.waitStored(4)
+	// GitLab's audit events: created (twice: create and rotate), deleted (rotate and revoke),
+	// and the owner's change of the bot's role.
+	s.waitStored(5)
 	events, _, err := s.client(adminToken).AuditEvents.ListGroupAuditEvents(int64(101), nil)
 	require.NoError(t, err)
 	var types []string
 	for _, e := range events {
 		types = append(types, e.EventType)
 		require.Equal(t, w.owner.ID, e.AuthorID)
-		require.Equal(t, "PersonalAccessToken", e.Details.TargetType)
+		if e.EventType != "member_updated" {
+			require.Equal(t, "PersonalAccessToken", e.Details.TargetType)
+		}
 	}
 	slices.Sort(types)
-	require.Equal(t, []string{"group_access_token_created", "group_access_token_created", "group_access_token_deleted", "group_access_token_deleted"}, types)
+	require.Equal(t, []string{"group_access_token_created", "group_access_token_created", "group_access_token_deleted",
+		"group_access_token_deleted", "member_updated"}, types)
 }

@@ -39,6 +39,21 @@ func (a *API) groupTokenJSON(t store.Token) GroupToken {
 	return GroupToken{Token: a.tokenJSON(t), AccessLevel: t.AccessLevel}
 }
 
+// withLevel returns t with the access level its bot has in ns now: an owner may change it
+// through the members API, and GitLab shows the membership's. A token whose bot has left the
+// group (revoked) keeps the level it was issued with.
+func (a *API) withLevel(r *http.Request, ns store.Namespace, t store.Token) (store.Token, error) {
+	m, err := a.opts.Members.MemberGet(r.Context(), ns.Key, t.UserID)
+	if errors.Is(err, store.ErrNotFound) {
+		return t, nil
+	}
+	if err != nil {
+		return t, err
+	}
+	t.AccessLevel = m.AccessLevel
+	return t, nil
+}
+
 // groupTokenGroup resolves the group {id} of a group-access-token route: others than its
 // owners and administrators get GitLab's 404 (no access) or 403 (a member below owner). A
 // group access token's own bot may not manage tokens either, so that a leaked token cannot
@@ -66,6 +81,10 @@ func (a *API) groupToken(w http.ResponseWriter, r *http.Request, ns store.Namesp
 		}
 		for _, t := range toks {
 			if t.ID == id {
+				if t, err = a.withLevel(r, ns, t); err != nil {
+					a.writeErr(w, r, err)
+					return store.Token{}, false
+				}
 				return t, true
 			}
 		}
@@ -92,6 +111,10 @@ func (a *API) listGroupTokens(w http.ResponseWriter, r *http.Request, p *auth.Pr
 	}
 	out := make([]GroupToken, 0, len(toks))
 	for _, t := range toks {
+		if t, err = a.withLevel(r, ns, t); err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
 		j := a.groupTokenJSON(t)
 		if state == "" || j.Active == (state == "active") {
 			out = append(out, j)
@@ -179,8 +202,8 @@ func (a *API) createGroupToken(w http.ResponseWriter, r *http.Request, p *auth.P
 }
 
 // rotateGroupToken is POST /groups/:id/access_tokens/:token_id/rotate (expires_at, default a
-// week from now, as GitLab): a new token of the same bot, name, scopes and level; the old one
-// is revoked.
+// week from now, as GitLab): a new token of the same bot, name, scopes and level (its bot's,
+// now); the old one is revoked.
 func (a *API) rotateGroupToken(w http.ResponseWriter, r *http.Request, p *auth.Principal) {
 	ns, ok := a.groupTokenGroup(w, r, p)
 	if !ok {
