@@ -221,6 +221,13 @@ func TestGroupAccessTokenIngest(t *testing.T) {
 	status, _, _ = send(orgTok.Token, grp("org", 101))
 	require.Equal(t, http.StatusUnauthorized, status)
 
+	// Revoked through the personal access token API (by itself), it leaves its group too.
+	self := s.createGroupToken(w.tokens["owner"], "101", `{"name":"self","scopes":["api"]}`)
+	status, b, _ = s.do(http.MethodDelete, fmt.Sprintf("/api/v4/personal_access_tokens/%d", self.ID), self.Token, "", nil)
+	require.Equal(t, http.StatusNoContent, status, string(b))
+	status, _, _ = s.do(http.MethodGet, fmt.Sprintf("/api/v4/groups/101/members/%d", self.UserID), w.tokens["owner"], "", nil)
+	require.Equal(t, http.StatusNotFound, status, "its bot left the group")
+
 	// Nothing refused moved or was created; the personal ingest token of the owner still writes
 	// in every top-level group its user owns, as before.
 	for _, p := range []string{"mine", "org%2Fstolen", "org%2Frenamed", "org%2Fsibling", "org%2Fsubway"} {

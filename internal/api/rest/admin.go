@@ -632,7 +632,18 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return
 	}
 	a.opts.Auth.Forget()
-	a.recordRevoked(r, p, tok)
+	if tok.NamespaceKey != 0 && !tok.Revoked { // a group access token: revoked as its group's API does
+		ns, err := a.opts.Namespaces.ByKey(r.Context(), tok.NamespaceKey)
+		if err == nil {
+			err = a.groupTokenRevoked(r, p, ns, tok)
+		}
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+	} else {
+		a.recordRevoked(r, p, tok)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -276,9 +276,19 @@ func (a *API) revokeGroupToken(w http.ResponseWriter, r *http.Request, p *auth.P
 		a.writeErr(w, r, err)
 		return
 	}
-	if err := a.opts.Members.MemberDelete(r.Context(), ns.Key, t.UserID); err != nil && !errors.Is(err, store.ErrNotFound) {
+	if err := a.groupTokenRevoked(r, p, ns, t); err != nil {
 		a.writeErr(w, r, err)
 		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// groupTokenRevoked finishes revoking group access token t of ns, whichever endpoint revoked it
+// in the store (this API, or DELETE /personal_access_tokens/:id): its bot leaves the group, and
+// the event is GitLab's group_access_token_deleted.
+func (a *API) groupTokenRevoked(r *http.Request, p *auth.Principal, ns store.Namespace, t store.Token) error {
+	if err := a.opts.Members.MemberDelete(r.Context(), ns.Key, t.UserID); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
 	}
 	a.opts.Auth.Forget()
 	bot, err := a.opts.Users.UserGet(r.Context(), t.UserID)
@@ -286,7 +296,7 @@ func (a *API) revokeGroupToken(w http.ResponseWriter, r *http.Request, p *auth.P
 		bot = store.User{ID: t.UserID}
 	}
 	a.record(r, p, adminaudit.GroupTokenDeleted(author(r, p), ns, bot, t))
-	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // futureDate reads an optional expires_at date parameter, which must be after now; the zero
