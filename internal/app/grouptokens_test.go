@@ -122,6 +122,27 @@ func TestGroupAccessTokenAuthorization(t *testing.T) {
 		status, b, _ = s.do(http.MethodPost, "/api/v4/groups/"+org+"/access_tokens", bot.Token, "application/json", []byte(`{"name":"x","scopes":["api"]}`))
 		require.Equal(t, http.StatusForbidden, status, string(b))
 
+		// Bots are users, told apart as GitLab does; their id range is not for people.
+		listUsers := func(query string) []groupToken { // id alone matters
+			status, b, _ := s.do(http.MethodGet, "/api/v4/users?per_page=100&"+query, adminToken, "", nil)
+			require.Equal(t, http.StatusOK, status, string(b))
+			var us []groupToken
+			require.NoError(t, json.Unmarshal(b, &us))
+			return us
+		}
+		bots := listUsers("exclude_humans=true")
+		require.NotEmpty(t, bots)
+		for _, u := range bots {
+			require.Greater(t, u.ID, store.LocalIDBase)
+		}
+		for _, u := range listUsers("humans=true") {
+			require.Less(t, u.ID, store.LocalIDBase)
+		}
+		require.Len(t, listUsers(""), len(bots)+len(listUsers("without_project_bots=true")))
+		status, b, _ = s.do(http.MethodPost, "/api/v4/users", adminToken, "application/json",
+			[]byte(fmt.Sprintf(`{"username":"x","name":"x","email":"x@example.com","id":%d}`, store.LocalIDBase+1000)))
+		require.Equal(t, http.StatusBadRequest, status, string(b))
+
 		for _, bad := range []string{
 			`{"scopes":["api"]}`,
 			`{"name":"x"}`,
