@@ -38,12 +38,16 @@ const (
 	TypeMemberDestroyed = "member_destroyed"
 	TypeGroupCreated    = "group_created"
 	TypeProjectCreated  = "project_created"
+	// Group access tokens: GitLab records a revoked one as deleted.
+	TypeGroupTokenCreated = "group_access_token_created"
+	TypeGroupTokenDeleted = "group_access_token_deleted"
 )
 
 // Types lists every event type this package builds.
 func Types() []string {
 	return []string{TypeUserCreated, TypeTokenCreated, TypeTokenRevoked, TypeMemberCreated,
-		TypeMemberUpdated, TypeMemberDestroyed, TypeGroupCreated, TypeProjectCreated}
+		TypeMemberUpdated, TypeMemberDestroyed, TypeGroupCreated, TypeProjectCreated,
+		TypeGroupTokenCreated, TypeGroupTokenDeleted}
 }
 
 // Target types: GitLab's class names.
@@ -195,4 +199,39 @@ func NamespaceCreated(a Author, ns store.Namespace) event.Input {
 	in.TargetType, in.TargetDetails = target, ns.FullPath
 	in.Details = details("custom_message", msg)
 	return in
+}
+
+// GroupTokenCreated is the event of group access token t, of bot user bot, created for group
+// ns by a, with GitLab's message: its id, scopes and access level, never its value.
+func GroupTokenCreated(a Author, ns store.Namespace, bot store.User, t store.Token) event.Input {
+	scopes, _ := json.Marshal(nonNil(t.Scopes))
+	in := groupTokenEvent(a, TypeGroupTokenCreated, ns, t)
+	in.Details = details("custom_message", "Created group access token with token_id: "+strconv.FormatInt(t.ID, 10)+
+		" with scopes: "+string(scopes)+" and "+role(t.AccessLevel)+" access level.",
+		"scopes", nonNil(t.Scopes), "access_level", t.AccessLevel, "expires_at", expiry(t.ExpiresAt),
+		"bot_user_id", bot.ID, "bot_username", bot.Username)
+	return in
+}
+
+// GroupTokenDeleted is the event of group access token t of group ns revoked by a (GitLab
+// records a revoked group access token as deleted).
+func GroupTokenDeleted(a Author, ns store.Namespace, bot store.User, t store.Token) event.Input {
+	in := groupTokenEvent(a, TypeGroupTokenDeleted, ns, t)
+	in.Details = details("custom_message", "Revoked group access token with token_id: "+strconv.FormatInt(t.ID, 10),
+		"bot_user_id", bot.ID, "bot_username", bot.Username)
+	return in
+}
+
+func groupTokenEvent(a Author, eventType string, ns store.Namespace, t store.Token) event.Input {
+	in := a.input(eventType)
+	namespaceEntity(&in, ns)
+	in.TargetID, in.TargetType, in.TargetDetails = idJSON(t.ID), targetToken, t.Name
+	return in
+}
+
+func nonNil(scopes []string) []string {
+	if scopes == nil {
+		return []string{}
+	}
+	return scopes
 }

@@ -29,6 +29,8 @@ func TestEventsAreValidAndHoldNoSecret(t *testing.T) {
 	group := store.Namespace{Key: 3, Kind: store.KindGroup, ID: 101, FullPath: "acme"}
 	pathOnly := store.Namespace{Key: 4, Kind: store.KindGroup, FullPath: "acme/sub"} // GitLab's id not known
 	project := store.Namespace{Key: 5, Kind: store.KindProject, ID: store.LocalID(5), FullPath: "acme/app"}
+	bot := store.User{ID: store.LocalIDBase + 1, Username: "group_101_bot_0a1b", Bot: true}
+	groupTok := store.Token{ID: 8, UserID: bot.ID, Name: "producer", Hash: hash, Scopes: []string{"ingest"}, NamespaceKey: 3, AccessLevel: 40}
 	m := store.Member{NamespaceKey: 3, UserID: 2, AccessLevel: 30}
 	m2 := store.Member{NamespaceKey: 3, UserID: 2, AccessLevel: 40}
 	for _, c := range []struct {
@@ -44,6 +46,8 @@ func TestEventsAreValidAndHoldNoSecret(t *testing.T) {
 		{adminaudit.NamespaceCreated(a, group), "group_created"},
 		{adminaudit.NamespaceCreated(a, pathOnly), "group_created"},
 		{adminaudit.NamespaceCreated(a, project), "project_created"},
+		{adminaudit.GroupTokenCreated(a, group, bot, groupTok), "group_access_token_created"},
+		{adminaudit.GroupTokenDeleted(a, pathOnly, bot, groupTok), "group_access_token_deleted"},
 	} {
 		in := c.in
 		if in.EventType != c.want {

@@ -123,12 +123,13 @@ type Request struct {
 	// Allow, when not nil, is asked whether this many valid events may be published now (the
 	// caller's rate limit).
 	Allow func(n int) bool
-	// MayWriteTop is nil for an instance producer (an administrator's token), which may write
-	// any namespace. For a namespace-bound producer it says whether the producer may write in
-	// the tree of the top-level group at path (its user owns it); such a producer writes only
-	// Group and Project events, only in those trees, and never moves, renames or re-ids a
-	// namespace or creates a top-level group (CodeProducerScope otherwise).
-	MayWriteTop func(ctx context.Context, topPath string) (bool, error)
+	// MayWrite is nil for an instance producer (an administrator's token), which may write
+	// any namespace. For a namespace-bound producer it is asked, once per distinct path and
+	// one call at a time, whether the producer may write an event of the group or project at
+	// entityPath: "" if so, otherwise why not, for the error. Such a producer writes only
+	// Group and Project events, only where MayWrite allows, and never moves, renames or re-ids
+	// a namespace or creates a top-level group (CodeProducerScope otherwise).
+	MayWrite func(ctx context.Context, entityPath string) (refusal string, err error)
 }
 
 // ErrReadBody wraps a failure to read the request body (the client went away, a size limit).
@@ -225,14 +226,14 @@ func (s *Service) Ingest(ctx context.Context, req Request) (Result, error) {
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.publishTimeout())
 	defer cancel()
 
-	if req.MayWriteTop != nil {
-		if err := checkScope(pctx, events, req.MayWriteTop); err != nil {
+	if req.MayWrite != nil {
+		if err := checkScope(pctx, events, req.MayWrite); err != nil {
 			return Result{}, err
 		}
 	}
 	for i := range events {
 		givenID := events[i].EntityID
-		root, nsHeader, err := s.root(pctx, &events[i], req.MayWriteTop != nil)
+		root, nsHeader, err := s.root(pctx, &events[i], req.MayWrite != nil)
 		switch {
 		case errors.Is(err, namespace.ErrNotAllowed):
 			return Result{}, scopeError(i, "entity_path", err.Error()+"; nothing was accepted")
@@ -288,25 +289,24 @@ func (bp *bufPool) put(b *bytes.Buffer) {
 }
 
 // checkScope refuses, before any namespace is learned, the events a namespace-bound producer
-// may not write: instance and user events, and events of a top-level group it may not write.
-func checkScope(ctx context.Context, events []event.Event, mayWrite func(ctx context.Context, topPath string) (bool, error)) error {
-	allowed := map[string]bool{}
+// may not write: instance and user events, and events of groups and projects MayWrite refuses.
+func checkScope(ctx context.Context, events []event.Event, mayWrite func(ctx context.Context, entityPath string) (string, error)) error {
+	refusals := map[string]string{}
 	for i, ev := range events {
 		if ev.EntityType != event.EntityGroup && ev.EntityType != event.EntityProject {
 			return scopeError(i, "entity_type", "a namespace-bound producer writes only Group and Project events; "+
 				"instance and user events need an instance producer (an administrator's token)")
 		}
-		top, _, _ := strings.Cut(ev.EntityPath, "/")
-		ok, seen := allowed[top]
+		refusal, seen := refusals[ev.EntityPath]
 		if !seen {
 			var err error
-			if ok, err = mayWrite(ctx, top); err != nil {
+			if refusal, err = mayWrite(ctx, ev.EntityPath); err != nil {
 				return fmt.Errorf("%w: %w", ErrNamespaces, err)
 			}
-			allowed[top] = ok
+			refusals[ev.EntityPath] = refusal
 		}
-		if !ok {
-			return scopeError(i, "entity_path", fmt.Sprintf("this producer may not write events of %q: a namespace-bound producer writes only in the top-level groups its user owns", top))
+		if refusal != "" {
+			return scopeError(i, "entity_path", fmt.Sprintf("this producer may not write events of %q: %s", ev.EntityPath, refusal))
 		}
 	}
 	return nil

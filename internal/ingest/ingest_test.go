@@ -826,3 +826,50 @@ func TestIngestRefusesProvenanceFromProducers(t *testing.T) {
 		})
 	}
 }
+
+// A namespace-bound producer: MayWrite is asked once per distinct path, before anything is
+// learned or published; its refusal is the event's producer_scope error, with its reason.
+func TestIngestMayWrite(t *testing.T) {
+	t.Parallel()
+	acmeApp := `{"event_type":"repository_git_operation","entity_type":"Project","entity_id":71,"entity_path":"acme/app"}`
+	acme := `{"event_type":"member_created","entity_type":"Group","entity_id":70,"entity_path":"acme"}`
+	other := `{"event_type":"member_created","entity_type":"Group","entity_id":24,"entity_path":"gitlab-duo"}`
+	for _, c := range []struct {
+		name   string
+		body   string
+		asked  []string
+		refuse int // index of the refused event; -1: none
+	}{
+		{"inside", array(acmeApp, acmeApp, acme), []string{"acme/app", "acme"}, -1},
+		{"outside", array(acmeApp, other, acme), []string{"acme/app", "gitlab-duo"}, 1},
+		{"an instance event", array(acme, instanceEvent), []string{"acme"}, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fx := setup(t)
+			var asked []string
+			res, err := fx.svc.Ingest(t.Context(), ingest.Request{Body: strings.NewReader(c.body), Format: ingest.FormatJSON,
+				MayWrite: func(_ context.Context, path string) (string, error) {
+					asked = append(asked, path)
+					if strings.HasPrefix(path+"/", "acme/") {
+						return "", nil
+					}
+					return "only in acme", nil
+				}})
+			require.Equal(t, c.asked, asked)
+			if c.refuse < 0 {
+				require.NoError(t, err)
+				require.Len(t, res.IDs, 3)
+				return
+			}
+			re := requestError(t, err)
+			require.Equal(t, ingest.CodeProducerScope, re.Code)
+			require.Equal(t, c.refuse, re.Events[0].Index)
+			if c.asked[len(c.asked)-1] == "gitlab-duo" {
+				require.Contains(t, re.Message, `"gitlab-duo": only in acme`)
+			}
+			require.Empty(t, fx.learnCalls(), "nothing learned")
+			require.Zero(t, fx.publishCalls(), "nothing published")
+		})
+	}
+}

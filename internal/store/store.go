@@ -76,8 +76,10 @@ type Store interface {
 	// subtree, or is a project. One transaction.
 	NamespaceMove(ctx context.Context, p NamespaceMoveParams) error
 
-	// UserCreate inserts a user. When p.ID is 0 the next free id is assigned. ErrConflict when
-	// the id or username is taken.
+	// UserCreate inserts a user. When p.ID is 0 the next free id is assigned: for a person the
+	// highest id below LocalIDBase plus one, for a bot (p.Bot) the highest id from LocalIDBase
+	// on plus one (LocalIDBase+1 for the first), so that bots never take an id a GitLab user may
+	// be given later. ErrConflict when the id or username is taken.
 	UserCreate(ctx context.Context, p UserCreateParams) (User, error)
 	UserGet(ctx context.Context, id int64) (User, error)
 	UserGetByUsername(ctx context.Context, username string) (User, error)
@@ -90,6 +92,9 @@ type Store interface {
 	TokenGetByHash(ctx context.Context, hash []byte) (Token, error)
 	// TokenList returns the tokens of a user ordered by id.
 	TokenList(ctx context.Context, userID int64) ([]Token, error)
+	// TokenListByNamespace returns the tokens bound to a group (group access tokens, whatever
+	// their state), ordered by id.
+	TokenListByNamespace(ctx context.Context, namespaceKey int64) ([]Token, error)
 	// TokenRevoke marks a token revoked. ErrNotFound when it does not exist.
 	TokenRevoke(ctx context.Context, id int64) error
 	// TokenCount counts all tokens (used to decide whether to create the first admin token).
@@ -363,16 +368,18 @@ type User struct {
 	Name      string
 	Email     string
 	Admin     bool
+	Bot       bool // the bot user of a group access token (GitLab's resource bot)
 	CreatedAt time.Time
 }
 
 // UserCreateParams creates a user.
 type UserCreateParams struct {
-	ID        int64 // 0: assign the next free id
+	ID        int64 // 0: assign the next free id (from LocalIDBase on for a bot)
 	Username  string
 	Name      string
 	Email     string
 	Admin     bool
+	Bot       bool
 	CreatedAt time.Time
 }
 
@@ -389,6 +396,11 @@ type Token struct {
 	// Impersonation marks an impersonation token (GitLab's): an admin's token that acts as
 	// UserID, managed through the impersonation-token API and hidden from the user's own list.
 	Impersonation bool
+	// NamespaceKey is the group a group access token is bound to (its user is the token's
+	// bot); 0 for personal access and impersonation tokens.
+	NamespaceKey int64
+	// AccessLevel is the access level a group access token was issued with; 0 for others.
+	AccessLevel int
 }
 
 // TokenCreateParams creates a token.
@@ -400,6 +412,8 @@ type TokenCreateParams struct {
 	ExpiresAt     time.Time
 	CreatedAt     time.Time
 	Impersonation bool
+	NamespaceKey  int64 // a group access token's group; 0: none
+	AccessLevel   int   // a group access token's access level
 }
 
 // WebSession is a signed-in browser session of the web UI. The cookie holds a random session

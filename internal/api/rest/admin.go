@@ -30,6 +30,7 @@ type User struct {
 	State     string    `json:"state"`
 	Email     string    `json:"email,omitempty"`
 	IsAdmin   *bool     `json:"is_admin,omitempty"` // shown to administrators only, as GitLab does
+	Bot       bool      `json:"bot"`                // the bot user of a group access token
 	CreatedAt time.Time `json:"created_at"`
 	WebURL    string    `json:"web_url"`
 }
@@ -38,7 +39,7 @@ type User struct {
 // (administrators and the user themself see it), withAdmin is_admin (administrators only:
 // GitLab's UserWithAdmin entity; everyone else, the user included, gets an entity without it).
 func NewUser(u store.User, base string, withEmail, withAdmin bool) User {
-	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active",
+	j := User{ID: u.ID, Username: u.Username, Name: u.Name, State: "active", Bot: u.Bot,
 		CreatedAt: u.CreatedAt, WebURL: userWebURL(base, u.ID)}
 	if withEmail {
 		j.Email = u.Email
@@ -223,10 +224,10 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 		return
 	}
 	username, search := q.Get("username"), strings.ToLower(q.Get("search"))
-	// As in GitLab's UsersFinder, a filter given false filters nothing. Every user here is an
-	// active human; none is blocked or external.
+	// As in GitLab's UsersFinder, a filter given false filters nothing. Every user here is
+	// active, a human or the bot of a group access token; none is blocked or external.
 	isTrue := func(name string) bool { return want[name] }
-	none := isTrue("blocked") || isTrue("external") || isTrue("exclude_active") || isTrue("exclude_humans")
+	none := isTrue("blocked") || isTrue("external") || isTrue("exclude_active")
 	kept := users[:0]
 	for _, u := range users {
 		switch {
@@ -235,6 +236,8 @@ func (a *API) listUsers(w http.ResponseWriter, r *http.Request, p *auth.Principa
 			search != "" && !strings.Contains(strings.ToLower(u.Name), search) &&
 				!strings.Contains(strings.ToLower(u.Username), search) && !strings.Contains(strings.ToLower(u.Email), search),
 			isTrue("admins") && !u.Admin,
+			(isTrue("humans") || isTrue("without_project_bots")) && u.Bot,
+			isTrue("exclude_humans") && !u.Bot,
 			!after.IsZero() && u.CreatedAt.Before(after),
 			!before.IsZero() && u.CreatedAt.After(before):
 			continue
@@ -316,6 +319,9 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		return
 	case in.ID < 0:
 		a.writeBad(w, "invalid_parameter", "id must be a positive integer")
+		return
+	case store.IsLocalID(int64(in.ID)):
+		a.writeBad(w, "invalid_parameter", fmt.Sprintf("id must be GitLab's id, below %d: ids from there on are assigned here (to bots of group access tokens)", store.LocalIDBase))
 		return
 	}
 	u, err := a.opts.Users.UserCreate(r.Context(), store.UserCreateParams{ID: int64(in.ID), Username: in.Username,
@@ -626,7 +632,18 @@ func (a *API) revokeToken(w http.ResponseWriter, r *http.Request, p *auth.Princi
 		return
 	}
 	a.opts.Auth.Forget()
-	a.recordRevoked(r, p, tok)
+	if tok.NamespaceKey != 0 && !tok.Revoked { // a group access token: revoked as its group's API does
+		ns, err := a.opts.Namespaces.ByKey(r.Context(), tok.NamespaceKey)
+		if err == nil {
+			err = a.groupTokenRevoked(r, p, ns, tok)
+		}
+		if err != nil {
+			a.writeErr(w, r, err)
+			return
+		}
+	} else {
+		a.recordRevoked(r, p, tok)
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/auth"
@@ -70,7 +71,7 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	defer body.Release()
 	res, err := a.opts.Ingester.Ingest(r.Context(), ingest.Request{Body: body, Format: format,
 		Producer: "u" + strconv.FormatInt(p.User.ID, 10), IdempotencyKey: r.Header.Get("Idempotency-Key"), Allow: a.allow(p),
-		MayWriteTop: a.mayWriteTop(p), Provenance: p.Producer(event.ViaIngest)})
+		MayWrite: a.mayWrite(p), Provenance: p.Producer(event.ViaIngest)})
 	read = body.N()
 	if err != nil {
 		a.writeErr(w, r, err)
@@ -82,27 +83,97 @@ func (a *API) handleIngest(w http.ResponseWriter, r *http.Request) {
 	}{res.IDs})
 }
 
-// mayWriteTop returns nil for an instance producer — an administrator's token — which may write
-// any namespace, and for anyone else the check of a namespace-bound producer: it writes only in
-// the trees of the top-level groups its user owns.
-func (a *API) mayWriteTop(p *auth.Principal) func(ctx context.Context, topPath string) (bool, error) {
+// mayWrite returns nil for an instance producer — an administrator's token — which may write
+// any namespace, and for anyone else the check of a namespace-bound producer: a group access
+// token writes only in the tree of its group (groupTokenMayWrite), any other token only in the
+// trees of the top-level groups its user owns. The answers are kept for the request, so that a
+// batch costs a lookup per top-level group, not per event.
+func (a *API) mayWrite(p *auth.Principal) func(ctx context.Context, entityPath string) (string, error) {
 	if p.User.Admin {
 		return nil
 	}
-	return func(ctx context.Context, topPath string) (bool, error) {
-		ns, err := a.opts.Namespaces.FindPath(ctx, store.KindGroup, topPath)
-		if errors.Is(err, namespace.ErrNotFound) {
-			return false, nil // creating a top-level group is an instance producer's
-		}
-		if err != nil {
-			return false, err
-		}
-		if ns.ParentKey != 0 {
-			return false, nil
-		}
-		level, err := a.opts.Auth.AccessLevel(ctx, p, []store.Namespace{ns})
-		return level >= auth.Owner, err
+	if p.Token.NamespaceKey != 0 {
+		return a.groupTokenMayWrite(p)
 	}
+	const refusal = "a namespace-bound producer writes only in the top-level groups its user owns"
+	owned := map[string]bool{}
+	return func(ctx context.Context, entityPath string) (string, error) {
+		top, _, _ := strings.Cut(entityPath, "/")
+		ok, seen := owned[top]
+		if !seen {
+			var err error
+			if ok, err = a.ownsTop(ctx, p, top); err != nil {
+				return "", err
+			}
+			owned[top] = ok
+		}
+		if !ok {
+			return refusal, nil
+		}
+		return "", nil
+	}
+}
+
+// ownsTop reports whether p's user owns the top-level group at topPath.
+func (a *API) ownsTop(ctx context.Context, p *auth.Principal, topPath string) (bool, error) {
+	ns, err := a.opts.Namespaces.FindPath(ctx, store.KindGroup, topPath)
+	if errors.Is(err, namespace.ErrNotFound) {
+		return false, nil // creating a top-level group is an instance producer's
+	}
+	if err != nil {
+		return false, err
+	}
+	if ns.ParentKey != 0 {
+		return false, nil
+	}
+	level, err := a.opts.Auth.AccessLevel(ctx, p, []store.Namespace{ns})
+	return level >= auth.Owner, err
+}
+
+// groupTokenMayWrite is the check of a group access token: it writes only in the tree of the
+// group it was issued for, wherever that group is now (it is bound by key, not path), and only
+// while its bot is still a member there. The group and the membership are read once per
+// request.
+func (a *API) groupTokenMayWrite(p *auth.Principal) func(ctx context.Context, entityPath string) (string, error) {
+	var group store.Namespace
+	var refusal string
+	read := false
+	return func(ctx context.Context, entityPath string) (string, error) {
+		if !read {
+			var err error
+			if group, refusal, err = a.tokenGroup(ctx, p); err != nil {
+				return "", err
+			}
+			read = true
+		}
+		if refusal != "" {
+			return refusal, nil
+		}
+		if entityPath != group.FullPath && !strings.HasPrefix(entityPath, group.FullPath+"/") {
+			return fmt.Sprintf("a group access token writes only in the tree of its group, %s", group.FullPath), nil
+		}
+		return "", nil
+	}
+}
+
+// tokenGroup returns the group p's group access token is bound to, or why the token may write
+// nowhere.
+func (a *API) tokenGroup(ctx context.Context, p *auth.Principal) (store.Namespace, string, error) {
+	group, err := a.opts.Namespaces.ByKey(ctx, p.Token.NamespaceKey)
+	if errors.Is(err, namespace.ErrNotFound) || errors.Is(err, store.ErrNotFound) {
+		return group, "the group this group access token was issued for no longer exists", nil
+	}
+	if err != nil {
+		return group, "", err
+	}
+	level, err := a.opts.Auth.AccessLevel(ctx, p, []store.Namespace{group})
+	if err != nil {
+		return group, "", err
+	}
+	if level == auth.NoAccess {
+		return group, fmt.Sprintf("this group access token's bot user is no longer a member of %s", group.FullPath), nil
+	}
+	return group, "", nil
 }
 
 // allow returns the rate-limit check for p's token, called with the number of valid events

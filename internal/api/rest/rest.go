@@ -24,13 +24,14 @@ type Events interface {
 	EventGet(ctx context.Context, id int64) (store.EventRecord, error)
 }
 
-// Users manages users and their personal access tokens.
+// Users manages users and their tokens: personal access, impersonation and group access tokens.
 type Users interface {
 	UserCreate(ctx context.Context, p store.UserCreateParams) (store.User, error)
 	UserGet(ctx context.Context, id int64) (store.User, error)
 	UserList(ctx context.Context) ([]store.User, error)
 	TokenCreate(ctx context.Context, p store.TokenCreateParams) (store.Token, error)
 	TokenList(ctx context.Context, userID int64) ([]store.Token, error)
+	TokenListByNamespace(ctx context.Context, namespaceKey int64) ([]store.Token, error)
 	TokenRevoke(ctx context.Context, id int64) error
 }
 
@@ -177,6 +178,11 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v4/groups/{id}", a.authed(a.getNamespace(store.KindGroup)))
 	m.HandleFunc("POST /api/v4/projects", a.authed(a.createNamespace(store.KindProject)))
 	m.HandleFunc("GET /api/v4/projects/{id}", a.authed(a.getNamespace(store.KindProject)))
+	m.HandleFunc("GET /api/v4/groups/{id}/access_tokens", a.authed(a.listGroupTokens))
+	m.HandleFunc("POST /api/v4/groups/{id}/access_tokens", a.authed(a.createGroupToken))
+	m.HandleFunc("GET /api/v4/groups/{id}/access_tokens/{token_id}", a.authed(a.getGroupToken))
+	m.HandleFunc("DELETE /api/v4/groups/{id}/access_tokens/{token_id}", a.authed(a.revokeGroupToken))
+	m.HandleFunc("POST /api/v4/groups/{id}/access_tokens/{token_id}/rotate", a.authed(a.rotateGroupToken))
 	for _, k := range []store.NamespaceKind{store.KindGroup, store.KindProject} {
 		base := "/api/v4/" + string(k) + "s/{id}/members"
 		m.HandleFunc("GET "+base, a.authed(a.listMembers(k)))

@@ -11,13 +11,14 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation`
+const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation, namespace_key, access_level`
 
 func scanToken(row pgx.Row) (store.Token, error) {
 	var t store.Token
 	var scopes string
 	var expires *time.Time
-	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &t.CreatedAt, &t.Impersonation); err != nil {
+	var nsKey *int64
+	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &t.CreatedAt, &t.Impersonation, &nsKey, &t.AccessLevel); err != nil {
 		return store.Token{}, err
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
@@ -27,6 +28,9 @@ func scanToken(row pgx.Row) (store.Token, error) {
 		t.Scopes = nil
 	}
 	t.ExpiresAt = fromNullTime(expires)
+	if nsKey != nil {
+		t.NamespaceKey = *nsKey
+	}
 	t.CreatedAt = fromDB(t.CreatedAt)
 	return t, nil
 }
@@ -52,10 +56,11 @@ func (s *Store) TokenCreate(ctx context.Context, p store.TokenCreateParams) (sto
 		hash = []byte{}
 	}
 	t, err := scanToken(s.pool.QueryRow(ctx, `INSERT INTO tokens
-		(user_id, name, hash, scopes, expires_at, created_at, impersonation)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		(user_id, name, hash, scopes, expires_at, created_at, impersonation, namespace_key, access_level)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, NULLIF($8::bigint, 0), $9)
 		RETURNING `+tokenColumns,
 		p.UserID, p.Name, hash, scopes, nullTime(p.ExpiresAt), created(p.CreatedAt), p.Impersonation,
+		p.NamespaceKey, p.AccessLevel,
 	))
 	return t, wrap(fmt.Sprintf("create token %q", p.Name), err)
 }
@@ -71,12 +76,21 @@ func (s *Store) TokenGetByHash(ctx context.Context, hash []byte) (store.Token, e
 
 // TokenList returns the tokens of a user ordered by id.
 func (s *Store) TokenList(ctx context.Context, userID int64) ([]store.Token, error) {
-	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE user_id = $1 ORDER BY id`, userID)
+	return s.tokenList(ctx, "list tokens", `user_id = $1`, userID)
+}
+
+// TokenListByNamespace returns the tokens bound to a group ordered by id.
+func (s *Store) TokenListByNamespace(ctx context.Context, namespaceKey int64) ([]store.Token, error) {
+	return s.tokenList(ctx, "list group tokens", `namespace_key = $1`, namespaceKey)
+}
+
+func (s *Store) tokenList(ctx context.Context, op, where string, arg any) ([]store.Token, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE `+where+` ORDER BY id`, arg)
 	if err != nil {
-		return nil, wrap("list tokens", err)
+		return nil, wrap(op, err)
 	}
 	ts, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Token, error) { return scanToken(row) })
-	return ts, wrap("list tokens", err)
+	return ts, wrap(op, err)
 }
 
 // TokenRevoke marks a token revoked; revoking a revoked token is not an error.

@@ -9,22 +9,24 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const userColumns = `id, username, name, email, admin, created_at`
+const userColumns = `id, username, name, email, admin, bot, created_at`
 
 func scanUser(row pgx.Row) (store.User, error) {
 	var u store.User
-	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.Admin, &u.CreatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.Admin, &u.Bot, &u.CreatedAt); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromDB(u.CreatedAt)
 	return u, nil
 }
 
-// UserCreate inserts a user; ID 0 assigns the next free id.
+// UserCreate inserts a user; ID 0 assigns the next free id, of LocalIDBase's range for a bot.
 func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store.User, error) {
-	const q = `INSERT INTO users (id, username, name, email, admin, created_at)
-		VALUES (CASE WHEN $1::bigint = 0 THEN (SELECT COALESCE(max(id), 0) + 1 FROM users) ELSE $1::bigint END,
-			$2, $3, $4, $5, $6)
+	const q = `INSERT INTO users (id, username, name, email, admin, bot, created_at)
+		VALUES (CASE WHEN $1::bigint <> 0 THEN $1::bigint
+				WHEN $6::boolean THEN (SELECT COALESCE(max(id), $8::bigint) + 1 FROM users WHERE id > $8::bigint)
+				ELSE (SELECT COALESCE(max(id), 0) + 1 FROM users WHERE id < $8::bigint) END,
+			$2, $3, $4, $5, $6, $7)
 		RETURNING ` + userColumns
 	for attempt := 0; ; attempt++ {
 		var u store.User
@@ -35,7 +37,7 @@ func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store
 				}
 			}
 			var err error
-			u, err = scanUser(tx.QueryRow(ctx, q, p.ID, p.Username, p.Name, p.Email, p.Admin, created(p.CreatedAt)))
+			u, err = scanUser(tx.QueryRow(ctx, q, p.ID, p.Username, p.Name, p.Email, p.Admin, p.Bot, created(p.CreatedAt), store.LocalIDBase))
 			return err
 		})
 		if p.ID == 0 && attempt < maxIDRetries && isViolationOf(err, "users_pkey") {

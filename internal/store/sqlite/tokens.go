@@ -9,14 +9,15 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation`
+const tokenColumns = `id, user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation, namespace_key, access_level`
 
 func scanToken(row scanner) (store.Token, error) {
 	var t store.Token
 	var scopes string
 	var expires sql.NullInt64
 	var created int64
-	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &created, &t.Impersonation); err != nil {
+	var nsKey sql.NullInt64
+	if err := row.Scan(&t.ID, &t.UserID, &t.Name, &t.Hash, &scopes, &expires, &t.Revoked, &created, &t.Impersonation, &nsKey, &t.AccessLevel); err != nil {
 		return store.Token{}, err
 	}
 	if err := json.Unmarshal([]byte(scopes), &t.Scopes); err != nil {
@@ -26,6 +27,7 @@ func scanToken(row scanner) (store.Token, error) {
 		t.Scopes = nil
 	}
 	t.ExpiresAt = fromNullMS(expires)
+	t.NamespaceKey = nsKey.Int64
 	t.CreatedAt = fromMS(created)
 	return t, nil
 }
@@ -51,10 +53,11 @@ func (s *Store) TokenCreate(ctx context.Context, p store.TokenCreateParams) (sto
 		hash = []byte{}
 	}
 	t, err := scanToken(s.w.QueryRowContext(ctx, `INSERT INTO tokens
-		(user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation)
-		VALUES (?, ?, ?, ?, ?, 0, ?, ?)
+		(user_id, name, hash, scopes, expires_at, revoked, created_at, impersonation, namespace_key, access_level)
+		VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)
 		RETURNING `+tokenColumns,
 		p.UserID, p.Name, hash, scopes, nullMS(p.ExpiresAt), createdMS(p.CreatedAt), p.Impersonation,
+		sql.NullInt64{Int64: p.NamespaceKey, Valid: p.NamespaceKey != 0}, p.AccessLevel,
 	))
 	return t, wrap(fmt.Sprintf("create token %q", p.Name), err)
 }
@@ -70,20 +73,29 @@ func (s *Store) TokenGetByHash(ctx context.Context, hash []byte) (store.Token, e
 
 // TokenList returns the tokens of a user ordered by id.
 func (s *Store) TokenList(ctx context.Context, userID int64) ([]store.Token, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE user_id = ? ORDER BY id`, userID)
+	return s.tokenList(ctx, "list tokens", `user_id = ?`, userID)
+}
+
+// TokenListByNamespace returns the tokens bound to a group ordered by id.
+func (s *Store) TokenListByNamespace(ctx context.Context, namespaceKey int64) ([]store.Token, error) {
+	return s.tokenList(ctx, "list group tokens", `namespace_key = ?`, namespaceKey)
+}
+
+func (s *Store) tokenList(ctx context.Context, op, where string, arg any) ([]store.Token, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens WHERE `+where+` ORDER BY id`, arg)
 	if err != nil {
-		return nil, wrap("list tokens", err)
+		return nil, wrap(op, err)
 	}
 	defer rows.Close()
 	var ts []store.Token
 	for rows.Next() {
 		t, err := scanToken(rows)
 		if err != nil {
-			return nil, wrap("list tokens", err)
+			return nil, wrap(op, err)
 		}
 		ts = append(ts, t)
 	}
-	return ts, wrap("list tokens", rows.Err())
+	return ts, wrap(op, rows.Err())
 }
 
 // TokenRevoke marks a token revoked; revoking a revoked token is not an error.

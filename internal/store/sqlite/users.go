@@ -7,29 +7,33 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-const userColumns = `id, username, name, email, admin, created_at`
+const userColumns = `id, username, name, email, admin, bot, created_at`
 
 func scanUser(row scanner) (store.User, error) {
 	var u store.User
 	var created int64
-	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.Admin, &created); err != nil {
+	if err := row.Scan(&u.ID, &u.Username, &u.Name, &u.Email, &u.Admin, &u.Bot, &created); err != nil {
 		return store.User{}, err
 	}
 	u.CreatedAt = fromMS(created)
 	return u, nil
 }
 
-// UserCreate inserts a user; ID 0 assigns the next free id.
+// UserCreate inserts a user; ID 0 assigns the next free id, of LocalIDBase's range for a bot.
 func (s *Store) UserCreate(ctx context.Context, p store.UserCreateParams) (store.User, error) {
-	idExpr := "?"
-	args := []any{p.ID, p.Username, p.Name, p.Email, p.Admin, createdMS(p.CreatedAt)}
-	if p.ID == 0 {
-		// Writes are serialised, so the max cannot change under this statement.
-		idExpr, args = `(SELECT COALESCE(MAX(id), 0) + 1 FROM users)`, args[1:]
+	idExpr, idArgs := "?", []any{p.ID}
+	// Writes are serialised, so the max cannot change under this statement.
+	switch {
+	case p.ID != 0:
+	case p.Bot:
+		idExpr, idArgs = `(SELECT COALESCE(MAX(id), ?) + 1 FROM users WHERE id > ?)`, []any{store.LocalIDBase, store.LocalIDBase}
+	default:
+		idExpr, idArgs = `(SELECT COALESCE(MAX(id), 0) + 1 FROM users WHERE id < ?)`, []any{store.LocalIDBase}
 	}
+	args := append(idArgs, p.Username, p.Name, p.Email, p.Admin, p.Bot, createdMS(p.CreatedAt))
 	u, err := scanUser(s.w.QueryRowContext(ctx, `INSERT INTO users
-		(id, username, name, email, admin, created_at)
-		VALUES (`+idExpr+`, ?, ?, ?, ?, ?)
+		(id, username, name, email, admin, bot, created_at)
+		VALUES (`+idExpr+`, ?, ?, ?, ?, ?, ?)
 		RETURNING `+userColumns, args...))
 	return u, wrap(fmt.Sprintf("create user %q", p.Username), err)
 }

@@ -54,6 +54,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	t.Run("User", s.testUser)
 	t.Run("ConcurrentAutoID", s.testConcurrentAutoID)
 	t.Run("Token", s.testToken)
+	t.Run("GroupToken", s.testGroupToken)
+	t.Run("BotUserIDs", s.testBotUserIDs)
 	t.Run("Member", s.testMember)
 	t.Run("CreatedAtDefaultsToNow", s.testCreatedAtDefaultsToNow)
 	t.Run("Destination", func(t *testing.T) {
@@ -830,6 +832,78 @@ func (s *suite) testToken(t *testing.T) {
 	n, err = st.TokenCount(ctx)
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n, "revoked tokens count")
+}
+
+// testGroupToken: a group access token is bound to its group and keeps its access level;
+// TokenListByNamespace finds a group's tokens, revoked ones included, and no others.
+func (s *suite) testGroupToken(t *testing.T) {
+	ctx, st := s.setup(t)
+
+	g, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "G", FullPath: "g", CreatedAt: base})
+	require.NoError(t, err)
+	sub, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "S", FullPath: "g/s", ParentKey: g.Key, CreatedAt: base})
+	require.NoError(t, err)
+	human, err := st.UserCreate(ctx, store.UserCreateParams{Username: "human", CreatedAt: base})
+	require.NoError(t, err)
+	bot, err := st.UserCreate(ctx, store.UserCreateParams{Username: "group_1_bot_x", Bot: true, CreatedAt: base})
+	require.NoError(t, err)
+	require.True(t, bot.Bot)
+
+	personal, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: human.ID, Name: "p", Hash: hash("p"), Scopes: []string{"api"}, CreatedAt: base})
+	require.NoError(t, err)
+	require.Zero(t, personal.NamespaceKey, "a personal token is bound to no group")
+	require.Zero(t, personal.AccessLevel)
+	gt, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: bot.ID, Name: "gt", Hash: hash("gt"), Scopes: []string{"ingest"},
+		CreatedAt: base, NamespaceKey: g.Key, AccessLevel: 40})
+	require.NoError(t, err)
+	require.Equal(t, store.Token{ID: gt.ID, UserID: bot.ID, Name: "gt", Hash: hash("gt"), Scopes: []string{"ingest"},
+		CreatedAt: base, NamespaceKey: g.Key, AccessLevel: 40}, gt)
+	st2, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: bot.ID, Name: "st", Hash: hash("st"), Scopes: []string{"api"},
+		CreatedAt: base, NamespaceKey: sub.Key, AccessLevel: 50})
+	require.NoError(t, err)
+	_, err = st.TokenCreate(ctx, store.TokenCreateParams{UserID: bot.ID, Name: "nowhere", Hash: hash("nowhere"), CreatedAt: base, NamespaceKey: sub.Key + 100})
+	require.ErrorIs(t, err, store.ErrNotFound, "the group must exist")
+
+	got, err := st.TokenGetByHash(ctx, hash("gt"))
+	require.NoError(t, err)
+	require.Equal(t, gt, got, "read back by hash, still bound")
+	require.NoError(t, st.TokenRevoke(ctx, gt.ID))
+	gt.Revoked = true
+	list, err := st.TokenListByNamespace(ctx, g.Key)
+	require.NoError(t, err)
+	require.Equal(t, []store.Token{gt}, list, "a group's own tokens, revoked ones too, not its subgroup's")
+	list, err = st.TokenListByNamespace(ctx, sub.Key)
+	require.NoError(t, err)
+	require.Equal(t, []store.Token{st2}, list)
+	list, err = st.TokenListByNamespace(ctx, sub.Key+100)
+	require.NoError(t, err)
+	require.Empty(t, list)
+	list, err = st.TokenList(ctx, bot.ID)
+	require.NoError(t, err)
+	require.Equal(t, []store.Token{gt, st2}, list, "a bot's tokens are its user's")
+}
+
+// testBotUserIDs: bots get ids from store.LocalIDBase on, so that they never take an id a
+// GitLab user may be given later; people's ids go on below it.
+func (s *suite) testBotUserIDs(t *testing.T) {
+	ctx, st := s.setup(t)
+
+	alice, err := st.UserCreate(ctx, store.UserCreateParams{Username: "alice", CreatedAt: base})
+	require.NoError(t, err)
+	require.EqualValues(t, 1, alice.ID)
+	b1, err := st.UserCreate(ctx, store.UserCreateParams{Username: "bot1", Bot: true, CreatedAt: base})
+	require.NoError(t, err)
+	require.Equal(t, store.User{ID: store.LocalIDBase + 1, Username: "bot1", Bot: true, CreatedAt: base}, b1)
+	bob, err := st.UserCreate(ctx, store.UserCreateParams{Username: "bob", CreatedAt: base})
+	require.NoError(t, err)
+	require.EqualValues(t, 2, bob.ID, "a person's id follows the highest below the bots'")
+	b2, err := st.UserCreate(ctx, store.UserCreateParams{Username: "bot2", Bot: true, CreatedAt: base})
+	require.NoError(t, err)
+	require.Equal(t, store.LocalIDBase+2, b2.ID)
+	got, err := st.UserGet(ctx, b2.ID)
+	require.NoError(t, err)
+	require.Equal(t, b2, got)
+	require.False(t, bob.Bot)
 }
 
 func (s *suite) testMember(t *testing.T) {
