@@ -121,7 +121,9 @@ func TestAdminCLI(t *testing.T) {
 			return err
 		}
 		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Total") != "1" {
+		// The event, and the audit event of the project's creation by the CLI (published by the
+		// server from the outbox).
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("X-Total") != "2" {
 			return fmt.Errorf("status %d, total %q", resp.StatusCode, resp.Header.Get("X-Total"))
 		}
 		return nil

@@ -13,6 +13,7 @@ import (
 	gitlab "gitlab.com/gitlab-org/api/client-go"
 
 	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -27,20 +28,22 @@ type world struct {
 }
 
 // newWorld sets up the users, groups, project, memberships and tokens most tests share. It
-// sets them up the way the CLI does, on the store directly (as an operator provisioning
-// before the first event), so that the setup records no audit events of its own
-// (TestAdminChangesAreAudited covers those) and the tests count only their own events; then
-// it reads them back with client-go.
+// seeds them into the store directly, as a fixture, so that the tests count only their own
+// events (how such changes are audited is TestAdminChangesAreAudited's and
+// TestCLIChangesAreAudited's), then reads them back with client-go.
 func newWorld(t *testing.T, s *server) *world {
 	admin := s.client(adminToken)
 	w := &world{s: s, tokens: map[string]string{"admin": adminToken}}
 	ctx := t.Context()
-	cli, err := app.OpenAdmin(ctx, s.cfg)
+	st, err := app.OpenStore(ctx, s.cfg)
 	require.NoError(t, err)
-	defer cli.Close()
+	defer st.Close()
+	keys := map[string]int64{}
 	create := func(kind store.NamespaceKind, path, name string, id int64) {
-		_, err := cli.CreateNamespace(ctx, kind, path, name, id)
+		parent := keys[path[:max(strings.LastIndexByte(path, '/'), 0)]]
+		ns, err := st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: kind, ID: id, Name: name, FullPath: path, ParentKey: parent, CreatedAt: time.Now()})
 		require.NoError(t, err)
+		keys[path] = ns.Key
 	}
 	create(store.KindGroup, "org", "Org", 101)
 	create(store.KindGroup, "org/sub", "Sub", 102)
@@ -57,35 +60,35 @@ func newWorld(t *testing.T, s *server) *world {
 	require.NoError(t, err)
 	require.Equal(t, int64(201), w.proj.ID)
 
+	token := func(userID int64, name string, scopes ...string) string {
+		raw, hash := auth.NewToken()
+		_, err := st.TokenCreate(ctx, store.TokenCreateParams{UserID: userID, Name: name, Hash: hash, Scopes: scopes, CreatedAt: time.Now()})
+		require.NoError(t, err)
+		return raw
+	}
+	ids := map[string]int64{}
 	mk := func(name string) *gitlab.User {
-		cu, err := cli.CreateUser(ctx, 0, name, strings.ToUpper(name), name+"@example.com", false)
+		cu, err := st.UserCreate(ctx, store.UserCreateParams{Username: name, Name: strings.ToUpper(name), Email: name + "@example.com", CreatedAt: time.Now()})
 		require.NoError(t, err)
-		tok, _, err := cli.CreateToken(ctx, name, "t", []string{"api"}, time.Time{})
-		require.NoError(t, err)
-		require.NotEmpty(t, tok)
-		w.tokens[name] = tok
+		ids[name] = cu.ID
+		w.tokens[name] = token(cu.ID, "t", auth.ScopeAPI)
 		u, _, err := admin.Users.GetUser(cu.ID, gitlab.GetUsersOptions{})
 		require.NoError(t, err)
 		return u
 	}
 	w.owner, w.maint, w.dev, w.rep, w.outside = mk("owner"), mk("maint"), mk("dev"), mk("rep"), mk("outside")
-	for _, m := range []struct {
-		u     *gitlab.User
-		level int
-	}{{w.owner, 50}, {w.maint, 40}, {w.dev, 30}, {w.rep, 20}} {
-		_, err := cli.AddMember(ctx, store.KindGroup, "org", m.u.Username, m.level)
+	member := func(path, user string, level int) {
+		_, err := st.MemberUpsert(ctx, store.MemberUpsertParams{NamespaceKey: keys[path], UserID: ids[user], AccessLevel: level, CreatedAt: time.Now()})
 		require.NoError(t, err)
 	}
-	// The outsider owns the other org.
-	_, err = cli.AddMember(ctx, store.KindGroup, "other", "outside", 50)
-	require.NoError(t, err)
+	member("org", "owner", 50)
+	member("org", "maint", 40)
+	member("org", "dev", 30)
+	member("org", "rep", 20)
+	member("other", "outside", 50) // the outsider owns the other org
 
-	ingestTok, _, err := cli.CreateToken(ctx, "1", "producer", []string{"ingest"}, time.Time{})
-	require.NoError(t, err)
-	w.tokens["ingest"] = ingestTok
-	readTok, _, err := cli.CreateToken(ctx, "owner", "ro", []string{"read_api"}, time.Time{})
-	require.NoError(t, err)
-	w.tokens["owner_read_api"] = readTok
+	w.tokens["ingest"] = token(1, "producer", auth.ScopeIngest)
+	w.tokens["owner_read_api"] = token(ids["owner"], "ro", auth.ScopeReadAPI)
 	return w
 }
 

@@ -292,7 +292,7 @@ func TestCreatedNamespacesHaveIDsAtOnce(t *testing.T) {
 		s.ingest(adminToken, ev("group_created", "Group", "acme/sub", 0, 1, "by path"))
 		// GitLab's own event about it tells its real id: the group adopts it.
 		s.ingest(adminToken, ev("group_created", "Group", "acme/sub", 555, 1, "from GitLab"))
-		s.waitStored(2 + 6) // and the audit events of the 6 changes above (2 groups, 2 projects, a user, a member)
+		s.waitStored(2 + 6 + 2) // and the audit events of the 6 changes above (2 groups, 2 projects, a user, a member) and of the CLI's 2 groups
 		adopted, _, err := admin.Groups.GetGroup(555, nil)
 		require.NoError(t, err)
 		require.Equal(t, "acme/sub", adopted.FullPath)
@@ -304,7 +304,7 @@ func TestCreatedNamespacesHaveIDsAtOnce(t *testing.T) {
 		require.Len(t, members, 1, "members stay with the group")
 		evs, _, err := admin.AuditEvents.ListGroupAuditEvents(555, nil)
 		require.NoError(t, err)
-		require.Len(t, evs, 3, "both events are the group's, and so is the audit event of the member added under the id given here")
+		require.Len(t, evs, 4, "both events are the group's, and so are the audit events of its creation by the CLI and of the member added under the id given here")
 
 		// An id of the range assigned here names only what it was given to.
 		status, body, _ := s.do(http.MethodPost, "/api/v4/audit_events", adminToken, "application/json",
