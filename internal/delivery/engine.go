@@ -51,6 +51,7 @@ type Leases interface {
 type Store interface {
 	DestinationList(ctx context.Context, p store.DestinationListParams) ([]store.Destination, error)
 	DestinationStamp(ctx context.Context) (store.DestinationStamp, error)
+	DestinationVersions(ctx context.Context) ([]store.DestinationVersion, error)
 	DeadLetterAdd(ctx context.Context, p store.DeadLetterAddParams) (store.DeadLetter, error)
 	DeadLetterList(ctx context.Context, p store.DeadLetterListParams) ([]store.DeadLetter, error)
 	DeadLetterGet(ctx context.Context, id int64) (store.DeadLetter, error)
@@ -160,6 +161,11 @@ type Engine struct {
 	head     *reader
 	catchUps *catchUps
 	queued   atomic.Int64 // bytes of events in the destinations' queues
+	end      struct {     // the end of the log, as last read (logEnd)
+		mu   sync.Mutex
+		last int64
+		at   time.Time
+	}
 
 	mu        sync.Mutex
 	runCtx    context.Context // set by Run
@@ -343,7 +349,9 @@ func (d *dest) cancelRun() {
 }
 
 // reconcile brings the destinations in line with the store: when the store's stamp changed
-// (or force), it lists them and starts, restarts and stops what changed.
+// (or force), it compares every destination's version with what it has, reads only those that
+// are new or changed, and starts, restarts and stops them. Reading them all on every change
+// made creating 100,000 destinations quadratic in time and memory.
 func (e *Engine) reconcile(ctx context.Context, force bool) error {
 	stamp, err := e.store.DestinationStamp(ctx)
 	if err != nil {
@@ -355,16 +363,31 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 	if same && !force {
 		return nil
 	}
-	ds, err := e.store.DestinationList(ctx, store.DestinationListParams{})
+	vs, err := e.store.DestinationVersions(ctx)
 	if err != nil {
 		return err
+	}
+	var changed []int64
+	e.mu.Lock()
+	for _, v := range vs {
+		if x := e.dests[v.ID]; x == nil || x.version != v.Version {
+			changed = append(changed, v.ID)
+		}
+	}
+	e.mu.Unlock()
+	var ds []store.Destination
+	for len(changed) > 0 { // reads of at most store.MaxListIDs
+		n := min(len(changed), store.MaxListIDs)
+		got, err := e.store.DestinationList(ctx, store.DestinationListParams{IDs: changed[:n]})
+		if err != nil {
+			return err
+		}
+		ds, changed = append(ds, got...), changed[n:]
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.stamp = stamp
-	seen := make(map[int64]bool, len(ds))
 	for _, d := range ds {
-		seen[d.ID] = true
 		x := e.dests[d.ID]
 		if x == nil {
 			x = &dest{e: e, id: d.ID, part: partition(d.ID), st: e.stateLocked(d.ID), version: -1}
@@ -375,6 +398,10 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 			continue
 		}
 		e.changeLocked(x, d)
+	}
+	seen := make(map[int64]bool, len(vs))
+	for _, v := range vs {
+		seen[v.ID] = true
 	}
 	for id, x := range e.dests {
 		if !seen[id] {

@@ -201,6 +201,10 @@ type Store interface {
 	// tell, with one cheap query, whether anything was created, changed or deleted since it
 	// last listed them.
 	DestinationStamp(ctx context.Context) (DestinationStamp, error)
+	// DestinationVersions returns the id and version of every destination, ordered by id: what
+	// a caller compares with what it has to find what changed, without reading every
+	// destination's configuration.
+	DestinationVersions(ctx context.Context) ([]DestinationVersion, error)
 	// DeliveryPositionList returns every stored delivery position, ordered by partition and
 	// destination.
 	DeliveryPositionList(ctx context.Context) ([]DeliveryPosition, error)
@@ -247,6 +251,11 @@ type AuditOutboxListParams struct {
 // of destinations, the highest id, and the sum of their versions.
 type DestinationStamp struct {
 	Count, MaxID, VersionSum int64
+}
+
+// DestinationVersion is a destination's id and version (Store.DestinationVersions).
+type DestinationVersion struct {
+	ID, Version int64
 }
 
 // DeliveryPosition records how far the delivery engine has come. A destination's row
@@ -555,7 +564,13 @@ type DestinationListParams struct {
 	Scope        DestinationScope
 	NamespaceKey int64
 	ActiveOnly   bool // only destinations with Active set
+	// IDs, when not nil, lists only the destinations of these ids (those that exist). At most
+	// MaxListIDs.
+	IDs []int64
 }
+
+// MaxListIDs bounds DestinationListParams.IDs.
+const MaxListIDs = 1000
 
 // DestinationUpdateParams changes a destination. A nil field is left unchanged; a list field
 // replaces the whole list, and a pointer to an empty or nil slice empties it. A pointer to the

@@ -255,6 +255,13 @@ func (s *Store) DestinationList(ctx context.Context, p store.DestinationListPara
 	if p.ActiveOnly {
 		where = append(where, `d.active`)
 	}
+	if p.IDs != nil {
+		if len(p.IDs) > store.MaxListIDs {
+			return nil, fmt.Errorf("postgres: %s: more than %d ids", op, store.MaxListIDs)
+		}
+		args = append(args, p.IDs)
+		where = append(where, fmt.Sprintf(`d.id = ANY($%d)`, len(args)))
+	}
 	if len(where) == 0 {
 		where = append(where, `true`)
 	}

@@ -17,6 +17,19 @@ func (s *Store) DestinationStamp(ctx context.Context) (store.DestinationStamp, e
 	return st, wrap("stamp destinations", err)
 }
 
+// DestinationVersions returns every destination's id and version.
+func (s *Store) DestinationVersions(ctx context.Context) ([]store.DestinationVersion, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, version FROM destinations ORDER BY id`)
+	if err != nil {
+		return nil, wrap("list destination versions", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.DestinationVersion, error) {
+		var v store.DestinationVersion
+		return v, r.Scan(&v.ID, &v.Version)
+	})
+	return out, wrap("list destination versions", err)
+}
+
 // DeliveryPositionList returns every delivery position.
 func (s *Store) DeliveryPositionList(ctx context.Context) ([]store.DeliveryPosition, error) {
 	rows, err := s.pool.Query(ctx, `SELECT partition, destination_id, position, known_id FROM delivery_positions

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -253,6 +254,14 @@ func (s *Store) DestinationList(ctx context.Context, p store.DestinationListPara
 	}
 	if p.ActiveOnly {
 		where = append(where, `d.active`)
+	}
+	if p.IDs != nil {
+		if len(p.IDs) > store.MaxListIDs {
+			return nil, fmt.Errorf("sqlite: %s: more than %d ids", op, store.MaxListIDs)
+		}
+		where = append(where, `d.id IN (SELECT value FROM json_each(?))`)
+		ids, _ := json.Marshal(p.IDs)
+		args = append(args, string(ids))
 	}
 	if len(where) == 0 {
 		where = append(where, `true`)

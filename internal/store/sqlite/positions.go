@@ -16,6 +16,20 @@ func (s *Store) DestinationStamp(ctx context.Context) (store.DestinationStamp, e
 	return st, wrap("stamp destinations", err)
 }
 
+// DestinationVersions returns every destination's id and version.
+func (s *Store) DestinationVersions(ctx context.Context) ([]store.DestinationVersion, error) {
+	var out []store.DestinationVersion
+	err := queryEach(ctx, s.r, `SELECT id, version FROM destinations ORDER BY id`, nil, func(rows *sql.Rows) error {
+		var v store.DestinationVersion
+		if err := rows.Scan(&v.ID, &v.Version); err != nil {
+			return err
+		}
+		out = append(out, v)
+		return nil
+	})
+	return out, wrap("list destination versions", err)
+}
+
 // DeliveryPositionList returns every delivery position.
 func (s *Store) DeliveryPositionList(ctx context.Context) ([]store.DeliveryPosition, error) {
 	var out []store.DeliveryPosition

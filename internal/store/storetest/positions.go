@@ -32,6 +32,42 @@ func (s *suite) testDeliveryPositions(t *testing.T) {
 	require.NoError(t, st.DeliveryPositionSave(ctx, store.DeliveryPositionSaveParams{}))
 }
 
+// testDestinationVersions: every destination's id and version, and a list of chosen ids.
+func (s *suite) testDestinationVersions(t *testing.T) {
+	ctx, st := s.setup(t)
+	vs, err := st.DestinationVersions(ctx)
+	require.NoError(t, err)
+	require.Empty(t, vs)
+	var ids []int64
+	for _, n := range []string{"a", "b", "c"} {
+		d, err := st.DestinationCreate(ctx, store.DestinationCreateParams{Scope: store.ScopeInstance, Name: n, Category: "http", CreatedAt: base,
+			Headers: []store.DestinationHeader{{Name: "X-" + n, Value: n, Active: true}}, EventTypes: []string{"user_created"}})
+		require.NoError(t, err)
+		ids = append(ids, d.ID)
+	}
+	name := "b2"
+	b, err := st.DestinationUpdate(ctx, store.DestinationUpdateParams{ID: ids[1], Name: &name})
+	require.NoError(t, err)
+	vs, err = st.DestinationVersions(ctx)
+	require.NoError(t, err)
+	require.Len(t, vs, 3)
+	require.Equal(t, store.DestinationVersion{ID: ids[1], Version: b.Version}, vs[1])
+	require.Less(t, vs[0].ID, vs[2].ID, "ordered by id")
+
+	got, err := st.DestinationList(ctx, store.DestinationListParams{IDs: []int64{ids[2], ids[1], 987654}})
+	require.NoError(t, err)
+	require.Len(t, got, 2, "the ids that exist")
+	require.Equal(t, "b2", got[0].Name)
+	require.Equal(t, ids[2], got[1].ID)
+	require.Len(t, got[1].Headers, 1, "with headers and filters")
+	require.Equal(t, []string{"user_created"}, got[1].EventTypes)
+	none, err := st.DestinationList(ctx, store.DestinationListParams{IDs: []int64{}})
+	require.NoError(t, err)
+	require.Empty(t, none, "an empty list of ids lists nothing")
+	_, err = st.DestinationList(ctx, store.DestinationListParams{IDs: make([]int64, store.MaxListIDs+1)})
+	require.Error(t, err)
+}
+
 func (s *suite) testDestinationStamp(t *testing.T) {
 	ctx, st := s.setup(t)
 	empty, err := st.DestinationStamp(ctx)

@@ -82,6 +82,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("Cascade", s.testDeliveryCascade)
 		t.Run("Positions", s.testDeliveryPositions)
 		t.Run("DestinationStamp", s.testDestinationStamp)
+		t.Run("DestinationVersions", s.testDestinationVersions)
 	})
 	t.Run("WebSession", func(t *testing.T) {
 		t.Run("RoundTrip", s.testWebSessionRoundTrip)
