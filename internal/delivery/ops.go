@@ -39,9 +39,9 @@ func (d *dest) backlog(ctx context.Context) (int64, time.Time) {
 	return d.pending(ctx, time.Second)
 }
 
-// pending counts the destination's events not yet done. A destination at the head counts what
-// it holds (what the head has not read yet is a moment's worth); one behind it counts the log
-// after its position, reusing a count of the same position younger than maxAge. Counting
+// pending counts the destination's events not yet done. A destination at the head, when the
+// head has read to the end of the log, counts what it holds; otherwise it counts the log after
+// its position too, reusing a count of the same position younger than maxAge. Counting
 // makes a consumer on the log, a JetStream API call that publishing waits behind: many
 // readers of the status (or the board, every second for every destination) must not make
 // one each.
@@ -67,7 +67,9 @@ func (d *dest) pending(ctx context.Context, maxAge time.Duration) (int64, time.T
 	subjects, atHead := d.subjects, d.mode == modeReading && d.cur == d.e.head
 	d.mu.Unlock()
 	if atHead {
-		return n, oldest
+		if last, err := d.e.logEnd(ctx); err == nil && d.e.head.position() >= last {
+			return n, oldest
+		}
 	}
 	d.countMu.Lock() // one count at a time: those who wait for it reuse it
 	defer d.countMu.Unlock()
@@ -93,6 +95,25 @@ func (d *dest) pending(ctx context.Context, maxAge time.Duration) (int64, time.T
 		oldest = counted.oldest
 	}
 	return n + counted.n, oldest
+}
+
+// logEndAge is how long the end of the log, once read, answers for: statuses asked at once
+// (a list of destinations, many readers) share one look.
+const logEndAge = 100 * time.Millisecond
+
+// logEnd returns the last id of the log, as read at most logEndAge ago.
+func (e *Engine) logEnd(ctx context.Context) (int64, error) {
+	e.end.mu.Lock()
+	defer e.end.mu.Unlock()
+	if time.Since(e.end.at) < logEndAge {
+		return e.end.last, nil
+	}
+	info, err := e.log.Info(ctx)
+	if err != nil {
+		return 0, err
+	}
+	e.end.last, e.end.at = int64(info.LastSeq), time.Now()
+	return e.end.last, nil
 }
 
 // logCount is what a destination last counted in the log after a position.
