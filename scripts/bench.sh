@@ -2,7 +2,7 @@
 # Runs the load scenarios of docs/benchmarks.md against the real binary, each on a fresh data
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
-#   scripts/bench.sh batch lag  only those (batch single steady lag lag-pg sync, and the delivery
+#   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync, and the delivery
 #                               scenarios latency fanout fanout-batch catchup down-cost groups-0
 #                               groups-1 groups-10k groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
-INGEST=(batch single steady lag lag-pg sync)
+INGEST=(batch single steady slow-bodies lag lag-pg sync)
 DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
@@ -136,6 +136,8 @@ scenario() {
             serve; load -mode single -clients 64 -duration 20s ;;
     steady) title "steady 2,000 single events/s from 64 clients, 30 s: ack latency"
             serve; load -mode steady -rate 2000 -clients 64 -duration 30s ;;
+    slow-bodies) title "steady 1,000 single events/s from 16 clients while another token holds 8 connections announcing 32 MiB and sending a byte every 2 s (reopened when cut), 60 s"
+            serve; load -mode slow -attackers 8 -rate 1000 -clients 16 -duration 60s ;;
     lag)    title "store lag, SQLite: steady 20,000 events/s (100 per request, 8 clients) for 60 s"
             serve; load -mode steady -rate 20000 -batch 100 -clients 8 -duration 60s ;;
     lag-pg) [ -n "${AUDITSTREAM_TEST_DATABASE_URL:-}" ] || { start_postgres; trap cleanup EXIT; } # start_postgres sets its own trap

@@ -41,7 +41,7 @@ func main() {
 	var (
 		url       = flag.String("url", "http://127.0.0.1:8080", "auditstream base URL")
 		token     = flag.String("token", os.Getenv("AUDITSTREAM_TOKEN"), "token with the ingest scope (default $AUDITSTREAM_TOKEN)")
-		mode      = flag.String("mode", "batch", "batch, single or steady (ingest); latency, fanout, catchup, downcost, groups or reads (delivery, with receivers); receive (a receiver only)")
+		mode      = flag.String("mode", "batch", "batch, single, steady or slow (ingest; slow: steady while -attackers slow bodies of another token run); latency, fanout, catchup, downcost, groups or reads (delivery, with receivers); receive (a receiver only)")
 		clients   = flag.Int("clients", 4, "concurrent clients")
 		batch     = flag.Int("batch", 0, "events per request (default 1000 in batch mode, 1 in steady mode)")
 		rate      = flag.Float64("rate", 2000, "events per second in steady mode (spread over the clients)")
@@ -50,6 +50,7 @@ func main() {
 		pid       = flag.Int("pid", 0, "server process id: report its peak RSS (VmHWM) and CPU time")
 		waitStore = flag.Bool("wait-store", true, "after sending, measure how long the store takes to catch up")
 		groups    = flag.Int("groups", 50, "distinct top-level groups the events spread over")
+		attackers = flag.Int("attackers", 8, "slow mode: connections that announce 32 MiB bodies and send a byte every 2 s")
 	)
 	var dc deliveryConfig
 	flag.IntVar(&dc.dests, "dests", 0, "delivery modes: destinations, each with its own receiver (default 1; 10 in fanout mode)")
@@ -121,8 +122,16 @@ func main() {
 		l.run(ctx, *clients, func(ctx context.Context, c int) { l.send(ctx, c, 1, "application/json") })
 	case "steady":
 		l.steady(ctx, *clients, *batch, *rate)
+	case "slow":
+		stop, err := l.slowBodies(ctx, *attackers)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen:", err)
+			os.Exit(1)
+		}
+		l.steady(ctx, *clients, *batch, *rate)
+		stop()
 	default:
-		fmt.Fprintln(os.Stderr, "loadgen: -mode must be batch, single, steady, latency, fanout, catchup, downcost or receive")
+		fmt.Fprintln(os.Stderr, "loadgen: -mode must be batch, single, steady, slow, latency, fanout, catchup, downcost or receive")
 		os.Exit(2)
 	}
 	elapsed := time.Since(start)
