@@ -18,23 +18,6 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-// serviceConfig is the configuration start uses, for a test that works on the data dir or the
-// database before the service starts.
-func serviceConfig(t *testing.T, driver string, mutate ...func(*app.Config)) app.Config {
-	cfg := app.Defaults()
-	cfg.DataDir = t.TempDir()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.AdminToken = adminToken
-	cfg.LogLevel = "warn"
-	if driver == "postgres" {
-		cfg.DatabaseURL = freshPostgres(t)
-	}
-	for _, m := range mutate {
-		m(&cfg)
-	}
-	return cfg
-}
-
 // cliEvent is an admin event as GET /audit_events returns it, with who wrote it.
 type cliEvent struct {
 	storedEvent

@@ -241,14 +241,7 @@ func TestImpersonationTokens(t *testing.T) {
 // resolves.
 func TestCreatedNamespacesHaveIDsAtOnce(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
-		cfg := app.Defaults()
-		cfg.DataDir = t.TempDir()
-		cfg.Listen = "127.0.0.1:0"
-		cfg.AdminToken = adminToken
-		cfg.LogLevel = "warn"
-		if driver == "postgres" {
-			cfg.DatabaseURL = freshPostgres(t)
-		}
+		cfg := serviceConfig(t, driver)
 		// The CLI (auditstream group create --path acme/sub) before the server runs.
 		adm, err := app.OpenAdmin(t.Context(), cfg)
 		require.NoError(t, err)

@@ -89,6 +89,12 @@ func freshPostgres(t testing.TB) string {
 // start runs the service with the test's own data dir (and database).
 func start(t testing.TB, driver string, mutate ...func(*app.Config)) *server {
 	t.Helper()
+	return startCfg(t, serviceConfig(t, driver, mutate...))
+}
+
+// serviceConfig is the configuration start uses, for a test that works on the data dir or the
+// database before the service starts.
+func serviceConfig(t testing.TB, driver string, mutate ...func(*app.Config)) app.Config {
 	cfg := app.Defaults()
 	cfg.DataDir = t.TempDir()
 	cfg.Listen = "127.0.0.1:0"
@@ -100,7 +106,7 @@ func start(t testing.TB, driver string, mutate ...func(*app.Config)) *server {
 	for _, m := range mutate {
 		m(&cfg)
 	}
-	return startCfg(t, cfg)
+	return cfg
 }
 
 func startCfg(t testing.TB, cfg app.Config) *server {

@@ -398,26 +398,12 @@ func (a *API) issueToken(w http.ResponseWriter, r *http.Request, p *auth.Princip
 		a.handleBad(w, r, err)
 		return
 	}
-	if in.Name == "" || len(in.Scopes) == 0 {
-		a.writeBad(w, "missing_parameter", "name and scopes are required")
+	if !a.tokenParams(w, in.Name, in.Scopes) {
 		return
 	}
-	for _, s := range in.Scopes {
-		if !auth.ValidScope(s) {
-			a.writeBad(w, "invalid_parameter", fmt.Sprintf("scopes: %q is not one of api, read_api, ingest", s))
-			return
-		}
-	}
-	var expires time.Time
-	if in.ExpiresAt != "" {
-		if expires, err = event.ParseDateParam(in.ExpiresAt); err != nil {
-			a.writeBad(w, "invalid_parameter", "expires_at must be a date such as 2030-01-31")
-			return
-		}
-		if !expires.After(a.opts.NowFunc()) {
-			a.writeBad(w, "invalid_parameter", "expires_at must be in the future")
-			return
-		}
+	expires, ok := a.futureDate(w, in.ExpiresAt)
+	if !ok {
+		return
 	}
 	owner, err := a.opts.Users.UserGet(r.Context(), uid)
 	if err != nil {

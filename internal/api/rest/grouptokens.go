@@ -151,15 +151,8 @@ func (a *API) createGroupToken(w http.ResponseWriter, r *http.Request, p *auth.P
 		a.handleBad(w, r, err)
 		return
 	}
-	if in.Name == "" || len(in.Scopes) == 0 {
-		a.writeBad(w, "missing_parameter", "name and scopes are required")
+	if !a.tokenParams(w, in.Name, in.Scopes) {
 		return
-	}
-	for _, s := range in.Scopes {
-		if !auth.ValidScope(s) {
-			a.writeBad(w, "invalid_parameter", fmt.Sprintf("scopes: %q is not one of api, read_api, ingest", s))
-			return
-		}
 	}
 	level := int(in.AccessLevel)
 	if level == 0 {
@@ -297,6 +290,22 @@ func (a *API) groupTokenRevoked(r *http.Request, p *auth.Principal, ns store.Nam
 	}
 	a.record(r, p, adminaudit.GroupTokenDeleted(author(r, p), ns, bot, t))
 	return nil
+}
+
+// tokenParams writes 400 and returns false unless a new token has a name and scopes, each one
+// auditstream has.
+func (a *API) tokenParams(w http.ResponseWriter, name string, scopes []string) bool {
+	if name == "" || len(scopes) == 0 {
+		a.writeBad(w, "missing_parameter", "name and scopes are required")
+		return false
+	}
+	for _, s := range scopes {
+		if !auth.ValidScope(s) {
+			a.writeBad(w, "invalid_parameter", fmt.Sprintf("scopes: %q is not one of api, read_api, ingest", s))
+			return false
+		}
+	}
+	return true
 }
 
 // futureDate reads an optional expires_at date parameter, which must be after now; the zero
