@@ -33,19 +33,25 @@ func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 	return out
 }
 
-// backlog counts the destination's events not yet done: those it holds, and those after its
-// position in the log (when it is behind the head), counted at most once a second.
+// backlog counts the destination's events not yet done, for its status: those it holds, and
+// those after its position in the log, counted again when the position moved or a second
+// passed.
 func (d *dest) backlog(ctx context.Context) (int64, time.Time) {
-	return d.pending(ctx, time.Second)
+	return d.pending(ctx, func(c logCount, after int64) bool { return c.after == after && time.Since(c.at) <= time.Second })
+}
+
+// boardBacklog is backlog for the board (every second for every destination): a count of the
+// log is reused for boardRefresh though the position moved since.
+func (d *dest) boardBacklog(ctx context.Context) (int64, time.Time) {
+	return d.pending(ctx, func(c logCount, _ int64) bool { return time.Since(c.at) <= boardRefresh })
 }
 
 // pending counts the destination's events not yet done. A destination at the head, when the
 // head has read to the end of the log, counts what it holds; otherwise it counts the log after
-// its position too, reusing a count of the same position younger than maxAge. Counting
-// makes a consumer on the log, a JetStream API call that publishing waits behind: many
-// readers of the status (or the board, every second for every destination) must not make
+// its position too, unless reuse takes the last count. Counting makes a consumer on the log, a
+// JetStream API call that publishing waits behind: many readers of the status must not make
 // one each.
-func (d *dest) pending(ctx context.Context, maxAge time.Duration) (int64, time.Time) {
+func (d *dest) pending(ctx context.Context, reuse func(c logCount, after int64) bool) (int64, time.Time) {
 	d.mu.Lock()
 	buffering := !d.d.Active && d.resume >= 0 && d.known // a paused destination that keeps its position
 	if d.ctx == nil && !buffering {
@@ -76,7 +82,7 @@ func (d *dest) pending(ctx context.Context, maxAge time.Duration) (int64, time.T
 	d.mu.Lock()
 	counted := d.counted
 	d.mu.Unlock()
-	if counted.after != after || time.Since(counted.at) > maxAge {
+	if counted.at.IsZero() || !reuse(counted, after) {
 		counted = logCount{after: after, at: time.Now()}
 		bctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()

@@ -73,7 +73,7 @@ func (e *Engine) share(ctx context.Context) {
 			v := sharedStatus{Status: s.Status, LastSuccess: s.LastSuccess, LastError: s.LastError,
 				Delivered: s.Delivered, Failed: s.Failed, DeadLettered: s.DeadLettered, Delivering: s.delivering, Pending: -1}
 			if s.delivering {
-				v.Pending, v.OldestPending = x.pending(ctx, boardRefresh)
+				v.Pending, v.OldestPending = x.boardBacklog(ctx)
 				e.replayAsked(ctx, x.id, replays)
 			}
 			if prev, ok := last[x.id]; ok && sameView(prev, v) && time.Since(lastPut[x.id]) < boardRefresh {
