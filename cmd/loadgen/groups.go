@@ -45,23 +45,28 @@ func (d *deliveryRun) eachGroup(n int) ([]int64, error) {
 
 // post sends an NDJSON body and records its ids.
 func (l *loader) post(body []byte, acks *ackLog) error {
-	req, _ := http.NewRequest(http.MethodPost, l.url+"/api/v4/audit_events", bytes.NewReader(body))
+	var res struct{ IDs []int64 }
+	if err := l.postBody("/api/v4/audit_events", "application/x-ndjson", body, &res); err != nil {
+		return err
+	}
+	acks.add(res.IDs, clock())
+	return nil
+}
+
+// postBody POSTs body to path with the loader's token and decodes the 201 answer into out.
+func (l *loader) postBody(path, contentType string, body []byte, out any) error {
+	req, _ := http.NewRequest(http.MethodPost, l.url+path, bytes.NewReader(body))
 	req.Header.Set("PRIVATE-TOKEN", l.token)
-	req.Header.Set("Content-Type", "application/x-ndjson")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := l.client.Do(req)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	var res struct{ IDs []int64 }
 	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("ingest: %s", resp.Status)
+		return fmt.Errorf("POST %s: %s", path, resp.Status)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&res); err != nil {
-		return err
-	}
-	acks.add(res.IDs, clock())
-	return nil
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 func (d *deliveryRun) createGroupDestination(g int, url string) error {

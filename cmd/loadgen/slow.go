@@ -5,12 +5,10 @@ package main
 // ingests at a steady rate.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
-	"net/http"
 	neturl "net/url"
 	"os"
 	"sync"
@@ -91,16 +89,5 @@ func (l *loader) attackerToken() (string, error) {
 
 func (l *loader) postJSON(path string, body, out any) error {
 	b, _ := json.Marshal(body)
-	req, _ := http.NewRequest(http.MethodPost, l.url+path, bytes.NewReader(b))
-	req.Header.Set("PRIVATE-TOKEN", l.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := l.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated {
-		return fmt.Errorf("POST %s: %s", path, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return l.postBody(path, "application/json", b, out)
 }

@@ -293,7 +293,7 @@ func (bp *bufPool) put(b *bytes.Buffer) {
 func checkScope(ctx context.Context, events []event.Event, mayWrite func(ctx context.Context, entityPath string) (string, error)) error {
 	refusals := map[string]string{}
 	for i, ev := range events {
-		if ev.EntityType != event.EntityGroup && ev.EntityType != event.EntityProject {
+		if _, ok := namespaceKind(ev.EntityType); !ok {
 			return scopeError(i, "entity_type", "a namespace-bound producer writes only Group and Project events; "+
 				"instance and user events need an instance producer (an administrator's token)")
 		}
@@ -332,13 +332,8 @@ func unknownLocalID(ev *event.Event) event.FieldError {
 // holds the namespaces earlier events of the request give an id: an event naming one of them by
 // path alone is fine, since they are learned in order.
 func (s *Service) checkNamespace(ctx context.Context, ev *event.Event, errs []event.FieldError, given map[string]bool) (*event.FieldError, error) {
-	var kind store.NamespaceKind
-	switch ev.EntityType {
-	case event.EntityGroup:
-		kind = store.KindGroup
-	case event.EntityProject:
-		kind = store.KindProject
-	default:
+	kind, ok := namespaceKind(ev.EntityType)
+	if !ok {
 		return nil, nil
 	}
 	for _, e := range errs {
@@ -363,19 +358,27 @@ func (s *Service) checkNamespace(ctx context.Context, ev *event.Event, errs []ev
 	}
 }
 
+// namespaceKind is the kind of namespace an entity type names; false for users and the
+// instance.
+func namespaceKind(entityType string) (store.NamespaceKind, bool) {
+	switch entityType {
+	case event.EntityGroup:
+		return store.KindGroup, true
+	case event.EntityProject:
+		return store.KindProject, true
+	}
+	return "", false
+}
+
 // root returns the subject root of ev and, for a group's or project's event, the namespace it
 // is filed under (eventlog.NamespaceHeader), learning the namespace (as a namespace-bound
 // producer's event when bound).
 func (s *Service) root(ctx context.Context, ev *event.Event, bound bool) (root, namespace string, err error) {
-	var kind store.NamespaceKind
-	switch ev.EntityType {
-	case event.EntityGroup:
-		kind = store.KindGroup
-	case event.EntityProject:
-		kind = store.KindProject
-	case event.EntityUser:
+	kind, ok := namespaceKind(ev.EntityType)
+	switch {
+	case !ok && ev.EntityType == event.EntityUser:
 		return eventlog.RootUser, "", nil
-	default:
+	case !ok:
 		return eventlog.RootInstance, "", nil
 	}
 	learn := s.Learner.Learn
