@@ -68,6 +68,7 @@ type dest struct {
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	more        chan struct{} // a push while the runner waits to fill a batch
+	turn        *turn         // its runner's place in line (guarded by e.places.mu)
 	counted     logCount      // the last count of its events in the log (Status)
 	countMu     sync.Mutex    // held while counting the log (pending)
 }
@@ -104,7 +105,7 @@ func (d *dest) push(it *item) bool {
 	if !d.running {
 		d.running = true
 		d.wg.Add(1)
-		go d.run(d.ctx)
+		d.e.places.start(d, d.ctx)
 	} else {
 		select {
 		case d.more <- struct{}{}:
@@ -169,12 +170,7 @@ func (d *dest) stop() int64 {
 			break
 		}
 	}
-	d.mu.Lock()
-	cancel := d.cancel
-	d.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
+	d.cancelRun()
 	d.wg.Wait()
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -217,45 +213,57 @@ func (d *dest) unblock() {
 	}
 }
 
-// run delivers the queue until it is empty or ctx ends.
-func (d *dest) run(ctx context.Context) {
+// run delivers the queue until it is empty or ctx ends; s holds its place.
+func (d *dest) run(ctx context.Context, s *slot) {
+	places := d.e.places
 	defer d.wg.Done()
+	defer places.release(s)
 	for {
-		chunk := d.take(ctx)
+		chunk := d.take(ctx, s)
 		if chunk == nil {
 			return
 		}
-		d.handle(ctx, chunk)
-		if ctx.Err() != nil {
+		d.handle(ctx, chunk, s)
+		if ctx.Err() != nil || !s.held {
 			d.mu.Lock()
 			d.running = false
 			d.mu.Unlock()
 			return
 		}
 		d.unblock()
+		if places.waiting() && !places.idle(ctx, s, func() bool { return true }) { // take turns
+			d.mu.Lock()
+			d.running = false
+			d.mu.Unlock()
+			return
+		}
 	}
 }
 
 // take returns the next events to send, waiting up to the batch's MaxWait for a fuller batch;
 // nil when there are none (the runner ends) or ctx ended.
-func (d *dest) take(ctx context.Context) []*item {
+func (d *dest) take(ctx context.Context, s *slot) []*item {
 	d.mu.Lock()
 	if b := d.p.delivery.Batch; b != nil && len(d.queue) > 0 && len(d.queue) < b.MaxEvents {
 		wait := b.MaxWait - d.e.env.Now().Sub(d.queue[0].time)
-		for wait > 0 && len(d.queue) < b.MaxEvents && ctx.Err() == nil {
+		for wait > 0 && len(d.queue) < b.MaxEvents && ctx.Err() == nil && s.held {
 			d.mu.Unlock()
-			t := time.NewTimer(wait)
-			select {
-			case <-ctx.Done():
-			case <-t.C:
-			case <-d.more:
-			}
-			t.Stop()
+			d.e.places.idle(ctx, s, func() bool {
+				t := time.NewTimer(wait)
+				defer t.Stop()
+				select {
+				case <-ctx.Done():
+					return false
+				case <-t.C:
+				case <-d.more:
+				}
+				return true
+			})
 			d.mu.Lock()
 			wait = b.MaxWait - d.e.env.Now().Sub(d.queue[0].time)
 		}
 	}
-	if len(d.queue) == 0 || ctx.Err() != nil {
+	if len(d.queue) == 0 || ctx.Err() != nil || !s.held {
 		d.running = false
 		d.mu.Unlock()
 		return nil
@@ -298,26 +306,44 @@ func (d *dest) settle(items []*item) {
 
 // handle sends one chunk of events in requests, up to the destination's concurrency at a
 // time: the runner and concurrency-1 helpers take them in turn (one goroutine per request cost
-// more than the request's own work at fan-out rates).
-func (d *dest) handle(ctx context.Context, items []*item) {
+// more than the request's own work at fan-out rates). Each helper sends in a place of its own;
+// the runner gives its place up while it waits for them, so that runners waiting for helpers
+// waiting for places cannot hold every place.
+func (d *dest) handle(ctx context.Context, items []*item, s *slot) {
 	batches := d.split(items)
 	work := make(chan []*item, len(batches))
 	for _, b := range batches {
 		work <- b
 	}
 	close(work)
-	send := func() {
+	send := func(s *slot) {
 		for b := range work {
-			d.deliver(ctx, b) // returns at once once ctx ended: the rest stays outstanding
+			d.deliver(ctx, b, s) // returns at once once ctx ended: the rest stays outstanding
 		}
 	}
-	var wg sync.WaitGroup
-	for range min(max(d.p.delivery.Concurrency, 1), len(batches)) - 1 {
-		wg.Add(1)
-		go func() { defer wg.Done(); send() }()
+	helpers := min(max(d.p.delivery.Concurrency, 1), len(batches)) - 1
+	if helpers == 0 {
+		send(s)
+		return
 	}
-	send()
-	wg.Wait()
+	places := d.e.places
+	inLine, leave := context.WithCancel(ctx) // helpers still in line when the work is done leave
+	defer leave()
+	var wg sync.WaitGroup
+	for range helpers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hs := &slot{}
+			if places.acquire(inLine, hs) {
+				send(hs)
+				places.release(hs)
+			}
+		}()
+	}
+	send(s)
+	leave()
+	places.idle(ctx, s, func() bool { wg.Wait(); return ctx.Err() == nil })
 }
 
 // split groups events into requests: one each, or batches bounded by the batch settings.
@@ -351,20 +377,22 @@ func (d *dest) split(items []*item) [][]*item {
 
 // deliver sends one request until the destination accepts it, it fails for good, or ctx ends
 // (then its events stay outstanding). false when ctx ended.
-func (d *dest) deliver(ctx context.Context, batch []*item) bool {
+// s holds the sender's place, which it gives up while it waits.
+func (d *dest) deliver(ctx context.Context, batch []*item, s *slot) bool {
 	e := d.e
 	events := make([]destination.Event, len(batch))
 	for i, it := range batch {
 		events[i] = it.event
 	}
 	attempt := 0
-	for ctx.Err() == nil {
+	idle := func(wait func() bool) bool { return e.places.idle(ctx, s, wait) }
+	for ctx.Err() == nil && s.held {
 		if age := e.env.Now().Sub(batch[0].time); age > e.opts.RetryHorizon && attempt > 0 {
 			d.deadLetter(ctx, batch, &destination.Failure{Kind: destination.Permanent,
 				Message: "not delivered within the retry horizon (" + e.opts.RetryHorizon.String() + "); last error: " + d.st.lastErrorMessage()}, attempt)
 			return ctx.Err() == nil
 		}
-		probe, ok := d.st.admit(ctx, e.env.Now, e.opts)
+		probe, ok := d.st.admit(ctx, e.env.Now, idle)
 		if !ok {
 			return false
 		}
@@ -392,14 +420,14 @@ func (d *dest) deliver(ctx context.Context, batch []*item) bool {
 			d.deadLetter(ctx, batch, f, attempt)
 			return ctx.Err() == nil
 		case destination.Throttled:
-			if !sleep(ctx, max(f.RetryAfter, time.Second)) {
+			if !idle(func() bool { return sleep(ctx, max(f.RetryAfter, time.Second)) }) {
 				return false
 			}
 		default:
 			if d.st.isOpen() {
 				continue // admit waits for the probe schedule, and lets everyone go once it closes
 			}
-			if !d.st.sleepUnlessRecovered(ctx, max(backoff(attempt, e.opts), f.RetryAfter)) {
+			if !idle(func() bool { return d.st.sleepUnlessRecovered(ctx, max(backoff(attempt, e.opts), f.RetryAfter)) }) {
 				return false
 			}
 		}

@@ -104,6 +104,10 @@ type Options struct {
 	// MaxQueuedBytes bounds the events held in memory for all destinations; past it,
 	// destinations take no more from the readers and catch up later. Default 256 MiB.
 	MaxQueuedBytes int64
+	// Senders is how many goroutines send to destinations at once, over all destinations
+	// (places): the others wait in line, without a goroutine, and a sender that waits (a
+	// backoff, an open circuit) gives its place up meanwhile. Default 256.
+	Senders int
 }
 
 func (o *Options) defaults() {
@@ -135,6 +139,9 @@ func (o *Options) defaults() {
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = 256 << 20
 	}
+	if o.Senders <= 0 {
+		o.Senders = 256
+	}
 }
 
 // Partitions is how many parts the destinations are shared out in between replicas: a
@@ -160,6 +167,7 @@ type Engine struct {
 	notify   chan struct{}
 	head     *reader
 	catchUps *catchUps
+	places   *places
 	queued   atomic.Int64 // bytes of events in the destinations' queues
 	end      struct {     // the end of the log, as last read (logEnd)
 		mu   sync.Mutex
@@ -217,6 +225,7 @@ func New(c Config) *Engine {
 	}
 	e.head = newReader(e, 0)
 	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
+	e.places = newPlaces(c.Options.Senders)
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
 }
@@ -338,13 +347,19 @@ func (e *Engine) shutdown(stopWork context.CancelFunc, readers *sync.WaitGroup) 
 	}
 }
 
-// cancelRun abandons the destination's requests under way.
+// cancelRun abandons the destination's requests under way, and its runner's place in line.
 func (d *dest) cancelRun() {
 	d.mu.Lock()
 	cancel := d.cancel
 	d.mu.Unlock()
 	if cancel != nil {
 		cancel()
+	}
+	if d.e.places.forget(d) {
+		d.mu.Lock()
+		d.running = false
+		d.mu.Unlock()
+		d.wg.Done()
 	}
 }
 

@@ -44,9 +44,10 @@ func TestCircuitProbesOnSchedule(t *testing.T) {
 		o.defaults()
 		st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry())}
 		ctx := t.Context()
+		wait := func(w func() bool) bool { return w() } // no places to give up: wait in place
 		fail := &destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}
 		for range o.CircuitAfter {
-			probe, ok := st.admit(ctx, time.Now, o)
+			probe, ok := st.admit(ctx, time.Now, wait)
 			require.True(t, ok)
 			require.False(t, probe, "the circuit is closed: no probe")
 			st.failed(fail, 1, 0, time.Now(), probe, o)
@@ -55,17 +56,17 @@ func TestCircuitProbesOnSchedule(t *testing.T) {
 		require.Equal(t, StatusCircuitOpen, st.snapshot().Status)
 		for _, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 5 * time.Second, 5 * time.Second} {
 			start := time.Now()
-			probe, ok := st.admit(ctx, time.Now, o)
+			probe, ok := st.admit(ctx, time.Now, wait)
 			require.True(t, ok && probe)
 			require.Equal(t, want, time.Since(start), "the probe's wait")
 			st.failed(fail, 1, 0, time.Now(), probe, o)
 		}
 		start := time.Now()
-		probe, _ := st.admit(ctx, time.Now, o)
+		probe, _ := st.admit(ctx, time.Now, wait)
 		require.True(t, probe)
 		waiting := make(chan time.Duration)
 		go func() {
-			_, ok := st.admit(ctx, time.Now, o)
+			_, ok := st.admit(ctx, time.Now, wait)
 			require.True(t, ok)
 			waiting <- time.Since(start)
 		}()

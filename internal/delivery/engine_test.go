@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,7 @@ type rig struct {
 	stopped chan struct{}
 	opts    delivery.Options
 	ns      *namespace.Resolver
+	groups  int // made by groupDestination
 }
 
 func newRig(t *testing.T, opts delivery.Options) *rig {
@@ -672,25 +674,9 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 	const n = 2000
 	keys := make([]int64, n)
 	for i := range n {
-		g, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "g", FullPath: fmt.Sprintf("g%d", i), CreatedAt: time.Now()})
-		require.NoError(t, err)
-		keys[i] = g.Key
-		_, err = r.st.DestinationCreate(ctx, store.DestinationCreateParams{Scope: store.ScopeGroup, NamespaceKey: g.Key, Name: "d", Category: "http", Active: true,
-			Config: fmt.Appendf(nil, `{"url":"%s/g%d"}`, srv.URL, g.Key), SecretToken: "verification-token-1234",
-			SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreatedAt: time.Now().Add(-time.Minute)})
-		require.NoError(t, err)
+		keys[i] = r.groupDestination(srv.URL)
 	}
-	r.engine.Notify()
-	ds, err := r.st.DestinationList(ctx, store.DestinationListParams{})
-	require.NoError(t, err)
-	poll.Until(t, 30*time.Second, func() error {
-		for _, d := range ds {
-			if st := r.engine.Status(ctx, d); st.Pending < 0 {
-				return fmt.Errorf("destination %d not started", d.ID)
-			}
-		}
-		return nil
-	})
+	r.waitStarted()
 	idle := runtime.NumGoroutine()
 	require.Less(t, idle, 200, "idle destinations have no goroutines")
 	names, err := r.log.ConsumerNames(ctx, "")
@@ -701,9 +687,7 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 	var msgs []eventlog.Message
 	for _, k := range keys {
 		for range 2 {
-			msgs = append(msgs, eventlog.Message{Subject: eventlog.Subject(eventlog.RootGroup(k), "member_created"),
-				Data:      fmt.Appendf(nil, `{"entity_type":"Group","entity_id":%d,"entity_path":"g","event_type":"member_created","created_at":%q}`, k, time.Now().UTC().Format(time.RFC3339Nano)),
-				Namespace: eventlog.FormatNamespace([]int64{k}, false)})
+			msgs = append(msgs, groupEvent(k))
 		}
 	}
 	want := map[string][]int64{}
@@ -734,6 +718,116 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+}
+
+// groupDestination stores a top-level group and a destination of it to url/g<key>, and
+// returns the group's key. The engine picks it up at its next look (waitStarted).
+func (r *rig) groupDestination(url string) int64 {
+	r.t.Helper()
+	ctx := context.Background()
+	g, err := r.st.NamespaceCreate(ctx, store.NamespaceCreateParams{Kind: store.KindGroup, Name: "g", FullPath: fmt.Sprintf("g%d", r.groups), CreatedAt: time.Now()})
+	require.NoError(r.t, err)
+	r.groups++
+	_, err = r.st.DestinationCreate(ctx, store.DestinationCreateParams{Scope: store.ScopeGroup, NamespaceKey: g.Key, Name: "d", Category: "http", Active: true,
+		Config: fmt.Appendf(nil, `{"url":"%s/g%d"}`, url, g.Key), SecretToken: "verification-token-1234",
+		SigningSecret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", CreatedAt: time.Now().Add(-time.Minute)})
+	require.NoError(r.t, err)
+	return g.Key
+}
+
+// waitStarted lets the engine know of changed destinations and waits until it has started
+// every one.
+func (r *rig) waitStarted() {
+	r.t.Helper()
+	ctx := context.Background()
+	r.engine.Notify()
+	ds, err := r.st.DestinationList(ctx, store.DestinationListParams{})
+	require.NoError(r.t, err)
+	poll.Until(r.t, 30*time.Second, func() error {
+		for _, d := range ds {
+			if st := r.engine.Status(ctx, d); st.Pending < 0 {
+				return fmt.Errorf("destination %d not started", d.ID)
+			}
+		}
+		return nil
+	})
+}
+
+// groupEvent is an event of the top-level group with key k, filed under it.
+func groupEvent(k int64) eventlog.Message {
+	return eventlog.Message{Subject: eventlog.Subject(eventlog.RootGroup(k), "member_created"),
+		Data:      fmt.Appendf(nil, `{"entity_type":"Group","entity_id":%d,"entity_path":"g","event_type":"member_created","created_at":%q}`, k, time.Now().UTC().Format(time.RFC3339Nano)),
+		Namespace: eventlog.FormatNamespace([]int64{k}, false)}
+}
+
+// TestSendersWaitInLine: one event to each of 500 destinations while the receiver holds every
+// request: no more than Options.Senders requests are out at once, and the destinations waiting
+// for a place have no goroutine. Eight destinations that fail and then back off for an hour
+// give their places up meanwhile: the 500 are all delivered.
+func TestSendersWaitInLine(t *testing.T) {
+	const senders = 8
+	r := newRig(t, delivery.Options{Senders: senders, BackoffMin: time.Hour, BackoffMax: time.Hour})
+	ctx := context.Background()
+	hold := make(chan struct{})
+	var mu sync.Mutex
+	out, peak, delivered := 0, 0, 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		_, _ = io.Copy(io.Discard, req.Body)
+		if strings.HasPrefix(req.URL.Path, "/fail/") {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		mu.Lock()
+		out++
+		peak = max(peak, out)
+		mu.Unlock()
+		<-hold
+		mu.Lock()
+		out--
+		delivered++
+		mu.Unlock()
+	}))
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(srv.Close)
+	t.Cleanup(release) // first: Close waits for the held requests
+	var keys []int64
+	for range 8 {
+		keys = append(keys, r.groupDestination(srv.URL+"/fail"))
+	}
+	for range 500 {
+		keys = append(keys, r.groupDestination(srv.URL))
+	}
+	r.waitStarted()
+	idle := runtime.NumGoroutine()
+	msgs := make([]eventlog.Message, len(keys))
+	for i, k := range keys {
+		msgs[i] = groupEvent(k)
+	}
+	_, err := r.log.Publish(ctx, msgs)
+	require.NoError(t, err)
+	poll.Until(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if out < senders {
+			return fmt.Errorf("%d requests held by the receiver, want %d", out, senders)
+		}
+		return nil
+	})
+	// The held requests' goroutines (engine, client and server side) and the failing
+	// destinations' backoffs; 500 waiting runners would be far more.
+	require.Less(t, runtime.NumGoroutine()-idle, 100, "destinations waiting in line have no goroutines")
+	release()
+	poll.Until(t, 30*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if delivered < 500 {
+			return fmt.Errorf("%d of 500 delivered", delivered)
+		}
+		return nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	require.LessOrEqual(t, peak, senders, "requests out at once")
 }
 
 // TestFallsBehindAndCatchesUp: an ordered destination that stops answering falls behind

@@ -80,8 +80,9 @@ func (s *state) changed() chan struct{} {
 }
 
 // admit lets a request go: always while the circuit is closed; when it is open, one request
-// at a time once the probe is due (probe is true then). false when ctx ended.
-func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (probe, ok bool) {
+// at a time once the probe is due (probe is true then), waiting meanwhile through idle. false
+// when ctx ended or idle returned false.
+func (s *state) admit(ctx context.Context, now func() time.Time, idle func(wait func() bool) bool) (probe, ok bool) {
 	for {
 		s.mu.Lock()
 		if !s.open {
@@ -95,15 +96,19 @@ func (s *state) admit(ctx context.Context, now func() time.Time, o Options) (pro
 		}
 		wait, ch := max(s.nextProbe.Sub(now()), 10*time.Millisecond), s.changed()
 		s.mu.Unlock()
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !idle(func() bool {
+			t := time.NewTimer(wait)
+			defer t.Stop()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-ch:
+			case <-t.C:
+			}
+			return true
+		}) {
 			return false, false
-		case <-ch:
-		case <-t.C:
 		}
-		t.Stop()
 	}
 }
 
