@@ -64,7 +64,9 @@ type dest struct {
 	queueBytes  int
 	outstanding []*item // handed and not done, in log order
 	running     bool
-	ctx         context.Context // the runner's; nil while stopped
+	started     bool            // deliverable: start ran, stop did not
+	parent      context.Context // what its runners' contexts derive from, while started
+	ctx         context.Context // the runner's; nil while it has none (made for each run)
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
 	more        chan struct{} // a push while the runner waits to fill a batch
@@ -92,7 +94,7 @@ func (d *dest) queueCap() int {
 func (d *dest) push(it *item) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.ctx == nil {
+	if !d.started {
 		return false
 	}
 	if len(d.queue) > 0 && (len(d.queue) >= d.queueCap() || d.queueBytes+it.size > maxQueueBytes || d.e.queued.Load() > d.e.opts.MaxQueuedBytes) {
@@ -103,6 +105,12 @@ func (d *dest) push(it *item) bool {
 	d.queueBytes += it.size
 	d.e.queued.Add(int64(it.size))
 	if !d.running {
+		// The run's context and channel are made for it and let go after it: 100,000 idle
+		// destinations would hold 100,000 of each.
+		if d.ctx == nil {
+			d.ctx, d.cancel = context.WithCancel(d.parent)
+			d.more = make(chan struct{}, 1)
+		}
 		d.running = true
 		d.wg.Add(1)
 		d.e.places.start(d, d.ctx)
@@ -131,12 +139,8 @@ func (d *dest) floorLocked() int64 {
 // start makes the destination deliverable from position (everything at or below it done), or
 // from its UpdatedAt. Called under e.mu with the destination stopped.
 func (d *dest) start(ctx context.Context, position int64) {
-	rctx, cancel := context.WithCancel(ctx)
 	d.mu.Lock()
-	d.ctx, d.cancel = rctx, cancel
-	if d.more == nil {
-		d.more = make(chan struct{}, 1)
-	}
+	d.started, d.parent = true, ctx
 	d.mu.Unlock()
 	d.known = true
 	d.st.setDelivering(true)
@@ -178,7 +182,7 @@ func (d *dest) stop() int64 {
 	d.e.queued.Add(-int64(d.queueBytes))
 	d.mode, d.resume, d.cur = modeStopped, pos, nil
 	d.queue, d.outstanding, d.queueBytes = nil, nil, 0
-	d.ctx, d.cancel, d.running = nil, nil, false
+	d.ctx, d.cancel, d.running, d.started, d.parent = nil, nil, false, false, nil
 	d.st.setDelivering(false)
 	return pos
 }
@@ -265,6 +269,10 @@ func (d *dest) take(ctx context.Context, s *slot) []*item {
 	}
 	if len(d.queue) == 0 || ctx.Err() != nil || !s.held {
 		d.running = false
+		if ctx.Err() == nil && d.cancel != nil { // done for now: the next push makes another
+			d.cancel()
+			d.ctx, d.cancel, d.more = nil, nil, nil
+		}
 		d.mu.Unlock()
 		return nil
 	}

@@ -226,6 +226,7 @@ func New(c Config) *Engine {
 	e.head = newReader(e, 0)
 	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
 	e.places = newPlaces(c.Options.Senders)
+	c.Metrics.setSource(e.destStates)
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
 }
@@ -347,6 +348,17 @@ func (e *Engine) shutdown(stopWork context.CancelFunc, readers *sync.WaitGroup) 
 	}
 }
 
+// destStates returns the states of the destinations the engine knows, for /metrics.
+func (e *Engine) destStates() []*state {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]*state, 0, len(e.dests))
+	for _, d := range e.dests {
+		out = append(out, d.st)
+	}
+	return out
+}
+
 // cancelRun abandons the destination's requests under way, and its runner's place in line.
 func (d *dest) cancelRun() {
 	d.mu.Lock()
@@ -423,7 +435,6 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 			x.stop()
 			x.closeSender()
 			delete(e.dests, id)
-			e.metrics.forget(id)
 		}
 	}
 	for id := range e.states { // asked about (Status) but gone
@@ -525,7 +536,7 @@ func (e *Engine) stateLocked(id int64) *state {
 	}
 	st, ok := e.states[id]
 	if !ok {
-		st = &state{id: id, metrics: e.metrics}
+		st = &state{id: id}
 		e.states[id] = st
 	}
 	return st

@@ -5,7 +5,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -42,7 +41,7 @@ func TestCircuitProbesOnSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		o := Options{}
 		o.defaults()
-		st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry())}
+		st := &state{id: 1}
 		ctx := t.Context()
 		wait := func(w func() bool) bool { return w() } // no places to give up: wait in place
 		fail := &destination.Failure{Kind: destination.Retryable, StatusCode: 503, Message: "503 Service Unavailable"}

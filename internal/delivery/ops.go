@@ -54,7 +54,7 @@ func (d *dest) boardBacklog(ctx context.Context) (int64, time.Time) {
 func (d *dest) pending(ctx context.Context, reuse func(c logCount, after int64) bool) (int64, time.Time) {
 	d.mu.Lock()
 	buffering := !d.d.Active && d.resume >= 0 && d.known // a paused destination that keeps its position
-	if d.ctx == nil && !buffering {
+	if !d.started && !buffering {
 		d.mu.Unlock()
 		return -1, time.Time{}
 	}

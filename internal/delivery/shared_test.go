@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/auditstream/auditstream/internal/destination"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 )
 
@@ -49,7 +48,7 @@ func TestMergeShowsTheClustersView(t *testing.T) {
 // (another replica holds its partition) reports no state of its own, and its view on the board
 // does not make the destination failing; counters and errors still count.
 func TestWaitingReplicaShowsNoState(t *testing.T) {
-	st := &state{id: 1, metrics: NewMetrics(prometheus.NewRegistry())}
+	st := &state{id: 1}
 	o := Options{}
 	o.defaults()
 	now := time.Now()

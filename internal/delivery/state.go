@@ -29,11 +29,12 @@ type LastError struct {
 
 // state is one destination's delivery state and its circuit. It outlives workers.
 type state struct {
-	id      int64
-	metrics *Metrics
-	dm      *destMetrics // made at the first delivery: a destination that never receives has no series
+	id int64
 
 	mu             sync.Mutex
+	exported       bool // delivered or failed once: it has series in /metrics
+	pending        int64
+	pendingKnown   bool
 	paused         bool
 	delivering     bool // a worker of this process delivers it now
 	setupErr       error
@@ -170,12 +171,10 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 	s.delivered += int64(n)
 	if s.open {
 		s.open, s.probing, s.probeWait = false, false, 0
-		s.instruments().circuit.Set(0)
 	}
+	s.exported = true
 	s.wake()
-	c := s.instruments().delivered
 	s.mu.Unlock()
-	c.Add(float64(n))
 }
 
 func (s *state) failed(f *destination.Failure, n int, took time.Duration, now time.Time, probe bool, o Options) {
@@ -194,13 +193,10 @@ func (s *state) failed(f *destination.Failure, n int, took time.Duration, now ti
 	case !s.open && s.consecutive >= o.CircuitAfter:
 		s.open, s.probeWait = true, o.ProbeMin
 		s.nextProbe = now.Add(o.ProbeMin)
-		s.instruments().circuit.Set(1)
 	}
+	s.exported = true
 	s.wake()
-	m := s.instruments()
-	c := m.counter(&m.failed, s.metrics.failed)
 	s.mu.Unlock()
-	c.Add(float64(n))
 }
 
 // noteLoss records events the destination can no longer receive as its last error.
@@ -214,32 +210,17 @@ func (s *state) noteLoss(now time.Time, msg string) {
 func (s *state) deadLettered(n int) int64 {
 	s.mu.Lock()
 	s.deadLetters += int64(n)
+	s.exported = true
 	total := s.deadLetters
-	m := s.instruments()
-	c := m.counter(&m.deadLettered, s.metrics.deadLettered)
 	s.mu.Unlock()
-	c.Add(float64(n))
 	return total
-}
-
-// instruments returns the destination's metrics, made at first use. Called with mu held.
-func (s *state) instruments() *destMetrics {
-	if s.dm == nil {
-		s.dm = s.metrics.destination(s.id)
-	}
-	return s.dm
 }
 
 // setPending exports the backlog last read.
 func (s *state) setPending(n int64) {
 	s.mu.Lock()
-	m := s.instruments()
-	if m.pending == nil {
-		m.pending = s.metrics.pending.WithLabelValues(m.label)
-	}
-	g := m.pending
+	s.pending, s.pendingKnown = n, true
 	s.mu.Unlock()
-	g.Set(float64(n))
 }
 
 func (s *state) lastErrorMessage() string {
@@ -287,67 +268,100 @@ func (s *state) snapshot() Status {
 	return st
 }
 
-// Metrics are the engine's Prometheus instruments, labelled by destination id.
+// Metrics are the engine's Prometheus instruments. The series of each destination are made
+// when /metrics is scraped, from the counts its state keeps anyway: kept as Prometheus series,
+// they cost about a kilobyte each for as long as the process runs (85 MB with 100,000
+// destinations). A destination has its delivered and circuit series once it delivered or
+// failed, its failed and dead-lettered series once they are not zero, and its pending series
+// once its backlog was read (a status).
 type Metrics struct {
-	delivered, failed, deadLettered *prometheus.CounterVec
-	request                         *prometheus.HistogramVec
-	circuit, pending                *prometheus.GaugeVec
+	request *prometheus.HistogramVec
+
+	mu     sync.Mutex
+	states func() []*state // the engine's destinations; set by New
 }
+
+var (
+	deliveredDesc = prometheus.NewDesc("auditstream_delivery_events_delivered_total",
+		"Events a destination accepted.", []string{"destination"}, nil)
+	failedDesc = prometheus.NewDesc("auditstream_delivery_events_failed_total",
+		"Events in requests that failed (each retry counts again).", []string{"destination"}, nil)
+	deadLetteredDesc = prometheus.NewDesc("auditstream_delivery_events_dead_lettered_total",
+		"Events moved to a destination's dead letters.", []string{"destination"}, nil)
+	circuitDesc = prometheus.NewDesc("auditstream_delivery_circuit_open",
+		"1 while a destination's circuit is open.", []string{"destination"}, nil)
+	pendingDesc = prometheus.NewDesc("auditstream_delivery_pending_events",
+		"Events not yet delivered to a destination, as of the last status read.", []string{"destination"}, nil)
+)
 
 // NewMetrics registers the engine's instruments.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
-		delivered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_delivered_total",
-			Help: "Events a destination accepted."}, []string{"destination"}),
-		failed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_failed_total",
-			Help: "Events in requests that failed (each retry counts again)."}, []string{"destination"}),
-		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_dead_lettered_total",
-			Help: "Events moved to a destination's dead letters."}, []string{"destination"}),
 		// By category, not destination: a histogram per destination is 20 series each, too
 		// many with thousands of destinations.
 		request: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditstream_delivery_request_duration_seconds",
 			Help: "Time of one request to a destination, by category.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"category"}),
-		circuit: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_circuit_open",
-			Help: "1 while a destination's circuit is open."}, []string{"destination"}),
-		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_pending_events",
-			Help: "Events not yet delivered to a destination, as of the last status read."}, []string{"destination"}),
 	}
-	reg.MustRegister(m.delivered, m.failed, m.deadLettered, m.request, m.circuit, m.pending)
+	reg.MustRegister(m.request, m)
 	return m
 }
 
-// destMetrics are one destination's instruments. delivered and circuit are made with it (at
-// its first delivery); the others at their first use: each series costs about a kilobyte, and
-// most of 100,000 destinations never fail.
-type destMetrics struct {
-	label                           string
-	delivered, failed, deadLettered prometheus.Counter
-	circuit, pending                prometheus.Gauge
+// Describe is prometheus.Collector's.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{deliveredDesc, failedDesc, deadLetteredDesc, circuitDesc, pendingDesc} {
+		ch <- d
+	}
 }
 
-// counter returns *c, made from vec at first use.
-func (m *destMetrics) counter(c *prometheus.Counter, vec *prometheus.CounterVec) prometheus.Counter {
-	if *c == nil {
-		*c = vec.WithLabelValues(m.label)
+// Collect is prometheus.Collector's: the series of every destination of the engine.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	m.mu.Lock()
+	states := m.states
+	m.mu.Unlock()
+	if states == nil {
+		return
 	}
-	return *c
+	for _, s := range states() {
+		s.collect(ch)
+	}
+}
+
+func (m *Metrics) setSource(states func() []*state) {
+	m.mu.Lock()
+	m.states = states
+	m.mu.Unlock()
+}
+
+// collect sends the destination's series.
+func (s *state) collect(ch chan<- prometheus.Metric) {
+	s.mu.Lock()
+	exported, delivered, failed, dead, open, pending, pendingKnown := s.exported, s.delivered, s.failures, s.deadLetters, s.open, s.pending, s.pendingKnown
+	s.mu.Unlock()
+	if !exported && !pendingKnown {
+		return
+	}
+	l := strconv.FormatInt(s.id, 10)
+	if pendingKnown {
+		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending), l)
+	}
+	if !exported {
+		return
+	}
+	circuit := 0.0
+	if open {
+		circuit = 1
+	}
+	ch <- prometheus.MustNewConstMetric(deliveredDesc, prometheus.CounterValue, float64(delivered), l)
+	ch <- prometheus.MustNewConstMetric(circuitDesc, prometheus.GaugeValue, circuit, l)
+	if failed > 0 {
+		ch <- prometheus.MustNewConstMetric(failedDesc, prometheus.CounterValue, float64(failed), l)
+	}
+	if dead > 0 {
+		ch <- prometheus.MustNewConstMetric(deadLetteredDesc, prometheus.CounterValue, float64(dead), l)
+	}
 }
 
 // observe records one request's time for its category.
 func (m *Metrics) observe(category string, took time.Duration) {
 	m.request.WithLabelValues(category).Observe(took.Seconds())
-}
-
-func (m *Metrics) destination(id int64) *destMetrics {
-	l := strconv.FormatInt(id, 10)
-	return &destMetrics{label: l, delivered: m.delivered.WithLabelValues(l), circuit: m.circuit.WithLabelValues(l)}
-}
-
-func (m *Metrics) forget(id int64) {
-	l := strconv.FormatInt(id, 10)
-	for _, v := range []*prometheus.CounterVec{m.delivered, m.failed, m.deadLettered} {
-		v.DeleteLabelValues(l)
-	}
-	m.circuit.DeleteLabelValues(l)
-	m.pending.DeleteLabelValues(l)
 }
