@@ -4,6 +4,8 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/auditstream/auditstream/internal/event"
 )
 
 // CEF severities (0-10; ArcSight reads 0-3 as Low, 4-6 Medium). An audit event records normal
@@ -26,16 +28,20 @@ const (
 // left out. Header fields escape \ and |, and lose newlines (CEF allows none there);
 // extension values escape \, = and newlines (\n, \r), so the line is always one line.
 func (e *Encoder) AppendCEF(dst, streamed []byte) ([]byte, error) {
-	r, err := e.read(streamed)
-	if err != nil {
+	var r record
+	if err := e.read(streamed, &r); err != nil {
 		return dst, err
 	}
 	b := append(dst, "CEF:0|"+Product+"|"+Product+"|"...)
 	b = appendCEFHeader(b, e.productVersion)
 	b = append(b, '|')
-	b = appendCEFHeader(b, r.typeName())
+	b = r.typeTok().appendCEFHeader(b)
 	b = append(b, '|')
-	b = appendCEFHeader(b, r.name())
+	if r.typ != nil {
+		b = appendCEFHeader(b, r.typ.Description)
+	} else {
+		b = r.typeTok().appendCEFHeader(b)
+	}
 	b = append(b, '|')
 	if r.failed {
 		b = append(b, cefSeverityFailed...)
@@ -43,49 +49,62 @@ func (e *Encoder) AppendCEF(dst, streamed []byte) ([]byte, error) {
 		b = append(b, cefSeverity...)
 	}
 	b = append(b, "|rt="...)
-	b = strconv.AppendInt(b, r.ev.CreatedAt.UnixMilli(), 10)
-	if r.ev.ID != 0 {
+	b = strconv.AppendInt(b, r.createdAt.UnixMilli(), 10)
+	if r.id != 0 {
 		b = append(b, " externalId="...)
-		b = strconv.AppendInt(b, r.ev.ID, 10)
+		b = strconv.AppendInt(b, r.id, 10)
 	}
 	if r.typ != nil {
 		b = appendCEFPair(b, "cat", r.typ.FeatureCategory)
 	}
-	_, activity := r.activity()
-	b = appendCEFPair(b, "act", activity)
+	b = append(b, " act="...)
+	if id := r.activityID(); id == event.OCSFOther {
+		b = r.typeTok().appendCEF(b)
+	} else {
+		b = appendCEFValue(b, r.class.ActivityCaptions[id])
+	}
 	if r.failed {
 		b = append(b, " outcome=failure"...)
 	} else {
 		b = append(b, " outcome=success"...)
 	}
-	b = appendCEFPair(b, "suser", r.ev.AuthorName)
+	b = appendCEFTok(b, "suser", r.authorName)
 	b = append(b, " suid="...)
-	b = strconv.AppendInt(b, r.ev.AuthorID, 10)
-	if a, err := netip.ParseAddr(r.ev.IPAddress); err == nil {
-		// CEF's src is IPv4 only; ArcSight's convention for a source IPv6 address is c6a2.
-		if a.Unmap().Is4() {
-			b = appendCEFPair(b, "src", a.Unmap().String())
-		} else {
-			b = appendCEFPair(b, "c6a2", a.String())
-			b = append(b, " c6a2Label=Source IPv6 Address"...)
+	b = strconv.AppendInt(b, r.authorID, 10)
+	if !r.ip.null() {
+		if a, err := netip.ParseAddr(r.ip.text()); err == nil {
+			// CEF's src is IPv4 only; ArcSight's convention for a source IPv6 address is c6a2.
+			if a.Unmap().Is4() {
+				b = append(b, " src="...)
+				b = a.Unmap().AppendTo(b)
+			} else {
+				b = append(b, " c6a2="...)
+				b = a.AppendTo(b)
+				b = append(b, " c6a2Label=Source IPv6 Address"...)
+			}
 		}
 	}
 	if r.targetIsUser() {
-		b = appendCEFPair(b, "duser", r.ev.TargetDetails)
-		b = appendCEFPair(b, "duid", r.targetID)
+		b = appendCEFTok(b, "duser", r.targetDetails)
+		b = appendCEFTok(b, "duid", r.targetID)
 	}
-	b = appendCEFPair(b, "msg", r.customMessage)
-	b = appendCEFLabelled(b, "cs1", "Entity Path", r.ev.EntityPath)
-	b = appendCEFLabelled(b, "cs2", "Entity Type", r.ev.EntityType)
-	if r.ev.EntityID != 0 {
+	switch {
+	case !r.customMessage.null():
+		b = appendCEFTok(b, "msg", r.customMessage)
+	case r.sentence != "":
+		b = appendCEFPair(b, "msg", r.sentence)
+	}
+	b = appendCEFLabelled(b, "cs1", "Entity Path", r.entityPath)
+	b = appendCEFLabelled(b, "cs2", "Entity Type", r.entityType)
+	if r.entityID != 0 {
 		b = append(b, " cn1Label=Entity ID cn1="...)
-		b = strconv.AppendInt(b, r.ev.EntityID, 10)
+		b = strconv.AppendInt(b, r.entityID, 10)
 	}
-	b = appendCEFLabelled(b, "cs3", "Target Type", r.ev.TargetType)
+	b = appendCEFLabelled(b, "cs3", "Target Type", r.targetType)
 	b = appendCEFLabelled(b, "cs4", "Target ID", r.targetID)
-	b = appendCEFLabelled(b, "cs5", "Target Details", r.ev.TargetDetails)
+	b = appendCEFLabelled(b, "cs5", "Target Details", r.targetDetails)
 	b = append(b, " cs6Label=Details cs6="...)
-	b = appendCEFValue(b, string(r.details))
+	b = appendCEFValue(b, r.details)
 	return b, nil
 }
 
@@ -100,10 +119,21 @@ func appendCEFPair(b []byte, key, value string) []byte {
 	return appendCEFValue(b, value)
 }
 
+// appendCEFTok appends " key=value", value escaped, unless value is null or empty.
+func appendCEFTok(b []byte, key string, value tok) []byte {
+	if value.null() {
+		return b
+	}
+	b = append(b, ' ')
+	b = append(b, key...)
+	b = append(b, '=')
+	return value.appendCEF(b)
+}
+
 // appendCEFLabelled appends a custom field and its label (" keyLabel=label key=value"), unless
-// value is empty.
-func appendCEFLabelled(b []byte, key, label, value string) []byte {
-	if value == "" {
+// value is null or empty.
+func appendCEFLabelled(b []byte, key, label string, value tok) []byte {
+	if value.null() {
 		return b
 	}
 	b = append(b, ' ')
@@ -113,13 +143,13 @@ func appendCEFLabelled(b []byte, key, label, value string) []byte {
 	b = append(b, ' ')
 	b = append(b, key...)
 	b = append(b, '=')
-	return appendCEFValue(b, value)
+	return value.appendCEF(b)
 }
 
 // appendCEFHeader appends s as a CEF header field: \ and | escaped with a backslash; CR and LF,
 // which CEF allows only in extension values, become spaces.
-func appendCEFHeader(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, "\\|\r\n") {
+func appendCEFHeader[S ~string | ~[]byte](b []byte, s S) []byte {
+	if !containsAny(s, "\\|\r\n") {
 		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {
@@ -137,8 +167,8 @@ func appendCEFHeader(b []byte, s string) []byte {
 
 // appendCEFValue appends s as a CEF extension value: \ and = escaped with a backslash, CR and
 // LF written as \r and \n.
-func appendCEFValue(b []byte, s string) []byte {
-	if !strings.ContainsAny(s, "\\=\r\n") {
+func appendCEFValue[S ~string | ~[]byte](b []byte, s S) []byte {
+	if !containsAny(s, "\\=\r\n") {
 		return append(b, s...)
 	}
 	for i := 0; i < len(s); i++ {
@@ -154,4 +184,14 @@ func appendCEFValue(b []byte, s string) []byte {
 		}
 	}
 	return b
+}
+
+// containsAny reports whether s holds any of the ASCII bytes in chars.
+func containsAny[S ~string | ~[]byte](s S, chars string) bool {
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(chars, s[i]) >= 0 {
+			return true
+		}
+	}
+	return false
 }

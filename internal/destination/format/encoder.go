@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
+	"unicode/utf8"
 
 	"github.com/auditstream/auditstream/internal/event"
 )
@@ -66,54 +68,26 @@ func (e *Encoder) Append(dst []byte, name string, streamed []byte) ([]byte, erro
 // errNoTime: OCSF requires a time, and inventing one would misdate the event.
 var errNoTime = errors.New("format: event has no created_at")
 
-// record is one event as both encoders read it: the streaming JSON decoded, the well-known
-// keys of details that GitLab also puts there (REST events carry some only there) filled in.
+// record is one event as both encoders read it from its streaming JSON: strings as tokens,
+// the well-known keys of details that GitLab also puts there filled in where the top level
+// lacks them (GitLab's REST events carry some only in details).
 type record struct {
-	ev      event.Event
+	id, authorID, entityID int64
+	createdAt              time.Time
+
+	authorName, entityType, entityPath, ip      tok
+	targetID, targetType, targetDetails, evType tok
+	producer                                    tok // the auditstream_producer object, or nil
+
+	details       []byte // the details object, one line, never empty
+	customMessage tok    // details.custom_message
+	sentence      string // for events without custom_message: GitLab's "Changed x from a to b"
+	authorEmail   tok
+
 	typ     *event.Type // nil when the type is not in the catalog
 	class   *event.OCSFClass
 	mapping event.OCSFMapping
 	failed  bool
-
-	targetID      string // the target_id as text: a string unquoted, a number as written
-	customMessage string // details.custom_message as text (JSON when it is an object), or change/from/to
-	authorEmail   string
-	details       []byte // details, compact, never empty
-}
-
-// detailsKnown are the keys of details the encoders use. Values are raw: producers may send
-// any JSON there, and a key of an unexpected type must not make an event unreadable.
-type detailsKnown struct {
-	CustomMessage json.RawMessage `json:"custom_message"`
-	AuthorEmail   json.RawMessage `json:"author_email"`
-	AuthorName    json.RawMessage `json:"author_name"`
-	EntityPath    json.RawMessage `json:"entity_path"`
-	IPAddress     json.RawMessage `json:"ip_address"`
-	TargetID      json.RawMessage `json:"target_id"`
-	TargetType    json.RawMessage `json:"target_type"`
-	TargetDetails json.RawMessage `json:"target_details"`
-	// GitLab's older events say what happened with these instead of custom_message.
-	Change json.RawMessage `json:"change"`
-	From   json.RawMessage `json:"from"`
-	To     json.RawMessage `json:"to"`
-	Add    json.RawMessage `json:"add"`
-	Remove json.RawMessage `json:"remove"`
-}
-
-// rawText returns a JSON value as text: a string unquoted, null or nothing as "", anything
-// else as its JSON.
-func rawText(raw json.RawMessage) string {
-	raw = bytes.TrimSpace(raw)
-	switch {
-	case len(raw) == 0 || string(raw) == "null":
-		return ""
-	case raw[0] == '"':
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			return s
-		}
-	}
-	return string(compact(raw))
 }
 
 // compact returns b without the newlines, returns and tabs that may sit between JSON tokens, so
@@ -129,58 +103,146 @@ func compact(b []byte) []byte {
 	return buf.Bytes()
 }
 
-func (e *Encoder) read(streamed []byte) (*record, error) {
-	r := &record{}
-	if err := r.ev.UnmarshalJSON(streamed); err != nil {
-		return nil, fmt.Errorf("format: read event: %w", err)
+// read decodes the streaming JSON without encoding/json's reflection: one validity check,
+// then one pass over the top level and one over details, keeping values as tokens.
+func (e *Encoder) read(streamed []byte, r *record) error {
+	if !json.Valid(streamed) {
+		return errors.New("format: read event: not valid JSON")
 	}
-	if r.ev.CreatedAt.IsZero() {
-		return nil, errNoTime
+	if !utf8.Valid(streamed) {
+		// Tokens are copied as they are: mend invalid UTF-8 first, as encoding/json reads it
+		// (each bad byte U+FFFD). Our own event JSON never has any.
+		streamed = mendUTF8(streamed)
 	}
-	r.details = compact(bytes.TrimSpace(r.ev.Details))
-	if len(r.details) == 0 || r.details[0] != '{' {
-		r.details = []byte("{}")
+	var idTok, authorIDTok, entityIDTok, createdTok, detailsTok tok
+	err := eachMember(streamed, func(key []byte, v tok) {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var k string
+			if json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k) == nil {
+				key = []byte(k)
+			}
+		}
+		switch string(key) {
+		case "id":
+			idTok = v
+		case "author_id":
+			authorIDTok = v
+		case "author_name":
+			r.authorName = v
+		case "entity_id":
+			entityIDTok = v
+		case "entity_type":
+			r.entityType = v
+		case "entity_path":
+			r.entityPath = v
+		case "details":
+			detailsTok = v
+		case "ip_address":
+			r.ip = v
+		case "target_id":
+			r.targetID = v
+		case "target_type":
+			r.targetType = v
+		case "target_details":
+			r.targetDetails = v
+		case "created_at":
+			createdTok = v
+		case "event_type":
+			r.evType = v
+		case event.ProducerKey:
+			r.producer = v
+		}
+	})
+	if err != nil {
+		return err
 	}
-	var d detailsKnown
-	// A details key of another type than expected leaves that field empty; the rest is read.
-	_ = json.Unmarshal(r.details, &d)
-	r.customMessage = rawText(d.CustomMessage)
-	if r.customMessage == "" {
+	var ok1, ok2, ok3 bool
+	r.id, ok1 = parseInt(idTok)
+	r.authorID, ok2 = parseInt(authorIDTok)
+	r.entityID, ok3 = parseInt(entityIDTok)
+	if !ok1 || !ok2 || !ok3 {
+		return errors.New("format: read event: id, author_id and entity_id must be integers")
+	}
+	for _, t := range []tok{r.authorName, r.entityType, r.entityPath, r.ip, r.targetType, r.targetDetails, r.evType, createdTok} {
+		if !t.null() && !t.isString() {
+			return errors.New("format: read event: a string field holds another JSON type")
+		}
+	}
+	if r.producer != nil && r.producer[0] != '{' {
+		r.producer = nil
+	}
+	if createdTok.null() {
+		return errNoTime
+	}
+	r.createdAt, err = time.Parse(time.RFC3339Nano, createdTok.text())
+	if err != nil {
+		return fmt.Errorf("format: read event: created_at: %w", err)
+	}
+	r.createdAt = r.createdAt.UTC()
+
+	r.details = []byte("{}")
+	if len(detailsTok) > 0 && detailsTok[0] == '{' {
+		r.details = compact(detailsTok)
+	}
+	var change, from, to, add, remove tok
+	// GitLab's REST events carry these only in details; ours carry them in both.
+	fill := func(dst *tok, v tok) {
+		if dst.null() && !v.null() {
+			*dst = v
+		}
+	}
+	_ = eachMember(r.details, func(key []byte, v tok) {
+		switch string(key) {
+		case "custom_message":
+			r.customMessage = v
+		case "author_email":
+			r.authorEmail = v
+		case "author_name":
+			fill(&r.authorName, v)
+		case "entity_path":
+			fill(&r.entityPath, v)
+		case "ip_address":
+			fill(&r.ip, v)
+		case "target_id":
+			fill(&r.targetID, v)
+		case "target_type":
+			fill(&r.targetType, v)
+		case "target_details":
+			fill(&r.targetDetails, v)
+		case "change":
+			change = v
+		case "from":
+			from = v
+		case "to":
+			to = v
+		case "add":
+			add = v
+		case "remove":
+			remove = v
+		}
+	})
+	if r.customMessage.null() {
 		// The sentence GitLab's audit events page shows for events without a custom message.
 		switch {
-		case len(d.Change) > 0:
-			r.customMessage = "Changed " + rawText(d.Change) + " from " + rawText(d.From) + " to " + rawText(d.To)
-		case len(d.Add) > 0:
-			r.customMessage = "Added " + rawText(d.Add)
-		case len(d.Remove) > 0:
-			r.customMessage = "Removed " + rawText(d.Remove)
+		case !change.null():
+			r.sentence = "Changed " + change.text() + " from " + from.text() + " to " + to.text()
+		case !add.null():
+			r.sentence = "Added " + add.text()
+		case !remove.null():
+			r.sentence = "Removed " + remove.text()
 		}
-	}
-	r.authorEmail = rawText(d.AuthorEmail)
-	// GitLab's REST events carry these only in details; ours carry them in both.
-	fill := func(dst *string, raw json.RawMessage) {
-		if *dst == "" {
-			*dst = rawText(raw)
-		}
-	}
-	fill(&r.ev.AuthorName, d.AuthorName)
-	fill(&r.ev.EntityPath, d.EntityPath)
-	fill(&r.ev.IPAddress, d.IPAddress)
-	fill(&r.ev.TargetType, d.TargetType)
-	fill(&r.ev.TargetDetails, d.TargetDetails)
-	r.targetID = rawText(r.ev.TargetID)
-	if r.targetID == "" {
-		r.targetID = rawText(d.TargetID)
 	}
 
-	r.typ = e.cat.Lookup(r.ev.EventType)
+	if r.evType.isString() {
+		r.typ = e.cat.Lookup(string(r.evType[1 : len(r.evType)-1]))
+	}
 	r.mapping = Fallback()
 	if r.typ != nil && !r.typ.OCSF.IsZero() {
 		r.mapping = r.typ.OCSF
 	}
 	r.class = event.LookupOCSFClass(r.mapping.Class)
 	r.failed = r.mapping.Status == "failure"
-	return r, nil
+	return nil
 }
 
 // unknownType names the type of an event that has none (GitLab's older REST events).
@@ -188,21 +250,23 @@ const unknownType = "audit_event"
 
 // typeName is the event's type, or unknownType.
 func (r *record) typeName() string {
-	if r.ev.EventType == "" {
+	if r.evType.null() {
 		return unknownType
 	}
-	return r.ev.EventType
+	return r.evType.text()
 }
 
-// activity returns the OCSF activity_id and activity_name: for "other", the event type, as OCSF
-// asks (the data source's own name for the activity).
-func (r *record) activity() (int, string) {
-	id := r.class.Activities[r.mapping.Activity]
-	if id == event.OCSFOther {
-		return id, r.typeName()
+// typeTok is the event's type as a JSON string token.
+func (r *record) typeTok() tok {
+	if r.evType.null() {
+		return tok(`"` + unknownType + `"`)
 	}
-	return id, r.class.ActivityCaptions[id]
+	return r.evType
 }
+
+// activityID returns the OCSF activity_id. For "other" the activity_name is the event type, as
+// OCSF asks (the data source's own name for the activity); otherwise it is the caption.
+func (r *record) activityID() int { return r.class.Activities[r.mapping.Activity] }
 
 // name is the event's human-readable name: the type's description, or its name.
 func (r *record) name() string {
@@ -212,12 +276,39 @@ func (r *record) name() string {
 	return r.typeName()
 }
 
-// targetIsUser reports whether the event's target is a user account.
-func (r *record) targetIsUser() bool { return r.ev.TargetType == event.EntityUser }
-
 // appendInt64String appends n as a JSON string (OCSF uids are strings).
 func appendInt64String(b []byte, n int64) []byte {
 	b = append(b, '"')
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, '"')
+}
+
+// targetIsUser reports whether the event's target is a user account.
+func (r *record) targetIsUser() bool { return r.targetType.is(event.EntityUser) }
+
+// appendMessageJSON appends OCSF's message: custom_message, else GitLab's sentence for
+// change/from/to, add or remove, else the type's name; CEF's msg is the same but for the last.
+func (r *record) appendMessageJSON(b []byte) []byte {
+	switch {
+	case !r.customMessage.null():
+		return r.customMessage.appendJSONString(b)
+	case r.sentence != "":
+		return event.AppendJSONString(b, r.sentence)
+	}
+	return event.AppendJSONString(b, r.name())
+}
+
+// mendUTF8 returns b with each byte that is not part of valid UTF-8 replaced by U+FFFD.
+func mendUTF8(b []byte) []byte {
+	out := make([]byte, 0, len(b)+16)
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size == 1 {
+			out = utf8.AppendRune(out, utf8.RuneError)
+		} else {
+			out = append(out, b[i:i+size]...)
+		}
+		i += size
+	}
+	return out
 }

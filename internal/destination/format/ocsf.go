@@ -12,32 +12,42 @@ const Product = "auditstream"
 // AppendOCSF appends the event whose streaming JSON is streamed to dst as one OCSF 1.3.0 event,
 // a JSON object on one line, keys in a fixed order. The class and activity come from the
 // event type's ocsf mapping in the catalog (Fallback() when it has none). Every attribute the
-// class requires is written; GitLab's fields with no OCSF place go under "unmapped".
+// class requires is written; GitLab's fields with no OCSF place go under "unmapped". On error
+// dst is returned unchanged.
 func (e *Encoder) AppendOCSF(dst, streamed []byte) ([]byte, error) {
-	r, err := e.read(streamed)
-	if err != nil {
+	var r record
+	if err := e.read(streamed, &r); err != nil {
 		return dst, err
 	}
 	b := dst
 	c := r.class
-	activityID, activityName := r.activity()
+	activityID := r.activityID()
 
-	// Classification (base_event): activity, category, class, type.
+	// Classification (base_event): activity, category, class, type. The captions are the
+	// schema's, plain ASCII without quotes or backslashes, so they are written as they are.
 	b = append(b, `{"activity_id":`...)
 	b = strconv.AppendInt(b, int64(activityID), 10)
 	b = append(b, `,"activity_name":`...)
-	b = event.AppendJSONString(b, activityName)
-	b = append(b, `,"category_name":`...)
-	b = event.AppendJSONString(b, c.CategoryName)
-	b = append(b, `,"category_uid":`...)
+	if activityID == event.OCSFOther {
+		b = r.typeTok().appendJSONString(b)
+	} else {
+		b = append(b, '"')
+		b = append(b, c.ActivityCaptions[activityID]...)
+		b = append(b, '"')
+	}
+	b = append(b, `,"category_name":"`...)
+	b = append(b, c.CategoryName...)
+	b = append(b, `","category_uid":`...)
 	b = strconv.AppendInt(b, int64(c.CategoryUID), 10)
-	b = append(b, `,"class_name":`...)
-	b = event.AppendJSONString(b, c.Caption)
-	b = append(b, `,"class_uid":`...)
+	b = append(b, `,"class_name":"`...)
+	b = append(b, c.Caption...)
+	b = append(b, `","class_uid":`...)
 	b = strconv.AppendInt(b, int64(c.UID), 10)
-	b = append(b, `,"type_name":`...)
-	b = event.AppendJSONString(b, c.Caption+": "+c.ActivityCaptions[activityID])
-	b = append(b, `,"type_uid":`...)
+	b = append(b, `,"type_name":"`...)
+	b = append(b, c.Caption...)
+	b = append(b, ": "...)
+	b = append(b, c.ActivityCaptions[activityID]...)
+	b = append(b, `","type_uid":`...)
 	b = strconv.AppendInt(b, int64(c.UID)*100+int64(activityID), 10)
 
 	// Audit events are records of normal operation: informational, whatever they record.
@@ -48,35 +58,31 @@ func (e *Encoder) AppendOCSF(dst, streamed []byte) ([]byte, error) {
 		b = append(b, `,"status_id":1,"status":"Success"`...)
 	}
 	b = append(b, `,"time":`...)
-	b = strconv.AppendInt(b, r.ev.CreatedAt.UnixMilli(), 10)
+	b = strconv.AppendInt(b, r.createdAt.UnixMilli(), 10)
 	b = append(b, `,"message":`...)
-	if r.customMessage != "" {
-		b = event.AppendJSONString(b, r.customMessage)
-	} else {
-		b = event.AppendJSONString(b, r.name())
-	}
+	b = r.appendMessageJSON(b)
 
 	b = append(b, `,"metadata":{"version":"`+event.OCSFVersion+`"`...)
-	if r.ev.ID != 0 {
+	if r.id != 0 {
 		b = append(b, `,"uid":`...)
-		b = appendInt64String(b, r.ev.ID)
+		b = appendInt64String(b, r.id)
 	}
 	b = append(b, `,"event_code":`...)
-	b = event.AppendJSONString(b, r.typeName())
+	b = r.typeTok().appendJSONString(b)
 	b = append(b, `,"original_time":"`...)
-	b = r.ev.CreatedAt.UTC().AppendFormat(b, event.TimeLayout)
+	b = r.createdAt.AppendFormat(b, event.TimeLayout)
 	b = append(b, `","product":{"name":"`+Product+`","vendor_name":"`+Product+`","version":`...)
 	b = event.AppendJSONString(b, e.productVersion)
 	b = append(b, `}}`...)
 
 	// The author did it: actor.user.
 	b = append(b, `,"actor":{"user":`...)
-	b = appendUser(b, strconv.FormatInt(r.ev.AuthorID, 10), r.ev.AuthorName, r.authorEmail)
+	b = appendUserID(b, r.authorID, r.authorName, r.authorEmail)
 	b = append(b, '}')
 	switch {
-	case r.ev.IPAddress != "":
+	case !r.ip.null():
 		b = append(b, `,"src_endpoint":{"ip":`...)
-		b = event.AppendJSONString(b, r.ev.IPAddress)
+		b = r.ip.appendJSONString(b)
 		b = append(b, '}')
 	case c.Name == "api_activity":
 		// API Activity requires src_endpoint; a producer that sent no address gets one that
@@ -84,35 +90,25 @@ func (e *Encoder) AppendOCSF(dst, streamed []byte) ([]byte, error) {
 		b = append(b, `,"src_endpoint":{"name":"unknown"}`...)
 	}
 
-	b = e.appendClassAttrs(b, r)
+	b = e.appendClassAttrs(b, &r)
 
 	b = append(b, `,"unmapped":{"entity_type":`...)
-	b = event.AppendJSONString(b, r.ev.EntityType)
+	b = r.entityType.appendJSONString(b)
 	b = append(b, `,"entity_id":`...)
-	b = strconv.AppendInt(b, r.ev.EntityID, 10)
+	b = strconv.AppendInt(b, r.entityID, 10)
 	b = append(b, `,"entity_path":`...)
-	b = event.AppendJSONString(b, r.ev.EntityPath)
+	b = r.entityPath.appendJSONString(b)
 	b = append(b, `,"target_type":`...)
-	b = event.AppendJSONString(b, r.ev.TargetType)
+	b = r.targetType.appendJSONString(b)
 	b = append(b, `,"target_id":`...)
-	b = event.AppendJSONString(b, r.targetID)
+	b = r.targetID.appendJSONString(b)
 	b = append(b, `,"target_details":`...)
-	b = event.AppendJSONString(b, r.ev.TargetDetails)
+	b = r.targetDetails.appendJSONString(b)
 	b = append(b, `,"details":`...)
 	b = append(b, r.details...)
-	if p := r.ev.Producer; !p.IsZero() {
-		b = append(b, `,"`+event.ProducerKey+`":{"token_id":`...)
-		b = strconv.AppendInt(b, p.TokenID, 10)
-		b = append(b, `,"user_id":`...)
-		b = strconv.AppendInt(b, p.UserID, 10)
-		b = append(b, `,"username":`...)
-		b = event.AppendJSONString(b, p.Username)
-		if p.Impersonation {
-			b = append(b, `,"impersonation":true`...)
-		}
-		b = append(b, `,"via":`...)
-		b = event.AppendJSONString(b, p.Via)
-		b = append(b, '}')
+	if r.producer != nil {
+		b = append(b, `,"`+event.ProducerKey+`":`...)
+		b = append(b, compact(r.producer)...)
 	}
 	b = append(b, `}}`...)
 	return b, nil
@@ -127,20 +123,20 @@ func (e *Encoder) appendClassAttrs(b []byte, r *record) []byte {
 		// author (a user changing their own account).
 		b = append(b, `,"user":`...)
 		switch {
-		case r.targetIsUser() && r.targetID != "":
-			b = appendUser(b, r.targetID, r.ev.TargetDetails, "")
-		case r.ev.EntityType == event.EntityUser:
-			b = appendUser(b, strconv.FormatInt(r.ev.EntityID, 10), r.ev.EntityPath, "")
+		case r.targetIsUser() && !r.targetID.null():
+			b = appendUser(b, r.targetID, r.targetDetails)
+		case r.entityType.is(event.EntityUser):
+			b = appendUserID(b, r.entityID, r.entityPath, nil)
 		default:
-			b = appendUser(b, strconv.FormatInt(r.ev.AuthorID, 10), r.ev.AuthorName, r.authorEmail)
+			b = appendUserID(b, r.authorID, r.authorName, r.authorEmail)
 		}
 	case "authentication":
 		// Who authenticated: GitLab files logins under the User entity; otherwise the author.
 		b = append(b, `,"user":`...)
-		if r.ev.EntityType == event.EntityUser {
-			b = appendUser(b, strconv.FormatInt(r.ev.EntityID, 10), r.ev.EntityPath, "")
+		if r.entityType.is(event.EntityUser) {
+			b = appendUserID(b, r.entityID, r.entityPath, nil)
 		} else {
-			b = appendUser(b, strconv.FormatInt(r.ev.AuthorID, 10), r.ev.AuthorName, r.authorEmail)
+			b = appendUserID(b, r.authorID, r.authorName, r.authorEmail)
 		}
 		// Authentication needs service or dst_endpoint: the application logged in to.
 		b = append(b, `,"service":{"name":`...)
@@ -153,25 +149,25 @@ func (e *Encoder) appendClassAttrs(b []byte, r *record) []byte {
 	case "group_management":
 		// GitLab's groups and projects hold the memberships: the event's entity is the group.
 		b = append(b, `,"group":{"uid":`...)
-		b = appendInt64String(b, r.ev.EntityID)
+		b = appendInt64String(b, r.entityID)
 		b = append(b, `,"name":`...)
-		b = event.AppendJSONString(b, r.ev.EntityPath)
+		b = r.entityPath.appendJSONString(b)
 		b = append(b, `,"type":`...)
-		b = event.AppendJSONString(b, r.ev.EntityType)
+		b = r.entityType.appendJSONString(b)
 		b = append(b, '}')
 		// Group Management needs user or privileges: the member when the target is a user;
 		// otherwise (a group or project shared with a group) the target, as the party whose
 		// privileges changed, under user (its type stays in unmapped.target_type).
 		b = append(b, `,"user":`...)
-		if r.targetID != "" || r.ev.TargetDetails != "" {
-			b = appendUser(b, r.targetID, r.ev.TargetDetails, "")
+		if !r.targetID.null() || !r.targetDetails.null() {
+			b = appendUser(b, r.targetID, r.targetDetails)
 		} else {
 			// No target: the author changed their own membership (a request to join).
-			b = appendUser(b, strconv.FormatInt(r.ev.AuthorID, 10), r.ev.AuthorName, r.authorEmail)
+			b = appendUserID(b, r.authorID, r.authorName, r.authorEmail)
 		}
 	case "api_activity":
 		b = append(b, `,"api":{"operation":`...)
-		b = event.AppendJSONString(b, r.typeName())
+		b = r.typeTok().appendJSONString(b)
 		b = append(b, `,"service":{"name":`...)
 		b = event.AppendJSONString(b, e.serviceName)
 		b = append(b, `}}`...)
@@ -182,27 +178,38 @@ func (e *Encoder) appendClassAttrs(b []byte, r *record) []byte {
 	return b
 }
 
-// appendUser appends an OCSF user object. OCSF needs a uid or a name; a user the event names
-// by neither is {"name":"unknown"}, which says so instead of failing validation.
-func appendUser(b []byte, uid, name, email string) []byte {
-	b = append(b, '{')
+// appendUserID appends an OCSF user object for a user known by id.
+func appendUserID(b []byte, uid int64, name, email tok) []byte {
+	b = append(b, `{"uid":`...)
+	b = appendInt64String(b, uid)
+	return appendUserRest(b, name, email)
+}
+
+// appendUser appends an OCSF user object for a user known by a token id and a name. OCSF needs
+// a uid or a name; a user the event names by neither is {"name":"unknown"}, which says so
+// instead of failing validation.
+func appendUser(b []byte, uid, name tok) []byte {
 	switch {
-	case uid != "":
-		b = append(b, `"uid":`...)
-		b = event.AppendJSONString(b, uid)
-		if name != "" {
-			b = append(b, `,"name":`...)
-			b = event.AppendJSONString(b, name)
-		}
-	case name != "":
-		b = append(b, `"name":`...)
-		b = event.AppendJSONString(b, name)
-	default:
-		b = append(b, `"name":"unknown"`...)
+	case !uid.null():
+		b = append(b, `{"uid":`...)
+		b = uid.appendJSONString(b)
+		return appendUserRest(b, name, nil)
+	case !name.null():
+		b = append(b, `{"name":`...)
+		b = name.appendJSONString(b)
+		return append(b, '}')
 	}
-	if email != "" {
+	return append(b, `{"name":"unknown"}`...)
+}
+
+func appendUserRest(b []byte, name, email tok) []byte {
+	if !name.null() {
+		b = append(b, `,"name":`...)
+		b = name.appendJSONString(b)
+	}
+	if !email.null() {
 		b = append(b, `,"email_addr":`...)
-		b = event.AppendJSONString(b, email)
+		b = email.appendJSONString(b)
 	}
 	return append(b, '}')
 }
@@ -210,15 +217,20 @@ func appendUser(b []byte, uid, name, email string) []byte {
 // appendTarget appends the event's target as an OCSF managed entity or resource (uid, name,
 // type), or its entity when it has no target.
 func appendTarget(b []byte, r *record) []byte {
-	uid, name, typ := r.targetID, r.ev.TargetDetails, r.ev.TargetType
-	if uid == "" && name == "" {
-		uid, name, typ = strconv.FormatInt(r.ev.EntityID, 10), r.ev.EntityPath, r.ev.EntityType
+	if r.targetID.null() && r.targetDetails.null() {
+		b = append(b, `{"uid":`...)
+		b = appendInt64String(b, r.entityID)
+		b = append(b, `,"name":`...)
+		b = r.entityPath.appendJSONString(b)
+		b = append(b, `,"type":`...)
+		b = r.entityType.appendJSONString(b)
+		return append(b, '}')
 	}
 	b = append(b, `{"uid":`...)
-	b = event.AppendJSONString(b, uid)
+	b = r.targetID.appendJSONString(b)
 	b = append(b, `,"name":`...)
-	b = event.AppendJSONString(b, name)
+	b = r.targetDetails.appendJSONString(b)
 	b = append(b, `,"type":`...)
-	b = event.AppendJSONString(b, typ)
+	b = r.targetType.appendJSONString(b)
 	return append(b, '}')
 }
