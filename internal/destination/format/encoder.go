@@ -12,10 +12,10 @@ import (
 	"github.com/auditstream/auditstream/internal/event"
 )
 
-// Fallback returns the OCSF mapping of an event whose type is not in the catalog, or was added with
-// --event-types-dir without an ocsf key: API Activity, Other. Every GitLab audit event records
-// a request the application served, so that class always fits, if loosely; the event type then
-// travels as activity_name and api.operation.
+// Fallback returns the OCSF mapping of an event whose type is not in the catalog, or was added
+// with --event-types-dir without an ocsf key: API Activity, Other. Every GitLab audit event
+// records a request the application served, so that class always fits, if loosely; the event
+// type then travels as activity_name and api.operation.
 func Fallback() event.OCSFMapping {
 	return event.OCSFMapping{Class: "api_activity", Activity: "other"}
 }
