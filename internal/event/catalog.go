@@ -27,6 +27,10 @@ type Type struct {
 	SavedToDatabase   bool     `yaml:"saved_to_database" json:"saved_to_database"`
 	Streamed          bool     `yaml:"streamed" json:"streamed"`
 	Scope             []string `yaml:"scope" json:"scope"`
+	// OCSF is the type's OCSF class and activity (ours, not GitLab's schema). Every embedded
+	// type has one; a type added with --event-types-dir may leave it out, and is then written
+	// in OCSF with the fallback mapping of the formats that need one.
+	OCSF OCSFMapping `yaml:"ocsf,omitempty" json:"ocsf,omitzero"`
 	// Source is the file the definition came from ("embedded:<file>" or a path).
 	Source string `yaml:"-" json:"-"`
 }
@@ -48,8 +52,9 @@ var (
 )
 
 // Load returns the embedded default catalog with the definitions in dir (when not empty) added;
-// a file in dir whose name matches an embedded type overrides it. Every invalid definition is
-// reported, each naming its file and the reason.
+// a file in dir whose name matches an embedded type overrides it (keeping the embedded OCSF
+// mapping when the file has none). Every invalid definition is reported, each naming its file
+// and the reason. An embedded type without an OCSF mapping is an error.
 func Load(dir string) (*Catalog, error) {
 	c := &Catalog{types: make(map[string]*Type)}
 	var errs []error
@@ -93,10 +98,19 @@ func (c *Catalog) addFS(fsys fs.FS, dir, prefix string, override bool, errs *[]e
 			*errs = append(*errs, fmt.Errorf("%s: %w", src, err))
 			continue
 		}
+		if !override && t.OCSF.IsZero() {
+			// Embedded types must say how they map, so that adding a type adds its mapping.
+			*errs = append(*errs, fmt.Errorf("%s: ocsf is required for an embedded type", src))
+			continue
+		}
 		t.Source = src
 		if prev, ok := c.types[t.Name]; ok && !(override && strings.HasPrefix(prev.Source, "embedded:")) {
 			*errs = append(*errs, fmt.Errorf("%s: event type %q is already defined in %s", src, t.Name, prev.Source))
 			continue
+		} else if ok && t.OCSF.IsZero() {
+			// An override copied from GitLab has no ocsf key: keep the embedded mapping rather
+			// than fall back to the generic one.
+			t.OCSF = prev.OCSF
 		}
 		c.types[t.Name] = t
 	}
@@ -146,6 +160,11 @@ func (t *Type) Validate() error {
 	for _, s := range t.Scope {
 		if !slices.Contains(validScopes, s) {
 			errs = append(errs, fmt.Errorf("scope %q must be one of Instance, Group, Project, User", s))
+		}
+	}
+	if !t.OCSF.IsZero() {
+		if err := t.OCSF.Validate(); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)

@@ -431,6 +431,10 @@ func AppendWithID(out, body []byte, id int64) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// AppendJSONString appends s as a JSON string, escaped as the event JSON is (see appendString),
+// so that other encodings of an event (internal/destination/format) write strings the same way.
+func AppendJSONString(b []byte, s string) []byte { return appendString(b, s) }
+
 // appendString appends s as a JSON string, escaping what encoding/json escapes (including <, >,
 // & and U+2028/U+2029, so the output is safe to embed in HTML; \b and \f are written as \u0008
 // and \u000c, which decode the same). Invalid UTF-8 becomes U+FFFD.
