@@ -1,11 +1,13 @@
 package delivery
 
 import (
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -76,4 +78,27 @@ func TestCircuitProbesOnSchedule(t *testing.T) {
 		require.False(t, st.isOpen())
 		require.Equal(t, StatusHealthy, st.snapshot().Status)
 	})
+}
+
+// TestMetricsByCategoryAndOldestPending: a request's events count as delivered or failed under
+// its category; the oldest pending event's time follows the backlog last read, 0 when empty.
+func TestMetricsByCategoryAndOldestPending(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry())
+	m.observe("http", time.Millisecond, 3, nil)
+	m.observe("http", time.Millisecond, 2, errors.New("503"))
+	m.observe("aws", time.Millisecond, 1, nil)
+	require.Equal(t, 3.0, testutil.ToFloat64(m.byCategory.WithLabelValues("http", "delivered")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.byCategory.WithLabelValues("http", "failed")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.byCategory.WithLabelValues("aws", "delivered")))
+
+	st := &state{id: 7, metrics: m}
+	oldest := time.Date(2026, 3, 7, 9, 5, 1, 250e6, time.UTC)
+	st.setPending(4, oldest)
+	require.Equal(t, 4.0, testutil.ToFloat64(m.pending.WithLabelValues("7")))
+	require.Equal(t, float64(oldest.UnixMilli())/1000, testutil.ToFloat64(m.oldest.WithLabelValues("7")))
+	st.setPending(0, time.Time{})
+	require.Equal(t, 0.0, testutil.ToFloat64(m.oldest.WithLabelValues("7")))
+	m.forget(7)
+	require.Equal(t, 0, testutil.CollectAndCount(m.oldest))
 }

@@ -225,16 +225,22 @@ func (s *state) instruments() *destMetrics {
 	return s.dm
 }
 
-// setPending exports the backlog last read.
-func (s *state) setPending(n int64) {
+// setPending exports the backlog last read and when its oldest event was written (zero: none).
+func (s *state) setPending(n int64, oldest time.Time) {
 	s.mu.Lock()
 	m := s.instruments()
 	if m.pending == nil {
 		m.pending = s.metrics.pending.WithLabelValues(m.label)
+		m.oldest = s.metrics.oldest.WithLabelValues(m.label)
 	}
-	g := m.pending
+	g, o := m.pending, m.oldest
 	s.mu.Unlock()
 	g.Set(float64(n))
+	if oldest.IsZero() || n == 0 {
+		o.Set(0)
+	} else {
+		o.Set(float64(oldest.UnixMilli()) / 1000)
+	}
 }
 
 func (s *state) lastErrorMessage() string {
@@ -285,8 +291,9 @@ func (s *state) snapshot() Status {
 // Metrics are the engine's Prometheus instruments, labelled by destination id.
 type Metrics struct {
 	delivered, failed, deadLettered *prometheus.CounterVec
+	byCategory                      *prometheus.CounterVec
 	request                         *prometheus.HistogramVec
-	circuit, pending                *prometheus.GaugeVec
+	circuit, pending, oldest        *prometheus.GaugeVec
 }
 
 // NewMetrics registers the engine's instruments.
@@ -298,6 +305,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Events in requests that failed (each retry counts again)."}, []string{"destination"}),
 		deadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_events_dead_lettered_total",
 			Help: "Events moved to a destination's dead letters."}, []string{"destination"}),
+		// By category and outcome, for dashboards and alerts that cannot sum thousands of
+		// destinations' series: a handful of series in all.
+		byCategory: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_category_events_total",
+			Help: "Events in requests to destinations, by category and outcome (delivered, failed: each retry counts again)."}, []string{"category", "outcome"}),
 		// By category, not destination: a histogram per destination is 20 series each, too
 		// many with thousands of destinations.
 		request: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditstream_delivery_request_duration_seconds",
@@ -306,8 +317,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "1 while a destination's circuit is open."}, []string{"destination"}),
 		pending: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_pending_events",
 			Help: "Events not yet delivered to a destination, as of the last status read."}, []string{"destination"}),
+		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "auditstream_delivery_oldest_pending_timestamp_seconds",
+			Help: "When the oldest event not yet delivered to a destination was written (Unix seconds; 0 when none), as of the last status read."}, []string{"destination"}),
 	}
-	reg.MustRegister(m.delivered, m.failed, m.deadLettered, m.request, m.circuit, m.pending)
+	reg.MustRegister(m.delivered, m.failed, m.deadLettered, m.byCategory, m.request, m.circuit, m.pending, m.oldest)
 	return m
 }
 
@@ -317,7 +330,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 type destMetrics struct {
 	label                           string
 	delivered, failed, deadLettered prometheus.Counter
-	circuit, pending                prometheus.Gauge
+	circuit, pending, oldest        prometheus.Gauge
 }
 
 // counter returns *c, made from vec at first use.
@@ -328,9 +341,15 @@ func (m *destMetrics) counter(c *prometheus.Counter, vec *prometheus.CounterVec)
 	return *c
 }
 
-// observe records one request's time for its category.
-func (m *Metrics) observe(category string, took time.Duration) {
+// observe records one request's time for its category, and its n events as delivered or
+// failed. A request cut by shutdown is neither.
+func (m *Metrics) observe(category string, took time.Duration, n int, err error) {
 	m.request.WithLabelValues(category).Observe(took.Seconds())
+	outcome := "delivered"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.byCategory.WithLabelValues(category, outcome).Add(float64(n))
 }
 
 func (m *Metrics) destination(id int64) *destMetrics {
@@ -345,4 +364,5 @@ func (m *Metrics) forget(id int64) {
 	}
 	m.circuit.DeleteLabelValues(l)
 	m.pending.DeleteLabelValues(l)
+	m.oldest.DeleteLabelValues(l)
 }
