@@ -211,3 +211,49 @@ func TestRetentionPurgesAGroupsEvents(t *testing.T) {
 		})
 	})
 }
+
+// TestRetentionOnTheStreamsPage: the group's streams page tells how long its stored events are
+// kept and lets its owner change it (days, or empty for the instance default); a refused value
+// is shown with the reason and changes nothing; a read-only session cannot change it.
+func TestRetentionOnTheStreamsPage(t *testing.T) {
+	s := start(t, "sqlite", retentionBounds)
+	w := newWorld(t, s)
+	const page = "/groups/org/-/streams"
+	b := signIn(s, w.tokens["owner"])
+	p := b.get(page)
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.text(), "Stored audit events of org and its subgroups and projects are kept for the instance default, 30 days.")
+	require.Contains(t, p.body, `min="7" max="400"`)
+
+	p = b.submit(page+"/retention", form("days", "90"))
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	require.Equal(t, page+"#retention", p.location())
+	p = b.get(page)
+	require.Contains(t, p.text(), "Stored audit events of org are kept for 90 days (this group's setting).", "the notice")
+	require.Contains(t, p.text(), "are kept for 90 days (this group's setting). Older ones")
+	require.Contains(t, p.body, `value="90"`)
+
+	for _, tc := range []struct{ days, want string }{
+		{"3", "Retention must be at least 7 days (the instance's floor), not 3"},
+		{"401", "Retention must be at most 400 days (the instance's ceiling), not 401"},
+		{"ninety", "Retention must be a whole number of days, or empty for the instance default."},
+	} {
+		p = b.submit(page+"/retention", form("days", tc.days))
+		require.Equal(t, http.StatusUnprocessableEntity, p.status, p.body)
+		require.Contains(t, p.text(), tc.want)
+		require.Contains(t, p.body, `value="`+tc.days+`"`, "the form keeps what was typed")
+	}
+	require.Equal(t, 90.0, dig(s.gqlOK(adminToken, retentionQuery, map[string]any{"g": "org"}), "group", "auditEventRetention", "days"), "refused values change nothing")
+
+	ro := signIn(s, w.tokens["owner_read_api"])
+	require.Contains(t, ro.get(page).text(), "kept for 90 days")
+	require.NotContains(t, ro.get(page).body, "Save retention")
+	p = ro.submit(page+"/retention", form("days", "30"))
+	require.Equal(t, http.StatusForbidden, p.status)
+	require.Equal(t, http.StatusNotFound, signIn(s, w.tokens["maint"]).submit(page+"/retention", form("days", "30")).status)
+
+	p = b.submit(page+"/retention", form("days", ""))
+	require.Equal(t, http.StatusSeeOther, p.status, p.body)
+	require.Contains(t, b.get(page).text(), "kept for the instance default, 30 days")
+	require.Nil(t, dig(s.gqlOK(adminToken, retentionQuery, map[string]any{"g": "org"}), "group", "auditEventRetention", "days"))
+}
