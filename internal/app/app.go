@@ -206,7 +206,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
 	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
-	a.purger = &archive.Purger{Store: a.store, Recorder: ingester, Logger: logger.With("component", "retention")}
+	a.purger = &archive.Purger{Store: a.store, Recorder: ingester, Logger: logger.With("component", "retention"),
+		Purged: func(n int64) { a.metrics.storePurged.Add(float64(n)) }}
 	mutationsPerMinute := cfg.ConfigMutationsPerMinute
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables

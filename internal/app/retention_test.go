@@ -209,6 +209,9 @@ func TestRetentionPurgesAGroupsEvents(t *testing.T) {
 			}
 			return errors.New("no purge event for org yet")
 		})
+		status, body, _ := s.do(http.MethodGet, "/metrics", "", "", nil)
+		require.Equal(t, http.StatusOK, status)
+		require.Contains(t, string(body), "\nauditstream_store_purged_events_total 3\n")
 	})
 }
 

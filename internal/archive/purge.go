@@ -50,6 +50,8 @@ type Purger struct {
 	Batch int
 	// NowFunc is the clock. Default time.Now.
 	NowFunc func() time.Time
+	// Purged, when set, is told how many events each step deleted (a metric).
+	Purged func(n int64)
 }
 
 // PurgeResult is what one purge deleted: in all, and per top-level group key (0: instance and
@@ -119,6 +121,9 @@ func (p *Purger) scan(ctx context.Context, now, before time.Time, batch int, def
 				return fmt.Errorf("purge: delete %d events: %w", len(ids), err)
 			}
 			res.Deleted += n
+			if p.Purged != nil {
+				p.Purged(n)
+			}
 			for k, c := range counts {
 				res.ByGroup[k] += c
 			}
