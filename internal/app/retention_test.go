@@ -260,3 +260,38 @@ func TestRetentionOnTheStreamsPage(t *testing.T) {
 	require.Contains(t, b.get(page).text(), "kept for the instance default, 30 days")
 	require.Nil(t, dig(s.gqlOK(adminToken, retentionQuery, map[string]any{"g": "org"}), "group", "auditEventRetention", "days"))
 }
+
+// TestRetentionOneReplicaPurges: two replicas share one log and one database; one of them at a
+// time purges (the lease retention-purge), so the events past their retention are deleted and
+// recorded once: the purge events' counts add up to what was deleted, not twice that.
+func TestRetentionOneReplicaPurges(t *testing.T) {
+	forEachDriver(t, func(t *testing.T, driver string) {
+		a, b := startReplicas(t, driver, func(c *app.Config) {
+			c.Retention, c.RetentionPurgeInterval = 30*24*time.Hour, time.Second
+		})
+		old := map[string]any{"event_type": "user_created", "entity_type": "Instance", "created_at": "2020-01-01T00:00:00Z"}
+		fresh := map[string]any{"event_type": "user_created", "entity_type": "Instance"}
+		a.ingest(adminToken, old, old, fresh)
+		b.ingest(adminToken, old, fresh)
+		var deleted float64
+		poll.Until(t, 30*time.Second, func() error {
+			deleted = 0
+			var fresh int
+			for _, e := range storedEvents(t, b, "") {
+				switch {
+				case e["event_type"] == "audit_events_retention_purged":
+					deleted += dig(e, "details", "deleted_count").(float64)
+				case e["created_at"] == "2020-01-01T00:00:00.000Z":
+					return errors.New("an old event is still stored")
+				default:
+					fresh++
+				}
+			}
+			if fresh != 2 || deleted < 3 {
+				return fmt.Errorf("%d fresh events stored, %v purges recorded", fresh, deleted)
+			}
+			return nil
+		})
+		require.Equal(t, 3.0, deleted, "each old event was purged and recorded once")
+	})
+}
