@@ -58,6 +58,7 @@ type App struct {
 	treeNotices *eventlog.Notices
 	auth        *auth.Authenticator
 	archiver    *archive.Archiver
+	purger      *archive.Purger
 	engine      *delivery.Engine
 	outbox      *outbox // publishes the CLI's audit events
 	metrics     *metrics
@@ -205,12 +206,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
 	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
+	a.purger = &archive.Purger{Store: a.store, Recorder: ingester, Logger: logger.With("component", "retention"),
+		Purged: func(n int64) { a.metrics.storePurged.Add(float64(n)) }}
 	mutationsPerMinute := cfg.ConfigMutationsPerMinute
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
 	}
 	streams := &streamconfig.Service{Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
 		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
+		Retentions: a.store, RetentionBounds: streamconfig.RetentionBounds{Default: cfg.Retention, Min: cfg.RetentionMin, Max: cfg.RetentionMax},
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
@@ -303,10 +307,9 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	})
 	g.Go(func() error {
-		if a.cfg.Retention > 0 { // one replica at a time purges
-			a.leases.Run(gctx, "retention-purge", a.purgeLoop)
-		}
-		<-gctx.Done()
+		// One replica at a time purges. It runs without --retention too: owners may give their
+		// group a retention of its own.
+		a.leases.Run(gctx, "retention-purge", a.purgeLoop)
 		return nil
 	})
 	g.Go(func() error { return a.engine.Run(gctx) })
@@ -401,16 +404,17 @@ func lockDataDir(dir string) (*os.File, error) {
 	return f, nil
 }
 
-// purgeLoop deletes stored events older than the retention every hour, while ctx lasts.
+// purgeLoop deletes stored events past their retention (a group's own, else --retention) at
+// start and every --retention-purge-interval, while ctx lasts.
 func (a *App) purgeLoop(ctx context.Context) {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(a.cfg.RetentionPurgeInterval)
 	defer t.Stop()
 	for {
-		n, err := a.archiver.Purge(ctx, a.cfg.Retention)
+		res, err := a.purger.Purge(ctx, a.cfg.Retention)
 		if err != nil && ctx.Err() == nil {
-			a.logger.Error("retention purge failed", "err", err)
-		} else if n > 0 {
-			a.logger.Info("retention purge", "deleted", n)
+			a.logger.Error("retention purge failed", "err", err, "deleted", res.Deleted)
+		} else if res.Deleted > 0 {
+			a.logger.Info("retention purge", "deleted", res.Deleted, "groups", len(res.ByGroup))
 		}
 		select {
 		case <-ctx.Done():

@@ -36,8 +36,18 @@ type Config struct {
 	LogSyncAlways bool
 	// DuplicateWindow is how long idempotency keys are remembered. Default 2 minutes.
 	DuplicateWindow time.Duration
-	// Retention deletes stored events older than this; 0 keeps them. Default 0.
+	// Retention deletes stored events older than this; 0 keeps them. Default 0. It applies to
+	// the events of top-level groups without a retention of their own, and to instance and
+	// user events.
 	Retention time.Duration
+	// RetentionMin is the shortest retention an owner may give a top-level group's stored
+	// events (rounded up to whole days, at least one). Default 1 day.
+	RetentionMin time.Duration
+	// RetentionMax is the longest; 0 means no ceiling. Default 0.
+	RetentionMax time.Duration
+	// RetentionPurgeInterval is how often the retention purge runs (in one replica at a
+	// time). Default 1 hour.
+	RetentionPurgeInterval time.Duration
 	// EventTypesDir adds or overrides event types with YAML files. Default none.
 	EventTypesDir string
 	// MaxRequestBytes bounds an ingest request body. Default 32 MiB.
@@ -124,6 +134,8 @@ func Defaults() Config {
 		Listen:                   "127.0.0.1:8080",
 		LogMaxAge:                7 * 24 * time.Hour,
 		DuplicateWindow:          2 * time.Minute,
+		RetentionMin:             24 * time.Hour,
+		RetentionPurgeInterval:   time.Hour,
 		MaxRequestBytes:          32 << 20,
 		MaxInflightBytes:         256 << 20,
 		IngestMinBodyRate:        16 << 10,
@@ -193,6 +205,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Retention < 0 {
 		bad("retention must not be negative")
+	}
+	if c.RetentionMin < 0 || c.RetentionMax < 0 {
+		bad("retention min and max must not be negative")
+	}
+	if c.RetentionMax > 0 && (c.RetentionMax < 24*time.Hour || c.RetentionMax < c.RetentionMin) {
+		bad("retention max must be at least a day and at least retention min (or 0: no ceiling)")
+	}
+	if c.RetentionPurgeInterval < time.Second {
+		bad("retention purge interval must be at least 1s")
 	}
 	if c.MaxRequestBytes < 1024 || c.MaxEventBytes < 1024 || c.MaxEventsPerRequest < 1 {
 		bad("request and event limits are too small")

@@ -30,6 +30,7 @@ const adminToken = "ast-test-admin-token-0123456789"
 // server is one running service, in-process, on a random port.
 type server struct {
 	t       testing.TB
+	app     *app.App
 	base    string
 	admin   string // an admin token
 	cfg     app.Config
@@ -115,7 +116,7 @@ func startCfg(t testing.TB, cfg app.Config) *server {
 	banner := &lockedBuffer{}
 	a, err := app.New(ctx, cfg, app.NewLogger(testWriter{t}, cfg.LogLevel), banner)
 	require.NoError(t, err)
-	s := &server{t: t, base: "http://" + a.Addr(), admin: cfg.AdminToken, cfg: cfg, banner: banner, stop: cancel, stopped: make(chan error, 1)}
+	s := &server{t: t, app: a, base: "http://" + a.Addr(), admin: cfg.AdminToken, cfg: cfg, banner: banner, stop: cancel, stopped: make(chan error, 1)}
 	go func() { s.stopped <- a.Run(ctx) }()
 	t.Cleanup(s.shutdown)
 	return s

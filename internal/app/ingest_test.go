@@ -288,7 +288,8 @@ func TestInvalidConfigurationIsReportedWhole(t *testing.T) {
 }
 
 // TestRetentionPurgesOldEvents: with --retention, stored events older than that are deleted
-// (the purge runs at start and hourly); the log and newer events are untouched.
+// (the purge runs at start and hourly) and the purge is recorded as an instance event; the log
+// and newer events are untouched.
 func TestRetentionPurgesOldEvents(t *testing.T) {
 	forEachDriver(t, func(t *testing.T, driver string) {
 		s := start(t, driver)
@@ -301,7 +302,10 @@ func TestRetentionPurgesOldEvents(t *testing.T) {
 		cfg := s.cfg
 		cfg.Listen, cfg.Retention = "127.0.0.1:0", 24*time.Hour
 		s2 := startCfg(t, cfg)
-		s2.waitStored(1)
+		s2.waitStored(2) // the fresh event and the purge's own
+		events := storedEvents(t, s2, "entity_type=Gitlab::Audit::InstanceScope")
+		require.Equal(t, "audit_events_retention_purged", events[0]["event_type"])
+		require.Contains(t, dig(events[0], "details", "custom_message"), "Deleted 2 stored audit events created before ")
 		status, body, _ := s2.do(http.MethodGet, fmt.Sprintf("/api/v4/audit_events/%d", ids[1]), adminToken, "", nil)
 		require.Equal(t, http.StatusOK, status, string(body))
 		status, _, _ = s2.do(http.MethodGet, fmt.Sprintf("/api/v4/audit_events/%d", ids[0]), adminToken, "", nil)

@@ -24,6 +24,7 @@ type metrics struct {
 	storeInserted  prometheus.Counter
 	storeSkipped   prometheus.Counter
 	storeBatch     prometheus.Histogram
+	storePurged    prometheus.Counter
 }
 
 func newMetrics(log *eventlog.Log) *metrics {
@@ -42,6 +43,8 @@ func newMetrics(log *eventlog.Log) *metrics {
 		Help: "Stream-only events (saved_to_database: false) the store consumer did not store."})
 	m.storeBatch = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "auditstream_store_batch_duration_seconds",
 		Help: "Time to write one batch to the store.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+	m.storePurged = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_store_purged_events_total",
+		Help: "Stored events the retention purge deleted."})
 	lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditstream_store_lag_events",
 		Help: "Events in the log not yet written to the store (-1 when unknown)."}, func() float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -63,7 +66,7 @@ func newMetrics(log *eventlog.Log) *metrics {
 		return float64(info.Messages)
 	})
 	m.reg.MustRegister(m.ingestRequests, m.ingestEvents, m.ingestBytes, m.ingestLatency, m.storeInserted,
-		m.storeSkipped, m.storeBatch, lag, logMsgs,
+		m.storeSkipped, m.storeBatch, m.storePurged, lag, logMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -17,7 +17,7 @@ import (
 
 // startReplicas runs two replicas in-process, each with its own data directory, sharing one
 // NATS server and one database (a SQLite file both open, or a PostgreSQL database).
-func startReplicas(t *testing.T, driver string) (a, b *server) {
+func startReplicas(t *testing.T, driver string, mutate ...func(*app.Config)) (a, b *server) {
 	t.Helper()
 	natsURL := natstest.Start(t, t.TempDir(), 0).ClientURL()
 	dbURL := "sqlite://" + filepath.Join(t.TempDir(), "shared.db")
@@ -28,6 +28,9 @@ func startReplicas(t *testing.T, driver string) (a, b *server) {
 		c := app.Defaults()
 		c.DataDir, c.Listen, c.AdminToken, c.LogLevel = t.TempDir(), "127.0.0.1:0", adminToken, "warn"
 		c.NATSURL, c.DatabaseURL = natsURL, dbURL
+		for _, m := range mutate {
+			m(&c)
+		}
 		return c
 	}
 	a = startCfg(t, cfg()) // migrates the database and creates the stream first

@@ -1,6 +1,7 @@
 // Package archive keeps the classic, queryable copy of the log: a durable consumer ("store")
 // that writes every event of a saved_to_database type into the store in batches, idempotently,
-// acking only after the transaction committed; and the retention purge of stored events.
+// acking only after the transaction committed; and the retention purge of stored events
+// (purge.go).
 package archive
 
 import (
@@ -23,7 +24,6 @@ const ConsumerName = "store"
 // Store is the part of the store the archive writes to.
 type Store interface {
 	EventInsertMany(ctx context.Context, events []store.EventRecord) error
-	EventDeleteBefore(ctx context.Context, t time.Time, limit int) (int64, error)
 }
 
 // Log is the part of the log the archive reads from.
@@ -141,24 +141,4 @@ func (a *Archiver) now() time.Time {
 		return a.NowFunc()
 	}
 	return time.Now()
-}
-
-// Purge deletes stored events older than retention, in steps of at most 10,000, and returns how
-// many it deleted. retention 0 keeps everything.
-func (a *Archiver) Purge(ctx context.Context, retention time.Duration) (int64, error) {
-	if retention <= 0 {
-		return 0, nil
-	}
-	cutoff := a.now().Add(-retention)
-	var total int64
-	for {
-		n, err := a.Store.EventDeleteBefore(ctx, cutoff, 10_000)
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("purge events before %s: %w", cutoff.Format(time.RFC3339), err)
-		}
-		if n < 10_000 {
-			return total, nil
-		}
-	}
 }

@@ -247,16 +247,11 @@ func TestArchiveSkipsUnreadableEvents(t *testing.T) {
 
 // storeFuncs adapts functions to archive.Store.
 type storeFuncs struct {
-	insert       func(ctx context.Context, events []store.EventRecord) error
-	deleteBefore func(ctx context.Context, t time.Time, limit int) (int64, error)
+	insert func(ctx context.Context, events []store.EventRecord) error
 }
 
 func (s storeFuncs) EventInsertMany(ctx context.Context, events []store.EventRecord) error {
 	return s.insert(ctx, events)
-}
-
-func (s storeFuncs) EventDeleteBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
-	return s.deleteBefore(ctx, t, limit)
 }
 
 func TestArchiveRecoversFromStoreFailures(t *testing.T) {
@@ -310,86 +305,6 @@ func TestArchiveRecoversFromStoreFailures(t *testing.T) {
 			f.requireStored(t, pub)
 		})
 	}
-}
-
-func TestPurge(t *testing.T) {
-	f := setup(t)
-	now := t0
-	a := f.archiver(f.st)
-	a.NowFunc = func() time.Time { return now }
-	const retention = 24 * time.Hour
-	cutoff := now.Add(-retention)
-
-	ages := map[int64]time.Time{
-		1: cutoff.Add(-30 * 24 * time.Hour),
-		2: cutoff.Add(-time.Millisecond), // just older than the retention
-		3: cutoff,                        // exactly as old as the retention: kept
-		4: cutoff.Add(time.Millisecond),
-		5: now,
-	}
-	var recs []store.EventRecord
-	for id, at := range ages {
-		recs = append(recs, store.EventRecord{ID: id, CreatedAt: at, EventType: savedType, EntityType: event.EntityUser, EntityID: 1, Data: []byte(`{}`)})
-	}
-	require.NoError(t, f.st.EventInsertMany(f.ctx, recs))
-
-	n, err := a.Purge(f.ctx, 0)
-	require.NoError(t, err)
-	require.Zero(t, n, "retention 0 keeps everything")
-	n, err = a.Purge(f.ctx, -time.Hour)
-	require.NoError(t, err)
-	require.Zero(t, n)
-	require.Equal(t, int64(5), f.count(t))
-
-	n, err = a.Purge(f.ctx, retention)
-	require.NoError(t, err)
-	require.Equal(t, int64(2), n)
-	for id := range ages {
-		_, err := f.st.EventGet(f.ctx, id)
-		if id <= 2 {
-			require.ErrorIs(t, err, store.ErrNotFound, "event %d is older than the retention", id)
-		} else {
-			require.NoError(t, err, "event %d is within the retention", id)
-		}
-	}
-
-	n, err = a.Purge(f.ctx, retention)
-	require.NoError(t, err)
-	require.Zero(t, n, "nothing left to purge")
-
-	// The clock moves on: what was within the retention ages out.
-	now = now.Add(retention)
-	n, err = a.Purge(f.ctx, retention)
-	require.NoError(t, err)
-	require.Equal(t, int64(2), n) // 3 and 4
-	require.Equal(t, int64(1), f.count(t))
-}
-
-func TestPurgeManySteps(t *testing.T) {
-	f := setup(t)
-	a := f.archiver(f.st)
-	a.NowFunc = func() time.Time { return t0 }
-	const old = 10_001 // more than one step of 10,000
-	recs := make([]store.EventRecord, 0, old+1)
-	for i := range old {
-		recs = append(recs, store.EventRecord{ID: int64(i + 1), CreatedAt: t0.Add(-48 * time.Hour).Add(time.Duration(i) * time.Millisecond),
-			EventType: savedType, EntityType: event.EntityUser, EntityID: 1, Data: []byte(`{}`)})
-	}
-	recs = append(recs, store.EventRecord{ID: old + 1, CreatedAt: t0, EventType: savedType, EntityType: event.EntityUser, EntityID: 1, Data: []byte(`{}`)})
-	require.NoError(t, f.st.EventInsertMany(f.ctx, recs))
-
-	n, err := a.Purge(f.ctx, 24*time.Hour)
-	require.NoError(t, err)
-	require.Equal(t, int64(old), n)
-	require.Equal(t, int64(1), f.count(t))
-}
-
-func TestPurgeReportsStoreFailure(t *testing.T) {
-	f := setup(t)
-	errDown := errors.New("database is down")
-	a := f.archiver(storeFuncs{deleteBefore: func(context.Context, time.Time, int) (int64, error) { return 0, errDown }})
-	_, err := a.Purge(f.ctx, time.Hour)
-	require.ErrorIs(t, err, errDown)
 }
 
 func TestRunReturnsWhenCancelled(t *testing.T) {

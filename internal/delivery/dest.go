@@ -408,7 +408,9 @@ func (d *dest) deliver(ctx context.Context, batch []*item, s *slot) bool {
 		var code int
 		err := d.p.sender.Send(destination.WithStatusReport(ctx, &code), events)
 		took := e.env.Now().Sub(start)
-		e.metrics.observe(d.p.d.Category, took)
+		if err == nil || ctx.Err() == nil {
+			e.metrics.observe(d.p.d.Category, took, len(batch), err)
+		}
 		if err == nil {
 			d.st.succeeded(len(batch), took, e.env.Now())
 			e.attempts.success(d.id, len(batch), events[0].ID, events[len(events)-1].ID, code, took, e.env.Now())

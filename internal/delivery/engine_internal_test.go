@@ -1,10 +1,15 @@
 package delivery
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -76,4 +81,39 @@ func TestCircuitProbesOnSchedule(t *testing.T) {
 		require.False(t, st.isOpen())
 		require.Equal(t, StatusHealthy, st.snapshot().Status)
 	})
+}
+
+// TestMetricsByCategoryAndOldestPending: a request's events count as delivered or failed under
+// its category; the oldest pending event's time follows the backlog last read, 0 when empty.
+func TestMetricsByCategoryAndOldestPending(t *testing.T) {
+	t.Parallel()
+	m := NewMetrics(prometheus.NewRegistry())
+	m.observe("http", time.Millisecond, 3, nil)
+	m.observe("http", time.Millisecond, 2, errors.New("503"))
+	m.observe("aws", time.Millisecond, 1, nil)
+	require.Equal(t, 3.0, testutil.ToFloat64(m.byCategory.WithLabelValues("http", "delivered")))
+	require.Equal(t, 2.0, testutil.ToFloat64(m.byCategory.WithLabelValues("http", "failed")))
+	require.Equal(t, 1.0, testutil.ToFloat64(m.byCategory.WithLabelValues("aws", "delivered")))
+
+	st := &state{id: 7}
+	m.setSource(func() []*state { return []*state{st} })
+	oldestOf := func() float64 {
+		ch := make(chan prometheus.Metric, 10)
+		st.collect(ch)
+		close(ch)
+		for pm := range ch {
+			if strings.Contains(pm.Desc().String(), "oldest_pending") {
+				var out dto.Metric
+				require.NoError(t, pm.Write(&out))
+				return out.GetGauge().GetValue()
+			}
+		}
+		t.Fatal("no oldest pending series")
+		return 0
+	}
+	oldest := time.Date(2026, 3, 7, 9, 5, 1, 250e6, time.UTC)
+	st.setPending(4, oldest)
+	require.Equal(t, float64(oldest.UnixMilli())/1000, oldestOf())
+	st.setPending(0, time.Time{})
+	require.Equal(t, 0.0, oldestOf())
 }

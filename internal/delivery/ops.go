@@ -24,7 +24,7 @@ func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 	if x != nil {
 		out.Pending, out.OldestPending = x.backlog(ctx)
 		if out.Pending >= 0 {
-			st.setPending(out.Pending)
+			st.setPending(out.Pending, out.OldestPending)
 		}
 	}
 	if e.board != nil {
@@ -261,7 +261,9 @@ func (e *Engine) Redeliver(ctx context.Context, d store.Destination, ids []int64
 		var code int
 		err := p.sender.Send(destination.WithStatusReport(ctx, &code), []destination.Event{{ID: dl.EventID, Type: dl.EventType, JSON: dl.Event}})
 		took := time.Since(start)
-		e.metrics.observe(d.Category, took)
+		if err == nil || ctx.Err() == nil {
+			e.metrics.observe(d.Category, took, 1, err)
+		}
 		if err == nil {
 			if _, err := e.store.DeadLetterDelete(ctx, d.ID, []int64{dl.ID}); err != nil {
 				return res, err

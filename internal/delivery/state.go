@@ -34,6 +34,7 @@ type state struct {
 	mu             sync.Mutex
 	exported       bool // delivered or failed once: it has series in /metrics
 	pending        int64
+	oldestPending  time.Time // of the backlog last read; zero when none
 	pendingKnown   bool
 	paused         bool
 	delivering     bool // a worker of this process delivers it now
@@ -216,10 +217,10 @@ func (s *state) deadLettered(n int) int64 {
 	return total
 }
 
-// setPending exports the backlog last read.
-func (s *state) setPending(n int64) {
+// setPending exports the backlog last read and when its oldest event was written (zero: none).
+func (s *state) setPending(n int64, oldest time.Time) {
 	s.mu.Lock()
-	s.pending, s.pendingKnown = n, true
+	s.pending, s.oldestPending, s.pendingKnown = n, oldest, true
 	s.mu.Unlock()
 }
 
@@ -275,7 +276,8 @@ func (s *state) snapshot() Status {
 // failed, its failed and dead-lettered series once they are not zero, and its pending series
 // once its backlog was read (a status).
 type Metrics struct {
-	request *prometheus.HistogramVec
+	request    *prometheus.HistogramVec
+	byCategory *prometheus.CounterVec
 
 	mu     sync.Mutex
 	states func() []*state // the engine's destinations; set by New
@@ -292,6 +294,8 @@ var (
 		"1 while a destination's circuit is open.", []string{"destination"}, nil)
 	pendingDesc = prometheus.NewDesc("auditstream_delivery_pending_events",
 		"Events not yet delivered to a destination, as of the last status read.", []string{"destination"}, nil)
+	oldestDesc = prometheus.NewDesc("auditstream_delivery_oldest_pending_timestamp_seconds",
+		"When the oldest event not yet delivered to a destination was written (Unix seconds; 0 when none), as of the last status read.", []string{"destination"}, nil)
 )
 
 // NewMetrics registers the engine's instruments.
@@ -301,14 +305,18 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		// many with thousands of destinations.
 		request: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "auditstream_delivery_request_duration_seconds",
 			Help: "Time of one request to a destination, by category.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}, []string{"category"}),
+		// By category and outcome, for dashboards and alerts that cannot sum thousands of
+		// destinations' series: a handful of series in all.
+		byCategory: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_category_events_total",
+			Help: "Events in requests to destinations, by category and outcome (delivered, failed: each retry counts again)."}, []string{"category", "outcome"}),
 	}
-	reg.MustRegister(m.request, m)
+	reg.MustRegister(m.request, m.byCategory, m)
 	return m
 }
 
 // Describe is prometheus.Collector's.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{deliveredDesc, failedDesc, deadLetteredDesc, circuitDesc, pendingDesc} {
+	for _, d := range []*prometheus.Desc{deliveredDesc, failedDesc, deadLetteredDesc, circuitDesc, pendingDesc, oldestDesc} {
 		ch <- d
 	}
 }
@@ -335,7 +343,8 @@ func (m *Metrics) setSource(states func() []*state) {
 // collect sends the destination's series.
 func (s *state) collect(ch chan<- prometheus.Metric) {
 	s.mu.Lock()
-	exported, delivered, failed, dead, open, pending, pendingKnown := s.exported, s.delivered, s.failures, s.deadLetters, s.open, s.pending, s.pendingKnown
+	exported, delivered, failed, dead, open := s.exported, s.delivered, s.failures, s.deadLetters, s.open
+	pending, oldest, pendingKnown := s.pending, s.oldestPending, s.pendingKnown
 	s.mu.Unlock()
 	if !exported && !pendingKnown {
 		return
@@ -343,6 +352,11 @@ func (s *state) collect(ch chan<- prometheus.Metric) {
 	l := strconv.FormatInt(s.id, 10)
 	if pendingKnown {
 		ch <- prometheus.MustNewConstMetric(pendingDesc, prometheus.GaugeValue, float64(pending), l)
+		at := 0.0
+		if !oldest.IsZero() && pending > 0 {
+			at = float64(oldest.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(oldestDesc, prometheus.GaugeValue, at, l)
 	}
 	if !exported {
 		return
@@ -361,7 +375,13 @@ func (s *state) collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// observe records one request's time for its category.
-func (m *Metrics) observe(category string, took time.Duration) {
+// observe records one request's time for its category, and its n events as delivered or
+// failed. A request cut by shutdown is neither.
+func (m *Metrics) observe(category string, took time.Duration, n int, err error) {
 	m.request.WithLabelValues(category).Observe(took.Seconds())
+	outcome := "delivered"
+	if err != nil {
+		outcome = "failed"
+	}
+	m.byCategory.WithLabelValues(category, outcome).Add(float64(n))
 }

@@ -223,6 +223,40 @@ type Store interface {
 	// AuditOutboxDelete removes a queued event once it is published. A missing ID is not an
 	// error: another replica may have deleted it first.
 	AuditOutboxDelete(ctx context.Context, id int64) error
+
+	// RetentionSet sets how long the stored events of the top-level group with key groupKey
+	// are kept; 0 removes the group's own setting (the instance default applies again).
+	// ErrNotFound when the namespace does not exist.
+	RetentionSet(ctx context.Context, groupKey int64, retention time.Duration) error
+	// RetentionGet returns the group's own retention, 0 when it has none.
+	RetentionGet(ctx context.Context, groupKey int64) (time.Duration, error)
+	// RetentionList returns every group's own retention, by group key.
+	RetentionList(ctx context.Context) (map[int64]time.Duration, error)
+	// EventAgeList returns at most p.Limit stored events created before p.Before and after the
+	// keyset (p.AfterCreatedAt, p.AfterID), oldest first (by created_at, then id), each with
+	// the top-level group its entity is in now: what the retention purge decides on, without
+	// the events' data.
+	EventAgeList(ctx context.Context, p EventAgeListParams) ([]EventAge, error)
+	// EventDeleteMany deletes the events with these ids (ids not stored are ignored) in one
+	// transaction and returns how many it deleted.
+	EventDeleteMany(ctx context.Context, ids []int64) (int64, error)
+}
+
+// EventAgeListParams pages EventAgeList by keyset over (created_at, id).
+type EventAgeListParams struct {
+	Before         time.Time // only events created before this
+	AfterCreatedAt time.Time // keyset: events after (AfterCreatedAt, AfterID); zero: from the oldest
+	AfterID        int64
+	Limit          int // 1..MaxDeliveryListLimit
+}
+
+// EventAge is what the retention purge knows of a stored event. TopKey is the key of the
+// top-level group of the event's entity (a Group or Project event whose namespace is known,
+// wherever it is now), 0 for instance and user events and for entities not known as namespaces.
+type EventAge struct {
+	ID        int64
+	CreatedAt time.Time
+	TopKey    int64
 }
 
 // AuditOutboxEntry is an audit event waiting in the outbox. Event and Producer are the caller's

@@ -1,6 +1,8 @@
 // Package streamconfig manages the configuration of streaming destinations: who may see and
 // change them, what a valid destination is, how its secrets are sealed at rest, and the audit
-// event each change publishes about itself. The GraphQL API is a thin layer over it.
+// event each change publishes about itself; and the other setting owners give their group's
+// stream, how long its stored events are kept (retention.go). The GraphQL API is a thin layer
+// over it.
 package streamconfig
 
 import (
@@ -95,6 +97,10 @@ type Service struct {
 	NowFunc   func() time.Time
 	// Changed, when set, is called after every change that was stored.
 	Changed func()
+	// Retentions keeps each top-level group's retention of stored events, which owners set
+	// within RetentionBounds (retention.go).
+	Retentions      RetentionStore
+	RetentionBounds RetentionBounds
 
 	limitersMu sync.Mutex
 	limiters   map[int64]*rate.Limiter

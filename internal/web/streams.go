@@ -64,6 +64,8 @@ func (u *UI) streamRoute(w http.ResponseWriter, r *http.Request) {
 		u.createStream(w, r)
 	case rest == "new" && r.Method == http.MethodGet:
 		u.newStreamPage(w, r)
+	case rest == "retention" && r.Method == http.MethodPost:
+		u.setRetention(w, r)
 	default:
 		n, err := strconv.ParseInt(id, 10, 64)
 		if err != nil || n <= 0 || (sub != "" && sub != "delete") || (sub == "delete" && r.Method != http.MethodGet) {
@@ -179,9 +181,40 @@ type streamsData struct {
 	Streams    []listedStream
 	Categories []categoryInfo
 	Now        time.Time
+	Retention  *retentionView // a group's; nil for the instance
+}
+
+// retentionView is a top-level group's retention of stored events, as the streams page shows it.
+type retentionView struct {
+	Group    string
+	Text     string // "kept for 90 days", "kept for the instance default (30 days)", …
+	Days     string // the group's own setting, for the form; empty: none
+	Min, Max int    // bounds in days; Max 0: no ceiling
+}
+
+func retentionOf(ret streamconfig.Retention, days string) *retentionView {
+	v := &retentionView{Group: ret.Group.FullPath, Days: days, Min: ret.Bounds.MinDays(), Max: ret.Bounds.MaxDays()}
+	switch {
+	case ret.Own > 0:
+		v.Text = "kept for " + strconv.Itoa(int(ret.Own/streamconfig.Day)) + " days (this group's setting)"
+		if days == "" {
+			v.Days = strconv.Itoa(int(ret.Own / streamconfig.Day))
+		}
+	case ret.Bounds.Default > 0:
+		v.Text = "kept for the instance default, " + strconv.Itoa(int((ret.Bounds.Default+streamconfig.Day-1)/streamconfig.Day)) + " days"
+	default:
+		v.Text = "kept forever (the instance default)"
+	}
+	return v
 }
 
 func (u *UI) streamsPage(w http.ResponseWriter, r *http.Request) {
+	u.renderStreams(w, r, http.StatusOK, "", "")
+}
+
+// renderStreams shows the streams page, with problems of a refused retention form and the
+// days it asked for.
+func (u *UI) renderStreams(w http.ResponseWriter, r *http.Request, status int, problems, days string) {
 	o, ok := u.owner(w, r)
 	if !ok {
 		return
@@ -197,7 +230,48 @@ func (u *UI) streamsPage(w http.ResponseWriter, r *http.Request) {
 		d.Streams = append(d.Streams, listedStream{D: l.Destination, Status: l.Status, Info: ci, URL: u.streamURL(r, l.ID),
 			Where: where(l.Category, l.Config)})
 	}
-	u.render(w, r, http.StatusOK, "streams", view{Title: "Streams · " + scopeOf(r).Name(), Crumbs: u.streamCrumbs(r), Data: d})
+	if o.Scope == store.ScopeGroup {
+		ret, err := u.opts.Streams.Retention(r.Context(), u.actor(r), o.Group.FullPath)
+		if err != nil {
+			u.fail(w, r, err)
+			return
+		}
+		d.Retention = retentionOf(ret, days)
+	}
+	u.render(w, r, status, "streams", view{Title: "Streams · " + scopeOf(r).Name(), Crumbs: u.streamCrumbs(r), Alert: problems, Data: d})
+}
+
+// setRetention sets the group's retention of stored events from the streams page's form: a
+// number of days, or empty for the instance default.
+func (u *UI) setRetention(w http.ResponseWriter, r *http.Request) {
+	o, ok := u.owner(w, r)
+	if !ok || !u.requireWrite(w, r) {
+		return
+	}
+	if o.Scope != store.ScopeGroup {
+		u.errorPage(w, r, http.StatusNotFound, "Page not found.")
+		return
+	}
+	raw := strings.TrimSpace(r.PostFormValue("days"))
+	var days *int
+	if raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			u.renderStreams(w, r, http.StatusUnprocessableEntity, "Retention must be a whole number of days, or empty for the instance default.", raw)
+			return
+		}
+		days = &n
+	}
+	ret, err := u.opts.Streams.SetRetention(r.Context(), u.actor(r), o.Group.FullPath, days)
+	if in, ok := errors.AsType[*streamconfig.InputError](err); ok {
+		u.renderStreams(w, r, http.StatusUnprocessableEntity, strings.Join(in.Messages, "\n"), raw)
+		return
+	}
+	if err != nil {
+		u.fail(w, r, err)
+		return
+	}
+	u.redirect(w, r, scopeOf(r).StreamsURL()+"#retention", "Stored audit events of "+ret.Group.FullPath+" are "+retentionOf(ret, "").Text+".")
 }
 
 type newStreamData struct {

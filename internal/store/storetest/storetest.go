@@ -91,6 +91,10 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("Delete", s.testWebSessionDelete)
 		t.Run("DeleteExpired", s.testWebSessionDeleteExpired)
 	})
+	t.Run("Retention", func(t *testing.T) {
+		t.Run("RoundTrip", s.testRetention)
+		t.Run("EventAgeList", s.testEventAgeList)
+	})
 	t.Run("AuditOutbox", func(t *testing.T) {
 		t.Run("RoundTrip", s.testAuditOutboxRoundTrip)
 		t.Run("IDsNeverReused", s.testAuditOutboxIDsNeverReused)

@@ -86,6 +86,21 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	AuditEventRetention struct {
+		Days                func(childComplexity int) int
+		EffectiveDays       func(childComplexity int) int
+		GroupPath           func(childComplexity int) int
+		InstanceDefaultDays func(childComplexity int) int
+		MaxDays             func(childComplexity int) int
+		MinDays             func(childComplexity int) int
+	}
+
+	AuditEventRetentionUpdatePayload struct {
+		ClientMutationID func(childComplexity int) int
+		Errors           func(childComplexity int) int
+		Retention        func(childComplexity int) int
+	}
+
 	AuditEventStreamingDeadLetter struct {
 		Attempts      func(childComplexity int) int
 		Error         func(childComplexity int) int
@@ -454,6 +469,7 @@ type ComplexityRoot struct {
 
 	Group struct {
 		AmazonS3Configurations                  func(childComplexity int, after *string, before *string, first *int, last *int) int
+		AuditEventRetention                     func(childComplexity int) int
 		ExternalAuditEventDestinations          func(childComplexity int, after *string, before *string, first *int, last *int) int
 		ExternalAuditEventStreamingDestinations func(childComplexity int, after *string, before *string, first *int, last *int) int
 		FullPath                                func(childComplexity int) int
@@ -676,6 +692,7 @@ type ComplexityRoot struct {
 	}
 
 	Mutation struct {
+		AuditEventRetentionUpdate                           func(childComplexity int, input model.AuditEventRetentionUpdateInput) int
 		AuditEventStreamingDestinationDeadLettersRedeliver  func(childComplexity int, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) int
 		AuditEventStreamingDestinationFiltersSet            func(childComplexity int, input model.AuditEventStreamingDestinationFiltersSetInput) int
 		AuditEventStreamingDestinationReplay                func(childComplexity int, input model.AuditEventStreamingDestinationReplayInput) int
@@ -774,6 +791,7 @@ type GroupResolver interface {
 	ExternalAuditEventDestinations(ctx context.Context, obj *model.Group, after *string, before *string, first *int, last *int) (*model.ExternalAuditEventDestinationConnection, error)
 	GoogleCloudLoggingConfigurations(ctx context.Context, obj *model.Group, after *string, before *string, first *int, last *int) (*model.GoogleCloudLoggingConfigurationTypeConnection, error)
 	AmazonS3Configurations(ctx context.Context, obj *model.Group, after *string, before *string, first *int, last *int) (*model.AmazonS3ConfigurationTypeConnection, error)
+	AuditEventRetention(ctx context.Context, obj *model.Group) (*model.AuditEventRetention, error)
 }
 type GroupAuditEventStreamingDestinationResolver interface {
 	DeliveryStatus(ctx context.Context, obj *model.GroupAuditEventStreamingDestination) (*model.AuditEventStreamingDeliveryStatus, error)
@@ -840,6 +858,7 @@ type MutationResolver interface {
 	AuditEventStreamingDestinationTestEventSend(ctx context.Context, input model.AuditEventStreamingDestinationTestEventSendInput) (*model.AuditEventStreamingDestinationTestEventSendPayload, error)
 	AuditEventStreamingDestinationReplay(ctx context.Context, input model.AuditEventStreamingDestinationReplayInput) (*model.AuditEventStreamingDestinationReplayPayload, error)
 	AuditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) (*model.AuditEventStreamingDestinationDeadLettersRedeliverPayload, error)
+	AuditEventRetentionUpdate(ctx context.Context, input model.AuditEventRetentionUpdateInput) (*model.AuditEventRetentionUpdatePayload, error)
 }
 type QueryResolver interface {
 	Group(ctx context.Context, fullPath string) (*model.Group, error)
@@ -1036,6 +1055,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventDefinitionEdge.Node(childComplexity), true
+
+	case "AuditEventRetention.days":
+		if e.ComplexityRoot.AuditEventRetention.Days == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.Days(childComplexity), true
+	case "AuditEventRetention.effectiveDays":
+		if e.ComplexityRoot.AuditEventRetention.EffectiveDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.EffectiveDays(childComplexity), true
+	case "AuditEventRetention.groupPath":
+		if e.ComplexityRoot.AuditEventRetention.GroupPath == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.GroupPath(childComplexity), true
+	case "AuditEventRetention.instanceDefaultDays":
+		if e.ComplexityRoot.AuditEventRetention.InstanceDefaultDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.InstanceDefaultDays(childComplexity), true
+	case "AuditEventRetention.maxDays":
+		if e.ComplexityRoot.AuditEventRetention.MaxDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.MaxDays(childComplexity), true
+	case "AuditEventRetention.minDays":
+		if e.ComplexityRoot.AuditEventRetention.MinDays == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetention.MinDays(childComplexity), true
+
+	case "AuditEventRetentionUpdatePayload.clientMutationId":
+		if e.ComplexityRoot.AuditEventRetentionUpdatePayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetentionUpdatePayload.ClientMutationID(childComplexity), true
+	case "AuditEventRetentionUpdatePayload.errors":
+		if e.ComplexityRoot.AuditEventRetentionUpdatePayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetentionUpdatePayload.Errors(childComplexity), true
+	case "AuditEventRetentionUpdatePayload.retention":
+		if e.ComplexityRoot.AuditEventRetentionUpdatePayload.Retention == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventRetentionUpdatePayload.Retention(childComplexity), true
 
 	case "AuditEventStreamingDeadLetter.attempts":
 		if e.ComplexityRoot.AuditEventStreamingDeadLetter.Attempts == nil {
@@ -2280,6 +2355,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Group.AmazonS3Configurations(childComplexity, args["after"].(*string), args["before"].(*string), args["first"].(*int), args["last"].(*int)), true
+	case "Group.auditEventRetention":
+		if e.ComplexityRoot.Group.AuditEventRetention == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Group.AuditEventRetention(childComplexity), true
 	case "Group.externalAuditEventDestinations":
 		if e.ComplexityRoot.Group.ExternalAuditEventDestinations == nil {
 			break
@@ -3142,6 +3223,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationUpdatePayload.InstanceGoogleCloudLoggingConfiguration(childComplexity), true
 
+	case "Mutation.auditEventRetentionUpdate":
+		if e.ComplexityRoot.Mutation.AuditEventRetentionUpdate == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_auditEventRetentionUpdate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AuditEventRetentionUpdate(childComplexity, args["input"].(model.AuditEventRetentionUpdateInput)), true
 	case "Mutation.auditEventStreamingDestinationDeadLettersRedeliver":
 		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationDeadLettersRedeliver == nil {
 			break
@@ -3867,6 +3959,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 	ec := newExecutionContext(opCtx, e, make(chan graphql.DeferredResult))
 	inputUnmarshalers := func() *graphql.InputUnmarshalerIndex {
 		return graphql.NewInputUnmarshalerIndex(
+			graphql.NewInputUnmarshaler("AuditEventRetentionUpdateInput", ec.unmarshalInputAuditEventRetentionUpdateInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationDeadLettersRedeliverInput", ec.unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationFiltersSetInput", ec.unmarshalInputAuditEventStreamingDestinationFiltersSetInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationReplayInput", ec.unmarshalInputAuditEventStreamingDestinationReplayInput),
@@ -5023,6 +5116,51 @@ type AuditEventsInstanceAmazonS3ConfigurationDeletePayload {
   errors: [String!]!
 }
 `, BuiltIn: false},
+	{Name: "../schema/retention.graphqls", Input: `# auditstream extension: how long a top-level group's stored audit events are kept
+# (docs/graphql.md, "Retention").
+
+extend type Group {
+  """auditstream extension: how long this group's stored audit events are kept (a subgroup tells its top-level group's). Maintainers of the group and above, and administrators."""
+  auditEventRetention: AuditEventRetention
+}
+
+"""How long a top-level group's stored audit events are kept, and the bounds the administrator set. Streamed events are not affected: this is the stored copy only."""
+type AuditEventRetention {
+  """The top-level group the retention belongs to."""
+  groupPath: ID!
+  """Days the group's stored events are kept, as its owners set it; null when the group has no setting of its own and the instance default applies."""
+  days: Int
+  """Days in force for the group's stored events: its own setting, else the instance default; null when they are kept forever."""
+  effectiveDays: Int
+  """The instance default in days (--retention); null when stored events are kept forever."""
+  instanceDefaultDays: Int
+  """The least an owner may set, in days (--retention-min)."""
+  minDays: Int!
+  """The most an owner may set, in days (--retention-max); null when there is no ceiling."""
+  maxDays: Int
+}
+
+extend type Mutation {
+  """auditstream extension: sets how long a top-level group's stored audit events are kept (owners of the group and administrators). Events older than that are deleted within the hour; the change and each purge are recorded as audit events of the group."""
+  auditEventRetentionUpdate(input: AuditEventRetentionUpdateInput!): AuditEventRetentionUpdatePayload
+}
+
+input AuditEventRetentionUpdateInput {
+  clientMutationId: String
+  """Full path of a top-level group."""
+  groupPath: ID!
+  """Days to keep the group's stored events, within the instance's bounds; null removes the group's setting (the instance default applies again)."""
+  days: Int
+}
+
+type AuditEventRetentionUpdatePayload {
+  clientMutationId: String
+  """The retention after the change; null when it was refused."""
+  retention: AuditEventRetention
+  """What was wrong with the input; nothing was changed when this is not empty."""
+  errors: [String!]!
+}
+`, BuiltIn: false},
 	{Name: "../schema/schema.graphqls", Input: `# auditstream's GraphQL API, served at POST /api/graphql.
 #
 # Names and shapes are GitLab's (GitLab 18.x GraphQL reference), so that tools written for
@@ -5309,6 +5447,36 @@ func (ec *executionContext) childFields_AuditEventDefinitionEdge(ctx context.Con
 		return ec.fieldContext_AuditEventDefinitionEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventDefinitionEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventRetention(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "groupPath":
+		return ec.fieldContext_AuditEventRetention_groupPath(ctx, field)
+	case "days":
+		return ec.fieldContext_AuditEventRetention_days(ctx, field)
+	case "effectiveDays":
+		return ec.fieldContext_AuditEventRetention_effectiveDays(ctx, field)
+	case "instanceDefaultDays":
+		return ec.fieldContext_AuditEventRetention_instanceDefaultDays(ctx, field)
+	case "minDays":
+		return ec.fieldContext_AuditEventRetention_minDays(ctx, field)
+	case "maxDays":
+		return ec.fieldContext_AuditEventRetention_maxDays(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventRetention", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventRetentionUpdatePayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientMutationId":
+		return ec.fieldContext_AuditEventRetentionUpdatePayload_clientMutationId(ctx, field)
+	case "retention":
+		return ec.fieldContext_AuditEventRetentionUpdatePayload_retention(ctx, field)
+	case "errors":
+		return ec.fieldContext_AuditEventRetentionUpdatePayload_errors(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventRetentionUpdatePayload", field.Name)
 }
 
 func (ec *executionContext) childFields_AuditEventStreamingDeadLetter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6061,6 +6229,8 @@ func (ec *executionContext) childFields_Group(ctx context.Context, field graphql
 		return ec.fieldContext_Group_googleCloudLoggingConfigurations(ctx, field)
 	case "amazonS3Configurations":
 		return ec.fieldContext_Group_amazonS3Configurations(ctx, field)
+	case "auditEventRetention":
+		return ec.fieldContext_Group_auditEventRetention(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Group", field.Name)
 }
@@ -6946,6 +7116,20 @@ func (ec *executionContext) field_InstanceExternalAuditEventDestination_headers_
 		return nil, err
 	}
 	args["last"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_auditEventRetentionUpdate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AuditEventRetentionUpdateInput, error) {
+			return ec.unmarshalNAuditEventRetentionUpdateInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetentionUpdateInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
 	return args, nil
 }
 
@@ -8655,6 +8839,222 @@ func (ec *executionContext) fieldContext_AuditEventDefinitionEdge_node(_ context
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventRetention_groupPath(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_groupPath(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.GroupPath, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNID2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_groupPath(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEventRetention_days(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_days(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Days, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_days(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventRetention_effectiveDays(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_effectiveDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.EffectiveDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_effectiveDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventRetention_instanceDefaultDays(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_instanceDefaultDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.InstanceDefaultDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_instanceDefaultDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventRetention_minDays(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_minDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MinDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_minDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventRetention_maxDays(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetention) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetention_maxDays(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MaxDays, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *int) graphql.Marshaler {
+			return ec.marshalOInt2ᚖint(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetention_maxDays(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetention", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventRetentionUpdatePayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetentionUpdatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetentionUpdatePayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetentionUpdatePayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetentionUpdatePayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventRetentionUpdatePayload_retention(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetentionUpdatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetentionUpdatePayload_retention(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Retention, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventRetention) graphql.Marshaler {
+			return ec.marshalOAuditEventRetention2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetention(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetentionUpdatePayload_retention(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "AuditEventRetentionUpdatePayload",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventRetention(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _AuditEventRetentionUpdatePayload_errors(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventRetentionUpdatePayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventRetentionUpdatePayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventRetentionUpdatePayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventRetentionUpdatePayload", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEventStreamingDeadLetter_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDeadLetter) (ret graphql.Marshaler) {
@@ -13778,6 +14178,38 @@ func (ec *executionContext) fieldContext_Group_amazonS3Configurations(ctx contex
 	if fc.Args, err = ec.field_Group_amazonS3Configurations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Group_auditEventRetention(ctx context.Context, field graphql.CollectedField, obj *model.Group) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Group_auditEventRetention(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Group().AuditEventRetention(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventRetention) graphql.Marshaler {
+			return ec.marshalOAuditEventRetention2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetention(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Group_auditEventRetention(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Group",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventRetention(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -19348,6 +19780,50 @@ func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestination
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_auditEventRetentionUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_auditEventRetentionUpdate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AuditEventRetentionUpdate(ctx, fc.Args["input"].(model.AuditEventRetentionUpdateInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventRetentionUpdatePayload) graphql.Marshaler {
+			return ec.marshalOAuditEventRetentionUpdatePayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetentionUpdatePayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_auditEventRetentionUpdate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventRetentionUpdatePayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_auditEventRetentionUpdate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Namespace_id(ctx context.Context, field graphql.CollectedField, obj *model.Namespace) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21091,6 +21567,62 @@ func (ec *executionContext) fieldContext___Type_isOneOf(_ context.Context, field
 // endregion **************************** field.gotpl *****************************
 
 // region    **************************** input.gotpl *****************************
+
+func (ec *executionContext) unmarshalInputAuditEventRetentionUpdateInput(ctx context.Context, obj any) (model.AuditEventRetentionUpdateInput, error) {
+	var it model.AuditEventRetentionUpdateInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId", "groupPath", "days"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		case "groupPath":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("groupPath"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.GroupPath = data
+		case "days":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("days"))
+			data, err := ec.unmarshalOInt2ᚖint(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Days = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventRetentionUpdateInput unmarshals raw into the AuditEventRetentionUpdateInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventRetentionUpdateInput(ctx context.Context, raw any) (model.AuditEventRetentionUpdateInput, error) {
+	var out model.AuditEventRetentionUpdateInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventRetentionUpdateInput", raw, &out)
+	return out, err
+}
 
 func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
 	var it model.AuditEventStreamingDestinationDeadLettersRedeliverInput
@@ -24657,6 +25189,107 @@ func (ec *executionContext) _AuditEventDefinitionEdge(ctx context.Context, sel a
 	return out
 }
 
+var auditEventRetentionImplementors = []string{"AuditEventRetention"}
+
+func (ec *executionContext) _AuditEventRetention(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventRetention) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventRetentionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventRetention")
+		case "groupPath":
+			out.Values[i] = ec._AuditEventRetention_groupPath(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "days":
+			out.Values[i] = ec._AuditEventRetention_days(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "effectiveDays":
+			out.Values[i] = ec._AuditEventRetention_effectiveDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "instanceDefaultDays":
+			out.Values[i] = ec._AuditEventRetention_instanceDefaultDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "minDays":
+			out.Values[i] = ec._AuditEventRetention_minDays(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "maxDays":
+			out.Values[i] = ec._AuditEventRetention_maxDays(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventRetentionUpdatePayloadImplementors = []string{"AuditEventRetentionUpdatePayload"}
+
+func (ec *executionContext) _AuditEventRetentionUpdatePayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventRetentionUpdatePayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventRetentionUpdatePayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventRetentionUpdatePayload")
+		case "clientMutationId":
+			out.Values[i] = ec._AuditEventRetentionUpdatePayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "retention":
+			out.Values[i] = ec._AuditEventRetentionUpdatePayload_retention(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AuditEventRetentionUpdatePayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventStreamingDeadLetterImplementors = []string{"AuditEventStreamingDeadLetter"}
 
 func (ec *executionContext) _AuditEventStreamingDeadLetter(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDeadLetter) graphql.Marshaler {
@@ -27284,6 +27917,12 @@ func (ec *executionContext) _Group(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Group_amazonS3Configurations(ctx, field, obj)
 				})
+		case "auditEventRetention":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Group_auditEventRetention(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29121,6 +29760,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "auditEventRetentionUpdate":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_auditEventRetentionUpdate(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29747,6 +30393,11 @@ func (ec *executionContext) marshalNAuditEventDefinitionConnection2ᚖgithubᚗc
 		return graphql.Null
 	}
 	return ec._AuditEventDefinitionConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNAuditEventRetentionUpdateInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetentionUpdateInput(ctx context.Context, v any) (model.AuditEventRetentionUpdateInput, error) {
+	res, err := ec.unmarshalInputAuditEventRetentionUpdateInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNAuditEventStreamingDeadLetterConnection2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetterConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDeadLetterConnection) graphql.Marshaler {
@@ -30604,6 +31255,20 @@ func (ec *executionContext) marshalOAuditEventDefinitionEdge2ᚖgithubᚗcomᚋa
 		return graphql.Null
 	}
 	return ec._AuditEventDefinitionEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventRetention2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetention(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventRetention) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventRetention(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventRetentionUpdatePayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventRetentionUpdatePayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventRetentionUpdatePayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventRetentionUpdatePayload(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOAuditEventStreamingDeadLetter2ᚕᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDeadLetter(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEventStreamingDeadLetter) graphql.Marshaler {

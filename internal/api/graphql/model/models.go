@@ -58,6 +58,38 @@ type AuditEventDefinitionEdge struct {
 	Node   *AuditEventDefinition `json:"node,omitempty"`
 }
 
+// How long a top-level group's stored audit events are kept, and the bounds the administrator set. Streamed events are not affected: this is the stored copy only.
+type AuditEventRetention struct {
+	// The top-level group the retention belongs to.
+	GroupPath string `json:"groupPath"`
+	// Days the group's stored events are kept, as its owners set it; null when the group has no setting of its own and the instance default applies.
+	Days *int `json:"days,omitempty"`
+	// Days in force for the group's stored events: its own setting, else the instance default; null when they are kept forever.
+	EffectiveDays *int `json:"effectiveDays,omitempty"`
+	// The instance default in days (--retention); null when stored events are kept forever.
+	InstanceDefaultDays *int `json:"instanceDefaultDays,omitempty"`
+	// The least an owner may set, in days (--retention-min).
+	MinDays int `json:"minDays"`
+	// The most an owner may set, in days (--retention-max); null when there is no ceiling.
+	MaxDays *int `json:"maxDays,omitempty"`
+}
+
+type AuditEventRetentionUpdateInput struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	// Full path of a top-level group.
+	GroupPath string `json:"groupPath"`
+	// Days to keep the group's stored events, within the instance's bounds; null removes the group's setting (the instance default applies again).
+	Days *int `json:"days,omitempty"`
+}
+
+type AuditEventRetentionUpdatePayload struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	// The retention after the change; null when it was refused.
+	Retention *AuditEventRetention `json:"retention,omitempty"`
+	// What was wrong with the input; nothing was changed when this is not empty.
+	Errors []string `json:"errors"`
+}
+
 // An event a destination could not take: it failed for good, or was not delivered within the retry horizon.
 type AuditEventStreamingDeadLetter struct {
 	ID        AuditEventsStreamingDeadLetterID `json:"id"`
