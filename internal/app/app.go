@@ -209,12 +209,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
 	}
-	streams := &streamconfig.Service{Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
+	types := Destinations()
+	streams := &streamconfig.Service{Types: types, Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
 		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
-		Factories: Senders(),
+		Factories: types.Factories(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
 		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})

@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/auditstream/auditstream/internal/app"
-	"github.com/auditstream/auditstream/internal/destination"
 )
 
 // allowedImports lists, per package, the auditstream packages it may import. Arrows point one
@@ -96,12 +95,18 @@ func TestImportDirection(t *testing.T) {
 	}
 }
 
-// TestEveryCategoryHasASender: every category the API accepts can be delivered to.
+// TestEveryCategoryHasASender: every category the API accepts can be delivered to: the engine
+// has a factory for it, and its type makes senders.
 func TestEveryCategoryHasASender(t *testing.T) {
-	senders := app.Senders()
-	for _, c := range destination.Categories() {
-		if senders[c] == nil {
-			t.Errorf("category %q has no sender in app.Senders", c)
+	types := app.Destinations()
+	factories := types.Factories()
+	for _, c := range types.Categories() {
+		ty, _ := types.Type(c)
+		if factories[c] == nil || ty.New == nil {
+			t.Errorf("category %q has no sender in app.Destinations", c)
 		}
+	}
+	if len(factories) != len(types.Categories()) {
+		t.Errorf("the engine has %d factories for %d categories", len(factories), len(types.Categories()))
 	}
 }

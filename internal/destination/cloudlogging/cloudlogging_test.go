@@ -409,10 +409,10 @@ func TestNewConfigErrors(t *testing.T) {
 		want     string
 	}{
 		"wrong category":  {destination.CategoryHTTP, `{"googleProjectIdName":"my-project","clientEmail":"a@b.c"}`, "cannot deliver"},
-		"not JSON":        {destination.CategoryGCP, `{`, "not a valid JSON object"},
-		"no project":      {destination.CategoryGCP, `{"clientEmail":"a@b.c"}`, "googleProjectIdName is required"},
-		"project w slash": {destination.CategoryGCP, `{"googleProjectIdName":"a/b","clientEmail":"a@b.c"}`, "not a Google Cloud project ID"},
-		"no email":        {destination.CategoryGCP, `{"googleProjectIdName":"my-project"}`, "clientEmail is required"},
+		"not JSON":        {destination.CategoryGCP, `{`, "is not valid JSON"},
+		"no project":      {destination.CategoryGCP, `{"clientEmail":"a@b.c"}`, "config.googleProjectIdName: is required"},
+		"project w slash": {destination.CategoryGCP, `{"googleProjectIdName":"a/b","clientEmail":"a@b.c"}`, "config.googleProjectIdName: must be at least 6 characters long"},
+		"no email":        {destination.CategoryGCP, `{"googleProjectIdName":"my-project"}`, "config.clientEmail: is required"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()

@@ -571,8 +571,8 @@ func TestBadSettings(t *testing.T) {
 		{"garbage private key", `{"bucketName":"b-1"}`, withField("private_key", badPEM), `"private_key" is not an unencrypted RSA private key`},
 		{"private key not PEM", `{"bucketName":"b-1"}`, withField("private_key", marker), `"private_key" is not an unencrypted RSA private key`},
 		{"http token_uri", `{"bucketName":"b-1"}`, withField("token_uri", "http://oauth2.example/token?"+marker), `"token_uri" must be an https:// URL`},
-		{"bad config", `not json`, goodKey, "config is not a valid JSON object"},
-		{"no bucket", `{"prefix":"x/"}`, goodKey, "config.bucketName is required"},
+		{"bad config", `not json`, goodKey, "config: is not valid JSON"},
+		{"no bucket", `{"prefix":"x/"}`, goodKey, "config.bucketName: is required"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -454,16 +454,15 @@ func TestSSRFGuard(t *testing.T) {
 }
 
 func TestRequestNotMade(t *testing.T) {
-	// A region that is no DNS label (config validation refuses it): the SDK cannot make an
-	// endpoint, and nothing is sent.
+	// A region that is no DNS label, which the SDK could not make an endpoint of: the sender
+	// reads its config with the type's rules, so New refuses it and nothing is sent.
 	s := settings("", bucket, secretKey)
 	s.Config = []byte(`{"accessKeyXid":"k","bucketName":"b","awsRegion":"eu west/1"}`)
-	snd := newSender(t, s, netguard.Policy{}.HTTPClient())
-	f := failure(t, snd.Send(context.Background(), []destination.Event{event(1, "Group", "group_created", time.Now())}))
-	t.Log(f.Error())
+	snd, err := s3dest.New(s, destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()})
+	require.Nil(t, snd)
+	f := failure(t, err)
 	require.Equal(t, destination.Permanent, f.Kind, f.Error())
-	require.Zero(t, f.StatusCode)
-	require.Contains(t, f.Message, "cannot make the S3 request")
+	require.Contains(t, f.Message, "config.awsRegion: must be a valid region code")
 }
 
 func TestNewRefusesBadSettings(t *testing.T) {
@@ -474,7 +473,7 @@ func TestNewRefusesBadSettings(t *testing.T) {
 		msg  string
 	}{
 		{"wrong category", func(s *destination.Settings) { s.Category = destination.CategoryHTTP }, `cannot deliver to a "http" destination`},
-		{"not JSON", func(s *destination.Settings) { s.Config = []byte(`[`) }, "not a valid JSON object"},
+		{"not JSON", func(s *destination.Settings) { s.Config = []byte(`[`) }, "config: is not valid JSON"},
 		{"no access key", func(s *destination.Settings) { s.Config = []byte(`{"bucketName":"b","awsRegion":"us-east-1"}`) }, "accessKeyXid"},
 		{"no bucket", func(s *destination.Settings) { s.Config = []byte(`{"accessKeyXid":"k","awsRegion":"us-east-1"}`) }, "bucketName"},
 		{"no region", func(s *destination.Settings) {
@@ -501,7 +500,7 @@ func TestNewRefusesBadSettings(t *testing.T) {
 	// AWS's own endpoint (no config.endpoint) and an empty category are fine.
 	s := good
 	s.Category = ""
-	s.Config = []byte(`{"accessKeyXid":"k","bucketName":"b","awsRegion":"us-east-1"}`)
+	s.Config = []byte(`{"accessKeyXid":"AKIAAUDITSTREAMTEST1","bucketName":"bkt","awsRegion":"us-east-1"}`)
 	snd, err := s3dest.New(s, destination.Env{HTTPClient: client})
 	require.NoError(t, err)
 	require.NoError(t, snd.Close())

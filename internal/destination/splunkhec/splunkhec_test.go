@@ -593,9 +593,9 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"category", destination.Settings{Category: "http", Config: []byte(`{"url":"https://s:8088"}`), SecretToken: testToken}, `cannot deliver to a "http" destination`},
 		{"not json", destination.Settings{Config: []byte(`[`), SecretToken: testToken}, "config is not a valid splunk config"},
-		{"no url", settings("", testToken, ""), "config.url is not an http:// or https:// URL"},
-		{"ftp", settings("ftp://s:8088", testToken, ""), "config.url is not an http:// or https:// URL"},
-		{"variable", settings("$SPLUNK", testToken, ""), "config.url is not an http:// or https:// URL"},
+		{"no url", settings("", testToken, ""), "config.url: is required"},
+		{"ftp", settings("ftp://s:8088", testToken, ""), "config.url: must start with http:// or https://"},
+		{"variable", settings("$SPLUNK", testToken, ""), "config.url: must start with http:// or https://"},
 		{"no token", settings("https://s:8088", "", ""), "no HEC token"},
 		{"control", settings("https://s:8088", "abc\ndef-secret", ""), "control characters"},
 	} {
