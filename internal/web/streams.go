@@ -129,7 +129,6 @@ type listedStream struct {
 	Where string
 }
 
-
 type streamsData struct {
 	Scope      scope
 	Streams    []listedStream
