@@ -7,6 +7,7 @@ import (
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
+	"github.com/auditstream/auditstream/internal/netguard"
 )
 
 // Destinations is the one list of the destination categories the service offers, each defined
@@ -21,4 +22,10 @@ func Destinations() *destination.Registry {
 		gcsdest.Type,
 		splunkhec.Type,
 	)
+}
+
+// destinationEnv is what every sender gets: an HTTP client and a dialer that refuse the
+// addresses policy refuses.
+func destinationEnv(policy netguard.Policy) destination.Env {
+	return destination.Env{HTTPClient: policy.HTTPClient(), Dial: policy.DialContext}
 }

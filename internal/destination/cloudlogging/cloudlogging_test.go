@@ -527,22 +527,6 @@ func TestTokenEndpointClassification(t *testing.T) {
 	}
 }
 
-func TestSSRFGuard(t *testing.T) {
-	t.Parallel()
-	g := newFakeGoogle(t, &goodKey().key.PublicKey, testEmail, testProject)
-	env := destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()}
-	snd, err := cloudlogging.NewWithEndpoints(settings(t, defaultConfig(), goodKey().pem), env, g.srv.URL, g.tokenURL())
-	require.NoError(t, err)
-	defer snd.Close()
-	err = snd.Send(context.Background(), []destination.Event{event(1, time.Now())})
-	f := failureOf(t, err)
-	assert.Equal(t, destination.Permanent, f.Kind)
-	assert.ErrorIs(t, err, netguard.ErrBlocked)
-	assert.Contains(t, f.Message, "loopback")
-	assertNoSecrets(t, err)
-	assert.Zero(t, g.stats().tokenRequests, "the token request never left")
-}
-
 func TestSSRFGuardOnWrite(t *testing.T) {
 	t.Parallel()
 	g := newFakeGoogle(t, &goodKey().key.PublicKey, testEmail, testProject)

@@ -19,7 +19,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
@@ -500,27 +499,6 @@ func TestNetworkErrorRetryable(t *testing.T) {
 	f := failureOf(t, snd.Send(context.Background(), events(1, 1)))
 	if f.Kind != destination.Retryable || !strings.Contains(f.Message, "connection refused") {
 		t.Errorf("failure %v, want retryable connection refused", f)
-	}
-}
-
-func TestSSRFGuard(t *testing.T) {
-	srv := newFakeGCS(t)
-	env := destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()}
-	snd := startSender(t, settings(`{"bucketName":"audit-bucket"}`, ""), env, srv.URL())
-	err := snd.Send(context.Background(), events(1, 1))
-	f := failureOf(t, err)
-	if f.Kind != destination.Permanent {
-		t.Errorf("kind %v, want permanent", f.Kind)
-	}
-	if !errors.Is(err, netguard.ErrBlocked) {
-		t.Errorf("error %v does not wrap netguard.ErrBlocked", err)
-	}
-	want := (&netguard.BlockedError{Addr: netip.MustParseAddr("127.0.0.1"), Reason: "loopback"}).Error()
-	if f.Message != want {
-		t.Errorf("message %q, want netguard's %q", f.Message, want)
-	}
-	if n := len(listObjects(t, srv.Client(), "")); n != 0 {
-		t.Errorf("%d objects written", n)
 	}
 }
 

@@ -426,33 +426,6 @@ func TestContextEnded(t *testing.T) {
 	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
-func TestSSRFGuard(t *testing.T) {
-	url, reader := fakeS3(t, bucket)
-	ev := []destination.Event{event(1, "Group", "group_created", time.Now())}
-	for _, tc := range []struct {
-		name string
-		env  destination.Env
-	}{
-		{"default policy", destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()}},
-		{"no client", destination.Env{}}, // New makes one with the default policy
-	} {
-		for _, extra := range [][]string{nil, {batchConfig}} {
-			snd, err := s3dest.New(settings(url, bucket, secretKey, extra...), tc.env)
-			require.NoError(t, err)
-			err = snd.Send(context.Background(), ev)
-			require.ErrorIs(t, err, netguard.ErrBlocked, tc.name)
-			f := failure(t, err)
-			require.Equal(t, destination.Permanent, f.Kind, tc.name)
-			var be *netguard.BlockedError
-			require.ErrorAs(t, err, &be)
-			require.Equal(t, be.Error(), f.Message)
-			require.Contains(t, f.Message, "address 127.0.0.1 is loopback")
-			require.NoError(t, snd.Close())
-		}
-	}
-	require.Empty(t, listObjects(t, reader, bucket))
-}
-
 func TestRequestNotMade(t *testing.T) {
 	// A region that is no DNS label, which the SDK could not make an endpoint of: the sender
 	// reads its config with the type's rules, so New refuses it and nothing is sent.

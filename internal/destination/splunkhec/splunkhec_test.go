@@ -552,18 +552,6 @@ func TestConcurrentAckSends(t *testing.T) {
 	require.Equal(t, 32, s.ackQueryCount())
 }
 
-func TestSSRFGuard(t *testing.T) {
-	s := newTestHEC(t)
-	snd := newSender(t, settings(s.URL, testToken, ""), destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()})
-	err := snd.Send(context.Background(), []destination.Event{event(1)})
-	f := failure(t, err)
-	require.Equal(t, destination.Permanent, f.Kind)
-	require.ErrorIs(t, err, netguard.ErrBlocked)
-	require.Contains(t, f.Message, "loopback")
-	noSecrets(t, f, testToken)
-	require.Empty(t, s.received(), "nothing reached the server")
-}
-
 func TestNetworkErrorsAreRetryable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
