@@ -5,6 +5,7 @@ import (
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
 	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
+	"github.com/auditstream/auditstream/internal/destination/kafka"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
 	"github.com/auditstream/auditstream/internal/netguard"
@@ -21,6 +22,7 @@ func Destinations() *destination.Registry {
 		cloudlogging.Type,
 		gcsdest.Type,
 		splunkhec.Type,
+		kafka.Type,
 	)
 }
 

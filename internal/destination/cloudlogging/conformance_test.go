@@ -41,7 +41,7 @@ func TestConformance(t *testing.T) {
 			},
 			Secrets: secretParts(),
 			Stop:    g.srv.Close,
-			Refuse: func(kind destination.FailureKind) {
+			Refuse: func(kind destination.FailureKind) bool {
 				status := map[destination.FailureKind]int{destination.Permanent: 400, destination.Throttled: 429, destination.Retryable: 500}[kind]
 				g.setWriteHook(func(w http.ResponseWriter, _ *http.Request) bool {
 					w.Header().Set("Content-Type", "application/json")
@@ -49,6 +49,7 @@ func TestConformance(t *testing.T) {
 					_, _ = fmt.Fprintf(w, `{"error":{"code":%d,"message":"refused","status":"REFUSED"}}`, status)
 					return true
 				})
+				return true
 			},
 		}
 	}})

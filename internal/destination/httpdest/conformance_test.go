@@ -53,8 +53,9 @@ func TestConformance(t *testing.T) {
 			},
 			Secrets: []string{token, headerValue, inactiveVal, querySecret, signingSecret},
 			Stop:    rec.Close,
-			Refuse: func(kind destination.FailureKind) {
+			Refuse: func(kind destination.FailureKind) bool {
 				refuse.Store(map[destination.FailureKind]int32{destination.Permanent: 403, destination.Throttled: 429, destination.Retryable: 502}[kind])
+				return true
 			},
 		}
 	}})

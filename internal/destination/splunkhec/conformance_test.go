@@ -36,7 +36,7 @@ func TestConformance(t *testing.T) {
 			},
 			Secrets: []string{testToken, "query-secret"},
 			Stop:    s.Close,
-			Refuse: func(kind destination.FailureKind) {
+			Refuse: func(kind destination.FailureKind) bool {
 				switch kind {
 				case destination.Permanent:
 					s.failWith(4) // invalid token
@@ -45,6 +45,7 @@ func TestConformance(t *testing.T) {
 				case destination.Retryable:
 					s.failWith(8) // internal server error
 				}
+				return true
 			},
 		}
 	}})

@@ -4144,6 +4144,9 @@ type AuditEventStreamingDestinationDeadLettersRedeliverPayload {
 #   splunk  {"url": "https://splunk:8088", "index": "...", "source": "...", "sourcetype": "...",
 #            "host": "...", "ack": false}              (auditstream extension)
 #           secretToken = the HEC token.
+#   kafka   {"brokers": "b1:9093,b2:9093", "topic": "...", "tls": true, "saslMechanism": "SCRAM-SHA-512",
+#            "username": "...", "caCertificate": "-----BEGIN CERTIFICATE-----..."}  (auditstream extension)
+#           secretToken = the SASL password or OAuth bearer token (none without SASL).
 # Every category also takes an optional "batch": {"maxEvents", "maxBytes", "maxWaitMs"}.
 # docs/api.md lists every validation rule.
 
