@@ -980,6 +980,8 @@ func TestWebStreamForms(t *testing.T) {
 				map[string]any{"googleProjectIdName": "my-project-123", "clientEmail": "sa@my-project-123.iam.gserviceaccount.com", "logIdName": "audit_events"}, pemKey},
 			{"splunk", form("config_url", "http://127.0.0.1:9", "config_index", "gitlab", "config_sourcetype", "gitlab:audit", "config_ack", "on", "concurrency", "4"),
 				map[string]any{"url": "http://127.0.0.1:9", "index": "gitlab", "sourcetype": "gitlab:audit", "ack": true, "delivery": map[string]any{"concurrency": 4}}, hecToken},
+			{"kafka", form("config_brokers", "127.0.0.1:9", "config_topic", "gitlab-audit", "config_tls", "on", "config_saslMechanism", "SCRAM-SHA-512", "config_username", "auditstream"),
+				map[string]any{"brokers": "127.0.0.1:9", "topic": "gitlab-audit", "tls": true, "saslMechanism": "SCRAM-SHA-512", "username": "auditstream"}, "kafka-ui-password"},
 		}
 		var httpDest int64
 		for _, c := range creates {
