@@ -3,6 +3,7 @@ package app
 import (
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
+	"github.com/auditstream/auditstream/internal/destination/datadog"
 	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/destination/kafka"
@@ -23,6 +24,7 @@ func Destinations() *destination.Registry {
 		gcsdest.Type,
 		splunkhec.Type,
 		kafka.Type,
+		datadog.Type,
 	)
 }
 

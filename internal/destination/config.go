@@ -377,7 +377,7 @@ func sortHeaders(hs []Header) {
 
 // batch checks o's optional batch field and, when it is given, writes it to out with every
 // default filled in.
-func (c *checker) batch(o *object, out *objectWriter, maxBytes int64) {
+func (c *checker) batch(o *object, out *objectWriter, maxEvents, maxBytes int64) {
 	v := o.get("batch")
 	if v == nil {
 		return
@@ -387,7 +387,7 @@ func (c *checker) batch(o *object, out *objectWriter, maxBytes int64) {
 		return
 	}
 	var w objectWriter
-	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, MaxBatchMaxEvents, DefaultBatchMaxEvents))
+	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, maxEvents, min(DefaultBatchMaxEvents, maxEvents)))
 	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, maxBytes, DefaultBatchMaxBytes))
 	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
 	out.set("batch", w.bytes())

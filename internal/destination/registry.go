@@ -20,8 +20,10 @@ type Type struct {
 	// Fields are the keys the category's config defines (batch and delivery come with every
 	// category), in the order the UI's form shows them.
 	Fields []Field
-	// MaxBatchBytes bounds config.batch.maxBytes (MaxBatchMaxBytes when 0).
-	MaxBatchBytes int64
+	// MaxBatchBytes bounds config.batch.maxBytes (MaxBatchMaxBytes when 0), and MaxBatchEvents
+	// config.batch.maxEvents (MaxBatchMaxEvents when 0): what one request of the category's
+	// protocol may carry.
+	MaxBatchBytes, MaxBatchEvents int64
 	// Parse checks the category's fields of a config object, writes them normalized to o
 	// (Object.SetString and the like) and returns the typed config that New takes. It reports
 	// problems with o's checks; what it returns is used only when there were none.
@@ -151,7 +153,7 @@ func (t *Type) parse(raw []byte) (Config, any, error) {
 	}
 	obj := &Object{o: o}
 	typed := t.Parse(obj)
-	c.batch(o, &obj.out, cmpOr(t.MaxBatchBytes, MaxBatchMaxBytes))
+	c.batch(o, &obj.out, cmpOr(t.MaxBatchEvents, MaxBatchMaxEvents), cmpOr(t.MaxBatchBytes, MaxBatchMaxBytes))
 	c.delivery(o, &obj.out)
 	if err := c.err(); err != nil {
 		return Config{}, nil, err

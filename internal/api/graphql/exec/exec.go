@@ -4147,6 +4147,9 @@ type AuditEventStreamingDestinationDeadLettersRedeliverPayload {
 #   kafka   {"brokers": "b1:9093,b2:9093", "topic": "...", "tls": true, "saslMechanism": "SCRAM-SHA-512",
 #            "username": "...", "caCertificate": "-----BEGIN CERTIFICATE-----..."}  (auditstream extension)
 #           secretToken = the SASL password or OAuth bearer token (none without SASL).
+#   datadog {"site": "datadoghq.eu", "service": "...", "ddsource": "...", "ddtags": "env:prod",
+#            "hostname": "..."}  or "url" instead of "site"       (auditstream extension)
+#           secretToken = the Datadog API key.
 # Every category also takes an optional "batch": {"maxEvents", "maxBytes", "maxWaitMs"}.
 # docs/api.md lists every validation rule.
 
