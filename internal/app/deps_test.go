@@ -49,6 +49,7 @@ var allowedImports = map[string][]string{
 	"internal/destination/splunkhec":       {"internal/destination", "internal/netguard"},
 	"internal/destination/kafka":           {"internal/destination", "internal/netguard"},
 	"internal/destination/datadog":         {"internal/destination", "internal/netguard"},
+	"internal/destination/syslog":          {"internal/destination", "internal/netguard"},
 	"internal/netguard":                    {},
 	"internal/adminaudit":                  {"internal/event", "internal/store"},
 	"internal/api/rest":                    {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store"},

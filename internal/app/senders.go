@@ -9,6 +9,7 @@ import (
 	"github.com/auditstream/auditstream/internal/destination/kafka"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
+	"github.com/auditstream/auditstream/internal/destination/syslog"
 	"github.com/auditstream/auditstream/internal/netguard"
 )
 
@@ -24,6 +25,7 @@ func Destinations() *destination.Registry {
 		gcsdest.Type,
 		splunkhec.Type,
 		kafka.Type,
+		syslog.Type,
 		datadog.Type,
 	)
 }

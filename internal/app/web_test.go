@@ -984,6 +984,8 @@ func TestWebStreamForms(t *testing.T) {
 				map[string]any{"brokers": "127.0.0.1:9", "topic": "gitlab-audit", "tls": true, "saslMechanism": "SCRAM-SHA-512", "username": "auditstream"}, "kafka-ui-password"},
 			{"datadog", form("config_site", "datadoghq.eu", "config_service", "gitlab-prod", "config_ddtags", "env:prod", "batch", "on", "batch_max_events", "500"),
 				map[string]any{"site": "datadoghq.eu", "service": "gitlab-prod", "ddtags": "env:prod", "batch": map[string]any{"maxEvents": 500}}, "0123456789abcdef0123456789abcdef"},
+			{"syslog", form("config_address", "127.0.0.1:9", "config_tls", "on", "config_hostname", "gitlab.example.com"),
+				map[string]any{"address": "127.0.0.1:9", "tls": true, "hostname": "gitlab.example.com"}, ""},
 		}
 		var httpDest int64
 		for _, c := range creates {

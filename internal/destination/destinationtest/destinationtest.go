@@ -62,7 +62,7 @@ func Allowing() destination.Env {
 
 // Event returns event id as the log streams it: GitLab's JSON, with its id.
 func Event(id int64, eventType string) destination.Event {
-	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(id) * time.Millisecond)
+	at := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC).Add(time.Duration(id%1_000_000) * time.Millisecond)
 	body := fmt.Appendf(nil, `{"id":%d,"author_id":1,"author_name":"Administrator","entity_id":22,"entity_type":"Group","entity_path":"acme","details":{"event_name":%q},"target_id":22,"target_type":"Group","created_at":%q,"event_type":%q}`,
 		id, eventType, at.Format("2006-01-02T15:04:05.000Z"), eventType)
 	return destination.Event{ID: id, Type: eventType, CreatedAt: at, JSON: body}

@@ -4150,6 +4150,9 @@ type AuditEventStreamingDestinationDeadLettersRedeliverPayload {
 #   datadog {"site": "datadoghq.eu", "service": "...", "ddsource": "...", "ddtags": "env:prod",
 #            "hostname": "..."}  or "url" instead of "site"       (auditstream extension)
 #           secretToken = the Datadog API key.
+#   syslog  {"address": "siem.example.com:6514", "tls": true, "facility": 13, "hostname": "...",
+#            "appName": "gitlab", "caCertificate": "..."}          (auditstream extension)
+#           no secretToken.
 # Every category also takes an optional "batch": {"maxEvents", "maxBytes", "maxWaitMs"}.
 # docs/api.md lists every validation rule.
 
