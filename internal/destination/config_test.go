@@ -106,7 +106,7 @@ func configCases() []configCase {
 			errs: []problem{{"config.x[0].k", I, 0}, {"config.x", U, 0}}},
 		{name: "unknown field", category: http, raw: `{"url":"https://e.com","concurrency":4}`, errs: bad("config.concurrency", U)},
 		{name: "unknown odd field", category: http, raw: `{"url":"https://e.com","a b":1}`, errs: bad(`config["a b"]`, U)},
-		{name: "unknown category", category: "kafka", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
+		{name: "unknown category", category: "ftp", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
 		{name: "category is case-sensitive", category: "HTTP", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
 
 		// http url.
@@ -413,7 +413,7 @@ func TestConfigWithHeaders(t *testing.T) {
 
 func TestCategories(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, []string{"http", "aws", "gcp", "gcs", "splunk"}, registry.Categories())
+	require.Equal(t, []string{"http", "aws", "gcp", "gcs", "splunk", "kafka", "syslog", "datadog"}, registry.Categories())
 	c := registry.Categories()
 	c[0] = "changed"
 	require.Equal(t, "http", registry.Categories()[0])
@@ -624,7 +624,7 @@ func TestValidateSecret(t *testing.T) {
 	}
 	t.Run("unknown category", func(t *testing.T) {
 		t.Parallel()
-		err := registry.ValidateSecret("kafka", secretMarker)
+		err := registry.ValidateSecret("ftp", secretMarker)
 		require.Equal(t, bad("category", destination.CodeUnknownCategory), problems(err))
 		requireNoLeak(t, err.Error(), secretMarker)
 	})

@@ -7,16 +7,20 @@ import (
 
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
+	"github.com/auditstream/auditstream/internal/destination/datadog"
 	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
+	"github.com/auditstream/auditstream/internal/destination/kafka"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
+	"github.com/auditstream/auditstream/internal/destination/syslog"
 )
 
-// registry is GitLab's three categories and our two, as internal/app wires them, for the
-// tests of the rules every category shares (the document, batch, delivery, errors) and of each
-// category's own rules.
-var registry = destination.NewRegistry(httpdest.Type, s3dest.Type, cloudlogging.Type, gcsdest.Type, splunkhec.Type)
+// registry is every category, as internal/app wires them, for the tests of the rules every
+// category shares (the document, batch, delivery, errors), of GitLab's categories' and our first
+// two's rules (configCases), and for FuzzParseConfig, which runs every category's parser.
+var registry = destination.NewRegistry(httpdest.Type, s3dest.Type, cloudlogging.Type, gcsdest.Type, splunkhec.Type,
+	kafka.Type, syslog.Type, datadog.Type)
 
 func TestNewRegistryRefusesACategoryTwice(t *testing.T) {
 	require.PanicsWithValue(t, "destination: category http registered twice", func() {

@@ -24,6 +24,9 @@ type categoryInfo struct {
 	// token section), as in GitLab.
 	SecretLabel, SecretKind, SecretHelp string
 	SecretRequired                      bool
+	// Kept are the config keys the form does not show (a private CA, a syslog facility): an
+	// update from the form keeps their stored values. http's headers are kept by the service.
+	Kept []string
 }
 
 // categoriesOf makes the forms of the registry's categories, in its order: each category's
@@ -38,7 +41,10 @@ func categoriesOf(types *destination.Registry) []categoryInfo {
 		}
 		for _, f := range t.Fields {
 			if f.Kind == "" {
-				continue // not asked for by the form (http's custom headers: the API's)
+				if f.Key != "headers" {
+					ci.Kept = append(ci.Kept, f.Key)
+				}
+				continue // not asked for by the form: the API's
 			}
 			ci.Fields = append(ci.Fields, field{Key: f.Key, Label: f.Label, Kind: f.Kind, Help: f.Help, Required: f.Required})
 		}
@@ -173,4 +179,28 @@ func (f streamForm) config() ([]byte, []string) {
 	}
 	out, _ := json.Marshal(cfg)
 	return out, problems
+}
+
+// withKept returns cfg, the form's config, with the stored values of the keys the form does not
+// show (categoryInfo.Kept), so that saving the form does not drop what the API set.
+func withKept(ci categoryInfo, cfg, stored []byte) []byte {
+	if len(ci.Kept) == 0 {
+		return cfg
+	}
+	var form, old map[string]json.RawMessage
+	if json.Unmarshal(cfg, &form) != nil || json.Unmarshal(stored, &old) != nil {
+		return cfg
+	}
+	for _, k := range ci.Kept {
+		if v, ok := old[k]; ok {
+			if _, set := form[k]; !set {
+				form[k] = v
+			}
+		}
+	}
+	out, err := json.Marshal(form)
+	if err != nil {
+		return cfg
+	}
+	return out
 }

@@ -331,7 +331,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 			u.streamPage(w, r, o, d.ID, http.StatusUnprocessableEntity, pageExtras{Form: &f, Problems: problems})
 			return
 		}
-		p := streamconfig.UpdateParams{Ref: rf, Config: cfg, Name: &f.Name, Active: &f.Active, KeepHeaders: true}
+		p := streamconfig.UpdateParams{Ref: rf, Config: withKept(ci, cfg, d.Config), Name: &f.Name, Active: &f.Active, KeepHeaders: true}
 		if f.Secret != "" {
 			p.SecretToken = &f.Secret
 		}
