@@ -1,8 +1,9 @@
 // Package destinationtest is the conformance suite every destination category runs from its own
 // tests (Run), against a real server of its protocol that the category's tests start: the SSRF
 // guard on every address a sender dials, secrets never in errors, the classification of
-// failures (permanent, throttled, retryable), batches delivered whole and in order, test
-// events, cancellation, and concurrent sends.
+// failures (permanent, throttled, retryable), batches delivered whole and in order, idempotent
+// redelivery where the protocol allows it (object keys), test events, cancellation, and
+// concurrent sends.
 package destinationtest
 
 import (
@@ -51,6 +52,9 @@ type Harness struct {
 	Start func(t *testing.T) *Server
 	// Batches: the category takes several events per Send (every category does today).
 	Batches bool
+	// Idempotent: the protocol makes a redelivery of the same events land on what the first
+	// delivery wrote (an object store's key), so the server has each event once.
+	Idempotent bool
 }
 
 // Allowing is the Env of a service whose operator allows private destinations: the servers of
@@ -95,6 +99,20 @@ func Run(t *testing.T, h Harness) {
 			}
 			require.NoError(t, snd.Send(context.Background(), batch))
 			require.Equal(t, ids, s.Delivered(t))
+		})
+	}
+	if h.Idempotent {
+		t.Run("RedeliveryLandsOnTheFirstDelivery", func(t *testing.T) {
+			s := h.Start(t)
+			for _, batched := range []bool{false, true} {
+				snd := open(t, s, Allowing(), batched)
+				for range 2 {
+					require.NoError(t, snd.Send(context.Background(), []destination.Event{Event(41, "group_created"), Event(42, "group_created")}))
+				}
+			}
+			got := s.Delivered(t)
+			slices.Sort(got)
+			require.Equal(t, []int64{41, 41, 42, 42}, got, "once per delivery mode (per event and batched), not once per send")
 		})
 	}
 	t.Run("ConcurrentSends", func(t *testing.T) {

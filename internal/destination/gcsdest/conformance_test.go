@@ -16,7 +16,7 @@ import (
 // TestConformance runs the suite every category runs against fake-gcs-server. Its failure
 // answers are classified by TestErrorResponses, a dead server by TestNetworkErrorRetryable.
 func TestConformance(t *testing.T) {
-	destinationtest.Run(t, destinationtest.Harness{Batches: true, Start: func(t *testing.T) *destinationtest.Server {
+	destinationtest.Run(t, destinationtest.Harness{Batches: true, Idempotent: true, Start: func(t *testing.T) *destinationtest.Server {
 		srv := newFakeGCS(t)
 		return &destinationtest.Server{
 			Open: func(t *testing.T, env destination.Env, batched bool) destination.Sender {

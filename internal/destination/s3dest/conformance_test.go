@@ -22,7 +22,7 @@ import (
 // TestConformance runs the suite every category runs against gofakes3. S3's failure codes are
 // classified by TestClassification.
 func TestConformance(t *testing.T) {
-	destinationtest.Run(t, destinationtest.Harness{Batches: true, Start: func(t *testing.T) *destinationtest.Server {
+	destinationtest.Run(t, destinationtest.Harness{Batches: true, Idempotent: true, Start: func(t *testing.T) *destinationtest.Server {
 		srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 		t.Cleanup(srv.Close)
 		reader := sdkClient(srv.URL, "any-key", "any-secret")
