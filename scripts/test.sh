@@ -4,8 +4,9 @@
 # It sets up what the tests need on a fresh Debian machine: when AUDITSTREAM_TEST_DATABASE_URL
 # is not set, it installs PostgreSQL with apt (when missing) and starts a throwaway server on a
 # free loopback port for the duration of the run; it installs Chromium (when missing) for the
-# browser tests and Node.js with npm (when missing) for the tests that prove our protocol test
-# servers with real clients (npm's s3rver, splunk-logging). Extra arguments go to `go test`.
+# browser tests, Node.js with npm (when missing) for the tests that prove our protocol test
+# servers with real clients (npm's s3rver, splunk-logging), and rsyslog with its GnuTLS driver
+# (when missing) for the syslog destination's tests. Extra arguments go to `go test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
@@ -24,6 +25,12 @@ if ! command -v npm >/dev/null || ! command -v node >/dev/null; then
   echo "==> installing Node.js and npm (Debian packages nodejs, npm) for the protocol-server tests" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+if ! ls /usr/sbin/rsyslogd /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1; then
+  echo "==> installing rsyslog (Debian packages rsyslog, rsyslog-gnutls) for the syslog destination's tests" >&2
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rsyslog rsyslog-gnutls >/dev/null
 fi
 
 echo "==> gofmt, go vet" >&2

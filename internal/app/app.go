@@ -27,7 +27,6 @@ import (
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/auth"
 	"github.com/auditstream/auditstream/internal/delivery"
-	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/ingest"
@@ -212,14 +211,15 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
 	}
-	streams := &streamconfig.Service{Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
+	types := Destinations()
+	streams := &streamconfig.Service{Types: types, Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
 		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
 		Retentions: a.store, RetentionBounds: streamconfig.RetentionBounds{Default: cfg.Retention, Min: cfg.RetentionMin, Max: cfg.RetentionMax},
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
-		Factories: Senders(),
-		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}.HTTPClient()},
+		Factories: types.Factories(),
+		Env:       destinationEnv(netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}),
 		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge

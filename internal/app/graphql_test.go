@@ -175,7 +175,7 @@ func TestGraphQLValidation(t *testing.T) {
 	}
 	long := func(n int) string { return strings.Repeat("a", n) }
 	cases := []tc{
-		mk("unknown category", "kafka", httpConfig("https://x.example"), "", "kafka"),
+		mk("unknown category", "ftp", httpConfig("https://x.example"), "", "ftp"),
 		mk("url missing", "http", map[string]any{}, "", "config.url"),
 		mk("url too long", "http", httpConfig("https://x.example/"+long(240)), "", "255"),
 		mk("url scheme", "http", httpConfig("ftp://x.example/"), "", "config.url"),

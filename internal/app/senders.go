@@ -3,21 +3,35 @@ package app
 import (
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
+	"github.com/auditstream/auditstream/internal/destination/datadog"
 	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
+	"github.com/auditstream/auditstream/internal/destination/kafka"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
+	"github.com/auditstream/auditstream/internal/destination/syslog"
+	"github.com/auditstream/auditstream/internal/netguard"
 )
 
-// Senders maps every destination category to the package that delivers to it. A category
-// without one can be configured but shows status "error"; TestEveryCategoryHasASender keeps the
-// map complete.
-func Senders() map[string]destination.Factory {
-	return map[string]destination.Factory{
-		destination.CategoryHTTP:   httpdest.New,
-		destination.CategoryAWS:    s3dest.New,
-		destination.CategoryGCP:    cloudlogging.New,
-		destination.CategoryGCS:    gcsdest.New,
-		destination.CategorySplunk: splunkhec.New,
-	}
+// Destinations is the one list of the destination categories the service offers, each defined
+// by its package (config, secret, sender, form). The API, the UI and the delivery engine take
+// them from here; nothing else names a category's package. The order is the API's and the
+// form's: GitLab's three categories, then ours.
+func Destinations() *destination.Registry {
+	return destination.NewRegistry(
+		httpdest.Type,
+		s3dest.Type,
+		cloudlogging.Type,
+		gcsdest.Type,
+		splunkhec.Type,
+		kafka.Type,
+		syslog.Type,
+		datadog.Type,
+	)
+}
+
+// destinationEnv is what every sender gets: an HTTP client and a dialer that refuse the
+// addresses policy refuses.
+func destinationEnv(policy netguard.Policy) destination.Env {
+	return destination.Env{HTTPClient: policy.HTTPClient(), Dial: policy.DialContext}
 }

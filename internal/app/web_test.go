@@ -980,6 +980,12 @@ func TestWebStreamForms(t *testing.T) {
 				map[string]any{"googleProjectIdName": "my-project-123", "clientEmail": "sa@my-project-123.iam.gserviceaccount.com", "logIdName": "audit_events"}, pemKey},
 			{"splunk", form("config_url", "http://127.0.0.1:9", "config_index", "gitlab", "config_sourcetype", "gitlab:audit", "config_ack", "on", "concurrency", "4"),
 				map[string]any{"url": "http://127.0.0.1:9", "index": "gitlab", "sourcetype": "gitlab:audit", "ack": true, "delivery": map[string]any{"concurrency": 4}}, hecToken},
+			{"kafka", form("config_brokers", "127.0.0.1:9", "config_topic", "gitlab-audit", "config_tls", "on", "config_saslMechanism", "SCRAM-SHA-512", "config_username", "auditstream"),
+				map[string]any{"brokers": "127.0.0.1:9", "topic": "gitlab-audit", "tls": true, "saslMechanism": "SCRAM-SHA-512", "username": "auditstream"}, "kafka-ui-password"},
+			{"datadog", form("config_site", "datadoghq.eu", "config_service", "gitlab-prod", "config_ddtags", "env:prod", "batch", "on", "batch_max_events", "500"),
+				map[string]any{"site": "datadoghq.eu", "service": "gitlab-prod", "ddtags": "env:prod", "batch": map[string]any{"maxEvents": 500}}, "0123456789abcdef0123456789abcdef"},
+			{"syslog", form("config_address", "127.0.0.1:9", "config_tls", "on", "config_hostname", "gitlab.example.com"),
+				map[string]any{"address": "127.0.0.1:9", "tls": true, "hostname": "gitlab.example.com"}, ""},
 		}
 		var httpDest int64
 		for _, c := range creates {

@@ -33,12 +33,6 @@ const (
 	CategorySplunk = "splunk"
 )
 
-// Categories returns every destination category: http, aws, gcp, gcs, splunk. It returns a
-// fresh slice each time.
-func Categories() []string {
-	return []string{CategoryHTTP, CategoryAWS, CategoryGCP, CategoryGCS, CategorySplunk}
-}
-
 // Limits and defaults that ParseConfig and the Validate functions enforce. Lengths count
 // characters (runes), as GitLab's validations do, except MaxConfigBytes.
 const (
@@ -55,17 +49,8 @@ const (
 	MaxHeaderValueLen = 255
 	// MaxNameLen bounds a destination's name (GitLab: validates :name, length: { maximum: 72 }).
 	MaxNameLen = 72
-	// MaxSecretTokenLen bounds the secret of every category but gcs, aws and splunk, which have
-	// tighter limits (GitLab: validates :secret_token, length: { maximum: 4096 }).
+	// MaxSecretTokenLen bounds the secret of a category whose Type sets no other limit (GitLab: validates :secret_token, length: { maximum: 4096 }).
 	MaxSecretTokenLen = 4096
-	// MaxAWSSecretLen bounds an AWS secret access key. AWS keys have 40 characters and
-	// S3-compatible stores use up to 64; 128 is GitLab's cap on the access key id beside it.
-	MaxAWSSecretLen = 128
-	// MaxGCSKeyFileLen bounds a Google service-account JSON key file (about 2.3 KB with a
-	// 2048-bit key, 4 KB with a 4096-bit one, so GitLab's 4096 would be too tight).
-	MaxGCSKeyFileLen = 16 << 10
-	// MaxSplunkTokenLen bounds a Splunk HEC token (a GUID has 36 characters).
-	MaxSplunkTokenLen = 256
 	// MinVerificationTokenLen and MaxVerificationTokenLen bound a token given to the legacy
 	// API (GitLab: validates :verification_token, length: { in: 16..24 }).
 	MinVerificationTokenLen = 16
@@ -208,20 +193,14 @@ const maxConfigErrors = 50
 // (config.headers.<name>).
 const maxJSONDepth = 16
 
-// Patterns, from GitLab's JSON schemas (EE app/validators/json_schemas/
-// audit_events_{http,aws,gcp}_external_streaming_destination_config.json) and validators, and
-// from Google's bucket naming rules for gcs. Go's $ matches only at the end of the text.
+// Patterns of the http rules, from GitLab's JSON schema (EE app/validators/json_schemas/
+// audit_events_http_external_streaming_destination_config.json). Go's $ matches only at the
+// end of the text. Each category's own patterns are in its package.
 var (
 	// GitLab: "^(https?://.+|\$[A-Za-z]+)", anchored at the start only.
 	httpURLPattern     = regexp.MustCompile(`^https?://.+`)
 	variableURLPattern = regexp.MustCompile(`^\$[A-Za-z]+`)
 	headerNamePattern  = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,255}$")
-	accessKeyPattern   = regexp.MustCompile(`^\w+$`)
-	s3BucketPattern    = regexp.MustCompile(`^[a-z0-9][a-z0-9\-.]*$`)
-	awsRegionPattern   = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$`)
-	gcpProjectPattern  = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
-	logIDPattern       = regexp.MustCompile(`^[\w/.-]+$`)
-	gcsBucketPattern   = regexp.MustCompile(`^[a-z0-9][a-z0-9_.-]*[a-z0-9]$`)
 )
 
 // ConfigError is one problem in a destination's category, name, config or secret. Field, Code
@@ -295,230 +274,6 @@ func (h Header) String() string {
 // GoString is like String, for %#v.
 func (h Header) GoString() string {
 	return fmt.Sprintf("destination.Header{Name:%q, Value:\"[redacted]\", Active:%t}", h.Name, h.Active)
-}
-
-// ParseConfig validates raw, a destination's config as a JSON document (GraphQL's config
-// argument), for category, and returns it normalized (see Config).
-//
-// The rules are GitLab's for http, aws and gcp (its JSON schemas and validators), plus ours for
-// gcs, splunk and the batch field; config_test.go has a passing and a failing case for each:
-//
-//   - raw is a JSON object of at most MaxConfigBytes bytes, valid UTF-8, with no key given
-//     twice at any level and no key its category does not define. Each field has the JSON
-//     type it expects; integers are written without fraction or exponent. A missing key and
-//     null mean the same, as does "" for an optional string.
-//   - http: url (required: GitLab's pattern ^(https?://.+|\$[A-Za-z]+), at most 255
-//     characters, no whitespace or control characters, and an http(s) URL must parse and
-//     name a host). headers (optional): 1 to MaxHeaders headers, {} meaning none; names are
-//     HTTP tokens of at most 255 characters, unique ignoring case, not StreamingTokenHeader
-//     nor a header auditstream sets (webhook-*, X-Gitlab-Audit-Event-Type, Host, ...);
-//     values are required, at most 255 characters, and follow GitLab's pattern (empty, or
-//     visible ASCII and U+00A1-U+00FF with spaces and tabs only inside); active defaults to
-//     true.
-//   - aws: accessKeyXid (16 to 128 of [A-Za-z0-9_]), bucketName (3 to 63, S3's minimum
-//     where GitLab has 1, ^[a-z0-9][a-z0-9.-]*$), awsRegion (whitespace stripped, as GitLab
-//     does, then at most 50 characters of ^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$). Ours: endpoint
-//     (an http(s) URL, for S3-compatible stores), pathStyle (boolean).
-//   - gcp: googleProjectIdName (6 to 30, ^[a-z][a-z0-9-]*[a-z0-9]$), clientEmail (at most
-//     254, one @ between a local part and a domain), logIdName (at most 511 of [\w/.-];
-//     DefaultLogIDName when missing or blank).
-//   - gcs (ours): bucketName (3 to 63, ^[a-z0-9][a-z0-9_.-]*[a-z0-9]$, not starting with
-//     "goog"), prefix (at most 512 characters, no control characters, no leading "/", no ".."
-//     path segment).
-//   - splunk (ours): url (an http(s) URL: the HEC base URL), index, source, sourcetype, host
-//     (at most 255 printable characters each), ack (boolean: use indexer acknowledgement).
-//   - batch (ours, every category): maxEvents (1 to 10000), maxBytes (1024 to 25 MiB),
-//     maxWaitMs (0 to 60000); see the Batch constants.
-//
-// ParseConfig reports every problem at once (up to 50, then one CodeTooMany error that counts
-// the rest), joined with errors.Join. Each one is a *ConfigError (see ConfigErrors). An unknown
-// category, and raw that is too long, not JSON or not an object, stop the checks there. Only
-// the config's form is checked: whether a URL's host may be dialled, and the uniqueness rules
-// that span destinations, are for the caller.
-func ParseConfig(category string, raw []byte) (Config, error) {
-	parse, ok := configParsers[category]
-	if !ok {
-		return Config{}, unknownCategory(category)
-	}
-	c := &checker{}
-	root := c.document(raw)
-	if root == nil {
-		return Config{}, c.err()
-	}
-	cfg := parse(c, root)
-	if err := c.err(); err != nil {
-		return Config{}, err
-	}
-	cfg.Category = category
-	return cfg, nil
-}
-
-// configParsers maps a category to the function that checks and normalizes its config.
-var configParsers = map[string]func(*checker, *jsonValue) Config{
-	CategoryHTTP:   parseHTTP,
-	CategoryAWS:    parseAWS,
-	CategoryGCP:    parseGCP,
-	CategoryGCS:    parseGCS,
-	CategorySplunk: parseSplunk,
-}
-
-func unknownCategory(category string) error {
-	return &ConfigError{
-		Field:   FieldCategory,
-		Code:    CodeUnknownCategory,
-		Message: fmt.Sprintf("%s is not a destination category (use one of %s)", quoteKey(category), strings.Join(Categories(), ", ")),
-	}
-}
-
-func parseHTTP(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "url", "headers", "batch", "delivery")
-	if !ok {
-		return Config{}
-	}
-	var out objectWriter
-	if s, ok := o.str("url", true); ok && c.url(o.field("url"), s, true) {
-		out.setString("url", s)
-	}
-	headers := c.headers(o.field("headers"), o.get("headers"))
-	c.batch(o, &out, MaxBatchMaxBytes)
-	c.delivery(o, &out)
-	return Config{JSON: out.bytes(), Headers: headers}
-}
-
-func parseAWS(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "accessKeyXid", "bucketName", "awsRegion", "endpoint", "pathStyle", "batch", "delivery")
-	if !ok {
-		return Config{}
-	}
-	var out objectWriter
-	if s, ok := o.str("accessKeyXid", true); ok {
-		f := o.field("accessKeyXid")
-		if c.length(f, s, 16, 128) && c.match(f, s, accessKeyPattern, "may only contain letters, digits and _") {
-			out.setString("accessKeyXid", s)
-		}
-	}
-	if s, ok := o.str("bucketName", true); ok {
-		f := o.field("bucketName")
-		if c.length(f, s, 3, 63) && c.match(f, s, s3BucketPattern, "must start with a lower-case letter or digit and contain only lower-case letters, digits, - and .") {
-			out.setString("bucketName", s)
-		}
-	}
-	if s, ok := o.str("awsRegion", true); ok {
-		// GitLab strips the region (normalize_aws_region) before it validates and saves it.
-		f := o.field("awsRegion")
-		s = strings.Trim(s, rubyWhitespace)
-		switch {
-		case s == "":
-			c.add(f, CodeRequired, 0, "must not be blank")
-		case c.length(f, s, 1, 50) && c.match(f, s, awsRegionPattern, "must be a valid region code, for example us-east-1"):
-			out.setString("awsRegion", s)
-		}
-	}
-	if s, ok := o.str("endpoint", false); ok && c.url(o.field("endpoint"), s, false) {
-		out.setString("endpoint", s)
-	}
-	if b, ok := o.boolean("pathStyle"); ok {
-		out.setBool("pathStyle", b)
-	}
-	c.batch(o, &out, MaxBatchMaxBytes)
-	c.delivery(o, &out)
-	return Config{JSON: out.bytes()}
-}
-
-// rubyWhitespace is what Ruby's String#strip removes.
-const rubyWhitespace = " \t\n\v\f\r\x00"
-
-func parseGCP(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "googleProjectIdName", "clientEmail", "logIdName", "batch", "delivery")
-	if !ok {
-		return Config{}
-	}
-	var out objectWriter
-	if s, ok := o.str("googleProjectIdName", true); ok {
-		f := o.field("googleProjectIdName")
-		if c.length(f, s, 6, 30) && c.match(f, s, gcpProjectPattern, "must start with a lower-case letter, end with a lower-case letter or digit, and contain only lower-case letters, digits and -") {
-			out.setString("googleProjectIdName", s)
-		}
-	}
-	if s, ok := o.str("clientEmail", true); ok {
-		f := o.field("clientEmail")
-		if c.length(f, s, 1, 254) {
-			if validEmail(s) {
-				out.setString("clientEmail", s)
-			} else {
-				c.add(f, CodeInvalid, 0, "must be an email address")
-			}
-		}
-	}
-	// GitLab fills in the default when logIdName is blank (assign_default_log_id).
-	logID := DefaultLogIDName
-	if s, ok := o.str("logIdName", false); ok && strings.TrimSpace(s) != "" {
-		f := o.field("logIdName")
-		if c.length(f, s, 1, 511) && c.match(f, s, logIDPattern, "may only contain letters, digits and _ / . -") {
-			logID = s
-		}
-	}
-	out.setString("logIdName", logID)
-	c.batch(o, &out, MaxCloudLoggingWriteBytes)
-	c.delivery(o, &out)
-	return Config{JSON: out.bytes()}
-}
-
-func parseGCS(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "bucketName", "prefix", "batch", "delivery")
-	if !ok {
-		return Config{}
-	}
-	var out objectWriter
-	if s, ok := o.str("bucketName", true); ok {
-		f := o.field("bucketName")
-		if c.length(f, s, 3, 63) && c.match(f, s, gcsBucketPattern, "must start and end with a lower-case letter or digit and contain only lower-case letters, digits, -, _ and .") {
-			if strings.HasPrefix(s, "goog") {
-				c.add(f, CodeInvalid, 0, `must not start with "goog"`)
-			} else {
-				out.setString("bucketName", s)
-			}
-		}
-	}
-	if s, ok := o.str("prefix", false); ok {
-		f := o.field("prefix")
-		switch {
-		case !c.length(f, s, 1, 512):
-		case strings.ContainsFunc(s, unicode.IsControl):
-			c.add(f, CodeInvalid, 0, "must not contain control characters")
-		case strings.HasPrefix(s, "/"):
-			c.add(f, CodeInvalid, 0, `must not start with "/"`)
-		case slices.Contains(strings.Split(s, "/"), ".."):
-			c.add(f, CodeInvalid, 0, `must not contain a ".." path segment`)
-		default:
-			out.setString("prefix", s)
-		}
-	}
-	c.batch(o, &out, MaxBatchMaxBytes)
-	c.delivery(o, &out)
-	return Config{JSON: out.bytes()}
-}
-
-func parseSplunk(c *checker, root *jsonValue) Config {
-	o, ok := c.open(FieldConfig, root, "url", "index", "source", "sourcetype", "host", "ack", "batch", "delivery")
-	if !ok {
-		return Config{}
-	}
-	var out objectWriter
-	if s, ok := o.str("url", true); ok && c.url(o.field("url"), s, false) {
-		out.setString("url", s)
-	}
-	for _, key := range []string{"index", "source", "sourcetype", "host"} {
-		if s, ok := o.str(key, false); ok && c.printable(o.field(key), s, 255) {
-			out.setString(key, s)
-		}
-	}
-	if b, ok := o.boolean("ack"); ok {
-		out.setBool("ack", b)
-	}
-	c.batch(o, &out, MaxBatchMaxBytes)
-	c.delivery(o, &out)
-	return Config{JSON: out.bytes()}
 }
 
 // headers checks an http config's headers value and returns the headers, sorted.
@@ -622,7 +377,7 @@ func sortHeaders(hs []Header) {
 
 // batch checks o's optional batch field and, when it is given, writes it to out with every
 // default filled in.
-func (c *checker) batch(o *object, out *objectWriter, maxBytes int64) {
+func (c *checker) batch(o *object, out *objectWriter, maxEvents, maxBytes int64) {
 	v := o.get("batch")
 	if v == nil {
 		return
@@ -632,7 +387,7 @@ func (c *checker) batch(o *object, out *objectWriter, maxBytes int64) {
 		return
 	}
 	var w objectWriter
-	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, MaxBatchMaxEvents, DefaultBatchMaxEvents))
+	w.setInt("maxEvents", b.integer("maxEvents", MinBatchMaxEvents, maxEvents, min(DefaultBatchMaxEvents, maxEvents)))
 	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, maxBytes, DefaultBatchMaxBytes))
 	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
 	out.set("batch", w.bytes())
@@ -705,90 +460,9 @@ func ConfigWithHeaders(category string, stored []byte, headers []Header) []byte 
 	return out.bytes()
 }
 
-// ValidateSecret checks a destination's secret (GraphQL's secretToken) for category. The rules:
-//
-//   - http: the verification token sent as X-Gitlab-Event-Streaming-Token. It may be "": the
-//     caller then generates one with NewVerificationToken, as GitLab does. At most
-//     MaxSecretTokenLen characters, no control characters.
-//   - aws: the secret access key. Required, at most MaxAWSSecretLen characters, printable,
-//     no whitespace.
-//   - gcp: the service account's private key in PEM form, PKCS#8 ("-----BEGIN PRIVATE
-//     KEY-----", what Google's key files hold) or PKCS#1 ("-----BEGIN RSA PRIVATE KEY-----"),
-//     unencrypted RSA. Required, at most MaxSecretTokenLen characters. Not the whole JSON key
-//     file: the message says so when it looks like one.
-//   - gcs: the whole service-account JSON key file: an object with "type": "service_account",
-//     a client_email and a private_key that passes the gcp rule. At most MaxGCSKeyFileLen
-//     characters.
-//   - splunk: the HEC token. Required, at most MaxSplunkTokenLen characters, printable, no
-//     whitespace.
-//
-// Leading and trailing whitespace is never trimmed, except around a PEM key. The error is a
-// *ConfigError with Field FieldSecretToken, or FieldCategory for an unknown category. It never
-// holds any part of secret.
-func ValidateSecret(category, secret string) error {
-	fail := func(code string, limit int, msg string) error {
-		return &ConfigError{Field: FieldSecretToken, Code: code, Message: msg, Limit: limit}
-	}
-	if _, ok := configParsers[category]; !ok {
-		return unknownCategory(category)
-	}
-	if category == CategoryHTTP && secret == "" {
-		return nil
-	}
-	if secret == "" {
-		return fail(CodeRequired, 0, "is required")
-	}
-	if !utf8.ValidString(secret) {
-		return fail(CodeInvalid, 0, "must be valid UTF-8")
-	}
-	limit := MaxSecretTokenLen
-	switch category {
-	case CategoryAWS:
-		limit = MaxAWSSecretLen
-	case CategoryGCS:
-		limit = MaxGCSKeyFileLen
-	case CategorySplunk:
-		limit = MaxSplunkTokenLen
-	}
-	if utf8.RuneCountInString(secret) > limit {
-		return fail(CodeTooLong, limit, fmt.Sprintf("must be at most %d characters long", limit))
-	}
-	switch category {
-	case CategoryHTTP:
-		if strings.ContainsFunc(secret, unicode.IsControl) {
-			return fail(CodeInvalid, 0, "must not contain control characters")
-		}
-	case CategoryAWS:
-		if strings.ContainsFunc(secret, notPrintableOrSpace) {
-			return fail(CodeInvalid, 0, "must be the secret access key: printable characters without spaces")
-		}
-	case CategorySplunk:
-		if strings.ContainsFunc(secret, notPrintableOrSpace) {
-			return fail(CodeInvalid, 0, "must be the HEC token: printable characters without spaces")
-		}
-	case CategoryGCP:
-		// GitLab checks only that the key is present, and its documented example uses the
-		// placeholder "YOUR_PRIVATE_KEY", so a value that is not PEM at all passes (a bad key
-		// shows when delivering). What is recognizably a mistake does not: a pasted JSON key
-		// file, which GitLab's documentation warns about, or a PEM key that does not parse.
-		if t := strings.TrimSpace(secret); strings.HasPrefix(t, "{") || strings.Contains(t, "-----BEGIN") {
-			if msg := checkPrivateKeyPEM(secret); msg != "" {
-				return fail(CodeInvalid, 0, msg)
-			}
-		}
-	case CategoryGCS:
-		if msg := checkKeyFile(secret); msg != "" {
-			return fail(CodeInvalid, 0, msg)
-		}
-	}
-	return nil
-}
-
-func notPrintableOrSpace(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }
-
-// checkPrivateKeyPEM returns why s is not an unencrypted RSA private key in PEM form, or "".
+// CheckPrivateKeyPEM returns why s is not an unencrypted RSA private key in PEM form, or "".
 // The reason never quotes s.
-func checkPrivateKeyPEM(s string) string {
+func CheckPrivateKeyPEM(s string) string {
 	const want = "must be the service account's private key in PEM form, starting with -----BEGIN PRIVATE KEY-----"
 	s = strings.TrimSpace(s)
 	switch {
@@ -847,38 +521,6 @@ func ParseRSAKey(block *pem.Block) (*rsa.PrivateKey, error) {
 		return nil, ErrNotRSA
 	}
 	return k, nil
-}
-
-// checkKeyFile returns why s is not a Google service-account JSON key file, or "". The reason
-// never quotes s.
-func checkKeyFile(s string) string {
-	const want = "must be the service account's whole JSON key file"
-	if strings.HasPrefix(strings.TrimSpace(s), "-----BEGIN") {
-		return want + ", not only its private key"
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(s), &fields); err != nil || fields == nil {
-		return want
-	}
-	str := func(key string) (string, bool) {
-		var v string
-		raw, ok := fields[key]
-		return v, ok && json.Unmarshal(raw, &v) == nil
-	}
-	if t, _ := str("type"); t != "service_account" {
-		return want + `: its "type" must be "service_account"`
-	}
-	if email, ok := str("client_email"); !ok || !validEmail(email) {
-		return want + `: its "client_email" must be an email address`
-	}
-	key, ok := str("private_key")
-	if !ok {
-		return want + `: its "private_key" is missing`
-	}
-	if msg := checkPrivateKeyPEM(key); msg != "" {
-		return want + `: its "private_key" must be a valid RSA private key in PEM form`
-	}
-	return ""
 }
 
 // ValidateVerificationToken checks a verification token given to the legacy API
@@ -946,9 +588,9 @@ func randomBytes(n int) []byte {
 	return b
 }
 
-// validEmail is the check GitLab's idn-email format comes down to for a service account: one
+// ValidEmail is the check GitLab's idn-email format comes down to for a service account: one
 // @ between a non-empty local part and a non-empty domain, without spaces or control characters.
-func validEmail(s string) bool {
+func ValidEmail(s string) bool {
 	local, domain, ok := strings.Cut(s, "@")
 	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") &&
 		!strings.ContainsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })

@@ -106,7 +106,7 @@ func configCases() []configCase {
 			errs: []problem{{"config.x[0].k", I, 0}, {"config.x", U, 0}}},
 		{name: "unknown field", category: http, raw: `{"url":"https://e.com","concurrency":4}`, errs: bad("config.concurrency", U)},
 		{name: "unknown odd field", category: http, raw: `{"url":"https://e.com","a b":1}`, errs: bad(`config["a b"]`, U)},
-		{name: "unknown category", category: "kafka", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
+		{name: "unknown category", category: "ftp", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
 		{name: "category is case-sensitive", category: "HTTP", raw: httpOnly, errs: bad("category", destination.CodeUnknownCategory)},
 
 		// http url.
@@ -336,7 +336,7 @@ func TestParseConfig(t *testing.T) {
 		seen[name] = true
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			cfg, err := destination.ParseConfig(tc.category, []byte(tc.raw))
+			cfg, err := registry.ParseConfig(tc.category, []byte(tc.raw))
 			if tc.errs != nil {
 				require.Error(t, err)
 				require.ElementsMatch(t, tc.errs, problems(err), "%v", err)
@@ -362,10 +362,10 @@ func TestParseConfig(t *testing.T) {
 func requireRoundTrip(t *testing.T, cfg destination.Config) {
 	t.Helper()
 	view := destination.ConfigWithHeaders(cfg.Category, cfg.JSON, cfg.Headers)
-	again, err := destination.ParseConfig(cfg.Category, view)
+	again, err := registry.ParseConfig(cfg.Category, view)
 	require.NoError(t, err, "view %s", view)
 	require.Equal(t, cfg, again, "view %s", view)
-	stored, err := destination.ParseConfig(cfg.Category, cfg.JSON)
+	stored, err := registry.ParseConfig(cfg.Category, cfg.JSON)
 	require.NoError(t, err)
 	require.Equal(t, string(cfg.JSON), string(stored.JSON))
 	require.Nil(t, stored.Headers)
@@ -374,7 +374,7 @@ func requireRoundTrip(t *testing.T, cfg destination.Config) {
 func TestConfigWithHeaders(t *testing.T) {
 	t.Parallel()
 	raw := `{"headers":{"b-Head":{"value":"v1"},"A-Head":{"value":"a&b","active":false}},"batch":{"maxEvents":5},"url":"https://e.com/?a=1&b=2"}`
-	cfg, err := destination.ParseConfig(destination.CategoryHTTP, []byte(raw))
+	cfg, err := registry.ParseConfig(destination.CategoryHTTP, []byte(raw))
 	require.NoError(t, err)
 	require.Equal(t, `{"url":"https://e.com/?a=1&b=2","batch":{"maxBytes":1048576,"maxEvents":5,"maxWaitMs":1000}}`, string(cfg.JSON))
 	want := `{"url":"https://e.com/?a=1&b=2","batch":{"maxBytes":1048576,"maxEvents":5,"maxWaitMs":1000},` +
@@ -413,15 +413,15 @@ func TestConfigWithHeaders(t *testing.T) {
 
 func TestCategories(t *testing.T) {
 	t.Parallel()
-	require.Equal(t, []string{"http", "aws", "gcp", "gcs", "splunk"}, destination.Categories())
-	c := destination.Categories()
+	require.Equal(t, []string{"http", "aws", "gcp", "gcs", "splunk", "kafka", "syslog", "datadog"}, registry.Categories())
+	c := registry.Categories()
 	c[0] = "changed"
-	require.Equal(t, "http", destination.Categories()[0])
+	require.Equal(t, "http", registry.Categories()[0])
 }
 
 func TestConfigErrors(t *testing.T) {
 	t.Parallel()
-	_, err := destination.ParseConfig(destination.CategoryHTTP, []byte(`{"a":1,"b":2}`))
+	_, err := registry.ParseConfig(destination.CategoryHTTP, []byte(`{"a":1,"b":2}`))
 	wrapped := fmt.Errorf("saving destination: %w", err)
 	require.Equal(t, []problem{{"config.a", "unknown_field", 0}, {"config.b", "unknown_field", 0}, {"config.url", "required", 0}},
 		problems(wrapped))
@@ -442,7 +442,7 @@ func TestParseConfigBoundsTheErrorList(t *testing.T) {
 	for i := range 60 {
 		keys = append(keys, fmt.Sprintf(`"k%d":1`, i))
 	}
-	_, err := destination.ParseConfig(destination.CategoryGCS, []byte(`{`+strings.Join(keys, ",")+`}`))
+	_, err := registry.ParseConfig(destination.CategoryGCS, []byte(`{`+strings.Join(keys, ",")+`}`))
 	ps := problems(err)
 	require.Len(t, ps, 51)
 	require.Equal(t, problem{"config.k0", "unknown_field", 0}, ps[0])
@@ -456,18 +456,18 @@ func TestReservedHeaders(t *testing.T) {
 		"X-Gitlab-Event-Streaming-Token", "X-GITLAB-EVENT-STREAMING-TOKEN", "X-Gitlab-Audit-Event-Type",
 		"webhook-id", "Webhook-Timestamp", "WEBHOOK-SIGNATURE", "content-length", "Host", "transfer-encoding", "Connection",
 	} {
-		_, err := destination.ParseConfig(destination.CategoryHTTP, []byte(header(`"`+name+`"`, `{"value":"v"}`)))
+		_, err := registry.ParseConfig(destination.CategoryHTTP, []byte(header(`"`+name+`"`, `{"value":"v"}`)))
 		require.Equal(t, bad("config.headers."+name, destination.CodeReservedHeader), problems(err), name)
 	}
 	for _, name := range []string{"Content-Type", "Authorization", "X-Gitlab-Event-Streaming-Token2", "webhook"} {
-		_, err := destination.ParseConfig(destination.CategoryHTTP, []byte(header(`"`+name+`"`, `{"value":"v"}`)))
+		_, err := registry.ParseConfig(destination.CategoryHTTP, []byte(header(`"`+name+`"`, `{"value":"v"}`)))
 		require.NoError(t, err, name)
 	}
 }
 
 func TestHeaderDoesNotPrintItsValue(t *testing.T) {
 	t.Parallel()
-	cfg, err := destination.ParseConfig(destination.CategoryHTTP, []byte(header(`"Authorization"`, `{"value":"Bearer `+secretMarker+`","active":false}`)))
+	cfg, err := registry.ParseConfig(destination.CategoryHTTP, []byte(header(`"Authorization"`, `{"value":"Bearer `+secretMarker+`","active":false}`)))
 	require.NoError(t, err)
 	require.Equal(t, "Bearer "+secretMarker, cfg.Headers[0].Value)
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
@@ -612,7 +612,7 @@ func TestValidateSecret(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := destination.ValidateSecret(tc.category, tc.secret)
+			err := registry.ValidateSecret(tc.category, tc.secret)
 			if tc.code == "" {
 				require.NoError(t, err)
 				return
@@ -624,7 +624,7 @@ func TestValidateSecret(t *testing.T) {
 	}
 	t.Run("unknown category", func(t *testing.T) {
 		t.Parallel()
-		err := destination.ValidateSecret("kafka", secretMarker)
+		err := registry.ValidateSecret("ftp", secretMarker)
 		require.Equal(t, bad("category", destination.CodeUnknownCategory), problems(err))
 		requireNoLeak(t, err.Error(), secretMarker)
 	})
@@ -704,7 +704,7 @@ func TestNewVerificationToken(t *testing.T) {
 		tok := destination.NewVerificationToken()
 		require.Regexp(t, re, tok)
 		require.NoError(t, destination.ValidateVerificationToken(tok))
-		require.NoError(t, destination.ValidateSecret(destination.CategoryHTTP, tok))
+		require.NoError(t, registry.ValidateSecret(destination.CategoryHTTP, tok))
 		require.False(t, seen[tok])
 		seen[tok] = true
 	}
@@ -726,7 +726,7 @@ func TestNewSigningSecret(t *testing.T) {
 // FuzzParseConfig checks that ParseConfig never panics, that every problem it reports is a
 // well-formed *ConfigError, and that what it accepts round-trips through ConfigWithHeaders.
 func FuzzParseConfig(f *testing.F) {
-	categories := append(destination.Categories(), "unknown")
+	categories := append(registry.Categories(), "unknown")
 	for _, tc := range configCases() {
 		i := 0
 		for j, c := range categories {
@@ -744,7 +744,7 @@ func FuzzParseConfig(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, ci uint8, raw []byte) {
 		category := categories[int(ci)%len(categories)]
-		cfg, err := destination.ParseConfig(category, raw)
+		cfg, err := registry.ParseConfig(category, raw)
 		if err != nil {
 			ps := destination.ConfigErrors(err)
 			require.NotEmpty(t, ps)
@@ -771,13 +771,13 @@ func TestParseConfigTakesAJSONStringOfAnObject(t *testing.T) {
 	obj := `{"url":"https://receiver.example/x","headers":{"X-A":{"value":"1","active":true}}}`
 	quoted, err := json.Marshal(obj)
 	require.NoError(t, err)
-	want, err := destination.ParseConfig(destination.CategoryHTTP, []byte(obj))
+	want, err := registry.ParseConfig(destination.CategoryHTTP, []byte(obj))
 	require.NoError(t, err)
-	got, err := destination.ParseConfig(destination.CategoryHTTP, append([]byte(" "), quoted...))
+	got, err := registry.ParseConfig(destination.CategoryHTTP, append([]byte(" "), quoted...))
 	require.NoError(t, err)
 	require.Equal(t, want, got)
 	for _, bad := range []string{`"https://receiver.example/x"`, `"[1]"`, `"{\"url\":"`, `""`} {
-		_, err := destination.ParseConfig(destination.CategoryHTTP, []byte(bad))
+		_, err := registry.ParseConfig(destination.CategoryHTTP, []byte(bad))
 		require.Error(t, err, bad)
 	}
 }

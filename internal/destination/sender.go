@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -52,6 +53,10 @@ type Env struct {
 	// HTTPClient sends requests: connections reused, timeouts bounded, redirects not followed,
 	// and dialling refuses addresses the operator has not allowed (internal/netguard).
 	HTTPClient *http.Client
+	// Dial connects for the categories that do not speak HTTP (kafka): it refuses the same
+	// addresses as HTTPClient (netguard.Policy.DialContext). A sender without one dials through
+	// the default netguard.Policy.
+	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
 }

@@ -151,3 +151,13 @@ func NewUUID() string {
 	b[8] = b[8]&0x3f | 0x80 // variant 10 (RFC 9562)
 	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }
+
+// HostOf returns the host (and port) of a URL, or "" when it does not parse: for lists that
+// show where a destination delivers without its path, query or user info.
+func HostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}

@@ -261,7 +261,7 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 	if p.Owner.Scope == store.ScopeGroup && p.Owner.Group.ParentKey != 0 {
 		return Destination{}, inputErr("Group must not be a subgroup. Use a top-level group.")
 	}
-	cfg, err := destination.ParseConfig(p.Category, p.Config)
+	cfg, err := s.Types.ParseConfig(p.Category, p.Config)
 	var errs []error
 	if err != nil {
 		errs = append(errs, err)
@@ -282,7 +282,7 @@ func (s *Service) Create(ctx context.Context, a Actor, p CreateParams) (Destinat
 			errs = append(errs, err)
 		}
 	}
-	if err := destination.ValidateSecret(p.Category, token); err != nil {
+	if err := s.Types.ValidateSecret(p.Category, token); err != nil {
 		errs = append(errs, err)
 	}
 	// The owner's other destinations: the limit and the uniqueness rules, reported with the
@@ -428,7 +428,7 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 		}
 		var errs []error
 		if rawConfig != nil {
-			cfg, err := destination.ParseConfig(category, rawConfig)
+			cfg, err := s.Types.ParseConfig(category, rawConfig)
 			if err != nil {
 				errs = append(errs, err)
 			} else {
@@ -439,7 +439,7 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 					return ch, err
 				}
 				ch.up.Headers = &hs
-				ch.notes = append(ch.notes, configNotes(cur, cfg)...)
+				ch.notes = append(ch.notes, s.configNotes(cur, cfg)...)
 			}
 		}
 		if p.Name != nil && *p.Name != cur.Name {
@@ -462,7 +462,7 @@ func (s *Service) Update(ctx context.Context, a Actor, p UpdateParams) (Destinat
 			// never become an http token that owners can read.
 			token = ""
 		}
-		if err := destination.ValidateSecret(category, token); err != nil {
+		if err := s.Types.ValidateSecret(category, token); err != nil {
 			errs = append(errs, err)
 		}
 		if ch.up.Name != nil || ch.cfg != nil || category != cur.Category || rawConfig != nil {
@@ -648,8 +648,8 @@ func (s *Service) mutate(ctx context.Context, a Actor, ref Ref, fn func(cur Dest
 }
 
 // configNotes describes the non-secret config changes, for the audit event.
-func configNotes(cur Destination, next destination.Config) []string {
-	prev, _ := destination.ParseConfig(cur.Category, cur.Config)
+func (s *Service) configNotes(cur Destination, next destination.Config) []string {
+	prev, _ := s.Types.ParseConfig(cur.Category, cur.Config)
 	var notes []string
 	if string(prev.JSON) != string(next.JSON) {
 		notes = append(notes, "config from "+redactURLs(prev.JSON)+" to "+redactURLs(next.JSON))

@@ -347,7 +347,7 @@ func (s *Service) headerChange(cur Destination, hs []Header, kind auditKind, msg
 		obj["headers"] = b
 	}
 	raw, _ := json.Marshal(obj)
-	cfg, err := destination.ParseConfig(cur.Category, raw)
+	cfg, err := s.Types.ParseConfig(cur.Category, raw)
 	if err != nil {
 		return ch, inputErrs(err)
 	}

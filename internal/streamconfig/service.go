@@ -81,6 +81,8 @@ const (
 
 // Service manages streaming destinations. Safe for concurrent use.
 type Service struct {
+	// Types is the destination categories offered: their config and secret rules.
+	Types      *destination.Registry
 	Store      Store
 	Deliveries DeliveryStore
 	// Engine runs the deliveries: status, test events, replays and redeliveries.

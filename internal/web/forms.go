@@ -24,43 +24,37 @@ type categoryInfo struct {
 	// token section), as in GitLab.
 	SecretLabel, SecretKind, SecretHelp string
 	SecretRequired                      bool
+	// Kept are the config keys the form does not show (a private CA, a syslog facility): an
+	// update from the form keeps their stored values. http's headers are kept by the service.
+	Kept []string
 }
 
-var categories = []categoryInfo{
-	{Category: destination.CategoryHTTP, Title: "HTTP endpoint", Fields: []field{
-		{Key: "url", Label: "Destination URL", Kind: "url", Required: true, Help: "Each event is POSTed here as JSON, signed with Standard Webhooks headers."},
-	}, SecretLabel: "Verification token", SecretKind: "text",
-		SecretHelp: "Sent in " + destination.StreamingTokenHeader + ". Leave empty to have one generated."},
-	{Category: destination.CategoryAWS, Title: "Amazon S3", Fields: []field{
-		{Key: "accessKeyXid", Label: "Access key ID", Kind: "text", Required: true},
-		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
-		{Key: "awsRegion", Label: "Region", Kind: "text", Required: true, Help: "For example eu-west-1."},
-		{Key: "endpoint", Label: "Endpoint", Kind: "url", Help: "Only for S3-compatible stores (MinIO, Ceph, R2, …)."},
-		{Key: "pathStyle", Label: "Path-style addressing", Kind: "checkbox", Help: "Needed by most S3-compatible stores."},
-	}, SecretLabel: "Secret access key", SecretKind: "password", SecretRequired: true},
-	{Category: destination.CategoryGCS, Title: "Google Cloud Storage", Fields: []field{
-		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
-		{Key: "prefix", Label: "Object name prefix", Kind: "text", Help: "Optional, for example gitlab/."},
-	}, SecretLabel: "Service account key file (JSON)", SecretKind: "textarea", SecretRequired: true,
-		SecretHelp: "The whole JSON key file. The account needs storage.objects.create on the bucket."},
-	{Category: destination.CategoryGCP, Title: "Google Cloud Logging", Fields: []field{
-		{Key: "googleProjectIdName", Label: "Google project ID", Kind: "text", Required: true},
-		{Key: "clientEmail", Label: "Service account email", Kind: "text", Required: true},
-		{Key: "logIdName", Label: "Log ID", Kind: "text", Help: "Default: " + destination.DefaultLogIDName + "."},
-	}, SecretLabel: "Private key (PEM)", SecretKind: "textarea", SecretRequired: true,
-		SecretHelp: "The private_key of the service account's key file, BEGIN and END lines included."},
-	{Category: destination.CategorySplunk, Title: "Splunk HTTP Event Collector", Fields: []field{
-		{Key: "url", Label: "HEC URL", Kind: "url", Required: true, Help: "The collector's base URL, for example https://splunk.example.com:8088."},
-		{Key: "index", Label: "Index", Kind: "text"},
-		{Key: "source", Label: "Source", Kind: "text"},
-		{Key: "sourcetype", Label: "Source type", Kind: "text", Help: "Default: gitlab:audit."},
-		{Key: "host", Label: "Host", Kind: "text"},
-		{Key: "ack", Label: "Indexer acknowledgement", Kind: "checkbox", Help: "An event counts as delivered once the indexers confirm it."},
-	}, SecretLabel: "HEC token", SecretKind: "password", SecretRequired: true},
+// categoriesOf makes the forms of the registry's categories, in its order: each category's
+// package says which fields it has and how its secret is asked for (destination.Type).
+func categoriesOf(types *destination.Registry) []categoryInfo {
+	var out []categoryInfo
+	for _, t := range types.Types() {
+		ci := categoryInfo{Category: t.Category, Title: t.Title, SecretLabel: t.Secret.Label, SecretKind: t.Secret.Kind,
+			SecretHelp: t.Secret.Help, SecretRequired: !t.Secret.Optional}
+		if ci.SecretKind == "" {
+			ci.SecretKind = "password"
+		}
+		for _, f := range t.Fields {
+			if f.Kind == "" {
+				if f.Key != "headers" {
+					ci.Kept = append(ci.Kept, f.Key)
+				}
+				continue // not asked for by the form: the API's
+			}
+			ci.Fields = append(ci.Fields, field{Key: f.Key, Label: f.Label, Kind: f.Kind, Help: f.Help, Required: f.Required})
+		}
+		out = append(out, ci)
+	}
+	return out
 }
 
-func categoryOf(c string) (categoryInfo, bool) {
-	for _, ci := range categories {
+func (u *UI) categoryOf(c string) (categoryInfo, bool) {
+	for _, ci := range u.categories {
 		if ci.Category == c {
 			return ci, true
 		}
@@ -185,4 +179,28 @@ func (f streamForm) config() ([]byte, []string) {
 	}
 	out, _ := json.Marshal(cfg)
 	return out, problems
+}
+
+// withKept returns cfg, the form's config, with the stored values of the keys the form does not
+// show (categoryInfo.Kept), so that saving the form does not drop what the API set.
+func withKept(ci categoryInfo, cfg, stored []byte) []byte {
+	if len(ci.Kept) == 0 {
+		return cfg
+	}
+	var form, old map[string]json.RawMessage
+	if json.Unmarshal(cfg, &form) != nil || json.Unmarshal(stored, &old) != nil {
+		return cfg
+	}
+	for _, k := range ci.Kept {
+		if v, ok := old[k]; ok {
+			if _, set := form[k]; !set {
+				form[k] = v
+			}
+		}
+	}
+	out, err := json.Marshal(form)
+	if err != nil {
+		return cfg
+	}
+	return out
 }

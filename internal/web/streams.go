@@ -1,18 +1,15 @@
 package web
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/delivery"
-	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/streamconfig"
@@ -134,48 +131,6 @@ type listedStream struct {
 	Where string
 }
 
-// where says where a destination of category with config (the API's view) sends its events:
-// an http or Splunk URL's host (never its path, query or user info, which may hold a key), an
-// S3 or GCS bucket, a Cloud Logging project and log. "" when the config does not say.
-func where(category string, config []byte) string {
-	var c struct {
-		URL      string `json:"url"`
-		Bucket   string `json:"bucketName"`
-		Region   string `json:"awsRegion"`
-		Endpoint string `json:"endpoint"`
-		Project  string `json:"googleProjectIdName"`
-		LogID    string `json:"logIdName"`
-	}
-	if json.Unmarshal(config, &c) != nil {
-		return ""
-	}
-	host := func(raw string) string {
-		u, err := url.Parse(raw)
-		if err != nil {
-			return ""
-		}
-		return u.Host
-	}
-	switch category {
-	case destination.CategoryHTTP, destination.CategorySplunk:
-		return host(c.URL)
-	case destination.CategoryAWS:
-		w := "s3://" + c.Bucket
-		if c.Region != "" {
-			w += " (" + c.Region + ")"
-		}
-		if h := host(c.Endpoint); h != "" {
-			w += " at " + h
-		}
-		return w
-	case destination.CategoryGCS:
-		return "gs://" + c.Bucket
-	case destination.CategoryGCP:
-		return "projects/" + c.Project + "/logs/" + c.LogID
-	}
-	return ""
-}
-
 type streamsData struct {
 	Scope      scope
 	Streams    []listedStream
@@ -224,11 +179,11 @@ func (u *UI) renderStreams(w http.ResponseWriter, r *http.Request, status int, p
 		u.fail(w, r, err)
 		return
 	}
-	d := streamsData{Scope: scopeOf(r), Categories: categories, Now: u.now().UTC()}
+	d := streamsData{Scope: scopeOf(r), Categories: u.categories, Now: u.now().UTC()}
 	for _, l := range ls {
-		ci, _ := categoryOf(l.Category)
+		ci, _ := u.categoryOf(l.Category)
 		d.Streams = append(d.Streams, listedStream{D: l.Destination, Status: l.Status, Info: ci, URL: u.streamURL(r, l.ID),
-			Where: where(l.Category, l.Config)})
+			Where: u.opts.Streams.Types.Where(l.Category, l.Config)})
 	}
 	if o.Scope == store.ScopeGroup {
 		ret, err := u.opts.Streams.Retention(r.Context(), u.actor(r), o.Group.FullPath)
@@ -284,9 +239,9 @@ func (u *UI) newStreamPage(w http.ResponseWriter, r *http.Request) {
 	if _, ok := u.authorized(w, r); !ok {
 		return
 	}
-	ci, ok := categoryOf(r.URL.Query().Get("category"))
+	ci, ok := u.categoryOf(r.URL.Query().Get("category"))
 	if !ok {
-		ci = categories[0]
+		ci = u.categories[0]
 	}
 	f := formFromConfig(ci, "", true, nil)
 	u.renderNew(w, r, http.StatusOK, f, nil)
@@ -294,7 +249,7 @@ func (u *UI) newStreamPage(w http.ResponseWriter, r *http.Request) {
 
 func (u *UI) renderNew(w http.ResponseWriter, r *http.Request, status int, f streamForm, problems []string) {
 	u.render(w, r, status, "stream_new", view{Title: "Add a stream", Alert: strings.Join(problems, "\n"),
-		Crumbs: u.streamCrumbs(r, crumb{Name: "Add"}), Data: newStreamData{Scope: scopeOf(r), Form: f, Categories: categories}})
+		Crumbs: u.streamCrumbs(r, crumb{Name: "Add"}), Data: newStreamData{Scope: scopeOf(r), Form: f, Categories: u.categories}})
 }
 
 func (u *UI) requireWrite(w http.ResponseWriter, r *http.Request) bool {
@@ -310,7 +265,7 @@ func (u *UI) createStream(w http.ResponseWriter, r *http.Request) {
 	if !ok || !u.requireWrite(w, r) {
 		return
 	}
-	ci, ok := categoryOf(r.PostFormValue("category"))
+	ci, ok := u.categoryOf(r.PostFormValue("category"))
 	if !ok {
 		u.errorPage(w, r, http.StatusBadRequest, "Choose one of the categories.")
 		return
@@ -386,7 +341,7 @@ func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.O
 		return
 	}
 	d, dls := ov.Destination, ov.DeadLetters
-	ci, _ := categoryOf(d.Category)
+	ci, _ := u.categoryOf(d.Category)
 	data := streamData{Scope: scopeOf(r), D: d, Info: ci, URL: u.streamURL(r, d.ID), Status: ov.Status, Attempts: ov.Attempts, Types: u.types,
 		Extras: x, Now: u.now().UTC(), ReplayFrom: u.now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")}
 	if len(dls) > deadLettersShown {
@@ -442,7 +397,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 	var x pageExtras
 	switch action := r.PostFormValue("action"); action {
 	case "update":
-		ci, _ := categoryOf(d.Category)
+		ci, _ := u.categoryOf(d.Category)
 		f := formFromRequest(ci, r)
 		cfg, problems := f.config()
 		if len(problems) > 0 {
@@ -450,7 +405,7 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 			u.streamPage(w, r, o, d.ID, http.StatusUnprocessableEntity, pageExtras{Form: &f, Problems: problems})
 			return
 		}
-		p := streamconfig.UpdateParams{Ref: rf, Config: cfg, Name: &f.Name, Active: &f.Active, KeepHeaders: true}
+		p := streamconfig.UpdateParams{Ref: rf, Config: withKept(ci, cfg, d.Config), Name: &f.Name, Active: &f.Active, KeepHeaders: true}
 		if f.Secret != "" {
 			p.SecretToken = &f.Secret
 		}

@@ -107,6 +107,8 @@ type UI struct {
 	pages map[string]*template.Template
 	cop   *http.CrossOriginProtection
 	types []typeGroup // the catalog by category, for filters: it never changes
+	// categories are the destination categories' forms (opts.Streams.Types): they never change.
+	categories []categoryInfo
 }
 
 // New returns the UI. Mount it at the server's root; it serves every path the API does not.
@@ -121,6 +123,9 @@ func New(opts Options) *UI {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	u := &UI{opts: opts, mux: http.NewServeMux(), pages: parsePages(), cop: http.NewCrossOriginProtection(), types: typeGroups(opts.Catalog)}
+	if opts.Streams != nil && opts.Streams.Types != nil {
+		u.categories = categoriesOf(opts.Streams.Types)
+	}
 	u.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusForbidden, "This form did not come from this site, so nothing was changed.")
 	}))

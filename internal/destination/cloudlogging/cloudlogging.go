@@ -66,7 +66,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode"
 
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/jwt"
@@ -141,35 +140,21 @@ type sender struct {
 // *destination.Failure, Permanent, and name no secret. env.HTTPClient is shared and not closed;
 // when it is nil, New makes a client with the default netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
-	return NewWithEndpoints(s, env, LoggingBaseURL, TokenURL)
+	return Type.Open(s, env)
 }
 
 // NewWithEndpoints is New with other endpoints, for tests: loggingBaseURL replaces
 // https://logging.googleapis.com (the write goes to loggingBaseURL + WritePath) and tokenURL
 // replaces https://oauth2.googleapis.com/token, which is also the JWT's audience.
 func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseURL, tokenURL string) (destination.Sender, error) {
-	if s.Category != "" && s.Category != destination.CategoryGCP {
-		return nil, destination.SettingsFailure("the Cloud Logging sender cannot deliver to a %q destination", s.Category)
+	cfg, err := Type.Decode(s)
+	if err != nil {
+		return nil, err
 	}
-	var cfg struct {
-		Project string `json:"googleProjectIdName"`
-		Email   string `json:"clientEmail"`
-		LogID   string `json:"logIdName"`
-	}
-	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, destination.SettingsFailure("config is not a valid JSON object")
-	}
-	switch {
-	case cfg.Project == "":
-		return nil, destination.SettingsFailure("config.googleProjectIdName is required")
-	case strings.ContainsAny(cfg.Project, "/%") || !printable(cfg.Project):
-		return nil, destination.SettingsFailure("config.googleProjectIdName is not a Google Cloud project ID")
-	case cfg.Email == "":
-		return nil, destination.SettingsFailure("config.clientEmail is required")
-	}
-	if strings.TrimSpace(cfg.LogID) == "" {
-		cfg.LogID = destination.DefaultLogIDName
-	}
+	return newSender(cfg.(Config), s, env, loggingBaseURL, tokenURL)
+}
+
+func newSender(cfg Config, s destination.Settings, env destination.Env, loggingBaseURL, tokenURL string) (destination.Sender, error) {
 	for _, u := range []string{loggingBaseURL, tokenURL} {
 		if p, err := url.Parse(u); err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 			return nil, destination.SettingsFailure("the endpoint %q is not an http:// or https:// URL with a host", u)
@@ -622,13 +607,4 @@ func (b *releaseBody) Close() error {
 	err := b.ReadCloser.Close()
 	b.once.Do(b.release)
 	return err
-}
-
-func printable(s string) bool {
-	for _, r := range s {
-		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
-			return false
-		}
-	}
-	return true
 }

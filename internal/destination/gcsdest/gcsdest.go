@@ -131,10 +131,15 @@ type sender struct {
 // env.HTTPClient is shared and not closed; when it is nil, New makes a client with the default
 // netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
+	return Type.Open(s, env)
+}
+
+// newDefault makes the Sender of a checked config: Google's endpoint, or STORAGE_EMULATOR_HOST's.
+func newDefault(cfg Config, s destination.Settings, env destination.Env) (destination.Sender, error) {
 	if host := os.Getenv(EmulatorHostEnv); host != "" {
-		return newSender(s, env, host, false)
+		return newSender(cfg, s, env, host, false)
 	}
-	return newSender(s, env, "", true)
+	return newSender(cfg, s, env, "", true)
 }
 
 // NewWithEndpoint is New with the JSON API at endpoint instead of Google's: a URL such as
@@ -145,25 +150,16 @@ func NewWithEndpoint(s destination.Settings, env destination.Env, endpoint strin
 	if endpoint == "" {
 		return New(s, env)
 	}
-	return newSender(s, env, endpoint, true)
+	cfg, err := Type.Decode(s)
+	if err != nil {
+		return nil, err
+	}
+	return newSender(cfg.(Config), s, env, endpoint, true)
 }
 
 // newSender makes a Sender for endpoint ("" for Google's). With useKey false, requests are not
 // authenticated even when there is a key.
-func newSender(s destination.Settings, env destination.Env, endpoint string, useKey bool) (destination.Sender, error) {
-	if s.Category != "" && s.Category != destination.CategoryGCS {
-		return nil, destination.SettingsFailure("the gcs sender cannot deliver to a %q destination", s.Category)
-	}
-	var cfg struct {
-		BucketName string `json:"bucketName"`
-		Prefix     string `json:"prefix"`
-	}
-	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, destination.SettingsFailure("config is not a valid JSON object")
-	}
-	if cfg.BucketName == "" {
-		return nil, destination.SettingsFailure("config.bucketName is required")
-	}
+func newSender(cfg Config, s destination.Settings, env destination.Env, endpoint string, useKey bool) (destination.Sender, error) {
 	apiURL := ""
 	if endpoint != "" {
 		u, err := endpointURL(endpoint)
@@ -188,7 +184,7 @@ func newSender(s destination.Settings, env destination.Env, endpoint string, use
 	snd := &sender{
 		bucket:  cfg.BucketName,
 		prefix:  cfg.Prefix,
-		batched: destination.DeliveryOf(s.Config).Batch != nil,
+		batched: cfg.Batched,
 		now:     env.Now,
 	}
 	if snd.now == nil {

@@ -39,7 +39,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"hash"
 	"io"
@@ -108,15 +107,10 @@ type signer struct {
 // env.HTTPClient is shared and not closed; when it is nil, New makes a client with the default
 // netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
-	if s.Category != "" && s.Category != destination.CategoryHTTP {
-		return nil, destination.SettingsFailure("the http sender cannot deliver to a %q destination", s.Category)
-	}
-	var cfg struct {
-		URL string `json:"url"`
-	}
-	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, destination.SettingsFailure("config is not a valid JSON object")
-	}
+	return Type.Open(s, env)
+}
+
+func newSender(cfg Config, s destination.Settings, env destination.Env) (destination.Sender, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, destination.SettingsFailure("config.url is not an http:// or https:// URL with a host; auditstream cannot deliver to it")
@@ -125,7 +119,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 		client:  env.HTTPClient,
 		url:     cfg.URL,
 		safeURL: safeURL(u),
-		batched: destination.DeliveryOf(s.Config).Batch != nil,
+		batched: cfg.Batched,
 		now:     env.Now,
 	}
 	if snd.client == nil {

@@ -528,25 +528,6 @@ func TestMessageExcerptAndInternalReceivers(t *testing.T) {
 	require.Equal(t, http.StatusBadGateway, f.StatusCode)
 }
 
-func TestSSRFGuard(t *testing.T) {
-	rec := newRecorder(t, nil)
-	snd := newSender(t, settings(rec.URL+"/?token="+querySecret, false), destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()})
-	err := snd.Send(context.Background(), []destination.Event{event(1, eventTypeOne)})
-	f := failure(t, err)
-	require.Equal(t, destination.Permanent, f.Kind)
-	require.Equal(t, "address 127.0.0.1 is loopback: destinations may not reach it unless the operator allows it "+
-		"(--allow-private-destinations or --destination-allow-cidrs)", f.Message)
-	require.ErrorIs(t, err, netguard.ErrBlocked)
-	require.NotContains(t, f.Err.Error(), querySecret)
-	require.Empty(t, rec.requests())
-
-	// Without a client in env, New uses the default guard too.
-	snd2, err := httpdest.New(settings(rec.URL, false), destination.Env{})
-	require.NoError(t, err)
-	require.ErrorIs(t, snd2.Send(context.Background(), []destination.Event{event(1, eventTypeOne)}), netguard.ErrBlocked)
-	require.NoError(t, snd2.Close())
-}
-
 func TestNewErrors(t *testing.T) {
 	ok := settings("https://example.com/hook", false)
 	tests := map[string]func(s *destination.Settings){

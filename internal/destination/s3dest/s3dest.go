@@ -40,7 +40,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -75,15 +74,6 @@ const (
 
 var _ destination.Factory = New
 
-// config is the part of an aws destination's stored config that the Sender reads.
-type config struct {
-	AccessKeyXid string `json:"accessKeyXid"`
-	BucketName   string `json:"bucketName"`
-	AWSRegion    string `json:"awsRegion"`
-	Endpoint     string `json:"endpoint"`
-	PathStyle    bool   `json:"pathStyle"`
-}
-
 // sender is the Sender of one aws destination. It is immutable after New, so safe for
 // concurrent use (s3.Client is).
 type sender struct {
@@ -103,22 +93,11 @@ type sender struct {
 // closed; when it is nil, New makes a client with the default netguard.Policy, which Close
 // releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
-	if s.Category != "" && s.Category != destination.CategoryAWS {
-		return nil, destination.SettingsFailure("the aws sender cannot deliver to a %q destination", s.Category)
-	}
-	var cfg config
-	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, destination.SettingsFailure("config is not a valid JSON object")
-	}
-	cfg.AWSRegion = strings.TrimSpace(cfg.AWSRegion)
-	switch {
-	case cfg.AccessKeyXid == "":
-		return nil, destination.SettingsFailure("config.accessKeyXid (the access key id) is missing")
-	case cfg.BucketName == "":
-		return nil, destination.SettingsFailure("config.bucketName is missing")
-	case cfg.AWSRegion == "":
-		return nil, destination.SettingsFailure("config.awsRegion is missing")
-	case s.SecretToken == "":
+	return Type.Open(s, env)
+}
+
+func newSender(cfg Config, s destination.Settings, env destination.Env) (destination.Sender, error) {
+	if s.SecretToken == "" {
 		return nil, destination.SettingsFailure("the secret access key is missing")
 	}
 	var endpoint string
@@ -133,7 +112,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 	snd := &sender{
 		httpClient: env.HTTPClient,
 		bucket:     cfg.BucketName,
-		batched:    destination.DeliveryOf(s.Config).Batch != nil,
+		batched:    cfg.Batched,
 		now:        env.Now,
 	}
 	if snd.httpClient == nil {

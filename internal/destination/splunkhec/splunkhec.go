@@ -172,20 +172,10 @@ type sender struct {
 // *destination.Failure, Permanent, and name no secret. env.HTTPClient is shared and not closed;
 // when it is nil, New makes a client with the default netguard.Policy, which Close releases.
 func New(s destination.Settings, env destination.Env) (destination.Sender, error) {
-	if s.Category != "" && s.Category != destination.CategorySplunk {
-		return nil, destination.SettingsFailure("the splunk sender cannot deliver to a %q destination", s.Category)
-	}
-	var cfg struct {
-		URL        string `json:"url"`
-		Index      string `json:"index"`
-		Source     string `json:"source"`
-		Sourcetype string `json:"sourcetype"`
-		Host       string `json:"host"`
-		Ack        bool   `json:"ack"`
-	}
-	if err := json.Unmarshal(s.Config, &cfg); err != nil {
-		return nil, destination.SettingsFailure("config is not a valid splunk config (a JSON object with url, index, source, sourcetype, host and ack)")
-	}
+	return Type.Open(s, env)
+}
+
+func newHECSender(cfg Config, s destination.Settings, env destination.Env) (destination.Sender, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, destination.SettingsFailure("config.url is not an http:// or https:// URL with a host, such as https://splunk.example.com:8088")

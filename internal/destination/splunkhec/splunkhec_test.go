@@ -552,18 +552,6 @@ func TestConcurrentAckSends(t *testing.T) {
 	require.Equal(t, 32, s.ackQueryCount())
 }
 
-func TestSSRFGuard(t *testing.T) {
-	s := newTestHEC(t)
-	snd := newSender(t, settings(s.URL, testToken, ""), destination.Env{HTTPClient: netguard.Policy{}.HTTPClient()})
-	err := snd.Send(context.Background(), []destination.Event{event(1)})
-	f := failure(t, err)
-	require.Equal(t, destination.Permanent, f.Kind)
-	require.ErrorIs(t, err, netguard.ErrBlocked)
-	require.Contains(t, f.Message, "loopback")
-	noSecrets(t, f, testToken)
-	require.Empty(t, s.received(), "nothing reached the server")
-}
-
 func TestNetworkErrorsAreRetryable(t *testing.T) {
 	srv := httptest.NewServer(http.NotFoundHandler())
 	url := srv.URL
@@ -593,9 +581,9 @@ func TestNewErrors(t *testing.T) {
 	}{
 		{"category", destination.Settings{Category: "http", Config: []byte(`{"url":"https://s:8088"}`), SecretToken: testToken}, `cannot deliver to a "http" destination`},
 		{"not json", destination.Settings{Config: []byte(`[`), SecretToken: testToken}, "config is not a valid splunk config"},
-		{"no url", settings("", testToken, ""), "config.url is not an http:// or https:// URL"},
-		{"ftp", settings("ftp://s:8088", testToken, ""), "config.url is not an http:// or https:// URL"},
-		{"variable", settings("$SPLUNK", testToken, ""), "config.url is not an http:// or https:// URL"},
+		{"no url", settings("", testToken, ""), "config.url: is required"},
+		{"ftp", settings("ftp://s:8088", testToken, ""), "config.url: must start with http:// or https://"},
+		{"variable", settings("$SPLUNK", testToken, ""), "config.url: must start with http:// or https://"},
 		{"no token", settings("https://s:8088", "", ""), "no HEC token"},
 		{"control", settings("https://s:8088", "abc\ndef-secret", ""), "control characters"},
 	} {

@@ -4237,6 +4237,15 @@ type AuditEventStreamingDestinationDeadLettersRedeliverPayload {
 #   splunk  {"url": "https://splunk:8088", "index": "...", "source": "...", "sourcetype": "...",
 #            "host": "...", "ack": false}              (auditstream extension)
 #           secretToken = the HEC token.
+#   kafka   {"brokers": "b1:9093,b2:9093", "topic": "...", "tls": true, "saslMechanism": "SCRAM-SHA-512",
+#            "username": "...", "caCertificate": "-----BEGIN CERTIFICATE-----..."}  (auditstream extension)
+#           secretToken = the SASL password or OAuth bearer token (none without SASL).
+#   datadog {"site": "datadoghq.eu", "service": "...", "ddsource": "...", "ddtags": "env:prod",
+#            "hostname": "..."}  or "url" instead of "site"       (auditstream extension)
+#           secretToken = the Datadog API key.
+#   syslog  {"address": "siem.example.com:6514", "tls": true, "facility": 13, "hostname": "...",
+#            "appName": "gitlab", "caCertificate": "..."}          (auditstream extension)
+#           no secretToken.
 # Every category also takes an optional "batch": {"maxEvents", "maxBytes", "maxWaitMs"}.
 # docs/api.md lists every validation rule.
 
