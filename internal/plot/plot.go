@@ -128,6 +128,14 @@ func Render(c Chart) string {
 	w, h := float64(c.Width), float64(c.Height)
 	x0, x1 := float64(marginLeft), w-marginRight
 	y0, y1 := h-marginBottom-legendHeight, float64(marginTop) // bottom, top of the plot area
+	// The legend wraps onto more rows when its entries are wider than the chart: the SVG
+	// grows by a row each, the plot area keeps its size.
+	legend := layoutLegend(c.Series, x0, w-8)
+	rows := 1
+	if len(legend) > 0 {
+		rows = legend[len(legend)-1].row + 1
+	}
+	c.Height += (rows - 1) * legendHeight
 	bw := (x1 - x0) / float64(max(n, 1))
 	xAt := func(i int) float64 { return x0 + bw*(float64(i)+0.5) }
 	yAt := func(v float64) float64 { return y0 - (y0-y1)*v/ymax }
@@ -236,9 +244,8 @@ func Render(c Chart) string {
 			esc(fmt.Sprintf("%s–%s UTC: %s", from.Format(tipLayout(c.Step)), from.Add(c.Step).Format("15:04"), strings.Join(parts, ", "))))
 	}
 	// The legend: a sample of each series' line or fill, and its name.
-	x := x0
-	ly := h - legendHeight + 4
 	for k, s := range c.Series {
+		x, ly := legend[k].x, h-legendHeight+4+float64(legend[k].row*legendHeight)
 		if c.Kind == StackedBars {
 			p(`<rect x="%s" y="%s" width="16" height="10" fill="url(#%s)" stroke="#222" stroke-width="0.5"/>`, f(x), f(ly-9), patternID(c.ID, k))
 		} else {
@@ -251,10 +258,31 @@ func Render(c Chart) string {
 			p("%s", marker(markers[k%len(markers)], x+11, ly-4, ink))
 		}
 		p(`<text x="%s" y="%s" fill="#222">%s</text>`+"\n", f(x+28), f(ly), esc(s.Name))
-		x += 28 + 6.5*float64(len([]rune(s.Name))) + 18
 	}
 	b.WriteString("</svg>")
 	return b.String()
+}
+
+// place is where a legend entry goes: its left edge and its row.
+type place struct {
+	x   float64
+	row int
+}
+
+// layoutLegend places the legend's entries left to right from left, wrapping before right.
+// An entry is a 22 px sample, a gap and its name (about 6.5 px a character at 11 px).
+func layoutLegend(series []Series, left, right float64) []place {
+	out := make([]place, len(series))
+	x, row := left, 0
+	for k, s := range series {
+		wide := 28 + 6.5*float64(len([]rune(s.Name)))
+		if x > left && x+wide > right {
+			x, row = left, row+1
+		}
+		out[k] = place{x: x, row: row}
+		x += wide + 18
+	}
+	return out
 }
 
 type label struct {
@@ -366,7 +394,8 @@ func yTicks(top float64, u Unit) []float64 {
 				break
 			}
 		}
-		if u == Count && step < 1 {
+		if step < 1 { // no fractions of a count or of a second
+
 			step = 1
 		}
 	}

@@ -49,6 +49,12 @@ func charts() map[string]plot.Chart {
 				{Name: "project_deleted", Values: []float64{1, 0, 4, 2, 2, 1, 0, 3}},
 				{Name: "other", Values: []float64{2, 2, 2, 2, 2, 2, 2, 2}},
 			}},
+		"wrapped": {ID: "wrapped", Title: "Events by type", Kind: plot.StackedBars, Start: start, Step: 15 * time.Minute,
+			Series: []plot.Series{
+				{Name: "user_created", Values: []float64{8}}, {Name: "member_created", Values: []float64{6}},
+				{Name: "project_created", Values: []float64{5}}, {Name: "user_blocked", Values: []float64{4}},
+				{Name: "group_created", Values: []float64{3}}, {Name: "other event types", Values: []float64{4}},
+			}},
 		"empty": {ID: "empty", Title: "Nothing yet", Kind: plot.Lines, Start: start, Step: 15 * time.Minute,
 			Series: []plot.Series{{Name: "delivered", Values: make([]float64, 96)}}},
 	}
@@ -95,6 +101,9 @@ func TestRenderAccessible(t *testing.T) {
 	got = plot.Render(c["gaps"])
 	require.Contains(t, got, "pending: peak 385, last 385.")
 	require.Contains(t, got, "pending unknown", "a bucket without a sample says so")
+
+	got = plot.Render(c["wrapped"])
+	require.Contains(t, got, `viewBox="0 0 640 242"`, "the legend wraps onto a second row")
 
 	got = plot.Render(c["stacked"])
 	require.Contains(t, got, `fill="url(#p-types-1)"`)

@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/delivery"
@@ -30,8 +29,8 @@ func (u *UI) deliveryCharts(d streamconfig.Destination) []chart {
 	if !ok {
 		return nil
 	}
-	out := make([]chart, 0, 4)
-	for _, r := range []struct {
+	var byRange [2][]chart // the hour's, the day's
+	for k, r := range []struct {
 		id, span string
 		samples  []delivery.Sample
 		step     time.Duration
@@ -49,7 +48,7 @@ func (u *UI) deliveryCharts(d streamconfig.Destination) []chart {
 			}
 		}
 		start := r.samples[0].Start
-		out = append(out,
+		byRange[k] = append(byRange[k],
 			chart{ID: "plot-deliveries-" + r.id, SVG: svg(plot.Chart{ID: "deliveries-" + r.id, Title: "Deliveries and failures, " + r.span,
 				Kind: plot.Lines, Start: start, Step: r.step,
 				Series: []plot.Series{{Name: "delivered", Values: delivered}, {Name: "failed", Values: failed}}})},
@@ -60,6 +59,15 @@ func (u *UI) deliveryCharts(d streamconfig.Destination) []chart {
 				Kind: plot.Lines, Unit: plot.Seconds, Start: start, Step: r.step,
 				Series: []plot.Series{{Name: "oldest", Values: age, Gauge: true}}})},
 		)
+	}
+	// Side by side: each chart of the last hour beside the same of the last day.
+	var out []chart
+	for i := range max(len(byRange[0]), len(byRange[1])) {
+		for _, cs := range byRange {
+			if i < len(cs) {
+				out = append(out, cs[i])
+			}
+		}
 	}
 	return out
 }
@@ -150,26 +158,6 @@ func (u *UI) volumeChart(ctx context.Context, p store.EventListParams) (*chart, 
 	if len(series) == 0 {
 		series = []plot.Series{{Name: "events", Values: make([]float64, n)}}
 	}
-	title := "Events per " + stepName(step) + " by type"
-	return &chart{ID: "plot-volume", SVG: svg(plot.Chart{ID: "volume", Title: title, Kind: plot.StackedBars, Start: first, Step: step,
+	return &chart{ID: "plot-volume", SVG: svg(plot.Chart{ID: "volume", Title: "Events by type", Kind: plot.StackedBars, Start: first, Step: step,
 		Series: series})}, nil
-}
-
-// stepName says a bar's length: "minute", "15 minutes", "day".
-func stepName(d time.Duration) string {
-	switch {
-	case d == time.Minute:
-		return "minute"
-	case d == time.Hour:
-		return "hour"
-	case d == 24*time.Hour:
-		return "day"
-	case d == 7*24*time.Hour:
-		return "week"
-	case d%(24*time.Hour) == 0:
-		return strconv.Itoa(int(d/(24*time.Hour))) + " days"
-	case d%time.Hour == 0:
-		return strconv.Itoa(int(d/time.Hour)) + " hours"
-	}
-	return strconv.Itoa(int(d/time.Minute)) + " minutes"
 }
