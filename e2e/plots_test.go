@@ -89,6 +89,17 @@ func TestUIPlotsInABrowser(t *testing.T) {
 	b.shot("events-plot")
 	b.element("#plot-volume", "events-volume")
 
+	// Narrow screens: the charts shrink with the page, nothing of them sticks out.
+	b.run(chromedp.EmulateViewport(375, 800))
+	for _, path := range []string{strings.TrimPrefix(streamURL, p.base), "/groups/acme/-/audit_events", "/groups/acme/-/audit_events?created_after=" + today} {
+		b.open(path)
+		wide := eval[[]string](b, `Array.from(document.querySelectorAll('figure.plot, figure.plot *')).filter(e =>
+			e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 10).map(e => e.tagName + ' ' + e.textContent.slice(0, 40) + ' ' + e.getBoundingClientRect().right)`)
+		require.Empty(t, wide, "%s: chart parts wider than a 375 px screen", path)
+	}
+	b.shot("narrow-events-plot")
+	b.run(chromedp.EmulateViewport(1280, 900))
+
 	// The same page filtered to one type shows that type only.
 	b.open("/groups/acme/-/audit_events?created_after=" + today + "&event_type=member_created")
 	label = eval[string](b, `document.querySelector('#plot-volume svg[role=img]').getAttribute('aria-label')`)

@@ -230,7 +230,11 @@ func Render(c Chart) string {
 	// apart so they do not overlap.
 	labels := directLabels(c, n, val, yAt, y0, y1)
 	for _, l := range labels {
-		p(`<text x="%s" y="%s" fill="#222">%s</text>`+"\n", f(x1+6), f(l.y+4), esc(l.text))
+		if t := shorten(l.text, labelChars); t != l.text { // the legend has the whole name
+			p(`<text x="%s" y="%s" fill="#222">%s<title>%s</title></text>`+"\n", f(x1+6), f(l.y+4), esc(t), esc(l.text))
+		} else {
+			p(`<text x="%s" y="%s" fill="#222">%s</text>`+"\n", f(x1+6), f(l.y+4), esc(t))
+		}
 	}
 	// One hover target per bucket, with its values.
 	for i := range n {
@@ -270,12 +274,12 @@ type place struct {
 }
 
 // layoutLegend places the legend's entries left to right from left, wrapping before right.
-// An entry is a 22 px sample, a gap and its name (about 6.5 px a character at 11 px).
+// An entry is a 22 px sample, a gap and its name (at most about 7 px a character at 11 px).
 func layoutLegend(series []Series, left, right float64) []place {
 	out := make([]place, len(series))
 	x, row := left, 0
 	for k, s := range series {
-		wide := 28 + 6.5*float64(len([]rune(s.Name)))
+		wide := 28 + 7*float64(len([]rune(s.Name)))
 		if x > left && x+wide > right {
 			x, row = left, row+1
 		}
@@ -283,6 +287,18 @@ func layoutLegend(series []Series, left, right float64) []place {
 		x += wide + 18
 	}
 	return out
+}
+
+// labelChars is how many characters of a name fit in the right margin as a direct label.
+const labelChars = 17
+
+// shorten cuts s to n characters, the last an ellipsis, when it is longer.
+func shorten(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
 }
 
 type label struct {

@@ -53,7 +53,7 @@ func charts() map[string]plot.Chart {
 			Series: []plot.Series{
 				{Name: "user_created", Values: []float64{8}}, {Name: "member_created", Values: []float64{6}},
 				{Name: "project_created", Values: []float64{5}}, {Name: "user_blocked", Values: []float64{4}},
-				{Name: "group_created", Values: []float64{3}}, {Name: "other event types", Values: []float64{4}},
+				{Name: "created_group_audit_event_streaming_destination", Values: []float64{3}}, {Name: "other event types", Values: []float64{4}},
 			}},
 		"empty": {ID: "empty", Title: "Nothing yet", Kind: plot.Lines, Start: start, Step: 15 * time.Minute,
 			Series: []plot.Series{{Name: "delivered", Values: make([]float64, 96)}}},
@@ -104,6 +104,7 @@ func TestRenderAccessible(t *testing.T) {
 
 	got = plot.Render(c["wrapped"])
 	require.Contains(t, got, `viewBox="0 0 640 242"`, "the legend wraps onto a second row")
+	require.Contains(t, got, `>created_group_au…<title>created_group_audit_event_streaming_destination</title></text>`, "a long direct label is cut, with the whole name on hover")
 
 	got = plot.Render(c["stacked"])
 	require.Contains(t, got, `fill="url(#p-types-1)"`)
