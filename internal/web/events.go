@@ -346,9 +346,11 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
 			d.Rows = append(d.Rows, rowOf(rec))
 		}
 		u.nameAuthors(r.Context(), d.Rows)
-		if d.Chart, err = u.volumeChart(r.Context(), p); err != nil {
-			u.fail(w, r, err)
-			return
+		if f.Before == 0 { // the first page only: the older pages have the same chart
+			if d.Chart, err = u.volumeChart(r.Context(), p); err != nil {
+				u.fail(w, r, err)
+				return
+			}
 		}
 	}
 	u.render(w, r, status, "events", view{Title: "Audit events · " + s.Name(), Crumbs: s.crumbs(crumb{Name: "Audit events"}), Data: d})
