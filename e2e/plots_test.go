@@ -97,7 +97,7 @@ func TestUIPlotsInABrowser(t *testing.T) {
 			e.getBoundingClientRect().right > window.innerWidth + 1).slice(0, 10).map(e => e.tagName + ' ' + e.textContent.slice(0, 40) + ' ' + e.getBoundingClientRect().right)`)
 		require.Empty(t, wide, "%s: chart parts wider than a 375 px screen", path)
 	}
-	b.shot("narrow-events-plot")
+	b.element("#plot-volume", "narrow-events-volume")
 	b.run(chromedp.EmulateViewport(1280, 900))
 
 	// The same page filtered to one type shows that type only.
