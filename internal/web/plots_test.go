@@ -50,6 +50,7 @@ func TestVolumeChart(t *testing.T) {
 		{"today: 15-minute bars", time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), time.Time{}, time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC), 15 * time.Minute, 25, "per 15 minutes"},
 		{"one hour: minutes", now.Add(-time.Hour), time.Time{}, now.Add(-time.Hour), time.Minute, 60, "per minute"},
 		{"a year: weekly bars", now.AddDate(-1, 0, 0), now.Add(-time.Millisecond), time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC), 7 * 24 * time.Hour, 54, "per 7 days"},
+		{"since 1970: 52-week bars", time.Date(1970, 1, 1, 0, 0, 0, 0, time.UTC), time.Time{}, time.Date(1969, 4, 14, 0, 0, 0, 0, time.UTC), 364 * 24 * time.Hour, 58, "per 364 days"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
