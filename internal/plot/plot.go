@@ -64,7 +64,7 @@ type Chart struct {
 	// longest series sets the number; shorter ones are padded with NaN).
 	Series []Series
 	// Width and Height of the viewBox in pixels; 0 means 640 by 220. The SVG scales to its
-	// container's width.
+	// container's width. A legend too wide for one row adds 22 px a row to the height.
 	Width, Height int
 }
 
@@ -476,7 +476,7 @@ func stepWord(d time.Duration) string {
 	return d.String()
 }
 
-// Format writes v as the y axis does: counts with k and M (1.2k, 3M), seconds as a duration
+// format writes v as the y axis does: counts with k and M (1.2k, 3M), seconds as a duration
 // (45s, 2m30s, 1h5m).
 func format(v float64, u Unit) string {
 	if u == Seconds {
