@@ -218,7 +218,7 @@ func (d *dest) unblock() {
 }
 
 // run delivers the queue until it is empty or ctx ends; s holds its place.
-func (d *dest) run(ctx context.Context, s *slot) {
+func (d *dest) run(ctx context.Context, s *ticket) {
 	places := d.e.places
 	defer d.wg.Done()
 	defer places.release(s)
@@ -246,7 +246,7 @@ func (d *dest) run(ctx context.Context, s *slot) {
 
 // take returns the next events to send, waiting up to the batch's MaxWait for a fuller batch;
 // nil when there are none (the runner ends) or ctx ended.
-func (d *dest) take(ctx context.Context, s *slot) []*item {
+func (d *dest) take(ctx context.Context, s *ticket) []*item {
 	d.mu.Lock()
 	if b := d.p.delivery.Batch; b != nil && len(d.queue) > 0 && len(d.queue) < b.MaxEvents {
 		wait := b.MaxWait - d.e.env.Now().Sub(d.queue[0].time)
@@ -317,14 +317,14 @@ func (d *dest) settle(items []*item) {
 // more than the request's own work at fan-out rates). Each helper sends in a place of its own;
 // the runner gives its place up while it waits for them, so that runners waiting for helpers
 // waiting for places cannot hold every place.
-func (d *dest) handle(ctx context.Context, items []*item, s *slot) {
+func (d *dest) handle(ctx context.Context, items []*item, s *ticket) {
 	batches := d.split(items)
 	work := make(chan []*item, len(batches))
 	for _, b := range batches {
 		work <- b
 	}
 	close(work)
-	send := func(s *slot) {
+	send := func(s *ticket) {
 		for b := range work {
 			d.deliver(ctx, b, s) // returns at once once ctx ended: the rest stays outstanding
 		}
@@ -342,7 +342,7 @@ func (d *dest) handle(ctx context.Context, items []*item, s *slot) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hs := &slot{}
+			hs := &ticket{}
 			if places.acquire(inLine, hs) {
 				send(hs)
 				places.release(hs)
@@ -386,7 +386,7 @@ func (d *dest) split(items []*item) [][]*item {
 // deliver sends one request until the destination accepts it, it fails for good, or ctx ends
 // (then its events stay outstanding). false when ctx ended.
 // s holds the sender's place, which it gives up while it waits.
-func (d *dest) deliver(ctx context.Context, batch []*item, s *slot) bool {
+func (d *dest) deliver(ctx context.Context, batch []*item, s *ticket) bool {
 	e := d.e
 	events := make([]destination.Event, len(batch))
 	for i, it := range batch {

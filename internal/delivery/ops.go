@@ -26,6 +26,7 @@ func (e *Engine) Status(ctx context.Context, d store.Destination) Status {
 		if out.Pending >= 0 {
 			st.setPending(out.Pending, out.OldestPending)
 		}
+		st.noteBacklog(e.env.Now(), out.Pending, out.OldestPending)
 	}
 	if e.board != nil {
 		out = merge(out, e.board.Others(boardKey(d.ID)))

@@ -29,8 +29,8 @@ type turn struct {
 	gone    bool // left the line before its turn
 }
 
-// slot says whether a goroutine holds a place.
-type slot struct{ held bool }
+// ticket says whether a goroutine holds a place.
+type ticket struct{ held bool }
 
 func newPlaces(n int) *places { return &places{free: n} }
 
@@ -41,7 +41,7 @@ func (p *places) start(d *dest, ctx context.Context) {
 	if p.free > 0 {
 		p.free--
 		p.mu.Unlock()
-		go d.run(ctx, &slot{held: true})
+		go d.run(ctx, &ticket{held: true})
 		return
 	}
 	t := &turn{d: d, ctx: ctx}
@@ -65,7 +65,7 @@ func (p *places) forget(d *dest) bool {
 
 // acquire takes a place for s, waiting in line for it; false (no place held) when ctx ended
 // first.
-func (p *places) acquire(ctx context.Context, s *slot) bool {
+func (p *places) acquire(ctx context.Context, s *ticket) bool {
 	p.mu.Lock()
 	if p.free > 0 {
 		p.free--
@@ -89,12 +89,12 @@ func (p *places) acquire(ctx context.Context, s *slot) bool {
 		return false
 	}
 	p.mu.Unlock()
-	p.release(&slot{held: true}) // granted meanwhile: pass it on
+	p.release(&ticket{held: true}) // granted meanwhile: pass it on
 	return false
 }
 
 // release gives s's place to the first in line, or frees it.
-func (p *places) release(s *slot) {
+func (p *places) release(s *ticket) {
 	if !s.held {
 		return
 	}
@@ -114,7 +114,7 @@ func (p *places) release(s *slot) {
 		p.compactLocked()
 		p.mu.Unlock()
 		if t.d != nil {
-			go t.d.run(t.ctx, &slot{held: true})
+			go t.d.run(t.ctx, &ticket{held: true})
 		} else {
 			close(t.ready)
 		}
@@ -144,7 +144,7 @@ func (p *places) waiting() bool {
 
 // idle runs wait, a wait of s's goroutine, without its place, and takes a place again after.
 // false when wait returned false or ctx ended; s then holds no place.
-func (p *places) idle(ctx context.Context, s *slot, wait func() bool) bool {
+func (p *places) idle(ctx context.Context, s *ticket, wait func() bool) bool {
 	p.release(s)
 	if !wait() {
 		return false

@@ -74,6 +74,7 @@ func (e *Engine) share(ctx context.Context) {
 				Delivered: s.Delivered, Failed: s.Failed, DeadLettered: s.DeadLettered, Delivering: s.delivering, Pending: -1}
 			if s.delivering {
 				v.Pending, v.OldestPending = x.boardBacklog(ctx)
+				x.st.noteBacklog(e.env.Now(), v.Pending, v.OldestPending)
 				e.replayAsked(ctx, x.id, replays)
 			}
 			if prev, ok := last[x.id]; ok && sameView(prev, v) && time.Since(lastPut[x.id]) < boardRefresh {

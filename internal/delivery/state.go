@@ -50,6 +50,7 @@ type state struct {
 	delivered      int64
 	failures       int64
 	deadLetters    int64
+	hist           *history      // made at the first delivery or failure (history.go)
 	circuitChanged chan struct{} // closed when the circuit closes or a probe slot frees
 	recovered      chan struct{} // closed at the next success, to end the backoffs waiting for it
 }
@@ -170,6 +171,7 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 		s.recovered = nil
 	}
 	s.delivered += int64(n)
+	s.record(now, n, 0)
 	if s.open {
 		s.open, s.probing, s.probeWait = false, false, 0
 	}
@@ -181,6 +183,7 @@ func (s *state) succeeded(n int, took time.Duration, now time.Time) {
 func (s *state) failed(f *destination.Failure, n int, took time.Duration, now time.Time, probe bool, o Options) {
 	s.mu.Lock()
 	s.failures += int64(n)
+	s.record(now, 0, n)
 	s.lastErr = &LastError{At: now, StatusCode: f.StatusCode, Message: f.Message}
 	s.failing++
 	if f.Kind != destination.Permanent { // one refused event must not stop the others

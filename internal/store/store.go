@@ -46,6 +46,10 @@ type Store interface {
 	EventList(ctx context.Context, p EventListParams) ([]EventRecord, error)
 	// EventCount counts the events matching p's filters (its paging fields are ignored).
 	EventCount(ctx context.Context, p EventListParams) (int64, error)
+	// EventVolume counts the events matching p.Filter per time bucket and event type, bucketed
+	// in the database: one row per bucket and type that has events, ordered by bucket, then
+	// type. An error, without querying, when p.Validate fails.
+	EventVolume(ctx context.Context, p EventVolumeParams) ([]EventVolume, error)
 	// EventGet returns one event or ErrNotFound.
 	EventGet(ctx context.Context, id int64) (EventRecord, error)
 	// EventDeleteBefore deletes at most limit events created before t and returns how many it

@@ -282,6 +282,7 @@ type eventsData struct {
 	Types    []typeGroup
 	PerPage  []int
 	OwnOnly  bool
+	Chart    *chart // the volume by type over the filter's range (plots.go)
 }
 
 // typeGroup is the catalog's types of one category (feature_category).
@@ -345,6 +346,12 @@ func (u *UI) eventsPage(w http.ResponseWriter, r *http.Request) {
 			d.Rows = append(d.Rows, rowOf(rec))
 		}
 		u.nameAuthors(r.Context(), d.Rows)
+		if f.Before == 0 { // the first page only: the older pages have the same chart
+			if d.Chart, err = u.volumeChart(r.Context(), p); err != nil {
+				u.fail(w, r, err)
+				return
+			}
+		}
 	}
 	u.render(w, r, status, "events", view{Title: "Audit events · " + s.Name(), Crumbs: s.crumbs(crumb{Name: "Audit events"}), Data: d})
 }

@@ -322,6 +322,7 @@ type streamData struct {
 	Extras      pageExtras
 	ReplayFrom  string
 	Now         time.Time
+	Charts      []chart // the delivery history's plots (plots.go)
 }
 
 const (
@@ -349,6 +350,7 @@ func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.O
 		data.DLNext = data.URL + "?dead_letters_before=" + strconv.FormatInt(dls[len(dls)-1].ID, 10) + "#dead-letters"
 	}
 	data.DeadLetters = dls
+	data.Charts = u.deliveryCharts(d)
 	data.Form = formFromConfig(ci, d.Name, d.Active, d.Config)
 	if x.Form != nil {
 		data.Form = *x.Form

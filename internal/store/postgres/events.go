@@ -188,3 +188,29 @@ func (s *Store) EventMaxID(ctx context.Context) (int64, error) {
 	err := s.pool.QueryRow(ctx, `SELECT COALESCE(max(id), 0) FROM events`).Scan(&id)
 	return id, wrap("max event id", err)
 }
+
+// EventVolume counts the events matching p.Filter per bucket of p.Step and event type.
+func (s *Store) EventVolume(ctx context.Context, p store.EventVolumeParams) ([]store.EventVolume, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	f := eventFilter(p.Window(), false)
+	n := len(f.args)
+	q := `SELECT floor(extract(epoch FROM (created_at - $` + strconv.Itoa(n+1) + `::timestamptz)) * 1000 / $` + strconv.Itoa(n+2) + `::bigint)::bigint AS bucket,
+		event_type, count(*) FROM events` + f.where() + ` GROUP BY bucket, event_type ORDER BY bucket, event_type`
+	rows, err := s.pool.Query(ctx, q, append(f.args, toMS(p.Start), p.Step.Milliseconds())...)
+	if err != nil {
+		return nil, wrap("count event volume", err)
+	}
+	defer rows.Close()
+	var out []store.EventVolume
+	for rows.Next() {
+		var v store.EventVolume
+		if err := rows.Scan(&v.Bucket, &v.EventType, &v.Count); err != nil {
+			return nil, wrap("count event volume", err)
+		}
+		v.Start = p.Start.Add(time.Duration(v.Bucket) * p.Step).UTC()
+		out = append(out, v)
+	}
+	return out, wrap("count event volume", rows.Err())
+}

@@ -207,3 +207,28 @@ func (s *Store) EventMaxID(ctx context.Context) (int64, error) {
 	err := s.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM events`).Scan(&id)
 	return id, wrap("max event id", err)
 }
+
+// EventVolume counts the events matching p.Filter per bucket of p.Step and event type.
+func (s *Store) EventVolume(ctx context.Context, p store.EventVolumeParams) ([]store.EventVolume, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	w, args := where(p.Window(), false)
+	step := p.Step.Milliseconds()
+	q := `SELECT (created_at - ?) / ? AS bucket, event_type, count(*) FROM events` + w + ` GROUP BY bucket, event_type ORDER BY bucket, event_type`
+	rows, err := s.r.QueryContext(ctx, q, append([]any{toMS(p.Start), step}, args...)...)
+	if err != nil {
+		return nil, wrap("count event volume", err)
+	}
+	defer rows.Close()
+	var out []store.EventVolume
+	for rows.Next() {
+		var v store.EventVolume
+		if err := rows.Scan(&v.Bucket, &v.EventType, &v.Count); err != nil {
+			return nil, wrap("count event volume", err)
+		}
+		v.Start = p.Start.Add(time.Duration(v.Bucket) * p.Step).UTC()
+		out = append(out, v)
+	}
+	return out, wrap("count event volume", rows.Err())
+}

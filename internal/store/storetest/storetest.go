@@ -40,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("GetNotFound", s.testEventGetNotFound)
 		t.Run("DeleteBefore", s.testEventDeleteBefore)
 		t.Run("MaxID", s.testEventMaxID)
+		t.Run("Volume", s.testEventVolume)
 	})
 	t.Run("Namespace", func(t *testing.T) {
 		t.Run("Hierarchy", s.testNamespaceHierarchy)
