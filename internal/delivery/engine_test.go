@@ -824,13 +824,14 @@ func groupEvent(k int64) eventlog.Message {
 
 // TestSendersWaitInLine: one event to each of 500 destinations while the receiver holds every
 // request: no more than Options.Senders requests are out at once, and the destinations waiting
-// for a place have no goroutine. Eight destinations that fail and then back off for an hour
-// give their places up meanwhile: the 500 are all delivered.
+// for a place have no goroutine, neither before their turn nor after it (the receiver holds
+// the requests again after 400 deliveries). Eight destinations that fail and then back off
+// for an hour give their places up meanwhile: the 500 are all delivered.
 func TestSendersWaitInLine(t *testing.T) {
 	const senders = 8
 	r := newRig(t, delivery.Options{Senders: senders, BackoffMin: time.Hour, BackoffMax: time.Hour})
 	ctx := context.Background()
-	hold := make(chan struct{})
+	first, then := make(chan struct{}), make(chan struct{})
 	var mu sync.Mutex
 	out, peak, delivered := 0, 0, 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -842,6 +843,10 @@ func TestSendersWaitInLine(t *testing.T) {
 		mu.Lock()
 		out++
 		peak = max(peak, out)
+		hold := first
+		if delivered >= 400 {
+			hold = then
+		}
 		mu.Unlock()
 		<-hold
 		mu.Lock()
@@ -849,9 +854,10 @@ func TestSendersWaitInLine(t *testing.T) {
 		delivered++
 		mu.Unlock()
 	}))
-	release := sync.OnceFunc(func() { close(hold) })
+	releaseFirst, releaseThen := sync.OnceFunc(func() { close(first) }), sync.OnceFunc(func() { close(then) })
 	t.Cleanup(srv.Close)
-	t.Cleanup(release) // first: Close waits for the held requests
+	t.Cleanup(releaseFirst) // before Close, which waits for the held requests
+	t.Cleanup(releaseThen)
 	var keys []int64
 	for range 8 {
 		keys = append(keys, r.groupDestination(srv.URL+"/fail"))
@@ -867,18 +873,24 @@ func TestSendersWaitInLine(t *testing.T) {
 	}
 	_, err := r.log.Publish(ctx, msgs)
 	require.NoError(t, err)
-	poll.Until(t, 30*time.Second, func() error {
-		mu.Lock()
-		defer mu.Unlock()
-		if out < senders {
-			return fmt.Errorf("%d requests held by the receiver, want %d", out, senders)
-		}
-		return nil
-	})
-	// The held requests' goroutines (engine, client and server side) and the failing
-	// destinations' backoffs; 500 waiting runners would be far more.
-	require.Less(t, runtime.NumGoroutine()-idle, 100, "destinations waiting in line have no goroutines")
-	release()
+	held := func(want int) {
+		t.Helper()
+		poll.Until(t, 30*time.Second, func() error {
+			mu.Lock()
+			defer mu.Unlock()
+			if out < senders || delivered < want {
+				return fmt.Errorf("%d requests held by the receiver after %d delivered, want %d after %d", out, delivered, senders, want)
+			}
+			return nil
+		})
+		// The held requests' goroutines (engine, client and server side) and the failing
+		// destinations' backoffs; hundreds of waiting runners would be far more.
+		require.Less(t, runtime.NumGoroutine()-idle, 100, "destinations waiting in line have no goroutines")
+	}
+	held(0)
+	releaseFirst()
+	held(400)
+	releaseThen()
 	poll.Until(t, 30*time.Second, func() error {
 		mu.Lock()
 		defer mu.Unlock()

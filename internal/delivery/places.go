@@ -34,8 +34,8 @@ type ticket struct{ held bool }
 
 func newPlaces(n int) *places { return &places{free: n} }
 
-// start runs d's runner with ctx in a place of its own, now or when its turn comes. Called
-// with d.mu held and d.running just set.
+// start runs d's runner with ctx in a place of its own, now or when its turn comes. d.running
+// is set, and d.wg counts the run.
 func (p *places) start(d *dest, ctx context.Context) {
 	p.mu.Lock()
 	if p.free > 0 {
