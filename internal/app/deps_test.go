@@ -30,6 +30,7 @@ var allowedImports = map[string][]string{
 	"internal/auth":                     {"internal/event", "internal/store"},
 	"internal/ingest":                   {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
 	"internal/archive":                  {"internal/event", "internal/eventlog", "internal/store"},
+	"internal/trail":                    {"internal/event", "internal/eventlog", "internal/store"},
 	"internal/streamconfig":             {"internal/auth", "internal/delivery", "internal/destination", "internal/event", "internal/namespace", "internal/store"},
 	"internal/api/graphql":              {"internal/api/graphql/exec", "internal/api/graphql/model", "internal/auth", "internal/delivery", "internal/event", "internal/store", "internal/streamconfig"},
 	"internal/web":                      {"internal/auth", "internal/delivery", "internal/destination", "internal/event", "internal/httpgzip", "internal/namespace", "internal/store", "internal/streamconfig"},

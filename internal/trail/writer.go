@@ -1,0 +1,375 @@
+package trail
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// Store is the part of the store the Writer uses.
+type Store interface {
+	HashStore
+	TrailSize(ctx context.Context) (int64, error)
+	TrailAppend(ctx context.Context, p store.TrailAppendParams) error
+	TrailCheckpointAdd(ctx context.Context, c store.TrailCheckpoint) (store.TrailCheckpoint, error)
+	TrailCheckpointLatest(ctx context.Context) (store.TrailCheckpoint, error)
+	EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
+}
+
+// Log is the part of the log the Writer reads.
+type Log interface {
+	NewReader(ctx context.Context, after int64) (*eventlog.Reader, error)
+	Info(ctx context.Context) (eventlog.Info, error)
+}
+
+// Metrics receives what the Writer did; any field may be nil.
+type Metrics struct {
+	Appended    func(n int)
+	Size        func(n int64)
+	Lost        func(n int) // events the log lost that the store had no copy of
+	Recovered   func(n int) // events the log lost, made leaves from the store's copy
+	Checkpoints func(n int)
+}
+
+// Writer appends every event of the log to the tree, in id order, and signs checkpoints. Run
+// it in one process at a time (under a lease): a second writer's appends fail with
+// store.ErrVersionConflict and it starts over from the stored size.
+type Writer struct {
+	Store   Store
+	Log     Log
+	Catalog *event.Catalog
+	Signer  note.Signer
+	// Origin is the first line of every checkpoint: the log's name.
+	Origin string
+	// CheckpointEvents signs a checkpoint once this many events were added since the last.
+	// Default 100,000.
+	CheckpointEvents int64
+	// CheckpointInterval signs a checkpoint this long after the last one when events were added
+	// since. Default 10s.
+	CheckpointInterval time.Duration
+	// Batch is the most events per append. Default 1000.
+	Batch   int
+	Logger  *slog.Logger
+	Metrics Metrics
+	// Status receives the losses the Writer finds; may be nil.
+	Status *Status
+
+	cache *hashCache
+	size  int64
+	// since is the events added since the last checkpoint, and last its time.
+	since int64
+	last  time.Time
+}
+
+// Status is what the trail found wrong, for /-/ready and the admin: ids the log lost. Safe for
+// concurrent use; the zero value is ready.
+type Status struct {
+	mu       sync.Mutex
+	problems []string
+}
+
+// Add records a problem.
+func (s *Status) Add(p string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.problems) < 100 { // the first hundred say what happened; the log has them all
+		s.problems = append(s.problems, p)
+	}
+}
+
+// Problems returns what was recorded, oldest first.
+func (s *Status) Problems() []string {
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.problems...)
+}
+
+func (w *Writer) defaults() {
+	if w.CheckpointEvents <= 0 {
+		w.CheckpointEvents = 100_000
+	}
+	if w.CheckpointInterval <= 0 {
+		w.CheckpointInterval = 10 * time.Second
+	}
+	if w.Batch <= 0 {
+		w.Batch = 1000
+	}
+}
+
+// Run appends until ctx ends or reading fails (the log or the store went away: the caller runs
+// it again).
+func (w *Writer) Run(ctx context.Context) error {
+	w.defaults()
+	var err error
+	if w.size, err = w.Store.TrailSize(ctx); err != nil {
+		return err
+	}
+	w.cache = newHashCache(ctx, w.Store)
+	w.last, w.since = time.Now(), 0
+	if cp, err := w.Store.TrailCheckpointLatest(ctx); err == nil {
+		w.since = w.size - cp.Size
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	info, err := w.Log.Info(ctx)
+	if err != nil {
+		return err
+	}
+	last, first := int64(info.LastSeq), int64(info.FirstSeq)
+	switch {
+	case last < w.size:
+		w.lossf("the log ends at id %d but the tree holds ids up to %d: the log lost ids %s (their leaves and, for stored types, the store's copies remain)",
+			last, w.size, idRange(last+1, w.size))
+	case last > w.size && (info.Messages == 0 || first > w.size+1):
+		// The log no longer holds the events after the tree's end (they aged out or were cut
+		// while no writer ran): no read will show the gap until the next event, so fill it now.
+		end := last
+		if info.Messages > 0 {
+			end = first - 1
+		}
+		leaves, err := w.fill(ctx, w.size+1, end)
+		if err != nil {
+			return err
+		}
+		if err := w.store(ctx, leaves); err != nil {
+			return err
+		}
+	}
+	rd, err := w.Log.NewReader(ctx, w.size)
+	if err != nil {
+		return err
+	}
+	defer rd.Close()
+	pending := make([]eventlog.Read, 0, w.Batch)
+	for {
+		pending = pending[:0]
+		wait := w.CheckpointInterval
+		if w.since > 0 {
+			wait -= time.Since(w.last) // wake for the checkpoint that is due
+		}
+		for len(pending) < w.Batch {
+			if len(pending) > 0 {
+				wait = 20 * time.Millisecond // fill the batch with what is already there
+			}
+			r, err := rd.Next(ctx, max(wait, time.Millisecond))
+			if errors.Is(err, eventlog.ErrNoEvent) {
+				break
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				return err
+			}
+			// The reader's Data is its own per message; nothing reuses it.
+			pending = append(pending, r)
+		}
+		if len(pending) > 0 {
+			if err := w.append(ctx, pending); err != nil {
+				return err
+			}
+		}
+		if w.since > 0 && (w.since >= w.CheckpointEvents || time.Since(w.last) >= w.CheckpointInterval) {
+			if err := w.checkpoint(ctx); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// leaf is one leaf to append.
+type leaf struct {
+	hash tlog.Hash
+	kind store.TrailLeafKind
+}
+
+// append adds the events read to the tree, filling ids the log skipped.
+func (w *Writer) append(ctx context.Context, reads []eventlog.Read) error {
+	leaves := make([]leaf, 0, len(reads))
+	next := w.size + 1
+	var buf []byte
+	for _, r := range reads {
+		if r.Seq < next {
+			continue // already in the tree (a reader that started before its position)
+		}
+		if r.Seq > next {
+			filled, err := w.fill(ctx, next, r.Seq-1)
+			if err != nil {
+				return err
+			}
+			leaves = append(leaves, filled...)
+		}
+		buf = event.AppendWithID(buf[:0], r.Data, r.Seq)
+		kind := store.TrailStored
+		if t := w.Catalog.Lookup(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:]); t != nil && !t.SavedToDatabase {
+			kind = store.TrailStreamOnly
+		}
+		leaves = append(leaves, leaf{LeafHash(buf), kind})
+		next = r.Seq + 1
+	}
+	return w.store(ctx, leaves)
+}
+
+// fill makes the leaves of ids from..to, which the log no longer holds: from the store's copy
+// where it has one, else LostLeaf. Either way the loss is reported, naming the ids.
+func (w *Writer) fill(ctx context.Context, from, to int64) ([]leaf, error) {
+	stored := map[int64][]byte{}
+	for after := from - 1; after < to; {
+		recs, err := w.Store.EventList(ctx, store.EventListParams{AfterID: after, Ascending: true, Limit: int(min(to-after, 1000))})
+		if err != nil {
+			return nil, fmt.Errorf("trail: read the store's copies of ids %d-%d: %w", from, to, err)
+		}
+		for _, r := range recs {
+			if r.ID <= to {
+				stored[r.ID] = r.Data
+			}
+		}
+		if len(recs) == 0 || recs[len(recs)-1].ID >= to {
+			break
+		}
+		after = recs[len(recs)-1].ID
+	}
+	out := make([]leaf, 0, to-from+1)
+	var lost []int64
+	for id := from; id <= to; id++ {
+		if data, ok := stored[id]; ok {
+			out = append(out, leaf{LeafHash(data), store.TrailRecovered})
+			continue
+		}
+		lost = append(lost, id)
+		out = append(out, leaf{LeafHash(LostLeaf(id)), store.TrailLost})
+	}
+	recovered := len(out) - len(lost)
+	if from == 1 && w.size == 0 {
+		// A new tree over a log that aged out its first events (the trail was added to a
+		// running service): the store's copies are the record of them.
+		w.Logger.Warn("trail: the tree starts after events the log no longer holds; their leaves were made from the store",
+			"ids", idRange(from, to), "from_store", recovered, "unknown", Ranges(lost))
+	} else {
+		w.lossf("the log lost ids %s: %d made leaves from the store's copies, %d not in the store either (ids %s)",
+			idRange(from, to), recovered, len(lost), Ranges(lost))
+	}
+	if w.Metrics.Recovered != nil {
+		w.Metrics.Recovered(recovered)
+	}
+	if w.Metrics.Lost != nil {
+		w.Metrics.Lost(len(lost))
+	}
+	return out, nil
+}
+
+func (w *Writer) lossf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	w.Logger.Error("trail: "+msg, "component", "trail")
+	w.Status.Add(msg)
+}
+
+// store computes the hashes of leaves, stores them and moves the size.
+func (w *Writer) store(ctx context.Context, leaves []leaf) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	var hashes []store.TrailHash
+	n := w.size
+	for _, l := range leaves {
+		hs, err := tlog.StoredHashesForRecordHash(n, l.hash, w.cache)
+		if err != nil {
+			return fmt.Errorf("trail: hashes of leaf %d: %w", n, err)
+		}
+		idx := tlog.StoredHashIndex(0, n)
+		for i, h := range hs {
+			w.cache.m[idx+int64(i)] = h
+			kind := store.TrailNode
+			if i == 0 {
+				kind = l.kind
+			}
+			hashes = append(hashes, store.TrailHash{Index: idx + int64(i), Hash: h[:], Kind: kind})
+		}
+		n++
+	}
+	if err := w.Store.TrailAppend(ctx, store.TrailAppendParams{OldSize: w.size, NewSize: n, Hashes: hashes}); err != nil {
+		return fmt.Errorf("trail: append ids %d-%d: %w", w.size+1, n, err)
+	}
+	w.cache.keepFrontier(n)
+	w.since += n - w.size
+	w.size = n
+	if w.Metrics.Appended != nil {
+		w.Metrics.Appended(len(leaves))
+	}
+	if w.Metrics.Size != nil {
+		w.Metrics.Size(n)
+	}
+	return nil
+}
+
+// checkpoint signs and stores a checkpoint of the current tree.
+func (w *Writer) checkpoint(ctx context.Context) error {
+	root, err := tlog.TreeHash(w.size, w.cache)
+	if err != nil {
+		return fmt.Errorf("trail: tree hash at %d: %w", w.size, err)
+	}
+	msg, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: w.Origin, Size: w.size, Root: root}.Format())}, w.Signer)
+	if err != nil {
+		return fmt.Errorf("trail: sign checkpoint: %w", err)
+	}
+	if _, err := w.Store.TrailCheckpointAdd(ctx, store.TrailCheckpoint{Size: w.size, Note: msg}); err != nil {
+		return err
+	}
+	w.since, w.last = 0, time.Now()
+	if w.Metrics.Checkpoints != nil {
+		w.Metrics.Checkpoints(1)
+	}
+	return nil
+}
+
+// idRange formats from..to.
+func idRange(from, to int64) string {
+	if from == to {
+		return strconv.FormatInt(from, 10)
+	}
+	return strconv.FormatInt(from, 10) + "-" + strconv.FormatInt(to, 10)
+}
+
+// Ranges formats ascending ids as ranges ("3-5,9"), the first 20 of them.
+func Ranges(ids []int64) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(ids); {
+		j := i
+		for j+1 < len(ids) && ids[j+1] == ids[j]+1 {
+			j++
+		}
+		if n > 0 {
+			b.WriteByte(',')
+		}
+		if n == 20 {
+			b.WriteString("…")
+			break
+		}
+		b.WriteString(idRange(ids[i], ids[j]))
+		n++
+		i = j + 1
+	}
+	return b.String()
+}
