@@ -50,9 +50,9 @@ var allowedImports = map[string][]string{
 	"internal/destination/splunkhec":    {"internal/destination", "internal/netguard"},
 	"internal/netguard":                 {},
 	"internal/adminaudit":               {"internal/event", "internal/store"},
-	"internal/api/rest":                 {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store"},
+	"internal/api/rest":                 {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store", "internal/trail"},
 	"internal/app":                      {"*"},
-	"cmd/auditstream":                   {"internal/app", "internal/event", "internal/store"},
+	"cmd/auditstream":                   {"internal/app", "internal/event", "internal/store", "internal/trail"},
 	"cmd/loadgen":                       {},
 	"e2e":                               {},
 }

@@ -280,3 +280,17 @@ func NDJSON(r io.Reader) func(yield func([]byte, error) bool) {
 		}
 	}
 }
+
+// Latest returns the service's latest checkpoint.
+func (s *HTTPSource) Latest(ctx context.Context) (CheckpointJSON, error) {
+	resp, err := s.get(ctx, "/api/v4/auditstream/trail/checkpoint", nil)
+	if err != nil {
+		return CheckpointJSON{}, err
+	}
+	defer resp.Body.Close()
+	var c CheckpointJSON
+	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
+		return CheckpointJSON{}, fmt.Errorf("%w: checkpoint: %w", ErrAPI, err)
+	}
+	return c, nil
+}

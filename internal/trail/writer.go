@@ -73,11 +73,22 @@ type Writer struct {
 	last  time.Time
 }
 
-// Status is what the trail found wrong, for /-/ready and the admin: ids the log lost. Safe for
-// concurrent use; the zero value is ready.
+// Status is what the trail found wrong, for /-/ready and the admin: ids the log lost, and the
+// latest audit's failure. Safe for concurrent use; the zero value is healthy.
 type Status struct {
 	mu       sync.Mutex
 	problems []string
+	audit    string // the last audit's failure; "" when it passed
+}
+
+// SetAudit records the outcome of the latest audit: "" when it passed.
+func (s *Status) SetAudit(failure string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audit = failure
 }
 
 // Add records a problem.
@@ -99,7 +110,11 @@ func (s *Status) Problems() []string {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]string(nil), s.problems...)
+	out := append([]string(nil), s.problems...)
+	if s.audit != "" {
+		out = append(out, s.audit)
+	}
+	return out
 }
 
 func (w *Writer) defaults() {
