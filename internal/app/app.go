@@ -236,6 +236,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 			Logger: logger.With("component", "trail"), Metrics: a.metrics.trailMetrics(a.trailStatus), Status: a.trailStatus}
 		p := &trail.Prover{Store: a.store, VerifierKey: key.VerifierKey}
 		prover = p
+		a.archiver.BeforePurge = func(ctx context.Context, ids []int64) error { return trail.MarkPurged(ctx, a.store, ids) }
 		a.trailAudit = &trail.Auditor{Prover: p, Keys: []string{key.VerifierKey}, Status: a.trailStatus, Logger: logger.With("component", "trail"),
 			Failed: a.metrics.trailAuditFailed,
 			UpTo: func(ctx context.Context) (int64, error) {

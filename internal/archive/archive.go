@@ -24,6 +24,7 @@ const ConsumerName = "store"
 type Store interface {
 	EventInsertMany(ctx context.Context, events []store.EventRecord) error
 	EventDeleteBefore(ctx context.Context, t time.Time, limit int) (int64, error)
+	EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
 }
 
 // Log is the part of the log the archive reads from.
@@ -54,6 +55,10 @@ type Archiver struct {
 	Workers int
 	// NowFunc is the clock. Default time.Now.
 	NowFunc func() time.Time
+	// BeforePurge, when set, is told the ids of every event a purge is about to delete, in
+	// ascending pages, before it deletes any (the trail marks their leaves purged, so that an
+	// audit tells retention from a deleted row). An error stops the purge.
+	BeforePurge func(ctx context.Context, ids []int64) error
 }
 
 // Run consumes the log until ctx is done.
@@ -150,6 +155,27 @@ func (a *Archiver) Purge(ctx context.Context, retention time.Duration) (int64, e
 		return 0, nil
 	}
 	cutoff := a.now().Add(-retention)
+	if a.BeforePurge != nil {
+		// Every id older than the cutoff, not only the first step's: the delete takes the oldest
+		// by time, these pages go by id.
+		for after := int64(0); ; {
+			recs, err := a.Store.EventList(ctx, store.EventListParams{CreatedBefore: cutoff, Ascending: true, AfterID: after, Limit: 10_000})
+			if err != nil {
+				return 0, fmt.Errorf("purge: list events before %s: %w", cutoff.Format(time.RFC3339), err)
+			}
+			if len(recs) == 0 {
+				break
+			}
+			ids := make([]int64, len(recs))
+			for i, r := range recs {
+				ids[i] = r.ID
+			}
+			if err := a.BeforePurge(ctx, ids); err != nil {
+				return 0, fmt.Errorf("purge: %w", err)
+			}
+			after = ids[len(ids)-1]
+		}
+	}
 	var total int64
 	for {
 		n, err := a.Store.EventDeleteBefore(ctx, cutoff, 10_000)

@@ -249,6 +249,7 @@ func TestArchiveSkipsUnreadableEvents(t *testing.T) {
 type storeFuncs struct {
 	insert       func(ctx context.Context, events []store.EventRecord) error
 	deleteBefore func(ctx context.Context, t time.Time, limit int) (int64, error)
+	list         func(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
 }
 
 func (s storeFuncs) EventInsertMany(ctx context.Context, events []store.EventRecord) error {
@@ -257,6 +258,10 @@ func (s storeFuncs) EventInsertMany(ctx context.Context, events []store.EventRec
 
 func (s storeFuncs) EventDeleteBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
 	return s.deleteBefore(ctx, t, limit)
+}
+
+func (s storeFuncs) EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error) {
+	return s.list(ctx, p)
 }
 
 func TestArchiveRecoversFromStoreFailures(t *testing.T) {
@@ -378,10 +383,20 @@ func TestPurgeManySteps(t *testing.T) {
 	recs = append(recs, store.EventRecord{ID: old + 1, CreatedAt: t0, EventType: savedType, EntityType: event.EntityUser, EntityID: 1, Data: []byte(`{}`)})
 	require.NoError(t, f.st.EventInsertMany(f.ctx, recs))
 
+	var told []int64
+	a.BeforePurge = func(_ context.Context, ids []int64) error {
+		require.Equal(t, int64(old+1), f.count(t), "told before anything is deleted")
+		told = append(told, ids...)
+		return nil
+	}
 	n, err := a.Purge(f.ctx, 24*time.Hour)
 	require.NoError(t, err)
 	require.Equal(t, int64(old), n)
 	require.Equal(t, int64(1), f.count(t))
+	require.Len(t, told, old, "every id the purge deletes, in pages")
+	for i, id := range told {
+		require.Equal(t, int64(i+1), id)
+	}
 }
 
 func TestPurgeReportsStoreFailure(t *testing.T) {

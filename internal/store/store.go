@@ -236,6 +236,9 @@ type Store interface {
 	TrailHashes(ctx context.Context, indexes []int64) ([]TrailHash, error)
 	// TrailHashRange returns the stored hashes with from <= Index < to, ordered by Index.
 	TrailHashRange(ctx context.Context, from, to int64) ([]TrailHash, error)
+	// TrailMarkPurged marks the leaves at indexes that are TrailStored or TrailRecovered as
+	// TrailPurged (retention is about to delete their events); others are left as they are.
+	TrailMarkPurged(ctx context.Context, indexes []int64) error
 	// TrailCheckpointAdd stores a signed checkpoint and returns it with its ID. A zero
 	// CreatedAt means now.
 	TrailCheckpointAdd(ctx context.Context, c TrailCheckpoint) (TrailCheckpoint, error)
@@ -264,6 +267,9 @@ const (
 	// TrailRecovered is an event the log lost before the tree had it, made a leaf from the
 	// store's copy.
 	TrailRecovered TrailLeafKind = 4
+	// TrailPurged is a stored event that retention deleted (or is about to): the store no
+	// longer has it, by design.
+	TrailPurged TrailLeafKind = 5
 )
 
 // TrailHash is one hash the trail's tree stores, at its tlog stored hash index.

@@ -171,3 +171,18 @@ func (p *Prover) LeafHashes(ctx context.Context, fromID int64, count int) ([]Lea
 	}
 	return out, nil
 }
+
+// PurgeStore is the part of the store MarkPurged writes.
+type PurgeStore interface {
+	TrailMarkPurged(ctx context.Context, indexes []int64) error
+}
+
+// MarkPurged marks the leaves of events retention is about to delete (archive's BeforePurge):
+// the hashes stay, and verification knows their rows are gone by design.
+func MarkPurged(ctx context.Context, st PurgeStore, ids []int64) error {
+	idx := make([]int64, len(ids))
+	for i, id := range ids {
+		idx[i] = tlog.StoredHashIndex(0, id-1)
+	}
+	return st.TrailMarkPurged(ctx, idx)
+}

@@ -91,6 +91,7 @@ type Report struct {
 	Checkpoints int
 	Events      int64 // events whose bytes were checked against their leaves
 	Recovered   int64 // leaves the service made from the store's copy after the log lost them
+	Purged      int64 // leaves of stored events retention deleted
 	Lost        int64 // leaves of events lost without a copy (AllowLost)
 	FirstLost   int64 // the first of them
 }
@@ -246,8 +247,11 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 				}
 				rep.Lost++
 			}
-			if l.Kind == store.TrailRecovered {
+			switch {
+			case l.Kind == store.TrailRecovered:
 				rep.Recovered++
+			case l.Kind == store.TrailPurged && ev == nil:
+				rep.Purged++
 			}
 			tree.push(h)
 			from++

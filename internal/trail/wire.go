@@ -98,12 +98,14 @@ func KindName(k store.TrailLeafKind) string {
 		return "lost"
 	case store.TrailRecovered:
 		return "recovered"
+	case store.TrailPurged:
+		return "purged"
 	}
 	return "unknown"
 }
 
 func kindOf(name string) store.TrailLeafKind {
-	for k := store.TrailStored; k <= store.TrailRecovered; k++ {
+	for k := store.TrailStored; k <= store.TrailPurged; k++ {
 		if KindName(k) == name {
 			return k
 		}

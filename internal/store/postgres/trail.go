@@ -93,6 +93,16 @@ func (s *Store) TrailHashRange(ctx context.Context, from, to int64) ([]store.Tra
 	return out, wrap("trail hash range", rows.Err())
 }
 
+// TrailMarkPurged marks stored leaves purged; see store.Store.
+func (s *Store) TrailMarkPurged(ctx context.Context, indexes []int64) error {
+	if len(indexes) == 0 {
+		return nil
+	}
+	_, err := s.pool.Exec(ctx, `UPDATE trail_hashes SET kind = $1 WHERE kind IN ($2, $3) AND idx = ANY($4)`,
+		int16(store.TrailPurged), int16(store.TrailStored), int16(store.TrailRecovered), indexes)
+	return wrap("mark trail leaves purged", err)
+}
+
 // TrailCheckpointAdd stores a checkpoint; see store.Store.
 func (s *Store) TrailCheckpointAdd(ctx context.Context, c store.TrailCheckpoint) (store.TrailCheckpoint, error) {
 	c.Note, c.CreatedAt = nonNil(c.Note), created(c.CreatedAt)

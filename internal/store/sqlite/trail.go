@@ -125,6 +125,24 @@ func (s *Store) TrailHashRange(ctx context.Context, from, to int64) ([]store.Tra
 	return out, wrap("trail hash range", rows.Err())
 }
 
+// TrailMarkPurged marks stored leaves purged; see store.Store.
+func (s *Store) TrailMarkPurged(ctx context.Context, indexes []int64) error {
+	args := make([]any, 0, trailChunk+3)
+	for rest := indexes; len(rest) > 0; {
+		n := min(len(rest), trailChunk)
+		args = append(args[:0], int64(store.TrailPurged), int64(store.TrailStored), int64(store.TrailRecovered))
+		for _, i := range rest[:n] {
+			args = append(args, i)
+		}
+		_, err := s.w.ExecContext(ctx, `UPDATE trail_hashes SET kind = ? WHERE kind IN (?, ?) AND idx IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		if err != nil {
+			return wrap("mark trail leaves purged", err)
+		}
+		rest = rest[n:]
+	}
+	return nil
+}
+
 // TrailCheckpointAdd stores a checkpoint; see store.Store.
 func (s *Store) TrailCheckpointAdd(ctx context.Context, c store.TrailCheckpoint) (store.TrailCheckpoint, error) {
 	c.Note, c.CreatedAt = nonNil(c.Note), fromMS(createdMS(c.CreatedAt))

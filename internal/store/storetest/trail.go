@@ -67,6 +67,19 @@ func (s *suite) testTrailAppend(t *testing.T) {
 	empty, err := st.TrailHashRange(ctx, 5000, 6000)
 	require.NoError(t, err)
 	require.Empty(t, empty)
+
+	// Only stored and recovered leaves become purged; missing indexes are ignored.
+	require.NoError(t, st.TrailMarkPurged(ctx, []int64{0, 1, 2, 6, 9, 99999}))
+	require.NoError(t, st.TrailMarkPurged(ctx, nil))
+	got, err = st.TrailHashes(ctx, []int64{0, 1, 2, 6, 9, 7})
+	require.NoError(t, err)
+	kinds := []store.TrailLeafKind{}
+	for _, h := range got {
+		kinds = append(kinds, h.Kind)
+	}
+	// 0 stored → purged, 1 stream-only, 2 a node, 6 (kind 1) → purged, 9 (kind 4) → purged, 7 (kind 2) untouched.
+	require.Equal(t, []store.TrailLeafKind{store.TrailPurged, store.TrailStreamOnly, store.TrailNode, store.TrailPurged, store.TrailPurged, store.TrailStreamOnly}, kinds)
+	require.Equal(t, trailHash(6), got[3].Hash, "the hash stays")
 }
 
 func trailIndexes(hs []store.TrailHash) []int64 {

@@ -4,7 +4,8 @@
 -- trail_hashes holds every hash the tree stores, keyed by golang.org/x/mod/sumdb/tlog's stored
 -- hash index (a leaf's hash and every complete subtree's; about two per event). kind is set on
 -- the leaves only (1 stored, 2 stream-only, 3 lost: the log lost it and the store had no copy,
--- 4 recovered: the log lost it and the leaf was made from the store's copy); 0 above them.
+-- 4 recovered: the log lost it and the leaf was made from the store's copy, 5 purged: a stored
+-- event retention deleted); 0 above them.
 -- Retention never deletes from it: proofs need the hashes after the payloads are gone.
 CREATE TABLE trail_hashes (
     idx  INTEGER PRIMARY KEY,
