@@ -76,6 +76,8 @@ type Verifier struct {
 	Every    int64
 	// Page is how many leaves are asked for at once. Default 10,000.
 	Page int
+	// Parallel is how many pages are asked for at once beyond the one being checked. Default 2.
+	Parallel int
 	// UpTo, when positive, checks the leaves of ids 1..UpTo only, against the checkpoints of
 	// sizes up to it (the others are checked for their signatures and forks): the service's
 	// own audit stops where the store has caught up with the log.
@@ -200,8 +202,20 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 	ci := 0
 	start := time.Now()
 	goodUpTo := int64(0) // the largest checkpoint size the events matched
+	fctx, cancel := context.WithCancel(ctx)
+	pages := v.fetch(fctx, src, size, page)
+	defer func() {
+		cancel()
+		for range pages { // the fetches still running end into their buffers
+		}
+	}()
 	for from := int64(1); from <= size; {
-		leaves, err := src.Leaves(ctx, from, int(min(int64(page), size-from+1)))
+		res, ok := <-pages
+		if !ok {
+			return rep, context.Cause(ctx)
+		}
+		r := <-res
+		leaves, err := r.leaves, r.err
 		if err != nil {
 			return rep, err
 		}
@@ -273,6 +287,34 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 		return rep, &Failure{ID: fileID, Reason: ReasonMissing, Detail: fmt.Sprintf("the file has it, but no checkpoint covers it yet (the largest is of size %d)", size)}
 	}
 	return rep, nil
+}
+
+type pageResult struct {
+	leaves []SourceLeaf
+	err    error
+}
+
+// fetch asks for the pages of leaves 1..size, up to Parallel (default 2) ahead, and hands
+// them over in order: the source reads the next pages while this one is checked. The channel
+// closes after the last page or when ctx ends; the caller cancels ctx when it stops early.
+func (v *Verifier) fetch(ctx context.Context, src Source, size int64, page int) <-chan chan pageResult {
+	out := make(chan chan pageResult, cmpOr(v.Parallel, 2)-1)
+	go func() {
+		defer close(out)
+		for from := int64(1); from <= size; from += int64(page) {
+			res := make(chan pageResult, 1)
+			select {
+			case out <- res:
+			case <-ctx.Done():
+				return
+			}
+			go func(from int64) {
+				leaves, err := src.Leaves(ctx, from, int(min(int64(page), size-from+1)))
+				res <- pageResult{leaves, err}
+			}(from)
+		}
+	}()
+	return out
 }
 
 // eventID reads the id an event's JSON starts with ({"id":N,…}: how the store, the API's raw
