@@ -44,6 +44,12 @@ func benchTrail(b *testing.B, n int64, withEvents bool) (st *sqlite.Store, vkey,
 	b.Helper()
 	ctx := context.Background()
 	path = filepath.Join(b.TempDir(), "db")
+	// AUDITSTREAM_BENCH_DATA_DIR keeps the store as a service's data dir (auditstream.db, and
+	// the public key in bench.vkey), for `auditstream verify` over HTTP (docs/benchmarks.md).
+	keep := os.Getenv("AUDITSTREAM_BENCH_DATA_DIR")
+	if keep != "" && withEvents {
+		path = filepath.Join(keep, "auditstream.db")
+	}
 	st, err := sqlite.Open(ctx, path)
 	if err != nil {
 		b.Fatal(err)
@@ -85,6 +91,11 @@ func benchTrail(b *testing.B, n int64, withEvents bool) (st *sqlite.Store, vkey,
 	}
 	if err := w.checkpoint(ctx); err != nil {
 		b.Fatal(err)
+	}
+	if keep != "" && withEvents {
+		if err := os.WriteFile(filepath.Join(keep, "bench.vkey"), []byte(key.VerifierKey+"\n"), 0o600); err != nil {
+			b.Fatal(err)
+		}
 	}
 	return st, key.VerifierKey, path
 }
