@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		prover = p
 		a.archiver.BeforePurge = func(ctx context.Context, ids []int64) error { return trail.MarkPurged(ctx, a.store, ids) }
 		a.trailAudit = &trail.Auditor{Prover: p, Keys: []string{key.VerifierKey}, Status: a.trailStatus, Logger: logger.With("component", "trail"),
-			Failed: a.metrics.trailAuditFailed,
+			Failed: a.metrics.trailAuditFailed, Holes: a.log.Holes, Size: a.store.TrailSize,
 			UpTo: func(ctx context.Context) (int64, error) {
 				return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
 			}}

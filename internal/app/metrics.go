@@ -82,6 +82,17 @@ func newMetrics(log *eventlog.Log) *metrics {
 	m.trailAudit = prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditstream_trail_audit_failed",
 		Help: "1 when the latest audit of the trail from the store failed (the ERROR log and /-/ready name the id), else 0."})
 	m.reg.MustRegister(m.trailAppended, m.trailSize, m.trailLost, m.trailRecovered, m.trailSigned, m.trailAudit)
+	holes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditstream_log_lost_events",
+		Help: "Ids inside the log whose events it no longer holds (lost: a damaged or cut block file; -1 when unknown). The trail's ERROR log and /-/ready name them."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ids, err := log.Holes(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(len(ids))
+	})
+	m.reg.MustRegister(holes)
 	m.reg.MustRegister(m.ingestRequests, m.ingestEvents, m.ingestBytes, m.ingestLatency, m.storeInserted,
 		m.storeSkipped, m.storeBatch, lag, logMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

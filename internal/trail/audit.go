@@ -22,11 +22,29 @@ type Auditor struct {
 	Logger *slog.Logger
 	// Failed, when set, is called with 1 when an audit failed and 0 when one passed.
 	Failed func(v int)
+	// Holes, when set, lists the ids the log no longer holds inside its range
+	// (eventlog.Log.Holes); Size the tree's size.
+	Holes func(ctx context.Context) ([]int64, error)
+	Size  func(ctx context.Context) (int64, error)
 }
 
 // Check runs one audit. It returns the Failure it found (also recorded), or another error when
 // it could not read what it checks.
 func (a *Auditor) Check(ctx context.Context) error {
+	if a.Holes != nil && a.Size != nil {
+		size, err := a.Size(ctx)
+		if err != nil {
+			return err
+		}
+		msg, err := HoleReport(ctx, a.Holes, size)
+		if err != nil {
+			return err
+		}
+		if msg != "" {
+			a.Logger.Error("trail: " + msg)
+		}
+		a.Status.SetHoles(msg)
+	}
 	upTo, err := a.UpTo(ctx)
 	if err != nil {
 		return err

@@ -3,6 +3,7 @@ package trail_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -289,4 +290,22 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 	require.ErrorAs(t, err, &fail)
 	require.Equal(t, int64(13), fail.ID)
 	require.Equal(t, trail.ReasonLost, fail.Reason)
+
+	// The log loses events the tree already has: a writer that starts says which.
+	for _, seq := range []uint64{5, 6, 15} {
+		require.NoError(t, s.DeleteMsg(f.ctx, seq))
+	}
+	holes, err := f.log.Holes(f.ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int64{5, 6, 11, 12, 13, 15}, holes)
+	later := &trail.Status{}
+	run(t, f.writer(later))
+	poll.Until(t, 10*time.Second, func() error {
+		if len(later.Problems()) == 0 {
+			return errors.New("no problem reported yet")
+		}
+		return nil
+	})
+	require.Equal(t, []string{"the log lost 6 event(s) the tree already has, ids 5-6,11-13,15: they can no longer be delivered or replayed (the tree keeps their leaves, the store the stored ones)"},
+		later.Problems())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -32,6 +33,7 @@ type Store interface {
 type Log interface {
 	NewReader(ctx context.Context, after int64) (*eventlog.Reader, error)
 	Info(ctx context.Context) (eventlog.Info, error)
+	Holes(ctx context.Context) ([]int64, error)
 }
 
 // Metrics receives what the Writer did; any field may be nil.
@@ -79,6 +81,17 @@ type Status struct {
 	mu       sync.Mutex
 	problems []string
 	audit    string // the last audit's failure; "" when it passed
+	holes    string // the last audit's holes in the log; "" when none
+}
+
+// SetHoles records the latest audit's holes in the log: "" when there are none.
+func (s *Status) SetHoles(msg string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holes = msg
 }
 
 // SetAudit records the outcome of the latest audit: "" when it passed.
@@ -98,6 +111,9 @@ func (s *Status) Add(p string) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if slices.Contains(s.problems, p) {
+		return // found again by a writer that started over
+	}
 	if len(s.problems) < 100 { // the first hundred say what happened; the log has them all
 		s.problems = append(s.problems, p)
 	}
@@ -111,6 +127,9 @@ func (s *Status) Problems() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := append([]string(nil), s.problems...)
+	if s.holes != "" && !slices.Contains(out, s.holes) {
+		out = append(out, s.holes)
+	}
 	if s.audit != "" {
 		out = append(out, s.audit)
 	}
@@ -149,6 +168,11 @@ func (w *Writer) Run(ctx context.Context) error {
 		return err
 	}
 	last, first := int64(info.LastSeq), int64(info.FirstSeq)
+	if msg, err := HoleReport(ctx, w.Log.Holes, w.size); err != nil {
+		return err
+	} else if msg != "" {
+		w.lossf("%s", msg)
+	}
 	switch {
 	case last < w.size:
 		w.lossf("the log ends at id %d but the tree holds ids up to %d: the log lost ids %s (their leaves and, for stored types, the store's copies remain)",
@@ -387,4 +411,26 @@ func Ranges(ids []int64) string {
 		i = j + 1
 	}
 	return b.String()
+}
+
+// HoleReport asks the log for its holes (eventlog.Log.Holes) and says which of them the tree
+// already had when the log lost them (ids up to size): the tree and the store keep those, but
+// they can no longer be delivered or replayed. "" when there are none. Holes above size are
+// the Writer's to fill when it reads past them.
+func HoleReport(ctx context.Context, holes func(context.Context) ([]int64, error), size int64) (string, error) {
+	ids, err := holes(ctx)
+	if err != nil {
+		return "", err
+	}
+	var had []int64
+	for _, id := range ids {
+		if id <= size {
+			had = append(had, id)
+		}
+	}
+	if len(had) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("the log lost %d event(s) the tree already has, ids %s: they can no longer be delivered or replayed (the tree keeps their leaves, the store the stored ones)",
+		len(had), Ranges(had)), nil
 }
