@@ -309,3 +309,26 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 	require.Equal(t, []string{"the log lost 6 event(s) the tree already has, ids 5-6,11-13,15: they can no longer be delivered or replayed (the tree keeps their leaves, the store the stored ones)"},
 		later.Problems())
 }
+
+// TestWriterStartsOnAnOlderStore: a trail added to a service whose log no longer holds its
+// first events (aged out) makes their leaves from the store, without calling it a loss.
+func TestWriterStartsOnAnOlderStore(t *testing.T) {
+	f := setup(t)
+	var recs []store.EventRecord
+	for id := int64(1); id <= 25; id++ {
+		data := []byte(fmt.Sprintf(`{"id":%d,"event_type":"user_created","details":{"n":%d}}`, id, id))
+		f.data[id] = data
+		recs = append(recs, store.EventRecord{ID: id, CreatedAt: time.Now(), EventType: savedType, EntityType: event.EntityInstance, Data: data})
+	}
+	require.NoError(t, f.st.EventInsertMany(f.ctx, recs))
+	require.NoError(t, f.log.EnsureAfter(f.ctx, 25)) // as the service does at start
+	f.publish(t, 5)                                   // ids 26-30
+	status := &trail.Status{}
+	run(t, f.writer(status))
+	cp := f.checkpointed(t, 30)
+	require.Equal(t, rootOf(t, f.leaves(30)), cp.Root)
+	require.Empty(t, status.Problems(), "a backfill is not a loss")
+	rep, err := f.verify()
+	require.NoError(t, err)
+	require.EqualValues(t, 25, rep.Recovered)
+}

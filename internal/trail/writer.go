@@ -148,11 +148,15 @@ func (w *Writer) defaults() {
 	}
 }
 
-// Run appends until ctx ends or reading fails (the log or the store went away: the caller runs
-// it again).
-func (w *Writer) Run(ctx context.Context) error {
+// Run appends until ctx ends (nil) or reading fails (the log or the store went away: the
+// caller runs it again).
+func (w *Writer) Run(ctx context.Context) (err error) {
+	defer func() {
+		if ctx.Err() != nil {
+			err = nil // whatever failed, failed because we were told to stop
+		}
+	}()
 	w.defaults()
-	var err error
 	if w.size, err = w.Store.TrailSize(ctx); err != nil {
 		return err
 	}
@@ -184,11 +188,7 @@ func (w *Writer) Run(ctx context.Context) error {
 		if info.Messages > 0 {
 			end = first - 1
 		}
-		leaves, err := w.fill(ctx, w.size+1, end)
-		if err != nil {
-			return err
-		}
-		if err := w.store(ctx, leaves); err != nil {
+		if err := w.fill(ctx, w.size+1, end); err != nil {
 			return err
 		}
 	}
@@ -250,11 +250,14 @@ func (w *Writer) append(ctx context.Context, reads []eventlog.Read) error {
 			continue // already in the tree (a reader that started before its position)
 		}
 		if r.Seq > next {
-			filled, err := w.fill(ctx, next, r.Seq-1)
-			if err != nil {
+			// What came before the gap goes first, then the gap, in steps of its own.
+			if err := w.store(ctx, leaves); err != nil {
 				return err
 			}
-			leaves = append(leaves, filled...)
+			leaves = leaves[:0]
+			if err := w.fill(ctx, next, r.Seq-1); err != nil {
+				return err
+			}
 		}
 		buf = event.AppendWithID(buf[:0], r.Data, r.Seq)
 		kind := store.TrailStored
@@ -267,52 +270,67 @@ func (w *Writer) append(ctx context.Context, reads []eventlog.Read) error {
 	return w.store(ctx, leaves)
 }
 
-// fill makes the leaves of ids from..to, which the log no longer holds: from the store's copy
+// fillStep is how many ids of a gap are made leaves and stored at once: a tree added to a
+// service whose log aged out millions of events fills them from the store in bounded steps.
+const fillStep = 10_000
+
+// fill adds the leaves of ids from..to, which the log no longer holds: from the store's copy
 // where it has one, else LostLeaf. Either way the loss is reported, naming the ids.
-func (w *Writer) fill(ctx context.Context, from, to int64) ([]leaf, error) {
-	stored := map[int64][]byte{}
-	for after := from - 1; after < to; {
-		recs, err := w.Store.EventList(ctx, store.EventListParams{AfterID: after, Ascending: true, Limit: int(min(to-after, 1000))})
-		if err != nil {
-			return nil, fmt.Errorf("trail: read the store's copies of ids %d-%d: %w", from, to, err)
-		}
-		for _, r := range recs {
-			if r.ID <= to {
-				stored[r.ID] = r.Data
+func (w *Writer) fill(ctx context.Context, from, to int64) error {
+	backfill := from == 1 && w.size == 0
+	var recovered, lostCount int64
+	var lost []int64 // the first thousand, to name them
+	for lo := from; lo <= to; lo += fillStep {
+		hi := min(lo+fillStep-1, to)
+		stored := map[int64][]byte{}
+		for after := lo - 1; after < hi; {
+			recs, err := w.Store.EventList(ctx, store.EventListParams{AfterID: after, Ascending: true, Limit: int(min(hi-after, 1000))})
+			if err != nil {
+				return fmt.Errorf("trail: read the store's copies of ids %d-%d: %w", lo, hi, err)
 			}
+			for _, r := range recs {
+				if r.ID <= hi {
+					stored[r.ID] = r.Data
+				}
+			}
+			if len(recs) == 0 || recs[len(recs)-1].ID >= hi {
+				break
+			}
+			after = recs[len(recs)-1].ID
 		}
-		if len(recs) == 0 || recs[len(recs)-1].ID >= to {
-			break
+		leaves := make([]leaf, 0, hi-lo+1)
+		for id := lo; id <= hi; id++ {
+			if data, ok := stored[id]; ok {
+				leaves = append(leaves, leaf{LeafHash(data), store.TrailRecovered})
+				recovered++
+				continue
+			}
+			if len(lost) < 1000 {
+				lost = append(lost, id)
+			}
+			lostCount++
+			leaves = append(leaves, leaf{LeafHash(LostLeaf(id)), store.TrailLost})
 		}
-		after = recs[len(recs)-1].ID
+		if err := w.store(ctx, leaves); err != nil {
+			return err
+		}
 	}
-	out := make([]leaf, 0, to-from+1)
-	var lost []int64
-	for id := from; id <= to; id++ {
-		if data, ok := stored[id]; ok {
-			out = append(out, leaf{LeafHash(data), store.TrailRecovered})
-			continue
-		}
-		lost = append(lost, id)
-		out = append(out, leaf{LeafHash(LostLeaf(id)), store.TrailLost})
-	}
-	recovered := len(out) - len(lost)
-	if from == 1 && w.size == 0 {
+	if backfill {
 		// A new tree over a log that aged out its first events (the trail was added to a
 		// running service): the store's copies are the record of them.
 		w.Logger.Warn("trail: the tree starts after events the log no longer holds; their leaves were made from the store",
-			"ids", idRange(from, to), "from_store", recovered, "unknown", Ranges(lost))
+			"ids", idRange(from, to), "from_store", recovered, "unknown", lostCount, "unknown_ids", Ranges(lost))
 	} else {
 		w.lossf("the log lost ids %s: %d made leaves from the store's copies, %d not in the store either (ids %s)",
-			idRange(from, to), recovered, len(lost), Ranges(lost))
+			idRange(from, to), recovered, lostCount, Ranges(lost))
 	}
 	if w.Metrics.Recovered != nil {
-		w.Metrics.Recovered(recovered)
+		w.Metrics.Recovered(int(recovered))
 	}
 	if w.Metrics.Lost != nil {
-		w.Metrics.Lost(len(lost))
+		w.Metrics.Lost(int(lostCount))
 	}
-	return out, nil
+	return nil
 }
 
 func (w *Writer) lossf(format string, args ...any) {
