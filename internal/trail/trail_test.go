@@ -322,7 +322,7 @@ func TestWriterStartsOnAnOlderStore(t *testing.T) {
 	}
 	require.NoError(t, f.st.EventInsertMany(f.ctx, recs))
 	require.NoError(t, f.log.EnsureAfter(f.ctx, 25)) // as the service does at start
-	f.publish(t, 5)                                   // ids 26-30
+	f.publish(t, 5)                                  // ids 26-30
 	status := &trail.Status{}
 	run(t, f.writer(status))
 	cp := f.checkpointed(t, 30)
