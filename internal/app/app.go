@@ -296,7 +296,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.Handle("/-/graphql-explorer/", graphiql)
 	mux.Handle("/", web.New(web.Options{Streams: streams, Events: a.store, Sessions: a.store, Members: a.store, Users: a.store, Namespaces: a.resolver,
 		Auth: a.auth, Catalog: a.catalog, Logger: logger.With("component", "web"), SessionTTL: cfg.WebSessionTTL,
-		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")}))
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), TrailProblems: a.trailStatus.Problems}))
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)

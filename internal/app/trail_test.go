@@ -343,6 +343,9 @@ func TestTrailFindsTampering(t *testing.T) {
 				})
 				_, metrics, _ := s.do(http.MethodGet, "/metrics", "", "", nil)
 				require.Contains(t, string(metrics), "auditstream_trail_audit_failed 1")
+				home := signIn(s, adminToken).get("/")
+				require.Contains(t, home.text(), "The tamper-evident trail found problems")
+				require.Contains(t, home.text(), want, "the admin UI names it too")
 			})
 		})
 	}
