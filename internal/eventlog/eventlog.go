@@ -410,7 +410,11 @@ func (l *Log) Holes(ctx context.Context) (ids []int64, err error) {
 	}
 	ids = make([]int64, 0, len(si.State.Deleted))
 	for _, s := range si.State.Deleted {
-		ids = append(ids, int64(s))
+		// Only ids inside the range: the server's list can hold 0 (seen after a store's tail
+		// was rewritten), which is no event's id.
+		if s > 0 && s >= si.State.FirstSeq && s <= si.State.LastSeq {
+			ids = append(ids, int64(s))
+		}
 	}
 	slices.Sort(ids)
 	return ids, nil
