@@ -82,11 +82,9 @@ func LoadKey(env, dataDir, name string) (key Key, created bool, err error) {
 	path := filepath.Join(dataDir, KeyFile)
 	skey, err := readKeyFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		var vkey string
-		if skey, vkey, err = GenerateKey(name); err != nil {
+		if skey, _, err = GenerateKey(name); err != nil {
 			return Key{}, false, fmt.Errorf("trail: generate key: %w", err)
 		}
-		_ = vkey
 		err = createKeyFile(dataDir, path, skey)
 		created = err == nil
 		if errors.Is(err, fs.ErrExist) { // another process created it first: use that key
