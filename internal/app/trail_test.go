@@ -376,3 +376,18 @@ func TestTrailKeepsProofsThroughRetention(t *testing.T) {
 		require.Equal(t, "OK\n", s2.ready())
 	})
 }
+
+// TestTrailCanBeTurnedOff: with --trail=false no key is made and the proofs API says so.
+func TestTrailCanBeTurnedOff(t *testing.T) {
+	s := start(t, "sqlite", func(c *app.Config) { c.Trail = false })
+	s.ingest(s.admin, map[string]any{"event_type": "user_created", "entity_type": "Instance"})
+	s.waitStored(1)
+	for _, path := range []string{"/api/v4/auditstream/trail/checkpoint", "/api/v4/audit_events/1/inclusion_proof", "/api/v4/auditstream/trail/leaves"} {
+		status, body, _ := s.do(http.MethodGet, path, s.admin, "", nil)
+		require.Equal(t, http.StatusNotFound, status, path)
+		require.Contains(t, string(body), `"code":"trail_disabled"`, path)
+	}
+	_, err := os.Stat(filepath.Join(s.cfg.DataDir, trail.KeyFile))
+	require.ErrorIs(t, err, os.ErrNotExist)
+	require.Equal(t, "OK\n", s.ready())
+}
