@@ -47,13 +47,15 @@ func root() *cobra.Command {
 	pf.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 
 	rootCmd.AddCommand(serveCmd(&cfg), migrateCmd(&cfg), eventTypesCmd(&cfg), userCmd(&cfg), tokenCmd(&cfg),
-		namespaceCmd(&cfg, store.KindGroup), namespaceCmd(&cfg, store.KindProject), memberCmd(&cfg), destinationCmd(&cfg), emitCmd())
+		namespaceCmd(&cfg, store.KindGroup), namespaceCmd(&cfg, store.KindProject), memberCmd(&cfg), destinationCmd(&cfg), emitCmd(),
+		verifyCmd(), trailCmd(&cfg))
 	rootCmd.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		if err := bindEnv(cmd); err != nil {
 			return err
 		}
 		cfg.AdminToken = os.Getenv("AUDITSTREAM_ADMIN_TOKEN")
 		cfg.SecretKey = os.Getenv("AUDITSTREAM_SECRET_KEY") // not a flag: secrets stay out of ps output
+		cfg.TrailKey = os.Getenv("AUDITSTREAM_TRAIL_KEY")
 		return nil
 	}
 	return rootCmd
@@ -128,6 +130,11 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 	f.Var(durationValue{&cfg.RetentionMin}, "retention-min", "shortest retention an owner may give a top-level group's stored events (whole days, at least 1)")
 	f.Var(durationValue{&cfg.RetentionMax}, "retention-max", "longest retention an owner may give a top-level group's stored events; 0 for no ceiling")
 	f.Var(durationValue{&cfg.RetentionPurgeInterval}, "retention-purge-interval", "how often the retention purge runs (in one replica at a time)")
+	f.BoolVar(&cfg.Trail, "trail", cfg.Trail, "keep the tamper-evident trail: a Merkle tree of every event of the log and signed checkpoints (key: AUDITSTREAM_TRAIL_KEY or trail.key in the data dir)")
+	f.StringVar(&cfg.TrailOrigin, "trail-origin", cfg.TrailOrigin, "the log's name in its checkpoints, and the name of a signing key created for it")
+	f.Int64Var(&cfg.TrailCheckpointEvents, "trail-checkpoint-events", cfg.TrailCheckpointEvents, "sign a checkpoint once this many events were added since the last")
+	f.Var(durationValue{&cfg.TrailCheckpointInterval}, "trail-checkpoint-interval", "sign a checkpoint this long after the last one when events were added since")
+	f.Var(durationValue{&cfg.TrailAuditInterval}, "trail-audit-interval", "how often the service verifies its own trail from the store, as auditstream verify does; 0 for never")
 	f.Int64Var(&cfg.MaxRequestBytes, "max-request-bytes", cfg.MaxRequestBytes, "largest ingest request body")
 	f.Int64Var(&cfg.MaxInflightBytes, "max-inflight-bytes", cfg.MaxInflightBytes, "ingest body bytes held at once, each charged what has arrived; past it ingest answers 503 busy")
 	f.Int64Var(&cfg.MaxInflightBytesPerToken, "max-inflight-bytes-per-token", cfg.MaxInflightBytesPerToken, "ingest body bytes one token's requests may hold at once (default: a quarter of --max-inflight-bytes, at least --max-request-bytes)")

@@ -37,6 +37,7 @@ import (
 	"github.com/auditstream/auditstream/internal/store/postgres"
 	"github.com/auditstream/auditstream/internal/store/sqlite"
 	"github.com/auditstream/auditstream/internal/streamconfig"
+	"github.com/auditstream/auditstream/internal/trail"
 	"github.com/auditstream/auditstream/internal/web"
 )
 
@@ -60,6 +61,11 @@ type App struct {
 	purger      *archive.Purger
 	engine      *delivery.Engine
 	outbox      *outbox // publishes the CLI's audit events
+	// trail builds the tamper-evident trail (nil when --trail=false); trailStatus holds the
+	// losses it found, for /-/ready.
+	trail       *trail.Writer
+	trailAudit  *trail.Auditor
+	trailStatus *trail.Status
 	metrics     *metrics
 	listener    net.Listener
 	server      *http.Server
@@ -137,9 +143,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	}
 	// The log must never hand out an id the store already has (a reset jetstream/ directory, or
 	// another NATS, with the same database): the insert would silently keep the old event.
+	// Nor an id the trail's tree has (a stream-only event the store never had).
 	maxID, err := a.store.EventMaxID(ctx)
+	var treeSize int64
 	if err == nil {
-		err = a.log.EnsureAfter(ctx, maxID)
+		treeSize, err = a.store.TrailSize(ctx)
+	}
+	if err == nil {
+		err = a.log.EnsureAfter(ctx, max(maxID, treeSize))
 	}
 	if err != nil {
 		a.close()
@@ -202,11 +213,45 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		logger.Warn("created a secret key for destination secrets; back it up with the database: without it they cannot be read",
 			"path", filepath.Join(cfg.DataDir, "secret.key"))
 	}
+	var prover rest.Trail
+	var verifierKey string
+	if cfg.Trail {
+		key, created, err := trail.LoadKey(cfg.TrailKey, cfg.DataDir, cmp.Or(cfg.TrailOrigin, "auditstream"))
+		if err != nil {
+			a.close()
+			return nil, fmt.Errorf("trail key: %w", err)
+		}
+		if created {
+			logger.Warn("created the trail's signing key; back it up: checkpoints signed with another key need its public key to be checked",
+				"path", filepath.Join(cfg.DataDir, trail.KeyFile), "verifier_key", key.VerifierKey)
+		}
+		if cfg.TrailKey == "" && storeKind(cfg) == "postgres" {
+			logger.Warn("AUDITSTREAM_TRAIL_KEY is not set: replicas sharing the database sign checkpoints with their own key files; set the same AUDITSTREAM_TRAIL_KEY on every replica",
+				"path", filepath.Join(cfg.DataDir, trail.KeyFile))
+		}
+		verifierKey = key.VerifierKey
+		a.trailStatus = &trail.Status{}
+		a.trail = &trail.Writer{Store: a.store, Log: a.log, Catalog: a.catalog, Signer: key.Signer, Origin: cmp.Or(cfg.TrailOrigin, "auditstream"),
+			CheckpointEvents: cfg.TrailCheckpointEvents, CheckpointInterval: cfg.TrailCheckpointInterval,
+			Logger: logger.With("component", "trail"), Metrics: a.metrics.trailMetrics(a.trailStatus), Status: a.trailStatus}
+		p := &trail.Prover{Store: a.store, VerifierKey: key.VerifierKey}
+		prover = p
+		a.trailAudit = &trail.Auditor{Prover: p, Keys: []string{key.VerifierKey}, Status: a.trailStatus, Logger: logger.With("component", "trail"),
+			Failed: a.metrics.trailAuditFailed, Holes: a.log.Holes, Size: a.store.TrailSize,
+			UpTo: func(ctx context.Context) (int64, error) {
+				return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
+			}}
+	}
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
 	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
 	a.purger = &archive.Purger{Store: a.store, Recorder: ingester, Logger: logger.With("component", "retention"),
 		Purged: func(n int64) { a.metrics.storePurged.Add(float64(n)) }}
+	if a.trail != nil {
+		// The trail marks the leaves of purged events, so that its audit tells retention from
+		// a deleted row.
+		a.purger.BeforeDelete = func(ctx context.Context, ids []int64) error { return trail.MarkPurged(ctx, a.store, ids) }
+	}
 	mutationsPerMinute := cfg.ConfigMutationsPerMinute
 	if mutationsPerMinute == 0 {
 		mutationsPerMinute = -1 // streamconfig: negative disables
@@ -241,6 +286,8 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		MaxInflightBytes: cfg.MaxInflightBytes,
 		ExternalURL:      cfg.ExternalURL,
 		ObserveIngest:    a.metrics.observeIngest,
+		Trail:            prover,
+		TrailVerifierKey: verifierKey,
 
 		MaxInflightBytesPerToken: cfg.MaxInflightBytesPerToken,
 		MinBodyRate:              cmp.Or(cfg.IngestMinBodyRate, -1), // 0: no minimum
@@ -257,7 +304,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.Handle("/-/graphql-explorer/", graphiql)
 	mux.Handle("/", web.New(web.Options{Streams: streams, Events: a.store, Sessions: a.store, Members: a.store, Users: a.store, Namespaces: a.resolver,
 		Auth: a.auth, Catalog: a.catalog, Logger: logger.With("component", "web"), SessionTTL: cfg.WebSessionTTL,
-		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://")}))
+		SecureCookies: strings.HasPrefix(cfg.ExternalURL, "https://"), TrailProblems: a.trailStatus.Problems}))
 	mux.Handle("GET /metrics", a.metrics.handler())
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)
@@ -285,7 +332,13 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, strings.Join(problems, "\n")+"\n")
 		return
 	}
-	_, _ = io.WriteString(w, "OK\n")
+	// What the trail found lost stays ready (the service works; taking it out of a load
+	// balancer would lose more), but is said here until the process restarts.
+	detail := ""
+	for _, p := range a.trailStatus.Problems() {
+		detail += "trail: " + p + "\n"
+	}
+	_, _ = io.WriteString(w, "OK\n"+detail)
 }
 
 // errShutdown is the cause given to components when the service stops on request.
@@ -317,6 +370,18 @@ func (a *App) Run(ctx context.Context) error {
 		a.leases.Run(gctx, "audit-outbox", a.outbox.run) // one replica at a time drains
 		return nil
 	})
+	if a.trail != nil {
+		g.Go(func() error {
+			a.leases.Run(gctx, "audit-trail", a.runTrail) // one writer of the tree
+			return nil
+		})
+		if a.cfg.TrailAuditInterval > 0 {
+			g.Go(func() error {
+				a.leases.Run(gctx, "audit-trail-check", a.auditTrail) // one auditor
+				return nil
+			})
+		}
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(a.listener) }()
 	if a.cfg.DebugListen != "" {
@@ -436,4 +501,43 @@ func logKind(cfg Config) string {
 		return "external"
 	}
 	return "embedded"
+}
+
+// runTrail runs the trail's writer while ctx lasts (this process holds the lease), starting it
+// again a second after it failed (the log or the store went away, or another writer moved the
+// tree while the lease changed hands).
+func (a *App) runTrail(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := a.trail.Run(ctx)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		a.logger.Error("trail writer failed; starting again", "component", "trail", "err", err)
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// auditTrail verifies the trail from the store now and every --trail-audit-interval while
+// ctx lasts; what it finds goes to the log, /-/ready and the metrics (trail.Auditor).
+func (a *App) auditTrail(ctx context.Context) {
+	t := time.NewTicker(a.cfg.TrailAuditInterval)
+	defer t.Stop()
+	for {
+		if err := a.trailAudit.Check(ctx); err != nil && ctx.Err() == nil {
+			if _, ok := errors.AsType[*trail.Failure](err); !ok {
+				a.logger.Warn("trail audit could not run", "component", "trail", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/auditstream/auditstream/internal/netguard"
 	"github.com/auditstream/auditstream/internal/web"
@@ -91,6 +92,25 @@ type Config struct {
 	// commas for rotation, newest first) that seals destination secrets at rest. Empty: the key
 	// file secret.key in DataDir, created on first start with mode 0600.
 	SecretKey string
+	// Trail keeps the tamper-evident trail: the tree of the log and its signed checkpoints.
+	// Off, the proofs API answers 404 trail_disabled. Default true.
+	Trail bool
+	// TrailKey is AUDITSTREAM_TRAIL_KEY: the Ed25519 key checkpoints are signed with, in
+	// note's private key form. Empty: the key file trail.key in DataDir, created on first
+	// start with mode 0600.
+	TrailKey string
+	// TrailOrigin names the log in its checkpoints (their first line) and a key created for
+	// it. Default "auditstream".
+	TrailOrigin string
+	// TrailCheckpointEvents signs a checkpoint once this many events were added since the
+	// last. Default 100,000.
+	TrailCheckpointEvents int64
+	// TrailCheckpointInterval signs a checkpoint this long after the last one, when events
+	// were added since. Default 10s.
+	TrailCheckpointInterval time.Duration
+	// TrailAuditInterval is how often the service verifies its own trail from the store (as
+	// `auditstream verify` does); 0 turns the audit off. Default 10m.
+	TrailAuditInterval time.Duration
 	// MaxDestinations caps the streaming destinations of one group and of the instance.
 	// Default 50.
 	MaxDestinations int
@@ -148,6 +168,11 @@ func Defaults() Config {
 		MaxEventsPerRequest:      10_000,
 		IngestRate:               100_000,
 		IngestBurst:              200_000,
+		Trail:                    true,
+		TrailOrigin:              "auditstream",
+		TrailCheckpointEvents:    100_000,
+		TrailCheckpointInterval:  10 * time.Second,
+		TrailAuditInterval:       10 * time.Minute,
 		MaxDestinations:          50,
 		MaxDestinationFilters:    500,
 		ConfigMutationsPerMinute: 60,
@@ -233,6 +258,12 @@ func (c *Config) Validate() error {
 	}
 	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
 		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)
+	}
+	if c.TrailCheckpointEvents < 0 || c.TrailCheckpointInterval < 0 || c.TrailAuditInterval < 0 {
+		bad("trail checkpoint events, checkpoint interval and audit interval must not be negative")
+	}
+	if c.TrailOrigin != "" && (strings.ContainsAny(c.TrailOrigin, "+\n") || strings.ContainsFunc(c.TrailOrigin, unicode.IsSpace)) {
+		bad("trail origin %q must not hold spaces or '+' (it names the signing key too)", c.TrailOrigin)
 	}
 	if c.MaxDestinations < 1 || c.MaxDestinationFilters < 1 || c.ConfigMutationsPerMinute < 0 {
 		bad("max destinations and max destination filters must be at least 1, config mutations per minute at least 0")

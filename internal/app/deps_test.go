@@ -53,10 +53,11 @@ var allowedImports = map[string][]string{
 	"internal/destination/format":          {"internal/event"},
 	"internal/netguard":                    {},
 	"internal/plot":                        {},
+	"internal/trail":                       {"internal/event", "internal/eventlog", "internal/store"},
 	"internal/adminaudit":                  {"internal/event", "internal/store"},
-	"internal/api/rest":                    {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store"},
+	"internal/api/rest":                    {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store", "internal/trail"},
 	"internal/app":                         {"*"},
-	"cmd/auditstream":                      {"internal/app", "internal/event", "internal/store"},
+	"cmd/auditstream":                      {"internal/app", "internal/event", "internal/store", "internal/trail"},
 	"cmd/loadgen":                          {},
 	"e2e":                                  {},
 }

@@ -434,6 +434,8 @@ func TestDestinationSecretsEncryptedAtRest(t *testing.T) {
 		require.NoError(t, err)
 		copyDir := filepath.Join(t.TempDir(), "copy")
 		require.NoError(t, os.CopyFS(copyDir, os.DirFS(s.cfg.DataDir)))
+		// CopyFS writes 0644 files, and the trail's key file is refused when others may read it.
+		require.NoError(t, os.Chmod(filepath.Join(copyDir, "trail.key"), 0o600))
 		otherKey := make([]byte, 32)
 		_, _ = rand.Read(otherKey)
 		cfg := s.cfg

@@ -12,6 +12,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/archive"
 	"github.com/auditstream/auditstream/internal/eventlog"
+	"github.com/auditstream/auditstream/internal/trail"
 )
 
 // metrics is the service's Prometheus registry and the instruments fed by the components.
@@ -25,6 +26,12 @@ type metrics struct {
 	storeSkipped   prometheus.Counter
 	storeBatch     prometheus.Histogram
 	storePurged    prometheus.Counter
+	trailAppended  prometheus.Counter
+	trailSize      prometheus.Gauge
+	trailLost      prometheus.Counter
+	trailRecovered prometheus.Counter
+	trailSigned    prometheus.Counter
+	trailAudit     prometheus.Gauge
 }
 
 func newMetrics(log *eventlog.Log) *metrics {
@@ -65,6 +72,30 @@ func newMetrics(log *eventlog.Log) *metrics {
 		}
 		return float64(info.Messages)
 	})
+	m.trailAppended = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_trail_appended_events_total",
+		Help: "Events added to the trail's tree by this process."})
+	m.trailSize = prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditstream_trail_size_events",
+		Help: "Events in the trail's tree (as this process last wrote it)."})
+	m.trailLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_trail_lost_events_total",
+		Help: "Events the log lost before the tree had them and the store had no copy of (the ids are in the ERROR log and /-/ready)."})
+	m.trailRecovered = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_trail_recovered_events_total",
+		Help: "Events the log lost before the tree had them, added to the tree from the store's copy."})
+	m.trailSigned = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_trail_checkpoints_total",
+		Help: "Checkpoints signed by this process."})
+	m.trailAudit = prometheus.NewGauge(prometheus.GaugeOpts{Name: "auditstream_trail_audit_failed",
+		Help: "1 when the latest audit of the trail from the store failed (the ERROR log and /-/ready name the id), else 0."})
+	m.reg.MustRegister(m.trailAppended, m.trailSize, m.trailLost, m.trailRecovered, m.trailSigned, m.trailAudit)
+	holes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditstream_log_lost_events",
+		Help: "Ids inside the log whose events it no longer holds (lost: a damaged or cut block file; -1 when unknown). The trail's ERROR log and /-/ready name them."}, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ids, err := log.Holes(ctx)
+		if err != nil {
+			return -1
+		}
+		return float64(len(ids))
+	})
+	m.reg.MustRegister(holes)
 	m.reg.MustRegister(m.ingestRequests, m.ingestEvents, m.ingestBytes, m.ingestLatency, m.storeInserted,
 		m.storeSkipped, m.storeBatch, m.storePurged, lag, logMsgs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -89,3 +120,19 @@ func (m *metrics) archiveMetrics() archive.Metrics {
 		BatchDuration: func(d time.Duration) { m.storeBatch.Observe(d.Seconds()) },
 	}
 }
+
+func (m *metrics) trailMetrics(status *trail.Status) trail.Metrics {
+	problems := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "auditstream_trail_problems",
+		Help: "Losses the trail found since the process started (each names its ids in /-/ready); 0 is healthy."},
+		func() float64 { return float64(len(status.Problems())) })
+	m.reg.MustRegister(problems)
+	return trail.Metrics{
+		Appended:    func(n int) { m.trailAppended.Add(float64(n)) },
+		Size:        func(n int64) { m.trailSize.Set(float64(n)) },
+		Lost:        func(n int) { m.trailLost.Add(float64(n)) },
+		Recovered:   func(n int) { m.trailRecovered.Add(float64(n)) },
+		Checkpoints: func(n int) { m.trailSigned.Add(float64(n)) },
+	}
+}
+
+func (m *metrics) trailAuditFailed(v int) { m.trailAudit.Set(float64(v)) }

@@ -52,6 +52,10 @@ type Purger struct {
 	NowFunc func() time.Time
 	// Purged, when set, is told how many events each step deleted (a metric).
 	Purged func(n int64)
+	// BeforeDelete, when set, is told the ids of the events a step is about to delete, before
+	// it deletes them (the trail marks their leaves purged, so that an audit tells retention
+	// from a deleted row). An error stops the purge, having deleted nothing of that step.
+	BeforeDelete func(ctx context.Context, ids []int64) error
 }
 
 // PurgeResult is what one purge deleted: in all, and per top-level group key (0: instance and
@@ -116,6 +120,11 @@ func (p *Purger) scan(ctx context.Context, now, before time.Time, batch int, def
 			}
 		}
 		if len(ids) > 0 {
+			if p.BeforeDelete != nil {
+				if err := p.BeforeDelete(ctx, ids); err != nil {
+					return fmt.Errorf("purge: %w", err)
+				}
+			}
 			n, err := p.Store.EventDeleteMany(ctx, ids)
 			if err != nil {
 				return fmt.Errorf("purge: delete %d events: %w", len(ids), err)

@@ -219,10 +219,20 @@ func TestPurgeManySmallSteps(t *testing.T) {
 		}
 		require.NoError(t, st.EventInsertMany(ctx, recs))
 		counting := &countingStore{PurgeStore: st}
-		p := &archive.Purger{Store: counting, Logger: discard, Batch: 100, NowFunc: func() time.Time { return t0 }}
+		var told []int64
+		p := &archive.Purger{Store: counting, Logger: discard, Batch: 100, NowFunc: func() time.Time { return t0 },
+			BeforeDelete: func(ctx context.Context, ids []int64) error {
+				for _, id := range ids {
+					_, err := st.EventGet(ctx, id)
+					require.NoError(t, err, "told of event %d before it is deleted", id)
+				}
+				told = append(told, ids...)
+				return nil
+			}}
 		res, err := p.Purge(ctx, day)
 		require.NoError(t, err)
 		require.Equal(t, int64(1250), res.Deleted)
+		require.Len(t, told, 1250, "BeforeDelete is told every id the purge deletes")
 		require.Equal(t, 26, counting.lists, "2,500 events in steps of 100, each read once, and the empty end")
 		require.LessOrEqual(t, counting.maxDelete, 100)
 		left, err := st.EventCount(ctx, store.EventListParams{})

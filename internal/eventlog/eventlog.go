@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -393,4 +394,28 @@ func splitHostPort(s string) (string, int, error) {
 		return "", 0, fmt.Errorf("port %q: %w", p, err)
 	}
 	return host, port, nil
+}
+
+// Holes returns the ids inside the log (after its first, up to its last) whose events it no
+// longer holds, ascending. auditstream never deletes single events (age and size limits remove
+// from the start), so each is an event the log lost: a block file cut or damaged while the
+// server was down. n is how many there are; ids lists them (JetStream's deleted details).
+func (l *Log) Holes(ctx context.Context) (ids []int64, err error) {
+	si, err := l.stream.Info(ctx, jetstream.WithDeletedDetails(true))
+	if err != nil {
+		return nil, fmt.Errorf("%w: stream info: %w", ErrUnavailable, err)
+	}
+	if si.State.NumDeleted == 0 {
+		return nil, nil
+	}
+	ids = make([]int64, 0, len(si.State.Deleted))
+	for _, s := range si.State.Deleted {
+		// Only ids inside the range: the server's list can hold 0 (seen after a store's tail
+		// was rewritten), which is no event's id.
+		if s > 0 && s >= si.State.FirstSeq && s <= si.State.LastSeq {
+			ids = append(ids, int64(s))
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
 }

@@ -244,6 +244,30 @@ type Store interface {
 	// EventDeleteMany deletes the events with these ids (ids not stored are ignored) in one
 	// transaction and returns how many it deleted.
 	EventDeleteMany(ctx context.Context, ids []int64) (int64, error)
+
+	// TrailSize returns the number of leaves of the tamper-evident tree (internal/trail): the
+	// events 1..size are in it.
+	TrailSize(ctx context.Context) (int64, error)
+	// TrailAppend stores p.Hashes and moves the tree's size from p.OldSize to p.NewSize in one
+	// transaction. ErrVersionConflict when the stored size is not p.OldSize (another writer
+	// moved it), and then nothing is written.
+	TrailAppend(ctx context.Context, p TrailAppendParams) error
+	// TrailHashes returns the hashes at the stored hash indexes asked for, in that order, or
+	// ErrNotFound when one is not stored.
+	TrailHashes(ctx context.Context, indexes []int64) ([]TrailHash, error)
+	// TrailHashRange returns the stored hashes with from <= Index < to, ordered by Index.
+	TrailHashRange(ctx context.Context, from, to int64) ([]TrailHash, error)
+	// TrailMarkPurged marks the leaves at indexes that are TrailStored or TrailRecovered as
+	// TrailPurged (retention is about to delete their events); others are left as they are.
+	TrailMarkPurged(ctx context.Context, indexes []int64) error
+	// TrailCheckpointAdd stores a signed checkpoint and returns it with its ID. A zero
+	// CreatedAt means now.
+	TrailCheckpointAdd(ctx context.Context, c TrailCheckpoint) (TrailCheckpoint, error)
+	// TrailCheckpointList returns at most p.Limit (1..MaxDeliveryListLimit) checkpoints with
+	// an ID above p.AfterID, oldest first.
+	TrailCheckpointList(ctx context.Context, p TrailCheckpointListParams) ([]TrailCheckpoint, error)
+	// TrailCheckpointLatest returns the checkpoint stored last, or ErrNotFound.
+	TrailCheckpointLatest(ctx context.Context) (TrailCheckpoint, error)
 }
 
 // EventAgeListParams pages EventAgeList by keyset over (created_at, id).
@@ -261,6 +285,57 @@ type EventAge struct {
 	ID        int64
 	CreatedAt time.Time
 	TopKey    int64
+}
+
+// TrailLeafKind says what a leaf of the trail's tree stands for. It is kept on leaves only
+// (0 above them).
+type TrailLeafKind int8
+
+// The kinds of leaves.
+const (
+	// TrailNode is a hash above the leaves.
+	TrailNode TrailLeafKind = 0
+	// TrailStored is an event of a saved_to_database type: the store should have it.
+	TrailStored TrailLeafKind = 1
+	// TrailStreamOnly is an event of a stream-only type: the store never has it.
+	TrailStreamOnly TrailLeafKind = 2
+	// TrailLost is an event the log lost before the tree had it and the store had no copy of:
+	// its leaf is the hash of a fixed placeholder (trail.LostLeaf).
+	TrailLost TrailLeafKind = 3
+	// TrailRecovered is an event the log lost before the tree had it, made a leaf from the
+	// store's copy.
+	TrailRecovered TrailLeafKind = 4
+	// TrailPurged is a stored event that retention deleted (or is about to): the store no
+	// longer has it, by design.
+	TrailPurged TrailLeafKind = 5
+)
+
+// TrailHash is one hash the trail's tree stores, at its tlog stored hash index.
+type TrailHash struct {
+	Index int64
+	Hash  []byte // 32 bytes
+	Kind  TrailLeafKind
+}
+
+// TrailAppendParams extends the tree from OldSize to NewSize leaves.
+type TrailAppendParams struct {
+	OldSize, NewSize int64
+	Hashes           []TrailHash
+}
+
+// TrailCheckpoint is a signed checkpoint of the tree: Note is the signed note's text (a C2SP
+// tlog-checkpoint body and its signature lines), Size the tree size it commits to.
+type TrailCheckpoint struct {
+	ID        int64
+	Size      int64
+	Note      []byte
+	CreatedAt time.Time
+}
+
+// TrailCheckpointListParams pages TrailCheckpointList by keyset.
+type TrailCheckpointListParams struct {
+	AfterID int64
+	Limit   int
 }
 
 // AuditOutboxEntry is an audit event waiting in the outbox. Event and Producer are the caller's

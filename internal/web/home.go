@@ -27,6 +27,8 @@ type homeData struct {
 	// Groups are the top-level groups, for administrators (at most maxAdminGroups).
 	Groups     []place
 	MoreGroups int
+	// TrailProblems is what the trail found wrong, for administrators.
+	TrailProblems []string
 }
 
 // maxAdminGroups bounds the top-level groups the home page lists for administrators; the
@@ -60,6 +62,9 @@ func (u *UI) home(w http.ResponseWriter, r *http.Request) {
 	}
 	slices.SortFunc(d.Places, func(a, b place) int { return strings.Compare(a.FullPath, b.FullPath) })
 	if s.User().Admin {
+		if u.opts.TrailProblems != nil {
+			d.TrailProblems = u.opts.TrailProblems()
+		}
 		all, err := u.opts.Members.NamespaceList(ctx)
 		if err != nil {
 			u.fail(w, r, err)

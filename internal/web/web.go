@@ -88,6 +88,9 @@ type Options struct {
 	// SecureCookies marks cookies Secure even on plain HTTP requests, for a UI served over
 	// TLS by a proxy in front. Requests that arrive over TLS always get Secure cookies.
 	SecureCookies bool
+	// TrailProblems, when set, says what the tamper-evident trail found wrong (ids the log
+	// lost, a failed audit), shown to administrators on the home page.
+	TrailProblems func() []string
 	NowFunc       func() time.Time
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/trail"
 )
 
 // errorBody is every error response: GitLab clients read "message"; "code" is our stable code.
@@ -55,6 +56,12 @@ func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		a.opts.Logger.Error("store unavailable", "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 		writeError(w, http.StatusServiceUnavailable, "store_unavailable", "503 Service Unavailable: the database cannot be reached right now; nothing was accepted, retry")
+	case errors.Is(err, trail.ErrNoCheckpoint):
+		writeError(w, http.StatusNotFound, "no_checkpoint", "404 Not Found: no checkpoint has been signed yet; one follows the first events within --trail-checkpoint-interval")
+	case errors.Is(err, trail.ErrNotInTree):
+		writeError(w, http.StatusNotFound, "not_in_checkpoint", "404 Not Found: the event is not in the tree of that size (not yet covered by a checkpoint, or no such event)")
+	case errors.Is(err, trail.ErrBadSize):
+		writeError(w, http.StatusBadRequest, "invalid_tree_size", "400 Bad request - "+err.Error())
 	case errors.Is(err, auth.ErrUnauthenticated):
 		writeError(w, http.StatusUnauthorized, "unauthorized", "401 Unauthorized")
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, namespace.ErrNotFound):

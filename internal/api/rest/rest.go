@@ -86,6 +86,10 @@ type Options struct {
 	// Auditor records the changes made through the admin API (users, tokens, members, groups,
 	// projects); nil records nothing.
 	Auditor Auditor
+	// Trail answers the tamper-evident trail's proofs; nil: the service keeps no trail.
+	Trail Trail
+	// TrailVerifierKey is the public key checkpoints are signed with (note's verifier key).
+	TrailVerifierKey string
 	// RateLimiter limits ingest per token; nil: no limit.
 	RateLimiter RateLimiter
 	Logger      *slog.Logger
@@ -162,6 +166,7 @@ func (a *API) routes() {
 	m.HandleFunc("GET /api/v4/projects/{id}/audit_events", a.authed(a.listNamespaceEvents(store.KindProject)))
 	m.HandleFunc("GET /api/v4/projects/{id}/audit_events/{event_id}", a.authed(a.getNamespaceEvent(store.KindProject)))
 
+	a.trailRoutes()
 	m.HandleFunc("GET /api/v4/user", a.authed(a.currentUser))
 	m.HandleFunc("GET /api/v4/users", a.authed(a.listUsers))
 	m.HandleFunc("POST /api/v4/users", a.authed(a.createUser))

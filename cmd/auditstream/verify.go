@@ -1,0 +1,125 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/trail"
+)
+
+// verifyCmd checks a running service's trail (and optionally an NDJSON copy of its events)
+// with nothing but the public key: what an auditor runs.
+func verifyCmd() *cobra.Command {
+	var url, ndjson, save string
+	var keys, trusted []string
+	cmd := &cobra.Command{
+		Use:   "verify",
+		Short: "Verify a running service's tamper-evident trail with its public key (token from AUDITSTREAM_TOKEN: an administrator's read token)",
+		Long: `Verify reads every checkpoint the service signed and every leaf of its tree with the stored
+events, and checks that each checkpoint is signed by one of the --key public keys, that all of
+them (and every --trusted-checkpoint you kept from earlier runs) are roots of one tree, and
+that every stored event (or every event of --ndjson, one JSON event per line as destinations
+receive them) is its leaf at its own id. It stops at the first failure, names the id and why
+(missing, altered, reordered, bad_signature, inconsistent, lost) and exits with status 1.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			token := os.Getenv("AUDITSTREAM_TOKEN")
+			if token == "" {
+				return errors.New("set AUDITSTREAM_TOKEN to an administrator's token (read_api is enough)")
+			}
+			if len(keys) == 0 {
+				return errors.New("give the service's public key with --key (GET /api/v4/auditstream/trail/checkpoint shows it; check it against one you got out of band)")
+			}
+			v := &trail.Verifier{Keys: keys, Every: 100_000, Progress: func(done, total int64, rate float64) {
+				fmt.Fprintf(cmd.ErrOrStderr(), "verified %d of %d events (%.0f/s)\n", done, total, rate)
+			}}
+			for _, path := range trusted {
+				b, err := os.ReadFile(path)
+				if err != nil {
+					return fmt.Errorf("trusted checkpoint: %w", err)
+				}
+				v.Trusted = append(v.Trusted, b)
+			}
+			if ndjson != "" {
+				var r io.Reader = os.Stdin
+				if ndjson != "-" {
+					f, err := os.Open(ndjson)
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					r = f
+				}
+				v.Events = trail.NDJSON(r)
+			}
+			src := &trail.HTTPSource{BaseURL: url, Token: token}
+			start := time.Now()
+			rep, err := v.Verify(cmd.Context(), src)
+			if fail, ok := errors.AsType[*trail.Failure](err); ok {
+				fmt.Fprintf(cmd.OutOrStdout(), "FAIL %s\n", fail.Error())
+				return fmt.Errorf("the trail does not verify")
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d events in the tree, %d checkpoints, %d events checked byte for byte (%d from the store's copies after the log lost them), in %s\n",
+				rep.Size, rep.Checkpoints, rep.Events, rep.Recovered, time.Since(start).Round(time.Millisecond))
+			if save != "" {
+				latest, err := src.Latest(cmd.Context())
+				if err != nil {
+					return err
+				}
+				if err := os.WriteFile(save, []byte(latest.Checkpoint), 0o644); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "saved the checkpoint of size %d to %s: pass it with --trusted-checkpoint next time\n", latest.TreeSize, save)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "url", "http://127.0.0.1:8080", "the service's base URL")
+	f.StringArrayVar(&keys, "key", nil, "a public (verifier) key checkpoints may be signed with; repeat for keys rotated out")
+	f.StringArrayVar(&trusted, "trusted-checkpoint", nil, "a checkpoint file kept from an earlier run (--save-checkpoint); the trail must agree with it")
+	f.StringVar(&ndjson, "ndjson", "", "check the events of this NDJSON file (- for stdin) instead of the store's: an export or a destination's copy")
+	f.StringVar(&save, "save-checkpoint", "", "after a successful run, write the latest checkpoint to this file")
+	return cmd
+}
+
+// trailCmd manages the trail's signing key.
+func trailCmd(cfg *app.Config) *cobra.Command {
+	cmd := &cobra.Command{Use: "trail", Short: "The tamper-evident trail's signing key"}
+	var name string
+	newKey := &cobra.Command{Use: "new-key", Short: "Print a new signing key (for AUDITSTREAM_TRAIL_KEY) and its public key", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			skey, vkey, err := trail.GenerateKey(name)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "AUDITSTREAM_TRAIL_KEY=%s\npublic key: %s\n", skey, vkey)
+			return nil
+		}}
+	newKey.Flags().StringVar(&name, "name", "auditstream", "the key's name (the log's origin)")
+	publicKey := &cobra.Command{Use: "public-key", Short: "Print the public key of the configured signing key (AUDITSTREAM_TRAIL_KEY or trail.key in the data dir)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.TrailKey == "" {
+				if _, err := os.Stat(cfg.DataDir + "/" + trail.KeyFile); err != nil {
+					return fmt.Errorf("no signing key: AUDITSTREAM_TRAIL_KEY is not set and %w", err)
+				}
+			}
+			k, _, err := trail.LoadKey(cfg.TrailKey, cfg.DataDir, "auditstream")
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), k.VerifierKey)
+			return nil
+		}}
+	cmd.AddCommand(newKey, publicKey)
+	return cmd
+}

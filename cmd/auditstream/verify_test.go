@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/app"
+	"github.com/auditstream/auditstream/internal/poll"
+)
+
+// TestVerifyCommand: `auditstream verify` with only the public key passes on an untouched
+// trail and on an NDJSON copy of its events, and names the first id that fails (an altered or
+// reordered line, a wrong key) with exit status 1.
+func TestVerifyCommand(t *testing.T) {
+	dir := t.TempDir()
+	cfg := app.Defaults()
+	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-verify-test-admin-token-0123456789", "error"
+	cfg.TrailCheckpointInterval, cfg.TrailAuditInterval = 100*time.Millisecond, 0
+	ctx, cancel := context.WithCancel(t.Context())
+	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	base := "http://" + a.Addr()
+	get := func(path string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
+		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+
+	var body bytes.Buffer
+	for i := range 12 {
+		fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"author_name":"Alice","details":{"n":%d}}`+"\n", i)
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v4/audit_events", &body)
+	req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+
+	var cp struct {
+		TreeSize    int64  `json:"tree_size"`
+		VerifierKey string `json:"verifier_key"`
+	}
+	poll.Until(t, 20*time.Second, func() error {
+		status, b := get("/api/v4/auditstream/trail/checkpoint")
+		if status != http.StatusOK {
+			return fmt.Errorf("%d %s", status, b)
+		}
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return err
+		}
+		if cp.TreeSize < 12 {
+			return fmt.Errorf("checkpoint of size %d", cp.TreeSize)
+		}
+		// The leaves are read from the store: wait until it has them all.
+		if _, b := get("/api/v4/auditstream/trail/leaves?count=100"); bytes.Count(b, []byte(`"event":`)) < 12 {
+			return fmt.Errorf("not all stored yet")
+		}
+		return nil
+	})
+	key := strings.TrimSpace(cliOK(t, dir, "trail", "public-key"))
+	require.Equal(t, cp.VerifierKey, key, "the key the data dir holds is the one the service shows")
+
+	t.Setenv("AUDITSTREAM_TOKEN", cfg.AdminToken)
+	saved := filepath.Join(t.TempDir(), "last.cp")
+	out := cliOK(t, dir, "verify", "--url", base, "--key", key, "--save-checkpoint", saved)
+	require.Contains(t, out, "OK: 12 events in the tree")
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--trusted-checkpoint", saved)
+	require.Contains(t, out, "OK:")
+
+	// An NDJSON copy of the events, as a destination received them.
+	_, leaves := get("/api/v4/auditstream/trail/leaves?count=100")
+	var lines []string
+	for l := range strings.SplitSeq(strings.TrimSpace(string(leaves)), "\n") {
+		var leaf struct {
+			Event json.RawMessage `json:"event"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(l), &leaf))
+		lines = append(lines, string(leaf.Event))
+	}
+	file := filepath.Join(t.TempDir(), "events.ndjson")
+	write := func(ls []string) { require.NoError(t, os.WriteFile(file, []byte(strings.Join(ls, "\n")+"\n"), 0o600)) }
+	write(lines)
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--ndjson", file)
+	require.Contains(t, out, "12 events checked byte for byte")
+
+	altered := append([]string(nil), lines...)
+	altered[6] = strings.Replace(altered[6], "Alice", "Mallory", 1)
+	write(altered)
+	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--ndjson", file)
+	require.EqualError(t, err, "the trail does not verify")
+	require.Contains(t, out, "FAIL id 7: altered")
+
+	swapped := append([]string(nil), lines...)
+	swapped[2], swapped[3] = swapped[3], swapped[2]
+	write(swapped)
+	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--ndjson", file)
+	require.Error(t, err)
+	require.Contains(t, out, "FAIL id 3: reordered")
+
+	_, otherKey, _ := strings.Cut(cliOK(t, dir, "trail", "new-key"), "public key: ")
+	out, err = cli(t, dir, "verify", "--url", base, "--key", strings.TrimSpace(otherKey))
+	require.Error(t, err)
+	require.Contains(t, out, "FAIL bad_signature")
+	require.NotContains(t, out, "PRIVATE")
+}

@@ -1,0 +1,367 @@
+package trail
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"slices"
+	"strconv"
+	"time"
+
+	"golang.org/x/mod/sumdb/note"
+	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/auditstream/auditstream/internal/store"
+)
+
+// Reasons a verification fails, as Failure.Reason.
+const (
+	ReasonMissing      = "missing"       // a stored event's row is gone, or the tree lacks a leaf
+	ReasonAltered      = "altered"       // an event's bytes are not its leaf's
+	ReasonReordered    = "reordered"     // an event is at another id than its own, or out of order
+	ReasonBadSignature = "bad_signature" // a checkpoint's signature does not verify with the keys
+	ReasonInconsistent = "inconsistent"  // checkpoints disagree with each other or with the events
+	ReasonLost         = "lost"          // the log lost the event and no copy was kept
+)
+
+// Failure is the first thing verification found wrong.
+type Failure struct {
+	// ID is the event id it concerns; 0 when it concerns a checkpoint alone.
+	ID     int64
+	Reason string
+	Detail string
+}
+
+func (f *Failure) Error() string {
+	if f.ID == 0 {
+		return fmt.Sprintf("%s: %s", f.Reason, f.Detail)
+	}
+	return fmt.Sprintf("id %d: %s: %s", f.ID, f.Reason, f.Detail)
+}
+
+// SourceLeaf is a leaf as a trail's source serves it: its stored hash and kind, and the event's
+// bytes when the source has them.
+type SourceLeaf struct {
+	ID    int64
+	Hash  tlog.Hash
+	Kind  store.TrailLeafKind
+	Event []byte
+}
+
+// Source is where a trail is verified from: a running service (HTTPSource) or anything that
+// serves the same.
+type Source interface {
+	// Checkpoints returns every checkpoint ever signed, as signed notes, oldest first.
+	Checkpoints(ctx context.Context) ([][]byte, error)
+	// Leaves returns the leaves of ids fromID.. (at most count), in id order.
+	Leaves(ctx context.Context, fromID int64, count int) ([]SourceLeaf, error)
+}
+
+// Verifier checks a trail with nothing but the public keys.
+type Verifier struct {
+	// Keys are the verifier keys (note's "<name>+<hash>+<key>"): the current one and, after a
+	// rotation, the earlier ones that signed older checkpoints.
+	Keys []string
+	// Trusted are checkpoints the auditor kept from earlier runs (signed notes): the trail
+	// must still agree with them (a rewritten history is a fork).
+	Trusted [][]byte
+	// Events, when set, are the events to check (an NDJSON export or a destination's copy, one
+	// event per element, in id order) instead of the source's: every one must be its leaf, and
+	// events the file does not have are not missing.
+	Events iter.Seq2[[]byte, error]
+	// Progress, when set, is told how far verification got every Every leaves.
+	Progress func(done, total int64, rate float64)
+	Every    int64
+	// Page is how many leaves are asked for at once. Default 10,000.
+	Page int
+	// Parallel is how many pages are asked for at once beyond the one being checked. Default 2.
+	Parallel int
+	// UpTo, when positive, checks the leaves of ids 1..UpTo only, against the checkpoints of
+	// sizes up to it (the others are checked for their signatures and forks): the service's
+	// own audit stops where the store has caught up with the log.
+	UpTo int64
+	// AllowLost counts leaves of events the log lost without a copy (Report.Lost) instead of
+	// failing at the first.
+	AllowLost bool
+}
+
+// Report is what a verification covered.
+type Report struct {
+	Size        int64 // the largest checkpoint's size: leaves verified
+	Checkpoints int
+	Events      int64 // events whose bytes were checked against their leaves
+	Recovered   int64 // leaves the service made from the store's copy after the log lost them
+	Purged      int64 // leaves of stored events retention deleted
+	Lost        int64 // leaves of events lost without a copy (AllowLost)
+	FirstLost   int64 // the first of them
+}
+
+type signedCheckpoint struct {
+	Checkpoint
+	note []byte
+}
+
+// Verify checks every checkpoint's signature, that all checkpoints (and the trusted ones) are
+// roots of one tree, that the tree is made of the leaves the source serves, and that every
+// event the source (or v.Events) has is its leaf, at its own id. It returns the first failure
+// as a *Failure.
+func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
+	var rep Report
+	verifiers := make([]note.Verifier, 0, len(v.Keys))
+	for _, k := range v.Keys {
+		nv, err := note.NewVerifier(k)
+		if err != nil {
+			return rep, fmt.Errorf("verifier key %q: %w", k, err)
+		}
+		verifiers = append(verifiers, nv)
+	}
+	if len(verifiers) == 0 {
+		return rep, errors.New("no verifier key given")
+	}
+	keys := note.VerifierList(verifiers...)
+	notes, err := src.Checkpoints(ctx)
+	if err != nil {
+		return rep, err
+	}
+	cps := make([]signedCheckpoint, 0, len(notes)+len(v.Trusted))
+	for i, msg := range append(notes, v.Trusted...) {
+		which := fmt.Sprintf("checkpoint %d of the service's", i+1)
+		if i >= len(notes) {
+			which = fmt.Sprintf("trusted checkpoint %d", i-len(notes)+1)
+		}
+		n, err := note.Open(msg, keys)
+		if err != nil {
+			return rep, &Failure{Reason: ReasonBadSignature, Detail: fmt.Sprintf("%s does not verify with the keys given: %v", which, err)}
+		}
+		c, err := ParseCheckpoint([]byte(n.Text))
+		if err != nil {
+			return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("%s: %v", which, err)}
+		}
+		if len(cps) > 0 && c.Origin != cps[0].Origin {
+			return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("%s is of log %q, not %q", which, c.Origin, cps[0].Origin)}
+		}
+		for _, o := range cps {
+			if o.Size == c.Size && o.Root != c.Root {
+				return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: two checkpoints of size %d with different roots", c.Size)}
+			}
+		}
+		cps = append(cps, signedCheckpoint{c, msg})
+	}
+	rep.Checkpoints = len(notes)
+	if len(cps) == 0 {
+		return rep, &Failure{Reason: ReasonMissing, Detail: "the service has no checkpoint yet"}
+	}
+	slices.SortFunc(cps, func(a, b signedCheckpoint) int { return int(a.Size - b.Size) })
+	size := cps[len(cps)-1].Size
+	if v.UpTo > 0 {
+		size = min(size, v.UpTo)
+	}
+	rep.Size = size
+
+	var next func() ([]byte, bool, error)
+	if v.Events != nil {
+		pull, stop := iter.Pull2(v.Events)
+		defer stop()
+		next = func() ([]byte, bool, error) {
+			b, err, ok := pull()
+			return b, ok && err == nil, err
+		}
+	}
+	var fileEv []byte
+	var fileID, lastFileID int64
+	advance := func() error { // reads the next event of v.Events into fileEv/fileID
+		b, ok, err := next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			fileEv, fileID = nil, 0
+			return nil
+		}
+		id, ok := eventID(b)
+		if !ok {
+			return &Failure{ID: lastFileID, Reason: ReasonAltered, Detail: "an event after this id in the file does not start with its id ({\"id\":N,…})"}
+		}
+		if id <= lastFileID {
+			return &Failure{ID: id, Reason: ReasonReordered, Detail: fmt.Sprintf("comes after id %d in the file", lastFileID)}
+		}
+		fileEv, fileID, lastFileID = b, id, id
+		return nil
+	}
+	if next != nil {
+		if err := advance(); err != nil {
+			return rep, err
+		}
+	}
+
+	page := cmpOr(v.Page, 10_000)
+	every := cmpOr(v.Every, 100_000)
+	var tree compactRange
+	ci := 0
+	start := time.Now()
+	goodUpTo := int64(0) // the largest checkpoint size the events matched
+	fctx, cancel := context.WithCancel(ctx)
+	pages := v.fetch(fctx, src, size, page)
+	defer func() {
+		cancel()
+		for range pages { // the fetches still running end into their buffers
+		}
+	}()
+	for from := int64(1); from <= size; {
+		res, ok := <-pages
+		if !ok {
+			return rep, context.Cause(ctx)
+		}
+		r := <-res
+		leaves, err := r.leaves, r.err
+		if err != nil {
+			return rep, err
+		}
+		if len(leaves) == 0 {
+			return rep, &Failure{ID: from, Reason: ReasonMissing, Detail: fmt.Sprintf("the service's tree has no leaf for it, though a checkpoint of size %d was signed", size)}
+		}
+		for _, l := range leaves {
+			if l.ID != from {
+				return rep, &Failure{ID: from, Reason: ReasonMissing, Detail: fmt.Sprintf("the service's tree has no leaf for it (next leaf served: id %d)", l.ID)}
+			}
+			h := l.Hash
+			ev := l.Event
+			if next != nil {
+				ev = nil
+				if fileID == l.ID {
+					ev = fileEv
+					if err := advance(); err != nil {
+						return rep, err
+					}
+				}
+			}
+			switch {
+			case ev != nil:
+				if id, ok := eventID(ev); !ok || id != l.ID {
+					return rep, &Failure{ID: l.ID, Reason: ReasonReordered, Detail: fmt.Sprintf("the event served at this id is event %d", id)}
+				}
+				h = LeafHash(ev)
+				if h != l.Hash {
+					return rep, &Failure{ID: l.ID, Reason: ReasonAltered, Detail: "its bytes are not those its leaf was made of"}
+				}
+				rep.Events++
+			case next == nil && (l.Kind == store.TrailStored || l.Kind == store.TrailRecovered):
+				return rep, &Failure{ID: l.ID, Reason: ReasonMissing, Detail: "the tree has it as a stored event, but the store does not serve it"}
+			case l.Kind == store.TrailLost:
+				if h != LeafHash(LostLeaf(l.ID)) {
+					return rep, &Failure{ID: l.ID, Reason: ReasonAltered, Detail: "marked lost, but its leaf is not the lost placeholder"}
+				}
+				if !v.AllowLost {
+					return rep, &Failure{ID: l.ID, Reason: ReasonLost, Detail: "the log lost it before the tree had it, and the store had no copy"}
+				}
+				if rep.Lost == 0 {
+					rep.FirstLost = l.ID
+				}
+				rep.Lost++
+			}
+			switch {
+			case l.Kind == store.TrailRecovered:
+				rep.Recovered++
+			case l.Kind == store.TrailPurged && ev == nil:
+				rep.Purged++
+			}
+			tree.push(h)
+			from++
+			for ci < len(cps) && cps[ci].Size == tree.n {
+				if tree.root() != cps[ci].Root {
+					return rep, &Failure{ID: goodUpTo + 1, Reason: ReasonInconsistent,
+						Detail: fmt.Sprintf("the checkpoint of size %d does not match the tree the events make: an event in ids %d-%d was altered, removed or reordered after it was signed (or the checkpoints fork)",
+							cps[ci].Size, goodUpTo+1, cps[ci].Size)}
+				}
+				goodUpTo = cps[ci].Size
+				ci++
+			}
+			if v.Progress != nil && tree.n%every == 0 {
+				v.Progress(tree.n, size, float64(tree.n)/time.Since(start).Seconds())
+			}
+		}
+	}
+	if next != nil && fileEv != nil && v.UpTo == 0 {
+		return rep, &Failure{ID: fileID, Reason: ReasonMissing, Detail: fmt.Sprintf("the file has it, but no checkpoint covers it yet (the largest is of size %d)", size)}
+	}
+	return rep, nil
+}
+
+type pageResult struct {
+	leaves []SourceLeaf
+	err    error
+}
+
+// fetch asks for the pages of leaves 1..size, up to Parallel (default 2) ahead, and hands
+// them over in order: the source reads the next pages while this one is checked. The channel
+// closes after the last page or when ctx ends; the caller cancels ctx when it stops early.
+func (v *Verifier) fetch(ctx context.Context, src Source, size int64, page int) <-chan chan pageResult {
+	out := make(chan chan pageResult, cmpOr(v.Parallel, 2)-1)
+	go func() {
+		defer close(out)
+		for from := int64(1); from <= size; from += int64(page) {
+			res := make(chan pageResult, 1)
+			select {
+			case out <- res:
+			case <-ctx.Done():
+				return
+			}
+			go func(from int64) {
+				leaves, err := src.Leaves(ctx, from, int(min(int64(page), size-from+1)))
+				res <- pageResult{leaves, err}
+			}(from)
+		}
+	}()
+	return out
+}
+
+// eventID reads the id an event's JSON starts with ({"id":N,…}: how the store, the API's raw
+// leaves and every destination write it).
+func eventID(b []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"id":`))
+	if !ok {
+		return 0, false
+	}
+	end := bytes.IndexAny(rest, ",}")
+	if end <= 0 {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(string(rest[:end]), 10, 64)
+	return id, err == nil
+}
+
+func cmpOr[T int | int64](v, d T) T {
+	if v > 0 {
+		return v
+	}
+	return d
+}
+
+// compactRange is a tree being built leaf by leaf: the roots of its complete subtrees, largest
+// first (RFC 6962's decomposition), from which the root of the tree so far is folded.
+type compactRange struct {
+	n      int64
+	hashes []tlog.Hash
+	levels []int
+}
+
+func (c *compactRange) push(h tlog.Hash) {
+	c.hashes, c.levels = append(c.hashes, h), append(c.levels, 0)
+	for k := len(c.hashes); k >= 2 && c.levels[k-1] == c.levels[k-2]; k = len(c.hashes) {
+		c.hashes[k-2] = tlog.NodeHash(c.hashes[k-2], c.hashes[k-1])
+		c.levels[k-2]++
+		c.hashes, c.levels = c.hashes[:k-1], c.levels[:k-1]
+	}
+	c.n++
+}
+
+// root is the tree's root hash (tlog.TreeHash of the leaves pushed).
+func (c *compactRange) root() tlog.Hash {
+	h := c.hashes[len(c.hashes)-1]
+	for i := len(c.hashes) - 2; i >= 0; i-- {
+		h = tlog.NodeHash(c.hashes[i], h)
+	}
+	return h
+}
