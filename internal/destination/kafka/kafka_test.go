@@ -79,9 +79,9 @@ func (c *cluster) config(t *testing.T, extra map[string]any) []byte {
 // open makes a sender through the type's own decoding, with the tests' delivery timeout.
 func open(t *testing.T, config []byte, secret string, env destination.Env) destination.Sender {
 	t.Helper()
-	cfg, err := Type.Decode(destination.Settings{Category: Category, Config: config, SecretToken: secret})
+	cfg, s, err := Type.Decode(destination.Settings{Category: Category, Config: config, SecretToken: secret}, env)
 	require.NoError(t, err)
-	snd, err := newSender(cfg.(Config), destination.Settings{Category: Category, Config: config, SecretToken: secret}, env, options{deliveryTimeout: testTimeout})
+	snd, err := newSender(cfg.(Config), s, env, options{deliveryTimeout: testTimeout})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = snd.Close() })
 	return snd
