@@ -1,0 +1,78 @@
+package app_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/auditstream/auditstream/internal/poll"
+)
+
+// TestOCSFDestinationThroughTheService: an owner creates an HTTP destination with format ocsf;
+// through the real engine it receives the group's events as OCSF (Group Management for a
+// membership, Entity Management for a protected branch), with GitLab's headers and signature;
+// the config reads back with its format, and a test event goes out as OCSF too.
+func TestOCSFDestinationThroughTheService(t *testing.T) {
+	s := start(t, "sqlite", noLimits, allowPrivate)
+	w := newWorld(t, s)
+	owner := w.tokens["owner"]
+	h := newHook(t)
+	id := s.createGroupDestination(owner, "org", "http", map[string]any{"url": h.URL + "/ocsf", "format": "ocsf"}, "verification-token-0123")
+	ids := s.ingest(w.tokens["ingest"], ev("member_created", "Group", "org", w.org.ID, w.owner.ID, "one"),
+		ev("protected_branch_created", "Project", "org/sub/app", w.proj.ID, w.dev.ID, "two"))
+
+	type ocsf struct {
+		ClassUID int `json:"class_uid"`
+		Metadata struct {
+			UID       string `json:"uid"`
+			EventCode string `json:"event_code"`
+			Version   string `json:"version"`
+		} `json:"metadata"`
+		Message string `json:"message"`
+	}
+	got := map[string]ocsf{}
+	poll.Until(t, 15*time.Second, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		for i, b := range h.bodies {
+			var o ocsf
+			require.NoError(t, json.Unmarshal(b, &o), "%s", b)
+			require.Equal(t, "application/json", h.headers[i].Get("Content-Type"))
+			require.Equal(t, "verification-token-0123", h.headers[i].Get("X-Gitlab-Event-Streaming-Token"))
+			require.Equal(t, o.Metadata.EventCode, h.headers[i].Get("X-Gitlab-Audit-Event-Type"))
+			require.Equal(t, o.Metadata.UID, h.headers[i].Get("webhook-id"))
+			require.Regexp(t, `^v1,`, h.headers[i].Get("webhook-signature"))
+			got[o.Metadata.UID] = o
+		}
+		if len(got) < 2 {
+			return fmt.Errorf("received %d events", len(got))
+		}
+		return nil
+	})
+	member, branch := got[strconv.FormatInt(ids[0], 10)], got[strconv.FormatInt(ids[1], 10)]
+	require.Equal(t, 3006, member.ClassUID, "member_created is Group Management")
+	require.Equal(t, "member_created", member.Metadata.EventCode)
+	require.Equal(t, "one", member.Message)
+	require.Equal(t, 3004, branch.ClassUID, "protected_branch_created is Entity Management")
+	require.Equal(t, "1.3.0", branch.Metadata.Version)
+
+	// The config reads back with its format.
+	cfg := dig(s.gqlOK(owner, `{ group(fullPath: "org") { externalAuditEventStreamingDestinations { nodes { config } } } }`, nil),
+		"group", "externalAuditEventStreamingDestinations", "nodes", "0", "config")
+	require.Equal(t, "ocsf", dig(cfg, "format"), "%v", cfg)
+
+	// A test event is OCSF too (its type is in no catalog: API Activity, Other).
+	p := s.mutate(owner, "auditEventStreamingDestinationTestEventSend",
+		`mutation($id: ID!) { auditEventStreamingDestinationTestEventSend(input: {destinationId: $id}) { errors success statusCode error } }`, map[string]any{"id": id})
+	require.Equal(t, true, p["success"], p)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var last ocsf
+	require.NoError(t, json.Unmarshal(h.bodies[len(h.bodies)-1], &last))
+	require.Equal(t, 6003, last.ClassUID)
+	require.Equal(t, "audit_events_streaming_test_event", last.Metadata.EventCode)
+}
