@@ -3,6 +3,7 @@ package app_test
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -75,4 +76,27 @@ func TestOCSFDestinationThroughTheService(t *testing.T) {
 	require.NoError(t, json.Unmarshal(h.bodies[len(h.bodies)-1], &last))
 	require.Equal(t, 6003, last.ClassUID)
 	require.Equal(t, "audit_events_streaming_test_event", last.Metadata.EventCode)
+}
+
+// TestWebStreamFormFormat: the stream form offers the formats the category can carry (syslog:
+// GitLab's JSON and CEF, not OCSF); a stream added with CEF stores format cef, and its page
+// shows it selected; a refused format is the service's message.
+func TestWebStreamFormFormat(t *testing.T) {
+	s := start(t, "sqlite", noLimits)
+	w := newWorld(t, s)
+	b := signIn(s, w.tokens["owner"])
+	p := b.get("/groups/org/-/streams/new?category=syslog")
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	require.Contains(t, p.body, `<select id="format" name="format"`)
+	require.Contains(t, p.body, `<option value="gitlab" selected>`)
+	require.Contains(t, p.body, `<option value="cef">`)
+	require.NotContains(t, p.body, `<option value="ocsf"`)
+
+	id := streamID(t, b.submit("/groups/org/-/streams", form("category", "syslog", "name", "siem", "config_address", "siem.example:514", "format", "cef", "active", "on")))
+	cfg := dig(s.groupDestination("org", id), "config")
+	require.Equal(t, "cef", dig(cfg, "format"), "%v", cfg)
+	require.Contains(t, b.get("/groups/org/-/streams/"+strconv.FormatInt(id, 10)).body, `<option value="cef" selected>`)
+
+	refused := b.submit("/groups/org/-/streams", form("category", "syslog", "name", "siem2", "config_address", "siem.example:514", "format", "ocsf", "active", "on"))
+	require.Contains(t, refused.text(), `config.format: "ocsf" cannot be sent to a syslog destination`)
 }

@@ -409,11 +409,7 @@ func (c *checker) format(o *object, out *objectWriter, category string) string {
 	if err := format.Check(category, name); err != nil {
 		msg := "must be one of " + strings.Join(format.Names(), ", ")
 		if errors.Is(err, format.ErrNotForCategory) {
-			allowed := format.ForCategory(category)
-			if len(allowed) == 0 {
-				allowed = []string{format.GitLab} // as format.Check decides
-			}
-			msg = quoteKey(name) + " cannot be sent to a " + category + " destination (use one of " + strings.Join(allowed, ", ") + ")"
+			msg = quoteKey(name) + " cannot be sent to a " + category + " destination (use one of " + strings.Join(Formats(category), ", ") + ")"
 		}
 		c.add(o.field("format"), CodeUnsupportedFormat, 0, msg)
 		return ""

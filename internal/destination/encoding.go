@@ -91,3 +91,12 @@ func (e Encoding) Payloads(batch []Event) ([][]byte, error) {
 	}
 	return out, nil
 }
+
+// Formats returns the output formats a destination of category may use as config.format, the
+// default (GitLab's) first: format.ForCategory, for the packages that show them (the UI's form).
+func Formats(category string) []string {
+	if f := format.ForCategory(category); len(f) > 0 {
+		return f
+	}
+	return []string{format.GitLab}
+}
