@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/auditstream/auditstream/internal/app"
 	"github.com/auditstream/auditstream/internal/poll"
 )
 
@@ -99,4 +101,42 @@ func TestWebStreamFormFormat(t *testing.T) {
 
 	refused := b.submit("/groups/org/-/streams", form("category", "syslog", "name", "siem2", "config_address", "siem.example:514", "format", "ocsf", "active", "on"))
 	require.Contains(t, refused.text(), `config.format: "ocsf" cannot be sent to a syslog destination`)
+}
+
+// TestCEFUsesTheServiceCatalog: the encoder the senders get is made from the service's catalog,
+// --event-types-dir included: a type defined there has its description and OCSF activity in the
+// CEF an HTTP destination receives.
+func TestCEFUsesTheServiceCatalog(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, writeFile(filepath.Join(dir, "widget_created.yml"), `---
+name: widget_created
+description: A widget was created by the test.
+introduced_by_issue: https://example.com/1
+introduced_by_mr: https://example.com/2
+feature_category: compliance_management
+milestone: '18.0'
+saved_to_database: true
+streamed: true
+scope: [Group]
+ocsf: {class: entity_management, activity: create}
+`))
+	s := start(t, "sqlite", noLimits, allowPrivate, func(c *app.Config) { c.EventTypesDir = dir })
+	w := newWorld(t, s)
+	h := newHook(t)
+	s.createGroupDestination(w.tokens["owner"], "org", "http", map[string]any{"url": h.URL, "format": "cef"}, "")
+	s.ingest(w.tokens["ingest"], ev("widget_created", "Group", "org", w.org.ID, w.owner.ID, "made one"))
+	var body string
+	poll.Until(t, 15*time.Second, func() error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if len(h.bodies) == 0 {
+			return fmt.Errorf("nothing received yet")
+		}
+		body = string(h.bodies[0])
+		require.Equal(t, "text/plain; charset=utf-8", h.headers[0].Get("Content-Type"))
+		return nil
+	})
+	require.Regexp(t, `^CEF:0\|auditstream\|auditstream\|[^|]+\|widget_created\|A widget was created by the test\.\|3\|`, body)
+	require.Contains(t, body, " cat=compliance_management act=Create outcome=success ")
+	require.Contains(t, body, " msg=made one ")
 }
