@@ -24,7 +24,7 @@ var allowedImports = map[string][]string{
 	"internal/store/storetest":             {"internal/store"},
 	"internal/eventlog":                    {},
 	"internal/secret":                      {},
-	"internal/destination":                 {"internal/event", "internal/netguard"},
+	"internal/destination":                 {"internal/destination/format", "internal/event", "internal/netguard"},
 	"internal/namespace":                   {"internal/store"},
 	"internal/auth":                        {"internal/event", "internal/store"},
 	"internal/ingest":                      {"internal/event", "internal/eventlog", "internal/namespace", "internal/store"},

@@ -193,6 +193,8 @@ func TestGraphQLValidation(t *testing.T) {
 		mk("gcp pair taken", "gcp", map[string]any{"googleProjectIdName": "proj-one", "clientEmail": "x@b.c", "logIdName": "log"}, "key", "googleProjectIdName and logIdName"),
 		mk("gcs bucket missing", "gcs", map[string]any{}, `{}`, "config.bucketName"),
 		mk("splunk url", "splunk", map[string]any{"url": "splunk:8088"}, "token", "config.url"),
+		mk("unknown format", "http", map[string]any{"url": "https://x.example", "format": "leef"}, "", "config.format: must be one of gitlab, ocsf, cef"),
+		mk("format the category cannot carry", "syslog", map[string]any{"address": "siem.example:514", "format": "ocsf"}, "", `config.format: "ocsf" cannot be sent to a syslog destination (use one of gitlab, cef)`),
 		{"name too long", "groupAuditEventStreamingDestinationsCreate", create, map[string]any{"g": "org", "c": "http", "cfg": httpConfig("https://x.example"), "n": long(73)}, "72"},
 		{"name taken", "groupAuditEventStreamingDestinationsCreate", create, map[string]any{"g": "org", "c": "http", "cfg": httpConfig("https://x.example"), "n": "taken"}, "Name has already been taken"},
 		{"subgroup", "groupAuditEventStreamingDestinationsCreate", create, map[string]any{"g": "org/sub", "c": "http", "cfg": httpConfig("https://x.example")}, "must not be a subgroup"},

@@ -1,15 +1,19 @@
 package app
 
 import (
+	"runtime/debug"
+
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
 	"github.com/auditstream/auditstream/internal/destination/datadog"
+	"github.com/auditstream/auditstream/internal/destination/format"
 	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/destination/kafka"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/destination/splunkhec"
 	"github.com/auditstream/auditstream/internal/destination/syslog"
+	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/netguard"
 )
 
@@ -31,7 +35,19 @@ func Destinations() *destination.Registry {
 }
 
 // destinationEnv is what every sender gets: an HTTP client and a dialer that refuse the
-// addresses policy refuses.
-func destinationEnv(policy netguard.Policy) destination.Env {
-	return destination.Env{HTTPClient: policy.HTTPClient(), Dial: policy.DialContext}
+// addresses policy refuses, and the encoder of the output formats, which maps the event types
+// of cat (--event-types-dir included) to OCSF.
+func destinationEnv(policy netguard.Policy, cat *event.Catalog) destination.Env {
+	return destination.Env{HTTPClient: policy.HTTPClient(), Dial: policy.DialContext,
+		Encoder: format.New(cat, format.Options{ProductVersion: productVersion()})}
+}
+
+// productVersion is the module version the binary was built from, or "" (format writes
+// "unknown") for a development build.
+func productVersion() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "(devel)" {
+		return ""
+	}
+	return bi.Main.Version
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/auditstream/auditstream/internal/destination/format"
 )
 
 // Destination categories. GitLab has http, gcp (Google Cloud Logging) and aws (Amazon S3): the
@@ -165,6 +167,9 @@ const (
 	// CodeWrongType: the JSON value has the wrong type, such as a string where an integer or
 	// an object is expected, or a number with a fraction where an integer is expected.
 	CodeWrongType = "wrong_type"
+	// CodeUnsupportedFormat: config.format is not an output format, or not one the category's
+	// protocol can carry (format.Check).
+	CodeUnsupportedFormat = "unsupported_format"
 )
 
 // StreamingTokenHeader carries an http destination's secret token (GitLab's
@@ -391,6 +396,29 @@ func (c *checker) batch(o *object, out *objectWriter, maxEvents, maxBytes int64)
 	w.setInt("maxBytes", b.integer("maxBytes", MinBatchMaxBytes, maxBytes, DefaultBatchMaxBytes))
 	w.setInt("maxWaitMs", b.integer("maxWaitMs", MinBatchMaxWaitMs, MaxBatchMaxWaitMs, DefaultBatchMaxWaitMs))
 	out.set("batch", w.bytes())
+}
+
+// format checks o's optional format field (ours, every category) with format.Check for
+// category and, when it is given and allowed, writes it to out. It returns the format, "" for
+// GitLab's (also when it is refused: then the problem is reported).
+func (c *checker) format(o *object, out *objectWriter, category string) string {
+	name, ok := o.str("format", false)
+	if !ok {
+		return ""
+	}
+	if err := format.Check(category, name); err != nil {
+		msg := "must be one of " + strings.Join(format.Names(), ", ")
+		if errors.Is(err, format.ErrNotForCategory) {
+			msg = quoteKey(name) + " cannot be sent to a " + category + " destination (use one of " + strings.Join(Formats(category), ", ") + ")"
+		}
+		c.add(o.field("format"), CodeUnsupportedFormat, 0, msg)
+		return ""
+	}
+	out.setString("format", name)
+	if name == format.GitLab {
+		return ""
+	}
+	return name
 }
 
 // delivery checks o's optional delivery field (ours, every category) and, when it is given,

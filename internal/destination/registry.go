@@ -17,8 +17,8 @@ type Type struct {
 	Category string
 	// Title names the category for people: "Amazon S3".
 	Title string
-	// Fields are the keys the category's config defines (batch and delivery come with every
-	// category), in the order the UI's form shows them.
+	// Fields are the keys the category's config defines (format, batch and delivery come with
+	// every category), in the order the UI's form shows them.
 	Fields []Field
 	// MaxBatchBytes bounds config.batch.maxBytes (MaxBatchMaxBytes when 0), and MaxBatchEvents
 	// config.batch.maxEvents (MaxBatchMaxEvents when 0): what one request of the category's
@@ -131,34 +131,42 @@ func (r *Registry) ParseConfig(category string, raw []byte) (Config, error) {
 	if !ok {
 		return Config{}, r.unknownCategory(category)
 	}
-	cfg, _, err := t.parse(raw)
-	return cfg, err
+	p, err := t.parse(raw)
+	return p.cfg, err
 }
 
-// parse is ParseConfig for one type; it returns the typed config too.
-func (t *Type) parse(raw []byte) (Config, any, error) {
+// parsed is a config as parse reads it.
+type parsed struct {
+	cfg    Config
+	typed  any    // what the type's Parse returned
+	format string // config.format; "" for GitLab's
+}
+
+// parse is ParseConfig for one type; it returns the typed config and the format too.
+func (t *Type) parse(raw []byte) (parsed, error) {
 	c := &checker{}
 	root := c.document(raw)
 	if root == nil {
-		return Config{}, nil, c.err()
+		return parsed{}, c.err()
 	}
-	keys := make([]string, 0, len(t.Fields)+2)
+	keys := make([]string, 0, len(t.Fields)+3)
 	for _, f := range t.Fields {
 		keys = append(keys, f.Key)
 	}
-	keys = append(keys, "batch", "delivery")
+	keys = append(keys, "format", "batch", "delivery")
 	o, ok := c.open(FieldConfig, root, keys...)
 	if !ok {
-		return Config{}, nil, c.err()
+		return parsed{}, c.err()
 	}
 	obj := &Object{o: o}
 	typed := t.Parse(obj)
+	name := c.format(o, &obj.out, t.Category)
 	c.batch(o, &obj.out, cmpOr(t.MaxBatchEvents, MaxBatchMaxEvents), cmpOr(t.MaxBatchBytes, MaxBatchMaxBytes))
 	c.delivery(o, &obj.out)
 	if err := c.err(); err != nil {
-		return Config{}, nil, err
+		return parsed{}, err
 	}
-	return Config{Category: t.Category, JSON: obj.out.bytes(), Headers: obj.headers}, typed, nil
+	return parsed{cfg: Config{Category: t.Category, JSON: obj.out.bytes(), Headers: obj.headers}, typed: typed, format: name}, nil
 }
 
 func cmpOr(a, b int64) int64 {
@@ -206,9 +214,9 @@ func (r *Registry) ValidateSecret(category, secret string) error {
 }
 
 // Open makes the Sender of a stored destination: it reads s.Config with Decode and calls the
-// type's New with the typed config.
+// type's New with the typed config and the settings Decode completed.
 func (t *Type) Open(s Settings, env Env) (Sender, error) {
-	cfg, err := t.Decode(s)
+	cfg, s, err := t.Decode(s, env)
 	if err != nil {
 		return nil, err
 	}
@@ -216,17 +224,28 @@ func (t *Type) Open(s Settings, env Env) (Sender, error) {
 }
 
 // Decode reads the stored config of s with the type's Parse: the one decoding of a config (a
-// sender takes the typed result, it does not read the JSON again). A config of another category,
-// or one that no longer parses, is a permanent failure that names the fields, never a value.
-func (t *Type) Decode(s Settings) (any, error) {
-	if s.Category != "" && s.Category != t.Category {
-		return nil, SettingsFailure("the %s sender cannot deliver to a %q destination", t.Category, s.Category)
-	}
-	_, typed, err := t.parse(s.Config)
+// sender takes the typed result, it does not read the JSON again). It returns the typed config
+// and s with Format set to the config's output format, written with env.Encoder. A config of
+// another category, or one that no longer parses, is a permanent failure that names the fields,
+// never a value.
+func (t *Type) Decode(s Settings, env Env) (any, Settings, error) {
+	p, err := t.decode(s)
 	if err != nil {
-		return nil, SettingsFailure("the stored config is not a valid %s config: %s", t.Category, firstProblems(err))
+		return nil, s, err
 	}
-	return typed, nil
+	s.Format = NewEncoding(p.format, env.Encoder)
+	return p.typed, s, nil
+}
+
+func (t *Type) decode(s Settings) (parsed, error) {
+	if s.Category != "" && s.Category != t.Category {
+		return parsed{}, SettingsFailure("the %s sender cannot deliver to a %q destination", t.Category, s.Category)
+	}
+	p, err := t.parse(s.Config)
+	if err != nil {
+		return parsed{}, SettingsFailure("the stored config is not a valid %s config: %s", t.Category, firstProblems(err))
+	}
+	return p, nil
 }
 
 // firstProblems lists the first problems of a ParseConfig error on one line.
@@ -258,11 +277,11 @@ func (r *Registry) Where(category string, stored []byte) string {
 	if !ok || t.Where == nil {
 		return ""
 	}
-	_, typed, err := t.parse(stored)
+	p, err := t.parse(stored)
 	if err != nil {
 		return ""
 	}
-	return t.Where(typed)
+	return t.Where(p.typed)
 }
 
 // Object is the config object a Type's Parse reads: its checks report problems with stable

@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/auditstream/auditstream/internal/destination/format"
 )
 
 // Event is one event handed to a destination: its id (the log's sequence), its type, and its
@@ -46,6 +48,9 @@ type Settings struct {
 	SigningSecret         string
 	PreviousSigningSecret string
 	PreviousValidUntil    time.Time
+	// Format writes the events in the destination's output format (config.format). Type.Open
+	// sets it from the config; the zero Encoding is GitLab's JSON.
+	Format Encoding
 }
 
 // Env is what the service gives every Sender.
@@ -59,6 +64,9 @@ type Env struct {
 	Dial func(ctx context.Context, network, address string) (net.Conn, error)
 	// Now is the clock (time.Now when nil).
 	Now func() time.Time
+	// Encoder writes the OCSF and CEF formats with the service's event-type catalog and version
+	// (an encoder of the embedded catalog when nil).
+	Encoder *format.Encoder
 }
 
 // Factory makes a Sender for one category.

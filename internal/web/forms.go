@@ -1,6 +1,7 @@
 package web
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -27,7 +28,16 @@ type categoryInfo struct {
 	// Kept are the config keys the form does not show (a private CA, a syslog facility): an
 	// update from the form keeps their stored values. http's headers are kept by the service.
 	Kept []string
+	// Formats are the output formats (config.format) the category's protocol can carry, the
+	// default first; the form offers a choice when there is one.
+	Formats []formatOption
 }
+
+// formatOption is one output format as the form's select offers it.
+type formatOption struct{ Name, Title string }
+
+// formatTitles name the output formats for people.
+var formatTitles = map[string]string{"gitlab": "GitLab JSON (default)", "ocsf": "OCSF JSON", "cef": "CEF (ArcSight)"}
 
 // categoriesOf makes the forms of the registry's categories, in its order: each category's
 // package says which fields it has and how its secret is asked for (destination.Type).
@@ -36,6 +46,9 @@ func categoriesOf(types *destination.Registry) []categoryInfo {
 	for _, t := range types.Types() {
 		ci := categoryInfo{Category: t.Category, Title: t.Title, SecretLabel: t.Secret.Label, SecretKind: t.Secret.Kind,
 			SecretHelp: t.Secret.Help, SecretRequired: !t.Secret.Optional}
+		for _, name := range destination.Formats(t.Category) {
+			ci.Formats = append(ci.Formats, formatOption{Name: name, Title: cmp.Or(formatTitles[name], name)})
+		}
 		if ci.SecretKind == "" {
 			ci.SecretKind = "password"
 		}
@@ -70,6 +83,7 @@ type streamForm struct {
 	Values map[string]string // text fields
 	Checks map[string]bool   // checkbox fields
 	Secret string            // as typed; never filled in from the stored value
+	Format string            // config.format; "" is the default
 	// Batch and delivery (config.batch, config.delivery).
 	Batch                          bool
 	MaxEvents, MaxBytes, MaxWaitMs string
@@ -93,6 +107,7 @@ func formFromConfig(ci categoryInfo, name string, active bool, config []byte) st
 		_ = json.Unmarshal(cfg[fd.Key], &s)
 		f.Values[fd.Key] = s
 	}
+	_ = json.Unmarshal(cfg["format"], &f.Format)
 	var b struct{ MaxEvents, MaxBytes, MaxWaitMs *int }
 	if raw, ok := cfg["batch"]; ok && json.Unmarshal(raw, &b) == nil {
 		f.Batch = true
@@ -115,6 +130,9 @@ func intText(n *int) string {
 	return strconv.Itoa(*n)
 }
 
+// FormatName is the format the form selects: the stored or posted one, else the default.
+func (f streamForm) FormatName() string { return cmp.Or(f.Format, "gitlab") }
+
 // formFromRequest reads a posted form.
 func formFromRequest(ci categoryInfo, r *http.Request) streamForm {
 	f := streamForm{Info: ci, Name: strings.TrimSpace(r.PostFormValue("name")), Active: r.PostFormValue("active") == "on",
@@ -122,7 +140,7 @@ func formFromRequest(ci categoryInfo, r *http.Request) streamForm {
 		Batch: r.PostFormValue("batch") == "on", MaxEvents: strings.TrimSpace(r.PostFormValue("batch_max_events")),
 		MaxBytes: strings.TrimSpace(r.PostFormValue("batch_max_bytes")), MaxWaitMs: strings.TrimSpace(r.PostFormValue("batch_max_wait_ms")),
 		Concurrency: strings.TrimSpace(r.PostFormValue("concurrency")), Ordered: r.PostFormValue("ordered") == "on",
-		BufferWhilePaused: r.PostFormValue("buffer_while_paused") == "on"}
+		BufferWhilePaused: r.PostFormValue("buffer_while_paused") == "on", Format: r.PostFormValue("format")}
 	for _, fd := range ci.Fields {
 		if fd.Kind == "checkbox" {
 			f.Checks[fd.Key] = r.PostFormValue("config_"+fd.Key) == "on"
@@ -146,6 +164,9 @@ func (f streamForm) config() ([]byte, []string) {
 		case f.Values[fd.Key] != "":
 			cfg[fd.Key] = f.Values[fd.Key]
 		}
+	}
+	if f.Format != "" && f.Format != "gitlab" {
+		cfg["format"] = f.Format // checked by the service, like every key
 	}
 	var problems []string
 	number := func(label, v string, into map[string]any, key string) {

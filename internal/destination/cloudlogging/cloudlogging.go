@@ -22,6 +22,8 @@
 //	  "timestamp":"<created_at>","insertId":"<id, 19 digits>",
 //	  "jsonPayload":<the event JSON exactly as streamed>}]}
 //
+// With config.format ocsf, jsonPayload is the event's OCSF JSON instead.
+//
 // logName, resource, severity and jsonPayload are GitLab's entry
 // (google_cloud_logging_stream_destination.rb). GitLab sets no timestamp or insertId, so
 // Logging stamps the time it received the entry and an id of its own. auditstream adds both,
@@ -122,6 +124,7 @@ type sender struct {
 	entryHead []byte // `{"logName":"…","resource":{"type":"global"},"severity":"INFO"`
 	now       func() time.Time
 	keyParts  []string // pieces of the key text, blanked out of messages
+	enc       destination.Encoding
 
 	fetch  *fetcher
 	cancel context.CancelFunc // cancels token requests in flight, on Close
@@ -147,7 +150,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 // https://logging.googleapis.com (the write goes to loggingBaseURL + WritePath) and tokenURL
 // replaces https://oauth2.googleapis.com/token, which is also the JWT's audience.
 func NewWithEndpoints(s destination.Settings, env destination.Env, loggingBaseURL, tokenURL string) (destination.Sender, error) {
-	cfg, err := Type.Decode(s)
+	cfg, s, err := Type.Decode(s, env)
 	if err != nil {
 		return nil, err
 	}
@@ -171,6 +174,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env, loggingB
 		project:  cfg.Project,
 		email:    cfg.Email,
 		now:      env.Now,
+		enc:      s.Format,
 	}
 	if snd.client == nil {
 		snd.client, snd.ownClient = netguard.Policy{}.HTTPClient(), true
@@ -245,7 +249,11 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	body := s.body(batch)
+	payloads, err := s.enc.Payloads(batch)
+	if err != nil {
+		return err
+	}
+	body := s.body(batch, payloads)
 	for attempt := 0; ; attempt++ {
 		tok, err := s.token(ctx)
 		if err != nil {
@@ -278,8 +286,9 @@ func (s *sender) Close() error {
 	return nil
 }
 
-// body makes the WriteLogEntriesRequest of batch.
-func (s *sender) body(batch []destination.Event) []byte {
+// body makes the WriteLogEntriesRequest of batch, whose payloads (in the destination's format)
+// are payloads.
+func (s *sender) body(batch []destination.Event, payloads [][]byte) []byte {
 	const (
 		tsKey      = `,"timestamp":"`
 		idKey      = `","insertId":"`
@@ -288,8 +297,8 @@ func (s *sender) body(batch []destination.Event) []byte {
 		perEntry   = len(tsKey) + len(time.RFC3339Nano) + len(idKey) + insertIDWidth + len(payloadKey) + 2
 	)
 	n := len(`{"entries":[]}`)
-	for _, e := range batch {
-		n += len(s.entryHead) + perEntry + len(e.JSON)
+	for _, p := range payloads {
+		n += len(s.entryHead) + perEntry + len(p)
 	}
 	now := s.now()
 	b := make([]byte, 0, n)
@@ -308,7 +317,7 @@ func (s *sender) body(batch []destination.Event) []byte {
 		}
 		b = appendInsertID(b, e.ID)
 		b = append(b, payloadKey...)
-		b = append(b, e.JSON...)
+		b = append(b, payloads[i]...)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)

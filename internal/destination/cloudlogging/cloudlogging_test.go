@@ -26,6 +26,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/destination/cloudlogging"
+	"github.com/auditstream/auditstream/internal/destination/destinationtest"
 	"github.com/auditstream/auditstream/internal/netguard"
 )
 
@@ -761,4 +762,27 @@ func TestForeignErrorBodyIsExcerpted(t *testing.T) {
 	assert.True(t, strings.HasPrefix(f.Message, "502 Bad Gateway: 502 Bad Gateway proxy.internal"), f.Message)
 	assert.NotContains(t, f.Message, "<")
 	assert.LessOrEqual(t, len(f.Message), len("502 Bad Gateway: ")+destination.MessageExcerptLen)
+}
+
+// TestFormatOCSF: with format ocsf, each entry's jsonPayload is the event's OCSF JSON; the
+// entry's other fields stay, and the test server checks the write against Google's schema.
+func TestFormatOCSF(t *testing.T) {
+	t.Parallel()
+	cfg := defaultConfig()
+	cfg["format"] = "ocsf"
+	cfg["batch"] = map[string]any{"maxEvents": 100}
+	s := newSetup(t, cfg, goodKey().pem)
+	batch := []destination.Event{destinationtest.Event(1, "user_created"), destinationtest.Event(2, "group_created")}
+	require.NoError(t, s.snd.Send(context.Background(), batch))
+
+	st := s.g.stats()
+	require.Empty(t, st.writeErrors)
+	require.Len(t, st.entries, 2)
+	for i, e := range st.entries {
+		assert.Equal(t, fmt.Sprintf("%019d", batch[i].ID), e["insertId"])
+		payload, err := json.Marshal(e["jsonPayload"])
+		require.NoError(t, err)
+		assert.JSONEq(t, string(destinationtest.Encoded(t, "ocsf", batch[i])), string(payload))
+	}
+	assert.Contains(t, string(st.bodies[0]), `"jsonPayload":`+string(destinationtest.Encoded(t, "ocsf", batch[0]))+`}`)
 }

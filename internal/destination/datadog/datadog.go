@@ -4,7 +4,8 @@
 //
 // Each entry is {"ddsource": …, "ddtags": …, "hostname": …, "service": …, "message": "<the event
 // JSON as streamed>"}: Datadog parses a JSON message into the log's attributes (@event_type,
-// @entity_path, @created_at, …), so its facets and Cloud SIEM rules see GitLab's fields. The
+// @entity_path, @created_at, …), so its facets and Cloud SIEM rules see GitLab's fields. With
+// config.format ocsf, the message is the event's OCSF JSON instead (@class_uid, @actor.user, …). The
 // entry has no timestamp of its own: Datadog drops entries dated more than 18 hours back, and a
 // destination that catches up, a replay or a redelivery sends older events; so a log's date is
 // when Datadog took it, and created_at says when the event happened.
@@ -64,6 +65,7 @@ type sender struct {
 	head      []byte // `{"ddsource":…,…,"message":` : what every entry starts with
 	secrets   []string
 	now       func() time.Time
+	enc       destination.Encoding
 }
 
 func newSender(cfg Config, s destination.Settings, env destination.Env) (destination.Sender, error) {
@@ -80,7 +82,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env) (destina
 	}
 	safe := *u
 	safe.User, safe.RawQuery, safe.ForceQuery, safe.Fragment = nil, "", false, ""
-	snd := &sender{client: env.HTTPClient, url: intake, safeURL: safe.String(), key: s.SecretToken, now: env.Now}
+	snd := &sender{client: env.HTTPClient, url: intake, safeURL: safe.String(), key: s.SecretToken, now: env.Now, enc: s.Format}
 	if snd.client == nil {
 		snd.client, snd.ownClient = netguard.Policy{}.HTTPClient(), true
 	}
@@ -116,7 +118,11 @@ func (s *sender) body(batch []destination.Event) ([]byte, error) {
 			raw = append(raw, ',')
 		}
 		raw = append(raw, s.head...)
-		raw = destination.AppendJSONString(raw, string(e.JSON))
+		msg, err := s.enc.Payload(e)
+		if err != nil {
+			return nil, err
+		}
+		raw = destination.AppendJSONString(raw, string(msg))
 		raw = append(raw, '}')
 		if len(raw)-start > MaxEntryBytes {
 			return nil, &destination.Failure{Kind: destination.Permanent,

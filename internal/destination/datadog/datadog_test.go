@@ -147,3 +147,20 @@ func TestParseConfig(t *testing.T) {
 	require.EqualError(t, err, "secretToken: must be a Datadog API key: 32 hexadecimal characters")
 	require.NotContains(t, err.Error(), apiKey)
 }
+
+// TestFormatOCSF: with format ocsf, each entry's message is the event's OCSF JSON (Datadog
+// parses it into @class_uid, @actor.user, …); the rest of the entry stays.
+func TestFormatOCSF(t *testing.T) {
+	in := newIntake(t, apiKey)
+	snd, err := New(settings(t, in.URL, map[string]any{"format": "ocsf", "batch": map[string]any{"maxEvents": 10}}), destinationtest.Allowing())
+	require.NoError(t, err)
+	defer snd.Close()
+	batch := []destination.Event{destinationtest.Event(1, "group_created"), destinationtest.Event(2, "user_blocked")}
+	require.NoError(t, snd.Send(context.Background(), batch))
+	got := in.kept()
+	require.Len(t, got, 2)
+	for i, e := range got {
+		require.Equal(t, map[string]any{"ddsource": "gitlab", "ddtags": "env:test,team:security", "hostname": "gitlab.example.com",
+			"service": "gitlab-audit", "message": string(destinationtest.Encoded(t, "ocsf", batch[i]))}, e)
+	}
+}

@@ -7,10 +7,13 @@
 package destinationtest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -70,6 +73,35 @@ func Event(id int64, eventType string) destination.Event {
 	body := fmt.Appendf(nil, `{"id":%d,"author_id":1,"author_name":"Administrator","entity_id":22,"entity_type":"Group","entity_path":"acme","details":{"event_name":%q},"target_id":22,"target_type":"Group","created_at":%q,"event_type":%q}`,
 		id, eventType, at.Format("2006-01-02T15:04:05.000Z"), eventType)
 	return destination.Event{ID: id, Type: eventType, CreatedAt: at, JSON: body}
+}
+
+// Encoded returns e as a destination of output format name delivers it when its Env has no
+// Encoder (as the tests' Envs have not: the embedded catalog), for the tests of each category
+// that it delivers the encoded form. It checks the form on the way: an OCSF event is a JSON
+// object with the event's time and id, a CEF event one line with its type.
+func Encoded(t testing.TB, name string, e destination.Event) []byte {
+	t.Helper()
+	b, err := destination.NewEncoding(name, nil).Payload(e)
+	require.NoError(t, err)
+	switch name {
+	case "ocsf":
+		var o struct {
+			ClassUID int   `json:"class_uid"`
+			Time     int64 `json:"time"`
+			Metadata struct {
+				UID string `json:"uid"`
+			} `json:"metadata"`
+		}
+		require.NoError(t, json.Unmarshal(b, &o), "%s", b)
+		require.NotZero(t, o.ClassUID)
+		require.Equal(t, e.CreatedAt.UnixMilli(), o.Time)
+		require.Equal(t, strconv.FormatInt(e.ID, 10), o.Metadata.UID)
+	case "cef":
+		require.True(t, bytes.HasPrefix(b, []byte("CEF:0|")), "%s", b)
+		require.NotContains(t, string(b), "\n")
+		require.Contains(t, string(b), "|"+e.Type+"|")
+	}
+	return b
 }
 
 // Run runs the suite as subtests of t.

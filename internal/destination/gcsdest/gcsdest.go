@@ -1,8 +1,9 @@
 // Package gcsdest delivers events to Google Cloud Storage (design 5.7), in the layouts of
 // package objectstore.
 //
-// Without config.batch, each event is one object, GitLab's layout: the event JSON exactly as
-// streamed at objectstore.EventKey(config.prefix, event), with Content-Type application/json. A
+// Each event is written in the destination's format (config.format): the event JSON exactly as
+// streamed (GitLab's, the default) or its OCSF JSON. Without config.batch, each event is one
+// object, GitLab's layout: the event's JSON at objectstore.EventKey(config.prefix, event), with Content-Type application/json. A
 // Send with several events (the engine does not do that for such a destination) writes them one
 // after the other and stops at the first failure, which it returns: the objects already written
 // are harmless, since delivering the same event again names the same key.
@@ -121,6 +122,7 @@ type sender struct {
 	bucket    string
 	prefix    string
 	batched   bool
+	enc       destination.Encoding
 	now       func() time.Time
 }
 
@@ -150,7 +152,7 @@ func NewWithEndpoint(s destination.Settings, env destination.Env, endpoint strin
 	if endpoint == "" {
 		return New(s, env)
 	}
-	cfg, err := Type.Decode(s)
+	cfg, s, err := Type.Decode(s, env)
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +187,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env, endpoint
 		bucket:  cfg.BucketName,
 		prefix:  cfg.Prefix,
 		batched: cfg.Batched,
+		enc:     s.Format,
 		now:     env.Now,
 	}
 	if snd.now == nil {
@@ -386,11 +389,15 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if s.closed {
 		return &destination.Failure{Kind: destination.Retryable, Message: "the sender is closed", Err: errors.New("gcsdest: Send after Close")}
 	}
-	if s.batched {
-		return s.put(ctx, objectstore.BatchKey(s.prefix, batch), objectstore.GzipNDJSON(batch), objectstore.BatchContentType, objectstore.BatchEncoding)
+	payloads, err := s.enc.Payloads(batch)
+	if err != nil {
+		return err
 	}
-	for _, e := range batch {
-		if err := s.put(ctx, objectstore.EventKey(s.prefix, e), e.JSON, objectstore.EventContentType, ""); err != nil {
+	if s.batched {
+		return s.put(ctx, objectstore.BatchKey(s.prefix, batch), objectstore.GzipLines(payloads), objectstore.BatchContentType, objectstore.BatchEncoding)
+	}
+	for i, e := range batch {
+		if err := s.put(ctx, objectstore.EventKey(s.prefix, e), payloads[i], objectstore.EventContentType, ""); err != nil {
 			return err
 		}
 	}

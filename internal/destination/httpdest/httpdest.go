@@ -3,19 +3,22 @@
 //
 // One request per Send: a POST to config.url whose body is the event JSON exactly as streamed
 // (GitLab's format) or, when the destination batches (config.batch) or Send gets several
-// events, a JSON array of the events (GitLab's batched format). The request carries:
+// events, a JSON array of the events (GitLab's batched format). With config.format, the events
+// are written in that format instead: ocsf, one OCSF JSON object, or a JSON array of them; cef,
+// one CEF line, or the lines joined by "\n" (no trailing newline). The request carries:
 //
 //   - every active custom header (inactive ones are not sent);
 //   - X-Gitlab-Event-Streaming-Token: the destination's secret token;
 //   - X-Gitlab-Audit-Event-Type: the event type; for an array, the type its events share, and
 //     no header at all when they have different types;
-//   - Content-Type: application/json, unless a custom header sets Content-Type;
+//   - Content-Type: the format's (format.ContentType: application/json, or text/plain;
+//     charset=utf-8 for cef), unless a custom header sets Content-Type;
 //   - User-Agent: auditstream, unless a custom header sets User-Agent;
 //   - webhook-id: the event id in decimal; for an array, "<first id>-<last id>", the same for
 //     every attempt to deliver the same batch, so that a receiver can de-duplicate batches too;
 //   - webhook-timestamp: the time of the attempt, in Unix seconds;
 //   - webhook-signature: "v1,<signature>", the standard base64 of the HMAC-SHA256 of
-//     "<webhook-id>.<webhook-timestamp>.<body>" keyed with the signing secret (the base64
+//     "<webhook-id>.<webhook-timestamp>.<body>" (the bytes sent, in any format) keyed with the signing secret (the base64
 //     after "whsec_"). While a rotated-out secret is still valid (PreviousSigningSecret until
 //     PreviousValidUntil), a second signature made with it follows, separated by a space, as
 //     Standard Webhooks allows, so that receivers verify with either secret.
@@ -87,7 +90,9 @@ type sender struct {
 	ownClient bool // made by New because env had none: Close closes its idle connections
 	url       string
 	safeURL   string // url without user info, query and fragment: for errors that may be logged
-	batched   bool   // the config has batch: always send a JSON array
+	batched   bool   // the config has batch: always send an array (JSON, or CEF lines)
+	enc       destination.Encoding
+	frame     frame // how the events of an array are put together
 	header    http.Header
 	signers   []*signer
 	secrets   []string // blanked out of messages, longest first
@@ -120,7 +125,12 @@ func newSender(cfg Config, s destination.Settings, env destination.Env) (destina
 		url:     cfg.URL,
 		safeURL: safeURL(u),
 		batched: cfg.Batched,
+		enc:     s.Format,
+		frame:   jsonArray,
 		now:     env.Now,
+	}
+	if !s.Format.JSON() {
+		snd.frame = lines
 	}
 	if snd.client == nil {
 		snd.client, snd.ownClient = netguard.Policy{}.HTTPClient(), true
@@ -130,7 +140,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env) (destina
 	}
 
 	h := http.Header{}
-	h.Set("Content-Type", ContentType)
+	h.Set("Content-Type", s.Format.ContentType())
 	h.Set("User-Agent", UserAgent)
 	for _, ch := range s.Headers {
 		snd.secrets = append(snd.secrets, ch.Value)
@@ -224,12 +234,6 @@ var scratchPool = sync.Pool{New: func() any {
 	return &scratch{id: make([]byte, 0, 48), ts: make([]byte, 0, 24), sig: make([]byte, 0, 128), prefix: make([]byte, 0, 96)}
 }}
 
-var (
-	openBracket  = []byte{'['}
-	comma        = []byte{','}
-	closeBracket = []byte{']'}
-)
-
 // Send delivers batch in one request. See the package documentation.
 func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if len(batch) == 0 {
@@ -240,6 +244,10 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	}
 	array := s.batched || len(batch) > 1
 	now := s.now()
+	payloads, err := s.enc.Payloads(batch)
+	if err != nil {
+		return err
+	}
 
 	sc := scratchPool.Get().(*scratch)
 	sc.id = strconv.AppendInt(sc.id[:0], batch[0].ID, 10)
@@ -258,7 +266,7 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 			h := sg.pool.Get().(hash.Hash)
 			h.Reset()
 			h.Write(sc.prefix)
-			writeBody(h, batch, array)
+			s.frame.write(h, payloads, array)
 			sum := h.Sum(sc.sum[:0])
 			sg.pool.Put(h)
 			if len(sc.sig) > 0 {
@@ -273,16 +281,17 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	// --destination-allow-cidrs), whose body a failure must not show.
 	tctx, peer := destination.TracePeer(ctx)
 	var req *http.Request
-	var err error
 	if array {
-		n := bodyLen(batch)
-		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, &arrayReader{events: batch})
+		n := s.frame.len(payloads)
+		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, &arrayReader{parts: payloads, frame: s.frame})
 		if err == nil {
 			req.ContentLength = int64(n)
-			req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(&arrayReader{events: batch}), nil }
+			req.GetBody = func() (io.ReadCloser, error) {
+				return io.NopCloser(&arrayReader{parts: payloads, frame: s.frame}), nil
+			}
 		}
 	} else {
-		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, bytes.NewReader(batch[0].JSON))
+		req, err = http.NewRequestWithContext(tctx, http.MethodPost, s.url, bytes.NewReader(payloads[0]))
 	}
 	if err != nil {
 		scratchPool.Put(sc)
@@ -355,56 +364,67 @@ func drain(r io.Reader) {
 	_, _ = io.CopyN(io.Discard, r, maxResponseRead)
 }
 
-// writeBody writes the request body to w (a hash): the event JSON, or the JSON array of the
-// events.
-func writeBody(w io.Writer, batch []destination.Event, array bool) {
+// frame is how the events of an array body are put together: open, the events separated by
+// sep, close.
+type frame struct{ open, sep, close []byte }
+
+var (
+	// jsonArray is GitLab's batched format, and OCSF's: a JSON array.
+	jsonArray = frame{open: []byte{'['}, sep: []byte{','}, close: []byte{']'}}
+	// lines is CEF's: one line per event, no trailing newline.
+	lines = frame{sep: []byte{'\n'}}
+)
+
+// write writes the request body to w (a hash): the one payload, or the array of the payloads.
+func (f frame) write(w io.Writer, payloads [][]byte, array bool) {
 	if !array {
-		_, _ = w.Write(batch[0].JSON)
+		_, _ = w.Write(payloads[0])
 		return
 	}
-	_, _ = w.Write(openBracket)
-	for i, e := range batch {
+	_, _ = w.Write(f.open)
+	for i, p := range payloads {
 		if i > 0 {
-			_, _ = w.Write(comma)
+			_, _ = w.Write(f.sep)
 		}
-		_, _ = w.Write(e.JSON)
+		_, _ = w.Write(p)
 	}
-	_, _ = w.Write(closeBracket)
+	_, _ = w.Write(f.close)
 }
 
-// bodyLen is the length of the JSON array of batch.
-func bodyLen(batch []destination.Event) int {
-	n := len(batch) + 1 // the brackets and the commas
-	for _, e := range batch {
-		n += len(e.JSON)
+// len is the length of the array of payloads.
+func (f frame) len(payloads [][]byte) int {
+	n := len(f.open) + len(f.close) + (len(payloads)-1)*len(f.sep)
+	for _, p := range payloads {
+		n += len(p)
 	}
 	return n
 }
 
-// arrayReader reads the JSON array of its events, "[" e0 "," e1 ... "]", straight from the
-// events' JSON without copying it into one buffer first. Its pieces are numbered: 0 is "[",
-// 2i+1 is event i, 2i+2 is the "," after it or, for the last event, "]".
+// arrayReader reads the array of its parts, open p0 sep p1 ... close, straight from the parts
+// without copying them into one buffer first. Its pieces are numbered: 0 is open, 2i+1 is part
+// i, 2i+2 is the sep after it or, for the last part, close.
 type arrayReader struct {
-	events []destination.Event
-	piece  int
-	off    int
+	parts [][]byte
+	frame frame
+	piece int
+	off   int
 }
 
 func (r *arrayReader) pieceBytes(k int) []byte {
 	switch {
 	case k == 0:
-		return openBracket
-	case k == 2*len(r.events):
-		return closeBracket
+		return r.frame.open
+	case k == 2*len(r.parts):
+		return r.frame.close
 	case k%2 == 1:
-		return r.events[k/2].JSON
+		return r.parts[k/2]
 	}
-	return comma
+	return r.frame.sep
 }
 
 func (r *arrayReader) Read(p []byte) (int, error) {
 	n := 0
-	last := 2 * len(r.events)
+	last := 2 * len(r.parts)
 	for n < len(p) && r.piece <= last {
 		b := r.pieceBytes(r.piece)
 		c := copy(p[n:], b[r.off:])

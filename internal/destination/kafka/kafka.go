@@ -1,8 +1,9 @@
 // Package kafka delivers events to an Apache Kafka topic (or a service that speaks Kafka's
 // protocol: Confluent Cloud, Redpanda, Azure Event Hubs' Kafka endpoint) with franz-go.
 //
-// Each event is one record of config.topic: its value is the event JSON exactly as streamed
-// (GitLab's format), its timestamp the time it was produced (the event's time is its
+// Each event is one record of config.topic: its value is the event in the destination's format
+// (config.format: the event JSON exactly as streamed by default, or OCSF JSON, or a CEF line),
+// its timestamp the time it was produced (the event's time is its
 // created_at; franz-go measures the delivery timeout from the record's timestamp), its headers
 // X-Gitlab-Audit-Event-Type (the event type) and Auditstream-Event-Id (the id in decimal). Its
 // key is the event's top-level group (KeyOf), so that the events of a group go to one partition
@@ -80,6 +81,7 @@ func New(s destination.Settings, env destination.Env) (destination.Sender, error
 type sender struct {
 	client  *kgo.Client
 	secrets []string
+	enc     destination.Encoding
 
 	// blocked is the last dial the SSRF guard refused; a Send in flight ends at once then.
 	blocked atomic.Pointer[netguard.BlockedError]
@@ -94,7 +96,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env, opt opti
 	if cfg.SASLMechanism != "" && s.SecretToken == "" {
 		return nil, destination.SettingsFailure("the %s mechanism needs the SASL password or token as the destination's secret token, and it is empty", cfg.SASLMechanism)
 	}
-	snd := &sender{waiting: map[*context.CancelFunc]struct{}{}}
+	snd := &sender{waiting: map[*context.CancelFunc]struct{}{}, enc: s.Format}
 	snd.secrets = destination.RedactList(4, s.SecretToken)
 
 	dial := env.Dial
@@ -226,9 +228,13 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	}
 	records := make([]*kgo.Record, len(batch))
 	for i, e := range batch {
+		value, err := s.enc.Payload(e)
+		if err != nil {
+			return err
+		}
 		records[i] = &kgo.Record{
 			Key:   KeyOf(e.JSON),
-			Value: e.JSON,
+			Value: value,
 			Headers: []kgo.RecordHeader{
 				{Key: EventTypeHeader, Value: []byte(e.Type)},
 				{Key: EventIDHeader, Value: strconv.AppendInt(nil, e.ID, 10)},

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,9 +82,9 @@ func (c *cluster) config(t *testing.T, extra map[string]any) []byte {
 // open makes a sender through the type's own decoding, with the tests' delivery timeout.
 func open(t *testing.T, config []byte, secret string, env destination.Env) destination.Sender {
 	t.Helper()
-	cfg, err := Type.Decode(destination.Settings{Category: Category, Config: config, SecretToken: secret})
+	cfg, s, err := Type.Decode(destination.Settings{Category: Category, Config: config, SecretToken: secret}, env)
 	require.NoError(t, err)
-	snd, err := newSender(cfg.(Config), destination.Settings{Category: Category, Config: config, SecretToken: secret}, env, options{deliveryTimeout: testTimeout})
+	snd, err := newSender(cfg.(Config), s, env, options{deliveryTimeout: testTimeout})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = snd.Close() })
 	return snd
@@ -95,6 +98,7 @@ type record struct {
 	Type      string
 	Headers   map[string]string
 	Timestamp time.Time
+	Value     []byte
 }
 
 // records reads back every record of the topic: it asks the cluster for the end offsets, then
@@ -141,13 +145,18 @@ func (c *cluster) records(t *testing.T) []record {
 		fs := cl.PollFetches(ctx)
 		require.NoError(t, ctx.Err(), "read %d of %d records", len(out), want)
 		fs.EachRecord(func(r *kgo.Record) {
-			var ev struct{ ID int64 }
-			require.NoError(t, json.Unmarshal(r.Value, &ev))
 			h := map[string]string{}
 			for _, x := range r.Headers {
 				h[x.Key] = string(x.Value)
 			}
-			out = append(out, record{Partition: r.Partition, Key: string(r.Key), ID: ev.ID, Type: h[EventTypeHeader], Headers: h, Timestamp: r.Timestamp})
+			id, err := strconv.ParseInt(h[EventIDHeader], 10, 64)
+			require.NoError(t, err)
+			// GitLab's JSON has the id too (OCSF and CEF have it elsewhere: format's tests).
+			var ev struct{ ID *int64 }
+			if json.Unmarshal(r.Value, &ev) == nil && ev.ID != nil {
+				require.Equal(t, id, *ev.ID)
+			}
+			out = append(out, record{Partition: r.Partition, Key: string(r.Key), ID: id, Type: h[EventTypeHeader], Headers: h, Timestamp: r.Timestamp, Value: r.Value})
 		})
 	}
 	return out
@@ -403,4 +412,26 @@ func TestNewNeedsTheSecretWithSASL(t *testing.T) {
 	snd, err := New(destination.Settings{Category: Category, Config: c.config(t, nil)}, destinationtest.Allowing())
 	require.NoError(t, err)
 	require.NoError(t, snd.Close())
+}
+
+// TestFormats: with format ocsf or cef, each record's value is the event in that format; its
+// key (the top-level group, read from the event JSON) and headers stay.
+func TestFormats(t *testing.T) {
+	for _, name := range []string{"ocsf", "cef"} {
+		t.Run(name, func(t *testing.T) {
+			c := startCluster(t)
+			snd := open(t, c.config(t, map[string]any{"format": name}), password, destinationtest.Allowing())
+			batch := []destination.Event{groupEvent(1, "Group", "org/sub"), groupEvent(2, "Project", "other/app")}
+			require.NoError(t, snd.Send(context.Background(), batch))
+			got := c.records(t)
+			require.Len(t, got, 2)
+			slices.SortFunc(got, func(a, b record) int { return cmp.Compare(a.ID, b.ID) })
+			for i, e := range batch {
+				require.Equal(t, e.ID, got[i].ID)
+				require.Equal(t, e.Type, got[i].Type)
+				require.Equal(t, string(destinationtest.Encoded(t, name, e)), string(got[i].Value))
+			}
+			require.Equal(t, []string{"org", "other"}, []string{got[0].Key, got[1].Key})
+		})
+	}
 }

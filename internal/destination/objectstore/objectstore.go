@@ -54,14 +54,24 @@ var gzipWriters = sync.Pool{New: func() any {
 	return zw
 }}
 
-// GzipNDJSON encodes a batch as gzip-compressed NDJSON: one event per line, in order.
+// GzipNDJSON encodes a batch as gzip-compressed NDJSON: one event JSON per line, in order.
 func GzipNDJSON(batch []destination.Event) []byte {
+	lines := make([][]byte, len(batch))
+	for i, e := range batch {
+		lines[i] = e.JSON
+	}
+	return GzipLines(lines)
+}
+
+// GzipLines is GzipNDJSON of events already in the destination's format
+// (destination.Encoding.Payloads): one per line, in order.
+func GzipLines(lines [][]byte) []byte {
 	var buf bytes.Buffer
 	zw := gzipWriters.Get().(*gzip.Writer)
 	defer gzipWriters.Put(zw)
 	zw.Reset(&buf)
-	for _, e := range batch {
-		_, _ = zw.Write(e.JSON)
+	for _, l := range lines {
+		_, _ = zw.Write(l)
 		_, _ = zw.Write([]byte{'\n'})
 	}
 	_ = zw.Close()

@@ -1,8 +1,9 @@
 // Package s3dest delivers events to Amazon S3 or an S3-compatible object store (design 5.7),
 // in the layouts of package objectstore.
 //
-// Without config.batch, each event is one object, GitLab's layout: a PutObject of the event
-// JSON exactly as streamed at objectstore.EventKey, with Content-Type application/json. A Send
+// Each event is written in the destination's format (config.format): the event JSON exactly as
+// streamed (GitLab's, the default) or its OCSF JSON. Without config.batch, each event is one
+// object, GitLab's layout: a PutObject of the event's JSON at objectstore.EventKey, with Content-Type application/json. A Send
 // with several events (the engine does not do that for such a destination) puts them one after
 // the other and stops at the first failure, which it returns: the objects already written are
 // harmless, since delivering the same event again writes the same key with the same content.
@@ -82,6 +83,7 @@ type sender struct {
 	ownClient  bool // made by New because env had none: Close closes its idle connections
 	bucket     string
 	batched    bool
+	enc        destination.Encoding
 	secrets    []string // blanked out of messages, longest first
 	now        func() time.Time
 }
@@ -113,6 +115,7 @@ func newSender(cfg Config, s destination.Settings, env destination.Env) (destina
 		httpClient: env.HTTPClient,
 		bucket:     cfg.BucketName,
 		batched:    cfg.Batched,
+		enc:        s.Format,
 		now:        env.Now,
 	}
 	if snd.httpClient == nil {
@@ -160,8 +163,12 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	payloads, err := s.enc.Payloads(batch)
+	if err != nil {
+		return err
+	}
 	if s.batched {
-		body := objectstore.GzipNDJSON(batch)
+		body := objectstore.GzipLines(payloads)
 		return s.put(ctx, &s3.PutObjectInput{
 			Key:             aws.String(objectstore.BatchKey("", batch)),
 			Body:            bytes.NewReader(body),
@@ -170,11 +177,11 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 			ContentEncoding: aws.String(objectstore.BatchEncoding),
 		})
 	}
-	for _, e := range batch {
+	for i, e := range batch {
 		err := s.put(ctx, &s3.PutObjectInput{
 			Key:           aws.String(objectstore.EventKey("", e)),
-			Body:          bytes.NewReader(e.JSON),
-			ContentLength: aws.Int64(int64(len(e.JSON))),
+			Body:          bytes.NewReader(payloads[i]),
+			ContentLength: aws.Int64(int64(len(payloads[i]))),
 			ContentType:   aws.String(objectstore.EventContentType),
 		})
 		if err != nil {

@@ -25,6 +25,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/destination/destinationtest"
 	"github.com/auditstream/auditstream/internal/destination/objectstore"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/netguard"
@@ -503,4 +504,32 @@ func TestEndpointPath(t *testing.T) {
 	require.NotContains(t, paths[0], "token")
 	require.True(t, strings.HasPrefix(auths[0], "AWS4-HMAC-SHA256 Credential="+accessKey+"/"), auths[0])
 	require.NotContains(t, auths[0], secretKey)
+}
+
+// TestFormatOCSF: with format ocsf, an event's object holds its OCSF JSON at GitLab's key, and a
+// batch object OCSF NDJSON, against gofakes3.
+func TestFormatOCSF(t *testing.T) {
+	url, reader := fakeS3(t, bucket)
+	ctx := context.Background()
+	at := time.Date(2026, 1, 31, 23, 59, 59, 123e6, time.UTC)
+	e := event(101, "Group", "group_created", at)
+	snd := newSender(t, settings(url, bucket, secretKey, `"format":"ocsf"`), client)
+	require.NoError(t, snd.Send(ctx, []destination.Event{e}))
+	batch := []destination.Event{event(201, "User", "user_created", at), event(202, "Project", "project_created", at)}
+	snd = newSender(t, settings(url, bucket, secretKey, `"format":"ocsf"`, batchConfig), client)
+	require.NoError(t, snd.Send(ctx, batch))
+
+	objs := listObjects(t, reader, bucket)
+	require.Len(t, objs, 2)
+	require.Equal(t, objectstore.BatchKey("", batch), objs[0].Key)
+	zr, err := gzip.NewReader(bytes.NewReader(objs[0].Body))
+	require.NoError(t, err)
+	plain, err := io.ReadAll(zr)
+	require.NoError(t, err)
+	want := string(destinationtest.Encoded(t, "ocsf", batch[0])) + "\n" + string(destinationtest.Encoded(t, "ocsf", batch[1])) + "\n"
+	require.Equal(t, want, string(plain))
+
+	require.Equal(t, "group/2026/01/group_created_101_1769903999123.json", objs[1].Key)
+	require.Equal(t, "application/json", objs[1].ContentType)
+	require.Equal(t, string(destinationtest.Encoded(t, "ocsf", e)), string(objs[1].Body))
 }

@@ -20,7 +20,8 @@
 //     configured, so that GitLab audit events are searchable as one sourcetype whatever the
 //     token's default. For search-time field extraction, give that sourcetype KV_MODE = json in
 //     Splunk's props.conf, or configure sourcetype "_json".
-//   - event: the event JSON exactly as streamed (GitLab's format, with "id").
+//   - event: the event JSON exactly as streamed (GitLab's format, with "id"), or its OCSF JSON
+//     with config.format ocsf.
 //
 // The request carries Authorization: Splunk <token> (Settings.SecretToken is the HEC token),
 // Content-Type: application/json and User-Agent: auditstream; with indexer acknowledgement, also
@@ -160,6 +161,7 @@ type sender struct {
 	channel   string // with ack: the request channel, a UUID
 	secrets   []string
 	now       func() time.Time
+	enc       destination.Encoding
 
 	// The bounds of the wait for indexer acknowledgement (AckTimeout, AckPollInitial,
 	// AckPollMax); tests shorten them.
@@ -209,6 +211,7 @@ func newHECSender(cfg Config, s destination.Settings, env destination.Env) (dest
 		index:       cfg.Index,
 		ack:         cfg.Ack,
 		now:         env.Now,
+		enc:         s.Format,
 		ackTimeout:  AckTimeout,
 		pollInitial: AckPollInitial,
 		pollMax:     AckPollMax,
@@ -270,8 +273,12 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	payloads, err := s.enc.Payloads(batch)
+	if err != nil {
+		return err
+	}
 	tctx, peer := destination.TracePeer(ctx)
-	req, err := http.NewRequestWithContext(tctx, http.MethodPost, s.eventURL, bytes.NewReader(s.body(batch)))
+	req, err := http.NewRequestWithContext(tctx, http.MethodPost, s.eventURL, bytes.NewReader(s.body(batch, payloads)))
 	if err != nil {
 		return &destination.Failure{Kind: destination.Permanent, Message: "cannot make the request: the URL is not valid", Err: destination.ScrubURLError(err, s.safeURL)}
 	}
@@ -305,11 +312,12 @@ func (s *sender) Close() error {
 	return nil
 }
 
-// body returns the request body: one HEC event object per event, separated by newlines.
-func (s *sender) body(batch []destination.Event) []byte {
+// body returns the request body: one HEC event object per event, separated by newlines; the
+// events' payloads (in the destination's format) are payloads.
+func (s *sender) body(batch []destination.Event, payloads [][]byte) []byte {
 	n := 0
-	for _, e := range batch {
-		n += len(`{"time":1732626000.123,"event":}`+"\n") + len(s.meta) + len(e.JSON)
+	for _, p := range payloads {
+		n += len(`{"time":1732626000.123,"event":}`+"\n") + len(s.meta) + len(p)
 	}
 	b := make([]byte, 0, n)
 	for i, e := range batch {
@@ -324,7 +332,7 @@ func (s *sender) body(batch []destination.Event) []byte {
 		}
 		b = append(b, s.meta...)
 		b = append(b, `"event":`...)
-		if js := bytes.TrimSpace(e.JSON); len(js) > 0 {
+		if js := bytes.TrimSpace(payloads[i]); len(js) > 0 {
 			b = append(b, js...)
 		} else {
 			b = append(b, "null"...) // HEC answers code 13, naming this event

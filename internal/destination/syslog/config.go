@@ -69,7 +69,7 @@ var Type = &destination.Type{
 		Label: "Secret (none)", Kind: "password", Help: "Leave empty.",
 	},
 	New: func(cfg any, s destination.Settings, env destination.Env) (destination.Sender, error) {
-		return newSender(cfg.(Config), env, options{})
+		return newSender(cfg.(Config), s, env, options{})
 	},
 	Where: func(cfg any) string {
 		c := cfg.(Config)

@@ -4,8 +4,9 @@
 //
 // Each event is one message: "<PRI>1 TIMESTAMP HOSTNAME APP-NAME - MSGID - MSG", where PRI is
 // the config's facility × 8 + 6 (informational), TIMESTAMP the event's created_at (UTC, in
-// milliseconds), MSGID the event type (cut to RFC 5424's 32 characters) and MSG the event JSON
-// as streamed, without a BOM. A Send writes its events' frames on one connection, in order;
+// milliseconds), MSGID the event type (cut to RFC 5424's 32 characters) and MSG the event in
+// the destination's format (config.format), without a BOM: the event JSON as streamed, or one
+// CEF line, as ArcSight and Microsoft Sentinel's CEF connector read it. A Send writes its events' frames on one connection, in order;
 // connections are kept for the next Sends.
 //
 // Syslog over TCP has no acknowledgement: a Send succeeds once its frames are written to the
@@ -56,14 +57,15 @@ type sender struct {
 	dial func(ctx context.Context, network, address string) (net.Conn, error)
 	tls  *tls.Config
 	pri  string // "<PRI>1 "
+	enc  destination.Encoding
 
 	mu     sync.Mutex
 	idle   []net.Conn
 	closed bool
 }
 
-func newSender(cfg Config, env destination.Env, _ options) (destination.Sender, error) {
-	s := &sender{cfg: cfg, dial: env.Dial, pri: "<" + strconv.Itoa(cfg.Facility*8+Severity) + ">1 "}
+func newSender(cfg Config, st destination.Settings, env destination.Env, _ options) (destination.Sender, error) {
+	s := &sender{cfg: cfg, dial: env.Dial, pri: "<" + strconv.Itoa(cfg.Facility*8+Severity) + ">1 ", enc: st.Format}
 	if s.dial == nil {
 		s.dial = netguard.Policy{}.DialContext
 	}
@@ -81,8 +83,9 @@ func newSender(cfg Config, env destination.Env, _ options) (destination.Sender, 
 	return s, nil
 }
 
-// appendMessage appends the RFC 5424 message of e (without its frame) to b.
-func (s *sender) appendMessage(b []byte, e destination.Event) []byte {
+// appendMessage appends the RFC 5424 message of e (without its frame) to b. It fails only when
+// e cannot be written in the destination's format (a permanent failure).
+func (s *sender) appendMessage(b []byte, e destination.Event) ([]byte, error) {
 	b = append(b, s.pri...)
 	if e.CreatedAt.IsZero() {
 		b = append(b, '-')
@@ -96,7 +99,7 @@ func (s *sender) appendMessage(b []byte, e destination.Event) []byte {
 	b = append(b, " - "...)
 	b = append(b, msgID(e.Type)...)
 	b = append(b, " - "...)
-	return append(b, e.JSON...)
+	return s.enc.Append(b, e)
 }
 
 // msgID is an event type as a MSGID: printable ASCII, at most 32 characters, "-" when empty.
@@ -124,7 +127,10 @@ func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
 	}
 	var buf, msg []byte
 	for _, e := range batch {
-		msg = s.appendMessage(msg[:0], e)
+		var err error
+		if msg, err = s.appendMessage(msg[:0], e); err != nil {
+			return err
+		}
 		buf = strconv.AppendInt(buf, int64(len(msg)), 10)
 		buf = append(buf, ' ')
 		buf = append(buf, msg...)

@@ -125,3 +125,19 @@ func TestParseConfig(t *testing.T) {
 	require.NoError(t, registry.ValidateSecret(Category, ""))
 	require.Error(t, registry.ValidateSecret(Category, "anything"))
 }
+
+// TestFormatCEF: with format cef, MSG is the event's CEF line, as ArcSight's and Microsoft
+// Sentinel's CEF collectors read it; the header (MSGID the event type) stays.
+func TestFormatCEF(t *testing.T) {
+	r := startRsyslog(t, false)
+	snd := open(t, map[string]any{"address": r.addr, "hostname": "gitlab.example.com", "format": "cef"}, destinationtest.Allowing())
+	batch := []destination.Event{destinationtest.Event(1, "group_created"), destinationtest.Event(2, "user_blocked")}
+	require.NoError(t, snd.Send(context.Background(), batch))
+	r.flush(t, snd)
+	got := r.events(t)
+	require.Len(t, got, 2)
+	for i, e := range batch {
+		require.Equal(t, e.Type, got[i].MsgID)
+		require.Equal(t, string(destinationtest.Encoded(t, "cef", e)), got[i].Msg)
+	}
+}
