@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -34,30 +35,61 @@ const (
 	dayStep     = 15 * time.Minute
 )
 
-// history is the rings behind History: about 3 KiB, made at a destination's first delivery or
-// failure, so that destinations that only exist cost nothing. Guarded by its state's mu.
+// history is the buckets behind History, made at a destination's first delivery or failure,
+// so that destinations that only exist cost nothing. Only buckets that saw something are kept
+// (in time order, those of the window): a destination that received one event today holds two
+// buckets, one busy all day at most 156 (about 3 KiB). Guarded by its state's mu.
 type history struct {
-	hour [hourBuckets]bucket
-	day  [dayBuckets]bucket
+	hour, day []bucket
 }
 
-// bucket is one slot of a ring. unit is its start in steps since the Unix epoch, plus one (0
-// is an unused slot); pending is the most seen plus one (0: none seen); age is in seconds.
-// Counters saturate rather than wrap.
+// bucket is one bucket of a history. unit is its start in steps since the Unix epoch; pending
+// is the most seen plus one (0: none seen); age is in seconds. Counters saturate rather than
+// wrap.
 type bucket struct {
 	unit                uint32
 	delivered, failed   uint32
 	pending, ageSeconds uint32
 }
 
-// slot returns the bucket of ring r (of step) holding t, cleared when it held an older one.
-func slot(r []bucket, step time.Duration, t time.Time) *bucket {
-	u := uint32(t.Unix()/int64(step/time.Second)) + 1
-	b := &r[int(u)%len(r)]
-	if b.unit != u {
-		*b = bucket{unit: u}
+// slot returns the bucket of *r (of step, keeping n) holding t, added when it is new; nil for a
+// time already out of the window.
+func slot(r *[]bucket, n int, step time.Duration, t time.Time) *bucket {
+	u := uint32(t.Unix() / int64(step/time.Second))
+	b := *r
+	i := len(b)
+	for i > 0 && b[i-1].unit > u { // times come in order but for a rare late one
+		i--
 	}
-	return b
+	if i > 0 && b[i-1].unit == u {
+		return &b[i-1]
+	}
+	if len(b) > 0 && u+uint32(n) <= b[len(b)-1].unit {
+		return nil // older than the window
+	}
+	b = slices.Insert(b, i, bucket{unit: u})
+	drop := 0
+	for drop < len(b) && b[drop].unit+uint32(n) <= b[len(b)-1].unit {
+		drop++
+	}
+	if drop > 0 {
+		i -= drop
+		b = slices.Delete(b, 0, drop)
+	}
+	*r = b
+	return &b[i]
+}
+
+// slots returns the hour's and the day's buckets holding t (nil when out of the window).
+func (h *history) slots(t time.Time) []*bucket {
+	var out []*bucket
+	if b := slot(&h.hour, hourBuckets, time.Minute, t); b != nil {
+		out = append(out, b)
+	}
+	if b := slot(&h.day, dayBuckets, dayStep, t); b != nil {
+		out = append(out, b)
+	}
+	return out
 }
 
 func sat(v uint32, n int64) uint32 {
@@ -66,7 +98,7 @@ func sat(v uint32, n int64) uint32 {
 
 // count adds delivered and failed events at t.
 func (h *history) count(t time.Time, delivered, failed int) {
-	for _, b := range []*bucket{slot(h.hour[:], time.Minute, t), slot(h.day[:], dayStep, t)} {
+	for _, b := range h.slots(t) {
 		b.delivered = sat(b.delivered, int64(delivered))
 		b.failed = sat(b.failed, int64(failed))
 	}
@@ -81,38 +113,41 @@ func (h *history) backlog(t time.Time, pending int64, oldest time.Time) {
 	if pending > 0 && !oldest.IsZero() && t.After(oldest) {
 		age = uint32(min(int64(t.Sub(oldest)/time.Second), math.MaxUint32))
 	}
-	for _, b := range []*bucket{slot(h.hour[:], time.Minute, t), slot(h.day[:], dayStep, t)} {
+	for _, b := range h.slots(t) {
 		b.pending = max(b.pending, sat(0, pending+1))
 		b.ageSeconds = max(b.ageSeconds, age)
 	}
 }
 
-// samples reads ring r (of step) as the n buckets up to the one holding now. h may be nil.
-func (h *history) samples(r func(*history) []bucket, n int, step time.Duration, now time.Time) []Sample {
+// samples reads buckets b (of step, in time order) as the n samples up to the one holding now.
+func samples(b []bucket, n int, step time.Duration, now time.Time) []Sample {
 	out := make([]Sample, n)
 	last := now.UTC().Truncate(step)
+	j := 0
 	for i := range out {
 		start := last.Add(-time.Duration(n-1-i) * step)
 		s := Sample{Start: start, Pending: -1}
-		if h != nil {
-			ring := r(h)
-			u := uint32(start.Unix()/int64(step/time.Second)) + 1
-			if b := ring[int(u)%len(ring)]; b.unit == u {
-				s.Delivered, s.Failed = int64(b.delivered), int64(b.failed)
-				s.Pending = int64(b.pending) - 1
-				s.OldestAge = time.Duration(b.ageSeconds) * time.Second
-			}
+		u := uint32(start.Unix() / int64(step/time.Second))
+		for j < len(b) && b[j].unit < u {
+			j++
+		}
+		if j < len(b) && b[j].unit == u {
+			s.Delivered, s.Failed = int64(b[j].delivered), int64(b[j].failed)
+			s.Pending = int64(b[j].pending) - 1
+			s.OldestAge = time.Duration(b[j].ageSeconds) * time.Second
 		}
 		out[i] = s
 	}
 	return out
 }
 
+// read returns the history up to now. h may be nil.
 func (h *history) read(now time.Time) History {
-	return History{
-		Hour: h.samples(func(h *history) []bucket { return h.hour[:] }, hourBuckets, time.Minute, now),
-		Day:  h.samples(func(h *history) []bucket { return h.day[:] }, dayBuckets, dayStep, now),
+	var hour, day []bucket
+	if h != nil {
+		hour, day = h.hour, h.day
 	}
+	return History{Hour: samples(hour, hourBuckets, time.Minute, now), Day: samples(day, dayBuckets, dayStep, now)}
 }
 
 // record counts an outcome in the state's history, made at the first. Called with mu held.

@@ -65,8 +65,32 @@ func TestHistoryBuckets(t *testing.T) {
 	}
 }
 
-// TestHistorySize: the history of a destination that delivers is a few KiB.
-func TestHistorySize(t *testing.T) {
+// TestHistoryKeepsOnlyWhatItSaw: a destination that delivered once holds one bucket of each
+// window (100,000 destinations with one event each would otherwise hold 300 MB of empty
+// buckets); one that delivered every minute for two days holds a window's worth, a few KiB.
+// A late time lands in its bucket; one older than the window is dropped.
+func TestHistoryKeepsOnlyWhatItSaw(t *testing.T) {
 	t.Parallel()
-	require.LessOrEqual(t, unsafe.Sizeof(history{}), uintptr(4<<10))
+	t0 := time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)
+	var h history
+	h.count(t0, 1, 0)
+	require.Len(t, h.hour, 1)
+	require.Len(t, h.day, 1)
+	for m := range 48 * 60 {
+		h.count(t0.Add(time.Duration(m)*time.Minute), 1, 0)
+	}
+	end := t0.Add(48*60*time.Minute - time.Minute)
+	require.Len(t, h.hour, hourBuckets)
+	require.Len(t, h.day, dayBuckets)
+	require.LessOrEqual(t, (cap(h.hour)+cap(h.day))*int(unsafe.Sizeof(bucket{})), 4<<10)
+	h.count(end.Add(-30*time.Minute), 5, 0)
+	h.count(end.Add(-2*time.Hour), 7, 0) // out of the hour's window, in the day's
+	got := h.read(end)
+	require.Equal(t, int64(6), got.Hour[29].Delivered, "the late event in its minute")
+	for _, s := range got.Hour {
+		require.LessOrEqual(t, s.Delivered, int64(6))
+	}
+	h.count(end.Add(-25*time.Hour), 9, 0) // out of both
+	require.Len(t, h.hour, hourBuckets)
+	require.Len(t, h.day, dayBuckets)
 }
