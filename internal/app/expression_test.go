@@ -243,3 +243,47 @@ func TestExpressionFilterAuthorization(t *testing.T) {
 		return nil
 	})
 }
+
+// TestWebExpressionForm: the stream page's expression field tries an expression on the last
+// events without saving it, shows the compiler's message for a bad one, and saves a good one.
+func TestWebExpressionForm(t *testing.T) {
+	s := start(t, "sqlite", noLimits, allowPrivate)
+	w := newWorld(t, s)
+	h := newHook(t)
+	gid := s.createGroupDestination(w.tokens["owner"], "org", "http", httpConfig(h.URL), "verification-token-0123")
+	taken := ev("member_created", "Group", "org", w.org.ID, w.owner.ID, "a token")
+	taken["ip_address"] = "192.0.2.1"
+	ids := s.ingest(w.tokens["ingest"], taken, ev("member_created", "Group", "org", w.org.ID, w.owner.ID, "other"))
+	s.waitStored(len(ids) + 1) // and the destination's creation, recorded
+
+	b := signIn(s, w.tokens["owner"])
+	page := "/groups/org/-/streams/" + gid[strings.LastIndexByte(gid, '/')+1:]
+	p := b.get(page)
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.body, `name="expression"`)
+	require.Contains(t, p.body, "Try it on the last 100 events")
+
+	p = b.submit(page, form("action", "expression_try", "expression", tokenExpr))
+	require.Equal(t, 200, p.status, p.body)
+	require.Contains(t, p.text(), "Of the last 3 events, ")
+	require.Contains(t, p.body, "<code>"+fmt.Sprint(ids[0])+"</code>")
+	require.NotContains(t, p.body, "<code>"+fmt.Sprint(ids[1])+"</code>")
+	require.Contains(t, p.text(), "Nothing was saved.")
+	require.Contains(t, p.text(), tokenExpr, "the tried expression stays in the field")
+	require.Equal(t, "", dig(s.gqlOK(w.tokens["owner"], `query { group(fullPath: "org") { externalAuditEventStreamingDestinations { nodes { filterExpression } } } }`, nil),
+		"group", "externalAuditEventStreamingDestinations", "nodes", "0", "filterExpression"), "trying saves nothing")
+
+	p = b.submit(page, form("action", "expression_try", "expression", `author_name`))
+	require.Contains(t, p.text(), "Refused: filterExpression: the expression's result is string, it must be bool")
+
+	p = b.submit(page, form("action", "expression", "expression", `ip_address ==`))
+	require.Equal(t, 422, p.status)
+	require.Contains(t, p.text(), "Syntax error")
+	require.Contains(t, p.text(), "ip_address ==", "the refused expression stays in the field")
+
+	p = b.submit(page, form("action", "expression", "expression", tokenExpr))
+	require.Equal(t, 303, p.status, p.body)
+	require.Equal(t, tokenExpr, dig(s.gqlOK(w.tokens["owner"], `query { group(fullPath: "org") { externalAuditEventStreamingDestinations { nodes { filterExpression } } } }`, nil),
+		"group", "externalAuditEventStreamingDestinations", "nodes", "0", "filterExpression"))
+	require.Contains(t, b.get(page).text(), tokenExpr)
+}
