@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/cel-go/cel"
 	celchecker "github.com/google/cel-go/checker"
+	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/interpreter"
@@ -38,8 +39,9 @@ const (
 	// operation; string functions count their operands' length). Compile refuses an
 	// expression whose estimated worst case exceeds it, assuming that a string in an event is
 	// at most exprMaxString long and details holds at most exprMaxEntries entries. An
-	// evaluation that runs past it anyway (on a larger event) stops with an error, and the
-	// event is not taken.
+	// expression with a macro (exists, all, map, filter, ...) is also limited at evaluation:
+	// one that runs past it anyway (on a larger event) stops with an error, and the event is
+	// not taken.
 	MaxExpressionCost = 100_000
 )
 
@@ -118,7 +120,16 @@ func compileExpr(src string) (*expr, *FilterError) {
 	if est.Max > MaxExpressionCost {
 		return fail(CodeTooCostly, fmt.Sprintf("the expression may cost up to %d, at most %d allowed", est.Max, MaxExpressionCost))
 	}
-	prg, err := env.Program(ast, cel.CostLimit(MaxExpressionCost), cel.EvalOptions(cel.OptOptimize))
+	opts := []cel.ProgramOption{cel.EvalOptions(cel.OptOptimize)}
+	if len(celast.MatchDescendants(celast.NavigateAST(ast.NativeRep()), celast.KindMatcher(celast.ComprehensionKind))) > 0 {
+		// Only a macro (exists, all, map, filter, ...) repeats work per element, so only then
+		// can an event larger than the estimate's size hints cost much more than estimated.
+		// Without one, the work is a fixed number of operations, each linear in operands
+		// that ingest bounds, and the runtime tracker (which costs several times the
+		// evaluation of a typical expression) is left out.
+		opts = append(opts, cel.CostLimit(MaxExpressionCost))
+	}
+	prg, err := env.Program(ast, opts...)
 	if err != nil {
 		return fail(CodeInvalidExpression, err.Error())
 	}

@@ -1,6 +1,7 @@
 package destination_test
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,57 @@ func BenchmarkFilterMatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkFanOutFilters matches one event, as the delivery engine does, against 50
+// destinations' filters, without and with a typical expression on every destination: the
+// event's JSON is decoded at most once for all of them (only the filtering share of fan-out;
+// sending is not in it).
+func BenchmarkFanOutFilters(b *testing.B) {
+	cat := setup(b)
+	ev := exprEvent()
+	ev.IPAddress = "192.0.2.1"
+	data := ev.AppendJSON(nil)
+	const destinations = 50
+	for _, tc := range []struct {
+		name string
+		expr string
+	}{{"without", ""}, {"with", typicalExpression}} {
+		b.Run(tc.name, func(b *testing.B) {
+			filters := make([]*destination.Filter, destinations)
+			for i := range filters {
+				filters[i] = compile(b, cat, destination.FilterSpec{DenyCategories: []string{cUsers}, Expression: tc.expr})
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				info := destination.EventInfo{EventType: ev.EventType, Category: category(cat, ev.EventType)}
+				for _, f := range filters {
+					if f.NeedsEvent() && info.Vars == nil {
+						info.Vars = destination.NewVars(data)
+					}
+					if !f.Match(info) {
+						b.Fatal("not taken")
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestExpressionRuntimeCostLimit: an expression with a macro whose estimate passes (the size
+// hints) but which runs past MaxExpressionCost on a larger event stops, and the event is not
+// taken.
+func TestExpressionRuntimeCostLimit(t *testing.T) {
+	t.Parallel()
+	f := compile(t, setup(t), destination.FilterSpec{Expression: `details.list.all(x, x == "1")`})
+	list := make([]string, 50_000) // against a hint of 256 entries
+	for i := range list {
+		list[i] = "1"
+	}
+	data, err := json.Marshal(map[string]any{"details": map[string]any{"list": list}})
+	require.NoError(t, err)
+	require.False(t, f.Match(destination.EventInfo{Vars: destination.NewVars(data)}))
+	small, err := json.Marshal(map[string]any{"details": map[string]any{"list": list[:10]}})
+	require.NoError(t, err)
+	require.True(t, f.Match(destination.EventInfo{Vars: destination.NewVars(small)}))
 }
