@@ -258,7 +258,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	}
 	types := Destinations()
 	streams := &streamconfig.Service{Types: types, Store: a.store, Deliveries: a.store, Namespaces: a.resolver, Access: a.auth, Sealer: box, Catalog: a.catalog,
-		Auditor: ingester, Logger: logger.With("component", "streamconfig"),
+		Auditor: ingester, Logger: logger.With("component", "streamconfig"), Events: a.store,
 		Retentions: a.store, RetentionBounds: streamconfig.RetentionBounds{Default: cfg.Retention, Min: cfg.RetentionMin, Max: cfg.RetentionMax},
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate

@@ -321,7 +321,7 @@ func (s *server) apiStreams(token, scope string) (bool, []int64) {
 }
 
 const webDestFields = `id name category config secretToken active eventTypeFilters denyEventTypeFilters categoryFilters
-	denyCategoryFilters signingSecret previousSigningSecretExpiresAt updatedAt namespaceFilters { id namespace { fullPath } }`
+	denyCategoryFilters signingSecret previousSigningSecretExpiresAt updatedAt filterExpression namespaceFilters { id namespace { fullPath } }`
 
 // streamsState is every destination of org and of the instance as the admin reads them, as
 // JSON: what a refused request must leave as it was.
@@ -397,6 +397,7 @@ func streamForms(t *testing.T, streamPage, nsPath string) []url.Values {
 		form("action", "header_update", "header_id", h[1], "header_name", "X-Team", "header_value", "changed", "header_active", "on"),
 		form("action", "header_delete", "header_id", h[1]),
 		form("action", "filters", "mode", "include", "filter", "user_created", "filter", "category:compliance_management"),
+		form("action", "expression", "expression", `author_id == 1`),
 		form("action", "namespace_add", "namespace_path", nsPath, "namespace_kind", "project"),
 		form("action", "namespace_delete", "filter_id", f[1]),
 		form("action", "rotate_secret", "grace", "0s"),

@@ -572,7 +572,7 @@ func (e *Engine) prepare(d store.Destination) (prepared, error) {
 	if err != nil {
 		return prepared{}, fmt.Errorf("%s destination: %w", d.Category, err)
 	}
-	spec := destination.FilterSpec{EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories}
+	spec := destination.FilterSpec{EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories, Expression: d.FilterExpression}
 	for _, n := range d.Namespaces {
 		spec.Namespaces = append(spec.Namespaces, destination.NamespaceRef{Key: n.Key, Project: n.Project})
 	}

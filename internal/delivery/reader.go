@@ -142,6 +142,10 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 				r.e.namespaceOf(ctx, ev, &info)
 				nsDone = true
 			}
+			if d.p.filter.NeedsEvent() && info.Vars == nil {
+				// Decoded at most once, and only if an expression gets to read it.
+				info.Vars = destination.NewVars(ev.Data)
+			}
 			if !d.p.filter.Match(info) {
 				continue
 			}

@@ -1,7 +1,8 @@
 // Package destination defines what a streaming destination is: the contract every category
 // implements (Sender, Factory, Settings, Env, Failure and its classification), the registry of
-// categories (Registry, Type) and what every category shares: its filters (Compile, Filter),
-// the JSON document rules of a config with its batch and delivery fields, and the typed errors
+// categories (Registry, Type) and what every category shares: its filters (Compile, Filter,
+// including a CEL expression over the event, FilterSpec.Expression, evaluated on Vars), the
+// JSON document rules of a config with its batch and delivery fields, and the typed errors
 // with stable codes (FilterError, ConfigError).
 //
 // A category is one package (httpdest, s3dest, cloudlogging, gcsdest, splunkhec, ...) that

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/auditstream/auditstream/internal/event"
@@ -71,6 +72,9 @@ type FilterSpec struct {
 	// Namespaces limits the destination to these groups (each with all its descendants) and
 	// projects. GitLab's namespace filters.
 	Namespaces []NamespaceRef
+	// Expression is a CEL expression over the event that must be true for the destination to
+	// take it; "" (or only white space) means none. This is our extension. See Filter.Match.
+	Expression string
 }
 
 // NamespaceRef names a group or a project in a namespace filter.
@@ -117,6 +121,8 @@ func (e *FilterError) Error() string {
 		return fmt.Sprintf("%s: %s given, at most %d allowed", e.Field, e.Value, e.Limit)
 	case CodeInvalidNamespace:
 		return fmt.Sprintf("%s: %q is not a valid namespace key", e.Field, e.Value)
+	case CodeInvalidExpression, CodeNotBool, CodeTooCostly:
+		return e.Field + ": " + e.Value
 	}
 	return fmt.Sprintf("%s: %s %q", e.Field, e.Code, e.Value)
 }
@@ -158,6 +164,7 @@ type Filter struct {
 	restricted bool               // some type or category is allowed, so the rest are not
 	groups     []int64            // at most MaxNamespaceFilters, so a scan beats a map
 	projects   []int64
+	expr       *expr // nil: no expression
 }
 
 // verdict says whether a type or category is allowed or denied. Compile rejects a value that is
@@ -179,6 +186,10 @@ const (
 //   - the same type or category both allowed and denied
 //   - a namespace key that is not positive
 //   - a list longer than its limit (MaxEventTypeFilters, MaxCategoryFilters, MaxNamespaceFilters)
+//   - an Expression that does not parse or type-check (CodeInvalidExpression), whose result is
+//     not a bool (CodeNotBool), or that is longer than MaxExpressionLength or may cost more
+//     than MaxExpressionCost (CodeTooCostly); the FilterError's Value is then the compiler's
+//     message
 //
 // Compile reports every problem at once, joined with errors.Join. Each one is a *FilterError
 // (see FilterErrors). Only the values are checked here. Whether a namespace exists, and whether
@@ -254,6 +265,15 @@ func Compile(spec FilterSpec, cat *event.Catalog) (*Filter, error) {
 		}
 	}
 
+	src := strings.TrimSpace(spec.Expression)
+	if src != "" {
+		x, ferr := compileExpr(src)
+		if ferr != nil {
+			errs = append(errs, ferr) // the compiler's message is kept whole
+		}
+		f.expr = x
+	}
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -264,6 +284,7 @@ func Compile(spec FilterSpec, cat *event.Catalog) (*Filter, error) {
 		DenyEventTypes: sortedKeys(denyTypes),
 		Categories:     sortedKeys(allowCategories),
 		DenyCategories: sortedKeys(denyCategories),
+		Expression:     src,
 	}
 	for _, k := range f.groups {
 		f.spec.Namespaces = append(f.spec.Namespaces, NamespaceRef{Key: k})
@@ -370,6 +391,9 @@ type EventInfo struct {
 	NamespaceChain []int64
 	// ProjectKey is the key of the event's project when the entity is a project, else 0.
 	ProjectKey int64
+	// Vars is the whole event, for an expression filter (see NeedsEvent). nil is an event
+	// whose fields are all empty.
+	Vars *Vars
 }
 
 // Match reports whether the destination receives the event. It does not allocate, so it is
@@ -391,6 +415,10 @@ type EventInfo struct {
 //     streamable namespace always pass", EE externally_streamable.rb
 //     namespace_allowed_to_stream?). Type and category filters still apply to it.
 //  5. The type and category rules (1-2) and the namespace rule (3-4) combine with AND.
+//  6. Last, and only for an event that rules 1-5 take, the Expression (our extension) must
+//     evaluate to true on ev.Vars. An evaluation error (a key missing from details, a value of
+//     an unexpected type there, a cost over MaxExpressionCost) counts as false: the event is
+//     not taken. Evaluating allocates; the other rules do not.
 //
 // A nil *Filter matches every event.
 func (f *Filter) Match(ev EventInfo) bool {
@@ -407,7 +435,10 @@ func (f *Filter) Match(ev EventInfo) bool {
 	if v&denied != 0 || f.restricted && v&allowed == 0 {
 		return false
 	}
-	return f.matchNamespace(ev)
+	if !f.matchNamespace(ev) {
+		return false
+	}
+	return f.expr == nil || f.expr.match(ev.Vars)
 }
 
 func (f *Filter) matchNamespace(ev EventInfo) bool {
@@ -447,6 +478,7 @@ func (f *Filter) Spec() FilterSpec {
 		Categories:     slices.Clone(f.spec.Categories),
 		DenyCategories: slices.Clone(f.spec.DenyCategories),
 		Namespaces:     slices.Clone(f.spec.Namespaces),
+		Expression:     f.spec.Expression,
 	}
 }
 
@@ -454,9 +486,13 @@ func (f *Filter) Spec() FilterSpec {
 // event's NamespaceChain and ProjectKey.
 func (f *Filter) NeedsNamespace() bool { return f != nil && (len(f.groups) > 0 || len(f.projects) > 0) }
 
+// NeedsEvent reports whether the filter has an expression, so that Match needs the whole
+// event in EventInfo.Vars.
+func (f *Filter) NeedsEvent() bool { return f != nil && f.expr != nil }
+
 // IsEmpty reports whether the filter has no filters of any kind, so it matches every event.
 // GitLab's UI shows a "filtered" badge when it does not.
 func (f *Filter) IsEmpty() bool {
 	return f == nil || len(f.types) == 0 && len(f.categories) == 0 &&
-		len(f.groups) == 0 && len(f.projects) == 0
+		len(f.groups) == 0 && len(f.projects) == 0 && f.expr == nil
 }

@@ -612,6 +612,8 @@ type Destination struct {
 	Categories     []string // event-type catalog categories
 	DenyCategories []string
 	Namespaces     []DestinationNamespace
+	// FilterExpression is a CEL expression the caller compiles and checks; "" means none.
+	FilterExpression string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -662,6 +664,7 @@ type DestinationCreateParams struct {
 	Categories            []string
 	DenyCategories        []string
 	Namespaces            []DestinationNamespace
+	FilterExpression      string
 	CreatedAt             time.Time // zero: now
 }
 
@@ -712,6 +715,7 @@ type DestinationUpdateParams struct {
 	Categories            *[]string
 	DenyCategories        *[]string
 	Namespaces            *[]DestinationNamespace
+	FilterExpression      *string   // a pointer to "" clears it
 	UpdatedAt             time.Time // zero: now; set even when nothing else changes
 }
 

@@ -38,6 +38,9 @@ type Destination struct {
 	Categories     []string
 	DenyCategories []string
 	Namespaces     []NamespaceFilter
+	// FilterExpression is the CEL expression filter (destination.FilterSpec.Expression); ""
+	// means none.
+	FilterExpression string
 
 	Version   int64
 	CreatedAt time.Time
@@ -116,6 +119,7 @@ func (s *Service) view(ctx context.Context, d store.Destination) (Destination, e
 		ID: d.ID, Owner: Owner{Scope: d.Scope}, Name: d.Name, Category: d.Category, Active: d.Active,
 		PreviousValidUntil: d.PreviousValidUntil, Version: d.Version, CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 		EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories,
+		FilterExpression: d.FilterExpression,
 	}
 	if d.Scope == store.ScopeGroup {
 		g, err := s.Namespaces.ByKey(ctx, d.NamespaceKey)

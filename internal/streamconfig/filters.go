@@ -47,7 +47,7 @@ func (s *Service) checkFilters(d Destination) error {
 
 // filterSpec is d's filters as the destination package takes them.
 func filterSpec(d Destination) destination.FilterSpec {
-	spec := destination.FilterSpec{EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories}
+	spec := destination.FilterSpec{EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories, Expression: d.FilterExpression}
 	for _, n := range d.Namespaces {
 		spec.Namespaces = append(spec.Namespaces, destination.NamespaceRef{Key: n.Namespace.Key, Project: n.Namespace.Kind == store.KindProject})
 	}
@@ -131,6 +131,110 @@ func (s *Service) SetFilters(ctx context.Context, a Actor, ref Ref, fl FilterLis
 		ch.kind, ch.message, ch.notes = auditUpdate, fmt.Sprintf("Updated the filters of streaming destination %q", cur.Name), notes
 		return ch, nil
 	})
+}
+
+// SetFilterExpression sets the destination's CEL expression filter (the auditstream extension;
+// see destination.FilterSpec.Expression); "" or only white space clears it. The expression is
+// trimmed, type-checked and cost-checked first: one that does not compile is refused with an
+// *InputError whose Codes hold destination's stable code (CodeInvalidExpression, CodeNotBool,
+// CodeTooCostly), and nothing changes. The change is recorded as an update of the destination.
+func (s *Service) SetFilterExpression(ctx context.Context, a Actor, ref Ref, expr string) (Destination, error) {
+	return s.mutate(ctx, a, ref, func(cur Destination) (change, error) {
+		var ch change
+		expr = strings.TrimSpace(expr)
+		old := cur.FilterExpression
+		cur.FilterExpression = expr
+		if err := s.checkFilters(cur); err != nil {
+			return ch, err
+		}
+		ch.up.FilterExpression = &expr
+		if expr == old {
+			return ch, nil // nothing to record
+		}
+		note := fmt.Sprintf("filter expression set to %q", expr)
+		if expr == "" {
+			note = "filter expression cleared"
+		}
+		ch.kind, ch.message, ch.notes = auditUpdate, fmt.Sprintf("Updated the filters of streaming destination %q", cur.Name), []string{note}
+		return ch, nil
+	})
+}
+
+// PreviewLimit is how many of the latest events PreviewExpression tries an expression on.
+const PreviewLimit = 100
+
+// Preview is what an expression makes of the latest events: which of them it takes.
+type Preview struct {
+	// Examined is how many events it was tried on: the latest PreviewLimit, or fewer.
+	Examined int
+	// Matched holds the ids of the events it takes, newest first.
+	Matched []int64
+}
+
+// previewScan bounds how many stored events a group's preview reads to find its latest
+// PreviewLimit: the store lists events by entity, not by group tree, so the group's are picked
+// out of the latest events of every group.
+const previewScan = 20 * PreviewLimit
+
+// PreviewExpression tries an expression on the latest events of owner that the actor may read,
+// changing nothing: for the instance (administrators) the latest PreviewLimit stored events;
+// for a top-level group (its owners and administrators) the latest PreviewLimit events whose
+// entity_path is the group or lies below it, among the latest previewScan events stored. An
+// expression that does not compile is an *InputError with its code, as SetFilterExpression
+// gives. An empty expression takes every event.
+func (s *Service) PreviewExpression(ctx context.Context, a Actor, o Owner, expr string) (Preview, error) {
+	if err := s.authorize(ctx, a, o, false); err != nil {
+		return Preview{}, err
+	}
+	f, err := destination.Compile(destination.FilterSpec{Expression: expr}, s.Catalog)
+	if err != nil {
+		return Preview{}, inputErrs(err)
+	}
+	var p Preview
+	if s.Events == nil {
+		return p, nil
+	}
+	inScope := func(store.EventRecord) bool { return true }
+	limit := PreviewLimit
+	if o.Scope == store.ScopeGroup {
+		var path struct {
+			EntityPath string `json:"entity_path"`
+		}
+		prefix := o.Group.FullPath + "/"
+		inScope = func(rec store.EventRecord) bool {
+			path.EntityPath = ""
+			if json.Unmarshal(rec.Data, &path) != nil {
+				return false
+			}
+			return path.EntityPath == o.Group.FullPath || strings.HasPrefix(path.EntityPath, prefix)
+		}
+		limit = previewScan
+	}
+	var after int64
+	for read := 0; read < limit && p.Examined < PreviewLimit; {
+		recs, err := s.Events.EventList(ctx, store.EventListParams{AfterID: after, Limit: min(PreviewLimit, limit-read)})
+		if err != nil {
+			return Preview{}, storeErr(err)
+		}
+		for _, rec := range recs {
+			if p.Examined == PreviewLimit {
+				break
+			}
+			if !inScope(rec) {
+				continue
+			}
+			p.Examined++
+			if f.Match(destination.EventInfo{EventType: rec.EventType, Vars: destination.NewVars(rec.Data)}) {
+				p.Matched = append(p.Matched, rec.ID)
+			}
+		}
+		if len(recs) < PreviewLimit {
+			break
+		}
+		read += len(recs)
+		after = recs[len(recs)-1].ID
+	}
+	return p, nil
 }
 
 func (k FilterKind) noun() string {

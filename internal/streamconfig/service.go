@@ -35,6 +35,11 @@ type Store interface {
 	DestinationByNamespaceFilter(ctx context.Context, filterID int64) (store.Destination, error)
 }
 
+// EventLister reads stored events, newest first (store.Store's EventList).
+type EventLister interface {
+	EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
+}
+
 // Namespaces resolves groups and projects (namespace.Resolver).
 type Namespaces interface {
 	Find(ctx context.Context, kind store.NamespaceKind, idOrPath string) (store.Namespace, error)
@@ -103,6 +108,8 @@ type Service struct {
 	// within RetentionBounds (retention.go).
 	Retentions      RetentionStore
 	RetentionBounds RetentionBounds
+	// Events reads stored events for PreviewExpression. Without it a preview examines none.
+	Events EventLister
 
 	limitersMu sync.Mutex
 	limiters   map[int64]*rate.Limiter
@@ -173,6 +180,9 @@ var ErrUnavailable = errors.New("the database cannot be reached right now; retry
 // returns them in the payload's errors list; nothing was changed.
 type InputError struct {
 	Messages []string
+	// Codes holds the stable codes of the problems that have one (destination.FilterError's
+	// Code), in order; it may be shorter than Messages.
+	Codes []string
 }
 
 func (e *InputError) Error() string { return strings.Join(e.Messages, "; ") }
@@ -187,7 +197,7 @@ func inputErrs(err error) error {
 	if err == nil {
 		return nil
 	}
-	var msgs []string
+	var msgs, codes []string
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -200,11 +210,12 @@ func inputErrs(err error) error {
 		var fe *destination.FilterError
 		if errors.As(err, &fe) { // name the field as the API does
 			msg = apiFilterField[fe.Field] + strings.TrimPrefix(msg, fe.Field)
+			codes = append(codes, fe.Code)
 		}
 		msgs = append(msgs, msg)
 	}
 	walk(err)
-	return &InputError{Messages: msgs}
+	return &InputError{Messages: msgs, Codes: codes}
 }
 
 // apiFilterField names the destination package's filter fields as the GraphQL API does.
@@ -214,6 +225,7 @@ var apiFilterField = map[string]string{
 	destination.FieldCategories:     "categoryFilters",
 	destination.FieldDenyCategories: "denyCategoryFilters",
 	destination.FieldNamespaces:     "namespaceFilters",
+	destination.FieldExpression:     "filterExpression",
 }
 
 func (s *Service) now() time.Time {

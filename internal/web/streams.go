@@ -303,6 +303,18 @@ type pageExtras struct {
 	Test        *delivery.TestResult
 	Form        *streamForm // the settings as posted, after a refused update
 	Problems    []string
+	// Expression is the expression as posted, after a refused save or a try; nil shows the
+	// saved one.
+	Expression *string
+	// Preview is the result of "Try it", when the page answers one.
+	Preview *exprPreview
+}
+
+// exprPreview is what "Try it on the last 100 events" found.
+type exprPreview struct {
+	Error    string // the compiler's message; then nothing was examined
+	Examined int
+	Matched  []int64 // event ids, newest first
 }
 
 type streamData struct {
@@ -320,6 +332,7 @@ type streamData struct {
 	Selected    map[string]bool
 	BothModes   bool
 	Extras      pageExtras
+	Expression  string // shown in the expression field
 	ReplayFrom  string
 	Now         time.Time
 	Charts      []chart // the delivery history's plots (plots.go)
@@ -354,6 +367,10 @@ func (u *UI) streamPage(w http.ResponseWriter, r *http.Request, o streamconfig.O
 	data.Form = formFromConfig(ci, d.Name, d.Active, d.Config)
 	if x.Form != nil {
 		data.Form = *x.Form
+	}
+	data.Expression = d.FilterExpression
+	if x.Expression != nil {
+		data.Expression = *x.Expression
 	}
 	data.Selected = map[string]bool{}
 	allow := len(d.EventTypes)+len(d.Categories) > 0
@@ -437,6 +454,27 @@ func (u *UI) streamAction(w http.ResponseWriter, r *http.Request, o streamconfig
 	case "filters":
 		err = u.setFilters(r, a, rf)
 		notice, anchor = "Saved the event filters.", "#filters"
+	case "expression":
+		expr := r.PostFormValue("expression")
+		x.Expression = &expr
+		_, err = u.opts.Streams.SetFilterExpression(ctx, a, rf, expr)
+		notice, anchor = "Saved the expression.", "#expression"
+		if strings.TrimSpace(expr) == "" {
+			notice = "Cleared the expression."
+		}
+	case "expression_try":
+		expr := r.PostFormValue("expression")
+		pv, perr := u.opts.Streams.PreviewExpression(ctx, a, o, expr)
+		var in *streamconfig.InputError
+		switch {
+		case errors.As(perr, &in):
+			u.streamPage(w, r, o, d.ID, http.StatusOK, pageExtras{Expression: &expr, Preview: &exprPreview{Error: in.Error()}})
+			return
+		case perr == nil:
+			u.streamPage(w, r, o, d.ID, http.StatusOK, pageExtras{Expression: &expr, Preview: &exprPreview{Examined: pv.Examined, Matched: pv.Matched}})
+			return
+		}
+		err = perr
 	case "namespace_add":
 		kind := store.NamespaceKind(r.PostFormValue("namespace_kind"))
 		if kind != store.KindGroup && kind != store.KindProject {

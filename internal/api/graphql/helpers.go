@@ -41,6 +41,32 @@ func unifiedRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
 	return streamconfig.Ref{}, gqlErr(ctx, strings.Join([]string{`"` + gid + `" is not a valid ID for`, model.ClassGroupDestination, "or", model.ClassInstanceDestination}, " "), codeBadRequest)
 }
 
+// anyRef reads a destination id of either API: unified (group or instance) or legacy (http,
+// Google Cloud Logging or Amazon S3, of a group or the instance). The legacy id's class fixes
+// the category, so an id of one legacy class never names a destination of another.
+func anyRef(ctx context.Context, gid string) (streamconfig.Ref, error) {
+	if ref, err := unifiedRef(ctx, gid); err == nil {
+		return ref, nil
+	}
+	for _, c := range []struct {
+		class    string
+		scope    store.DestinationScope
+		category string
+	}{
+		{model.ClassLegacyDestination, store.ScopeGroup, "http"},
+		{model.ClassLegacyInstanceDestination, store.ScopeInstance, "http"},
+		{model.ClassGCP, store.ScopeGroup, "gcp"},
+		{model.ClassInstanceGCP, store.ScopeInstance, "gcp"},
+		{model.ClassAWS, store.ScopeGroup, "aws"},
+		{model.ClassInstanceAWS, store.ScopeInstance, "aws"},
+	} {
+		if id, err := model.ParseGID(gid, c.class); err == nil {
+			return legacyRef(c.scope, c.category, id), nil
+		}
+	}
+	return streamconfig.Ref{}, gqlErr(ctx, `"`+gid+`" is not a valid streaming destination ID of either API`, codeBadRequest)
+}
+
 func (r *Resolver) groupList(ctx context.Context, g *model.Group, category string) ([]streamconfig.Destination, error) {
 	ns, err := r.svc.Namespaces.ByKey(ctx, g.Key)
 	if err != nil {

@@ -159,7 +159,7 @@ func (r *Resolver) groupDest(ctx context.Context, d streamconfig.Destination) *m
 		SecretToken: shownSecret(d), Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes), Group: groupModel(d.Owner.Group),
 		DenyEventTypeFilters: orEmpty(d.DenyEventTypes), CategoryFilters: orEmpty(d.Categories), DenyCategoryFilters: orEmpty(d.DenyCategories),
 		SigningSecret: sec, PreviousSigningSecretExpiresAt: prev, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
-		NamespaceFilters: []*model.GroupAuditEventNamespaceFilter{},
+		NamespaceFilters: []*model.GroupAuditEventNamespaceFilter{}, FilterExpression: d.FilterExpression,
 	}
 	for _, n := range d.Namespaces {
 		m.NamespaceFilters = append(m.NamespaceFilters, &model.GroupAuditEventNamespaceFilter{
@@ -175,7 +175,7 @@ func (r *Resolver) instanceDest(ctx context.Context, d streamconfig.Destination)
 		SecretToken: shownSecret(d), Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes),
 		DenyEventTypeFilters: orEmpty(d.DenyEventTypes), CategoryFilters: orEmpty(d.Categories), DenyCategoryFilters: orEmpty(d.DenyCategories),
 		SigningSecret: sec, PreviousSigningSecretExpiresAt: prev, CreatedAt: d.CreatedAt.UTC(), UpdatedAt: d.UpdatedAt.UTC(),
-		NamespaceFilters: []*model.InstanceAuditEventNamespaceFilter{},
+		NamespaceFilters: []*model.InstanceAuditEventNamespaceFilter{}, FilterExpression: d.FilterExpression,
 	}
 	for _, n := range d.Namespaces {
 		m.NamespaceFilters = append(m.NamespaceFilters, &model.InstanceAuditEventNamespaceFilter{
@@ -198,7 +198,7 @@ func cfg(d streamconfig.Destination, key string) string {
 func (r *Resolver) legacyHTTP(ctx context.Context, d streamconfig.Destination) *model.ExternalAuditEventDestination {
 	m := &model.ExternalAuditEventDestination{
 		ID: model.GID(model.ClassLegacyDestination, d.ID), Name: d.Name, DestinationURL: cfg(d, "url"), VerificationToken: d.SecretToken,
-		Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes), Group: groupModel(d.Owner.Group),
+		Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes), Group: groupModel(d.Owner.Group), FilterExpression: d.FilterExpression,
 	}
 	for _, h := range d.Headers {
 		m.AllHeaders = append(m.AllHeaders, &model.AuditEventStreamingHeader{ID: model.GID(model.ClassHeader, h.ID), Key: h.Name, Value: h.Value, Active: h.Active})
@@ -214,7 +214,7 @@ func (r *Resolver) legacyHTTP(ctx context.Context, d streamconfig.Destination) *
 func legacyInstanceHTTP(d streamconfig.Destination) *model.InstanceExternalAuditEventDestination {
 	m := &model.InstanceExternalAuditEventDestination{
 		ID: model.GID(model.ClassLegacyInstanceDestination, d.ID), Name: d.Name, DestinationURL: cfg(d, "url"), VerificationToken: d.SecretToken,
-		Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes),
+		Active: d.Active, EventTypeFilters: orEmpty(d.EventTypes), FilterExpression: d.FilterExpression,
 	}
 	for _, h := range d.Headers {
 		m.AllHeaders = append(m.AllHeaders, &model.AuditEventsStreamingInstanceHeader{ID: model.GID(model.ClassInstanceHeader, h.ID), Key: h.Name, Value: h.Value, Active: h.Active})
@@ -224,22 +224,22 @@ func legacyInstanceHTTP(d streamconfig.Destination) *model.InstanceExternalAudit
 
 func gcpModel(d streamconfig.Destination) *model.GoogleCloudLoggingConfigurationType {
 	return &model.GoogleCloudLoggingConfigurationType{ID: model.GID(model.ClassGCP, d.ID), Name: d.Name, GoogleProjectIDName: cfg(d, "googleProjectIdName"),
-		ClientEmail: cfg(d, "clientEmail"), LogIDName: cfg(d, "logIdName"), Active: d.Active, Group: groupModel(d.Owner.Group)}
+		ClientEmail: cfg(d, "clientEmail"), LogIDName: cfg(d, "logIdName"), Active: d.Active, Group: groupModel(d.Owner.Group), FilterExpression: d.FilterExpression}
 }
 
 func instanceGCPModel(d streamconfig.Destination) *model.InstanceGoogleCloudLoggingConfigurationType {
 	return &model.InstanceGoogleCloudLoggingConfigurationType{ID: model.GID(model.ClassInstanceGCP, d.ID), Name: d.Name, GoogleProjectIDName: cfg(d, "googleProjectIdName"),
-		ClientEmail: cfg(d, "clientEmail"), LogIDName: cfg(d, "logIdName"), Active: d.Active}
+		ClientEmail: cfg(d, "clientEmail"), LogIDName: cfg(d, "logIdName"), Active: d.Active, FilterExpression: d.FilterExpression}
 }
 
 func awsModel(d streamconfig.Destination) *model.AmazonS3ConfigurationType {
 	return &model.AmazonS3ConfigurationType{ID: model.GID(model.ClassAWS, d.ID), Name: d.Name, AccessKeyXid: cfg(d, "accessKeyXid"),
-		AWSRegion: cfg(d, "awsRegion"), BucketName: cfg(d, "bucketName"), Active: d.Active, Group: groupModel(d.Owner.Group)}
+		AWSRegion: cfg(d, "awsRegion"), BucketName: cfg(d, "bucketName"), Active: d.Active, Group: groupModel(d.Owner.Group), FilterExpression: d.FilterExpression}
 }
 
 func instanceAWSModel(d streamconfig.Destination) *model.InstanceAmazonS3ConfigurationType {
 	return &model.InstanceAmazonS3ConfigurationType{ID: model.GID(model.ClassInstanceAWS, d.ID), Name: d.Name, AccessKeyXid: cfg(d, "accessKeyXid"),
-		AWSRegion: cfg(d, "awsRegion"), BucketName: cfg(d, "bucketName"), Active: d.Active}
+		AWSRegion: cfg(d, "awsRegion"), BucketName: cfg(d, "bucketName"), Active: d.Active, FilterExpression: d.FilterExpression}
 }
 
 // --- pagination --------------------------------------------------------------------------------

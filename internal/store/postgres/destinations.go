@@ -14,7 +14,8 @@ import (
 )
 
 const destinationColumns = `d.id, d.version, d.scope, d.namespace_key, d.name, d.category, d.config, d.secret_token,
-	d.signing_secret, d.previous_signing_secret, d.previous_valid_until, d.active, d.created_at, d.updated_at`
+	d.signing_secret, d.previous_signing_secret, d.previous_valid_until, d.active, d.created_at, d.updated_at,
+	d.filter_expression`
 
 // filterList names one of the four event filter lists of a destination by its columns.
 type filterList struct {
@@ -102,11 +103,11 @@ func (s *Store) DestinationCreate(ctx context.Context, p store.DestinationCreate
 		var id int64
 		if err := tx.QueryRow(ctx, `INSERT INTO destinations
 			(scope, namespace_key, name, category, config, secret_token, signing_secret,
-			 previous_signing_secret, previous_valid_until, active, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+			 previous_signing_secret, previous_valid_until, active, created_at, updated_at, filter_expression)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12)
 			RETURNING id`,
 			string(p.Scope), nullKey(p.NamespaceKey), p.Name, p.Category, config, p.SecretToken, p.SigningSecret,
-			p.PreviousSigningSecret, nullTime(p.PreviousValidUntil), p.Active, at,
+			p.PreviousSigningSecret, nullTime(p.PreviousValidUntil), p.Active, at, p.FilterExpression,
 		).Scan(&id); err != nil {
 			return err
 		}
@@ -304,7 +305,8 @@ func destinationList(ctx context.Context, tx pgx.Tx, where string, args ...any) 
 			var key *int64
 			var validUntil *time.Time
 			if err := rows.Scan(&d.ID, &d.Version, &scope, &key, &d.Name, &d.Category, &d.Config, &d.SecretToken,
-				&d.SigningSecret, &d.PreviousSigningSecret, &validUntil, &d.Active, &d.CreatedAt, &d.UpdatedAt); err != nil {
+				&d.SigningSecret, &d.PreviousSigningSecret, &validUntil, &d.Active, &d.CreatedAt, &d.UpdatedAt,
+				&d.FilterExpression); err != nil {
 				return err
 			}
 			d.Scope = store.DestinationScope(scope)
@@ -425,6 +427,9 @@ func (s *Store) DestinationUpdate(ctx context.Context, p store.DestinationUpdate
 	}
 	if p.Active != nil {
 		set("active", *p.Active)
+	}
+	if p.FilterExpression != nil {
+		set("filter_expression", *p.FilterExpression)
 	}
 	set("updated_at", created(p.UpdatedAt))
 	sets = append(sets, "version = version + 1")

@@ -12,7 +12,8 @@ import (
 )
 
 const destinationColumns = `d.id, d.version, d.scope, d.namespace_key, d.name, d.category, d.config, d.secret_token,
-	d.signing_secret, d.previous_signing_secret, d.previous_valid_until, d.active, d.created_at, d.updated_at`
+	d.signing_secret, d.previous_signing_secret, d.previous_valid_until, d.active, d.created_at, d.updated_at,
+	d.filter_expression`
 
 // querier is what reads need: the read pool, or a transaction.
 type querier interface {
@@ -111,11 +112,11 @@ func (s *Store) DestinationCreate(ctx context.Context, p store.DestinationCreate
 	var id int64
 	if err := tx.QueryRowContext(ctx, `INSERT INTO destinations
 		(scope, namespace_key, name, category, config, secret_token, signing_secret,
-		 previous_signing_secret, previous_valid_until, active, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		 previous_signing_secret, previous_valid_until, active, created_at, updated_at, filter_expression)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		RETURNING id`,
 		string(p.Scope), nullKey(p.NamespaceKey), p.Name, p.Category, config, p.SecretToken, p.SigningSecret,
-		p.PreviousSigningSecret, nullMS(p.PreviousValidUntil), p.Active, at, at,
+		p.PreviousSigningSecret, nullMS(p.PreviousValidUntil), p.Active, at, at, p.FilterExpression,
 	).Scan(&id); err != nil {
 		return store.Destination{}, wrap(op, err)
 	}
@@ -311,7 +312,8 @@ func destinationList(ctx context.Context, q querier, where string, args ...any) 
 			var key, validUntil sql.NullInt64
 			var created, updated int64
 			if err := rows.Scan(&d.ID, &d.Version, &d.Scope, &key, &d.Name, &d.Category, &d.Config, &d.SecretToken,
-				&d.SigningSecret, &d.PreviousSigningSecret, &validUntil, &d.Active, &created, &updated); err != nil {
+				&d.SigningSecret, &d.PreviousSigningSecret, &validUntil, &d.Active, &created, &updated,
+				&d.FilterExpression); err != nil {
 				return err
 			}
 			if len(d.Config) == 0 {
@@ -429,6 +431,9 @@ func (s *Store) DestinationUpdate(ctx context.Context, p store.DestinationUpdate
 	}
 	if p.Active != nil {
 		set("active", *p.Active)
+	}
+	if p.FilterExpression != nil {
+		set("filter_expression", *p.FilterExpression)
 	}
 	set("updated_at", createdMS(p.UpdatedAt))
 	sets = append(sets, "version = version + 1")

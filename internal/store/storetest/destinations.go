@@ -56,7 +56,9 @@ func fullDestination(g, sub, proj store.Namespace, name string) store.Destinatio
 		Categories:     []string{"security", "auth"},
 		DenyCategories: []string{"ci"},
 		Namespaces:     []store.DestinationNamespace{{Key: sub.Key}, {Key: proj.Key, Project: true}, {Key: g.Key}},
-		CreatedAt:      time.Date(2024, 3, 1, 14, 30, 15, 123456789, time.FixedZone("CEST", 2*3600)),
+		// Stored byte for byte: quotes, a newline, non-ASCII.
+		FilterExpression: "details.custom_message.contains(\"tök'en\")\n&& !ip_address.startsWith('10.')",
+		CreatedAt:        time.Date(2024, 3, 1, 14, 30, 15, 123456789, time.FixedZone("CEST", 2*3600)),
 	}
 }
 
@@ -70,7 +72,7 @@ func wantDestination(t *testing.T, got store.Destination, p store.DestinationCre
 		SecretToken: p.SecretToken, SigningSecret: p.SigningSecret, PreviousSigningSecret: p.PreviousSigningSecret,
 		PreviousValidUntil: ms(p.PreviousValidUntil), Active: p.Active, Headers: p.Headers,
 		EventTypes: p.EventTypes, DenyEventTypes: p.DenyEventTypes, Categories: p.Categories, DenyCategories: p.DenyCategories,
-		Namespaces: p.Namespaces, CreatedAt: ms(p.CreatedAt), UpdatedAt: ms(p.CreatedAt),
+		Namespaces: p.Namespaces, FilterExpression: p.FilterExpression, CreatedAt: ms(p.CreatedAt), UpdatedAt: ms(p.CreatedAt),
 	}
 	nilIfEmpty(&d)
 	adoptIDs(t, &d, got)
@@ -436,12 +438,17 @@ func (s *suite) testDestinationUpdate(t *testing.T) {
 			d.Namespaces = []store.DestinationNamespace{{Key: proj.Key, Project: true}}
 		}},
 		{"namespaces emptied", store.DestinationUpdateParams{Namespaces: ptr([]store.DestinationNamespace{})}, func(d *store.Destination) { d.Namespaces = nil }},
+		{"filter expression", store.DestinationUpdateParams{FilterExpression: ptr(`author_id == 1`)}, func(d *store.Destination) {
+			d.FilterExpression = `author_id == 1`
+		}},
+		{"filter expression cleared", store.DestinationUpdateParams{FilterExpression: ptr("")}, func(d *store.Destination) { d.FilterExpression = "" }},
 		{"everything", store.DestinationUpdateParams{
 			Name: ptr("all new"), Category: ptr("aws"), Config: ptr([]byte(`{}`)), SecretToken: ptr("t"), SigningSecret: ptr("w"),
 			PreviousSigningSecret: ptr("p"), PreviousValidUntil: ptr(newUntil), Active: ptr(false), Headers: &headers,
 			EventTypes: ptr([]string{"e"}), DenyEventTypes: ptr([]string{}), Categories: ptr([]string{"c"}), DenyCategories: ptr([]string{"dc"}),
-			Namespaces: ptr([]store.DestinationNamespace{{Key: sub.Key}}),
+			Namespaces: ptr([]store.DestinationNamespace{{Key: sub.Key}}), FilterExpression: ptr("true"),
 		}, func(d *store.Destination) {
+			d.FilterExpression = "true"
 			d.Name, d.Category, d.Config, d.SecretToken, d.SigningSecret = "all new", "aws", []byte(`{}`), "t", "w"
 			d.PreviousSigningSecret, d.PreviousValidUntil, d.Active, d.Headers = "p", ms(newUntil), false, headers
 			d.EventTypes, d.DenyEventTypes, d.Categories, d.DenyCategories = []string{"e"}, nil, []string{"c"}, []string{"dc"}

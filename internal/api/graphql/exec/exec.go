@@ -42,13 +42,14 @@ type DirectiveRoot struct {
 
 type ComplexityRoot struct {
 	AmazonS3ConfigurationType struct {
-		AWSRegion    func(childComplexity int) int
-		AccessKeyXid func(childComplexity int) int
-		Active       func(childComplexity int) int
-		BucketName   func(childComplexity int) int
-		Group        func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Name         func(childComplexity int) int
+		AWSRegion        func(childComplexity int) int
+		AccessKeyXid     func(childComplexity int) int
+		Active           func(childComplexity int) int
+		BucketName       func(childComplexity int) int
+		FilterExpression func(childComplexity int) int
+		Group            func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Name             func(childComplexity int) int
 	}
 
 	AmazonS3ConfigurationTypeConnection struct {
@@ -157,6 +158,13 @@ type ComplexityRoot struct {
 		LastError        func(childComplexity int) int
 	}
 
+	AuditEventStreamingDestinationFilterExpressionSetPayload struct {
+		ClientMutationID func(childComplexity int) int
+		ErrorCodes       func(childComplexity int) int
+		Errors           func(childComplexity int) int
+		FilterExpression func(childComplexity int) int
+	}
+
 	AuditEventStreamingDestinationFiltersSetPayload struct {
 		CategoryFilters      func(childComplexity int) int
 		ClientMutationID     func(childComplexity int) int
@@ -185,6 +193,14 @@ type ComplexityRoot struct {
 		LatencyMs        func(childComplexity int) int
 		StatusCode       func(childComplexity int) int
 		Success          func(childComplexity int) int
+	}
+
+	AuditEventStreamingFilterPreview struct {
+		Error           func(childComplexity int) int
+		ErrorCode       func(childComplexity int) int
+		ExaminedCount   func(childComplexity int) int
+		MatchedCount    func(childComplexity int) int
+		MatchedEventIds func(childComplexity int) int
 	}
 
 	AuditEventStreamingHTTPNamespaceFilter struct {
@@ -391,6 +407,7 @@ type ComplexityRoot struct {
 		Active            func(childComplexity int) int
 		DestinationURL    func(childComplexity int) int
 		EventTypeFilters  func(childComplexity int) int
+		FilterExpression  func(childComplexity int) int
 		Group             func(childComplexity int) int
 		Headers           func(childComplexity int, after *string, before *string, first *int, last *int) int
 		ID                func(childComplexity int) int
@@ -442,6 +459,7 @@ type ComplexityRoot struct {
 	GoogleCloudLoggingConfigurationType struct {
 		Active              func(childComplexity int) int
 		ClientEmail         func(childComplexity int) int
+		FilterExpression    func(childComplexity int) int
 		GoogleProjectIDName func(childComplexity int) int
 		Group               func(childComplexity int) int
 		ID                  func(childComplexity int) int
@@ -497,6 +515,7 @@ type ComplexityRoot struct {
 		DenyCategoryFilters            func(childComplexity int) int
 		DenyEventTypeFilters           func(childComplexity int) int
 		EventTypeFilters               func(childComplexity int) int
+		FilterExpression               func(childComplexity int) int
 		Group                          func(childComplexity int) int
 		ID                             func(childComplexity int) int
 		Name                           func(childComplexity int) int
@@ -537,12 +556,13 @@ type ComplexityRoot struct {
 	}
 
 	InstanceAmazonS3ConfigurationType struct {
-		AWSRegion    func(childComplexity int) int
-		AccessKeyXid func(childComplexity int) int
-		Active       func(childComplexity int) int
-		BucketName   func(childComplexity int) int
-		ID           func(childComplexity int) int
-		Name         func(childComplexity int) int
+		AWSRegion        func(childComplexity int) int
+		AccessKeyXid     func(childComplexity int) int
+		Active           func(childComplexity int) int
+		BucketName       func(childComplexity int) int
+		FilterExpression func(childComplexity int) int
+		ID               func(childComplexity int) int
+		Name             func(childComplexity int) int
 	}
 
 	InstanceAmazonS3ConfigurationTypeConnection struct {
@@ -575,6 +595,7 @@ type ComplexityRoot struct {
 		DenyCategoryFilters            func(childComplexity int) int
 		DenyEventTypeFilters           func(childComplexity int) int
 		EventTypeFilters               func(childComplexity int) int
+		FilterExpression               func(childComplexity int) int
 		ID                             func(childComplexity int) int
 		Name                           func(childComplexity int) int
 		NamespaceFilters               func(childComplexity int) int
@@ -617,6 +638,7 @@ type ComplexityRoot struct {
 		Active            func(childComplexity int) int
 		DestinationURL    func(childComplexity int) int
 		EventTypeFilters  func(childComplexity int) int
+		FilterExpression  func(childComplexity int) int
 		Headers           func(childComplexity int, after *string, before *string, first *int, last *int) int
 		ID                func(childComplexity int) int
 		Name              func(childComplexity int) int
@@ -667,6 +689,7 @@ type ComplexityRoot struct {
 	InstanceGoogleCloudLoggingConfigurationType struct {
 		Active              func(childComplexity int) int
 		ClientEmail         func(childComplexity int) int
+		FilterExpression    func(childComplexity int) int
 		GoogleProjectIDName func(childComplexity int) int
 		ID                  func(childComplexity int) int
 		LogIDName           func(childComplexity int) int
@@ -694,6 +717,7 @@ type ComplexityRoot struct {
 	Mutation struct {
 		AuditEventRetentionUpdate                           func(childComplexity int, input model.AuditEventRetentionUpdateInput) int
 		AuditEventStreamingDestinationDeadLettersRedeliver  func(childComplexity int, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) int
+		AuditEventStreamingDestinationFilterExpressionSet   func(childComplexity int, input model.AuditEventStreamingDestinationFilterExpressionSetInput) int
 		AuditEventStreamingDestinationFiltersSet            func(childComplexity int, input model.AuditEventStreamingDestinationFiltersSetInput) int
 		AuditEventStreamingDestinationReplay                func(childComplexity int, input model.AuditEventStreamingDestinationReplayInput) int
 		AuditEventStreamingDestinationSigningSecretRotate   func(childComplexity int, input model.AuditEventStreamingDestinationSigningSecretRotateInput) int
@@ -763,6 +787,7 @@ type ComplexityRoot struct {
 
 	Query struct {
 		AuditEventDefinitions                     func(childComplexity int, after *string, before *string, first *int, last *int) int
+		AuditEventStreamingFilterPreview          func(childComplexity int, groupPath *string, expression string) int
 		AuditEventsInstanceAmazonS3Configurations func(childComplexity int, after *string, before *string, first *int, last *int) int
 		AuditEventsInstanceStreamingDestinations  func(childComplexity int, after *string, before *string, first *int, last *int) int
 		CurrentUser                               func(childComplexity int) int
@@ -858,6 +883,7 @@ type MutationResolver interface {
 	AuditEventStreamingDestinationTestEventSend(ctx context.Context, input model.AuditEventStreamingDestinationTestEventSendInput) (*model.AuditEventStreamingDestinationTestEventSendPayload, error)
 	AuditEventStreamingDestinationReplay(ctx context.Context, input model.AuditEventStreamingDestinationReplayInput) (*model.AuditEventStreamingDestinationReplayPayload, error)
 	AuditEventStreamingDestinationDeadLettersRedeliver(ctx context.Context, input model.AuditEventStreamingDestinationDeadLettersRedeliverInput) (*model.AuditEventStreamingDestinationDeadLettersRedeliverPayload, error)
+	AuditEventStreamingDestinationFilterExpressionSet(ctx context.Context, input model.AuditEventStreamingDestinationFilterExpressionSetInput) (*model.AuditEventStreamingDestinationFilterExpressionSetPayload, error)
 	AuditEventRetentionUpdate(ctx context.Context, input model.AuditEventRetentionUpdateInput) (*model.AuditEventRetentionUpdatePayload, error)
 }
 type QueryResolver interface {
@@ -868,6 +894,7 @@ type QueryResolver interface {
 	AuditEventsInstanceAmazonS3Configurations(ctx context.Context, after *string, before *string, first *int, last *int) (*model.InstanceAmazonS3ConfigurationTypeConnection, error)
 	AuditEventDefinitions(ctx context.Context, after *string, before *string, first *int, last *int) (*model.AuditEventDefinitionConnection, error)
 	CurrentUser(ctx context.Context) (*model.UserCore, error)
+	AuditEventStreamingFilterPreview(ctx context.Context, groupPath *string, expression string) (*model.AuditEventStreamingFilterPreview, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -912,6 +939,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AmazonS3ConfigurationType.BucketName(childComplexity), true
+	case "AmazonS3ConfigurationType.filterExpression":
+		if e.ComplexityRoot.AmazonS3ConfigurationType.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AmazonS3ConfigurationType.FilterExpression(childComplexity), true
 	case "AmazonS3ConfigurationType.group":
 		if e.ComplexityRoot.AmazonS3ConfigurationType.Group == nil {
 			break
@@ -1346,6 +1379,31 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEventStreamingDestinationDeadLettersRedeliverPayload.LastError(childComplexity), true
 
+	case "AuditEventStreamingDestinationFilterExpressionSetPayload.clientMutationId":
+		if e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.ClientMutationID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.ClientMutationID(childComplexity), true
+	case "AuditEventStreamingDestinationFilterExpressionSetPayload.errorCodes":
+		if e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.ErrorCodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.ErrorCodes(childComplexity), true
+	case "AuditEventStreamingDestinationFilterExpressionSetPayload.errors":
+		if e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.Errors == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.Errors(childComplexity), true
+	case "AuditEventStreamingDestinationFilterExpressionSetPayload.filterExpression":
+		if e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingDestinationFilterExpressionSetPayload.FilterExpression(childComplexity), true
+
 	case "AuditEventStreamingDestinationFiltersSetPayload.categoryFilters":
 		if e.ComplexityRoot.AuditEventStreamingDestinationFiltersSetPayload.CategoryFilters == nil {
 			break
@@ -1457,6 +1515,37 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEventStreamingDestinationTestEventSendPayload.Success(childComplexity), true
+
+	case "AuditEventStreamingFilterPreview.error":
+		if e.ComplexityRoot.AuditEventStreamingFilterPreview.Error == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingFilterPreview.Error(childComplexity), true
+	case "AuditEventStreamingFilterPreview.errorCode":
+		if e.ComplexityRoot.AuditEventStreamingFilterPreview.ErrorCode == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingFilterPreview.ErrorCode(childComplexity), true
+	case "AuditEventStreamingFilterPreview.examinedCount":
+		if e.ComplexityRoot.AuditEventStreamingFilterPreview.ExaminedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingFilterPreview.ExaminedCount(childComplexity), true
+	case "AuditEventStreamingFilterPreview.matchedCount":
+		if e.ComplexityRoot.AuditEventStreamingFilterPreview.MatchedCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingFilterPreview.MatchedCount(childComplexity), true
+	case "AuditEventStreamingFilterPreview.matchedEventIds":
+		if e.ComplexityRoot.AuditEventStreamingFilterPreview.MatchedEventIds == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEventStreamingFilterPreview.MatchedEventIds(childComplexity), true
 
 	case "AuditEventStreamingHTTPNamespaceFilter.externalAuditEventDestination":
 		if e.ComplexityRoot.AuditEventStreamingHTTPNamespaceFilter.ExternalAuditEventDestination == nil {
@@ -2081,6 +2170,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ExternalAuditEventDestination.EventTypeFilters(childComplexity), true
+	case "ExternalAuditEventDestination.filterExpression":
+		if e.ComplexityRoot.ExternalAuditEventDestination.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ExternalAuditEventDestination.FilterExpression(childComplexity), true
 	case "ExternalAuditEventDestination.group":
 		if e.ComplexityRoot.ExternalAuditEventDestination.Group == nil {
 			break
@@ -2256,6 +2351,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GoogleCloudLoggingConfigurationType.ClientEmail(childComplexity), true
+	case "GoogleCloudLoggingConfigurationType.filterExpression":
+		if e.ComplexityRoot.GoogleCloudLoggingConfigurationType.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GoogleCloudLoggingConfigurationType.FilterExpression(childComplexity), true
 	case "GoogleCloudLoggingConfigurationType.googleProjectIdName":
 		if e.ComplexityRoot.GoogleCloudLoggingConfigurationType.GoogleProjectIDName == nil {
 			break
@@ -2514,6 +2615,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.GroupAuditEventStreamingDestination.EventTypeFilters(childComplexity), true
+	case "GroupAuditEventStreamingDestination.filterExpression":
+		if e.ComplexityRoot.GroupAuditEventStreamingDestination.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.GroupAuditEventStreamingDestination.FilterExpression(childComplexity), true
 	case "GroupAuditEventStreamingDestination.group":
 		if e.ComplexityRoot.GroupAuditEventStreamingDestination.Group == nil {
 			break
@@ -2676,6 +2783,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InstanceAmazonS3ConfigurationType.BucketName(childComplexity), true
+	case "InstanceAmazonS3ConfigurationType.filterExpression":
+		if e.ComplexityRoot.InstanceAmazonS3ConfigurationType.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstanceAmazonS3ConfigurationType.FilterExpression(childComplexity), true
 	case "InstanceAmazonS3ConfigurationType.id":
 		if e.ComplexityRoot.InstanceAmazonS3ConfigurationType.ID == nil {
 			break
@@ -2822,6 +2935,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.EventTypeFilters(childComplexity), true
+	case "InstanceAuditEventStreamingDestination.filterExpression":
+		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstanceAuditEventStreamingDestination.FilterExpression(childComplexity), true
 	case "InstanceAuditEventStreamingDestination.id":
 		if e.ComplexityRoot.InstanceAuditEventStreamingDestination.ID == nil {
 			break
@@ -2972,6 +3091,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InstanceExternalAuditEventDestination.EventTypeFilters(childComplexity), true
+	case "InstanceExternalAuditEventDestination.filterExpression":
+		if e.ComplexityRoot.InstanceExternalAuditEventDestination.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstanceExternalAuditEventDestination.FilterExpression(childComplexity), true
 	case "InstanceExternalAuditEventDestination.headers":
 		if e.ComplexityRoot.InstanceExternalAuditEventDestination.Headers == nil {
 			break
@@ -3141,6 +3266,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationType.ClientEmail(childComplexity), true
+	case "InstanceGoogleCloudLoggingConfigurationType.filterExpression":
+		if e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationType.FilterExpression == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationType.FilterExpression(childComplexity), true
 	case "InstanceGoogleCloudLoggingConfigurationType.googleProjectIdName":
 		if e.ComplexityRoot.InstanceGoogleCloudLoggingConfigurationType.GoogleProjectIDName == nil {
 			break
@@ -3245,6 +3376,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationDeadLettersRedeliver(childComplexity, args["input"].(model.AuditEventStreamingDestinationDeadLettersRedeliverInput)), true
+	case "Mutation.auditEventStreamingDestinationFilterExpressionSet":
+		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationFilterExpressionSet == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_auditEventStreamingDestinationFilterExpressionSet_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.AuditEventStreamingDestinationFilterExpressionSet(childComplexity, args["input"].(model.AuditEventStreamingDestinationFilterExpressionSetInput)), true
 	case "Mutation.auditEventStreamingDestinationFiltersSet":
 		if e.ComplexityRoot.Mutation.AuditEventStreamingDestinationFiltersSet == nil {
 			break
@@ -3863,6 +4005,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditEventDefinitions(childComplexity, args["after"].(*string), args["before"].(*string), args["first"].(*int), args["last"].(*int)), true
+	case "Query.auditEventStreamingFilterPreview":
+		if e.ComplexityRoot.Query.AuditEventStreamingFilterPreview == nil {
+			break
+		}
+
+		args, err := ec.field_Query_auditEventStreamingFilterPreview_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.AuditEventStreamingFilterPreview(childComplexity, args["groupPath"].(*string), args["expression"].(string)), true
 	case "Query.auditEventsInstanceAmazonS3Configurations":
 		if e.ComplexityRoot.Query.AuditEventsInstanceAmazonS3Configurations == nil {
 			break
@@ -3961,6 +4114,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 		return graphql.NewInputUnmarshalerIndex(
 			graphql.NewInputUnmarshaler("AuditEventRetentionUpdateInput", ec.unmarshalInputAuditEventRetentionUpdateInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationDeadLettersRedeliverInput", ec.unmarshalInputAuditEventStreamingDestinationDeadLettersRedeliverInput),
+			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationFilterExpressionSetInput", ec.unmarshalInputAuditEventStreamingDestinationFilterExpressionSetInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationFiltersSetInput", ec.unmarshalInputAuditEventStreamingDestinationFiltersSetInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationReplayInput", ec.unmarshalInputAuditEventStreamingDestinationReplayInput),
 			graphql.NewInputUnmarshaler("AuditEventStreamingDestinationSigningSecretRotateInput", ec.unmarshalInputAuditEventStreamingDestinationSigningSecretRotateInput),
@@ -4571,6 +4725,84 @@ type AuditEventStreamingDestinationSigningSecretRotatePayload {
   errors: [String!]!
   signingSecret: String
   previousSigningSecretExpiresAt: Time
+}
+`, BuiltIn: false},
+	{Name: "../schema/expression.graphqls", Input: `# auditstream extension: CEL expression filters (docs/graphql.md, "Expression filters"). A
+# destination of either API may carry a CEL expression over the event that must be true for
+# the destination to take it, evaluated after its other filters.
+
+extend type GroupAuditEventStreamingDestination {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type InstanceAuditEventStreamingDestination {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type ExternalAuditEventDestination {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type InstanceExternalAuditEventDestination {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type GoogleCloudLoggingConfigurationType {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type InstanceGoogleCloudLoggingConfigurationType {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type AmazonS3ConfigurationType {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+extend type InstanceAmazonS3ConfigurationType {
+  """auditstream extension: the CEL expression filter; empty when none."""
+  filterExpression: String!
+}
+
+extend type Query {
+  """auditstream extension: tries a CEL expression filter on the latest 100 events of a top-level group (groupPath; its owners and administrators) or of the instance (no groupPath; administrators), changing nothing."""
+  auditEventStreamingFilterPreview(groupPath: ID, expression: String!): AuditEventStreamingFilterPreview
+}
+
+"""What an expression filter makes of the latest events."""
+type AuditEventStreamingFilterPreview {
+  """How many events it was tried on: the latest 100 in scope, or fewer."""
+  examinedCount: Int!
+  """How many of them it takes."""
+  matchedCount: Int!
+  """The ids of the events it takes (each event's id, as the REST API and the streamed JSON give it), newest first."""
+  matchedEventIds: [ID!]!
+  """The compiler's message when the expression is refused; then nothing was examined."""
+  error: String
+  """The stable code of error: invalid_expression, expression_not_bool or expression_too_costly."""
+  errorCode: String
+}
+
+extend type Mutation {
+  """auditstream extension: sets or clears (empty expression) a destination's CEL expression filter."""
+  auditEventStreamingDestinationFilterExpressionSet(input: AuditEventStreamingDestinationFilterExpressionSetInput!): AuditEventStreamingDestinationFilterExpressionSetPayload
+}
+
+input AuditEventStreamingDestinationFilterExpressionSetInput {
+  clientMutationId: String
+  """A destination id of either API: a group or instance destination (unified), or a legacy HTTP, Google Cloud Logging or Amazon S3 destination of a group or the instance."""
+  destinationId: ID!
+  """A CEL expression that must be bool, at most 4096 bytes; empty (or only white space) clears it."""
+  expression: String!
+}
+type AuditEventStreamingDestinationFilterExpressionSetPayload {
+  clientMutationId: String
+  """Why it was refused, for people; empty when it was set. A refused expression changes nothing."""
+  errors: [String!]!
+  """Stable codes of the errors that have one: invalid_expression, expression_not_bool, expression_too_costly."""
+  errorCodes: [String!]!
+  """The expression now in force (trimmed), when it was set."""
+  filterExpression: String
 }
 `, BuiltIn: false},
 	{Name: "../schema/legacy.graphqls", Input: `# GitLab's legacy per-category streaming API (deprecated by GitLab in 18.10, removal planned for
@@ -5384,6 +5616,8 @@ func (ec *executionContext) childFields_AmazonS3ConfigurationType(ctx context.Co
 		return ec.fieldContext_AmazonS3ConfigurationType_active(ctx, field)
 	case "group":
 		return ec.fieldContext_AmazonS3ConfigurationType_group(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_AmazonS3ConfigurationType_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AmazonS3ConfigurationType", field.Name)
 }
@@ -5600,6 +5834,20 @@ func (ec *executionContext) childFields_AuditEventStreamingDestinationDeadLetter
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationDeadLettersRedeliverPayload", field.Name)
 }
 
+func (ec *executionContext) childFields_AuditEventStreamingDestinationFilterExpressionSetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "clientMutationId":
+		return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_clientMutationId(ctx, field)
+	case "errors":
+		return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errors(ctx, field)
+	case "errorCodes":
+		return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errorCodes(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_filterExpression(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationFilterExpressionSetPayload", field.Name)
+}
+
 func (ec *executionContext) childFields_AuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "clientMutationId":
@@ -5658,6 +5906,22 @@ func (ec *executionContext) childFields_AuditEventStreamingDestinationTestEventS
 		return ec.fieldContext_AuditEventStreamingDestinationTestEventSendPayload_error(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingDestinationTestEventSendPayload", field.Name)
+}
+
+func (ec *executionContext) childFields_AuditEventStreamingFilterPreview(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "examinedCount":
+		return ec.fieldContext_AuditEventStreamingFilterPreview_examinedCount(ctx, field)
+	case "matchedCount":
+		return ec.fieldContext_AuditEventStreamingFilterPreview_matchedCount(ctx, field)
+	case "matchedEventIds":
+		return ec.fieldContext_AuditEventStreamingFilterPreview_matchedEventIds(ctx, field)
+	case "error":
+		return ec.fieldContext_AuditEventStreamingFilterPreview_error(ctx, field)
+	case "errorCode":
+		return ec.fieldContext_AuditEventStreamingFilterPreview_errorCode(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type AuditEventStreamingFilterPreview", field.Name)
 }
 
 func (ec *executionContext) childFields_AuditEventStreamingHTTPNamespaceFilter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6080,6 +6344,8 @@ func (ec *executionContext) childFields_ExternalAuditEventDestination(ctx contex
 		return ec.fieldContext_ExternalAuditEventDestination_headers(ctx, field)
 	case "namespaceFilter":
 		return ec.fieldContext_ExternalAuditEventDestination_namespaceFilter(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_ExternalAuditEventDestination_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ExternalAuditEventDestination", field.Name)
 }
@@ -6180,6 +6446,8 @@ func (ec *executionContext) childFields_GoogleCloudLoggingConfigurationType(ctx 
 		return ec.fieldContext_GoogleCloudLoggingConfigurationType_active(ctx, field)
 	case "group":
 		return ec.fieldContext_GoogleCloudLoggingConfigurationType_group(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_GoogleCloudLoggingConfigurationType_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GoogleCloudLoggingConfigurationType", field.Name)
 }
@@ -6296,6 +6564,8 @@ func (ec *executionContext) childFields_GroupAuditEventStreamingDestination(ctx 
 		return ec.fieldContext_GroupAuditEventStreamingDestination_deliveryAttempts(ctx, field)
 	case "deadLetters":
 		return ec.fieldContext_GroupAuditEventStreamingDestination_deadLetters(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_GroupAuditEventStreamingDestination_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type GroupAuditEventStreamingDestination", field.Name)
 }
@@ -6372,6 +6642,8 @@ func (ec *executionContext) childFields_InstanceAmazonS3ConfigurationType(ctx co
 		return ec.fieldContext_InstanceAmazonS3ConfigurationType_bucketName(ctx, field)
 	case "active":
 		return ec.fieldContext_InstanceAmazonS3ConfigurationType_active(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_InstanceAmazonS3ConfigurationType_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InstanceAmazonS3ConfigurationType", field.Name)
 }
@@ -6450,6 +6722,8 @@ func (ec *executionContext) childFields_InstanceAuditEventStreamingDestination(c
 		return ec.fieldContext_InstanceAuditEventStreamingDestination_deliveryAttempts(ctx, field)
 	case "deadLetters":
 		return ec.fieldContext_InstanceAuditEventStreamingDestination_deadLetters(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_InstanceAuditEventStreamingDestination_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InstanceAuditEventStreamingDestination", field.Name)
 }
@@ -6528,6 +6802,8 @@ func (ec *executionContext) childFields_InstanceExternalAuditEventDestination(ct
 		return ec.fieldContext_InstanceExternalAuditEventDestination_eventTypeFilters(ctx, field)
 	case "headers":
 		return ec.fieldContext_InstanceExternalAuditEventDestination_headers(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_InstanceExternalAuditEventDestination_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InstanceExternalAuditEventDestination", field.Name)
 }
@@ -6628,6 +6904,8 @@ func (ec *executionContext) childFields_InstanceGoogleCloudLoggingConfigurationT
 		return ec.fieldContext_InstanceGoogleCloudLoggingConfigurationType_logIdName(ctx, field)
 	case "active":
 		return ec.fieldContext_InstanceGoogleCloudLoggingConfigurationType_active(ctx, field)
+	case "filterExpression":
+		return ec.fieldContext_InstanceGoogleCloudLoggingConfigurationType_filterExpression(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InstanceGoogleCloudLoggingConfigurationType", field.Name)
 }
@@ -7148,6 +7426,20 @@ func (ec *executionContext) field_Mutation_auditEventStreamingDestinationDeadLet
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
 		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
 			return ec.unmarshalNAuditEventStreamingDestinationDeadLettersRedeliverInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["input"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Mutation_auditEventStreamingDestinationFilterExpressionSet_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "input",
+		func(ctx context.Context, v any) (model.AuditEventStreamingDestinationFilterExpressionSetInput, error) {
+			return ec.unmarshalNAuditEventStreamingDestinationFilterExpressionSetInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFilterExpressionSetInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -7908,6 +8200,28 @@ func (ec *executionContext) field_Query_auditEventDefinitions_args(ctx context.C
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_auditEventStreamingFilterPreview_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "groupPath",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOID2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupPath"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "expression",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["expression"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_auditEventsInstanceAmazonS3Configurations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8316,6 +8630,29 @@ func (ec *executionContext) fieldContext_AmazonS3ConfigurationType_group(_ conte
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _AmazonS3ConfigurationType_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.AmazonS3ConfigurationType) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AmazonS3ConfigurationType_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AmazonS3ConfigurationType_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AmazonS3ConfigurationType", field, false, false, "String")
 }
 
 func (ec *executionContext) _AmazonS3ConfigurationTypeConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.AmazonS3ConfigurationTypeConnection) (ret graphql.Marshaler) {
@@ -9967,6 +10304,98 @@ func (ec *executionContext) fieldContext_AuditEventStreamingDestinationDeadLette
 	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationDeadLettersRedeliverPayload", field, false, false, "String")
 }
 
+func (ec *executionContext) _AuditEventStreamingDestinationFilterExpressionSetPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFilterExpressionSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_clientMutationId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ClientMutationID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_clientMutationId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationFilterExpressionSetPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationFilterExpressionSetPayload_errors(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFilterExpressionSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errors(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Errors, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errors(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationFilterExpressionSetPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationFilterExpressionSetPayload_errorCodes(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFilterExpressionSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errorCodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_errorCodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationFilterExpressionSetPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingDestinationFilterExpressionSetPayload_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFilterExpressionSetPayload) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingDestinationFilterExpressionSetPayload_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationFilterExpressionSetPayload", field, false, false, "String")
+}
+
 func (ec *executionContext) _AuditEventStreamingDestinationFiltersSetPayload_clientMutationId(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingDestinationFiltersSetPayload) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10379,6 +10808,121 @@ func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload_
 }
 func (ec *executionContext) fieldContext_AuditEventStreamingDestinationTestEventSendPayload_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("AuditEventStreamingDestinationTestEventSendPayload", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview_examinedCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingFilterPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingFilterPreview_examinedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ExaminedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingFilterPreview_examinedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingFilterPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview_matchedCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingFilterPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingFilterPreview_matchedCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchedCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingFilterPreview_matchedCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingFilterPreview", field, false, false, "Int")
+}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview_matchedEventIds(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingFilterPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingFilterPreview_matchedEventIds(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.MatchedEventIds, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNID2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingFilterPreview_matchedEventIds(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingFilterPreview", field, false, false, "ID")
+}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview_error(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingFilterPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingFilterPreview_error(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Error, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingFilterPreview_error(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingFilterPreview", field, false, false, "String")
+}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview_errorCode(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingFilterPreview) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEventStreamingFilterPreview_errorCode(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ErrorCode, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEventStreamingFilterPreview_errorCode(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEventStreamingFilterPreview", field, false, false, "String")
 }
 
 func (ec *executionContext) _AuditEventStreamingHTTPNamespaceFilter_id(ctx context.Context, field graphql.CollectedField, obj *model.AuditEventStreamingHTTPNamespaceFilter) (ret graphql.Marshaler) {
@@ -13001,6 +13545,29 @@ func (ec *executionContext) fieldContext_ExternalAuditEventDestination_namespace
 	return fc, nil
 }
 
+func (ec *executionContext) _ExternalAuditEventDestination_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.ExternalAuditEventDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ExternalAuditEventDestination_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ExternalAuditEventDestination_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ExternalAuditEventDestination", field, false, false, "String")
+}
+
 func (ec *executionContext) _ExternalAuditEventDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.ExternalAuditEventDestinationConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -13669,6 +14236,29 @@ func (ec *executionContext) fieldContext_GoogleCloudLoggingConfigurationType_gro
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _GoogleCloudLoggingConfigurationType_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudLoggingConfigurationType) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GoogleCloudLoggingConfigurationType_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GoogleCloudLoggingConfigurationType_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GoogleCloudLoggingConfigurationType", field, false, false, "String")
 }
 
 func (ec *executionContext) _GoogleCloudLoggingConfigurationTypeConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.GoogleCloudLoggingConfigurationTypeConnection) (ret graphql.Marshaler) {
@@ -14816,6 +15406,29 @@ func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_dea
 	return fc, nil
 }
 
+func (ec *executionContext) _GroupAuditEventStreamingDestination_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_GroupAuditEventStreamingDestination_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_GroupAuditEventStreamingDestination_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("GroupAuditEventStreamingDestination", field, false, false, "String")
+}
+
 func (ec *executionContext) _GroupAuditEventStreamingDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.GroupAuditEventStreamingDestinationConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15328,6 +15941,29 @@ func (ec *executionContext) _InstanceAmazonS3ConfigurationType_active(ctx contex
 }
 func (ec *executionContext) fieldContext_InstanceAmazonS3ConfigurationType_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InstanceAmazonS3ConfigurationType", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _InstanceAmazonS3ConfigurationType_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAmazonS3ConfigurationType) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceAmazonS3ConfigurationType_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceAmazonS3ConfigurationType_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InstanceAmazonS3ConfigurationType", field, false, false, "String")
 }
 
 func (ec *executionContext) _InstanceAmazonS3ConfigurationTypeConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAmazonS3ConfigurationTypeConnection) (ret graphql.Marshaler) {
@@ -16065,6 +16701,29 @@ func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_
 	return fc, nil
 }
 
+func (ec *executionContext) _InstanceAuditEventStreamingDestination_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceAuditEventStreamingDestination_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceAuditEventStreamingDestination_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InstanceAuditEventStreamingDestination", field, false, false, "String")
+}
+
 func (ec *executionContext) _InstanceAuditEventStreamingDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.InstanceAuditEventStreamingDestinationConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16621,6 +17280,29 @@ func (ec *executionContext) fieldContext_InstanceExternalAuditEventDestination_h
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InstanceExternalAuditEventDestination_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.InstanceExternalAuditEventDestination) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceExternalAuditEventDestination_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceExternalAuditEventDestination_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InstanceExternalAuditEventDestination", field, false, false, "String")
 }
 
 func (ec *executionContext) _InstanceExternalAuditEventDestinationConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.InstanceExternalAuditEventDestinationConnection) (ret graphql.Marshaler) {
@@ -17291,6 +17973,29 @@ func (ec *executionContext) _InstanceGoogleCloudLoggingConfigurationType_active(
 }
 func (ec *executionContext) fieldContext_InstanceGoogleCloudLoggingConfigurationType_active(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("InstanceGoogleCloudLoggingConfigurationType", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _InstanceGoogleCloudLoggingConfigurationType_filterExpression(ctx context.Context, field graphql.CollectedField, obj *model.InstanceGoogleCloudLoggingConfigurationType) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InstanceGoogleCloudLoggingConfigurationType_filterExpression(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FilterExpression, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InstanceGoogleCloudLoggingConfigurationType_filterExpression(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InstanceGoogleCloudLoggingConfigurationType", field, false, false, "String")
 }
 
 func (ec *executionContext) _InstanceGoogleCloudLoggingConfigurationTypeConnection_count(ctx context.Context, field graphql.CollectedField, obj *model.InstanceGoogleCloudLoggingConfigurationTypeConnection) (ret graphql.Marshaler) {
@@ -19789,6 +20494,50 @@ func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestination
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_auditEventStreamingDestinationFilterExpressionSet(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_auditEventStreamingDestinationFilterExpressionSet(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().AuditEventStreamingDestinationFilterExpressionSet(ctx, fc.Args["input"].(model.AuditEventStreamingDestinationFilterExpressionSetInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingDestinationFilterExpressionSetPayload) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingDestinationFilterExpressionSetPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFilterExpressionSetPayload(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_auditEventStreamingDestinationFilterExpressionSet(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingDestinationFilterExpressionSetPayload(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_auditEventStreamingDestinationFilterExpressionSet_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_auditEventRetentionUpdate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -20332,6 +21081,50 @@ func (ec *executionContext) fieldContext_Query_currentUser(_ context.Context, fi
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_UserCore(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_auditEventStreamingFilterPreview(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_auditEventStreamingFilterPreview(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().AuditEventStreamingFilterPreview(ctx, fc.Args["groupPath"].(*string), fc.Args["expression"].(string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEventStreamingFilterPreview) graphql.Marshaler {
+			return ec.marshalOAuditEventStreamingFilterPreview2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingFilterPreview(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_auditEventStreamingFilterPreview(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEventStreamingFilterPreview(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_auditEventStreamingFilterPreview_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -21686,6 +22479,62 @@ func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationDeadLett
 func UnmarshalAuditEventStreamingDestinationDeadLettersRedeliverInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationDeadLettersRedeliverInput, error) {
 	var out model.AuditEventStreamingDestinationDeadLettersRedeliverInput
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationDeadLettersRedeliverInput", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputAuditEventStreamingDestinationFilterExpressionSetInput(ctx context.Context, obj any) (model.AuditEventStreamingDestinationFilterExpressionSetInput, error) {
+	var it model.AuditEventStreamingDestinationFilterExpressionSetInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"clientMutationId", "destinationId", "expression"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "clientMutationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("clientMutationId"))
+			data, err := ec.unmarshalOString2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ClientMutationID = data
+		case "destinationId":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("destinationId"))
+			data, err := ec.unmarshalNID2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.DestinationID = data
+		case "expression":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("expression"))
+			data, err := ec.unmarshalNString2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.Expression = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalAuditEventStreamingDestinationFilterExpressionSetInput unmarshals raw into the AuditEventStreamingDestinationFilterExpressionSetInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalAuditEventStreamingDestinationFilterExpressionSetInput(ctx context.Context, raw any) (model.AuditEventStreamingDestinationFilterExpressionSetInput, error) {
+	var out model.AuditEventStreamingDestinationFilterExpressionSetInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "AuditEventStreamingDestinationFilterExpressionSetInput", raw, &out)
 	return out, err
 }
 
@@ -24941,6 +25790,11 @@ func (ec *executionContext) _AmazonS3ConfigurationType(ctx context.Context, sel 
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "filterExpression":
+			out.Values[i] = ec._AmazonS3ConfigurationType_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25657,6 +26511,54 @@ func (ec *executionContext) _AuditEventStreamingDestinationDeadLettersRedeliverP
 	return out
 }
 
+var auditEventStreamingDestinationFilterExpressionSetPayloadImplementors = []string{"AuditEventStreamingDestinationFilterExpressionSetPayload"}
+
+func (ec *executionContext) _AuditEventStreamingDestinationFilterExpressionSetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationFilterExpressionSetPayload) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingDestinationFilterExpressionSetPayloadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingDestinationFilterExpressionSetPayload")
+		case "clientMutationId":
+			out.Values[i] = ec._AuditEventStreamingDestinationFilterExpressionSetPayload_clientMutationId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errors":
+			out.Values[i] = ec._AuditEventStreamingDestinationFilterExpressionSetPayload_errors(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "errorCodes":
+			out.Values[i] = ec._AuditEventStreamingDestinationFilterExpressionSetPayload_errorCodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterExpression":
+			out.Values[i] = ec._AuditEventStreamingDestinationFilterExpressionSetPayload_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var auditEventStreamingDestinationFiltersSetPayloadImplementors = []string{"AuditEventStreamingDestinationFiltersSetPayload"}
 
 func (ec *executionContext) _AuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingDestinationFiltersSetPayload) graphql.Marshaler {
@@ -25839,6 +26741,59 @@ func (ec *executionContext) _AuditEventStreamingDestinationTestEventSendPayload(
 			}
 		case "error":
 			out.Values[i] = ec._AuditEventStreamingDestinationTestEventSendPayload_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var auditEventStreamingFilterPreviewImplementors = []string{"AuditEventStreamingFilterPreview"}
+
+func (ec *executionContext) _AuditEventStreamingFilterPreview(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEventStreamingFilterPreview) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, auditEventStreamingFilterPreviewImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("AuditEventStreamingFilterPreview")
+		case "examinedCount":
+			out.Values[i] = ec._AuditEventStreamingFilterPreview_examinedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedCount":
+			out.Values[i] = ec._AuditEventStreamingFilterPreview_matchedCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "matchedEventIds":
+			out.Values[i] = ec._AuditEventStreamingFilterPreview_matchedEventIds(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "error":
+			out.Values[i] = ec._AuditEventStreamingFilterPreview_error(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "errorCode":
+			out.Values[i] = ec._AuditEventStreamingFilterPreview_errorCode(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
@@ -27371,6 +28326,11 @@ func (ec *executionContext) _ExternalAuditEventDestination(ctx context.Context, 
 			if out.Values[i] == graphql.RequiredNull {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "filterExpression":
+			out.Values[i] = ec._ExternalAuditEventDestination_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27722,6 +28682,11 @@ func (ec *executionContext) _GoogleCloudLoggingConfigurationType(ctx context.Con
 			}
 		case "group":
 			out.Values[i] = ec._GoogleCloudLoggingConfigurationType_group(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterExpression":
+			out.Values[i] = ec._GoogleCloudLoggingConfigurationType_filterExpression(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -28101,6 +29066,11 @@ func (ec *executionContext) _GroupAuditEventStreamingDestination(ctx context.Con
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._GroupAuditEventStreamingDestination_deadLetters(ctx, field, obj)
 				})
+		case "filterExpression":
+			out.Values[i] = ec._GroupAuditEventStreamingDestination_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28369,6 +29339,11 @@ func (ec *executionContext) _InstanceAmazonS3ConfigurationType(ctx context.Conte
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "filterExpression":
+			out.Values[i] = ec._InstanceAmazonS3ConfigurationType_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28619,6 +29594,11 @@ func (ec *executionContext) _InstanceAuditEventStreamingDestination(ctx context.
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._InstanceAuditEventStreamingDestination_deadLetters(ctx, field, obj)
 				})
+		case "filterExpression":
+			out.Values[i] = ec._InstanceAuditEventStreamingDestination_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -28893,6 +29873,11 @@ func (ec *executionContext) _InstanceExternalAuditEventDestination(ctx context.C
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._InstanceExternalAuditEventDestination_headers(ctx, field, obj)
 				})
+		case "filterExpression":
+			out.Values[i] = ec._InstanceExternalAuditEventDestination_filterExpression(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29244,6 +30229,11 @@ func (ec *executionContext) _InstanceGoogleCloudLoggingConfigurationType(ctx con
 			}
 		case "active":
 			out.Values[i] = ec._InstanceGoogleCloudLoggingConfigurationType_active(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "filterExpression":
+			out.Values[i] = ec._InstanceGoogleCloudLoggingConfigurationType_filterExpression(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -29769,6 +30759,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
+		case "auditEventStreamingDestinationFilterExpressionSet":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_auditEventStreamingDestinationFilterExpressionSet(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "auditEventRetentionUpdate":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_auditEventRetentionUpdate(ctx, field)
@@ -29954,6 +30951,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_currentUser(ctx, field)
+				})
+		case "auditEventStreamingFilterPreview":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_auditEventStreamingFilterPreview(ctx, field)
 				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
@@ -30454,6 +31457,11 @@ func (ec *executionContext) unmarshalNAuditEventStreamingDestinationDeadLettersR
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalNAuditEventStreamingDestinationFilterExpressionSetInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFilterExpressionSetInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationFilterExpressionSetInput, error) {
+	res, err := ec.unmarshalInputAuditEventStreamingDestinationFilterExpressionSetInput(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNAuditEventStreamingDestinationFiltersSetInput2githubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFiltersSetInput(ctx context.Context, v any) (model.AuditEventStreamingDestinationFiltersSetInput, error) {
 	res, err := ec.unmarshalInputAuditEventStreamingDestinationFiltersSetInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -30873,6 +31881,35 @@ func (ec *executionContext) marshalNID2string(ctx context.Context, sel ast.Selec
 		graphql.AddInvalidNullFromMarshaler(ctx, "ID!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNID2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) marshalNInstanceAuditEventNamespaceFilter2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐInstanceAuditEventNamespaceFilter(ctx context.Context, sel ast.SelectionSet, v *model.InstanceAuditEventNamespaceFilter) graphql.Marshaler {
@@ -31314,6 +32351,13 @@ func (ec *executionContext) marshalOAuditEventStreamingDestinationDeadLettersRed
 	return ec._AuditEventStreamingDestinationDeadLettersRedeliverPayload(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOAuditEventStreamingDestinationFilterExpressionSetPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFilterExpressionSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationFilterExpressionSetPayload) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingDestinationFilterExpressionSetPayload(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOAuditEventStreamingDestinationFiltersSetPayload2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingDestinationFiltersSetPayload(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingDestinationFiltersSetPayload) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -31340,6 +32384,13 @@ func (ec *executionContext) marshalOAuditEventStreamingDestinationTestEventSendP
 		return graphql.Null
 	}
 	return ec._AuditEventStreamingDestinationTestEventSendPayload(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOAuditEventStreamingFilterPreview2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingFilterPreview(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingFilterPreview) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEventStreamingFilterPreview(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOAuditEventStreamingHTTPNamespaceFilter2ᚖgithubᚗcomᚋauditstreamᚋauditstreamᚋinternalᚋapiᚋgraphqlᚋmodelᚐAuditEventStreamingHTTPNamespaceFilter(ctx context.Context, sel ast.SelectionSet, v *model.AuditEventStreamingHTTPNamespaceFilter) graphql.Marshaler {

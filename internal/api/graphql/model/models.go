@@ -20,6 +20,8 @@ type AmazonS3ConfigurationType struct {
 	BucketName   string `json:"bucketName"`
 	Active       bool   `json:"active"`
 	Group        *Group `json:"group"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 type AmazonS3ConfigurationTypeConnection struct {
@@ -168,6 +170,24 @@ type AuditEventStreamingDestinationDeadLettersRedeliverPayload struct {
 	LastError        *string  `json:"lastError,omitempty"`
 }
 
+type AuditEventStreamingDestinationFilterExpressionSetInput struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	// A destination id of either API: a group or instance destination (unified), or a legacy HTTP, Google Cloud Logging or Amazon S3 destination of a group or the instance.
+	DestinationID string `json:"destinationId"`
+	// A CEL expression that must be bool, at most 4096 bytes; empty (or only white space) clears it.
+	Expression string `json:"expression"`
+}
+
+type AuditEventStreamingDestinationFilterExpressionSetPayload struct {
+	ClientMutationID *string `json:"clientMutationId,omitempty"`
+	// Why it was refused, for people; empty when it was set. A refused expression changes nothing.
+	Errors []string `json:"errors"`
+	// Stable codes of the errors that have one: invalid_expression, expression_not_bool, expression_too_costly.
+	ErrorCodes []string `json:"errorCodes"`
+	// The expression now in force (trimmed), when it was set.
+	FilterExpression *string `json:"filterExpression,omitempty"`
+}
+
 // auditstream extension: replaces the filter lists that are given (null leaves a list as it is).
 type AuditEventStreamingDestinationFiltersSetInput struct {
 	ClientMutationID *string `json:"clientMutationId,omitempty"`
@@ -229,6 +249,20 @@ type AuditEventStreamingDestinationTestEventSendPayload struct {
 	LatencyMs        int      `json:"latencyMs"`
 	// Why it failed, when it did.
 	Error *string `json:"error,omitempty"`
+}
+
+// What an expression filter makes of the latest events.
+type AuditEventStreamingFilterPreview struct {
+	// How many events it was tried on: the latest 100 in scope, or fewer.
+	ExaminedCount int `json:"examinedCount"`
+	// How many of them it takes.
+	MatchedCount int `json:"matchedCount"`
+	// The ids of the events it takes (each event's id, as the REST API and the streamed JSON give it), newest first.
+	MatchedEventIds []string `json:"matchedEventIds"`
+	// The compiler's message when the expression is refused; then nothing was examined.
+	Error *string `json:"error,omitempty"`
+	// The stable code of error: invalid_expression, expression_not_bool or expression_too_costly.
+	ErrorCode *string `json:"errorCode,omitempty"`
 }
 
 // The namespace filter of a group's HTTP destination (legacy).
@@ -715,6 +749,8 @@ type GoogleCloudLoggingConfigurationType struct {
 	LogIDName           string `json:"logIdName"`
 	Active              bool   `json:"active"`
 	Group               *Group `json:"group"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 type GoogleCloudLoggingConfigurationTypeConnection struct {
@@ -785,6 +821,8 @@ type GroupAuditEventStreamingDestination struct {
 	DeliveryAttempts []*AuditEventStreamingDeliveryAttempt `json:"deliveryAttempts"`
 	// auditstream extension: events this destination could not take, newest first.
 	DeadLetters *AuditEventStreamingDeadLetterConnection `json:"deadLetters"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 func (GroupAuditEventStreamingDestination) IsAuditEventStreamingDestinationInterface() {}
@@ -853,6 +891,8 @@ type InstanceAmazonS3ConfigurationType struct {
 	AWSRegion    string `json:"awsRegion"`
 	BucketName   string `json:"bucketName"`
 	Active       bool   `json:"active"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 type InstanceAmazonS3ConfigurationTypeConnection struct {
@@ -904,6 +944,8 @@ type InstanceAuditEventStreamingDestination struct {
 	DeliveryAttempts []*AuditEventStreamingDeliveryAttempt `json:"deliveryAttempts"`
 	// auditstream extension: events this destination could not take, newest first.
 	DeadLetters *AuditEventStreamingDeadLetterConnection `json:"deadLetters"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 func (InstanceAuditEventStreamingDestination) IsAuditEventStreamingDestinationInterface() {}
@@ -1045,6 +1087,8 @@ type InstanceGoogleCloudLoggingConfigurationType struct {
 	ClientEmail         string `json:"clientEmail"`
 	LogIDName           string `json:"logIdName"`
 	Active              bool   `json:"active"`
+	// auditstream extension: the CEL expression filter; empty when none.
+	FilterExpression string `json:"filterExpression"`
 }
 
 type InstanceGoogleCloudLoggingConfigurationTypeConnection struct {

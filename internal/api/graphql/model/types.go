@@ -33,6 +33,7 @@ type ExternalAuditEventDestination struct {
 	Group             *Group                                  `json:"group"`
 	NamespaceFilter   *AuditEventStreamingHTTPNamespaceFilter `json:"namespaceFilter,omitempty"`
 	AllHeaders        []*AuditEventStreamingHeader            `json:"-"`
+	FilterExpression  string                                  `json:"filterExpression"`
 }
 
 // InstanceExternalAuditEventDestination is an instance http destination seen through the
@@ -45,6 +46,7 @@ type InstanceExternalAuditEventDestination struct {
 	Active            bool                                  `json:"active"`
 	EventTypeFilters  []string                              `json:"eventTypeFilters"`
 	AllHeaders        []*AuditEventsStreamingInstanceHeader `json:"-"`
+	FilterExpression  string                                `json:"filterExpression"`
 }
 
 // JSON is the JSON scalar: any JSON value, kept as its encoding.
