@@ -142,7 +142,11 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 				r.e.namespaceOf(ctx, ev, &info)
 				nsDone = true
 			}
-			if !d.p.filter.Match(info) {
+			if typ == event.TypeTrailCheckpoint {
+				if rule := checkpointsOf(d.p.d); rule == checkpointsSkipped || rule == checkpointsFiltered && !d.p.filter.Match(info) {
+					continue
+				}
+			} else if !d.p.filter.Match(info) {
 				continue
 			}
 			if shared.JSON == nil {
