@@ -17,6 +17,7 @@ import (
 // with nothing but the public key: what an auditor runs.
 func verifyCmd() *cobra.Command {
 	var url, ndjson, save, bucket string
+	var partial bool
 	var keys, trusted []string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -37,7 +38,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if bucket != "" {
-				return verifyBucket(cmd, bucket, keys, trusted)
+				return verifyBucket(cmd, bucket, keys, trusted, partial)
 			}
 			token := os.Getenv("AUDITSTREAM_TOKEN")
 			if token == "" {
@@ -100,6 +101,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 	f.StringVar(&ndjson, "ndjson", "", "check the events of this NDJSON file (- for stdin) instead of the store's: an export or a destination's copy")
 	f.StringVar(&save, "save-checkpoint", "", "after a successful run, write the latest checkpoint to this file")
 	f.StringVar(&bucket, "bucket", "", "verify this local copy of an S3/GCS destination's bucket instead of a service (no token needed)")
+	f.BoolVar(&partial, "partial", false, "with --bucket: a copy that lacks the first ids (a destination created later) is checked from the first checkpoint it can start from")
 	cmd.MarkFlagsMutuallyExclusive("bucket", "ndjson")
 	cmd.MarkFlagsMutuallyExclusive("bucket", "save-checkpoint")
 	return cmd
@@ -107,7 +109,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 
 // verifyBucket is verify --bucket: a local copy of an object-store destination's bucket,
 // checked with the public keys alone.
-func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string) error {
+func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string, partial bool) error {
 	if len(keys) == 0 {
 		return errors.New("give the service's public key with --key (auditstream trail public-key prints it)")
 	}
@@ -116,7 +118,7 @@ func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string) error 
 	} else if !st.IsDir() {
 		return fmt.Errorf("%s is not a directory", dir)
 	}
-	v := &trail.Verifier{Keys: keys, Every: 100_000, Progress: func(done, total int64, rate float64) {
+	v := &trail.Verifier{Keys: keys, Partial: partial, Every: 100_000, Progress: func(done, total int64, rate float64) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "verified %d of %d events (%.0f/s)\n", done, total, rate)
 	}}
 	for _, path := range trusted {
@@ -138,6 +140,9 @@ func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string) error 
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "OK: %d objects, %d events, %d checkpoints; the tree of %d events rebuilt and matched, %d later events not covered by a checkpoint yet, in %s\n",
 		rep.Objects, rep.Events, rep.Checkpoints, rep.Size, rep.Uncovered, time.Since(start).Round(time.Millisecond))
+	if rep.From > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "(--partial: rebuilt from the checkpoint of size %d on; the copy's %d events up to it were not checked)\n", rep.From, rep.Before)
+	}
 	return nil
 }
 

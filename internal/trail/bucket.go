@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +30,10 @@ type BucketReport struct {
 	Checkpoints int   // distinct checkpoints, from checkpoint objects and checkpoint events
 	Size        int64 // the largest checkpoint's size: leaves rebuilt and checked
 	Uncovered   int64 // events after the largest checkpoint, which no checkpoint covers yet
+	// From is the size of the checkpoint the tree was rebuilt from: 0, or with Partial the
+	// first checkpoint a copy that lacks the first ids could start from; Before counts the
+	// events of the copy up to it, which were not checked.
+	From, Before int64
 }
 
 // bucketEvent is one event found in a bucket: its leaf hash and the object it came from.
@@ -56,6 +61,7 @@ func (v *Verifier) VerifyBucket(ctx context.Context, bucket fs.FS) (BucketReport
 		return rep, err
 	}
 	events := map[int64]bucketEvent{}
+	frontiers := map[int64][]tlog.Hash{} // from the checkpoint events, by size
 	var notes [][]byte
 	var which []string
 	add := func(id int64, b []byte, object string) error {
@@ -69,12 +75,13 @@ func (v *Verifier) VerifyBucket(ctx context.Context, bucket fs.FS) (BucketReport
 		events[id] = bucketEvent{h, object}
 		if bytes.Contains(b, []byte(`"`+event.TypeTrailCheckpoint+`"`)) {
 			var e struct {
-				EventType string `json:"event_type"`
-				Details   struct {
-					Checkpoint string `json:"checkpoint"`
-				} `json:"details"`
+				EventType string            `json:"event_type"`
+				Details   CheckpointDetails `json:"details"`
 			}
 			if json.Unmarshal(b, &e) == nil && e.EventType == event.TypeTrailCheckpoint && e.Details.Checkpoint != "" {
+				if fr, ok := decodeHashes(e.Details.Frontier); ok {
+					frontiers[e.Details.TreeSize] = fr
+				}
 				notes = append(notes, []byte(e.Details.Checkpoint))
 				which = append(which, fmt.Sprintf("the checkpoint in event %d (%s)", id, object))
 			}
@@ -145,11 +152,42 @@ func (v *Verifier) VerifyBucket(ctx context.Context, bucket fs.FS) (BucketReport
 	rep.Size = size
 	every := cmpOr(v.Every, 100_000)
 	var tree compactRange
+	if _, ok := events[1]; !ok && v.Partial && len(events) > 0 {
+		// A destination created after the first events: start from the first checkpoint whose
+		// frontier the copy has and after which it has every event.
+		first := int64(1 << 62)
+		for id := range events {
+			first = min(first, id)
+		}
+		for _, c := range cps {
+			fr, ok := frontiers[c.Size]
+			if c.Size < first-1 || !ok {
+				continue
+			}
+			t, ok := compactFrom(c.Size, fr)
+			if !ok || (c.Size > 0 && t.root() != c.Root) {
+				return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("the frontier in the event of the checkpoint of size %d does not fold to its root", c.Size)}
+			}
+			tree, rep.From = t, c.Size
+			break
+		}
+		for id := range events {
+			if id <= rep.From {
+				rep.Before++
+			}
+		}
+	}
 	ci := 0
-	good := int64(0)
+	for ci < len(cps) && cps[ci].Size <= rep.From {
+		ci++
+	}
+	good := rep.From
 	start := time.Now()
-	for id := int64(1); id <= size; id++ {
+	for id := rep.From + 1; id <= size; id++ {
 		e, ok := events[id]
+		if !ok && id == 1 && !v.Partial {
+			return rep, &Failure{ID: id, Reason: ReasonMissing, Detail: "no object of the copy holds it: if the destination was created after the service's first events, verify with --partial from the first checkpoint the copy can start from (the ids before it are then not checked)"}
+		}
 		if !ok {
 			return rep, &Failure{ID: id, Reason: ReasonMissing, Detail: fmt.Sprintf("no object of the copy holds it, though a checkpoint of size %d covers it (a destination that filters events, or a group's destination, does not receive every event: its bucket cannot be verified alone)", size)}
 		}
@@ -173,6 +211,35 @@ func (v *Verifier) VerifyBucket(ctx context.Context, bucket fs.FS) (BucketReport
 		}
 	}
 	return rep, nil
+}
+
+// compactFrom is the tree of size leaves made of the roots of its complete subtrees, largest
+// first (a checkpoint event's frontier); false when their number does not fit the size.
+func compactFrom(size int64, hs []tlog.Hash) (compactRange, bool) {
+	c := compactRange{n: size}
+	for l := 62; l >= 0; l-- {
+		if size>>l&1 == 1 {
+			c.levels = append(c.levels, l)
+		}
+	}
+	if len(c.levels) != len(hs) {
+		return compactRange{}, false
+	}
+	c.hashes = slices.Clone(hs)
+	return c, true
+}
+
+// decodeHashes decodes standard base64 hashes.
+func decodeHashes(in []string) ([]tlog.Hash, bool) {
+	out := make([]tlog.Hash, len(in))
+	for i, s := range in {
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil || len(b) != tlog.HashSize {
+			return nil, false
+		}
+		copy(out[i][:], b)
+	}
+	return out, true
 }
 
 // readBatch reads the events of a gzip NDJSON batch, <first id>-<last id>.ndjson.gz

@@ -212,6 +212,30 @@ func TestVerifyBucket(t *testing.T) {
 		fail := failure(err)
 		require.Equal(t, trail.ReasonReordered, fail.Reason, err.Error())
 	})
+	t.Run("copy of a destination created later", func(t *testing.T) {
+		// The destination was created when the log held 12 events: its copy starts at id 13.
+		dir := bucketCopy(t, events[12:], false)
+		_, err := verify(dir)
+		fail := failure(err)
+		require.Equal(t, int64(1), fail.ID, err.Error())
+		require.Equal(t, trail.ReasonMissing, fail.Reason)
+		require.Contains(t, fail.Detail, "--partial")
+
+		partial := &trail.Verifier{Keys: v.Keys, Partial: true}
+		rep, err := partial.VerifyBucket(f.ctx, os.DirFS(dir))
+		require.NoError(t, err)
+		require.Greater(t, rep.From, int64(12), "it starts from the first checkpoint after the copy's first id")
+		require.Equal(t, int64(len(events)-1), rep.Size)
+		require.Equal(t, rep.From-12, rep.Before)
+
+		// An event after the start altered: found.
+		name := objectOf(t, dir, fmt.Sprintf("_%d_", rep.From+2))
+		b, err := os.ReadFile(name)
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(name, bytes.Replace(b, []byte("Alice"), []byte("Mallory"), 1), 0o644))
+		_, err = partial.VerifyBucket(f.ctx, os.DirFS(dir))
+		require.Equal(t, trail.ReasonInconsistent, failure(err).Reason, err.Error())
+	})
 	t.Run("replaced signature", func(t *testing.T) {
 		dir := bucketCopy(t, events, false)
 		cps, err := os.ReadDir(filepath.Join(dir, "checkpoints"))

@@ -74,6 +74,7 @@ func TestWriterPublishesCheckpoints(t *testing.T) {
 	require.Equal(t, int64(10), d.TreeSize)
 	require.Equal(t, base64.StdEncoding.EncodeToString(cp.Root[:]), d.RootHash)
 	require.Equal(t, "test.example/trail", d.Origin)
+	require.Len(t, d.Frontier, 2, "a tree of 10 leaves (0b1010) is made of two complete subtrees")
 	stored, err := f.st.TrailCheckpointLatest(f.ctx)
 	require.NoError(t, err)
 	require.Equal(t, string(stored.Note), d.Checkpoint, "the event carries the signed note exactly")

@@ -79,6 +79,10 @@ type Verifier struct {
 	// sizes up to it (the others are checked for their signatures and forks): the service's
 	// own audit stops where the store has caught up with the log.
 	UpTo int64
+	// Partial lets VerifyBucket start from a checkpoint when the copy lacks the first ids (a
+	// destination created after the service's first events), using the frontier its event
+	// carries; the ids before it are not checked.
+	Partial bool
 	// AllowLost counts leaves of events the log lost without a copy (Report.Lost) instead of
 	// failing at the first.
 	AllowLost bool

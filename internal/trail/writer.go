@@ -397,6 +397,12 @@ func (w *Writer) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trail: tree hash at %d: %w", w.size, err)
 	}
+	// The frontier goes with the checkpoint's event: the cache holds it.
+	hs, err := w.cache.ReadHashes(frontier(w.size))
+	if err != nil {
+		return fmt.Errorf("trail: the frontier of %d: %w", w.size, err)
+	}
+	slices.Reverse(hs) // largest subtree first
 	msg, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: w.Origin, Size: w.size, Root: root}.Format())}, w.Signer)
 	if err != nil {
 		return fmt.Errorf("trail: sign checkpoint: %w", err)
@@ -409,7 +415,7 @@ func (w *Writer) checkpoint(ctx context.Context) error {
 		w.Metrics.Checkpoints(1)
 	}
 	if w.Publish != nil {
-		in := CheckpointEvent(w.Origin, w.size, root, msg)
+		in := CheckpointEvent(w.Origin, w.size, root, msg, hs)
 		w.unpublished = &in // an earlier one that failed is superseded: this one covers it
 	}
 	return nil
