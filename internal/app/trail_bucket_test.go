@@ -23,9 +23,9 @@ import (
 	"github.com/auditstream/auditstream/internal/trail"
 )
 
-// TestTrailCheckpointsTravelToABucket: through the service, an instance S3 destination with a
-// type filter still receives the trail's checkpoints, writes each as checkpoints/… next to its
-// batches, and a local copy of the bucket verifies with the public key alone.
+// TestTrailCheckpointsTravelToABucket: through the service, an instance S3 destination receives
+// the trail's checkpoints, writes each as checkpoints/… next to its batches, and a local copy
+// of the bucket verifies with the public key alone.
 func TestTrailCheckpointsTravelToABucket(t *testing.T) {
 	srv := httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	t.Cleanup(srv.Close)
