@@ -18,11 +18,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/fsouza/fake-gcs-server/fakestorage"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/stretchr/testify/require"
 
 	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/destination/gcsdest"
 	"github.com/auditstream/auditstream/internal/destination/s3dest"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
@@ -129,6 +131,35 @@ func bucketCopy(t *testing.T, events []destination.Event, batched bool) string {
 	return dir
 }
 
+// gcsBucketCopy delivers events in batches of 7 with the real GCS sender to fake-gcs-server,
+// under a prefix, and copies the bucket to a directory.
+func gcsBucketCopy(t *testing.T, events []destination.Event) string {
+	t.Helper()
+	srv, err := fakestorage.NewServerWithOptions(fakestorage.Options{Scheme: "http", Host: "127.0.0.1"})
+	require.NoError(t, err)
+	t.Cleanup(srv.Stop)
+	srv.CreateBucket("audit")
+	snd, err := gcsdest.NewWithEndpoint(destination.Settings{ID: 1, Category: destination.CategoryGCS,
+		Config: []byte(`{"bucketName":"audit","prefix":"gitlab/","batch":{"maxEvents":7}}`)},
+		destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()}, srv.URL())
+	require.NoError(t, err)
+	defer snd.Close()
+	for i := 0; i < len(events); i += 7 {
+		require.NoError(t, snd.Send(context.Background(), events[i:min(i+7, len(events))]))
+	}
+	objs, _, err := srv.ListObjectsWithOptions("audit", fakestorage.ListOptions{})
+	require.NoError(t, err)
+	dir := t.TempDir()
+	for _, o := range objs {
+		obj, err := srv.GetObject("audit", o.Name)
+		require.NoError(t, err)
+		name := filepath.Join(dir, filepath.FromSlash(o.Name))
+		require.NoError(t, os.MkdirAll(filepath.Dir(name), 0o755))
+		require.NoError(t, os.WriteFile(name, obj.Content, 0o644))
+	}
+	return dir
+}
+
 // objectOf finds the one file under dir whose name contains part.
 func objectOf(t *testing.T, dir, part string) string {
 	t.Helper()
@@ -161,6 +192,11 @@ func TestVerifyBucket(t *testing.T) {
 		require.GreaterOrEqual(t, rep.Checkpoints, 3, "one per round at least")
 		require.Equal(t, int64(1), rep.Uncovered)
 	}
+
+	// A GCS bucket under a prefix, in batches.
+	rep, err := verify(gcsBucketCopy(t, events))
+	require.NoError(t, err)
+	require.Equal(t, int64(len(events)-1), rep.Size)
 
 	failure := func(err error) *trail.Failure {
 		t.Helper()
