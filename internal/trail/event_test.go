@@ -54,7 +54,7 @@ func TestWriterPublishesCheckpoints(t *testing.T) {
 		}
 		return err
 	}
-	run(t, w)
+	stop := run(t, w)
 	cp := f.checkpointed(t, 10)
 	poll.Until(t, 20*time.Second, func() error {
 		mu.Lock()
@@ -110,7 +110,29 @@ func TestWriterPublishesCheckpoints(t *testing.T) {
 	f.publish(t, 1)
 	cp = f.checkpointed(t, 16)
 	require.Equal(t, rootOf(t, leaves(16)), cp.Root)
+	// A writer that starts after the last checkpoint's event (leaf 17) does not sign for it
+	// alone either.
+	poll.Until(t, 20*time.Second, func() error {
+		if n, err := f.st.TrailSize(f.ctx); err != nil || n != 17 {
+			return fmt.Errorf("tree of %d leaves, want 17 (%v)", n, err)
+		}
+		return nil
+	})
+	stop()
+	w2 := f.writer(nil)
+	w2.Publish = w.Publish
+	run(t, w2)
+	started := time.Now()
+	poll.Until(t, 20*time.Second, func() error {
+		if time.Since(started) < 3*w2.CheckpointInterval {
+			return errors.New("not three intervals yet")
+		}
+		return nil
+	})
+	f.publish(t, 1)
+	cp = f.checkpointed(t, 18)
+	require.Equal(t, rootOf(t, leaves(18)), cp.Root)
 	mu.Lock()
 	defer mu.Unlock()
-	require.Len(t, got, 3, "checkpoints of 10, 14 and 16 only: a tree grown by its own checkpoint event alone is not signed again")
+	require.Len(t, got, 4, "checkpoints of 10, 14, 16 and 18 only: a tree grown by its own checkpoint event alone is not signed again, also after a restart")
 }

@@ -173,6 +173,7 @@ func (w *Writer) Run(ctx context.Context) (err error) {
 	w.last, w.since, w.ownSince = time.Now(), 0, 0
 	if cp, err := w.Store.TrailCheckpointLatest(ctx); err == nil {
 		w.since = w.size - cp.Size
+		w.ownSince = w.countOwn(ctx, cp.Size, w.size)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -419,6 +420,37 @@ func (w *Writer) checkpoint(ctx context.Context) error {
 		w.unpublished = &in // an earlier one that failed is superseded: this one covers it
 	}
 	return nil
+}
+
+// maxOwnScan bounds the events countOwn reads.
+const maxOwnScan = 64
+
+// countOwn counts the checkpoint events among ids from+1..to, reading the log, so that a Writer
+// that starts after its predecessor published the latest checkpoint's event does not sign
+// again for it alone. It reads at most maxOwnScan events and counts what it could read: the
+// worst a short count costs is one checkpoint more.
+func (w *Writer) countOwn(ctx context.Context, from, to int64) int64 {
+	if to <= from || to-from > maxOwnScan {
+		return 0
+	}
+	rd, err := w.Log.NewReader(ctx, from)
+	if err != nil {
+		return 0
+	}
+	defer rd.Close()
+	var n int64
+	for {
+		r, err := rd.Next(ctx, 100*time.Millisecond)
+		if err != nil || r.Seq > to {
+			return n
+		}
+		if r.Subject[strings.LastIndexByte(r.Subject, '.')+1:] == event.TypeTrailCheckpoint {
+			n++
+		}
+		if r.Seq == to {
+			return n
+		}
+	}
 }
 
 // publish publishes the event of the latest checkpoint, if it is not yet.
