@@ -16,7 +16,8 @@ import (
 // verifyCmd checks a running service's trail (and optionally an NDJSON copy of its events)
 // with nothing but the public key: what an auditor runs.
 func verifyCmd() *cobra.Command {
-	var url, ndjson, save string
+	var url, ndjson, save, bucket string
+	var partial bool
 	var keys, trusted []string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -26,9 +27,19 @@ events, and checks that each checkpoint is signed by one of the --key public key
 them (and every --trusted-checkpoint you kept from earlier runs) are roots of one tree, and
 that every stored event (or every event of --ndjson, one JSON event per line as destinations
 receive them) is its leaf at its own id. It stops at the first failure, names the id and why
-(missing, altered, reordered, bad_signature, inconsistent, lost) and exits with status 1.`,
+(missing, altered, reordered, bad_signature, inconsistent, lost) and exits with status 1.
+
+With --bucket DIR it needs no service and no token: it verifies a local copy of an S3 or GCS
+destination's bucket (aws s3 sync, gcloud storage rsync): each checkpoint of checkpoints/ and
+of the checkpoint events is checked against the keys, the tree is rebuilt from the events of
+the per-event objects and the gzip NDJSON batches (their exact bytes are the leaves), and
+every checkpoint the copy covers must be its root. A bucket of a destination that filters
+events (or a group's) does not hold every event: it fails, naming the first missing id.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if bucket != "" {
+				return verifyBucket(cmd, bucket, keys, trusted, partial)
+			}
 			token := os.Getenv("AUDITSTREAM_TOKEN")
 			if token == "" {
 				return errors.New("set AUDITSTREAM_TOKEN to an administrator's token (read_api is enough)")
@@ -89,7 +100,50 @@ receive them) is its leaf at its own id. It stops at the first failure, names th
 	f.StringArrayVar(&trusted, "trusted-checkpoint", nil, "a checkpoint file kept from an earlier run (--save-checkpoint); the trail must agree with it")
 	f.StringVar(&ndjson, "ndjson", "", "check the events of this NDJSON file (- for stdin) instead of the store's: an export or a destination's copy")
 	f.StringVar(&save, "save-checkpoint", "", "after a successful run, write the latest checkpoint to this file")
+	f.StringVar(&bucket, "bucket", "", "verify this local copy of an S3/GCS destination's bucket instead of a service (no token needed)")
+	f.BoolVar(&partial, "partial", false, "with --bucket: a copy that lacks the first ids (a destination created later) is checked from the first checkpoint it can start from")
+	cmd.MarkFlagsMutuallyExclusive("bucket", "ndjson")
+	cmd.MarkFlagsMutuallyExclusive("bucket", "save-checkpoint")
 	return cmd
+}
+
+// verifyBucket is verify --bucket: a local copy of an object-store destination's bucket,
+// checked with the public keys alone.
+func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string, partial bool) error {
+	if len(keys) == 0 {
+		return errors.New("give the service's public key with --key (auditstream trail public-key prints it)")
+	}
+	if st, err := os.Stat(dir); err != nil {
+		return err
+	} else if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", dir)
+	}
+	v := &trail.Verifier{Keys: keys, Partial: partial, Every: 100_000, Progress: func(done, total int64, rate float64) {
+		fmt.Fprintf(cmd.ErrOrStderr(), "verified %d of %d events (%.0f/s)\n", done, total, rate)
+	}}
+	for _, path := range trusted {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return fmt.Errorf("trusted checkpoint: %w", err)
+		}
+		v.Trusted = append(v.Trusted, b)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "reading %s\n", dir)
+	start := time.Now()
+	rep, err := v.VerifyBucket(cmd.Context(), os.DirFS(dir))
+	if fail, ok := errors.AsType[*trail.Failure](err); ok {
+		fmt.Fprintf(cmd.OutOrStdout(), "FAIL %s\n", fail.Error())
+		return fmt.Errorf("the bucket does not verify")
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "OK: %d objects, %d events, %d checkpoints; the tree of %d events rebuilt and matched, %d later events not covered by a checkpoint yet, in %s\n",
+		rep.Objects, rep.Events, rep.Checkpoints, rep.Size, rep.Uncovered, time.Since(start).Round(time.Millisecond))
+	if rep.From > 0 {
+		fmt.Fprintf(cmd.OutOrStdout(), "(--partial: rebuilt from the checkpoint of size %d on; the copy's %d events up to it were not checked)\n", rep.From, rep.Before)
+	}
+	return nil
 }
 
 // trailCmd manages the trail's signing key.

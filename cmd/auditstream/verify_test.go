@@ -124,3 +124,19 @@ func TestVerifyCommand(t *testing.T) {
 	require.Contains(t, out, "FAIL bad_signature")
 	require.NotContains(t, out, "PRIVATE")
 }
+
+// TestVerifyBucketCommand: `auditstream verify --bucket` needs no service and no token, only
+// the public key, and fails with exit status 1 on a copy without checkpoints. (The checks
+// themselves are trail.TestVerifyBucket's, on a bucket the real S3 sender wrote.)
+func TestVerifyBucketCommand(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AUDITSTREAM_TOKEN", "")
+	_, err := cli(t, dir, "verify", "--bucket", t.TempDir())
+	require.ErrorContains(t, err, "--key")
+	_, vkey, _ := strings.Cut(cliOK(t, dir, "trail", "new-key"), "public key: ")
+	bucket := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(bucket, "checkpoints"), 0o755))
+	out, err := cli(t, dir, "verify", "--bucket", bucket, "--key", strings.TrimSpace(vkey))
+	require.EqualError(t, err, "the bucket does not verify")
+	require.Contains(t, out, "FAIL missing: the copy holds no checkpoint")
+}

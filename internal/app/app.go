@@ -244,6 +244,13 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	}
 	ingester := &ingest.Service{Catalog: a.catalog, Learner: a.resolver, Publisher: a.log,
 		Limits: ingest.Limits{MaxEventBytes: cfg.MaxEventBytes, MaxEvents: cfg.MaxEventsPerRequest}}
+	if a.trail != nil {
+		// Every checkpoint is also an event of the log (event.TypeTrailCheckpoint), so that it
+		// travels with the events to the destinations.
+		a.trail.Publish = func(ctx context.Context, in event.Input) error {
+			return ingester.Record(ctx, in, event.Producer{Via: event.ViaService})
+		}
+	}
 	a.outbox = newOutbox(a.store, ingester, a.log, logger.With("component", "outbox"))
 	a.purger = &archive.Purger{Store: a.store, Recorder: ingester, Logger: logger.With("component", "retention"),
 		Purged: func(n int64) { a.metrics.storePurged.Add(float64(n)) }}

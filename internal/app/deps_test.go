@@ -42,7 +42,7 @@ var allowedImports = map[string][]string{
 	"internal/delivery":                    {"internal/destination", "internal/event", "internal/eventlog", "internal/namespace", "internal/store"},
 	"internal/destination/httpdest":        {"internal/destination", "internal/netguard"},
 	"internal/destination/destinationtest": {"internal/destination", "internal/netguard"}, // for tests: the conformance suite every category runs
-	"internal/destination/objectstore":     {"internal/destination"},
+	"internal/destination/objectstore":     {"internal/destination", "internal/event"},
 	"internal/destination/s3dest":          {"internal/destination", "internal/destination/objectstore", "internal/netguard"},
 	"internal/destination/gcsdest":         {"internal/destination", "internal/destination/objectstore", "internal/netguard"},
 	"internal/destination/cloudlogging":    {"internal/destination", "internal/netguard"},

@@ -27,7 +27,6 @@ import (
 
 	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/destination"
-	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/namespace"
@@ -50,6 +49,8 @@ type rig struct {
 	ns      *namespace.Resolver
 	groups  int                  // made by groupDestination
 	metrics *prometheus.Registry // the engine's
+	// factories are more categories' senders for the next start, beside "http".
+	factories map[string]destination.Factory
 }
 
 func newRig(t *testing.T, opts delivery.Options) *rig {
@@ -90,7 +91,7 @@ func open(d store.Destination) (destination.Settings, error) {
 func (r *rig) start() {
 	r.metrics = prometheus.NewRegistry()
 	r.engine = delivery.New(delivery.Config{Log: r.log, Store: r.st, Namespaces: r.ns, Open: open, Catalog: r.cat,
-		Factories: map[string]destination.Factory{"http": httpdest.New},
+		Factories: r.allFactories(),
 		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()},
 		Logger:    slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Options: r.opts,
 		Metrics: delivery.NewMetrics(r.metrics)})

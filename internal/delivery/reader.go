@@ -146,7 +146,11 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 				// Decoded at most once, and only if an expression gets to read it.
 				info.Vars = destination.NewVars(ev.Data)
 			}
-			if !d.p.filter.Match(info) {
+			if typ == event.TypeTrailCheckpoint {
+				if rule := checkpointsOf(d.p.d); rule == checkpointsSkipped || rule == checkpointsFiltered && !d.p.filter.Match(info) {
+					continue
+				}
+			} else if !d.p.filter.Match(info) {
 				continue
 			}
 			if shared.JSON == nil {

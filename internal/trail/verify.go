@@ -3,14 +3,11 @@ package trail
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"iter"
-	"slices"
 	"strconv"
 	"time"
 
-	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditstream/auditstream/internal/store"
@@ -82,6 +79,10 @@ type Verifier struct {
 	// sizes up to it (the others are checked for their signatures and forks): the service's
 	// own audit stops where the store has caught up with the log.
 	UpTo int64
+	// Partial lets VerifyBucket start from a checkpoint when the copy lacks the first ids (a
+	// destination created after the service's first events), using the frontier its event
+	// carries; the ids before it are not checked.
+	Partial bool
 	// AllowLost counts leaves of events the log lost without a copy (Report.Lost) instead of
 	// failing at the first.
 	AllowLost bool
@@ -109,51 +110,27 @@ type signedCheckpoint struct {
 // as a *Failure.
 func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 	var rep Report
-	verifiers := make([]note.Verifier, 0, len(v.Keys))
-	for _, k := range v.Keys {
-		nv, err := note.NewVerifier(k)
-		if err != nil {
-			return rep, fmt.Errorf("verifier key %q: %w", k, err)
-		}
-		verifiers = append(verifiers, nv)
+	keys, err := v.keyList()
+	if err != nil {
+		return rep, err
 	}
-	if len(verifiers) == 0 {
-		return rep, errors.New("no verifier key given")
-	}
-	keys := note.VerifierList(verifiers...)
 	notes, err := src.Checkpoints(ctx)
 	if err != nil {
 		return rep, err
 	}
-	cps := make([]signedCheckpoint, 0, len(notes)+len(v.Trusted))
-	for i, msg := range append(notes, v.Trusted...) {
-		which := fmt.Sprintf("checkpoint %d of the service's", i+1)
+	cps, err := openCheckpoints(keys, append(notes, v.Trusted...), func(i int) string {
 		if i >= len(notes) {
-			which = fmt.Sprintf("trusted checkpoint %d", i-len(notes)+1)
+			return fmt.Sprintf("trusted checkpoint %d", i-len(notes)+1)
 		}
-		n, err := note.Open(msg, keys)
-		if err != nil {
-			return rep, &Failure{Reason: ReasonBadSignature, Detail: fmt.Sprintf("%s does not verify with the keys given: %v", which, err)}
-		}
-		c, err := ParseCheckpoint([]byte(n.Text))
-		if err != nil {
-			return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("%s: %v", which, err)}
-		}
-		if len(cps) > 0 && c.Origin != cps[0].Origin {
-			return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("%s is of log %q, not %q", which, c.Origin, cps[0].Origin)}
-		}
-		for _, o := range cps {
-			if o.Size == c.Size && o.Root != c.Root {
-				return rep, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: two checkpoints of size %d with different roots", c.Size)}
-			}
-		}
-		cps = append(cps, signedCheckpoint{c, msg})
+		return fmt.Sprintf("checkpoint %d of the service's", i+1)
+	})
+	if err != nil {
+		return rep, err
 	}
 	rep.Checkpoints = len(notes)
 	if len(cps) == 0 {
 		return rep, &Failure{Reason: ReasonMissing, Detail: "the service has no checkpoint yet"}
 	}
-	slices.SortFunc(cps, func(a, b signedCheckpoint) int { return int(a.Size - b.Size) })
 	size := cps[len(cps)-1].Size
 	if v.UpTo > 0 {
 		size = min(size, v.UpTo)

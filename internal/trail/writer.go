@@ -67,12 +67,21 @@ type Writer struct {
 	Metrics Metrics
 	// Status receives the losses the Writer finds; may be nil.
 	Status *Status
+	// Publish, when set, records the event of every checkpoint signed (CheckpointEvent) as the
+	// service records its own events (ingest.Service.Record). A failed publish is logged and
+	// tried again at the Writer's next turn. The event is itself a later leaf of the tree.
+	Publish func(ctx context.Context, in event.Input) error
 
 	cache *hashCache
 	size  int64
 	// since is the events added since the last checkpoint, and last its time.
 	since int64
 	last  time.Time
+	// ownSince is how many of since are checkpoint events: a tree that grew by those alone
+	// is not signed again, or every checkpoint would call for the next.
+	ownSince int64
+	// unpublished is the event of a checkpoint whose Publish failed.
+	unpublished *event.Input
 }
 
 // Status is what the trail found wrong, for /-/ready and the admin: ids the log lost, and the
@@ -161,9 +170,10 @@ func (w *Writer) Run(ctx context.Context) (err error) {
 		return err
 	}
 	w.cache = newHashCache(ctx, w.Store)
-	w.last, w.since = time.Now(), 0
+	w.last, w.since, w.ownSince = time.Now(), 0, 0
 	if cp, err := w.Store.TrailCheckpointLatest(ctx); err == nil {
 		w.since = w.size - cp.Size
+		w.ownSince = w.countOwn(ctx, cp.Size, w.size)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
@@ -201,7 +211,7 @@ func (w *Writer) Run(ctx context.Context) (err error) {
 	for {
 		pending = pending[:0]
 		wait := w.CheckpointInterval
-		if w.since > 0 {
+		if w.since > w.ownSince {
 			wait -= time.Since(w.last) // wake for the checkpoint that is due
 		}
 		for len(pending) < w.Batch {
@@ -226,11 +236,12 @@ func (w *Writer) Run(ctx context.Context) (err error) {
 				return err
 			}
 		}
-		if w.since > 0 && (w.since >= w.CheckpointEvents || time.Since(w.last) >= w.CheckpointInterval) {
+		if w.since > w.ownSince && (w.since >= w.CheckpointEvents || time.Since(w.last) >= w.CheckpointInterval) {
 			if err := w.checkpoint(ctx); err != nil {
 				return err
 			}
 		}
+		w.publish(ctx)
 	}
 }
 
@@ -261,8 +272,12 @@ func (w *Writer) append(ctx context.Context, reads []eventlog.Read) error {
 		}
 		buf = event.AppendWithID(buf[:0], r.Data, r.Seq)
 		kind := store.TrailStored
-		if t := w.Catalog.Lookup(r.Subject[strings.LastIndexByte(r.Subject, '.')+1:]); t != nil && !t.SavedToDatabase {
+		typ := r.Subject[strings.LastIndexByte(r.Subject, '.')+1:]
+		if t := w.Catalog.Lookup(typ); t != nil && !t.SavedToDatabase {
 			kind = store.TrailStreamOnly
+		}
+		if typ == event.TypeTrailCheckpoint {
+			w.ownSince++
 		}
 		leaves = append(leaves, leaf{LeafHash(buf), kind})
 		next = r.Seq + 1
@@ -383,6 +398,12 @@ func (w *Writer) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("trail: tree hash at %d: %w", w.size, err)
 	}
+	// The frontier goes with the checkpoint's event: the cache holds it.
+	hs, err := w.cache.ReadHashes(frontier(w.size))
+	if err != nil {
+		return fmt.Errorf("trail: the frontier of %d: %w", w.size, err)
+	}
+	slices.Reverse(hs) // largest subtree first
 	msg, err := note.Sign(&note.Note{Text: string(Checkpoint{Origin: w.Origin, Size: w.size, Root: root}.Format())}, w.Signer)
 	if err != nil {
 		return fmt.Errorf("trail: sign checkpoint: %w", err)
@@ -390,11 +411,60 @@ func (w *Writer) checkpoint(ctx context.Context) error {
 	if _, err := w.Store.TrailCheckpointAdd(ctx, store.TrailCheckpoint{Size: w.size, Note: msg}); err != nil {
 		return err
 	}
-	w.since, w.last = 0, time.Now()
+	w.since, w.ownSince, w.last = 0, 0, time.Now()
 	if w.Metrics.Checkpoints != nil {
 		w.Metrics.Checkpoints(1)
 	}
+	if w.Publish != nil {
+		in := CheckpointEvent(w.Origin, w.size, root, msg, hs)
+		w.unpublished = &in // an earlier one that failed is superseded: this one covers it
+	}
 	return nil
+}
+
+// maxOwnScan bounds the events countOwn reads.
+const maxOwnScan = 64
+
+// countOwn counts the checkpoint events among ids from+1..to, reading the log, so that a Writer
+// that starts after its predecessor published the latest checkpoint's event does not sign
+// again for it alone. It reads at most maxOwnScan events and counts what it could read: the
+// worst a short count costs is one checkpoint more.
+func (w *Writer) countOwn(ctx context.Context, from, to int64) int64 {
+	if to <= from || to-from > maxOwnScan {
+		return 0
+	}
+	rd, err := w.Log.NewReader(ctx, from)
+	if err != nil {
+		return 0
+	}
+	defer rd.Close()
+	var n int64
+	for {
+		r, err := rd.Next(ctx, 100*time.Millisecond)
+		if err != nil || r.Seq > to {
+			return n
+		}
+		if r.Subject[strings.LastIndexByte(r.Subject, '.')+1:] == event.TypeTrailCheckpoint {
+			n++
+		}
+		if r.Seq == to {
+			return n
+		}
+	}
+}
+
+// publish publishes the event of the latest checkpoint, if it is not yet.
+func (w *Writer) publish(ctx context.Context) {
+	if w.unpublished == nil {
+		return
+	}
+	if err := w.Publish(ctx, *w.unpublished); err != nil {
+		if ctx.Err() == nil {
+			w.Logger.Error("trail: the checkpoint's event was not published; trying again", "err", err)
+		}
+		return
+	}
+	w.unpublished = nil
 }
 
 // idRange formats from..to.

@@ -375,9 +375,9 @@ func (e *tokenError) Unwrap() []error {
 	return []error{e.err, e.cause}
 }
 
-// Send writes batch: one object when the destination batches, else one object per event. See
+// sendEvents writes batch: one object when the destination batches, else one object per event. See
 // the package documentation.
-func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
+func (s *sender) sendEvents(ctx context.Context, batch []destination.Event) error {
 	if len(batch) == 0 {
 		return nil
 	}

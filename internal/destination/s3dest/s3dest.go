@@ -154,9 +154,9 @@ func newSender(cfg Config, s destination.Settings, env destination.Env) (destina
 	return snd, nil
 }
 
-// Send puts batch: one object per event, or one object for the batch when the destination
+// sendEvents puts batch: one object per event, or one object for the batch when the destination
 // batches. See the package documentation.
-func (s *sender) Send(ctx context.Context, batch []destination.Event) error {
+func (s *sender) sendEvents(ctx context.Context, batch []destination.Event) error {
 	if len(batch) == 0 {
 		return nil
 	}
