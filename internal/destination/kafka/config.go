@@ -1,8 +1,6 @@
 package kafka
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"net"
 	"regexp"
 	"strconv"
@@ -142,7 +140,7 @@ func parse(o *destination.Object) any {
 		case !cfg.TLS:
 			o.Problem(f, destination.CodeInvalid, 0, "is only used with tls: true")
 		case !o.Length(f, s, 1, MaxCACertificateLen):
-		case !validCertificates(s):
+		case !destination.ValidCertificates(s):
 			o.Problem(f, destination.CodeInvalid, 0, "must be one or more certificates in PEM form (-----BEGIN CERTIFICATE-----)")
 		default:
 			o.SetString("caCertificate", s)
@@ -201,23 +199,4 @@ func brokers(o *destination.Object, field, s string) []string {
 		return nil
 	}
 	return out
-}
-
-// validCertificates reports whether s is one or more PEM certificates and nothing else.
-func validCertificates(s string) bool {
-	rest := []byte(strings.TrimSpace(s))
-	n := 0
-	for len(rest) > 0 {
-		var block *pem.Block
-		block, rest = pem.Decode(rest)
-		if block == nil || block.Type != "CERTIFICATE" {
-			return false
-		}
-		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
-			return false
-		}
-		rest = []byte(strings.TrimSpace(string(rest)))
-		n++
-	}
-	return n > 0
 }
