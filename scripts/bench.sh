@@ -3,7 +3,7 @@
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
 #   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync, and the delivery
-#                               scenarios latency fanout fanout-batch catchup down-cost groups-0
+#                               scenarios latency fanout fanout-expr fanout-batch catchup down-cost groups-0
 #                               groups-1 groups-10k groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
 #   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 INGEST=(batch single steady slow-bodies lag lag-pg sync)
-DELIVERY=(latency fanout fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
+DELIVERY=(latency fanout fanout-expr fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
   case "$a" in
@@ -149,6 +149,8 @@ scenario() {
             serve_d; load_d latency 20 -mode latency -rate 1000 -clients 16 -duration 30s ;;
     fanout) title "fan-out: 10 HTTP destinations, one event per request, a backlog of 30,000 events each (300,000 deliveries)"
             serve_d; load_d fanout 20 -mode fanout -dests 10 -events 30000 ;;
+    fanout-expr) title "fan-out as above, each destination with a CEL expression filter that takes every event"
+            serve_d; load_d fanout-expr 20 -mode fanout -dests 10 -events 30000 -expression 'details.custom_message.contains("member") && !ip_address.startsWith("192.168.")' ;;
     fanout-batch) title "fan-out batched: 10 HTTP destinations, batch maxEvents 100, a backlog of 150,000 events each (1.5 M deliveries)"
             serve_d; load_d fanout-batch 20 -mode fanout -dests 10 -events 150000 -batch-max 100 ;;
     catchup) title "catch-up: the destination refuses connections for 60 s while 2,000 events/s are ingested, then comes back"

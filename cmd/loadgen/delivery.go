@@ -34,7 +34,7 @@ type deliveryConfig struct {
 	profileURL, profileOut, listen       string
 	profileFor                           time.Duration
 	profileAsked                         bool // -profile-out given: the groups mode profiles its batched ingest
-	restart                              string
+	restart, expression                  string
 	isolate, allToOne                    bool
 }
 
@@ -236,6 +236,19 @@ func (d *deliveryRun) createDestination(name string, cfg map[string]any) (string
 	}
 	if len(out.P.Errors) > 0 || out.P.Dest == nil {
 		return "", fmt.Errorf("creating a destination: %v", out.P.Errors)
+	}
+	if d.c.expression != "" {
+		var set struct {
+			P struct{ Errors []string } `json:"auditEventStreamingDestinationFilterExpressionSet"`
+		}
+		err := d.gql(`mutation($id: ID!, $e: String!) { auditEventStreamingDestinationFilterExpressionSet(input: {destinationId: $id, expression: $e}) { errors } }`,
+			map[string]any{"id": out.P.Dest.ID, "e": d.c.expression}, &set)
+		if err == nil && len(set.P.Errors) > 0 {
+			err = fmt.Errorf("setting the expression: %v", set.P.Errors)
+		}
+		if err != nil {
+			return "", err
+		}
 	}
 	return out.P.Dest.ID, nil
 }

@@ -67,6 +67,7 @@ func main() {
 	flag.DurationVar(&dc.profileFor, "profile-seconds", 20*time.Second, "length of the -profile CPU profile")
 	flag.StringVar(&dc.restart, "restart", "", "groups mode: after the runs, SIGTERM the server (-pid), time its exit, run this shell command (it starts the server again and prints its pid) and time the first delivery to every destination")
 	flag.IntVar(&dc.readers, "readers", 500, "reads mode: GraphQL readers asking at once")
+	flag.StringVar(&dc.expression, "expression", "", "latency, fanout and catchup modes: a CEL expression filter set on every destination created")
 	flag.BoolVar(&dc.allToOne, "all-to-one", false, "groups mode: add one instance destination that takes every event")
 	flag.BoolVar(&dc.isolate, "isolate", false, "groups mode: then add an instance destination refusing connections for -down during a steady phase, and time its catch-up")
 	flag.StringVar(&dc.listen, "listen", "127.0.0.1:9000", "receive mode: the receiver's address")
