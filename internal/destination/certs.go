@@ -25,3 +25,26 @@ func ValidCertificates(s string) bool {
 	}
 	return n > 0
 }
+
+// TLS reads the keys "tls" (default false) and "caCertificate" (PEM of a private CA, at most
+// maxCA bytes, only with tls) of a category that dials with TLS, and writes them back.
+func (o *Object) TLS(maxCA int) (tls bool, ca string) {
+	tls, _ = o.Bool("tls")
+	o.SetBool("tls", tls)
+	s, ok := o.String("caCertificate", false)
+	if !ok {
+		return tls, ""
+	}
+	f := o.Field("caCertificate")
+	switch {
+	case !tls:
+		o.Problem(f, CodeInvalid, 0, "is only used with tls: true")
+	case !o.Length(f, s, 1, maxCA):
+	case !ValidCertificates(s):
+		o.Problem(f, CodeInvalid, 0, "must be one or more certificates in PEM form (-----BEGIN CERTIFICATE-----)")
+	default:
+		o.SetString("caCertificate", s)
+		return tls, s
+	}
+	return tls, ""
+}

@@ -132,21 +132,7 @@ func parse(o *destination.Object) any {
 			cfg.Topic = s
 		}
 	}
-	cfg.TLS, _ = o.Bool("tls")
-	o.SetBool("tls", cfg.TLS)
-	if s, ok := o.String("caCertificate", false); ok {
-		f := o.Field("caCertificate")
-		switch {
-		case !cfg.TLS:
-			o.Problem(f, destination.CodeInvalid, 0, "is only used with tls: true")
-		case !o.Length(f, s, 1, MaxCACertificateLen):
-		case !destination.ValidCertificates(s):
-			o.Problem(f, destination.CodeInvalid, 0, "must be one or more certificates in PEM form (-----BEGIN CERTIFICATE-----)")
-		default:
-			o.SetString("caCertificate", s)
-			cfg.CACertificate = s
-		}
-	}
+	cfg.TLS, cfg.CACertificate = o.TLS(MaxCACertificateLen)
 	if s, ok := o.String("saslMechanism", false); ok {
 		f := o.Field("saslMechanism")
 		switch m := strings.ToUpper(s); m {

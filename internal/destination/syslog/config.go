@@ -95,21 +95,7 @@ func parse(o *destination.Object) any {
 			o.SetString("address", cfg.Address)
 		}
 	}
-	cfg.TLS, _ = o.Bool("tls")
-	o.SetBool("tls", cfg.TLS)
-	if s, ok := o.String("caCertificate", false); ok {
-		f := o.Field("caCertificate")
-		switch {
-		case !cfg.TLS:
-			o.Problem(f, destination.CodeInvalid, 0, "is only used with tls: true")
-		case !o.Length(f, s, 1, MaxCACertificateLen):
-		case !destination.ValidCertificates(s):
-			o.Problem(f, destination.CodeInvalid, 0, "must be one or more certificates in PEM form (-----BEGIN CERTIFICATE-----)")
-		default:
-			o.SetString("caCertificate", s)
-			cfg.CACertificate = s
-		}
-	}
+	cfg.TLS, cfg.CACertificate = o.TLS(MaxCACertificateLen)
 	cfg.Facility = int(o.Int("facility", 0, 23, DefaultFacility))
 	o.SetInt("facility", int64(cfg.Facility))
 	for _, f := range []struct {
