@@ -132,6 +132,15 @@ func TestWriterPublishesCheckpoints(t *testing.T) {
 	f.publish(t, 1)
 	cp = f.checkpointed(t, 18)
 	require.Equal(t, rootOf(t, leaves(18)), cp.Root)
+	// The event of checkpoint 18 is published after the checkpoint is stored.
+	poll.Until(t, 20*time.Second, func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(got) < 4 {
+			return fmt.Errorf("%d checkpoint events, want 4", len(got))
+		}
+		return nil
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	require.Len(t, got, 4, "checkpoints of 10, 14, 16 and 18 only: a tree grown by its own checkpoint event alone is not signed again, also after a restart")
