@@ -67,6 +67,7 @@ fuzz FuzzRestJSON 150000x ./internal/api/rest
 fuzz FuzzMatch 100000x ./internal/destination
 fuzz FuzzParseConfig 100000x ./internal/destination
 fuzz FuzzExpression 10000x ./internal/destination
+fuzz FuzzDetailsFind 20000x ./internal/destination
 fuzz FuzzCEFEscaping 100000x ./internal/destination/format
 fuzz FuzzRead 100000x ./internal/destination/format
 fuzz FuzzParseGID 100000x ./internal/api/graphql/model

@@ -1,15 +1,20 @@
 package destination
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strconv"
 	"sync"
+	"time"
 
 	"github.com/google/cel-go/cel"
 	celchecker "github.com/google/cel-go/checker"
 	celast "github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/interpreter"
 
 	"github.com/auditstream/auditstream/internal/event"
@@ -173,14 +178,48 @@ func (sizeHints) EstimateCallCost(function, overloadID string, target *celchecke
 	return nil
 }
 
-// Vars is one event as an expression sees it. It decodes the event's JSON on first use and
-// keeps the result, so several destinations' expressions share one decoding. It is not safe for
-// concurrent use. A nil *Vars is an event with every field empty.
+// Vars is one event as an expression sees it. It reads the event's JSON lazily: the first
+// variable asked for finds every variable's JSON in one scan of the top-level keys, and each is
+// converted only when asked for; details is a map that finds a key by scanning the details
+// object, decoding only the value asked for. Several destinations' expressions share one
+// Vars. It is not safe for concurrent use. A nil *Vars is an event with every field empty.
 type Vars struct {
 	data    []byte
-	decoded bool
-	ev      event.Event
-	details ref.Val
+	scanned bool
+	raw     [numVars][]byte // the JSON of each variable in data; nil when absent
+	details *detailsMap
+}
+
+// numVars is how many variables an expression has (varIndex's range).
+const numVars = 11
+
+// varIndex returns the index of the variable named name in Vars.raw, or -1.
+func varIndex(name string) int {
+	switch name {
+	case varEventType:
+		return 0
+	case varEntityType:
+		return 1
+	case varEntityPath:
+		return 2
+	case varEntityID:
+		return 3
+	case varAuthorID:
+		return 4
+	case varAuthorName:
+		return 5
+	case varTargetType:
+		return 6
+	case varTargetID:
+		return 7
+	case varIPAddress:
+		return 8
+	case varDetails:
+		return 9
+	case varCreatedAt:
+		return 10
+	}
+	return -1
 }
 
 // NewVars returns the variables of the event whose JSON (as event.Event.AppendJSON writes it,
@@ -189,17 +228,21 @@ type Vars struct {
 func NewVars(data []byte) *Vars { return &Vars{data: data} }
 
 // VarsOf returns the variables of a decoded event.
-func VarsOf(ev *event.Event) *Vars { return &Vars{decoded: true, ev: *ev} }
+func VarsOf(ev *event.Event) *Vars { return NewVars(ev.AppendJSON(nil)) }
 
-func (v *Vars) decode() {
-	if v.decoded {
+func (v *Vars) scan() {
+	if v.scanned {
 		return
 	}
-	v.decoded = true
-	// Not json.Unmarshal, which would check the whole event once more before the event's own
-	// decoder checks it (a third of the expression's cost when destinations catch up).
-	if err := v.ev.UnmarshalJSON(v.data); err != nil {
-		v.ev = event.Event{}
+	v.scanned = true
+	_, err := event.Fields(v.data, func(key, value []byte) bool {
+		if i := varIndex(string(key)); i >= 0 {
+			v.raw[i] = value
+		}
+		return true
+	})
+	if err != nil {
+		v.raw = [numVars][]byte{}
 	}
 }
 
@@ -207,73 +250,198 @@ func (v *Vars) decode() {
 // interpreter.Activation.
 func (v *Vars) ResolveName(name string) (any, bool) {
 	if v == nil {
-		v = &Vars{decoded: true}
+		v = &Vars{scanned: true}
 	}
-	v.decode()
-	e := &v.ev
+	i := varIndex(name)
+	if i < 0 {
+		return nil, false
+	}
+	v.scan()
+	raw := v.raw[i]
 	switch name {
-	case varEventType:
-		return e.EventType, true
-	case varEntityType:
-		return e.EntityType, true
-	case varEntityPath:
-		return e.EntityPath, true
-	case varEntityID:
-		return e.EntityID, true
-	case varAuthorID:
-		return e.AuthorID, true
-	case varAuthorName:
-		return e.AuthorName, true
-	case varTargetType:
-		return e.TargetType, true
+	case varEntityID, varAuthorID:
+		n, _ := strconv.ParseInt(string(raw), 10, 64)
+		return n, true
 	case varTargetID:
-		return targetID(e.TargetID), true
-	case varIPAddress:
-		return e.IPAddress, true
+		return targetID(raw), true
 	case varCreatedAt:
-		return e.CreatedAt, true
+		t, _ := time.Parse(time.RFC3339Nano, jsonString(raw))
+		return t.UTC(), true
 	case varDetails:
 		if v.details == nil {
-			v.details = detailsVal(e.Details)
+			v.details = &detailsMap{raw: raw}
 		}
 		return v.details, true
 	}
-	return nil, false
+	return jsonString(raw), true // ip_address null is ""
 }
 
 // Parent implements interpreter.Activation: there is none.
 func (v *Vars) Parent() interpreter.Activation { return nil }
 
+// jsonString returns the JSON string raw's contents, or "" when raw is not a string.
+func jsonString(raw []byte) string {
+	if len(raw) < 2 || raw[0] != '"' {
+		return ""
+	}
+	if bytes.IndexByte(raw, '\\') < 0 {
+		return string(raw[1 : len(raw)-1])
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
 // targetID renders the event's target_id (a JSON number, string or null) as a string: the
 // number as written, the string's contents, or "" for null or none.
-func targetID(raw json.RawMessage) string {
+func targetID(raw []byte) string {
 	if len(raw) == 0 || string(raw) == "null" {
 		return ""
 	}
 	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return ""
-		}
-		return s
+		return jsonString(raw)
 	}
 	return string(raw)
 }
 
-// detailsVal converts the event's details (a JSON object) into a CEL map. Numbers become
-// doubles, as JSON has no integers; CEL compares them with ints by value. Anything that is not
-// an object gives an empty map.
-func detailsVal(raw json.RawMessage) ref.Val {
-	var m map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &m); err != nil {
-			m = nil
+// detailsMap is the event's details (a JSON object) as a CEL map. Numbers are doubles, as
+// JSON has no integers; CEL compares them with ints by value. Anything that is not an object
+// is an empty map. Finding a string key (what details.x and has(details.x) do) scans the
+// object and decodes that value only, and remembers it for the other destinations'
+// expressions; everything else (size, iteration, equality, other key types, more keys than it
+// remembers) works on the whole map, decoded once.
+type detailsMap struct {
+	raw   []byte
+	full  traits.Mapper
+	found [4]foundKey // the keys found by scanning so far
+	n     int
+}
+
+// foundKey is one key detailsMap.Find looked up by scanning, and what it found.
+type foundKey struct {
+	key string
+	val ref.Val
+	ok  bool
+}
+
+var _ traits.Mapper = (*detailsMap)(nil)
+
+// all returns the whole map, decoding it on first use.
+func (m *detailsMap) all() traits.Mapper {
+	if m.full == nil {
+		var d map[string]any
+		if len(m.raw) > 0 {
+			if err := json.Unmarshal(m.raw, &d); err != nil {
+				d = nil
+			}
+		}
+		if d == nil {
+			d = map[string]any{}
+		}
+		m.full = types.DefaultTypeAdapter.NativeToValue(d).(traits.Mapper)
+	}
+	return m.full
+}
+
+// Find implements traits.Mapper.
+func (m *detailsMap) Find(key ref.Val) (ref.Val, bool) {
+	k, ok := key.(types.String)
+	if !ok || m.full != nil {
+		return m.all().Find(key)
+	}
+	for _, f := range m.found[:m.n] {
+		if f.key == string(k) {
+			return f.val, f.ok
 		}
 	}
-	if m == nil {
-		m = map[string]any{}
+	if m.n == len(m.found) {
+		return m.all().Find(key)
 	}
-	return types.DefaultTypeAdapter.NativeToValue(m)
+	val, ok := m.scan(string(k))
+	m.found[m.n] = foundKey{string(k), val, ok}
+	m.n++
+	return val, ok
 }
+
+// scan finds key in the details by scanning them, decoding only its value.
+func (m *detailsMap) scan(k string) (ref.Val, bool) {
+	key := types.String(k)
+	var found []byte
+	_, err := event.Fields(m.raw, func(name, value []byte) bool {
+		if string(name) == k {
+			found = value // the last of duplicate keys wins, as in encoding/json
+		} else if bytes.IndexByte(name, '\\') >= 0 && jsonString(append(append([]byte{'"'}, name...), '"')) == k {
+			found = value
+		}
+		return true
+	})
+	if err != nil {
+		return m.all().Find(key)
+	}
+	if found == nil {
+		return nil, false
+	}
+	if len(found) == 0 { // not JSON (events are checked at ingest; fuzzed input is not)
+		return m.all().Find(key)
+	}
+	switch found[0] {
+	case '"':
+		return types.String(jsonString(found)), true
+	case 't', 'f':
+		return types.Bool(found[0] == 't'), true
+	case 'n':
+		return types.NullValue, true
+	case '{', '[':
+		var x any
+		if json.Unmarshal(found, &x) != nil {
+			return m.all().Find(key)
+		}
+		return types.DefaultTypeAdapter.NativeToValue(x), true
+	}
+	f, err := strconv.ParseFloat(string(found), 64)
+	if err != nil {
+		return m.all().Find(key)
+	}
+	return types.Double(f), true
+}
+
+// Get implements traits.Indexer.
+func (m *detailsMap) Get(key ref.Val) ref.Val {
+	if v, ok := m.Find(key); ok {
+		return v
+	}
+	return m.all().Get(key)
+}
+
+// Contains implements traits.Container: whether the map has the key.
+func (m *detailsMap) Contains(key ref.Val) ref.Val {
+	if _, ok := m.Find(key); ok {
+		return types.True
+	}
+	return m.all().Contains(key)
+}
+
+// ConvertToNative implements ref.Val.
+func (m *detailsMap) ConvertToNative(t reflect.Type) (any, error) { return m.all().ConvertToNative(t) }
+
+// ConvertToType implements ref.Val.
+func (m *detailsMap) ConvertToType(t ref.Type) ref.Val { return m.all().ConvertToType(t) }
+
+// Equal implements ref.Val.
+func (m *detailsMap) Equal(other ref.Val) ref.Val { return m.all().Equal(other) }
+
+// Type implements ref.Val.
+func (m *detailsMap) Type() ref.Type { return types.MapType }
+
+// Value implements ref.Val.
+func (m *detailsMap) Value() any { return m.all().Value() }
+
+// Iterator implements traits.Iterable.
+func (m *detailsMap) Iterator() traits.Iterator { return m.all().Iterator() }
+
+// Size implements traits.Sizer.
+func (m *detailsMap) Size() ref.Val { return m.all().Size() }
 
 var _ interpreter.Activation = (*Vars)(nil)

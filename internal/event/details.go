@@ -84,6 +84,30 @@ func enrichDetails(in *Input, ev *Event) (json.RawMessage, error) {
 // scanKeys calls f with each top-level key of the JSON object b (unescaped when it has escapes)
 // and returns how many there are. b must be valid JSON with no whitespace but spaces.
 func scanKeys(b []byte, f func(key []byte)) (int, error) {
+	var err error
+	n, ferr := Fields(b, func(key, _ []byte) bool {
+		if bytes.IndexByte(key, '\\') >= 0 {
+			var s string
+			if err = json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &s); err != nil {
+				return false
+			}
+			key = []byte(s)
+		}
+		f(key)
+		return true
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, ferr
+}
+
+// Fields calls f with each top-level key of the JSON object b, as written (escapes kept, quotes
+// removed), and the JSON of its value, until f returns false; it returns how many keys it saw.
+// It reads values only as far as to skip them, so finding one field of a large object costs a
+// scan, not a decoding. b must be valid JSON whose only whitespace is spaces, as stored events
+// and their details are; other input gives an error, possibly after some calls of f.
+func Fields(b []byte, f func(key, value []byte) bool) (int, error) {
 	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
 		return 0, errDetailsNotObject
 	}
@@ -98,21 +122,17 @@ func scanKeys(b []byte, f func(key []byte)) (int, error) {
 			return n, err
 		}
 		key := b[i+1 : end-1]
-		if bytes.IndexByte(key, '\\') >= 0 {
-			var s string
-			if err := json.Unmarshal(b[i:end], &s); err != nil {
-				return n, err
-			}
-			key = []byte(s)
-		}
-		f(key)
 		n++
 		end = skipSpaces(b, end)
 		if end >= len(b) || b[end] != ':' {
 			return n, errDetailsNotObject
 		}
-		if i, err = skipValue(b, skipSpaces(b, end+1)); err != nil {
+		from := skipSpaces(b, end+1)
+		if i, err = skipValue(b, from); err != nil {
 			return n, err
+		}
+		if !f(key, b[from:i]) {
+			return n, nil
 		}
 		i = skipSpaces(b, i)
 		switch {
