@@ -1,6 +1,7 @@
 package delivery
 
 import (
+	"container/list"
 	"context"
 	"math/rand/v2"
 	"sync"
@@ -49,8 +50,10 @@ type dest struct {
 	// Set while the destination is not a member of a reader and has no runner, under e.mu
 	// (and mu, for d, known and subjects, which Status reads).
 	d        store.Destination
-	p        *prepared // nil when it cannot be prepared (st has the error)
-	root     string    // the subject root it reads: "g<key>", or "" for every root
+	p        *prepared          // nil when it cannot be prepared (st has the error)
+	snd      destination.Sender // nil until it sends, and after senders closed it
+	lru      *list.Element      // its place in e.senders, while snd is open (under e.senders.mu)
+	root     string             // the subject root it reads: "g<key>", or "" for every root
 	version  int64
 	known    bool // started at least once in this process: its position is its own
 	subjects []string
@@ -417,10 +420,13 @@ func (d *dest) deliver(ctx context.Context, batch []*item, s *ticket) bool {
 		}
 		start := e.env.Now()
 		var code int
-		err := d.p.sender.Send(destination.WithStatusReport(ctx, &code), events)
+		snd, err := d.sender()
+		if err == nil {
+			err = snd.Send(destination.WithStatusReport(ctx, &code), events)
+		}
 		took := e.env.Now().Sub(start)
 		if err == nil || ctx.Err() == nil {
-			e.metrics.observe(d.p.d.Category, took, len(batch), err)
+			e.metrics.observe(d.p.category, took, len(batch), err)
 		}
 		if err == nil {
 			d.st.succeeded(len(batch), took, e.env.Now())

@@ -168,6 +168,7 @@ type Engine struct {
 	head     *reader
 	catchUps *catchUps
 	places   *places
+	senders  *senders
 	queued   atomic.Int64 // bytes of events in the destinations' queues
 	end      struct {     // the end of the log, as last read (logEnd)
 		mu   sync.Mutex
@@ -226,6 +227,7 @@ func New(c Config) *Engine {
 	e.head = newReader(e, 0)
 	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
 	e.places = newPlaces(c.Options.Senders)
+	e.senders = &senders{max: 4 * c.Options.Senders}
 	c.Metrics.setSource(e.destStates)
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
@@ -478,6 +480,10 @@ func (e *Engine) changeLocked(x *dest, d store.Destination) {
 		return
 	}
 	x.st.setError(nil)
+	// The sender opened to check the settings is let go: the destination opens its own when
+	// it sends (senders), so that 100,000 destinations do not each keep one.
+	p.sender.Close()
+	p.sender = nil
 	x.p = &p
 	if e.owned[x.part] && e.runCtx != nil {
 		x.start(e.runCtx, pos)
@@ -490,10 +496,16 @@ func (d *dest) setResume(pos int64) {
 	d.mu.Unlock()
 }
 
+// closeSender closes the destination's sender and forgets its settings. Called under e.mu,
+// while it is stopped.
 func (d *dest) closeSender() {
-	if d.p != nil {
-		d.p.sender.Close()
-		d.p = nil
+	d.mu.Lock()
+	s := d.snd
+	d.snd, d.p = nil, nil
+	d.mu.Unlock()
+	d.e.senders.forget(d)
+	if s != nil {
+		s.Close()
 	}
 }
 
@@ -542,12 +554,14 @@ func (e *Engine) stateLocked(id int64) *state {
 	return st
 }
 
-// prepared is a destination ready to send to: its sender, filter and delivery settings.
+// prepared is a destination ready to send to: its category, filter and delivery settings,
+// and (from prepare) a sender, which the engine's destinations let go (see senders).
 type prepared struct {
-	d        store.Destination
-	sender   destination.Sender
-	filter   *destination.Filter
-	delivery destination.Delivery
+	category    string
+	checkpoints checkpointRule
+	sender      destination.Sender
+	filter      *destination.Filter
+	delivery    destination.Delivery
 }
 
 // fetchSize is how many events the runner takes at once: enough to keep every request slot
@@ -560,17 +574,9 @@ func (p *prepared) fetchSize() int {
 }
 
 func (e *Engine) prepare(d store.Destination) (prepared, error) {
-	factory, ok := e.factories[d.Category]
-	if !ok {
-		return prepared{}, fmt.Errorf("no sender for category %q yet", d.Category)
-	}
-	settings, err := e.open(d)
+	sender, err := e.openSender(d)
 	if err != nil {
 		return prepared{}, err
-	}
-	sender, err := factory(settings, e.env)
-	if err != nil {
-		return prepared{}, fmt.Errorf("%s destination: %w", d.Category, err)
 	}
 	spec := destination.FilterSpec{EventTypes: d.EventTypes, DenyEventTypes: d.DenyEventTypes, Categories: d.Categories, DenyCategories: d.DenyCategories, Expression: d.FilterExpression}
 	for _, n := range d.Namespaces {
@@ -583,7 +589,25 @@ func (e *Engine) prepare(d store.Destination) (prepared, error) {
 		sender.Close()
 		return prepared{}, fmt.Errorf("filters: %w", err)
 	}
-	return prepared{d: d, sender: sender, filter: filter, delivery: destination.DeliveryOf(d.Config)}, nil
+	return prepared{category: d.Category, checkpoints: checkpointsOf(d), sender: sender, filter: filter, delivery: destination.DeliveryOf(d.Config)}, nil
+}
+
+// openSender makes d's sender: its settings opened (secrets unsealed) and given to its
+// category's factory.
+func (e *Engine) openSender(d store.Destination) (destination.Sender, error) {
+	factory, ok := e.factories[d.Category]
+	if !ok {
+		return nil, fmt.Errorf("no sender for category %q yet", d.Category)
+	}
+	settings, err := e.open(d)
+	if err != nil {
+		return nil, err
+	}
+	sender, err := factory(settings, e.env)
+	if err != nil {
+		return nil, fmt.Errorf("%s destination: %w", d.Category, err)
+	}
+	return sender, nil
 }
 
 // subjects returns the subjects a destination's events are on: its group's, or every one.

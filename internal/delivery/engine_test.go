@@ -27,6 +27,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/delivery"
 	"github.com/auditstream/auditstream/internal/destination"
+	"github.com/auditstream/auditstream/internal/destination/httpdest"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/namespace"
@@ -903,6 +904,59 @@ func TestSendersWaitInLine(t *testing.T) {
 	mu.Lock()
 	defer mu.Unlock()
 	require.LessOrEqual(t, peak, senders, "requests out at once")
+}
+
+// TestOpenSendersAreBounded: destinations keep no sender of their own while they do not send:
+// after 600 destinations each delivered, at most 4 × Options.Senders senders are open, and a
+// destination whose sender was closed opens it again and delivers.
+func TestOpenSendersAreBounded(t *testing.T) {
+	const places = 8
+	r := newRig(t, delivery.Options{Senders: places})
+	r.stop()
+	var open atomic.Int64
+	r.factories = map[string]destination.Factory{"http": func(s destination.Settings, env destination.Env) (destination.Sender, error) {
+		snd, err := httpdest.New(s, env)
+		if err != nil {
+			return nil, err
+		}
+		open.Add(1)
+		return closeCounter{snd, &open}, nil
+	}}
+	r.start()
+	rec := newReceiver(t)
+	var keys []int64
+	for range 600 {
+		keys = append(keys, r.groupDestination(rec.URL))
+	}
+	r.waitStarted()
+	require.Zero(t, open.Load(), "destinations that have not sent hold no sender")
+	ctx := context.Background()
+	publish := func() []int64 {
+		msgs := make([]eventlog.Message, len(keys))
+		for i, k := range keys {
+			msgs[i] = groupEvent(k)
+		}
+		ids, err := r.log.Publish(ctx, msgs)
+		require.NoError(t, err)
+		return ids
+	}
+	first := publish()
+	rec.waitReceived(t, first, 60*time.Second)
+	require.LessOrEqual(t, open.Load(), int64(4*places), "senders open after 600 destinations sent")
+	second := publish() // most of them were closed: opened again
+	rec.waitReceived(t, append(first, second...), 60*time.Second)
+	require.LessOrEqual(t, open.Load(), int64(4*places), "senders open after 600 destinations sent again")
+}
+
+// closeCounter is a sender that counts itself out of open when it is closed.
+type closeCounter struct {
+	destination.Sender
+	open *atomic.Int64
+}
+
+func (c closeCounter) Close() error {
+	c.open.Add(-1)
+	return c.Sender.Close()
 }
 
 // TestFallsBehindAndCatchesUp: an ordered destination that stops answering falls behind

@@ -147,7 +147,7 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 				info.Vars = destination.NewVars(ev.Data)
 			}
 			if typ == event.TypeTrailCheckpoint {
-				if rule := checkpointsOf(d.p.d); rule == checkpointsSkipped || rule == checkpointsFiltered && !d.p.filter.Match(info) {
+				if rule := d.p.checkpoints; rule == checkpointsSkipped || rule == checkpointsFiltered && !d.p.filter.Match(info) {
 					continue
 				}
 			} else if !d.p.filter.Match(info) {
