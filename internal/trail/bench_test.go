@@ -52,7 +52,7 @@ type rowCounter struct {
 }
 
 func (c *rowCounter) TrailAppend(ctx context.Context, p store.TrailAppendParams) error {
-	c.rows += len(p.Hashes)
+	c.rows += len(p.Tiles)
 	return c.Store.TrailAppend(ctx, p)
 }
 
