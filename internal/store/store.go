@@ -450,6 +450,9 @@ type EventListParams struct {
 	Ascending bool
 	Offset    int
 	Limit     int // 0 means no limit
+	// DataOnly fills only the records' ID and Data (the trail's pages of leaves read the
+	// events' bytes alone); the filters still apply.
+	DataOnly bool
 }
 
 // NamespaceKind is a group or a project.

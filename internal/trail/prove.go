@@ -125,7 +125,7 @@ func (p *Prover) Leaves(ctx context.Context, fromID int64, count int) ([]SourceL
 		return nil, err
 	}
 	last := leaves[len(leaves)-1].ID
-	recs, err := p.Store.EventList(ctx, store.EventListParams{AfterID: fromID - 1, Ascending: true, Limit: int(last - fromID + 1)})
+	recs, err := p.Store.EventList(ctx, store.EventListParams{AfterID: fromID - 1, Ascending: true, Limit: int(last - fromID + 1), DataOnly: true})
 	if err != nil {
 		return nil, err
 	}
