@@ -155,7 +155,7 @@ func (s *Store) TrailMarkPurged(ctx context.Context, leaves []int64) error {
 	var keys []store.TrailTileKey
 	for _, l := range leaves {
 		k := store.TrailTileKey{N: l / store.TrailTileWidth}
-		if l >= 0 && (len(keys) == 0 || !slices.Contains(keys, k)) {
+		if l >= 0 && !slices.Contains(keys, k) {
 			keys = append(keys, k)
 		}
 	}
