@@ -295,7 +295,9 @@ func TestTrailFindsTampering(t *testing.T) {
 			data := []byte(strings.Replace(string(storedData(t, cfg, 2)), `"n":1`, `"n":11`, 1))
 			tamper(t, cfg, `UPDATE events SET data = ? WHERE id = 2`, `UPDATE events SET data = $1 WHERE id = 2`, data)
 			h := tlog.RecordHash(data)
-			tamper(t, cfg, `UPDATE trail_hashes SET hash = ? WHERE idx = ?`, `UPDATE trail_hashes SET hash = $1 WHERE idx = $2`, h[:], tlog.StoredHashIndex(0, 1))
+			// Leaf 1 is the second hash of the first level-0 tile.
+			tamper(t, cfg, `UPDATE trail_tiles SET hashes = CAST(substr(hashes, 1, 32) || ? || substr(hashes, 65) AS BLOB) WHERE level = 0 AND n = 0`,
+				`UPDATE trail_tiles SET hashes = overlay(hashes placing $1 from 33 for 32) WHERE level = 0 AND n = 0`, h[:])
 		}},
 		{"replace a checkpoint's signature", 0, trail.ReasonBadSignature, func(t *testing.T, cfg app.Config, cp trail.CheckpointJSON) {
 			body, _, _ := strings.Cut(cp.Checkpoint, "\n\n")

@@ -248,18 +248,17 @@ type Store interface {
 	// TrailSize returns the number of leaves of the tamper-evident tree (internal/trail): the
 	// events 1..size are in it.
 	TrailSize(ctx context.Context) (int64, error)
-	// TrailAppend stores p.Hashes and moves the tree's size from p.OldSize to p.NewSize in one
+	// TrailAppend stores p.Tiles and moves the tree's size from p.OldSize to p.NewSize in one
 	// transaction. ErrVersionConflict when the stored size is not p.OldSize (another writer
 	// moved it), and then nothing is written.
 	TrailAppend(ctx context.Context, p TrailAppendParams) error
-	// TrailHashes returns the hashes at the stored hash indexes asked for, in that order, or
-	// ErrNotFound when one is not stored.
-	TrailHashes(ctx context.Context, indexes []int64) ([]TrailHash, error)
-	// TrailHashRange returns the stored hashes with from <= Index < to, ordered by Index.
-	TrailHashRange(ctx context.Context, from, to int64) ([]TrailHash, error)
-	// TrailMarkPurged marks the leaves at indexes that are TrailStored or TrailRecovered as
-	// TrailPurged (retention is about to delete their events); others are left as they are.
-	TrailMarkPurged(ctx context.Context, indexes []int64) error
+	// TrailTiles returns the stored tiles at keys, in that order, each as wide as it is stored
+	// (at least as wide as the tree's size needs), or ErrNotFound when one is not stored.
+	TrailTiles(ctx context.Context, keys []TrailTileKey) ([]TrailTile, error)
+	// TrailMarkPurged marks the leaves (0-based: event id - 1) that are TrailStored or
+	// TrailRecovered as TrailPurged (retention is about to delete their events); others, and
+	// leaves the tree does not have, are left as they are.
+	TrailMarkPurged(ctx context.Context, leaves []int64) error
 	// TrailCheckpointAdd stores a signed checkpoint and returns it with its ID. A zero
 	// CreatedAt means now.
 	TrailCheckpointAdd(ctx context.Context, c TrailCheckpoint) (TrailCheckpoint, error)
@@ -287,13 +286,13 @@ type EventAge struct {
 	TopKey    int64
 }
 
-// TrailLeafKind says what a leaf of the trail's tree stands for. It is kept on leaves only
-// (0 above them).
+// TrailLeafKind says what a leaf of the trail's tree stands for, kept one byte per leaf next
+// to the leaves' tile.
 type TrailLeafKind int8
 
 // The kinds of leaves.
 const (
-	// TrailNode is a hash above the leaves.
+	// TrailNode is no leaf kind: a hash above the leaves, or a kind not known.
 	TrailNode TrailLeafKind = 0
 	// TrailStored is an event of a saved_to_database type: the store should have it.
 	TrailStored TrailLeafKind = 1
@@ -310,17 +309,42 @@ const (
 	TrailPurged TrailLeafKind = 5
 )
 
-// TrailHash is one hash the trail's tree stores, at its tlog stored hash index.
-type TrailHash struct {
-	Index int64
-	Hash  []byte // 32 bytes
-	Kind  TrailLeafKind
+// TrailTileHeight is the height of the tiles the trail's tree is stored in
+// (golang.org/x/mod/sumdb/tlog.Tile.H): a tile of level L holds up to TrailTileWidth hashes of
+// the tree's level L*TrailTileHeight, from which tlog.HashFromTile computes the hashes of the
+// TrailTileHeight levels from there up.
+const TrailTileHeight = 8
+
+// TrailTileWidth is the most hashes a tile holds (a full tile).
+const TrailTileWidth = 1 << TrailTileHeight
+
+// TrailTileKey names a tile: its level and its index N at that level (tlog.Tile's L and N).
+type TrailTileKey struct {
+	Level int
+	N     int64
 }
 
-// TrailAppendParams extends the tree from OldSize to NewSize leaves.
+// TrailTile is a tile of the trail's tree: the tlog tile data of tile (Level, N) of height
+// TrailTileHeight and width len(Hashes)/32, and on level 0 the kind of each of its leaves.
+type TrailTile struct {
+	TrailTileKey
+	// Hashes is the tile's data: its bottom hashes, 32 bytes each, 1 to TrailTileWidth of them
+	// (a tile at the tree's right edge is partial, and is stored again wider as the tree grows).
+	Hashes []byte
+	// Kinds is, on level 0, one per leaf. Read from the store, it holds the kinds of all the
+	// tile's leaves; in TrailAppendParams, only those of the leaves the append adds (from
+	// OldSize on), which the store appends to the kinds it has, so that leaves marked since
+	// (TrailMarkPurged) keep their mark. Empty above level 0.
+	Kinds []TrailLeafKind
+}
+
+// TrailAppendParams extends the tree from OldSize to NewSize leaves. Tiles holds every tile an
+// append from OldSize to NewSize writes (tlog.NewTiles): full tiles once, and the partial ones
+// at the right edge with all their hashes (each replaces the narrower one stored), so that the
+// store holds every hash of the tree at NewSize.
 type TrailAppendParams struct {
 	OldSize, NewSize int64
-	Hashes           []TrailHash
+	Tiles            []TrailTile
 }
 
 // TrailCheckpoint is a signed checkpoint of the tree: Note is the signed note's text (a C2SP
@@ -426,6 +450,9 @@ type EventListParams struct {
 	Ascending bool
 	Offset    int
 	Limit     int // 0 means no limit
+	// DataOnly fills only the records' ID and Data (the trail's pages of leaves read the
+	// events' bytes alone); the filters still apply.
+	DataOnly bool
 }
 
 // NamespaceKind is a group or a project.

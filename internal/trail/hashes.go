@@ -11,22 +11,44 @@ import (
 
 // HashStore is the part of the store the tree's hashes are read from.
 type HashStore interface {
-	TrailHashes(ctx context.Context, indexes []int64) ([]store.TrailHash, error)
+	TrailTiles(ctx context.Context, keys []store.TrailTileKey) ([]store.TrailTile, error)
 }
 
-// storeHashes reads the tree's hashes from the store as a tlog.HashReader.
+// tileHeight is the height of the stored tiles.
+const tileHeight = store.TrailTileHeight
+
+// storeHashes reads the tree's hashes from the store's tiles as a tlog.HashReader: one
+// TrailTiles call for the tiles of all the indexes asked for.
 func storeHashes(ctx context.Context, st HashStore) tlog.HashReader {
 	return tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		hs, err := st.TrailHashes(ctx, indexes)
+		tiles := make([]tlog.Tile, len(indexes))
+		var keys []store.TrailTileKey
+		seen := map[store.TrailTileKey]bool{}
+		for i, idx := range indexes {
+			t := tlog.TileForIndex(tileHeight, idx)
+			tiles[i] = t
+			k := store.TrailTileKey{Level: t.L, N: t.N}
+			if !seen[k] {
+				seen[k] = true
+				keys = append(keys, k)
+			}
+		}
+		got, err := st.TrailTiles(ctx, keys)
 		if err != nil {
 			return nil, err
 		}
-		out := make([]tlog.Hash, len(hs))
-		for i, h := range hs {
-			if len(h.Hash) != tlog.HashSize {
-				return nil, fmt.Errorf("trail: stored hash %d has %d bytes", h.Index, len(h.Hash))
+		data := make(map[store.TrailTileKey][]byte, len(got))
+		for _, t := range got {
+			data[t.TrailTileKey] = t.Hashes
+		}
+		out := make([]tlog.Hash, len(indexes))
+		for i, idx := range indexes {
+			t := tiles[i]
+			d := data[store.TrailTileKey{Level: t.L, N: t.N}]
+			// A stored tile may be wider than the index needs; its first W hashes are the same.
+			if out[i], err = tlog.HashFromTile(t, d, idx); err != nil {
+				return nil, fmt.Errorf("trail: stored hash %d: %w", idx, err)
 			}
-			copy(out[i][:], h.Hash)
 		}
 		return out, nil
 	})
@@ -44,8 +66,22 @@ func frontier(n int64) []int64 {
 	return out
 }
 
-// hashCache keeps the hashes an appender needs in memory: those of the batch being built and
-// the frontier of the tree, so that appending reads the store only when it starts.
+// edge is the hashes at the bottom of the partial tiles at the right edge of a tree of n
+// leaves: those the next append writes again, wider.
+func edge(n int64) []int64 {
+	var out []int64
+	for l := 0; n>>(l*tileHeight) > 0; l++ {
+		count := n >> (l * tileHeight) // hashes at the tile level's bottom
+		for i := count &^ (store.TrailTileWidth - 1); i < count; i++ {
+			out = append(out, tlog.StoredHashIndex(l*tileHeight, i))
+		}
+	}
+	return out
+}
+
+// hashCache keeps the hashes an appender needs in memory: those of the batch being built, the
+// frontier of the tree and the bottom of its partial tiles, so that appending reads the store
+// only when it starts.
 type hashCache struct {
 	ctx context.Context
 	st  HashStore
@@ -83,10 +119,10 @@ func (c *hashCache) ReadHashes(indexes []int64) ([]tlog.Hash, error) {
 	return out, nil
 }
 
-// keepFrontier forgets every hash but the frontier of a tree of n leaves.
-func (c *hashCache) keepFrontier(n int64) {
+// keep forgets every hash but the frontier and the edge of a tree of n leaves.
+func (c *hashCache) keep(n int64) {
 	keep := map[int64]tlog.Hash{}
-	for _, idx := range frontier(n) {
+	for _, idx := range append(frontier(n), edge(n)...) {
 		if h, ok := c.m[idx]; ok {
 			keep[idx] = h
 		}

@@ -14,7 +14,6 @@ import (
 type ProverStore interface {
 	HashStore
 	TrailSize(ctx context.Context) (int64, error)
-	TrailHashRange(ctx context.Context, from, to int64) ([]store.TrailHash, error)
 	TrailCheckpointList(ctx context.Context, p store.TrailCheckpointListParams) ([]store.TrailCheckpoint, error)
 	TrailCheckpointLatest(ctx context.Context) (store.TrailCheckpoint, error)
 	EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error)
@@ -126,7 +125,7 @@ func (p *Prover) Leaves(ctx context.Context, fromID int64, count int) ([]SourceL
 		return nil, err
 	}
 	last := leaves[len(leaves)-1].ID
-	recs, err := p.Store.EventList(ctx, store.EventListParams{AfterID: fromID - 1, Ascending: true, Limit: int(last - fromID + 1)})
+	recs, err := p.Store.EventList(ctx, store.EventListParams{AfterID: fromID - 1, Ascending: true, Limit: int(last - fromID + 1), DataOnly: true})
 	if err != nil {
 		return nil, err
 	}
@@ -154,35 +153,41 @@ func (p *Prover) LeafHashes(ctx context.Context, fromID int64, count int) ([]Lea
 	if fromID < 1 || last < fromID {
 		return nil, nil
 	}
-	// A range of stored hash indexes holds the leaves' and the subtrees' between them.
-	hs, err := p.Store.TrailHashRange(ctx, tlog.StoredHashIndex(0, fromID-1), tlog.StoredHashIndex(0, last-1)+1)
+	// The leaves are the level-0 tiles' hashes, in one read.
+	var keys []store.TrailTileKey
+	for n := (fromID - 1) >> tileHeight; n <= (last-1)>>tileHeight; n++ {
+		keys = append(keys, store.TrailTileKey{N: n})
+	}
+	tiles, err := p.Store.TrailTiles(ctx, keys)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Leaf, 0, last-fromID+1)
-	for _, h := range hs {
-		level, n := tlog.SplitStoredHashIndex(h.Index)
-		if level != 0 {
-			continue
+	for _, t := range tiles {
+		start := t.N << tileHeight
+		for i := max(fromID-1-start, 0); i < int64(len(t.Hashes)/tlog.HashSize) && start+i < last; i++ {
+			l := Leaf{ID: start + i + 1}
+			if i < int64(len(t.Kinds)) {
+				l.Kind = t.Kinds[i]
+			}
+			copy(l.Hash[:], t.Hashes[i*tlog.HashSize:])
+			out = append(out, l)
 		}
-		l := Leaf{ID: n + 1, Kind: h.Kind}
-		copy(l.Hash[:], h.Hash)
-		out = append(out, l)
 	}
 	return out, nil
 }
 
 // PurgeStore is the part of the store MarkPurged writes.
 type PurgeStore interface {
-	TrailMarkPurged(ctx context.Context, indexes []int64) error
+	TrailMarkPurged(ctx context.Context, leaves []int64) error
 }
 
 // MarkPurged marks the leaves of events retention is about to delete (archive's BeforePurge):
 // the hashes stay, and verification knows their rows are gone by design.
 func MarkPurged(ctx context.Context, st PurgeStore, ids []int64) error {
-	idx := make([]int64, len(ids))
+	leaves := make([]int64, len(ids))
 	for i, id := range ids {
-		idx[i] = tlog.StoredHashIndex(0, id-1)
+		leaves[i] = id - 1
 	}
-	return st.TrailMarkPurged(ctx, idx)
+	return st.TrailMarkPurged(ctx, leaves)
 }

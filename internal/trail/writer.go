@@ -354,12 +354,11 @@ func (w *Writer) lossf(format string, args ...any) {
 	w.Status.Add(msg)
 }
 
-// store computes the hashes of leaves, stores them and moves the size.
+// store computes the hashes of leaves, stores the tiles they change and moves the size.
 func (w *Writer) store(ctx context.Context, leaves []leaf) error {
 	if len(leaves) == 0 {
 		return nil
 	}
-	var hashes []store.TrailHash
 	n := w.size
 	for _, l := range leaves {
 		hs, err := tlog.StoredHashesForRecordHash(n, l.hash, w.cache)
@@ -369,18 +368,29 @@ func (w *Writer) store(ctx context.Context, leaves []leaf) error {
 		idx := tlog.StoredHashIndex(0, n)
 		for i, h := range hs {
 			w.cache.m[idx+int64(i)] = h
-			kind := store.TrailNode
-			if i == 0 {
-				kind = l.kind
-			}
-			hashes = append(hashes, store.TrailHash{Index: idx + int64(i), Hash: h[:], Kind: kind})
 		}
 		n++
 	}
-	if err := w.Store.TrailAppend(ctx, store.TrailAppendParams{OldSize: w.size, NewSize: n, Hashes: hashes}); err != nil {
+	tiles := tlog.NewTiles(tileHeight, w.size, n)
+	out := make([]store.TrailTile, len(tiles))
+	for i, t := range tiles {
+		data, err := tlog.ReadTileData(t, w.cache)
+		if err != nil {
+			return fmt.Errorf("trail: tile %s: %w", t.Path(), err)
+		}
+		out[i] = store.TrailTile{TrailTileKey: store.TrailTileKey{Level: t.L, N: t.N}, Hashes: data}
+		if t.L == 0 {
+			// The kinds of the leaves this append adds to the tile.
+			start := max(t.N<<t.H, w.size)
+			for j := start; j < t.N<<t.H+int64(t.W); j++ {
+				out[i].Kinds = append(out[i].Kinds, leaves[j-w.size].kind)
+			}
+		}
+	}
+	if err := w.Store.TrailAppend(ctx, store.TrailAppendParams{OldSize: w.size, NewSize: n, Tiles: out}); err != nil {
 		return fmt.Errorf("trail: append ids %d-%d: %w", w.size+1, n, err)
 	}
-	w.cache.keepFrontier(n)
+	w.cache.keep(n)
 	w.since += n - w.size
 	w.size = n
 	if w.Metrics.Appended != nil {

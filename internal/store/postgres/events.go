@@ -127,6 +127,9 @@ func scanEvent(row pgx.Row) (store.EventRecord, error) {
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error) {
 	f := eventFilter(p, true)
 	q := `SELECT ` + eventColumns + ` FROM events` + f.where()
+	if p.DataOnly {
+		q = `SELECT id, data FROM events` + f.where()
+	}
 	if p.Ascending {
 		q += " ORDER BY id ASC"
 	} else {
@@ -146,6 +149,10 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]store
 		return nil, wrap("list events", err)
 	}
 	events, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.EventRecord, error) {
+		if p.DataOnly {
+			var e store.EventRecord
+			return e, row.Scan(&e.ID, &e.Data)
+		}
 		return scanEvent(row)
 	})
 	return events, wrap("list events", err)

@@ -174,8 +174,17 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) (err error) {
 			return fmt.Errorf("migrate postgres: %s: %w", m.name, err)
 		}
 	}
+	if last >= trailTilesVersion {
+		if err := upgradeTrail(ctx, conn); err != nil {
+			return fmt.Errorf("migrate postgres: the trail's hashes to tiles: %w", err)
+		}
+	}
 	return nil
 }
+
+// trailTilesVersion is the migration that stores the trail's tree as tiles; upgradeTrail
+// converts the hashes of a database from before it.
+const trailTilesVersion = 14
 
 // SQLSTATE codes translated into store sentinels.
 const (

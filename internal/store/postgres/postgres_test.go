@@ -164,6 +164,30 @@ func TestDestinationDeleteCascades(t *testing.T) {
 	}
 }
 
+// TestMigrateTrailTiles fills a database at migration 0013 with a tree in trail_hashes and
+// migrates it: the store turns the rows into tiles and drops the old tables.
+func TestMigrateTrailTiles(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dsn := schemaDSN(t, databaseURL(t))
+	s := openDSN(t, dsn)
+	require.NoError(t, postgres.MigrateUpTo(ctx, s, 13))
+
+	raw, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	storetest.TrailTilesMigration(t, s, func(size int64, rows []storetest.TrailLegacyRow) {
+		_, err := raw.CopyFrom(ctx, pgx.Identifier{"trail_hashes"}, []string{"idx", "hash", "kind"},
+			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return []any{rows[i].Index, rows[i].Hash, rows[i].Kind}, nil }))
+		require.NoError(t, err)
+		_, err = raw.Exec(ctx, `UPDATE trail_tree SET size = $1`, size)
+		require.NoError(t, err)
+	})
+	var left bool
+	require.NoError(t, raw.QueryRow(ctx, `SELECT to_regclass('trail_hashes') IS NOT NULL OR to_regclass('trail_upgrade') IS NOT NULL`).Scan(&left))
+	require.False(t, left, "the old tables are gone")
+}
+
 // TestMigrateDestinationIDs fills a database at migration 0002 and migrates it: 0003 numbers
 // the existing headers and namespace filters and starts their identity sequences after them.
 func TestMigrateDestinationIDs(t *testing.T) {

@@ -3,8 +3,10 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -16,8 +18,7 @@ func (s *Store) TrailSize(ctx context.Context) (int64, error) {
 	return n, wrap("trail size", err)
 }
 
-// TrailAppend stores hashes and moves the size, in one transaction; see store.Store. The
-// hashes go in with COPY: an append of 1,000 events carries about 2,000 of them.
+// TrailAppend stores tiles and moves the size, in one transaction; see store.Store.
 func (s *Store) TrailAppend(ctx context.Context, p store.TrailAppendParams) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `UPDATE trail_tree SET size = $1 WHERE one = 1 AND size = $2`, p.NewSize, p.OldSize)
@@ -27,80 +28,215 @@ func (s *Store) TrailAppend(ctx context.Context, p store.TrailAppendParams) erro
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w (the tree is not at size %d)", store.ErrVersionConflict, p.OldSize)
 		}
-		row := make([]any, 3)
-		_, err = tx.CopyFrom(ctx, pgx.Identifier{"trail_hashes"}, []string{"idx", "hash", "kind"},
-			pgx.CopyFromSlice(len(p.Hashes), func(i int) ([]any, error) {
-				h := &p.Hashes[i]
-				row[0], row[1], row[2] = h.Index, h.Hash, int16(h.Kind)
-				return row, nil
-			}))
-		return err
+		return putTiles(ctx, tx, p.Tiles)
 	})
 	return wrap("trail append", err)
 }
 
-// TrailHashes returns the hashes at indexes, in that order; see store.Store.
-func (s *Store) TrailHashes(ctx context.Context, indexes []int64) ([]store.TrailHash, error) {
-	if len(indexes) == 0 {
+// putTiles writes tiles over those stored, appending level 0's kinds to the stored ones, in
+// one statement.
+func putTiles(ctx context.Context, tx pgx.Tx, tiles []store.TrailTile) error {
+	if len(tiles) == 0 {
+		return nil
+	}
+	levels, ns := make([]int16, len(tiles)), make([]int64, len(tiles))
+	hashes, kinds := make([][]byte, len(tiles)), make([][]byte, len(tiles))
+	for i, t := range tiles {
+		levels[i], ns[i], hashes[i], kinds[i] = int16(t.Level), t.N, t.Hashes, kindBytes(t.Kinds)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO trail_tiles (level, n, hashes, kinds)
+		SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bytea[])
+		ON CONFLICT (level, n) DO UPDATE SET hashes = EXCLUDED.hashes, kinds = trail_tiles.kinds || EXCLUDED.kinds`,
+		levels, ns, hashes, kinds)
+	return err
+}
+
+// kindBytes is kinds as stored: one byte each.
+func kindBytes(kinds []store.TrailLeafKind) []byte {
+	b := make([]byte, len(kinds))
+	for i, k := range kinds {
+		b[i] = byte(k)
+	}
+	return b
+}
+
+// TrailTiles returns the tiles at keys, in that order; see store.Store.
+func (s *Store) TrailTiles(ctx context.Context, keys []store.TrailTileKey) ([]store.TrailTile, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx = ANY($1)`, indexes)
+	found, err := queryTiles(ctx, s.pool, keys, "")
 	if err != nil {
-		return nil, wrap("trail hashes", err)
+		return nil, wrap("trail tiles", err)
 	}
-	defer rows.Close()
-	found := make(map[int64]store.TrailHash, len(indexes))
-	for rows.Next() {
-		var h store.TrailHash
-		var kind int16
-		if err := rows.Scan(&h.Index, &h.Hash, &kind); err != nil {
-			return nil, wrap("trail hashes", err)
-		}
-		h.Kind = store.TrailLeafKind(kind)
-		found[h.Index] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap("trail hashes", err)
-	}
-	out := make([]store.TrailHash, len(indexes))
-	for i, idx := range indexes {
-		h, ok := found[idx]
+	out := make([]store.TrailTile, len(keys))
+	for i, k := range keys {
+		t, ok := found[k]
 		if !ok {
-			return nil, fmt.Errorf("postgres: trail hashes: index %d: %w", idx, store.ErrNotFound)
+			return nil, fmt.Errorf("postgres: trail tiles: tile %d/%d: %w", k.Level, k.N, store.ErrNotFound)
 		}
-		out[i] = h
+		out[i] = t
 	}
 	return out, nil
 }
 
-// TrailHashRange returns the hashes with from <= Index < to; see store.Store.
-func (s *Store) TrailHashRange(ctx context.Context, from, to int64) ([]store.TrailHash, error) {
-	rows, err := s.pool.Query(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, to)
-	if err != nil {
-		return nil, wrap("trail hash range", err)
-	}
-	defer rows.Close()
-	var out []store.TrailHash
-	for rows.Next() {
-		var h store.TrailHash
-		var kind int16
-		if err := rows.Scan(&h.Index, &h.Hash, &kind); err != nil {
-			return nil, wrap("trail hash range", err)
-		}
-		h.Kind = store.TrailLeafKind(kind)
-		out = append(out, h)
-	}
-	return out, wrap("trail hash range", rows.Err())
+// tileQuerier is what queryTiles reads with: the pool or a transaction.
+type tileQuerier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// TrailMarkPurged marks stored leaves purged; see store.Store.
-func (s *Store) TrailMarkPurged(ctx context.Context, indexes []int64) error {
-	if len(indexes) == 0 {
+// queryTiles reads the stored tiles of keys; suffix ends the query (" FOR UPDATE").
+func queryTiles(ctx context.Context, q tileQuerier, keys []store.TrailTileKey, suffix string) (map[store.TrailTileKey]store.TrailTile, error) {
+	levels, ns := make([]int16, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		levels[i], ns[i] = int16(k.Level), k.N
+	}
+	rows, err := q.Query(ctx, `SELECT t.level, t.n, t.hashes, t.kinds FROM trail_tiles t
+		JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, n) ON t.level = k.level AND t.n = k.n`+suffix, levels, ns)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[store.TrailTileKey]store.TrailTile, len(keys))
+	for rows.Next() {
+		var t store.TrailTile
+		var level int16
+		var kinds []byte
+		if err := rows.Scan(&level, &t.N, &t.Hashes, &kinds); err != nil {
+			return nil, err
+		}
+		t.Level = int(level)
+		if len(kinds) > 0 {
+			t.Kinds = make([]store.TrailLeafKind, len(kinds))
+			for i, k := range kinds {
+				t.Kinds[i] = store.TrailLeafKind(k)
+			}
+		}
+		found[t.TrailTileKey] = t
+	}
+	return found, rows.Err()
+}
+
+// TrailMarkPurged marks stored leaves purged; see store.Store. It rewrites the kinds of the
+// leaves' tiles in one transaction, holding their rows.
+func (s *Store) TrailMarkPurged(ctx context.Context, leaves []int64) error {
+	if len(leaves) == 0 {
 		return nil
 	}
-	_, err := s.pool.Exec(ctx, `UPDATE trail_hashes SET kind = $1 WHERE kind IN ($2, $3) AND idx = ANY($4)`,
-		int16(store.TrailPurged), int16(store.TrailStored), int16(store.TrailRecovered), indexes)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var keys []store.TrailTileKey
+		for _, l := range leaves {
+			k := store.TrailTileKey{N: l / store.TrailTileWidth}
+			if l >= 0 && !slices.Contains(keys, k) {
+				keys = append(keys, k)
+			}
+		}
+		tiles, err := queryTiles(ctx, tx, keys, " ORDER BY t.n FOR UPDATE OF t")
+		if err != nil {
+			return err
+		}
+		changed := map[int64]bool{}
+		for _, l := range leaves {
+			k := store.TrailTileKey{N: l / store.TrailTileWidth}
+			kinds, i := tiles[k].Kinds, l%store.TrailTileWidth
+			if l >= 0 && i < int64(len(kinds)) && (kinds[i] == store.TrailStored || kinds[i] == store.TrailRecovered) {
+				kinds[i] = store.TrailPurged
+				changed[k.N] = true
+			}
+		}
+		for n := range changed {
+			if _, err := tx.Exec(ctx, `UPDATE trail_tiles SET kinds = $1 WHERE level = 0 AND n = $2`,
+				kindBytes(tiles[store.TrailTileKey{N: n}].Kinds), n); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	return wrap("mark trail leaves purged", err)
+}
+
+// trailUpgradeStep is how many leaves of the previous format one step of upgradeTrail turns
+// into tiles, in one transaction.
+const trailUpgradeStep = 64 * store.TrailTileWidth
+
+// upgradeTrail turns the hashes of the previous format (trail_hashes, migration 0011) into
+// tiles, in steps of trailUpgradeStep leaves, each in its own transaction (an upgrade cut short
+// goes on where it stopped), then drops trail_hashes and trail_upgrade. conn holds the
+// migration's lock.
+func upgradeTrail(ctx context.Context, conn *pgxpool.Conn) error {
+	for {
+		done := false
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var pending bool
+			if err := tx.QueryRow(ctx, `SELECT to_regclass('trail_upgrade') IS NOT NULL`).Scan(&pending); err != nil {
+				return err
+			}
+			if !pending {
+				done = true
+				return nil
+			}
+			var converted, size int64
+			if err := tx.QueryRow(ctx, `SELECT converted, (SELECT size FROM trail_tree WHERE one = 1 FOR UPDATE)
+				FROM trail_upgrade WHERE one = 1 FOR UPDATE`).Scan(&converted, &size); err != nil {
+				return err
+			}
+			if converted >= size {
+				done = true
+				_, err := tx.Exec(ctx, `DROP TABLE trail_hashes; DROP TABLE trail_upgrade`)
+				return err
+			}
+			to := min(converted+trailUpgradeStep, size)
+			tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+				return oldTrailHashes(ctx, tx, indexes)
+			})
+			if err != nil {
+				return fmt.Errorf("trail upgrade of leaves %d-%d: %w", converted, to-1, err)
+			}
+			if err := putTiles(ctx, tx, tiles); err != nil {
+				return err
+			}
+			_, err = tx.Exec(ctx, `UPDATE trail_upgrade SET converted = $1 WHERE one = 1`, to)
+			return err
+		})
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+// oldTrailHashes reads the hashes and kinds at indexes from trail_hashes, in that order.
+func oldTrailHashes(ctx context.Context, tx pgx.Tx, indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+	rows, err := tx.Query(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx = ANY($1)`, indexes)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	type row struct {
+		hash []byte
+		kind store.TrailLeafKind
+	}
+	found := make(map[int64]row, len(indexes))
+	for rows.Next() {
+		var idx int64
+		var kind int16
+		var h []byte
+		if err := rows.Scan(&idx, &h, &kind); err != nil {
+			return nil, nil, err
+		}
+		found[idx] = row{h, store.TrailLeafKind(kind)}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, err
+	}
+	hashes, kinds := make([][]byte, len(indexes)), make([]store.TrailLeafKind, len(indexes))
+	for i, idx := range indexes {
+		r, ok := found[idx]
+		if !ok {
+			return nil, nil, fmt.Errorf("trail_hashes has no index %d", idx)
+		}
+		hashes[i], kinds[i] = r.hash, r.kind
+	}
+	return hashes, kinds, nil
 }
 
 // TrailCheckpointAdd stores a checkpoint; see store.Store.

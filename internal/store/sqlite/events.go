@@ -127,6 +127,9 @@ func where(p store.EventListParams, keyset bool) (string, []any) {
 func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]store.EventRecord, error) {
 	w, args := where(p, true)
 	q := `SELECT id, created_at, event_type, entity_type, entity_id, author_id, data FROM events` + w
+	if p.DataOnly {
+		q = `SELECT id, data FROM events` + w
+	}
 	if p.Ascending {
 		q += " ORDER BY id ASC"
 	} else {
@@ -149,8 +152,18 @@ func (s *Store) EventList(ctx context.Context, p store.EventListParams) ([]store
 	}
 	defer rows.Close()
 	var events []store.EventRecord
+	if p.Limit > 0 {
+		events = make([]store.EventRecord, 0, min(p.Limit, 10_000))
+	}
 	for rows.Next() {
 		var e store.EventRecord
+		if p.DataOnly {
+			if err := rows.Scan(&e.ID, &e.Data); err != nil {
+				return nil, wrap("list events", err)
+			}
+			events = append(events, e)
+			continue
+		}
 		var created int64
 		if err := rows.Scan(&e.ID, &created, &e.EventType, &e.EntityType, &e.EntityID, &e.AuthorID, &e.Data); err != nil {
 			return nil, wrap("list events", err)

@@ -191,8 +191,17 @@ func (s *Store) migrateUpTo(ctx context.Context, last int) error {
 			return fmt.Errorf("migrate sqlite: %s: %w", m.name, err)
 		}
 	}
+	if last >= trailTilesVersion {
+		if err := s.upgradeTrail(ctx); err != nil {
+			return fmt.Errorf("migrate sqlite: the trail's hashes to tiles: %w", err)
+		}
+	}
 	return nil
 }
+
+// trailTilesVersion is the migration that stores the trail's tree as tiles; upgradeTrail
+// converts the hashes of a database from before it.
+const trailTilesVersion = 14
 
 func (s *Store) migrate(ctx context.Context, m migration) error {
 	tx, err := s.w.BeginTx(ctx, nil)

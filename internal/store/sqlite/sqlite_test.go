@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"database/sql"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,6 +194,43 @@ func TestMigrateDestinationIDs(t *testing.T) {
 	var tables int
 	require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name LIKE '%\_new' ESCAPE '\'`).Scan(&tables))
 	require.Zero(t, tables, "no table of the rebuild is left behind")
+}
+
+// TestMigrateTrailTiles fills a database at migration 0013 with a tree in trail_hashes and
+// migrates it: the store turns the rows into tiles and drops the old tables.
+func TestMigrateTrailTiles(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "auditstream.db")
+	s, err := sqlite.Open(ctx, path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, sqlite.MigrateUpTo(ctx, s, 13))
+
+	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close()) })
+	raw.SetMaxOpenConns(1)
+	storetest.TrailTilesMigration(t, s, func(size int64, rows []storetest.TrailLegacyRow) {
+		tx, err := raw.BeginTx(ctx, nil)
+		require.NoError(t, err)
+		for len(rows) > 0 {
+			n := min(len(rows), 300)
+			args := make([]any, 0, 3*n)
+			for _, r := range rows[:n] {
+				args = append(args, r.Index, r.Hash, r.Kind)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO trail_hashes (idx, hash, kind) VALUES (?,?,?)`+strings.Repeat(",(?,?,?)", n-1), args...)
+			require.NoError(t, err)
+			rows = rows[n:]
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE trail_tree SET size = ?`, size)
+		require.NoError(t, err)
+		require.NoError(t, tx.Commit())
+	})
+	var left int
+	require.NoError(t, raw.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_schema WHERE name IN ('trail_hashes', 'trail_upgrade')`).Scan(&left))
+	require.Zero(t, left, "the old tables are gone")
 }
 
 // TestWebSessionUserCascade deletes a user with raw SQL (foreign keys on, as in every store

@@ -2,14 +2,16 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-// trailChunk is how many hashes one INSERT carries (3 parameters each).
-const trailChunk = 300
+// trailChunk is how many tiles one statement carries.
+const trailChunk = 200
 
 // TrailSize returns the tree's size; see store.Store.
 func (s *Store) TrailSize(ctx context.Context) (int64, error) {
@@ -18,7 +20,7 @@ func (s *Store) TrailSize(ctx context.Context) (int64, error) {
 	return n, wrap("trail size", err)
 }
 
-// TrailAppend stores hashes and moves the size, in one transaction; see store.Store.
+// TrailAppend stores tiles and moves the size, in one transaction; see store.Store.
 func (s *Store) TrailAppend(ctx context.Context, p store.TrailAppendParams) error {
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -32,25 +34,45 @@ func (s *Store) TrailAppend(ctx context.Context, p store.TrailAppendParams) erro
 	if n, err := res.RowsAffected(); err != nil || n != 1 {
 		return wrap("trail append", cmpErr(err, fmt.Errorf("%w (the tree is not at size %d)", store.ErrVersionConflict, p.OldSize)))
 	}
-	args := make([]any, 0, 3*trailChunk)
-	for rest := p.Hashes; len(rest) > 0; {
+	if err := putTiles(ctx, tx, p.Tiles); err != nil {
+		return wrap("trail append", err)
+	}
+	return wrap("trail append", tx.Commit())
+}
+
+// putTiles writes tiles over those stored, appending level 0's kinds to the stored ones.
+func putTiles(ctx context.Context, tx *sql.Tx, tiles []store.TrailTile) error {
+	args := make([]any, 0, 4*trailChunk)
+	for rest := tiles; len(rest) > 0; {
 		n := min(len(rest), trailChunk)
 		var b strings.Builder
-		b.WriteString(`INSERT INTO trail_hashes (idx, hash, kind) VALUES `)
+		b.WriteString(`INSERT INTO trail_tiles (level, n, hashes, kinds) VALUES `)
 		args = args[:0]
-		for i, h := range rest[:n] {
+		for i, t := range rest[:n] {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString(`(?,?,?)`)
-			args = append(args, h.Index, h.Hash, int64(h.Kind))
+			b.WriteString(`(?,?,?,?)`)
+			args = append(args, t.Level, t.N, t.Hashes, kindBytes(t.Kinds))
 		}
+		// || makes text of blobs; the cast makes the same bytes a blob again.
+		b.WriteString(` ON CONFLICT (level, n) DO UPDATE SET hashes = excluded.hashes,
+			kinds = CAST(trail_tiles.kinds || excluded.kinds AS BLOB)`)
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-			return wrap("trail append", err)
+			return err
 		}
 		rest = rest[n:]
 	}
-	return wrap("trail append", tx.Commit())
+	return nil
+}
+
+// kindBytes is kinds as stored: one byte each.
+func kindBytes(kinds []store.TrailLeafKind) []byte {
+	b := make([]byte, len(kinds))
+	for i, k := range kinds {
+		b[i] = byte(k)
+	}
+	return b
 }
 
 // cmpErr returns err when it is not nil, else alt.
@@ -61,86 +83,200 @@ func cmpErr(err, alt error) error {
 	return alt
 }
 
-// TrailHashes returns the hashes at indexes, in that order; see store.Store.
-func (s *Store) TrailHashes(ctx context.Context, indexes []int64) ([]store.TrailHash, error) {
-	if len(indexes) == 0 {
+// TrailTiles returns the tiles at keys, in that order; see store.Store.
+func (s *Store) TrailTiles(ctx context.Context, keys []store.TrailTileKey) ([]store.TrailTile, error) {
+	if len(keys) == 0 {
 		return nil, nil
 	}
-	found := make(map[int64]store.TrailHash, len(indexes))
-	args := make([]any, 0, trailChunk)
-	for rest := indexes; len(rest) > 0; {
-		n := min(len(rest), trailChunk)
-		args = args[:0]
-		for _, i := range rest[:n] {
-			args = append(args, i)
-		}
-		rows, err := s.r.QueryContext(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
-		if err != nil {
-			return nil, wrap("trail hashes", err)
-		}
-		for rows.Next() {
-			var h store.TrailHash
-			var kind int64
-			if err := rows.Scan(&h.Index, &h.Hash, &kind); err != nil {
-				rows.Close()
-				return nil, wrap("trail hashes", err)
-			}
-			h.Kind = store.TrailLeafKind(kind)
-			found[h.Index] = h
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, wrap("trail hashes", err)
-		}
-		rest = rest[n:]
+	found := make(map[store.TrailTileKey]store.TrailTile, len(keys))
+	if err := queryTiles(ctx, s.r, keys, func(t store.TrailTile) { found[t.TrailTileKey] = t }); err != nil {
+		return nil, wrap("trail tiles", err)
 	}
-	out := make([]store.TrailHash, len(indexes))
-	for i, idx := range indexes {
-		h, ok := found[idx]
+	out := make([]store.TrailTile, len(keys))
+	for i, k := range keys {
+		t, ok := found[k]
 		if !ok {
-			return nil, fmt.Errorf("sqlite: trail hashes: index %d: %w", idx, store.ErrNotFound)
+			return nil, fmt.Errorf("sqlite: trail tiles: tile %d/%d: %w", k.Level, k.N, store.ErrNotFound)
 		}
-		out[i] = h
+		out[i] = t
 	}
 	return out, nil
 }
 
-// TrailHashRange returns the hashes with from <= Index < to; see store.Store.
-func (s *Store) TrailHashRange(ctx context.Context, from, to int64) ([]store.TrailHash, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
-	if err != nil {
-		return nil, wrap("trail hash range", err)
-	}
-	defer rows.Close()
-	var out []store.TrailHash
-	for rows.Next() {
-		var h store.TrailHash
-		var kind int64
-		if err := rows.Scan(&h.Index, &h.Hash, &kind); err != nil {
-			return nil, wrap("trail hash range", err)
-		}
-		h.Kind = store.TrailLeafKind(kind)
-		out = append(out, h)
-	}
-	return out, wrap("trail hash range", rows.Err())
-}
-
-// TrailMarkPurged marks stored leaves purged; see store.Store.
-func (s *Store) TrailMarkPurged(ctx context.Context, indexes []int64) error {
-	args := make([]any, 0, trailChunk+3)
-	for rest := indexes; len(rest) > 0; {
+// queryTiles calls f with each stored tile of keys.
+func queryTiles(ctx context.Context, q querier, keys []store.TrailTileKey, f func(store.TrailTile)) error {
+	args := make([]any, 0, 2*trailChunk)
+	for rest := keys; len(rest) > 0; {
 		n := min(len(rest), trailChunk)
-		args = append(args[:0], int64(store.TrailPurged), int64(store.TrailStored), int64(store.TrailRecovered))
-		for _, i := range rest[:n] {
-			args = append(args, i)
+		args = args[:0]
+		for _, k := range rest[:n] {
+			args = append(args, k.Level, k.N)
 		}
-		_, err := s.w.ExecContext(ctx, `UPDATE trail_hashes SET kind = ? WHERE kind IN (?, ?) AND idx IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		rows, err := q.QueryContext(ctx, `SELECT level, n, hashes, kinds FROM trail_tiles WHERE (level, n) IN (VALUES (?,?)`+
+			strings.Repeat(",(?,?)", n-1)+`)`, args...)
 		if err != nil {
-			return wrap("mark trail leaves purged", err)
+			return err
+		}
+		for rows.Next() {
+			var t store.TrailTile
+			var kinds []byte
+			if err := rows.Scan(&t.Level, &t.N, &t.Hashes, &kinds); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(kinds) > 0 {
+				t.Kinds = make([]store.TrailLeafKind, len(kinds))
+				for i, k := range kinds {
+					t.Kinds[i] = store.TrailLeafKind(k)
+				}
+			}
+			f(t)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
 		}
 		rest = rest[n:]
 	}
 	return nil
+}
+
+// TrailMarkPurged marks stored leaves purged; see store.Store. It rewrites the kinds of the
+// leaves' tiles in one transaction.
+func (s *Store) TrailMarkPurged(ctx context.Context, leaves []int64) error {
+	if len(leaves) == 0 {
+		return nil
+	}
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap("mark trail leaves purged", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	var keys []store.TrailTileKey
+	for _, l := range leaves {
+		k := store.TrailTileKey{N: l / store.TrailTileWidth}
+		if l >= 0 && !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	tiles := map[int64][]store.TrailLeafKind{}
+	if err := queryTiles(ctx, tx, keys, func(t store.TrailTile) { tiles[t.N] = t.Kinds }); err != nil {
+		return wrap("mark trail leaves purged", err)
+	}
+	changed := map[int64]bool{}
+	for _, l := range leaves {
+		kinds, i := tiles[l/store.TrailTileWidth], l%store.TrailTileWidth
+		if l >= 0 && i < int64(len(kinds)) && (kinds[i] == store.TrailStored || kinds[i] == store.TrailRecovered) {
+			kinds[i] = store.TrailPurged
+			changed[l/store.TrailTileWidth] = true
+		}
+	}
+	for n := range changed {
+		if _, err := tx.ExecContext(ctx, `UPDATE trail_tiles SET kinds = ? WHERE level = 0 AND n = ?`, kindBytes(tiles[n]), n); err != nil {
+			return wrap("mark trail leaves purged", err)
+		}
+	}
+	return wrap("mark trail leaves purged", tx.Commit())
+}
+
+// trailUpgradeStep is how many leaves of the previous format one step of upgradeTrail turns
+// into tiles, in one transaction.
+const trailUpgradeStep = 64 * store.TrailTileWidth
+
+// upgradeTrail turns the hashes of the previous format (trail_hashes, migration 0011) into
+// tiles, in steps of trailUpgradeStep leaves, each in its own transaction (an upgrade cut short
+// goes on where it stopped), then drops trail_hashes and trail_upgrade.
+func (s *Store) upgradeTrail(ctx context.Context) error {
+	for {
+		done, err := s.upgradeTrailStep(ctx)
+		if err != nil || done {
+			return err
+		}
+	}
+}
+
+func (s *Store) upgradeTrailStep(ctx context.Context) (done bool, err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	var pending bool
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'trail_upgrade')`).Scan(&pending); err != nil {
+		return false, err
+	}
+	if !pending {
+		return true, nil
+	}
+	var converted, size int64
+	if err := tx.QueryRowContext(ctx, `SELECT converted, (SELECT size FROM trail_tree WHERE one = 1) FROM trail_upgrade WHERE one = 1`).Scan(&converted, &size); err != nil {
+		return false, err
+	}
+	if converted >= size {
+		if _, err := tx.ExecContext(ctx, `DROP TABLE trail_hashes; DROP TABLE trail_upgrade`); err != nil {
+			return false, err
+		}
+		return true, tx.Commit()
+	}
+	to := min(converted+trailUpgradeStep, size)
+	tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+		return oldTrailHashes(ctx, tx, indexes)
+	})
+	if err != nil {
+		return false, fmt.Errorf("trail upgrade of leaves %d-%d: %w", converted, to-1, err)
+	}
+	if err := putTiles(ctx, tx, tiles); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE trail_upgrade SET converted = ? WHERE one = 1`, to); err != nil {
+		return false, err
+	}
+	return false, tx.Commit()
+}
+
+// oldTrailHashes reads the hashes and kinds at indexes from trail_hashes, in that order.
+func oldTrailHashes(ctx context.Context, tx *sql.Tx, indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+	type row struct {
+		hash []byte
+		kind store.TrailLeafKind
+	}
+	found := make(map[int64]row, len(indexes))
+	const chunk = 1000
+	args := make([]any, 0, chunk)
+	for rest := indexes; len(rest) > 0; {
+		n := min(len(rest), chunk)
+		args = args[:0]
+		for _, i := range rest[:n] {
+			args = append(args, i)
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		for rows.Next() {
+			var idx, kind int64
+			var h []byte
+			if err := rows.Scan(&idx, &h, &kind); err != nil {
+				rows.Close()
+				return nil, nil, err
+			}
+			found[idx] = row{h, store.TrailLeafKind(kind)}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, nil, err
+		}
+		rest = rest[n:]
+	}
+	hashes, kinds := make([][]byte, len(indexes)), make([]store.TrailLeafKind, len(indexes))
+	for i, idx := range indexes {
+		r, ok := found[idx]
+		if !ok {
+			return nil, nil, fmt.Errorf("trail_hashes has no index %d", idx)
+		}
+		hashes[i], kinds[i] = r.hash, r.kind
+	}
+	return hashes, kinds, nil
 }
 
 // TrailCheckpointAdd stores a checkpoint; see store.Store.

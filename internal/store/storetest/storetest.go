@@ -327,6 +327,10 @@ func (s *suite) testEventList(t *testing.T) {
 	all, err := st.EventList(ctx, store.EventListParams{Ascending: true})
 	require.NoError(t, err)
 	require.Equal(t, fx, all, "every field comes back")
+	data, err := st.EventList(ctx, store.EventListParams{AfterID: 2, Ascending: true, Limit: 3, DataOnly: true})
+	require.NoError(t, err)
+	require.Equal(t, []store.EventRecord{{ID: 3, Data: fx[2].Data}, {ID: 4, Data: fx[3].Data}, {ID: 5, Data: fx[4].Data}}, data,
+		"DataOnly: the ids and the bytes")
 
 	const half = 500 * time.Microsecond
 	tests := []struct {
