@@ -60,6 +60,7 @@ func TestVerifyCommand(t *testing.T) {
 	var cp struct {
 		TreeSize    int64  `json:"tree_size"`
 		VerifierKey string `json:"verifier_key"`
+		StoredUpTo  *int64 `json:"stored_up_to"`
 	}
 	poll.Until(t, 20*time.Second, func() error {
 		status, b := get("/api/v4/auditstream/trail/checkpoint")
@@ -78,6 +79,7 @@ func TestVerifyCommand(t *testing.T) {
 		}
 		return nil
 	})
+	require.NotNil(t, cp.StoredUpTo, "the checkpoint says how far the store is complete")
 	key := strings.TrimSpace(cliOK(t, dir, "trail", "public-key"))
 	require.Equal(t, cp.VerifierKey, key, "the key the data dir holds is the one the service shows")
 

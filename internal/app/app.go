@@ -295,6 +295,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		ObserveIngest:    a.metrics.observeIngest,
 		Trail:            prover,
 		TrailVerifierKey: verifierKey,
+		StoredUpTo: func(ctx context.Context) (int64, error) {
+			return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
+		},
 
 		MaxInflightBytesPerToken: cfg.MaxInflightBytesPerToken,
 		MinBodyRate:              cmp.Or(cfg.IngestMinBodyRate, -1), // 0: no minimum

@@ -58,6 +58,14 @@ func (a *API) trailCheckpoint(w http.ResponseWriter, r *http.Request, _ *auth.Pr
 	}
 	out := trail.NewCheckpointJSON(c)
 	out.VerifierKey = a.opts.TrailVerifierKey
+	if a.opts.StoredUpTo != nil {
+		// Left out, not an error, when the log cannot say: the checkpoint stands on its own.
+		if n, err := a.opts.StoredUpTo(r.Context()); err != nil {
+			a.opts.Logger.Warn("trail: cannot read how far the store is complete", "err", err)
+		} else {
+			out.StoredUpTo = &n
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 
