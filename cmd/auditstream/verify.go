@@ -161,7 +161,7 @@ func verifyBucket(cmd *cobra.Command, dir string, keys, trusted []string, partia
 
 // trailCmd manages the trail's signing key.
 func trailCmd(cfg *app.Config) *cobra.Command {
-	cmd := &cobra.Command{Use: "trail", Short: "The tamper-evident trail's signing key"}
+	cmd := &cobra.Command{Use: "trail", Short: "The tamper-evident trail's signing key, and re-publishing what the log lost"}
 	var name string
 	newKey := &cobra.Command{Use: "new-key", Short: "Print a new signing key (for AUDITSTREAM_TRAIL_KEY) and its public key", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -187,6 +187,6 @@ func trailCmd(cfg *app.Config) *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), k.VerifierKey)
 			return nil
 		}}
-	cmd.AddCommand(newKey, publicKey)
+	cmd.AddCommand(newKey, publicKey, republishCmd())
 	return cmd
 }

@@ -125,6 +125,17 @@ func TestVerifyCommand(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "FAIL bad_signature")
 	require.NotContains(t, out, "PRIVATE")
+
+	// trail republish: the log lost nothing, so nothing is sent; an id the log still holds is
+	// refused, naming it. (What a loss re-publishes: app's TestTrailRepublishesWhatTheLogLost.)
+	out = cliOK(t, dir, "trail", "republish", "--url", base)
+	require.Contains(t, out, "re-published 0 event(s) (ids none)")
+	require.Contains(t, out, "skipped: 0 already re-published, 0 lost without a copy")
+	_, err = cli(t, dir, "trail", "republish", "--url", base, "--ids", "3")
+	require.ErrorContains(t, err, "not_recovered")
+	require.ErrorContains(t, err, "ids 3 ")
+	_, err = cli(t, dir, "trail", "republish", "--url", base, "--ids", "9-3")
+	require.ErrorContains(t, err, "--ids")
 }
 
 // TestVerifyBucketCommand: `auditstream verify --bucket` needs no service and no token, only

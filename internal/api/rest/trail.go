@@ -31,6 +31,7 @@ func (a *API) trailRoutes() {
 	m.HandleFunc("GET /api/v4/auditstream/trail/checkpoints", a.authed(a.trailCheckpoints))
 	m.HandleFunc("GET /api/v4/auditstream/trail/consistency", a.authed(a.trailConsistency))
 	m.HandleFunc("GET /api/v4/auditstream/trail/leaves", a.authed(a.trailLeaves))
+	m.HandleFunc("POST /api/v4/auditstream/trail/republish", a.authed(a.trailRepublish))
 	m.HandleFunc("GET /api/v4/audit_events/{event_id}/inclusion_proof", a.authed(a.instanceInclusion))
 	m.HandleFunc("GET /api/v4/groups/{id}/audit_events/{event_id}/inclusion_proof", a.authed(a.namespaceInclusion(store.KindGroup)))
 	m.HandleFunc("GET /api/v4/projects/{id}/audit_events/{event_id}/inclusion_proof", a.authed(a.namespaceInclusion(store.KindProject)))
