@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +128,36 @@ func TestVerifyCommand(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "FAIL bad_signature")
 	require.NotContains(t, out, "PRIVATE")
+
+	// verify --csv: the UI's export, downloaded in a signed-in session, verifies row by row; a
+	// changed cell names its id.
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = browser.Get(base + "/users/sign_in")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(page)
+	require.NotNil(t, m, "%s", page)
+	resp, err = browser.PostForm(base+"/users/sign_in", url.Values{"csrf_token": {string(m[1])}, "token": {cfg.AdminToken}, "return_to": {"/"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, err = browser.Get(base + "/admin/audit_events.csv")
+	require.NoError(t, err)
+	export, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", export)
+	csvFile := filepath.Join(t.TempDir(), "export.csv")
+	require.NoError(t, os.WriteFile(csvFile, export, 0o600))
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
+	require.Contains(t, out, "OK: 12 rows")
+	require.Contains(t, out, "not that no event is missing")
+	require.NoError(t, os.WriteFile(csvFile, bytes.Replace(export, []byte(",Alice,"), []byte(",Mallory,"), 1), 0o600))
+	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
+	require.EqualError(t, err, "the CSV export does not verify")
+	require.Regexp(t, `FAIL id 12: altered: its "Author Name" column says "Mallory"`, out)
 
 	// trail republish: the log lost nothing, so nothing is sent; an id the log still holds is
 	// refused, naming it. (What a loss re-publishes: app's TestTrailRepublishesWhatTheLogLost.)
