@@ -67,8 +67,12 @@ type republishAnswer struct {
 // one lost without a copy is counted; a second call sends nothing; the call is an audit event;
 // only administrators may make it.
 func TestTrailRepublishesWhatTheLogLost(t *testing.T) {
+	forEachDriver(t, testTrailRepublishesWhatTheLogLost)
+}
+
+func testTrailRepublishesWhatTheLogLost(t *testing.T, driver string) {
 	port := natstest.FreePort(t)
-	cfg := serviceConfig(t, "sqlite", noLimits, allowPrivate, trailConfig, func(c *app.Config) {
+	cfg := serviceConfig(t, driver, noLimits, allowPrivate, trailConfig, func(c *app.Config) {
 		c.Trail = false // the log loses events before the tree has any
 		c.NATSListen = fmt.Sprintf("127.0.0.1:%d", port)
 	})
@@ -128,6 +132,7 @@ func TestTrailRepublishesWhatTheLogLost(t *testing.T) {
 	require.Equal(t, http.StatusUnprocessableEntity, status, "%s", body)
 	require.Contains(t, string(body), `"not_recovered"`)
 
+	otherHook.setStatus(http.StatusUnprocessableEntity) // refuses: a dead letter
 	status, body, _ = s.do(http.MethodPost, "/api/v4/auditstream/trail/republish", s.admin, "application/json", []byte(`{}`))
 	require.Equal(t, http.StatusOK, status, "%s", body)
 	var rep republishAnswer
@@ -136,9 +141,20 @@ func TestTrailRepublishesWhatTheLogLost(t *testing.T) {
 	require.Equal(t, 1, rep.SkippedLost, "%s", body)
 	require.Equal(t, 0, rep.Remaining)
 	require.Len(t, rep.Destinations, 3, "%s", body)
+	var failed int
+	for _, d := range rep.Destinations {
+		failed += d.Failed
+		if d.Failed > 0 {
+			require.Equal(t, 0, d.Delivered)
+			require.Contains(t, d.LastError, "422")
+		}
+	}
+	require.Equal(t, 1, failed, "%s", body)
 	require.Equal(t, []int64{ids[0], ids[1]}, orgHook.receivedIDs(t), "the group's two kept events, with their ids")
-	require.Equal(t, []int64{ids[2]}, otherHook.receivedIDs(t), "the other group's, and only it")
 	require.Equal(t, []int64{ids[0], ids[1], ids[2]}, allHook.receivedIDs(t), "the instance's: every kept event")
+	letters := s.gqlOK(w.tokens["outside"], `query { group(fullPath: "other") { externalAuditEventStreamingDestinations { nodes { deadLetters(first: 5) { count nodes { eventId } } } } } }`, nil)
+	require.Equal(t, float64(1), dig(letters, "group", "externalAuditEventStreamingDestinations", "nodes", "0", "deadLetters", "count"), "%v", letters)
+	require.Equal(t, strconv.FormatInt(ids[2], 10), dig(letters, "group", "externalAuditEventStreamingDestinations", "nodes", "0", "deadLetters", "nodes", "0", "eventId"))
 
 	// A second call sends nothing.
 	status, body, _ = s.do(http.MethodPost, "/api/v4/auditstream/trail/republish", s.admin, "application/json", nil)
