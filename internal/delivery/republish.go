@@ -1,7 +1,9 @@
 package delivery
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/auditstream/auditstream/internal/destination"
@@ -62,6 +64,17 @@ func (e *Engine) Republish(ctx context.Context, events []RepublishEvent) ([]Repu
 			}
 		}
 	}()
+	// The candidates of an event: its top-level group's destinations and the instance's (as
+	// the reader's index), so that the work grows with the deliveries, not the destinations.
+	byGroup := map[int64][]int{}
+	var instance []int
+	for i, d := range ds {
+		if d.Scope == store.ScopeGroup {
+			byGroup[d.NamespaceKey] = append(byGroup[d.NamespaceKey], i)
+		} else {
+			instance = append(instance, i)
+		}
+	}
 	var out []*RepublishedTo
 	for _, ev := range events {
 		typ := ev.Type
@@ -73,8 +86,13 @@ func (e *Engine) Republish(ctx context.Context, events []RepublishEvent) ([]Repu
 			info.Category = t.FeatureCategory
 		}
 		top := e.topKeyOf(ctx, ev.JSON, &info)
-		for i, d := range ds {
-			if d.Scope == store.ScopeGroup && d.NamespaceKey != top || !ev.CreatedAt.IsZero() && d.CreatedAt.After(ev.CreatedAt) {
+		var candidates []int
+		if top != 0 {
+			candidates = byGroup[top]
+		}
+		for _, i := range slices.Concat(candidates, instance) {
+			d := ds[i]
+			if !ev.CreatedAt.IsZero() && d.CreatedAt.After(ev.CreatedAt) {
 				continue
 			}
 			t := targets[i]
@@ -140,11 +158,13 @@ func (e *Engine) republishOne(ctx context.Context, d store.Destination, p *prepa
 	return err
 }
 
+// flatten returns the counts, by destination id.
 func flatten(ps []*RepublishedTo) []RepublishedTo {
 	out := make([]RepublishedTo, len(ps))
 	for i, p := range ps {
 		out[i] = *p
 	}
+	slices.SortFunc(out, func(a, b RepublishedTo) int { return cmp.Compare(a.DestinationID, b.DestinationID) })
 	return out
 }
 
