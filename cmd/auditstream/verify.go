@@ -57,7 +57,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 				return errors.New("give the service's public key with --key (GET /api/v4/auditstream/trail/checkpoint shows it; check it against one you got out of band)")
 			}
 			if csvFile != "" {
-				return verifyCSV(cmd, &trail.HTTPSource{BaseURL: url, Token: token}, keys, csvFile)
+				return verifyCSV(cmd, &trail.HTTPSource{BaseURL: url, Token: token}, keys, trusted, csvFile)
 			}
 			v := &trail.Verifier{Keys: keys, Every: 100_000, Progress: func(done, total int64, rate float64) {
 				fmt.Fprintf(cmd.ErrOrStderr(), "verified %d of %d events (%.0f/s)\n", done, total, rate)
@@ -134,7 +134,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 
 // verifyCSV is verify --csv: the rows of a CSV export of the UI, each checked against its JSON
 // and its JSON against the signed tree.
-func verifyCSV(cmd *cobra.Command, src *trail.HTTPSource, keys []string, path string) error {
+func verifyCSV(cmd *cobra.Command, src *trail.HTTPSource, keys, trusted []string, path string) error {
 	var r io.Reader = os.Stdin
 	if path != "-" {
 		f, err := os.Open(path)
@@ -147,6 +147,13 @@ func verifyCSV(cmd *cobra.Command, src *trail.HTTPSource, keys []string, path st
 	v := &trail.Verifier{Keys: keys, Every: 10_000, Progress: func(done, _ int64, _ float64) {
 		fmt.Fprintf(cmd.ErrOrStderr(), "verified %d rows\n", done)
 	}}
+	for _, p := range trusted {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return fmt.Errorf("trusted checkpoint: %w", err)
+		}
+		v.Trusted = append(v.Trusted, b)
+	}
 	start := time.Now()
 	rep, err := v.VerifyCSV(cmd.Context(), r, src)
 	if fail, ok := errors.AsType[*trail.Failure](err); ok {

@@ -155,6 +155,8 @@ func TestVerifyCommand(t *testing.T) {
 	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
 	require.Contains(t, out, "OK: 12 rows")
 	require.Contains(t, out, "not that no event is missing")
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile, "--trusted-checkpoint", saved)
+	require.Contains(t, out, "OK: 12 rows")
 	require.NoError(t, os.WriteFile(csvFile, bytes.Replace(export, []byte(",Alice,"), []byte(",Mallory,"), 1), 0o600))
 	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
 	require.EqualError(t, err, "the CSV export does not verify")

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/mod/sumdb/note"
 
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/trail"
@@ -77,6 +80,25 @@ func TestTrailVerifiesACSVExport(t *testing.T) {
 	both[2][4] = "Mallory"
 	both[2][14] = strings.Replace(both[2][14], `"author_name":"Alice"`, `"author_name":"Mallory"`, 1)
 	fails(both, ids[1], trail.ReasonAltered, "its bytes were changed after export")
+
+	// A checkpoint the auditor kept: the latest must extend it (the service's consistency proof);
+	// a forged history of that size (signed with the service's key) is a fork.
+	kept := []byte(cp.Checkpoint)
+	rep, err = (&trail.Verifier{Keys: []string{cp.VerifierKey}, Trusted: [][]byte{kept}}).VerifyCSV(context.Background(), strings.NewReader(p.body), src)
+	require.NoError(t, err)
+	require.EqualValues(t, 3, rep.Rows)
+	skey, err := os.ReadFile(filepath.Join(s.cfg.DataDir, trail.KeyFile))
+	require.NoError(t, err)
+	k, err := trail.ParseKey(string(skey))
+	require.NoError(t, err)
+	other := trail.Checkpoint{Origin: "auditstream", Size: cp.TreeSize - 1}
+	other.Root[0] = 1
+	forged, err := note.Sign(&note.Note{Text: string(other.Format())}, k.Signer)
+	require.NoError(t, err)
+	_, err = (&trail.Verifier{Keys: []string{cp.VerifierKey}, Trusted: [][]byte{forged}}).VerifyCSV(context.Background(), strings.NewReader(p.body), src)
+	var f *trail.Failure
+	require.ErrorAs(t, err, &f)
+	require.Equal(t, trail.ReasonInconsistent, f.Reason, f.Error())
 
 	_, err = (&trail.Verifier{Keys: []string{cp.VerifierKey}}).VerifyCSV(context.Background(), strings.NewReader("ID,Created At (UTC)\n1,x\n"), src)
 	require.ErrorContains(t, err, "Event JSON")

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/auditstream/auditstream/internal/event"
@@ -25,6 +26,7 @@ const ReasonNotIncluded = "not_included"
 type ProofSource interface {
 	Latest(ctx context.Context) (CheckpointJSON, error)
 	Inclusion(ctx context.Context, id, treeSize int64) (InclusionJSON, error)
+	Consistency(ctx context.Context, oldSize, newSize int64) (ConsistencyJSON, error)
 }
 
 // CSVReport is what VerifyCSV covered.
@@ -39,7 +41,8 @@ type CSVReport struct {
 // verify with v.Keys: the proof comes from the service, but it cannot forge one that leads to
 // a root it signed. It returns the first failure as a *Failure naming the id: altered (a cell
 // or the JSON changed), not_included (no proof leads to the signed root: the JSON is not the
-// leaf of its id), missing (an id newer than the checkpoint). An export is a filtered subset,
+// leaf of its id), missing (an id newer than the checkpoint), inconsistent (the checkpoint does
+// not extend one of v.Trusted, by the service's consistency proof). An export is a filtered subset,
 // so this proves its rows, not that no event is missing from it.
 func (v *Verifier) VerifyCSV(ctx context.Context, r io.Reader, src ProofSource) (CSVReport, error) {
 	var rep CSVReport
@@ -57,6 +60,9 @@ func (v *Verifier) VerifyCSV(ctx context.Context, r io.Reader, src ProofSource) 
 	}
 	cp := cps[0]
 	rep.TreeSize = cp.Size
+	if err := v.consistentWithTrusted(ctx, keys, cp, src); err != nil {
+		return rep, err
+	}
 
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
@@ -116,6 +122,52 @@ func (v *Verifier) VerifyCSV(ctx context.Context, r io.Reader, src ProofSource) 
 			v.Progress(rep.Rows, 0, 0)
 		}
 	}
+}
+
+// consistentWithTrusted checks that the tree of cp extends every checkpoint in v.Trusted, with
+// the service's consistency proofs: a service that rewrote its history since cannot prove it.
+func (v *Verifier) consistentWithTrusted(ctx context.Context, keys note.Verifiers, cp signedCheckpoint, src ProofSource) error {
+	trusted, err := openCheckpoints(keys, v.Trusted, func(i int) string { return fmt.Sprintf("trusted checkpoint %d", i+1) })
+	if err != nil {
+		return err
+	}
+	for _, t := range trusted {
+		fork := &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("the latest checkpoint (size %d) does not extend the trusted checkpoint of size %d: the history was rewritten (a fork)", cp.Size, t.Size)}
+		switch {
+		case t.Size > cp.Size:
+			return &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("the service's latest checkpoint (size %d) is older than a trusted one (size %d)", cp.Size, t.Size)}
+		case t.Size == cp.Size:
+			if t.Root != cp.Root {
+				return fork
+			}
+			continue
+		}
+		proof, err := src.Consistency(ctx, t.Size, cp.Size)
+		if err != nil {
+			return err
+		}
+		hs, err := ParseHashes(proof.Proof)
+		if err != nil || tlog.CheckTree(hs, cp.Size, cp.Root, t.Size, t.Root) != nil {
+			return fork
+		}
+	}
+	return nil
+}
+
+// Consistency returns the service's proof that the tree of oldSize is a prefix of that of
+// newSize.
+func (s *HTTPSource) Consistency(ctx context.Context, oldSize, newSize int64) (ConsistencyJSON, error) {
+	resp, err := s.get(ctx, "/api/v4/auditstream/trail/consistency",
+		url.Values{"old_size": {strconv.FormatInt(oldSize, 10)}, "new_size": {strconv.FormatInt(newSize, 10)}})
+	if err != nil {
+		return ConsistencyJSON{}, err
+	}
+	defer resp.Body.Close()
+	var p ConsistencyJSON
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		return ConsistencyJSON{}, fmt.Errorf("%w: consistency proof: %w", ErrAPI, err)
+	}
+	return p, nil
 }
 
 // Inclusion returns the service's proof that event id is in the tree of treeSize.
