@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/auditstream/auditstream/internal/adminaudit"
 	"github.com/auditstream/auditstream/internal/auth"
@@ -62,6 +63,9 @@ type RepublishDestination struct {
 // tree, or a leaf at a hole of the log): the log still has it, or the tree does not yet.
 var ErrNotRecovered = errors.New("not an event the log lost and the store kept")
 
+// republishTimeout bounds one call, detached from the client's context.
+const republishTimeout = 15 * time.Minute
+
 // maxRepublishIDs bounds the ids of one call (delivery.MaxRepublish).
 const maxRepublishIDs = 1000
 
@@ -96,7 +100,11 @@ func (a *API) trailRepublish(w http.ResponseWriter, r *http.Request, p *auth.Pri
 		}
 		req.IDs = ids
 	}
-	rep, err := a.opts.Republisher.Republish(r.Context(), req)
+	// Detached from the client: one that hangs up does not stop the sending half-way (what was
+	// sent and not recorded would be sent again by the next call).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), republishTimeout)
+	defer cancel()
+	rep, err := a.opts.Republisher.Republish(ctx, req)
 	if errors.Is(err, ErrNotRecovered) {
 		writeError(w, http.StatusUnprocessableEntity, "not_recovered", "422 Unprocessable Entity - "+err.Error())
 		return
