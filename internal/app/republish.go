@@ -50,7 +50,7 @@ func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) 
 			return rep, err
 		}
 		var wrong []int64
-		if found, wrong = trail.Sort(req.IDs, kinds, holes); len(wrong) > 0 {
+		if found, wrong = trail.SortLost(req.IDs, kinds, holes); len(wrong) > 0 {
 			return rep, fmt.Errorf("%w: ids %s (the log still holds them, or the tree does not have them yet)", rest.ErrNotRecovered, trail.Ranges(wrong))
 		}
 	}

@@ -23,10 +23,10 @@ type LostIDs struct {
 	StreamOnly []int64
 }
 
-// Sort files the ids asked for by the kinds of their leaves (LeafKinds) and the log's holes
+// SortLost files the ids asked for by the kinds of their leaves (LeafKinds) and the log's holes
 // (ascending); the ids that are none of LostIDs' (the log still has them, or the tree does
 // not) come back as other.
-func Sort(ids []int64, kinds map[int64]store.TrailLeafKind, holes []int64) (out LostIDs, other []int64) {
+func SortLost(ids []int64, kinds map[int64]store.TrailLeafKind, holes []int64) (out LostIDs, other []int64) {
 	for _, id := range ids {
 		_, hole := slices.BinarySearch(holes, id)
 		k, inTree := kinds[id]
