@@ -97,3 +97,84 @@ func TestTrailFindsATruncatedLog(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Regexp(t, `OK: (2\d\d) events in the tree`, string(out), "the 200 events and the checkpoints' own")
 }
+
+// TestTrailRepublishesATruncatedLog: after issue 15's truncation, `auditstream trail
+// republish` delivers the event the log lost from the store's copy to the HTTP receiver again,
+// with its original id; a second run sends nothing.
+func TestTrailRepublishesATruncatedLog(t *testing.T) {
+	dataDir := t.TempDir()
+	// No checkpoint after the last event, so that it is the log's last message (the one the
+	// cut loses), not a checkpoint's event.
+	env := []string{allowPrivate, "AUDITSTREAM_TRAIL_CHECKPOINT_INTERVAL=1h", "AUDITSTREAM_TRAIL_CHECKPOINT_EVENTS=1000"}
+	p := serve(t, dataDir, env...)
+	rc := newReceiver(t, "127.0.0.1:0")
+	createDestination(t, p.base, rc.url())
+	var body strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"details":{"n":%d}}`+"\n", i)
+	}
+	req, _ := http.NewRequest(http.MethodPost, p.base+"/api/v4/audit_events", strings.NewReader(body.String()))
+	req.Header.Set("PRIVATE-TOKEN", adminToken)
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	var created struct {
+		IDs []int64 `json:"ids"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
+	resp.Body.Close()
+	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	last := created.IDs[len(created.IDs)-1]
+	get := func(base, path string) string {
+		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+		req.Header.Set("PRIVATE-TOKEN", adminToken)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	poll.Until(t, 30*time.Second, func() error { // delivered, stored, and a leaf of the tree
+		if rc.times(last) != 1 {
+			return fmt.Errorf("the receiver has id %d %d times", last, rc.times(last))
+		}
+		if !strings.Contains(get(p.base, "/api/v4/auditstream/trail/leaves?count=1&from_id="+strconv.FormatInt(last, 10)), `"event":`) {
+			return fmt.Errorf("id %d is not a stored leaf yet", last)
+		}
+		return nil
+	})
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+
+	blocks, err := filepath.Glob(filepath.Join(dataDir, "jetstream", "jetstream", "$G", "streams", "AUDIT_EVENTS", "msgs", "*.blk"))
+	require.NoError(t, err)
+	require.NotEmpty(t, blocks)
+	fi, err := os.Stat(blocks[len(blocks)-1])
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(blocks[len(blocks)-1], fi.Size()-100))
+
+	p2 := serve(t, dataDir, env...)
+	poll.Until(t, 30*time.Second, func() error {
+		if r := get(p2.base, "/-/ready"); !strings.Contains(r, fmt.Sprintf("ids %d:", last)) {
+			return fmt.Errorf("ready says %q", r)
+		}
+		return nil
+	})
+	republish := func() string {
+		cmd := exec.Command(binary, "trail", "republish", "--url", p2.base)
+		cmd.Env = append(os.Environ(), "AUDITSTREAM_TOKEN="+adminToken)
+		out, err := cmd.CombinedOutput()
+		require.NoError(t, err, "%s", out)
+		return string(out)
+	}
+	out := republish()
+	require.Contains(t, out, fmt.Sprintf("re-published 1 event(s) (ids %d)", last))
+	require.Regexp(t, `destination \d+ "[^"]*": 1 delivered, 0 failed`, out)
+	require.Contains(t, out, "at least once")
+	require.Equal(t, 2, rc.times(last), "the receiver has the lost event again, with its id")
+
+	out = republish()
+	require.Contains(t, out, "re-published 0 event(s)")
+	require.Contains(t, out, "skipped: 1 already re-published")
+	require.Equal(t, 2, rc.times(last))
+}

@@ -3,12 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -60,6 +64,7 @@ func TestVerifyCommand(t *testing.T) {
 	var cp struct {
 		TreeSize    int64  `json:"tree_size"`
 		VerifierKey string `json:"verifier_key"`
+		StoredUpTo  *int64 `json:"stored_up_to"`
 	}
 	poll.Until(t, 20*time.Second, func() error {
 		status, b := get("/api/v4/auditstream/trail/checkpoint")
@@ -78,6 +83,7 @@ func TestVerifyCommand(t *testing.T) {
 		}
 		return nil
 	})
+	require.NotNil(t, cp.StoredUpTo, "the checkpoint says how far the store is complete")
 	key := strings.TrimSpace(cliOK(t, dir, "trail", "public-key"))
 	require.Equal(t, cp.VerifierKey, key, "the key the data dir holds is the one the service shows")
 
@@ -123,6 +129,49 @@ func TestVerifyCommand(t *testing.T) {
 	require.Error(t, err)
 	require.Contains(t, out, "FAIL bad_signature")
 	require.NotContains(t, out, "PRIVATE")
+
+	// verify --csv: the UI's export, downloaded in a signed-in session, verifies row by row; a
+	// changed cell names its id.
+	jar, err := cookiejar.New(nil)
+	require.NoError(t, err)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err = browser.Get(base + "/users/sign_in")
+	require.NoError(t, err)
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf_token" value="([^"]+)"`).FindSubmatch(page)
+	require.NotNil(t, m, "%s", page)
+	resp, err = browser.PostForm(base+"/users/sign_in", url.Values{"csrf_token": {string(m[1])}, "token": {cfg.AdminToken}, "return_to": {"/"}})
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusSeeOther, resp.StatusCode)
+	resp, err = browser.Get(base + "/admin/audit_events.csv")
+	require.NoError(t, err)
+	export, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", export)
+	csvFile := filepath.Join(t.TempDir(), "export.csv")
+	require.NoError(t, os.WriteFile(csvFile, export, 0o600))
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
+	require.Contains(t, out, "OK: 12 rows")
+	require.Contains(t, out, "not that no event is missing")
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile, "--trusted-checkpoint", saved)
+	require.Contains(t, out, "OK: 12 rows")
+	require.NoError(t, os.WriteFile(csvFile, bytes.Replace(export, []byte(",Alice,"), []byte(",Mallory,"), 1), 0o600))
+	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--csv", csvFile)
+	require.EqualError(t, err, "the CSV export does not verify")
+	require.Regexp(t, `FAIL id 12: altered: its "Author Name" column says "Mallory"`, out)
+
+	// trail republish: the log lost nothing, so nothing is sent; an id the log still holds is
+	// refused, naming it. (What a loss re-publishes: app's TestTrailRepublishesWhatTheLogLost.)
+	out = cliOK(t, dir, "trail", "republish", "--url", base)
+	require.Contains(t, out, "re-published 0 event(s) (ids none)")
+	require.Contains(t, out, "skipped: 0 already re-published, 0 lost without a copy")
+	_, err = cli(t, dir, "trail", "republish", "--url", base, "--ids", "3")
+	require.ErrorContains(t, err, "not_recovered")
+	require.ErrorContains(t, err, "ids 3 ")
+	_, err = cli(t, dir, "trail", "republish", "--url", base, "--ids", "9-3")
+	require.ErrorContains(t, err, "--ids")
 }
 
 // TestVerifyBucketCommand: `auditstream verify --bucket` needs no service and no token, only
@@ -139,4 +188,105 @@ func TestVerifyBucketCommand(t *testing.T) {
 	out, err := cli(t, dir, "verify", "--bucket", bucket, "--key", strings.TrimSpace(vkey))
 	require.EqualError(t, err, "the bucket does not verify")
 	require.Contains(t, out, "FAIL missing: the copy holds no checkpoint")
+}
+
+// TestVerifyWaitsForTheStore: verify against a running service whose store is behind the log
+// (its inserts held back: the tree has the newest events' leaves, the store not their rows)
+// passes, reporting them as not yet stored; once the store caught up, a deleted row fails.
+func TestVerifyWaitsForTheStore(t *testing.T) {
+	dir := t.TempDir()
+	cfg := app.Defaults()
+	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-verify-test-admin-token-0123456789", "error"
+	cfg.TrailCheckpointInterval, cfg.TrailAuditInterval = 100*time.Millisecond, 0
+	ctx, cancel := context.WithCancel(t.Context())
+	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	base := "http://" + a.Addr()
+	call := func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+	ingest := func(names ...string) {
+		var body strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"author_name":%q}`+"\n", n)
+		}
+		status, b := call(http.MethodPost, "/api/v4/audit_events", body.String())
+		require.Equal(t, http.StatusCreated, status, "%s", b)
+	}
+	// waitFor waits until the tree has n leaves of stored events and the store serves stored of them.
+	waitFor := func(n, stored int) {
+		poll.Until(t, 20*time.Second, func() error {
+			_, b := call(http.MethodGet, "/api/v4/auditstream/trail/leaves?count=1000", "")
+			if got := bytes.Count(b, []byte(`"kind":"stored"`)); got < n {
+				return fmt.Errorf("%d stored leaves", got)
+			}
+			if got := bytes.Count(b, []byte(`"event":`)); got != stored {
+				return fmt.Errorf("%d events stored, want %d", got, stored)
+			}
+			return nil
+		})
+	}
+	ingest("a", "b", "c")
+	waitFor(3, 3)
+	key := strings.TrimSpace(cliOK(t, dir, "trail", "public-key"))
+	t.Setenv("AUDITSTREAM_TOKEN", cfg.AdminToken)
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "auditstream.db")+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec(`CREATE TRIGGER hold_inserts BEFORE INSERT ON events BEGIN SELECT RAISE(ABORT, 'held by the test'); END`)
+	require.NoError(t, err)
+	ingest("d", "e")
+	waitFor(5, 3)
+	var cp struct {
+		TreeSize   int64  `json:"tree_size"`
+		StoredUpTo *int64 `json:"stored_up_to"`
+	}
+	poll.Until(t, 20*time.Second, func() error { // a checkpoint that has the two
+		_, b := call(http.MethodGet, "/api/v4/auditstream/trail/checkpoint", "")
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return err
+		}
+		if cp.TreeSize < 5 {
+			return fmt.Errorf("checkpoint of size %d", cp.TreeSize)
+		}
+		return nil
+	})
+	require.NotNil(t, cp.StoredUpTo)
+	require.Less(t, *cp.StoredUpTo, int64(5), "the store has not acknowledged d and e")
+	out := cliOK(t, dir, "verify", "--url", base, "--key", key)
+	require.Contains(t, out, "OK:")
+	require.Regexp(t, `\n2 stored events after id \d+ \(how far the service's store is complete\) not yet stored`, out)
+
+	_, err = db.Exec(`DROP TRIGGER hold_inserts`)
+	require.NoError(t, err)
+	waitFor(5, 5)
+	poll.Until(t, 20*time.Second, func() error { // the store's position moves past them
+		_, b := call(http.MethodGet, "/api/v4/auditstream/trail/checkpoint", "")
+		if err := json.Unmarshal(b, &cp); err != nil {
+			return err
+		}
+		if cp.StoredUpTo == nil || *cp.StoredUpTo < 5 {
+			return fmt.Errorf("stored up to %v", cp.StoredUpTo)
+		}
+		return nil
+	})
+	out = cliOK(t, dir, "verify", "--url", base, "--key", key)
+	require.NotContains(t, out, "not yet stored")
+	_, err = db.Exec(`DELETE FROM events WHERE id = 2`)
+	require.NoError(t, err)
+	out, err = cli(t, dir, "verify", "--url", base, "--key", key)
+	require.EqualError(t, err, "the trail does not verify")
+	require.Contains(t, out, "FAIL id 2: missing")
 }

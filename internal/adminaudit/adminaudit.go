@@ -41,13 +41,15 @@ const (
 	// Group access tokens: GitLab records a revoked one as deleted.
 	TypeGroupTokenCreated = "group_access_token_created"
 	TypeGroupTokenDeleted = "group_access_token_deleted"
+	// Ours: events the log lost, re-published from the store's copies.
+	TypeTrailRepublished = "auditstream_trail_republished"
 )
 
 // Types lists every event type this package builds.
 func Types() []string {
 	return []string{TypeUserCreated, TypeTokenCreated, TypeTokenRevoked, TypeMemberCreated,
 		TypeMemberUpdated, TypeMemberDestroyed, TypeGroupCreated, TypeProjectCreated,
-		TypeGroupTokenCreated, TypeGroupTokenDeleted}
+		TypeGroupTokenCreated, TypeGroupTokenDeleted, TypeTrailRepublished}
 }
 
 // Target types: GitLab's class names.
@@ -234,4 +236,25 @@ func nonNil(scopes []string) []string {
 		return []string{}
 	}
 	return scopes
+}
+
+// RepublishedTo is what one destination got of a re-publish.
+type RepublishedTo struct {
+	ID        int64  `json:"id"`
+	Name      string `json:"name"`
+	Delivered int    `json:"delivered"`
+	Failed    int    `json:"failed"`
+}
+
+// TrailRepublished is the event of a re-publish by a of the events the log lost: ids (as
+// ranges, "5-9,12") and what each destination got. An instance event.
+func TrailRepublished(a Author, count int, ids string, to []RepublishedTo) event.Input {
+	in := a.input(TypeTrailRepublished)
+	in.EntityType = event.EntityInstance
+	if to == nil {
+		to = []RepublishedTo{}
+	}
+	in.Details = details("custom_message", "Re-published "+strconv.Itoa(count)+" event(s) the log lost from the store's copies, ids "+ids,
+		"republished", count, "ids", ids, "destinations", to)
+	return in
 }

@@ -214,6 +214,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 			"path", filepath.Join(cfg.DataDir, "secret.key"))
 	}
 	var prover rest.Trail
+	var republishProver *trail.Prover
 	var verifierKey string
 	if cfg.Trail {
 		key, created, err := trail.LoadKey(cfg.TrailKey, cfg.DataDir, cmp.Or(cfg.TrailOrigin, "auditstream"))
@@ -235,7 +236,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 			CheckpointEvents: cfg.TrailCheckpointEvents, CheckpointInterval: cfg.TrailCheckpointInterval,
 			Logger: logger.With("component", "trail"), Metrics: a.metrics.trailMetrics(a.trailStatus), Status: a.trailStatus}
 		p := &trail.Prover{Store: a.store, VerifierKey: key.VerifierKey}
-		prover = p
+		prover, republishProver = p, p
 		a.trailAudit = &trail.Auditor{Prover: p, Keys: []string{key.VerifierKey}, Status: a.trailStatus, Logger: logger.With("component", "trail"),
 			Failed: a.metrics.trailAuditFailed, Holes: a.log.Holes, Size: a.store.TrailSize,
 			UpTo: func(ctx context.Context) (int64, error) {
@@ -295,6 +296,10 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		ObserveIngest:    a.metrics.observeIngest,
 		Trail:            prover,
 		TrailVerifierKey: verifierKey,
+		Republisher:      newRepublisher(republishProver, a.log.Holes, a.store, a.engine, ingester, logger.With("component", "trail")),
+		StoredUpTo: func(ctx context.Context) (int64, error) {
+			return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
+		},
 
 		MaxInflightBytesPerToken: cfg.MaxInflightBytesPerToken,
 		MinBodyRate:              cmp.Or(cfg.IngestMinBodyRate, -1), // 0: no minimum

@@ -228,6 +228,14 @@ type Store interface {
 	// error: another replica may have deleted it first.
 	AuditOutboxDelete(ctx context.Context, id int64) error
 
+	// RepublishedAdd records that the events of ids (ids the log lost, delivered again from
+	// the store's copies: auditstream trail republish) were re-published at at. Ids recorded
+	// before keep their first time. At most MaxListIDs ids.
+	RepublishedAdd(ctx context.Context, ids []int64, at time.Time) error
+	// RepublishedList returns those of ids (at most MaxListIDs) that RepublishedAdd recorded,
+	// in ascending order.
+	RepublishedList(ctx context.Context, ids []int64) ([]int64, error)
+
 	// RetentionSet sets how long the stored events of the top-level group with key groupKey
 	// are kept; 0 removes the group's own setting (the instance default applies again).
 	// ErrNotFound when the namespace does not exist.

@@ -336,3 +336,36 @@ func TestWriterStartsOnAnOlderStore(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 25, rep.Recovered)
 }
+
+// TestVerifyUpToTheStoredWatermark: a stored event the tree has but the store does not yet
+// (after the service's stored_up_to) is counted as not yet stored, not missing; a row deleted
+// at or before the watermark still fails, naming its id.
+func TestVerifyUpToTheStoredWatermark(t *testing.T) {
+	f := setup(t)
+	f.publish(t, 9) // ids 3, 6 and 9 stream-only
+	run(t, f.writer(nil))
+	f.checkpointed(t, 9)
+	_, err := f.st.EventDeleteMany(f.ctx, []int64{8}) // 8 is still on its way to the store
+	require.NoError(t, err)
+
+	_, err = f.verify()
+	var fail *trail.Failure
+	require.ErrorAs(t, err, &fail, "without the watermark a stored leaf without its event is missing")
+	require.Equal(t, int64(8), fail.ID)
+	require.Equal(t, trail.ReasonMissing, fail.Reason)
+
+	watermark := int64(7)
+	upTo := func(v *trail.Verifier) { v.StoredUpTo = &watermark }
+	rep, err := f.verify(upTo)
+	require.NoError(t, err)
+	require.EqualValues(t, 9, rep.Size)
+	require.EqualValues(t, 1, rep.NotYetStored)
+	require.EqualValues(t, 5, rep.Events, "1, 2, 4, 5 and 7")
+
+	_, err = f.st.EventDeleteMany(f.ctx, []int64{4}) // a row deleted behind the watermark
+	require.NoError(t, err)
+	_, err = f.verify(upTo)
+	require.ErrorAs(t, err, &fail)
+	require.Equal(t, int64(4), fail.ID)
+	require.Equal(t, trail.ReasonMissing, fail.Reason)
+}

@@ -34,6 +34,10 @@ type CheckpointJSON struct {
 	CreatedAt  time.Time `json:"created_at"`
 	// VerifierKey is the public key of the service's current signing key (latest only).
 	VerifierKey string `json:"verifier_key,omitempty"`
+	// StoredUpTo is the id up to which the store is complete (latest only): the store
+	// consumer's acknowledged position in the log. Leaves after it may have events that are
+	// still on their way to the store. Absent when the service could not read it.
+	StoredUpTo *int64 `json:"stored_up_to,omitempty"`
 }
 
 // NewCheckpointJSON returns the JSON of a stored checkpoint.

@@ -211,7 +211,7 @@ func rowOf(rec store.EventRecord) row {
 	if r.IPAddress == "" {
 		r.IPAddress = detail("ip_address")
 	}
-	r.Message = message(detail)
+	r.Message = event.Action(detail)
 	return r
 }
 
@@ -244,31 +244,6 @@ func (u *UI) nameAuthors(ctx context.Context, rows []row) {
 			rows[i].AuthorName = usr.Name
 		}
 	}
-}
-
-// message is the event's action as GitLab's audit events page words it: the custom message,
-// else "Added", "Removed" or "Changed … from … to …" from the details, else the event name.
-func message(detail func(string) string) string {
-	if m := detail("custom_message"); m != "" {
-		return m
-	}
-	if v := detail("add"); v != "" {
-		return "Added " + v
-	}
-	if v := detail("remove"); v != "" {
-		return "Removed " + v
-	}
-	if v := detail("change"); v != "" {
-		msg := "Changed " + v
-		if from := detail("from"); from != "" {
-			msg += " from " + from
-		}
-		if to := detail("to"); to != "" {
-			msg += " to " + to
-		}
-		return msg
-	}
-	return detail("event_name")
 }
 
 type eventsData struct {
@@ -396,10 +371,6 @@ func (u *UI) eventPage(w http.ResponseWriter, r *http.Request) {
 		Data:   eventData{Scope: s, Row: one[0], JSON: pretty.String()}})
 }
 
-// csvHeader are the export's columns: GitLab's audit events CSV export's, with the event type.
-var csvHeader = []string{"ID", "Created At (UTC)", "Event Type", "Author ID", "Author Name", "Author Email", "Entity ID", "Entity Type",
-	"Entity Path", "Target ID", "Target Type", "Target Details", "Action", "IP Address"}
-
 // csvPage is how many events the export reads at a time: memory stays flat however many match.
 const csvPage = 1000
 
@@ -427,13 +398,18 @@ func (u *UI) eventsCSV(w http.ResponseWriter, r *http.Request) {
 	h.Set("Content-Disposition", `attachment; filename="`+name+`"`)
 	h.Set("Cache-Control", "no-store")
 	cw := csv.NewWriter(w)
-	_ = cw.Write(csvHeader)
+	_ = cw.Write(event.CSVHeader)
 	for {
 		for _, rec := range recs {
+			if fields, err := event.CSVRecord(rec.Data); err == nil {
+				_ = cw.Write(fields)
+				continue
+			}
+			// A stored event that does not decode: what its row says, and its bytes.
 			e := rowOf(rec)
 			_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), e.CreatedAt.Format(event.TimeLayout), e.EventType, strconv.FormatInt(e.AuthorID, 10),
 				cell(e.AuthorName), cell(e.AuthorEmail), strconv.FormatInt(e.EntityID, 10), cell(e.EntityType), cell(e.EntityPath),
-				cell(e.TargetID), cell(e.TargetType), cell(e.TargetDetails), cell(e.Message), cell(e.IPAddress)})
+				cell(e.TargetID), cell(e.TargetType), cell(e.TargetDetails), cell(e.Message), cell(e.IPAddress), string(rec.Data)})
 		}
 		cw.Flush()
 		if cw.Error() != nil || len(recs) < csvPage {
@@ -448,11 +424,5 @@ func (u *UI) eventsCSV(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// cell defuses a value a spreadsheet would run as a formula (OWASP's CSV injection advice):
-// one that starts with =, +, -, @, tab or carriage return gets a leading apostrophe.
-func cell(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
-	}
-	return v
-}
+// cell defuses a value a spreadsheet would run as a formula (event.CSVCell).
+func cell(v string) string { return event.CSVCell(v) }

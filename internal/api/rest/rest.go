@@ -90,6 +90,12 @@ type Options struct {
 	Trail Trail
 	// TrailVerifierKey is the public key checkpoints are signed with (note's verifier key).
 	TrailVerifierKey string
+	// Republisher re-publishes the events the log lost from the store's copies; nil: the
+	// endpoint answers 404 trail_disabled.
+	Republisher Republisher
+	// StoredUpTo, when set, returns the id up to which the store is complete (the store
+	// consumer's acknowledged position), served beside the latest checkpoint as stored_up_to.
+	StoredUpTo func(ctx context.Context) (int64, error)
 	// RateLimiter limits ingest per token; nil: no limit.
 	RateLimiter RateLimiter
 	Logger      *slog.Logger

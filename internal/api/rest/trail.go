@@ -31,6 +31,7 @@ func (a *API) trailRoutes() {
 	m.HandleFunc("GET /api/v4/auditstream/trail/checkpoints", a.authed(a.trailCheckpoints))
 	m.HandleFunc("GET /api/v4/auditstream/trail/consistency", a.authed(a.trailConsistency))
 	m.HandleFunc("GET /api/v4/auditstream/trail/leaves", a.authed(a.trailLeaves))
+	m.HandleFunc("POST /api/v4/auditstream/trail/republish", a.authed(a.trailRepublish))
 	m.HandleFunc("GET /api/v4/audit_events/{event_id}/inclusion_proof", a.authed(a.instanceInclusion))
 	m.HandleFunc("GET /api/v4/groups/{id}/audit_events/{event_id}/inclusion_proof", a.authed(a.namespaceInclusion(store.KindGroup)))
 	m.HandleFunc("GET /api/v4/projects/{id}/audit_events/{event_id}/inclusion_proof", a.authed(a.namespaceInclusion(store.KindProject)))
@@ -58,6 +59,14 @@ func (a *API) trailCheckpoint(w http.ResponseWriter, r *http.Request, _ *auth.Pr
 	}
 	out := trail.NewCheckpointJSON(c)
 	out.VerifierKey = a.opts.TrailVerifierKey
+	if a.opts.StoredUpTo != nil {
+		// Left out, not an error, when the log cannot say: the checkpoint stands on its own.
+		if n, err := a.opts.StoredUpTo(r.Context()); err != nil {
+			a.opts.Logger.Warn("trail: cannot read how far the store is complete", "err", err)
+		} else {
+			out.StoredUpTo = &n
+		}
+	}
 	writeJSON(w, http.StatusOK, out)
 }
 

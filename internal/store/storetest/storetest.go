@@ -101,6 +101,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		t.Run("IDsNeverReused", s.testAuditOutboxIDsNeverReused)
 		t.Run("Concurrent", s.testAuditOutboxConcurrent)
 	})
+	t.Run("Republished", s.testRepublished)
 	t.Run("Trail", func(t *testing.T) {
 		t.Run("Append", s.testTrailAppend)
 		t.Run("AppendConcurrent", s.testTrailAppendConcurrent)

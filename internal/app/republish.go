@@ -1,0 +1,134 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/auditstream/auditstream/internal/adminaudit"
+	"github.com/auditstream/auditstream/internal/api/rest"
+	"github.com/auditstream/auditstream/internal/delivery"
+	"github.com/auditstream/auditstream/internal/store"
+	"github.com/auditstream/auditstream/internal/trail"
+)
+
+// republisher re-publishes the events the log lost and the store kept (rest.Republisher): it
+// finds them (the trail's recovered leaves, and stored leaves at the log's holes), skips those re-published before, reads each event from
+// the store, hands it to the delivery engine (every destination whose filters take it), then
+// records the ids as re-published and the action as an audit event. At most
+// delivery.MaxRepublish events per call. Calls in this process take turns; two replicas
+// running it at once may both send an event (delivery is at least once anyway).
+type republisher struct {
+	mu       sync.Mutex
+	prover   *trail.Prover
+	holes    func(ctx context.Context) ([]int64, error) // eventlog.Log.Holes
+	store    store.Store
+	engine   *delivery.Engine
+	recorder rest.Auditor
+	logger   *slog.Logger
+}
+
+func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) (rest.RepublishReport, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var rep rest.RepublishReport
+	holes, err := r.holes(ctx)
+	if err != nil {
+		return rep, err
+	}
+	var found trail.LostIDs
+	if req.IDs == nil {
+		if found, err = r.prover.LostLeaves(ctx, holes); err != nil {
+			return rep, err
+		}
+	} else {
+		kinds, err := r.prover.LeafKinds(ctx, req.IDs)
+		if err != nil {
+			return rep, err
+		}
+		var wrong []int64
+		if found, wrong = trail.SortLost(req.IDs, kinds, holes); len(wrong) > 0 {
+			return rep, fmt.Errorf("%w: ids %s (the log still holds them, or the tree does not have them yet)", rest.ErrNotRecovered, trail.Ranges(wrong))
+		}
+	}
+	candidates, lost := found.Kept, found.Lost
+	rep.StreamOnly = len(found.StreamOnly)
+	rep.SkippedLost, rep.LostIDs = len(lost), trail.Ranges(lost)
+
+	// Those not re-published before, up to the bound.
+	var todo []int64
+	for left := candidates; len(left) > 0; {
+		n := min(len(left), store.MaxListIDs)
+		done, err := r.store.RepublishedList(ctx, left[:n])
+		if err != nil {
+			return rep, err
+		}
+		rep.AlreadyRepublished += len(done)
+		for _, id := range left[:n] {
+			if len(done) > 0 && done[0] == id {
+				done = done[1:]
+				continue
+			}
+			if len(todo) < delivery.MaxRepublish {
+				todo = append(todo, id)
+			} else {
+				rep.Remaining++
+			}
+		}
+		left = left[n:]
+	}
+
+	events := make([]delivery.RepublishEvent, 0, len(todo))
+	var ids []int64
+	for _, id := range todo {
+		rec, err := r.store.EventGet(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			rep.Missing++ // retention deleted it since
+			continue
+		}
+		if err != nil {
+			return rep, err
+		}
+		events = append(events, delivery.RepublishEvent{ID: rec.ID, Type: rec.EventType, CreatedAt: rec.CreatedAt, JSON: rec.Data})
+		ids = append(ids, id)
+	}
+	rep.Destinations = []rest.RepublishDestination{}
+	if len(events) == 0 {
+		rep.IDs = trail.Ranges(nil)
+		return rep, nil
+	}
+	to, err := r.engine.Republish(ctx, events)
+	audit := make([]adminaudit.RepublishedTo, 0, len(to))
+	for _, d := range to {
+		rep.Destinations = append(rep.Destinations, rest.RepublishDestination{ID: d.DestinationID, Name: d.Name, Delivered: d.Delivered, Failed: d.Failed, LastError: d.LastError})
+		audit = append(audit, adminaudit.RepublishedTo{ID: d.DestinationID, Name: d.Name, Delivered: d.Delivered, Failed: d.Failed})
+	}
+	if err != nil {
+		// Some were sent: they are not recorded, so the next call sends them again (at least once).
+		return rep, err
+	}
+	// Recorded after sending: a crash in between sends them again next time, rather than never.
+	wctx := context.WithoutCancel(ctx)
+	if err := r.store.RepublishedAdd(wctx, ids, time.Now()); err != nil {
+		return rep, err
+	}
+	rep.Republished, rep.IDs = len(ids), trail.Ranges(ids)
+	r.logger.Warn("trail: re-published events the log lost from the store's copies", "count", len(ids), "ids", rep.IDs, "by", req.Author.Name)
+	if err := r.recorder.Record(wctx, adminaudit.TrailRepublished(req.Author, len(ids), rep.IDs, audit), req.Producer); err != nil {
+		r.logger.Error("self-audit event not recorded", "event_type", adminaudit.TypeTrailRepublished, "err", err)
+	}
+	return rep, nil
+}
+
+var _ rest.Republisher = (*republisher)(nil)
+
+// newRepublisher returns nil (no endpoint) when there is no trail.
+func newRepublisher(p *trail.Prover, holes func(ctx context.Context) ([]int64, error), st store.Store, e *delivery.Engine, rec rest.Auditor, logger *slog.Logger) rest.Republisher {
+	if p == nil {
+		return nil
+	}
+	return &republisher{prover: p, holes: holes, store: st, engine: e, recorder: rec, logger: logger}
+}

@@ -1,0 +1,8 @@
+-- Events the log lost (ids the trail made leaves of kind recovered from the store's copies)
+-- that an administrator re-published for delivery (auditstream trail republish, issue 15), so
+-- that a second run does not send them again. (0014 is another branch's.)
+
+CREATE TABLE republished_events (
+    event_id       bigint      PRIMARY KEY,
+    republished_at timestamptz NOT NULL
+);
