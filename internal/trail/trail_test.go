@@ -310,7 +310,7 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 		}
 		return nil
 	})
-	require.Equal(t, []string{"the log lost 6 event(s) the tree already has, ids 5-6,11-13,15: they can no longer be delivered or replayed (the tree keeps their leaves, the store the stored ones)"},
+	require.Equal(t, []string{"the log lost 6 event(s) the tree already has, ids 5-6,11-13,15: the log can no longer deliver or replay them (the tree keeps their leaves, the store the stored ones: auditstream trail republish delivers those)"},
 		later.Problems())
 }
 

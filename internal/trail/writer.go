@@ -513,7 +513,8 @@ func Ranges(ids []int64) string {
 
 // HoleReport asks the log for its holes (eventlog.Log.Holes) and says which of them the tree
 // already had when the log lost them (ids up to size): the tree and the store keep those, but
-// they can no longer be delivered or replayed. "" when there are none. Holes above size are
+// the log can no longer deliver or replay them (an administrator re-publishes the stored ones
+// with `auditstream trail republish`). "" when there are none. Holes above size are
 // the Writer's to fill when it reads past them.
 func HoleReport(ctx context.Context, holes func(context.Context) ([]int64, error), size int64) (string, error) {
 	ids, err := holes(ctx)
@@ -529,6 +530,6 @@ func HoleReport(ctx context.Context, holes func(context.Context) ([]int64, error
 	if len(had) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf("the log lost %d event(s) the tree already has, ids %s: they can no longer be delivered or replayed (the tree keeps their leaves, the store the stored ones)",
+	return fmt.Sprintf("the log lost %d event(s) the tree already has, ids %s: the log can no longer deliver or replay them (the tree keeps their leaves, the store the stored ones: auditstream trail republish delivers those)",
 		len(had), Ranges(had)), nil
 }
