@@ -271,9 +271,9 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Limits: streamconfig.Limits{MaxDestinations: cfg.MaxDestinations, MaxFilters: cfg.MaxDestinationFilters, MutationsPerMinute: mutationsPerMinute}}
 	allow, _ := netguard.ParsePrefixes(cfg.DestinationAllowCIDRs) // checked by Validate
 	a.engine = delivery.New(delivery.Config{Log: a.log, Store: a.store, Namespaces: a.resolver, Open: streams.Settings, Catalog: a.catalog,
-		Factories: types.Factories(),
-		Env:       destinationEnv(netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}, a.catalog),
-		Logger:    logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
+		Factories: types.Factories(), CheckpointKeepers: types.CheckpointKeepers(),
+		Env:    destinationEnv(netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}, a.catalog),
+		Logger: logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
 	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {

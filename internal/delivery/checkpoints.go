@@ -3,7 +3,6 @@ package delivery
 import (
 	"slices"
 
-	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
 	"github.com/auditstream/auditstream/internal/store"
 )
@@ -18,13 +17,13 @@ const (
 	checkpointsAlways                         // delivered whatever the filters say
 )
 
-// checkpointsOf says how d takes checkpoint events: object stores (S3, GCS) always, since they
-// write each checkpoint next to their batches; other destinations only when their event-type
-// filter names the type (opt-in), and then subject to their other filters. A filter that
-// allows every type, or a category, does not opt in.
-func checkpointsOf(d store.Destination) checkpointRule {
+// checkpointsOf says how d takes checkpoint events: always when its category keeps them
+// (Config.CheckpointKeepers: the object stores, which write each checkpoint next to their
+// batches); otherwise only when its event-type filter names the type (opt-in), and then subject
+// to its other filters. A filter that allows every type, or a category, does not opt in.
+func (e *Engine) checkpointsOf(d store.Destination) checkpointRule {
 	switch {
-	case d.Category == destination.CategoryAWS || d.Category == destination.CategoryGCS:
+	case e.checkpointKeepers[d.Category]:
 		return checkpointsAlways
 	case slices.Contains(d.EventTypes, event.TypeTrailCheckpoint):
 		return checkpointsFiltered

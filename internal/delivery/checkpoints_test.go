@@ -29,6 +29,7 @@ func TestCheckpointEventsAreOptIn(t *testing.T) {
 	// The rule looks at the category only: an "aws" destination here is delivered by the
 	// HTTP sender to a real receiver, so that what it takes can be seen.
 	r.stop()
+	r.checkpointKeepers = map[string]bool{destination.CategoryAWS: true}
 	r.factories = map[string]destination.Factory{destination.CategoryAWS: func(s destination.Settings, env destination.Env) (destination.Sender, error) {
 		s.Category = "http"
 		return httpdest.New(s, env)

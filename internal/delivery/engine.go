@@ -151,18 +151,19 @@ const Partitions = 32
 
 // Engine runs the deliveries. Create it with New; it is safe for concurrent use.
 type Engine struct {
-	log        Log
-	store      Store
-	namespaces Namespaces
-	open       Opener
-	catalog    *event.Catalog
-	factories  map[string]destination.Factory
-	env        destination.Env
-	logger     *slog.Logger
-	opts       Options
-	metrics    *Metrics
-	leases     Leases
-	board      Board
+	log               Log
+	store             Store
+	namespaces        Namespaces
+	open              Opener
+	catalog           *event.Catalog
+	factories         map[string]destination.Factory
+	checkpointKeepers map[string]bool
+	env               destination.Env
+	logger            *slog.Logger
+	opts              Options
+	metrics           *Metrics
+	leases            Leases
+	board             Board
 
 	notify   chan struct{}
 	head     *reader
@@ -195,9 +196,12 @@ type Config struct {
 	Open       Opener
 	Catalog    *event.Catalog
 	Factories  map[string]destination.Factory // by category
-	Env        destination.Env
-	Logger     *slog.Logger
-	Metrics    *Metrics // nil: not exported
+	// CheckpointKeepers are the categories that receive every checkpoint event of the trail
+	// (destination.Registry.CheckpointKeepers).
+	CheckpointKeepers map[string]bool
+	Env               destination.Env
+	Logger            *slog.Logger
+	Metrics           *Metrics // nil: not exported
 	// Leases and Board, when set, share the destinations out between the replicas sharing the
 	// log (each replica holds the leases of a fair share of the partitions), and Status shows
 	// the cluster's view. nil: this process delivers every destination.
@@ -218,7 +222,7 @@ func New(c Config) *Engine {
 	if c.Metrics == nil {
 		c.Metrics = NewMetrics(prometheus.NewRegistry()) // counted, not exported
 	}
-	e := &Engine{log: c.Log, store: c.Store, namespaces: c.Namespaces, open: c.Open, catalog: c.Catalog, factories: c.Factories,
+	e := &Engine{log: c.Log, store: c.Store, namespaces: c.Namespaces, open: c.Open, catalog: c.Catalog, factories: c.Factories, checkpointKeepers: c.CheckpointKeepers,
 		env: c.Env, logger: c.Logger, opts: c.Options, metrics: c.Metrics, notify: make(chan struct{}, 1),
 		dests: map[int64]*dest{}, states: map[int64]*state{}}
 	if c.Leases != nil && c.Board != nil {
@@ -589,7 +593,7 @@ func (e *Engine) prepare(d store.Destination) (prepared, error) {
 		sender.Close()
 		return prepared{}, fmt.Errorf("filters: %w", err)
 	}
-	return prepared{category: d.Category, checkpoints: checkpointsOf(d), sender: sender, filter: filter, delivery: destination.DeliveryOf(d.Config)}, nil
+	return prepared{category: d.Category, checkpoints: e.checkpointsOf(d), sender: sender, filter: filter, delivery: destination.DeliveryOf(d.Config)}, nil
 }
 
 // openSender makes d's sender: its settings opened (secrets unsealed) and given to its

@@ -50,8 +50,10 @@ type rig struct {
 	ns      *namespace.Resolver
 	groups  int                  // made by groupDestination
 	metrics *prometheus.Registry // the engine's
-	// factories are more categories' senders for the next start, beside "http".
-	factories map[string]destination.Factory
+	// factories are more categories' senders for the next start, beside "http", and
+	// checkpointKeepers the categories that keep every checkpoint.
+	factories         map[string]destination.Factory
+	checkpointKeepers map[string]bool
 }
 
 func newRig(t *testing.T, opts delivery.Options) *rig {
@@ -92,9 +94,9 @@ func open(d store.Destination) (destination.Settings, error) {
 func (r *rig) start() {
 	r.metrics = prometheus.NewRegistry()
 	r.engine = delivery.New(delivery.Config{Log: r.log, Store: r.st, Namespaces: r.ns, Open: open, Catalog: r.cat,
-		Factories: r.allFactories(),
-		Env:       destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()},
-		Logger:    slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Options: r.opts,
+		Factories: r.allFactories(), CheckpointKeepers: r.checkpointKeepers,
+		Env:    destination.Env{HTTPClient: netguard.Policy{AllowPrivate: true}.HTTPClient()},
+		Logger: slog.New(slog.NewTextHandler(testWriter{r.t}, &slog.HandlerOptions{Level: slog.LevelDebug})), Options: r.opts,
 		Metrics: delivery.NewMetrics(r.metrics)})
 	ctx, cancel := context.WithCancel(context.Background())
 	r.cancel, r.stopped = cancel, make(chan struct{})

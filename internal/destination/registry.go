@@ -35,6 +35,11 @@ type Type struct {
 	// Where summarizes where a config delivers, for lists ("s3://bucket (eu-west-1)"). It may be
 	// nil.
 	Where func(cfg any) string
+	// KeepsCheckpoints: the category keeps the trail's checkpoints next to the events it
+	// delivers (object stores write each one as an object, as CloudTrail writes its digest
+	// files), so checkpoint events reach it whatever its filters say. Other categories receive
+	// them only when their event-type filter names the type.
+	KeepsCheckpoints bool
 }
 
 // Field is one config key of a category and how the UI's form asks for it.
@@ -267,6 +272,18 @@ func (r *Registry) Factories() map[string]Factory {
 	out := make(map[string]Factory, len(r.types))
 	for _, t := range r.types {
 		out[t.Category] = t.Open
+	}
+	return out
+}
+
+// CheckpointKeepers returns the categories whose Type.KeepsCheckpoints, for the delivery
+// engine.
+func (r *Registry) CheckpointKeepers() map[string]bool {
+	out := map[string]bool{}
+	for _, t := range r.types {
+		if t.KeepsCheckpoints {
+			out[t.Category] = true
+		}
 	}
 	return out
 }

@@ -61,7 +61,7 @@ type Resolver struct {
 	st      Store
 	nowFunc func() time.Time
 
-	mu     sync.RWMutex
+	mu sync.RWMutex
 	// The three caches share one copy of each namespace (100,000 groups: 20 MB less).
 	byPath map[string]*store.Namespace
 	byID   map[idKey]*store.Namespace

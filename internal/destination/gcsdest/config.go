@@ -31,8 +31,9 @@ type Config struct {
 // "service_account", a client_email and a private_key that is an unencrypted RSA key in PEM
 // form; at most MaxKeyFileLen characters.
 var Type = &destination.Type{
-	Category: destination.CategoryGCS,
-	Title:    "Google Cloud Storage",
+	Category:         destination.CategoryGCS,
+	Title:            "Google Cloud Storage",
+	KeepsCheckpoints: true, // checkpoints/<size>-<root>.checkpoint beside the batches
 	Fields: []destination.Field{
 		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
 		{Key: "prefix", Label: "Object name prefix", Kind: "text", Help: "Optional, for example gitlab/."},

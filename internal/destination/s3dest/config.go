@@ -41,8 +41,9 @@ type Config struct {
 // The secret is the secret access key: required, at most MaxSecretLen characters, printable,
 // no whitespace.
 var Type = &destination.Type{
-	Category: destination.CategoryAWS,
-	Title:    "Amazon S3",
+	Category:         destination.CategoryAWS,
+	Title:            "Amazon S3",
+	KeepsCheckpoints: true, // checkpoints/<size>-<root>.checkpoint beside the batches
 	Fields: []destination.Field{
 		{Key: "accessKeyXid", Label: "Access key ID", Kind: "text", Required: true},
 		{Key: "bucketName", Label: "Bucket name", Kind: "text", Required: true},
