@@ -32,6 +32,7 @@ import (
 	"github.com/auditstream/auditstream/internal/ingest"
 	"github.com/auditstream/auditstream/internal/namespace"
 	"github.com/auditstream/auditstream/internal/netguard"
+	"github.com/auditstream/auditstream/internal/republish"
 	"github.com/auditstream/auditstream/internal/secret"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/store/postgres"
@@ -280,6 +281,11 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		// Ingest and reading events do not need the key, so the service still starts.
 		logger.Error("destination secrets cannot be read: streaming destinations cannot be shown or used until the right key is configured", "err", err)
 	}
+	var republisher rest.Republisher // no endpoint without a trail
+	if republishProver != nil {
+		republisher = &republish.Service{Prover: republishProver, Holes: a.log.Holes, Store: a.store, Engine: a.engine, Recorder: ingester,
+			Logger: logger.With("component", "trail")}
+	}
 	api := rest.New(rest.Options{
 		Events:           a.store,
 		Users:            a.store,
@@ -296,7 +302,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		ObserveIngest:    a.metrics.observeIngest,
 		Trail:            prover,
 		TrailVerifierKey: verifierKey,
-		Republisher:      newRepublisher(republishProver, a.log.Holes, a.store, a.engine, ingester, logger.With("component", "trail")),
+		Republisher:      republisher,
 		StoredUpTo: func(ctx context.Context) (int64, error) {
 			return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
 		},

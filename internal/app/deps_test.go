@@ -55,6 +55,7 @@ var allowedImports = map[string][]string{
 	"internal/plot":                        {},
 	"internal/trail":                       {"internal/event", "internal/eventlog", "internal/store"},
 	"internal/adminaudit":                  {"internal/event", "internal/store"},
+	"internal/republish":                   {"internal/adminaudit", "internal/api/rest", "internal/delivery", "internal/store", "internal/trail"},
 	"internal/api/rest":                    {"internal/adminaudit", "internal/auth", "internal/event", "internal/eventlog", "internal/ingest", "internal/namespace", "internal/store", "internal/trail"},
 	"internal/app":                         {"*"},
 	"cmd/auditstream":                      {"internal/app", "internal/event", "internal/store", "internal/trail"},

@@ -1,4 +1,8 @@
-package app
+// Package republish delivers again the events the log lost and the store kept: an
+// administrator's command (POST /api/v4/auditstream/trail/republish, `auditstream trail
+// republish`). An event's id is its place in the log, so it cannot go back into the log with
+// it; its stored copy goes straight to the destinations instead, with its id.
+package republish
 
 import (
 	"context"
@@ -15,37 +19,51 @@ import (
 	"github.com/auditstream/auditstream/internal/trail"
 )
 
-// republisher re-publishes the events the log lost and the store kept (rest.Republisher): it
-// finds them (the trail's recovered leaves, and stored leaves at the log's holes), skips those re-published before, reads each event from
-// the store, hands it to the delivery engine (every destination whose filters take it), then
-// records the ids as re-published and the action as an audit event. At most
-// delivery.MaxRepublish events per call. Calls in this process take turns; two replicas
-// running it at once may both send an event (delivery is at least once anyway).
-type republisher struct {
-	mu       sync.Mutex
-	prover   *trail.Prover
-	holes    func(ctx context.Context) ([]int64, error) // eventlog.Log.Holes
-	store    store.Store
-	engine   *delivery.Engine
-	recorder rest.Auditor
-	logger   *slog.Logger
+// Service re-publishes the events the log lost and the store kept (rest.Republisher): it finds
+// them (the trail's recovered leaves, and stored leaves at the log's holes), skips those
+// re-published before, reads each event from the store, hands it to the delivery engine (every
+// destination whose filters take it), then records the ids as re-published and the action as an
+// audit event. At most delivery.MaxRepublish events per call. Calls in this process take turns;
+// two replicas running it at once may both send an event (delivery is at least once anyway).
+type Service struct {
+	Prover   *trail.Prover
+	Holes    func(ctx context.Context) ([]int64, error) // eventlog.Log.Holes
+	Store    Store
+	Engine   Engine
+	Recorder rest.Auditor
+	Logger   *slog.Logger
+
+	mu sync.Mutex
 }
 
-func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) (rest.RepublishReport, error) {
+// Store is the part of the store the Service reads and records in.
+type Store interface {
+	EventGet(ctx context.Context, id int64) (store.EventRecord, error)
+	RepublishedList(ctx context.Context, ids []int64) ([]int64, error)
+	RepublishedAdd(ctx context.Context, ids []int64, at time.Time) error
+}
+
+// Engine is the delivery engine (delivery.Engine.Republish).
+type Engine interface {
+	Republish(ctx context.Context, events []delivery.RepublishEvent) ([]delivery.RepublishedTo, error)
+}
+
+// Republish implements rest.Republisher.
+func (r *Service) Republish(ctx context.Context, req rest.RepublishRequest) (rest.RepublishReport, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var rep rest.RepublishReport
-	holes, err := r.holes(ctx)
+	holes, err := r.Holes(ctx)
 	if err != nil {
 		return rep, err
 	}
 	var found trail.LostIDs
 	if req.IDs == nil {
-		if found, err = r.prover.LostLeaves(ctx, holes); err != nil {
+		if found, err = r.Prover.LostLeaves(ctx, holes); err != nil {
 			return rep, err
 		}
 	} else {
-		kinds, err := r.prover.LeafKinds(ctx, req.IDs)
+		kinds, err := r.Prover.LeafKinds(ctx, req.IDs)
 		if err != nil {
 			return rep, err
 		}
@@ -62,7 +80,7 @@ func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) 
 	var todo []int64
 	for left := candidates; len(left) > 0; {
 		n := min(len(left), store.MaxListIDs)
-		done, err := r.store.RepublishedList(ctx, left[:n])
+		done, err := r.Store.RepublishedList(ctx, left[:n])
 		if err != nil {
 			return rep, err
 		}
@@ -84,7 +102,7 @@ func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) 
 	events := make([]delivery.RepublishEvent, 0, len(todo))
 	var ids []int64
 	for _, id := range todo {
-		rec, err := r.store.EventGet(ctx, id)
+		rec, err := r.Store.EventGet(ctx, id)
 		if errors.Is(err, store.ErrNotFound) {
 			rep.Missing++ // retention deleted it since
 			continue
@@ -100,7 +118,7 @@ func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) 
 		rep.IDs = trail.Ranges(nil)
 		return rep, nil
 	}
-	to, err := r.engine.Republish(ctx, events)
+	to, err := r.Engine.Republish(ctx, events)
 	audit := make([]adminaudit.RepublishedTo, 0, len(to))
 	for _, d := range to {
 		rep.Destinations = append(rep.Destinations, rest.RepublishDestination{ID: d.DestinationID, Name: d.Name, Delivered: d.Delivered, Failed: d.Failed, LastError: d.LastError})
@@ -112,23 +130,15 @@ func (r *republisher) Republish(ctx context.Context, req rest.RepublishRequest) 
 	}
 	// Recorded after sending: a crash in between sends them again next time, rather than never.
 	wctx := context.WithoutCancel(ctx)
-	if err := r.store.RepublishedAdd(wctx, ids, time.Now()); err != nil {
+	if err := r.Store.RepublishedAdd(wctx, ids, time.Now()); err != nil {
 		return rep, err
 	}
 	rep.Republished, rep.IDs = len(ids), trail.Ranges(ids)
-	r.logger.Warn("trail: re-published events the log lost from the store's copies", "count", len(ids), "ids", rep.IDs, "by", req.Author.Name)
-	if err := r.recorder.Record(wctx, adminaudit.TrailRepublished(req.Author, len(ids), rep.IDs, audit), req.Producer); err != nil {
-		r.logger.Error("self-audit event not recorded", "event_type", adminaudit.TypeTrailRepublished, "err", err)
+	r.Logger.Warn("trail: re-published events the log lost from the store's copies", "count", len(ids), "ids", rep.IDs, "by", req.Author.Name)
+	if err := r.Recorder.Record(wctx, adminaudit.TrailRepublished(req.Author, len(ids), rep.IDs, audit), req.Producer); err != nil {
+		r.Logger.Error("self-audit event not recorded", "event_type", adminaudit.TypeTrailRepublished, "err", err)
 	}
 	return rep, nil
 }
 
-var _ rest.Republisher = (*republisher)(nil)
-
-// newRepublisher returns nil (no endpoint) when there is no trail.
-func newRepublisher(p *trail.Prover, holes func(ctx context.Context) ([]int64, error), st store.Store, e *delivery.Engine, rec rest.Auditor, logger *slog.Logger) rest.Republisher {
-	if p == nil {
-		return nil
-	}
-	return &republisher{prover: p, holes: holes, store: st, engine: e, recorder: rec, logger: logger}
-}
+var _ rest.Republisher = (*Service)(nil)
