@@ -58,10 +58,15 @@ type dest struct {
 	known    bool // started at least once in this process: its position is its own
 	subjects []string
 
-	mu          sync.Mutex
-	mode        mode
-	cur         *reader // the reader it is a member of, in modeReading
-	skip        int64   // in modeReading: events at or below are done or handed already
+	mu   sync.Mutex
+	mode mode
+	cur  *reader // the reader it is a member of, in modeReading
+	skip int64   // in modeReading: events at or below are done or handed already
+	// In modeReading, under the reader's mu: events stored before notBefore are not its own.
+	// It joined the head at its UpdatedAt (joinAfter) while the head may still have events
+	// stored before that to read; cleared at the first event stored at or after it, so that
+	// only the join depends on the log's clock.
+	notBefore   time.Time
 	resume      int64   // otherwise: every event at or below is done or handed
 	queue       []*item // handed, not yet taken by the runner
 	queueBytes  int

@@ -253,6 +253,31 @@ func TestDeliversWhatTheFilterTakes(t *testing.T) {
 	})
 }
 
+// TestNewDestinationStartsAtItsCreation: a destination created while the shared reader is still
+// reading events stored before it gets none of them (the e2e tests' destinations once got the
+// self-audit event of the destination created just before), only what comes after.
+func TestNewDestinationStartsAtItsCreation(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	rc := newReceiver(t)
+	types := make([]string, 5000)
+	for i := range types {
+		types[i] = "user_created"
+	}
+	before := r.publish(types...) // the head reads these while the destination starts
+	created := time.Now().Add(time.Millisecond)
+	r.destination(rc.URL, func(p *store.DestinationCreateParams) { p.CreatedAt = created })
+	poll.Until(t, 5*time.Second, func() error { // the next event is stored after the creation
+		if !time.Now().After(created) {
+			return errors.New("not yet")
+		}
+		return nil
+	})
+	after := r.publish("user_blocked")
+	rc.waitReceived(t, after, 10*time.Second)
+	early := slices.DeleteFunc(rc.received(), func(id int64) bool { return id > before[len(before)-1] })
+	require.Zero(t, len(early), "events stored before the destination was created, from %v", early[:min(len(early), 1)])
+}
+
 func TestOutageThenRecovery(t *testing.T) {
 	r := newRig(t, delivery.Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond, ProbeMin: 20 * time.Millisecond, ProbeMax: 100 * time.Millisecond})
 	rc := newReceiver(t)

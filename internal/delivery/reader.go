@@ -95,7 +95,7 @@ func (r *reader) leave(d *dest) bool {
 }
 
 // joinAfter makes d a member of the head at once when the head has read no event stored at or
-// after t: it reads what comes next. false: d must catch up.
+// after t: it reads what comes next, but none stored before t. false: d must catch up.
 func (r *reader) joinAfter(d *dest, t time.Time) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -103,6 +103,7 @@ func (r *reader) joinAfter(d *dest, t time.Time) bool {
 		return false
 	}
 	r.addLocked(d, r.pos.Load())
+	d.notBefore = t
 	return true
 }
 
@@ -130,6 +131,12 @@ func (r *reader) dispatchLocked(ctx context.Context, ev eventlog.Read) {
 		for _, d := range list {
 			if ev.Seq <= d.skip {
 				continue
+			}
+			if !d.notBefore.IsZero() {
+				if ev.Time.Before(d.notBefore) {
+					continue // stored before the destination began
+				}
+				d.notBefore = time.Time{}
 			}
 			if !infoDone {
 				info = destination.EventInfo{EventType: typ}
