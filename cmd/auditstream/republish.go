@@ -82,7 +82,7 @@ receives it again, with the same id (receivers de-duplicate on id).`,
 				}
 				fmt.Fprintf(out, "skipped: %d already re-published, %d lost without a copy (ids %s), %d stream-only (never stored), %d no longer stored\n",
 					rep.AlreadyRepublished, rep.SkippedLost, rep.LostIDs, rep.StreamOnly, rep.Missing)
-				if ids != "" || rep.Remaining == 0 || rep.Republished == 0 && rep.Missing == 0 {
+				if ids != "" || rep.Remaining == 0 || rep.Republished == 0 {
 					break
 				}
 				fmt.Fprintf(out, "%d left: next request\n", rep.Remaining)

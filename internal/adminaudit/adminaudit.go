@@ -246,15 +246,15 @@ type RepublishedTo struct {
 	Failed    int    `json:"failed"`
 }
 
-// TrailRepublished is the event of a re-publish by a of the events the log lost: ids (as
-// ranges, "5-9,12") and what each destination got. An instance event.
+// TrailRepublished is the event of a re-publish by a of the events the log lost: ids (all of
+// them, as ranges: "5-9,12") and what each destination got. An instance event.
 func TrailRepublished(a Author, count int, ids string, to []RepublishedTo) event.Input {
 	in := a.input(TypeTrailRepublished)
 	in.EntityType = event.EntityInstance
 	if to == nil {
 		to = []RepublishedTo{}
 	}
-	in.Details = details("custom_message", "Re-published "+strconv.Itoa(count)+" event(s) the log lost from the store's copies, ids "+ids,
+	in.Details = details("custom_message", "Re-published "+strconv.Itoa(count)+" event(s) the log lost from the store's copies",
 		"republished", count, "ids", ids, "destinations", to)
 	return in
 }

@@ -58,6 +58,7 @@ type republishAnswer struct {
 	AlreadyRepublished int `json:"already_republished"`
 	SkippedLost        int `json:"skipped_lost"`
 	StreamOnly         int `json:"stream_only"`
+	Missing            int `json:"missing"`
 	Remaining          int `json:"remaining"`
 }
 
@@ -165,6 +166,17 @@ func testTrailRepublishesWhatTheLogLost(t *testing.T, driver string) {
 	require.Equal(t, 3, rep.AlreadyRepublished, "%s", body)
 	require.Len(t, orgHook.receivedIDs(t), 2)
 	require.Len(t, allHook.receivedIDs(t), 3)
+
+	// A kept id the store has no row of (deleted here) is missing: counted, sent to nobody,
+	// and it takes no place in the batch.
+	require.NoError(t, stream.DeleteMsg(t.Context(), uint64(ids[4])))
+	tamper(t, cfg, `DELETE FROM events WHERE id = ?`, `DELETE FROM events WHERE id = $1`, ids[4])
+	status, body, _ = s.do(http.MethodPost, "/api/v4/auditstream/trail/republish", s.admin, "application/json", nil)
+	require.Equal(t, http.StatusOK, status, "%s", body)
+	rep = republishAnswer{}
+	require.NoError(t, json.Unmarshal(body, &rep))
+	require.Equal(t, republishAnswer{IDs: "none", Destinations: rep.Destinations, AlreadyRepublished: 3, SkippedLost: 1, Missing: 1}, rep, "%s", body)
+	require.Empty(t, rep.Destinations)
 
 	// The action is an audit event, delivered like any other.
 	poll.Until(t, 20*time.Second, func() error {

@@ -76,10 +76,17 @@ func (r *Service) Republish(ctx context.Context, req rest.RepublishRequest) (res
 	rep.StreamOnly = len(found.StreamOnly)
 	rep.SkippedLost, rep.LostIDs = len(lost), trail.Ranges(lost)
 
-	// Those not re-published before, up to the bound.
-	var todo []int64
+	// Those not re-published before and still stored, up to the bound. The candidates past
+	// the batch are not looked at (Remaining counts them): each call reads what it sends, not
+	// the whole backlog.
+	events := make([]delivery.RepublishEvent, 0, min(len(candidates), delivery.MaxRepublish))
+	var ids []int64
 	for left := candidates; len(left) > 0; {
-		n := min(len(left), store.MaxListIDs)
+		if len(events) == delivery.MaxRepublish {
+			rep.Remaining = len(left)
+			break
+		}
+		n := min(len(left), store.MaxListIDs, delivery.MaxRepublish-len(events))
 		done, err := r.Store.RepublishedList(ctx, left[:n])
 		if err != nil {
 			return rep, err
@@ -90,28 +97,20 @@ func (r *Service) Republish(ctx context.Context, req rest.RepublishRequest) (res
 				done = done[1:]
 				continue
 			}
-			if len(todo) < delivery.MaxRepublish {
-				todo = append(todo, id)
-			} else {
-				rep.Remaining++
+			rec, err := r.Store.EventGet(ctx, id)
+			if errors.Is(err, store.ErrNotFound) {
+				// Never stored (the store consumer was behind when the log lost it) or
+				// deleted by retention since: it takes no place in the batch.
+				rep.Missing++
+				continue
 			}
+			if err != nil {
+				return rep, err
+			}
+			events = append(events, delivery.RepublishEvent{ID: rec.ID, Type: rec.EventType, CreatedAt: rec.CreatedAt, JSON: rec.Data})
+			ids = append(ids, id)
 		}
 		left = left[n:]
-	}
-
-	events := make([]delivery.RepublishEvent, 0, len(todo))
-	var ids []int64
-	for _, id := range todo {
-		rec, err := r.Store.EventGet(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			rep.Missing++ // retention deleted it since
-			continue
-		}
-		if err != nil {
-			return rep, err
-		}
-		events = append(events, delivery.RepublishEvent{ID: rec.ID, Type: rec.EventType, CreatedAt: rec.CreatedAt, JSON: rec.Data})
-		ids = append(ids, id)
 	}
 	rep.Destinations = []rest.RepublishDestination{}
 	if len(events) == 0 {
@@ -135,7 +134,7 @@ func (r *Service) Republish(ctx context.Context, req rest.RepublishRequest) (res
 	}
 	rep.Republished, rep.IDs = len(ids), trail.Ranges(ids)
 	r.Logger.Warn("trail: re-published events the log lost from the store's copies", "count", len(ids), "ids", rep.IDs, "by", req.Author.Name)
-	if err := r.Recorder.Record(wctx, adminaudit.TrailRepublished(req.Author, len(ids), rep.IDs, audit), req.Producer); err != nil {
+	if err := r.Recorder.Record(wctx, adminaudit.TrailRepublished(req.Author, len(ids), trail.AllRanges(ids), audit), req.Producer); err != nil {
 		r.Logger.Error("self-audit event not recorded", "event_type", adminaudit.TypeTrailRepublished, "err", err)
 	}
 	return rep, nil

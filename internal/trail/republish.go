@@ -23,21 +23,29 @@ type LostIDs struct {
 	StreamOnly []int64
 }
 
+// add files id by the kind of its leaf and whether the log has a hole there; false when it is
+// none of LostIDs' (the log still has it).
+func (o *LostIDs) add(id int64, k store.TrailLeafKind, hole bool) bool {
+	switch {
+	case k == store.TrailRecovered, hole && k == store.TrailStored:
+		o.Kept = append(o.Kept, id)
+	case k == store.TrailLost:
+		o.Lost = append(o.Lost, id)
+	case hole && k == store.TrailStreamOnly:
+		o.StreamOnly = append(o.StreamOnly, id)
+	default:
+		return false
+	}
+	return true
+}
+
 // SortLost files the ids asked for by the kinds of their leaves (LeafKinds) and the log's holes
 // (ascending); the ids that are none of LostIDs' (the log still has them, or the tree does
 // not) come back as other.
 func SortLost(ids []int64, kinds map[int64]store.TrailLeafKind, holes []int64) (out LostIDs, other []int64) {
 	for _, id := range ids {
 		_, hole := slices.BinarySearch(holes, id)
-		k, inTree := kinds[id]
-		switch {
-		case inTree && k == store.TrailRecovered, inTree && hole && k == store.TrailStored:
-			out.Kept = append(out.Kept, id)
-		case inTree && k == store.TrailLost:
-			out.Lost = append(out.Lost, id)
-		case inTree && hole && k == store.TrailStreamOnly:
-			out.StreamOnly = append(out.StreamOnly, id)
-		default:
+		if k, inTree := kinds[id]; !inTree || !out.add(id, k, hole) {
 			other = append(other, id)
 		}
 	}
@@ -60,14 +68,7 @@ func (p *Prover) LostLeaves(ctx context.Context, holes []int64) (LostIDs, error)
 		}
 		for _, l := range leaves {
 			_, hole := slices.BinarySearch(holes, l.ID)
-			switch {
-			case l.Kind == store.TrailRecovered, hole && l.Kind == store.TrailStored:
-				out.Kept = append(out.Kept, l.ID)
-			case l.Kind == store.TrailLost:
-				out.Lost = append(out.Lost, l.ID)
-			case hole && l.Kind == store.TrailStreamOnly:
-				out.StreamOnly = append(out.StreamOnly, l.ID)
-			}
+			out.add(l.ID, l.Kind, hole)
 		}
 		if len(leaves) < scanPage {
 			return out, nil
@@ -75,25 +76,35 @@ func (p *Prover) LostLeaves(ctx context.Context, holes []int64) (LostIDs, error)
 	}
 }
 
-// LeafKinds returns the kind of each of the leaves of ids, by id; ids the tree does not have
-// are left out.
+// LeafKinds returns the kind of each of the leaves of ids (ascending), by id; ids the tree does
+// not have are left out. Ids close together are read in one page of leaves.
 func (p *Prover) LeafKinds(ctx context.Context, ids []int64) (map[int64]store.TrailLeafKind, error) {
 	out := make(map[int64]store.TrailLeafKind, len(ids))
-	for _, id := range ids {
-		leaves, err := p.LeafHashes(ctx, id, 1)
+	for len(ids) > 0 {
+		n := 1 // the ids within a page from ids[0]
+		for n < len(ids) && ids[n]-ids[0] < kindsPage {
+			n++
+		}
+		leaves, err := p.LeafHashes(ctx, ids[0], int(ids[n-1]-ids[0]+1))
 		if err != nil {
 			return nil, err
 		}
-		if len(leaves) == 1 && leaves[0].ID == id {
-			out[id] = leaves[0].Kind
+		for _, l := range leaves {
+			if _, ok := slices.BinarySearch(ids[:n], l.ID); ok {
+				out[l.ID] = l.Kind
+			}
 		}
+		ids = ids[n:]
 	}
 	return out, nil
 }
 
+// kindsPage is the most leaves LeafKinds reads at once: a tile's width.
+const kindsPage = 256
+
 // ParseIDs reads a list of ids and ranges as Ranges writes it ("5-9,12"), ascending and
-// without repeats. At most max ids.
-func ParseIDs(s string, max int) ([]int64, error) {
+// without repeats. At most limit ids.
+func ParseIDs(s string, limit int) ([]int64, error) {
 	var out []int64
 	for part := range strings.SplitSeq(s, ",") {
 		part = strings.TrimSpace(part)
@@ -114,8 +125,8 @@ func ParseIDs(s string, max int) ([]int64, error) {
 		if len(out) > 0 && from <= out[len(out)-1] {
 			return nil, fmt.Errorf("%q: ids must be given in ascending order, each once", part)
 		}
-		if int64(len(out))+to-from+1 > int64(max) {
-			return nil, fmt.Errorf("more than %d ids", max)
+		if int64(len(out))+to-from+1 > int64(limit) {
+			return nil, fmt.Errorf("more than %d ids", limit)
 		}
 		for id := from; id <= to; id++ {
 			out = append(out, id)

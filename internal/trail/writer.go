@@ -485,8 +485,14 @@ func idRange(from, to int64) string {
 	return strconv.FormatInt(from, 10) + "-" + strconv.FormatInt(to, 10)
 }
 
-// Ranges formats ascending ids as ranges ("3-5,9"), the first 20 of them.
-func Ranges(ids []int64) string {
+// Ranges formats ascending ids as ranges ("3-5,9"), the first 20 of them and then "…"; "none"
+// when there are none.
+func Ranges(ids []int64) string { return ranges(ids, 20) }
+
+// AllRanges formats ascending ids as ranges, every one of them.
+func AllRanges(ids []int64) string { return ranges(ids, -1) }
+
+func ranges(ids []int64, limit int) string {
 	if len(ids) == 0 {
 		return "none"
 	}
@@ -500,7 +506,7 @@ func Ranges(ids []int64) string {
 		if n > 0 {
 			b.WriteByte(',')
 		}
-		if n == 20 {
+		if n == limit {
 			b.WriteString("…")
 			break
 		}

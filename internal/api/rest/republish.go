@@ -42,10 +42,13 @@ type RepublishReport struct {
 	LostIDs     string `json:"lost_ids"`
 	// StreamOnly counts ids the log lost of stream-only events: the store never had them.
 	StreamOnly int `json:"stream_only"`
-	// Missing counts recovered ids whose stored copy is gone since (retention purged it).
+	// Missing counts kept ids the store has no row of: never stored (the store consumer was
+	// behind when the log lost them) or deleted by retention since. They take no place in the
+	// batch and are counted again by every call.
 	Missing int `json:"missing"`
-	// Remaining counts recovered ids not yet re-published that this call left for the next
-	// one (at most 1,000 are re-published per call).
+	// Remaining counts the ids this call did not look at, once it had its 1,000 events: at
+	// most that many wait for the next call (some may have been re-published before, or be
+	// missing).
 	Remaining int `json:"remaining"`
 }
 
