@@ -66,7 +66,7 @@ func frontier(n int64) []int64 {
 	return out
 }
 
-// edge is the hashes at the bottom of the partial tiles at the right edge of a tree of n
+// edge returns the hashes at the bottom of the partial tiles at the right edge of a tree of n
 // leaves: those the next append writes again, wider.
 func edge(n int64) []int64 {
 	var out []int64

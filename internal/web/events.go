@@ -399,6 +399,7 @@ func (u *UI) eventsCSV(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	cw := csv.NewWriter(w)
 	_ = cw.Write(event.CSVHeader)
+	cell := event.CSVCell
 	for {
 		for _, rec := range recs {
 			if fields, err := event.CSVRecord(rec.Data); err == nil {
@@ -423,6 +424,3 @@ func (u *UI) eventsCSV(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 }
-
-// cell defuses a value a spreadsheet would run as a formula (event.CSVCell).
-func cell(v string) string { return event.CSVCell(v) }

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -42,22 +41,13 @@ func putTiles(ctx context.Context, tx pgx.Tx, tiles []store.TrailTile) error {
 	levels, ns := make([]int16, len(tiles)), make([]int64, len(tiles))
 	hashes, kinds := make([][]byte, len(tiles)), make([][]byte, len(tiles))
 	for i, t := range tiles {
-		levels[i], ns[i], hashes[i], kinds[i] = int16(t.Level), t.N, t.Hashes, kindBytes(t.Kinds)
+		levels[i], ns[i], hashes[i], kinds[i] = int16(t.Level), t.N, t.Hashes, store.EncodeKinds(t.Kinds)
 	}
 	_, err := tx.Exec(ctx, `INSERT INTO trail_tiles (level, n, hashes, kinds)
 		SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[], $4::bytea[])
 		ON CONFLICT (level, n) DO UPDATE SET hashes = EXCLUDED.hashes, kinds = trail_tiles.kinds || EXCLUDED.kinds`,
 		levels, ns, hashes, kinds)
 	return err
-}
-
-// kindBytes is kinds as stored: one byte each.
-func kindBytes(kinds []store.TrailLeafKind) []byte {
-	b := make([]byte, len(kinds))
-	for i, k := range kinds {
-		b[i] = byte(k)
-	}
-	return b
 }
 
 // TrailTiles returns the tiles at keys, in that order; see store.Store.
@@ -105,13 +95,7 @@ func queryTiles(ctx context.Context, q tileQuerier, keys []store.TrailTileKey, s
 		if err := rows.Scan(&level, &t.N, &t.Hashes, &kinds); err != nil {
 			return nil, err
 		}
-		t.Level = int(level)
-		if len(kinds) > 0 {
-			t.Kinds = make([]store.TrailLeafKind, len(kinds))
-			for i, k := range kinds {
-				t.Kinds[i] = store.TrailLeafKind(k)
-			}
-		}
+		t.Level, t.Kinds = int(level), store.DecodeKinds(kinds)
 		found[t.TrailTileKey] = t
 	}
 	return found, rows.Err()
@@ -124,29 +108,16 @@ func (s *Store) TrailMarkPurged(ctx context.Context, leaves []int64) error {
 		return nil
 	}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var keys []store.TrailTileKey
-		for _, l := range leaves {
-			k := store.TrailTileKey{N: l / store.TrailTileWidth}
-			if l >= 0 && !slices.Contains(keys, k) {
-				keys = append(keys, k)
-			}
-		}
-		tiles, err := queryTiles(ctx, tx, keys, " ORDER BY t.n FOR UPDATE OF t")
+		found, err := queryTiles(ctx, tx, store.PurgeTileKeys(leaves), " ORDER BY t.n FOR UPDATE OF t")
 		if err != nil {
 			return err
 		}
-		changed := map[int64]bool{}
-		for _, l := range leaves {
-			k := store.TrailTileKey{N: l / store.TrailTileWidth}
-			kinds, i := tiles[k].Kinds, l%store.TrailTileWidth
-			if l >= 0 && i < int64(len(kinds)) && (kinds[i] == store.TrailStored || kinds[i] == store.TrailRecovered) {
-				kinds[i] = store.TrailPurged
-				changed[k.N] = true
-			}
+		tiles := make(map[int64][]store.TrailLeafKind, len(found))
+		for k, t := range found {
+			tiles[k.N] = t.Kinds
 		}
-		for n := range changed {
-			if _, err := tx.Exec(ctx, `UPDATE trail_tiles SET kinds = $1 WHERE level = 0 AND n = $2`,
-				kindBytes(tiles[store.TrailTileKey{N: n}].Kinds), n); err != nil {
+		for _, n := range store.MarkPurged(tiles, leaves) {
+			if _, err := tx.Exec(ctx, `UPDATE trail_tiles SET kinds = $1 WHERE level = 0 AND n = $2`, store.EncodeKinds(tiles[n]), n); err != nil {
 				return err
 			}
 		}

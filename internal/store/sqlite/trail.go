@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/auditstream/auditstream/internal/store"
@@ -53,7 +52,7 @@ func putTiles(ctx context.Context, tx *sql.Tx, tiles []store.TrailTile) error {
 				b.WriteByte(',')
 			}
 			b.WriteString(`(?,?,?,?)`)
-			args = append(args, t.Level, t.N, t.Hashes, kindBytes(t.Kinds))
+			args = append(args, t.Level, t.N, t.Hashes, store.EncodeKinds(t.Kinds))
 		}
 		// || makes text of blobs; the cast makes the same bytes a blob again.
 		b.WriteString(` ON CONFLICT (level, n) DO UPDATE SET hashes = excluded.hashes,
@@ -64,15 +63,6 @@ func putTiles(ctx context.Context, tx *sql.Tx, tiles []store.TrailTile) error {
 		rest = rest[n:]
 	}
 	return nil
-}
-
-// kindBytes is kinds as stored: one byte each.
-func kindBytes(kinds []store.TrailLeafKind) []byte {
-	b := make([]byte, len(kinds))
-	for i, k := range kinds {
-		b[i] = byte(k)
-	}
-	return b
 }
 
 // cmpErr returns err when it is not nil, else alt.
@@ -124,12 +114,7 @@ func queryTiles(ctx context.Context, q querier, keys []store.TrailTileKey, f fun
 				rows.Close()
 				return err
 			}
-			if len(kinds) > 0 {
-				t.Kinds = make([]store.TrailLeafKind, len(kinds))
-				for i, k := range kinds {
-					t.Kinds[i] = store.TrailLeafKind(k)
-				}
-			}
+			t.Kinds = store.DecodeKinds(kinds)
 			f(t)
 		}
 		rows.Close()
@@ -152,27 +137,12 @@ func (s *Store) TrailMarkPurged(ctx context.Context, leaves []int64) error {
 		return wrap("mark trail leaves purged", err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	var keys []store.TrailTileKey
-	for _, l := range leaves {
-		k := store.TrailTileKey{N: l / store.TrailTileWidth}
-		if l >= 0 && !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
 	tiles := map[int64][]store.TrailLeafKind{}
-	if err := queryTiles(ctx, tx, keys, func(t store.TrailTile) { tiles[t.N] = t.Kinds }); err != nil {
+	if err := queryTiles(ctx, tx, store.PurgeTileKeys(leaves), func(t store.TrailTile) { tiles[t.N] = t.Kinds }); err != nil {
 		return wrap("mark trail leaves purged", err)
 	}
-	changed := map[int64]bool{}
-	for _, l := range leaves {
-		kinds, i := tiles[l/store.TrailTileWidth], l%store.TrailTileWidth
-		if l >= 0 && i < int64(len(kinds)) && (kinds[i] == store.TrailStored || kinds[i] == store.TrailRecovered) {
-			kinds[i] = store.TrailPurged
-			changed[l/store.TrailTileWidth] = true
-		}
-	}
-	for n := range changed {
-		if _, err := tx.ExecContext(ctx, `UPDATE trail_tiles SET kinds = ? WHERE level = 0 AND n = ?`, kindBytes(tiles[n]), n); err != nil {
+	for _, n := range store.MarkPurged(tiles, leaves) {
+		if _, err := tx.ExecContext(ctx, `UPDATE trail_tiles SET kinds = ? WHERE level = 0 AND n = ?`, store.EncodeKinds(tiles[n]), n); err != nil {
 			return wrap("mark trail leaves purged", err)
 		}
 	}

@@ -66,7 +66,7 @@ func (s *suite) testTrailAppend(t *testing.T) {
 	require.NoError(t, err)
 	require.EqualValues(t, 3, n)
 
-	// Leaf 1 is marked purged while its tile is partial: the next append widens the tile and
+	// Leaf 0 (id 1) is marked purged while its tile is partial: the next append widens the tile and
 	// keeps the mark. Only stored and recovered leaves are marked; others, and leaves the tree
 	// does not have, are left.
 	require.NoError(t, st.TrailMarkPurged(ctx, []int64{0, 1, 2, 7, -1, 99999}))
