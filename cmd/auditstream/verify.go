@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 func verifyCmd() *cobra.Command {
 	var url, ndjson, save, bucket, csvFile string
 	var partial bool
+	var wait time.Duration
 	var keys, trusted []string
 	cmd := &cobra.Command{
 		Use:   "verify",
@@ -26,9 +28,10 @@ func verifyCmd() *cobra.Command {
 events, and checks that each checkpoint is signed by one of the --key public keys, that all of
 them (and every --trusted-checkpoint you kept from earlier runs) are roots of one tree, and
 that every stored event (or every event of --ndjson, one JSON event per line as destinations
-receive them) is its leaf at its own id. Stored events after the id up to which the service
-says its store is complete (stored_up_to) may still be on their way to the store: they are
-reported as not yet stored, not as missing. It stops at the first failure, names the id and why
+receive them) is its leaf at its own id. It first waits (up to --wait) until the service
+says its store holds every event of its latest checkpoint (stored_up_to): stored events after
+that id may still be on their way, and verify fails as incomplete if they are still not
+stored when --wait ends, rather than calling them missing or the trail OK. It stops at the first failure, names the id and why
 (missing, altered, reordered, bad_signature, inconsistent, lost) and exits with status 1.
 
 With --csv FILE it checks a CSV export of the UI (audit_events.csv, whose last column is each
@@ -83,27 +86,36 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 			}
 			src := &trail.HTTPSource{BaseURL: url, Token: token}
 			start := time.Now()
-			if ndjson == "" {
-				// How far the store is complete, read before the leaves: the stored events after
-				// it may still be on their way. (An error here is met again by Verify.)
-				if latest, err := src.Latest(cmd.Context()); err == nil {
-					v.StoredUpTo = latest.StoredUpTo
+			deadline := start.Add(wait)
+			var rep trail.Report
+			for {
+				if ndjson == "" {
+					v.StoredUpTo = storedUpTo(cmd.Context(), src, deadline)
+				}
+				var err error
+				rep, err = v.Verify(cmd.Context(), src)
+				if fail, ok := errors.AsType[*trail.Failure](err); ok {
+					fmt.Fprintf(cmd.OutOrStdout(), "FAIL %s\n", fail.Error())
+					return fmt.Errorf("the trail does not verify")
+				}
+				if err != nil {
+					return err
+				}
+				// A checkpoint signed after the wait may cover events the store has not yet:
+				// wait for them and verify again, until the deadline.
+				if rep.NotYetStored == 0 || !time.Now().Before(deadline) {
+					break
 				}
 			}
-			rep, err := v.Verify(cmd.Context(), src)
-			if fail, ok := errors.AsType[*trail.Failure](err); ok {
-				fmt.Fprintf(cmd.OutOrStdout(), "FAIL %s\n", fail.Error())
-				return fmt.Errorf("the trail does not verify")
-			}
-			if err != nil {
-				return err
+			if rep.NotYetStored > 0 {
+				// The service's word that they are on their way is not proof: a service that
+				// deleted them could say the same. Not OK until they are checked.
+				fmt.Fprintf(cmd.OutOrStdout(), "INCOMPLETE: %d stored events after id %d (how far the service says its store is complete) were still not stored after --wait %s: their leaves are in the tree, their bytes not checked\n",
+					rep.NotYetStored, *v.StoredUpTo, wait)
+				return fmt.Errorf("the trail is not fully verified: %d stored events not yet stored", rep.NotYetStored)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "OK: %d events in the tree, %d checkpoints, %d events checked byte for byte (%d from the store's copies after the log lost them), in %s\n",
 				rep.Size, rep.Checkpoints, rep.Events, rep.Recovered, time.Since(start).Round(time.Millisecond))
-			if rep.NotYetStored > 0 {
-				fmt.Fprintf(cmd.OutOrStdout(), "%d stored events after id %d (how far the service's store is complete) not yet stored: their leaves are in the tree, their bytes not checked; run again to check them\n",
-					rep.NotYetStored, *v.StoredUpTo)
-			}
 			if save != "" {
 				latest, err := src.Latest(cmd.Context())
 				if err != nil {
@@ -125,6 +137,7 @@ events (or a group's) does not hold every event: it fails, naming the first miss
 	f.StringVar(&save, "save-checkpoint", "", "after a successful run, write the latest checkpoint to this file")
 	f.StringVar(&bucket, "bucket", "", "verify this local copy of an S3/GCS destination's bucket instead of a service (no token needed)")
 	f.BoolVar(&partial, "partial", false, "with --bucket: a copy that lacks the first ids (a destination created later) is checked from the first checkpoint it can start from")
+	f.DurationVar(&wait, "wait", 30*time.Second, "how long to wait for the service's store to hold the events of its latest checkpoint (stored_up_to); events still not stored then make verify fail as incomplete")
 	f.StringVar(&csvFile, "csv", "", "verify the rows of this CSV export of the UI (with its Event JSON column) against the service's signed checkpoint; a filtered export cannot prove that no event is missing")
 	cmd.MarkFlagsMutuallyExclusive("bucket", "ndjson", "csv")
 	cmd.MarkFlagsMutuallyExclusive("csv", "save-checkpoint")
@@ -238,4 +251,21 @@ func trailCmd(cfg *app.Config) *cobra.Command {
 		}}
 	cmd.AddCommand(newKey, publicKey, republishCmd())
 	return cmd
+}
+
+// storedUpTo waits until the service's store holds every event of its latest checkpoint, or
+// until deadline, and returns how far the store is complete (nil when the service does not say,
+// or could not be asked: Verify meets the error again).
+func storedUpTo(ctx context.Context, src *trail.HTTPSource, deadline time.Time) *int64 {
+	for {
+		latest, err := src.Latest(ctx)
+		if err != nil || latest.StoredUpTo == nil || *latest.StoredUpTo >= latest.TreeSize || !time.Now().Before(deadline) {
+			return latest.StoredUpTo
+		}
+		select {
+		case <-ctx.Done():
+			return latest.StoredUpTo
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
