@@ -188,8 +188,13 @@ func (d *deliveryRun) groups() error {
 	if delivering {
 		ok := d.waitDelivered(want, time.Now().Add(c.drainTimeout))
 		arr := r.arrivals(want)
+		all := cpuSeconds(c.pid) - cpu0
 		fmt.Printf("all delivered: %v, %d of %d, the last %s after the first was sent (ingest ack → arrival: %s)\n",
 			ok, len(arr), len(want), secs(maxOf(arr)-int64(t0.Sub(clockBase))), latencyLine(ackToArrival(r, want, ackAt)))
+		// What an event costs the server with its delivery, wherever it fell: during the ingest
+		// (taking CPU from it) or after.
+		fmt.Printf("server CPU from the ingest's start until all delivered: %.2fs = %.0f µs per event and its delivery\n",
+			all, 1e6*all/float64(max(len(want), 1)))
 	}
 	fmt.Printf("server peak RSS (VmHWM): %s\n", peakRSS(c.pid))
 

@@ -1,7 +1,6 @@
 package delivery
 
 import (
-	"container/list"
 	"context"
 	"math/rand/v2"
 	"sync"
@@ -51,8 +50,7 @@ type dest struct {
 	// (and mu, for d, known and subjects, which Status reads).
 	d        store.Destination
 	p        *prepared          // nil when it cannot be prepared (st has the error)
-	snd      destination.Sender // nil until it sends, and after senders closed it
-	lru      *list.Element      // its place in e.senders, while snd is open (under e.senders.mu)
+	snd      destination.Sender // nil until it sends, and after its run ended with too many open (senders)
 	root     string             // the subject root it reads: "g<key>", or "" for every root
 	version  int64
 	known    bool // started at least once in this process: its position is its own
@@ -292,7 +290,11 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 			d.cancel()
 			d.ctx, d.cancel, d.more = nil, nil, nil
 		}
+		idle := d.idleSenderLocked()
 		d.mu.Unlock()
+		if idle != nil {
+			idle.Close()
+		}
 		return nil
 	}
 	n := min(len(d.queue), d.p.fetchSize())

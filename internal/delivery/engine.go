@@ -108,6 +108,11 @@ type Options struct {
 	// (places): the others wait in line, without a goroutine, and a sender that waits (a
 	// backoff, an open circuit) gives its place up meanwhile. Default 256.
 	Senders int
+	// IdleSenders is how many senders stay open while their destinations have nothing to
+	// send; past it, a destination closes its sender when its run ends and opens it again from
+	// its stored record when it next sends (about 15 µs for an HTTP destination). Default
+	// 16,384: about 20 MB of HTTP senders, and no re-opening at 10,000 destinations.
+	IdleSenders int
 }
 
 func (o *Options) defaults() {
@@ -141,6 +146,9 @@ func (o *Options) defaults() {
 	}
 	if o.Senders <= 0 {
 		o.Senders = 256
+	}
+	if o.IdleSenders <= 0 {
+		o.IdleSenders = 16_384
 	}
 }
 
@@ -231,7 +239,7 @@ func New(c Config) *Engine {
 	e.head = newReader(e, 0)
 	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
 	e.places = newPlaces(c.Options.Senders)
-	e.senders = &senders{max: 4 * c.Options.Senders}
+	e.senders = &senders{max: int64(c.Options.IdleSenders)}
 	c.Metrics.setSource(e.destStates)
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
@@ -507,8 +515,8 @@ func (d *dest) closeSender() {
 	s := d.snd
 	d.snd, d.p = nil, nil
 	d.mu.Unlock()
-	d.e.senders.forget(d)
 	if s != nil {
+		d.e.senders.open.Add(-1)
 		s.Close()
 	}
 }
