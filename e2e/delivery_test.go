@@ -1035,7 +1035,8 @@ func TestShutdownWithManyDestinations(t *testing.T) {
 	}
 	rc := newReceiver(t, "127.0.0.1:0")
 	dataDir := t.TempDir()
-	env := []string{allowPrivate, "AUDITSTREAM_CONFIG_MUTATIONS_PER_MINUTE=0"}
+	// info: a failure shows the server's "stopped" line, with how long each step took.
+	env := []string{allowPrivate, "AUDITSTREAM_CONFIG_MUTATIONS_PER_MINUTE=0", "AUDITSTREAM_LOG_LEVEL=info"}
 	p := serve(t, dataDir, env...)
 	paths := createGroupDestinations(t, p.base, rc.url(), 1000)
 	rc.setDelay(time.Hour) // every request hangs: deliveries are under way at SIGTERM

@@ -425,16 +425,21 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
+	t0 := time.Now()
 	if serr := a.server.Shutdown(sctx); serr != nil {
 		a.logger.Warn("http shutdown did not finish in time; closing the remaining connections", "err", serr)
 		_ = a.server.Close() // before the log and store close under the handlers still running
 	}
+	t1 := time.Now()
 	stopWork(errShutdown)
 	if gerr := g.Wait(); gerr != nil && !errors.Is(gerr, errShutdown) && err == nil {
 		err = gerr
 	}
+	t2 := time.Now()
 	a.close()
-	a.logger.Info("stopped")
+	// How long each step of the shutdown took, for a shutdown slower than an orchestrator waits.
+	a.logger.Info("stopped", "http", t1.Sub(t0).Round(time.Millisecond), "work", t2.Sub(t1).Round(time.Millisecond),
+		"close", time.Since(t2).Round(time.Millisecond))
 	return err
 }
 
