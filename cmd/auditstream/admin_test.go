@@ -30,6 +30,30 @@ func cli(t *testing.T, dir string, args ...string) (string, error) {
 	return out.String(), err
 }
 
+// serveApp runs the service of cfg in this process until the test ends and returns its base
+// URL and a call of its API with cfg.AdminToken (an NDJSON body when there is one).
+func serveApp(t *testing.T, cfg app.Config) (base string, call func(method, path, body string) (int, []byte)) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
+	require.NoError(t, err)
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	base = "http://" + a.Addr()
+	return base, func(method, path, body string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
+		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
+		req.Header.Set("Content-Type", "application/x-ndjson")
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		return resp.StatusCode, b
+	}
+}
+
 func cliOK(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	out, err := cli(t, dir, args...)
@@ -122,12 +146,7 @@ func TestCLIChangesReachTheAuditLog(t *testing.T) {
 
 	cfg := app.Defaults()
 	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-cli-test-admin-token-0123456789", "error"
-	ctx, cancel := context.WithCancel(t.Context())
-	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
+	_, call := serveApp(t, cfg)
 
 	want := []string{"user_created", "personal_access_token_created", "personal_access_token_revoked", "group_created",
 		"project_created", "member_created", "member_updated", "member_destroyed"}
@@ -138,14 +157,11 @@ func TestCLIChangesReachTheAuditLog(t *testing.T) {
 		Producer   map[string]any `json:"auditstream_producer"`
 	}
 	poll.Until(t, 20*time.Second, func() error {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+a.Addr()+"/api/v4/audit_events?sort=asc&per_page=100", nil)
-		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
+		status, b := call(http.MethodGet, "/api/v4/audit_events?sort=asc&per_page=100", "")
+		if status != http.StatusOK {
+			return fmt.Errorf("%d %s", status, b)
 		}
-		defer resp.Body.Close()
-		if err := json.NewDecoder(resp.Body).Decode(&events); err != nil {
+		if err := json.Unmarshal(b, &events); err != nil {
 			return err
 		}
 		if len(events) < len(want) {

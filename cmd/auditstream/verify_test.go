@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -31,35 +30,15 @@ func TestVerifyCommand(t *testing.T) {
 	cfg := app.Defaults()
 	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-verify-test-admin-token-0123456789", "error"
 	cfg.TrailCheckpointInterval, cfg.TrailAuditInterval = 100*time.Millisecond, 0
-	ctx, cancel := context.WithCancel(t.Context())
-	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	base := "http://" + a.Addr()
-	get := func(path string) (int, []byte) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+path, nil)
-		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, b
-	}
+	base, call := serveApp(t, cfg)
+	get := func(path string) (int, []byte) { return call(http.MethodGet, path, "") }
 
 	var body bytes.Buffer
 	for i := range 12 {
 		fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"author_name":"Alice","details":{"n":%d}}`+"\n", i)
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/v4/audit_events", &body)
-	req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
+	status, b := call(http.MethodPost, "/api/v4/audit_events", body.String())
+	require.Equal(t, http.StatusCreated, status, "%s", b)
 
 	var cp struct {
 		TreeSize    int64  `json:"tree_size"`
@@ -113,7 +92,7 @@ func TestVerifyCommand(t *testing.T) {
 	altered := append([]string(nil), lines...)
 	altered[6] = strings.Replace(altered[6], "Alice", "Mallory", 1)
 	write(altered)
-	out, err = cli(t, dir, "verify", "--url", base, "--key", key, "--ndjson", file)
+	out, err := cli(t, dir, "verify", "--url", base, "--key", key, "--ndjson", file)
 	require.EqualError(t, err, "the trail does not verify")
 	require.Contains(t, out, "FAIL id 7: altered")
 
@@ -135,7 +114,7 @@ func TestVerifyCommand(t *testing.T) {
 	jar, err := cookiejar.New(nil)
 	require.NoError(t, err)
 	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err = browser.Get(base + "/users/sign_in")
+	resp, err := browser.Get(base + "/users/sign_in")
 	require.NoError(t, err)
 	page, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -198,24 +177,7 @@ func TestVerifyWaitsForTheStore(t *testing.T) {
 	cfg := app.Defaults()
 	cfg.DataDir, cfg.Listen, cfg.AdminToken, cfg.LogLevel = dir, "127.0.0.1:0", "ast-verify-test-admin-token-0123456789", "error"
 	cfg.TrailCheckpointInterval, cfg.TrailAuditInterval = 100*time.Millisecond, 0
-	ctx, cancel := context.WithCancel(t.Context())
-	a, err := app.New(ctx, cfg, app.NewLogger(io.Discard, cfg.LogLevel), io.Discard)
-	require.NoError(t, err)
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() { cancel(); require.NoError(t, <-done) })
-	base := "http://" + a.Addr()
-	call := func(method, path, body string) (int, []byte) {
-		req, _ := http.NewRequestWithContext(ctx, method, base+path, strings.NewReader(body))
-		req.Header.Set("PRIVATE-TOKEN", cfg.AdminToken)
-		req.Header.Set("Content-Type", "application/x-ndjson")
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		require.NoError(t, err)
-		return resp.StatusCode, b
-	}
+	base, call := serveApp(t, cfg)
 	ingest := func(names ...string) {
 		var body strings.Builder
 		for _, n := range names {
