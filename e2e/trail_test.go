@@ -28,26 +28,8 @@ func TestTrailFindsATruncatedLog(t *testing.T) {
 	dataDir := t.TempDir()
 	env := []string{"AUDITSTREAM_TRAIL_CHECKPOINT_INTERVAL=100ms", "AUDITSTREAM_TRAIL_AUDIT_INTERVAL=200ms"}
 	p := serve(t, dataDir, env...)
-	var body strings.Builder
-	for i := range 200 {
-		fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"details":{"n":%d}}`+"\n", i)
-	}
-	req, _ := http.NewRequest(http.MethodPost, p.base+"/api/v4/audit_events", strings.NewReader(body.String()))
-	req.Header.Set("PRIVATE-TOKEN", adminToken)
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	get := func(base, path string) string {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		req.Header.Set("PRIVATE-TOKEN", adminToken)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	mustIngest(t, p.base, events(200, userCreated))
+	get := func(base, path string) string { return adminGet(t, base, path) }
 	var cp struct {
 		TreeSize    int64  `json:"tree_size"`
 		VerifierKey string `json:"verifier_key"`
@@ -61,16 +43,7 @@ func TestTrailFindsATruncatedLog(t *testing.T) {
 		}
 		return nil
 	})
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	<-p.done
-
-	blocks, err := filepath.Glob(filepath.Join(dataDir, "jetstream", "jetstream", "$G", "streams", "AUDIT_EVENTS", "msgs", "*.blk"))
-	require.NoError(t, err)
-	require.NotEmpty(t, blocks)
-	last := blocks[len(blocks)-1]
-	fi, err := os.Stat(last)
-	require.NoError(t, err)
-	require.NoError(t, os.Truncate(last, fi.Size()-100))
+	cutLogTail(t, p, dataDir)
 
 	p2 := serve(t, dataDir, env...)
 	// The newest event of the log is lost: event 200, or a checkpoint's event after it.
@@ -109,31 +82,9 @@ func TestTrailRepublishesATruncatedLog(t *testing.T) {
 	p := serve(t, dataDir, env...)
 	rc := newReceiver(t, "127.0.0.1:0")
 	createDestination(t, p.base, rc.url())
-	var body strings.Builder
-	for i := range 30 {
-		fmt.Fprintf(&body, `{"event_type":"user_created","entity_type":"Instance","author_id":1,"details":{"n":%d}}`+"\n", i)
-	}
-	req, _ := http.NewRequest(http.MethodPost, p.base+"/api/v4/audit_events", strings.NewReader(body.String()))
-	req.Header.Set("PRIVATE-TOKEN", adminToken)
-	req.Header.Set("Content-Type", "application/x-ndjson")
-	resp, err := http.DefaultClient.Do(req)
-	require.NoError(t, err)
-	var created struct {
-		IDs []int64 `json:"ids"`
-	}
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&created))
-	resp.Body.Close()
-	require.Equal(t, http.StatusCreated, resp.StatusCode)
-	last := created.IDs[len(created.IDs)-1]
-	get := func(base, path string) string {
-		req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-		req.Header.Set("PRIVATE-TOKEN", adminToken)
-		resp, err := http.DefaultClient.Do(req)
-		require.NoError(t, err)
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
-	}
+	ids := mustIngest(t, p.base, events(30, userCreated))
+	last := ids[len(ids)-1]
+	get := func(base, path string) string { return adminGet(t, base, path) }
 	poll.Until(t, 30*time.Second, func() error { // delivered, stored, and a leaf of the tree
 		if rc.times(last) != 1 {
 			return fmt.Errorf("the receiver has id %d %d times", last, rc.times(last))
@@ -143,15 +94,7 @@ func TestTrailRepublishesATruncatedLog(t *testing.T) {
 		}
 		return nil
 	})
-	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
-	<-p.done
-
-	blocks, err := filepath.Glob(filepath.Join(dataDir, "jetstream", "jetstream", "$G", "streams", "AUDIT_EVENTS", "msgs", "*.blk"))
-	require.NoError(t, err)
-	require.NotEmpty(t, blocks)
-	fi, err := os.Stat(blocks[len(blocks)-1])
-	require.NoError(t, err)
-	require.NoError(t, os.Truncate(blocks[len(blocks)-1], fi.Size()-100))
+	cutLogTail(t, p, dataDir)
 
 	p2 := serve(t, dataDir, env...)
 	poll.Until(t, 30*time.Second, func() error {
@@ -177,4 +120,31 @@ func TestTrailRepublishesATruncatedLog(t *testing.T) {
 	require.Contains(t, out, "re-published 0 event(s)")
 	require.Contains(t, out, "skipped: 1 already re-published")
 	require.Equal(t, 2, rc.times(last))
+}
+
+// adminGet returns the body of an administrator's GET of path.
+func adminGet(t *testing.T, base, path string) string {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
+	req.Header.Set("PRIVATE-TOKEN", adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// cutLogTail stops p (SIGTERM) and cuts 100 bytes from the end of its log's last block file,
+// as issue 15 reproduced: the newest message is lost.
+func cutLogTail(t *testing.T, p *proc, dataDir string) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	<-p.done
+	blocks, err := filepath.Glob(filepath.Join(dataDir, "jetstream", "jetstream", "$G", "streams", "AUDIT_EVENTS", "msgs", "*.blk"))
+	require.NoError(t, err)
+	require.NotEmpty(t, blocks)
+	last := blocks[len(blocks)-1]
+	fi, err := os.Stat(last)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(last, fi.Size()-100))
 }
