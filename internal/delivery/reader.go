@@ -218,8 +218,14 @@ func (e *Engine) namespaceOf(ctx context.Context, ev eventlog.Read, info *destin
 		}
 		return
 	}
+	e.lookupNamespace(ctx, ev.Data, info)
+}
+
+// lookupNamespace fills in the namespace chain of an event's JSON by looking its entity's path
+// up (nothing for an instance or user event, or a path the service no longer knows).
+func (e *Engine) lookupNamespace(ctx context.Context, data []byte, info *destination.EventInfo) {
 	var h eventHead
-	if err := jsonUnmarshal(ev.Data, &h); err != nil {
+	if err := jsonUnmarshal(data, &h); err != nil {
 		return
 	}
 	var kind store.NamespaceKind

@@ -173,32 +173,9 @@ func flatten(ps []*RepublishedTo) []RepublishedTo {
 // namespace chain the namespace filters read, as the reader does for events without a
 // namespace header.
 func (e *Engine) topKeyOf(ctx context.Context, data []byte, info *destination.EventInfo) int64 {
-	var h eventHead
-	if err := jsonUnmarshal(data, &h); err != nil {
-		return 0
+	e.lookupNamespace(ctx, data, info)
+	if n := len(info.NamespaceChain); n > 0 {
+		return info.NamespaceChain[n-1]
 	}
-	var kind store.NamespaceKind
-	switch h.EntityType {
-	case "Group":
-		kind = store.KindGroup
-	case "Project":
-		kind = store.KindProject
-	default:
-		return 0
-	}
-	ns, err := e.namespaces.Find(ctx, kind, h.EntityPath)
-	if err != nil {
-		return 0
-	}
-	chain, err := e.namespaces.Chain(ctx, ns)
-	if err != nil || len(chain) == 0 {
-		return 0
-	}
-	for _, n := range chain {
-		info.NamespaceChain = append(info.NamespaceChain, n.Key)
-	}
-	if kind == store.KindProject {
-		info.ProjectKey = ns.Key
-	}
-	return chain[len(chain)-1].Key
+	return 0
 }
