@@ -23,31 +23,18 @@ const CSVJSONColumn = "Event JSON"
 // The same function makes the export and checks it, so the two cannot drift.
 func CSVRecord(data []byte) ([]string, error) {
 	var ev struct {
-		ID            json.Number                `json:"id"`
-		CreatedAt     string                     `json:"created_at"`
-		EventType     string                     `json:"event_type"`
-		AuthorID      json.Number                `json:"author_id"`
-		AuthorName    string                     `json:"author_name"`
-		EntityID      json.Number                `json:"entity_id"`
-		EntityType    string                     `json:"entity_type"`
-		EntityPath    string                     `json:"entity_path"`
-		TargetID      json.RawMessage            `json:"target_id"`
-		TargetType    string                     `json:"target_type"`
-		TargetDetails string                     `json:"target_details"`
-		IPAddress     string                     `json:"ip_address"`
-		Details       map[string]json.RawMessage `json:"details"`
+		ID         json.Number `json:"id"`
+		CreatedAt  string      `json:"created_at"`
+		EventType  string      `json:"event_type"`
+		AuthorID   json.Number `json:"author_id"`
+		EntityID   json.Number `json:"entity_id"`
+		EntityType string      `json:"entity_type"`
+		displayJSON
 	}
 	d := json.NewDecoder(bytes.NewReader(data))
 	d.UseNumber()
 	if err := d.Decode(&ev); err != nil {
 		return nil, fmt.Errorf("the event's JSON: %w", err)
-	}
-	detail := func(k string) string {
-		var s string
-		if json.Unmarshal(ev.Details[k], &s) != nil {
-			return strings.Trim(string(ev.Details[k]), `"`)
-		}
-		return s
 	}
 	num := func(n json.Number) string {
 		if n == "" {
@@ -59,21 +46,58 @@ func CSVRecord(data []byte) ([]string, error) {
 	if t, err := time.Parse(time.RFC3339Nano, created); err == nil {
 		created = t.UTC().Format(TimeLayout)
 	}
-	var target string
-	if t := string(ev.TargetID); t != "null" && t != "" {
-		target = strings.Trim(t, `"`)
+	s := ev.display()
+	return []string{num(ev.ID), created, ev.EventType, num(ev.AuthorID), CSVCell(s.AuthorName), CSVCell(s.AuthorEmail),
+		num(ev.EntityID), CSVCell(ev.EntityType), CSVCell(s.EntityPath), CSVCell(s.TargetID), CSVCell(s.TargetType),
+		CSVCell(s.TargetDetails), CSVCell(s.Action), CSVCell(s.IPAddress), string(data)}, nil
+}
+
+// Display is what the UI shows of an event beyond the store's columns, read from its JSON: the
+// author's name and the IP address fall back to the details' (as GitLab's do), the author's
+// email is the details', the target id is unquoted, and Action says what the event did.
+type Display struct {
+	AuthorName, AuthorEmail, EntityPath, TargetID, TargetType, TargetDetails, IPAddress, Action string
+}
+
+// DisplayOf reads what the UI shows of an event from its JSON; of an event that does not decode,
+// what did.
+func DisplayOf(data []byte) Display {
+	var j displayJSON
+	_ = json.Unmarshal(data, &j)
+	return j.display()
+}
+
+// displayJSON is the part of an event's JSON Display is made of.
+type displayJSON struct {
+	AuthorName    string                     `json:"author_name"`
+	EntityPath    string                     `json:"entity_path"`
+	TargetID      json.RawMessage            `json:"target_id"`
+	TargetType    string                     `json:"target_type"`
+	TargetDetails string                     `json:"target_details"`
+	IPAddress     string                     `json:"ip_address"`
+	Details       map[string]json.RawMessage `json:"details"`
+}
+
+func (j *displayJSON) display() Display {
+	detail := func(k string) string {
+		var s string
+		if json.Unmarshal(j.Details[k], &s) != nil {
+			return strings.Trim(string(j.Details[k]), `"`)
+		}
+		return s
 	}
-	author := ev.AuthorName
-	if author == "" {
-		author = detail("author_name")
+	d := Display{AuthorName: j.AuthorName, AuthorEmail: detail("author_email"), EntityPath: j.EntityPath,
+		TargetType: j.TargetType, TargetDetails: j.TargetDetails, IPAddress: j.IPAddress, Action: Action(detail)}
+	if t := string(j.TargetID); t != "null" && t != "" {
+		d.TargetID = strings.Trim(t, `"`)
 	}
-	ip := ev.IPAddress
-	if ip == "" {
-		ip = detail("ip_address")
+	if d.AuthorName == "" {
+		d.AuthorName = detail("author_name")
 	}
-	return []string{num(ev.ID), created, ev.EventType, num(ev.AuthorID), CSVCell(author), CSVCell(detail("author_email")),
-		num(ev.EntityID), CSVCell(ev.EntityType), CSVCell(ev.EntityPath), CSVCell(target), CSVCell(ev.TargetType),
-		CSVCell(ev.TargetDetails), CSVCell(Action(detail)), CSVCell(ip), string(data)}, nil
+	if d.IPAddress == "" {
+		d.IPAddress = detail("ip_address")
+	}
+	return d
 }
 
 // CSVCell defuses a value a spreadsheet would run as a formula (OWASP's CSV injection advice):

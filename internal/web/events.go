@@ -182,37 +182,10 @@ func (r row) EntityLabel() string {
 }
 
 func rowOf(rec store.EventRecord) row {
-	var ev struct {
-		AuthorName    string                     `json:"author_name"`
-		EntityPath    string                     `json:"entity_path"`
-		TargetID      json.RawMessage            `json:"target_id"`
-		TargetType    string                     `json:"target_type"`
-		TargetDetails string                     `json:"target_details"`
-		IPAddress     string                     `json:"ip_address"`
-		Details       map[string]json.RawMessage `json:"details"`
-	}
-	_ = json.Unmarshal(rec.Data, &ev) // stored events are valid; a broken one shows what decodes
-	detail := func(k string) string {
-		var s string
-		if json.Unmarshal(ev.Details[k], &s) != nil {
-			return strings.Trim(string(ev.Details[k]), `"`)
-		}
-		return s
-	}
-	r := row{ID: rec.ID, CreatedAt: rec.CreatedAt.UTC(), EventType: rec.EventType, AuthorID: rec.AuthorID, AuthorName: ev.AuthorName,
-		AuthorEmail: detail("author_email"), EntityID: rec.EntityID, EntityType: rec.EntityType, EntityPath: ev.EntityPath,
-		TargetType: ev.TargetType, TargetDetails: ev.TargetDetails, IPAddress: ev.IPAddress}
-	if t := string(ev.TargetID); t != "null" && t != "" {
-		r.TargetID = strings.Trim(t, `"`)
-	}
-	if r.AuthorName == "" {
-		r.AuthorName = detail("author_name")
-	}
-	if r.IPAddress == "" {
-		r.IPAddress = detail("ip_address")
-	}
-	r.Message = event.Action(detail)
-	return r
+	d := event.DisplayOf(rec.Data) // stored events are valid; a broken one shows what decodes
+	return row{ID: rec.ID, CreatedAt: rec.CreatedAt.UTC(), EventType: rec.EventType, AuthorID: rec.AuthorID, AuthorName: d.AuthorName,
+		AuthorEmail: d.AuthorEmail, EntityID: rec.EntityID, EntityType: rec.EntityType, EntityPath: d.EntityPath, TargetID: d.TargetID,
+		TargetType: d.TargetType, TargetDetails: d.TargetDetails, IPAddress: d.IPAddress, Message: d.Action}
 }
 
 // nameAuthors shows the authors of rows who are users here by their name and username, as
