@@ -164,18 +164,25 @@ func TestDestinationDeleteCascades(t *testing.T) {
 	}
 }
 
+// migratedTo returns a store of a schema of its own migrated up to version, and a connection
+// to the same schema to fill it as that version's code would have.
+func migratedTo(t *testing.T, version int) (*postgres.Store, *pgx.Conn) {
+	t.Helper()
+	dsn := schemaDSN(t, databaseURL(t))
+	s := openDSN(t, dsn)
+	require.NoError(t, postgres.MigrateUpTo(t.Context(), s, version))
+	raw, err := pgx.Connect(t.Context(), dsn)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	return s, raw
+}
+
 // TestMigrateTrailTiles fills a database at migration 0013 with a tree in trail_hashes and
 // migrates it: the store turns the rows into tiles and drops the old tables.
 func TestMigrateTrailTiles(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := schemaDSN(t, databaseURL(t))
-	s := openDSN(t, dsn)
-	require.NoError(t, postgres.MigrateUpTo(ctx, s, 13))
-
-	raw, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	s, raw := migratedTo(t, 13)
 	storetest.TrailTilesMigration(t, s, func(size int64, rows []storetest.TrailLegacyRow) {
 		_, err := raw.CopyFrom(ctx, pgx.Identifier{"trail_hashes"}, []string{"idx", "hash", "kind"},
 			pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) { return []any{rows[i].Index, rows[i].Hash, rows[i].Kind}, nil }))
@@ -193,13 +200,7 @@ func TestMigrateTrailTiles(t *testing.T) {
 func TestMigrateDestinationIDs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	dsn := schemaDSN(t, databaseURL(t))
-	s := openDSN(t, dsn)
-	require.NoError(t, postgres.MigrateUpTo(ctx, s, 2))
-
-	raw, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, raw.Close(context.Background())) })
+	s, raw := migratedTo(t, 2)
 	exec := func(query string, args ...any) {
 		t.Helper()
 		_, err := raw.Exec(ctx, query, args...)
@@ -230,7 +231,7 @@ func TestMigrateDestinationIDs(t *testing.T) {
 	// A namespace a filter names still cannot be deleted.
 	var key int64
 	require.NoError(t, raw.QueryRow(ctx, `SELECT namespace_key FROM destination_namespace_filters LIMIT 1`).Scan(&key))
-	_, err = raw.Exec(ctx, `DELETE FROM namespaces WHERE key = $1`, key)
+	_, err := raw.Exec(ctx, `DELETE FROM namespaces WHERE key = $1`, key)
 	require.ErrorContains(t, err, "foreign key")
 }
 

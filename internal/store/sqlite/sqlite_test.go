@@ -130,21 +130,28 @@ func TestDestinationDeleteCascades(t *testing.T) {
 	}
 }
 
+// migratedTo returns a store migrated up to version, and one connection to its file (foreign
+// keys on) to fill it as that version's code would have.
+func migratedTo(t *testing.T, version int) (*sqlite.Store, *sql.DB) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "auditstream.db")
+	s, err := sqlite.Open(t.Context(), path)
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	require.NoError(t, sqlite.MigrateUpTo(t.Context(), s, version))
+	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, raw.Close()) })
+	raw.SetMaxOpenConns(1)
+	return s, raw
+}
+
 // TestMigrateDestinationIDs fills a database at migration 0002 and migrates it: 0003 rebuilds
 // the header and namespace filter tables (foreign keys on, in the migration's transaction).
 func TestMigrateDestinationIDs(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "auditstream.db")
-	s, err := sqlite.Open(ctx, path)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	require.NoError(t, sqlite.MigrateUpTo(ctx, s, 2))
-
-	raw, err := sql.Open("sqlite", path+"?_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)")
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, raw.Close()) })
-	raw.SetMaxOpenConns(1)
+	s, raw := migratedTo(t, 2)
 	exec := func(query string, args ...any) sql.Result {
 		t.Helper()
 		res, err := raw.ExecContext(ctx, query, args...)
@@ -201,16 +208,7 @@ func TestMigrateDestinationIDs(t *testing.T) {
 func TestMigrateTrailTiles(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()
-	path := filepath.Join(t.TempDir(), "auditstream.db")
-	s, err := sqlite.Open(ctx, path)
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	require.NoError(t, sqlite.MigrateUpTo(ctx, s, 13))
-
-	raw, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(10000)")
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, raw.Close()) })
-	raw.SetMaxOpenConns(1)
+	s, raw := migratedTo(t, 13)
 	storetest.TrailTilesMigration(t, s, func(size int64, rows []storetest.TrailLegacyRow) {
 		tx, err := raw.BeginTx(ctx, nil)
 		require.NoError(t, err)
