@@ -10,10 +10,11 @@ import (
 
 // TrailUpgradeStep returns the tiles an append of leaves from..to-1 writes (as TrailAppend
 // takes them), read by read from the previous release's trail format (table trail_hashes: one
-// row per tlog stored hash, the kind on leaves): the drivers' upgrade to tiles, step by step. read returns the hash and kind stored at each stored hash index
-// asked for, in that order, or an error when one is not stored. A driver converts a tree of n
-// leaves by steps from 0 to n, applying each step's tiles as TrailAppend does.
-func TrailUpgradeStep(from, to int64, read func(indexes []int64) (hashes [][]byte, kinds []TrailLeafKind, err error)) ([]TrailTile, error) {
+// row per tlog stored hash, the kind on leaves): the drivers' upgrade to tiles, step by step.
+// read returns the rows it found of the stored hash indexes asked for; one that is missing is
+// an error. A driver converts a tree of n leaves by steps from 0 to n, applying each step's
+// tiles as TrailAppend does.
+func TrailUpgradeStep(from, to int64, read func(indexes []int64) (map[int64]TrailOldHash, error)) ([]TrailTile, error) {
 	tiles := tlog.NewTiles(TrailTileHeight, from, to)
 	var indexes []int64
 	for _, t := range tiles {
@@ -21,12 +22,9 @@ func TrailUpgradeStep(from, to int64, read func(indexes []int64) (hashes [][]byt
 			indexes = append(indexes, tlog.StoredHashIndex(t.L*t.H, t.N<<t.H+int64(i)))
 		}
 	}
-	hashes, kinds, err := read(indexes)
+	found, err := read(indexes)
 	if err != nil {
 		return nil, err
-	}
-	if len(hashes) != len(indexes) || len(kinds) != len(indexes) {
-		return nil, fmt.Errorf("trail upgrade: read %d indexes, got %d hashes and %d kinds", len(indexes), len(hashes), len(kinds))
 	}
 	out := make([]TrailTile, len(tiles))
 	j := 0
@@ -34,19 +32,28 @@ func TrailUpgradeStep(from, to int64, read func(indexes []int64) (hashes [][]byt
 		tile := TrailTile{TrailTileKey: TrailTileKey{Level: t.L, N: t.N}, Hashes: make([]byte, 0, t.W*tlog.HashSize)}
 		start := t.N << t.H
 		for i := range t.W {
-			h := hashes[j]
-			if len(h) != tlog.HashSize {
-				return nil, fmt.Errorf("trail upgrade: the hash at index %d has %d bytes", indexes[j], len(h))
+			old, ok := found[indexes[j]]
+			if !ok {
+				return nil, fmt.Errorf("trail upgrade: trail_hashes has no index %d", indexes[j])
 			}
-			tile.Hashes = append(tile.Hashes, h...)
+			if len(old.Hash) != tlog.HashSize {
+				return nil, fmt.Errorf("trail upgrade: the hash at index %d has %d bytes", indexes[j], len(old.Hash))
+			}
+			tile.Hashes = append(tile.Hashes, old.Hash...)
 			if t.L == 0 && start+int64(i) >= from {
-				tile.Kinds = append(tile.Kinds, kinds[j])
+				tile.Kinds = append(tile.Kinds, old.Kind)
 			}
 			j++
 		}
 		out[k] = tile
 	}
 	return out, nil
+}
+
+// TrailOldHash is a row of the previous release's trail_hashes.
+type TrailOldHash struct {
+	Hash []byte
+	Kind TrailLeafKind // of a leaf's hash
 }
 
 // EncodeKinds returns leaf kinds as the drivers store them: one byte each.

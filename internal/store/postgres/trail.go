@@ -157,7 +157,7 @@ func upgradeTrail(ctx context.Context, conn *pgxpool.Conn) error {
 				return err
 			}
 			to := min(converted+trailUpgradeStep, size)
-			tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+			tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) (map[int64]store.TrailOldHash, error) {
 				return oldTrailHashes(ctx, tx, indexes)
 			})
 			if err != nil {
@@ -175,39 +175,27 @@ func upgradeTrail(ctx context.Context, conn *pgxpool.Conn) error {
 	}
 }
 
-// oldTrailHashes reads the hashes and kinds at indexes from trail_hashes, in that order.
-func oldTrailHashes(ctx context.Context, tx pgx.Tx, indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+// oldTrailHashes reads the rows of trail_hashes at indexes.
+func oldTrailHashes(ctx context.Context, tx pgx.Tx, indexes []int64) (map[int64]store.TrailOldHash, error) {
 	rows, err := tx.Query(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx = ANY($1)`, indexes)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
-	type row struct {
-		hash []byte
-		kind store.TrailLeafKind
-	}
-	found := make(map[int64]row, len(indexes))
+	found := make(map[int64]store.TrailOldHash, len(indexes))
 	for rows.Next() {
 		var idx int64
 		var kind int16
 		var h []byte
 		if err := rows.Scan(&idx, &h, &kind); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		found[idx] = row{h, store.TrailLeafKind(kind)}
+		found[idx] = store.TrailOldHash{Hash: h, Kind: store.TrailLeafKind(kind)}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	hashes, kinds := make([][]byte, len(indexes)), make([]store.TrailLeafKind, len(indexes))
-	for i, idx := range indexes {
-		r, ok := found[idx]
-		if !ok {
-			return nil, nil, fmt.Errorf("trail_hashes has no index %d", idx)
-		}
-		hashes[i], kinds[i] = r.hash, r.kind
-	}
-	return hashes, kinds, nil
+	return found, nil
 }
 
 // TrailCheckpointAdd stores a checkpoint; see store.Store.

@@ -189,7 +189,7 @@ func (s *Store) upgradeTrailStep(ctx context.Context) (done bool, err error) {
 		return true, tx.Commit()
 	}
 	to := min(converted+trailUpgradeStep, size)
-	tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
+	tiles, err := store.TrailUpgradeStep(converted, to, func(indexes []int64) (map[int64]store.TrailOldHash, error) {
 		return oldTrailHashes(ctx, tx, indexes)
 	})
 	if err != nil {
@@ -204,13 +204,9 @@ func (s *Store) upgradeTrailStep(ctx context.Context) (done bool, err error) {
 	return false, tx.Commit()
 }
 
-// oldTrailHashes reads the hashes and kinds at indexes from trail_hashes, in that order.
-func oldTrailHashes(ctx context.Context, tx *sql.Tx, indexes []int64) ([][]byte, []store.TrailLeafKind, error) {
-	type row struct {
-		hash []byte
-		kind store.TrailLeafKind
-	}
-	found := make(map[int64]row, len(indexes))
+// oldTrailHashes reads the rows of trail_hashes at indexes.
+func oldTrailHashes(ctx context.Context, tx *sql.Tx, indexes []int64) (map[int64]store.TrailOldHash, error) {
+	found := make(map[int64]store.TrailOldHash, len(indexes))
 	const chunk = 1000
 	args := make([]any, 0, chunk)
 	for rest := indexes; len(rest) > 0; {
@@ -221,32 +217,24 @@ func oldTrailHashes(ctx context.Context, tx *sql.Tx, indexes []int64) ([][]byte,
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT idx, hash, kind FROM trail_hashes WHERE idx IN (?`+strings.Repeat(",?", n-1)+`)`, args...)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		for rows.Next() {
 			var idx, kind int64
 			var h []byte
 			if err := rows.Scan(&idx, &h, &kind); err != nil {
 				rows.Close()
-				return nil, nil, err
+				return nil, err
 			}
-			found[idx] = row{h, store.TrailLeafKind(kind)}
+			found[idx] = store.TrailOldHash{Hash: h, Kind: store.TrailLeafKind(kind)}
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		rest = rest[n:]
 	}
-	hashes, kinds := make([][]byte, len(indexes)), make([]store.TrailLeafKind, len(indexes))
-	for i, idx := range indexes {
-		r, ok := found[idx]
-		if !ok {
-			return nil, nil, fmt.Errorf("trail_hashes has no index %d", idx)
-		}
-		hashes[i], kinds[i] = r.hash, r.kind
-	}
-	return hashes, kinds, nil
+	return found, nil
 }
 
 // TrailCheckpointAdd stores a checkpoint; see store.Store.
