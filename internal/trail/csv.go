@@ -3,7 +3,6 @@ package trail
 import (
 	"context"
 	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -157,30 +156,12 @@ func (v *Verifier) consistentWithTrusted(ctx context.Context, keys note.Verifier
 // Consistency returns the service's proof that the tree of oldSize is a prefix of that of
 // newSize.
 func (s *HTTPSource) Consistency(ctx context.Context, oldSize, newSize int64) (ConsistencyJSON, error) {
-	resp, err := s.get(ctx, "/api/v4/auditstream/trail/consistency",
-		url.Values{"old_size": {strconv.FormatInt(oldSize, 10)}, "new_size": {strconv.FormatInt(newSize, 10)}})
-	if err != nil {
-		return ConsistencyJSON{}, err
-	}
-	defer resp.Body.Close()
-	var p ConsistencyJSON
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return ConsistencyJSON{}, fmt.Errorf("%w: consistency proof: %w", ErrAPI, err)
-	}
-	return p, nil
+	return getJSON[ConsistencyJSON](ctx, s, "/api/v4/auditstream/trail/consistency",
+		url.Values{"old_size": {strconv.FormatInt(oldSize, 10)}, "new_size": {strconv.FormatInt(newSize, 10)}}, "consistency proof")
 }
 
 // Inclusion returns the service's proof that event id is in the tree of treeSize.
 func (s *HTTPSource) Inclusion(ctx context.Context, id, treeSize int64) (InclusionJSON, error) {
-	resp, err := s.get(ctx, "/api/v4/audit_events/"+strconv.FormatInt(id, 10)+"/inclusion_proof",
-		url.Values{"tree_size": {strconv.FormatInt(treeSize, 10)}})
-	if err != nil {
-		return InclusionJSON{}, err
-	}
-	defer resp.Body.Close()
-	var p InclusionJSON
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return InclusionJSON{}, fmt.Errorf("%w: inclusion proof: %w", ErrAPI, err)
-	}
-	return p, nil
+	return getJSON[InclusionJSON](ctx, s, "/api/v4/audit_events/"+strconv.FormatInt(id, 10)+"/inclusion_proof",
+		url.Values{"tree_size": {strconv.FormatInt(treeSize, 10)}}, "inclusion proof")
 }

@@ -289,14 +289,20 @@ func NDJSON(r io.Reader) func(yield func([]byte, error) bool) {
 
 // Latest returns the service's latest checkpoint.
 func (s *HTTPSource) Latest(ctx context.Context) (CheckpointJSON, error) {
-	resp, err := s.get(ctx, "/api/v4/auditstream/trail/checkpoint", nil)
+	return getJSON[CheckpointJSON](ctx, s, "/api/v4/auditstream/trail/checkpoint", nil, "checkpoint")
+}
+
+// getJSON GETs path and decodes its JSON answer, what it is (for the error).
+func getJSON[T any](ctx context.Context, s *HTTPSource, path string, q url.Values, what string) (T, error) {
+	var v T
+	resp, err := s.get(ctx, path, q)
 	if err != nil {
-		return CheckpointJSON{}, err
+		return v, err
 	}
 	defer resp.Body.Close()
-	var c CheckpointJSON
-	if err := json.NewDecoder(resp.Body).Decode(&c); err != nil {
-		return CheckpointJSON{}, fmt.Errorf("%w: checkpoint: %w", ErrAPI, err)
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		var zero T
+		return zero, fmt.Errorf("%w: %s: %w", ErrAPI, what, err)
 	}
-	return c, nil
+	return v, nil
 }
