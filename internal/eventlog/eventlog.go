@@ -1,8 +1,8 @@
 // Package eventlog is the durable log every audit event is appended to: one JetStream stream,
 // served by a NATS server embedded in the process (file storage in the data directory, no network
 // listener) or by an external NATS deployment. Ingest appends with Publish; the store reads it
-// through its durable consumer (Consume), the delivery engine through a few Readers whatever
-// the number of destinations.
+// through its durable consumer (Consume), the delivery engine and the trail through Readers,
+// which share one read of the log's end per process whatever the number of destinations.
 //
 // Subjects are "audit.<root>.<event_type>" where root is "g<key>" for events of a group or
 // project (key: the top-level group's stable internal key, never a path), "instance" for
@@ -87,6 +87,7 @@ type Log struct {
 	// replicas is the stream's replica count (Options.Replicas, resolved).
 	replicas int
 	closed   atomic.Bool
+	tail     tail // the one reader of the log's end that Readers at it share
 }
 
 // Open starts the embedded server (or connects to the external one) and creates or updates the
@@ -235,6 +236,7 @@ func (l *Log) Close() {
 	if l.closed.Swap(true) {
 		return
 	}
+	l.tail.stop()
 	if l.nc != nil {
 		_ = l.nc.Drain()
 		l.nc.Close()

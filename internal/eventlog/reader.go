@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -54,24 +55,296 @@ func ParseNamespace(v string) (chain []int64, project, ok bool) {
 	return chain, kind == "p", true
 }
 
-// Reader reads the log in order from a position, with no acknowledgements: a JetStream ordered
-// consumer, which the server does not keep after the reader is gone. The delivery engine reads
-// the log through a few of them however many destinations there are. Not safe for concurrent
-// use.
+// Reader reads the log in order from a position, with no acknowledgements. Not safe for
+// concurrent use.
 //
-// A goroutine takes the consumer's messages with calls that wait as long as they must, and Next
+// A process reads the end of the log once however many Readers follow it: a Reader that is at
+// the end joins the Log's tail, one reader that hands each event to every Reader on it, and a
+// Reader behind it reads with a JetStream ordered consumer of its own until it has caught up.
+// A Reader on the tail that does not keep up (its buffer of tailBuffer events is full) leaves
+// it and reads on its own again from where it was. So the delivery engine's readers and the
+// trail's writer cost one read of each event together, not one each.
+type Reader struct {
+	l   *Log
+	pos int64 // the last event Next returned, or where the reader started
+	// Exactly one of own and sub is set until Close.
+	own *consumerReader
+	sub *tailSub
+	// reads counts Next's reads on its own since it last tried to join the tail.
+	reads  int
+	timer  *time.Timer
+	closed bool
+}
+
+// Read is one event read by a Reader.
+type Read struct {
+	Seq       int64
+	Subject   string
+	Data      []byte // shared by every Reader that read it: never modify it
+	Namespace string // NamespaceHeader; "" for events written before it existed
+	Time      time.Time
+	// Pending is how many events the log held after this one when it was read.
+	Pending uint64
+}
+
+// NewReader starts reading at the event after seq (0: the first event the log holds). When
+// the log no longer holds that event (it aged out), reading starts at the first it holds.
+func (l *Log) NewReader(ctx context.Context, after int64) (*Reader, error) {
+	r := &Reader{l: l, pos: after, timer: time.NewTimer(time.Hour)}
+	r.timer.Stop()
+	if r.sub = l.tail.join(l, after, nil); r.sub != nil {
+		return r, nil
+	}
+	var err error
+	if r.own, err = l.openConsumer(ctx, after); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// joinEvery is how many events a Reader behind the tail reads between its tries to join it.
+const joinEvery = 256
+
+// ErrNoEvent is returned by Reader.Next when no event came within its wait.
+var ErrNoEvent = errors.New("eventlog: no event yet")
+
+// Next returns the next event, waiting at most wait for it (ErrNoEvent), or until ctx ends.
+// After an error other than ErrNoEvent the reader is done: Close it and make another.
+func (r *Reader) Next(ctx context.Context, wait time.Duration) (Read, error) {
+	for r.sub != nil {
+		ev, ok, err := r.sub.next(ctx, r.timer, wait)
+		if err != nil {
+			return Read{}, err
+		}
+		if ok {
+			r.pos = ev.Seq
+			return ev, nil
+		}
+		// It fell behind the tail, or the tail's reader failed: read on from where it was.
+		r.sub = nil
+		if r.own, err = r.l.openConsumer(ctx, r.pos); err != nil {
+			return Read{}, err
+		}
+	}
+	ev, err := r.own.next(ctx, r.timer, wait)
+	if errors.Is(err, ErrNoEvent) {
+		r.tryJoin(true)
+		return Read{}, err
+	}
+	if err != nil {
+		return Read{}, err
+	}
+	r.pos = ev.Seq
+	if r.reads++; r.reads >= joinEvery {
+		r.tryJoin(ev.Pending < joinEvery)
+	}
+	return ev, nil
+}
+
+// tryJoin moves the reader onto the tail when the tail is at most tailBuffer events behind it
+// and not ahead. When no tail runs, a reader at the end of the log (atEnd) becomes it, handing
+// it its consumer; one far behind would take the tail along, and the readers at the end would
+// wait for it.
+func (r *Reader) tryJoin(atEnd bool) {
+	r.reads = 0
+	var own *consumerReader
+	if atEnd {
+		own = r.own
+	}
+	if r.sub = r.l.tail.join(r.l, r.pos, own); r.sub == nil {
+		return
+	}
+	if r.sub.run.own != r.own {
+		r.own.close()
+	}
+	r.own = nil
+}
+
+// Close stops the reader; a consumer of its own is removed from the server (which would
+// otherwise keep it until it has been idle for a minute). Idempotent.
+func (r *Reader) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	if r.sub != nil {
+		r.l.tail.leave(r.sub)
+	}
+	if r.own != nil {
+		r.own.close()
+	}
+}
+
+// tailBuffer is how many events the tail holds for one Reader: a third of a second at 50,000
+// events/s, which the trail's writer may wait for SQLite while the store writes (with 4,096 it
+// left the tail every few seconds in the batch benchmark and read on its own).
+const tailBuffer = 16384
+
+// tail is the one reader of the end of the log in a process (see Reader). It runs while a
+// Reader is on it.
+type tail struct {
+	mu  sync.Mutex
+	cur *tailRun // nil when no Reader is on the tail
+}
+
+// tailRun is one run of the tail's reader, from when a Reader started it until none is left.
+type tailRun struct {
+	cancel context.CancelFunc
+	own    *consumerReader // the consumer of the reader that started the run
+	pos    int64           // the last event handed out, or where the run started
+	subs   map[*tailSub]struct{}
+}
+
+// tailSub is one Reader on the tail.
+type tailSub struct {
+	run   *tailRun
+	after int64     // events up to this one are not the reader's: it had them before it joined
+	ch    chan Read // closed when the reader is dropped from the tail
+}
+
+// join puts a reader at after on the tail or, when none runs, starts the tail with own, the
+// reader's consumer, which has read up to after (nil: do not start one). It returns nil when
+// the tail is ahead of after (the reader would miss the events between) or more than
+// tailBuffer behind it (the reader would wait for it).
+func (t *tail) join(l *Log, after int64, own *consumerReader) *tailSub {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l.closed.Load() {
+		return nil
+	}
+	run := t.cur
+	if run == nil {
+		if own == nil {
+			return nil
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		run = &tailRun{cancel: cancel, own: own, pos: after, subs: map[*tailSub]struct{}{}}
+		t.cur = run
+		go t.run(ctx, run)
+	} else if run.pos > after || after-run.pos > tailBuffer {
+		return nil
+	}
+	s := &tailSub{run: run, after: after, ch: make(chan Read, tailBuffer)}
+	run.subs[s] = struct{}{}
+	return s
+}
+
+// leave takes a reader off the tail; the tail's reader stops with its last one.
+func (t *tail) leave(s *tailSub) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := s.run.subs[s]; !ok {
+		return // dropped already
+	}
+	delete(s.run.subs, s)
+	t.stopIfIdleLocked(s.run)
+}
+
+func (t *tail) stopIfIdleLocked(run *tailRun) {
+	if len(run.subs) == 0 && t.cur == run {
+		t.cur = nil
+		run.cancel()
+	}
+}
+
+// run reads the log for the readers on the tail until none is left or its reader fails (then
+// every reader reads on its own).
+func (t *tail) run(ctx context.Context, run *tailRun) {
+	defer run.cancel()
+	own := run.own
+	defer own.close()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		ev, err := own.next(ctx, timer, time.Minute)
+		if errors.Is(err, ErrNoEvent) {
+			continue
+		}
+		if err != nil {
+			t.drop(run)
+			return
+		}
+		t.mu.Lock()
+		if t.cur != run {
+			t.mu.Unlock()
+			return
+		}
+		run.pos = ev.Seq
+		for s := range run.subs {
+			if ev.Seq <= s.after {
+				continue
+			}
+			select {
+			case s.ch <- ev:
+			default: // it fell behind: it reads on its own from what it has taken
+				delete(run.subs, s)
+				close(s.ch)
+			}
+		}
+		t.stopIfIdleLocked(run)
+		t.mu.Unlock()
+	}
+}
+
+// stop ends the tail's run when the log closes: its readers fail as their own reads do.
+func (t *tail) stop() {
+	t.mu.Lock()
+	run := t.cur
+	t.mu.Unlock()
+	if run != nil {
+		t.drop(run)
+		run.cancel()
+	}
+}
+
+// drop ends a run that cannot read: its readers read on their own.
+func (t *tail) drop(run *tailRun) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for s := range run.subs {
+		delete(run.subs, s)
+		close(s.ch)
+	}
+	if t.cur == run {
+		t.cur = nil
+	}
+}
+
+// next returns the tail's next event for the reader; ok is false when the reader was dropped
+// from the tail (it has taken every event handed to it).
+func (s *tailSub) next(ctx context.Context, timer *time.Timer, wait time.Duration) (ev Read, ok bool, err error) {
+	select {
+	case ev, ok = <-s.ch:
+		return ev, ok, nil
+	default:
+	}
+	timer.Reset(wait)
+	defer timer.Stop()
+	select {
+	case ev, ok = <-s.ch:
+		return ev, ok, nil
+	case <-timer.C:
+		return Read{}, false, ErrNoEvent
+	case <-ctx.Done():
+		return Read{}, false, context.Cause(ctx)
+	}
+}
+
+// consumerReader reads the log with a JetStream ordered consumer of its own, which the server
+// does not keep after the reader is gone.
+//
+// A goroutine takes the consumer's messages with calls that wait as long as they must, and next
 // waits on it: nats.go checks the consumer's heartbeats only within one call of its Next, so
 // calls shorter than two heartbeats (Next's short waits) would never notice that the server
 // holding the consumer went away, and the reader would wait forever instead of moving to
 // another server.
-type Reader struct {
+type consumerReader struct {
 	l     *Log
 	cons  jetstream.Consumer
 	it    jetstream.MessagesContext
 	reads chan readResult
-	done  chan struct{} // closed by Close
+	done  chan struct{} // closed by close
 	pump  chan struct{} // closed when the goroutine has returned
-	timer *time.Timer
 }
 
 type readResult struct {
@@ -83,20 +356,8 @@ type readResult struct {
 // reader moves to another server within two of them when it is gone.
 const readerHeartbeat = 2 * time.Second
 
-// Read is one event read by a Reader.
-type Read struct {
-	Seq       int64
-	Subject   string
-	Data      []byte
-	Namespace string // NamespaceHeader; "" for events written before it existed
-	Time      time.Time
-	// Pending is how many events the log held after this one when it was read.
-	Pending uint64
-}
-
-// NewReader starts reading at the event after seq (0: the first event the log holds). When
-// the log no longer holds that event (it aged out), reading starts at the first it holds.
-func (l *Log) NewReader(ctx context.Context, after int64) (*Reader, error) {
+// openConsumer starts a consumerReader at the event after seq (see NewReader).
+func (l *Log) openConsumer(ctx context.Context, after int64) (*consumerReader, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, InactiveThreshold: time.Minute}
 	if after > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, uint64(after)+1
@@ -109,15 +370,13 @@ func (l *Log) NewReader(ctx context.Context, after int64) (*Reader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: reader: %w", ErrUnavailable, err)
 	}
-	r := &Reader{l: l, cons: cons, it: it, reads: make(chan readResult, 256), done: make(chan struct{}), pump: make(chan struct{}),
-		timer: time.NewTimer(time.Hour)}
-	r.timer.Stop()
+	r := &consumerReader{l: l, cons: cons, it: it, reads: make(chan readResult, 256), done: make(chan struct{}), pump: make(chan struct{})}
 	go r.take()
 	return r, nil
 }
 
-// take hands the consumer's messages to Next until the iterator fails or Close.
-func (r *Reader) take() {
+// take hands the consumer's messages to next until the iterator fails or close.
+func (r *consumerReader) take() {
 	defer close(r.pump)
 	for {
 		m, err := r.it.Next()
@@ -132,25 +391,21 @@ func (r *Reader) take() {
 	}
 }
 
-// ErrNoEvent is returned by Reader.Next when no event came within its wait.
-var ErrNoEvent = errors.New("eventlog: no event yet")
-
-// Next returns the next event, waiting at most wait for it (ErrNoEvent), or until ctx ends.
-// After an error other than ErrNoEvent the reader is done: Close it and make another.
-func (r *Reader) Next(ctx context.Context, wait time.Duration) (Read, error) {
+// next is Reader.Next for a consumer of its own.
+func (r *consumerReader) next(ctx context.Context, timer *time.Timer, wait time.Duration) (Read, error) {
 	for {
 		var res readResult
 		select {
 		case res = <-r.reads:
 		default:
-			r.timer.Reset(wait)
+			timer.Reset(wait)
 			select {
 			case res = <-r.reads:
-				r.timer.Stop()
-			case <-r.timer.C:
+				timer.Stop()
+			case <-timer.C:
 				return Read{}, ErrNoEvent
 			case <-ctx.Done():
-				r.timer.Stop()
+				timer.Stop()
 				return Read{}, context.Cause(ctx)
 			}
 		}
@@ -166,9 +421,8 @@ func (r *Reader) Next(ctx context.Context, wait time.Duration) (Read, error) {
 	}
 }
 
-// Close stops the reader and removes its consumer from the server (which would otherwise keep
-// it until it has been idle for a minute). Idempotent.
-func (r *Reader) Close() {
+// close stops the reader and removes its consumer from the server. Idempotent.
+func (r *consumerReader) close() {
 	select {
 	case <-r.done:
 		return
