@@ -10,7 +10,10 @@ import (
 // Auditor checks the service's own trail the way `auditstream verify` does, from the store:
 // every checkpoint's signature, one tree under all of them, and every stored event its leaf.
 // What it finds is an ERROR naming the id, a Status problem and a metric, until an audit
-// passes again.
+// passes again. Holes in the log stay a Status problem for as long as they last, but are an
+// ERROR line only when they change: they never heal, and an administrator who re-published
+// what the store kept of them would otherwise read the same line every audit. Check is not
+// safe for concurrent use.
 type Auditor struct {
 	Prover *Prover
 	// Keys are the verifier keys: the service's own and any it rotated out.
@@ -26,6 +29,8 @@ type Auditor struct {
 	// (eventlog.Log.Holes); Size the tree's size.
 	Holes func(ctx context.Context) ([]int64, error)
 	Size  func(ctx context.Context) (int64, error)
+
+	holes string // the holes the last audit found, as reported
 }
 
 // Check runs one audit. It returns the Failure it found (also recorded), or another error when
@@ -40,9 +45,10 @@ func (a *Auditor) Check(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if msg != "" {
+		if msg != "" && msg != a.holes {
 			a.Logger.Error("trail: " + msg)
 		}
+		a.holes = msg
 		a.Status.SetHoles(msg)
 	}
 	upTo, err := a.UpTo(ctx)

@@ -1,12 +1,14 @@
 package trail_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -312,6 +314,21 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 	})
 	require.Equal(t, []string{"the log lost 6 event(s) the tree already has, ids 5-6,11-13,15: the log can no longer deliver or replay them (the tree keeps their leaves, the store the stored ones: auditstream trail republish delivers those)"},
 		later.Problems())
+
+	// The service's audit says so too: a problem for as long as the holes last, an ERROR line
+	// when they change, not at every audit.
+	var logged bytes.Buffer
+	audited := &trail.Status{}
+	a := &trail.Auditor{Holes: f.log.Holes, Size: f.st.TrailSize, Status: audited,
+		Logger: slog.New(slog.NewTextHandler(&logged, nil)), UpTo: func(context.Context) (int64, error) { return 0, nil }}
+	require.NoError(t, a.Check(f.ctx))
+	require.NoError(t, a.Check(f.ctx))
+	require.Equal(t, later.Problems(), audited.Problems())
+	require.Equal(t, 1, strings.Count(logged.String(), "level=ERROR"), logged.String())
+	require.NoError(t, s.DeleteMsg(f.ctx, 7))
+	require.NoError(t, a.Check(f.ctx))
+	require.Equal(t, 2, strings.Count(logged.String(), "level=ERROR"), logged.String())
+	require.Contains(t, audited.Problems()[0], "ids 5-7,11-13,15")
 }
 
 // TestWriterStartsOnAnOlderStore: a trail added to a service whose log no longer holds its
