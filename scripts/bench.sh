@@ -2,7 +2,7 @@
 # Runs the load scenarios of docs/benchmarks.md against the real binary, each on a fresh data
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
-#   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync, and the delivery
+#   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync trail-cost, and the delivery
 #                               scenarios latency fanout fanout-expr fanout-batch catchup down-cost groups-0
 #                               groups-1 groups-10k groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
-INGEST=(batch single steady slow-bodies lag lag-pg sync)
+INGEST=(batch single steady slow-bodies lag lag-pg sync trail-cost)
 DELIVERY=(latency fanout fanout-expr fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
@@ -126,6 +126,24 @@ EOS
   [ ! -f "$BIN/pid" ] || { SERVER_PID=$(cat "$BIN/pid"); rm -f "$BIN/pid"; }
 }
 
+# trail_cost PAIRS: the batch scenario with the trail on, then off, PAIRS times, and the ratio
+# of the medians: the machine's speed drifts by more than the trail costs, so one pair says little.
+trail_cost() {
+  local on=() off=() rate
+  for _ in $(seq "$1"); do
+    for t in true false; do
+      AUDITSTREAM_TRAIL=$t serve
+      rate=$(load -mode batch -batch 1000 -clients 4 -duration 20s | sed -n 's/^acked events: [0-9]* (\([0-9]*\) events\/s).*/\1/p')
+      echo "trail $t: $rate events/s"
+      if [ "$t" = true ]; then on+=("$rate"); else off+=("$rate"); fi
+    done
+  done
+  median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+  local mon moff
+  mon=$(median "${on[@]}"); moff=$(median "${off[@]}")
+  awk -v a="$mon" -v b="$moff" 'BEGIN { printf "medians: trail on %d, off %d events/s: on is %.0f%% of off\n", a, b, 100 * a / b }'
+}
+
 title() { echo; echo "### $*"; }
 
 scenario() {
@@ -166,6 +184,8 @@ scenario() {
     isolation) title "isolation: 1,000 groups with a destination each at 1,000 events/s; an instance destination refuses connections for 60 s, then catches up"
             serve_d; load -mode groups -groups 1000 -dests 1000 -events 20000 -batch 1000 -clients 16 -rate 1000 -duration 20s -isolate -down 60s \
               -profile http://127.0.0.1:$DEBUG_PORT ;;
+    trail-cost) title "the trail's cost: batched ingest (as batch) with the trail on and off, 5 alternated pairs"
+            trail_cost 5 ;;
     reads)  title "500 GraphQL readers asking 10 destinations' statuses and attempts again and again while 1,000 events/s are ingested, 30 s"
             serve_d; load -mode reads -dests 10 -readers 500 -rate 1000 -clients 16 -duration 30s ;;
     down-cost) title "down destination cost: steady 1,000 events/s (10 per request, 8 clients) for 60 s, without and with a destination refusing connections"
