@@ -155,6 +155,34 @@ func readAll(t *testing.T, r *eventlog.Reader, first int64, n int) {
 	}
 }
 
+// publishMany publishes n events in requests of 1,000 and returns their ids.
+func publishMany(t *testing.T, l *eventlog.Log, n int) []int64 {
+	t.Helper()
+	var ids []int64
+	for i := 0; i < n; i += 1000 {
+		got, err := l.Publish(t.Context(), messages("audit.g1.user_created", min(1000, n-i), i))
+		require.NoError(t, err)
+		ids = append(ids, got...)
+	}
+	return ids
+}
+
+// readerAtTheEnd returns a reader after id that has read to the end of the log: it follows
+// the tail.
+func readerAtTheEnd(t *testing.T, l *eventlog.Log, after int64) *eventlog.Reader {
+	t.Helper()
+	r, err := l.NewReader(t.Context(), after)
+	require.NoError(t, err)
+	t.Cleanup(r.Close)
+	for {
+		_, err := r.Next(t.Context(), 10*time.Millisecond)
+		if errors.Is(err, eventlog.ErrNoEvent) {
+			return r
+		}
+		require.NoError(t, err)
+	}
+}
+
 // consumers polls until the log has n consumers.
 func consumers(t *testing.T, l *eventlog.Log, n int) {
 	t.Helper()
@@ -174,98 +202,64 @@ func consumers(t *testing.T, l *eventlog.Log, n int) {
 // engine's and the trail's) read it through one consumer, each every event in order; the
 // consumer goes when the last of them does.
 func TestReadersAtTheEndShareOneConsumer(t *testing.T) {
-	ctx, l := setup(t)
-	ids, err := l.Publish(ctx, messages("audit.g1.user_created", 3, 0))
-	require.NoError(t, err)
-	a, err := l.NewReader(ctx, 0)
-	require.NoError(t, err)
-	defer a.Close()
-	readAll(t, a, ids[0], 3)
-	_, err = a.Next(ctx, 10*time.Millisecond) // at the end: a's consumer becomes the tail
-	require.ErrorIs(t, err, eventlog.ErrNoEvent)
-	b, err := l.NewReader(ctx, ids[2])
-	require.NoError(t, err)
-	defer b.Close()
+	_, l := setup(t)
+	ids := publishMany(t, l, 3)
+	a := readerAtTheEnd(t, l, 0) // its consumer becomes the tail
+	b := readerAtTheEnd(t, l, ids[2])
 	consumers(t, l, 1)
 
-	more, err := l.Publish(ctx, messages("audit.g1.user_created", 5, 3))
-	require.NoError(t, err)
+	more := publishMany(t, l, 5)
 	readAll(t, a, more[0], 5)
 	readAll(t, b, more[0], 5)
 	consumers(t, l, 1)
 	a.Close()
-	last, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 8))
-	require.NoError(t, err)
+	last := publishMany(t, l, 1)
 	readAll(t, b, last[0], 1)
 	b.Close()
 	consumers(t, l, 0)
 }
 
-// TestReaderThatFallsBehindTheTailReadsOnItsOwn: a reader on the tail that does not read while
-// more events come than the tail holds for it loses none of them, and neither holds back nor
-// costs the reader that keeps up; once it has caught up it shares the tail again.
+// TestReaderThatFallsBehindTheTailReadsOnItsOwn: readers on the tail that do not read while
+// more events come than the tail holds for them lose none of them, nor read one twice; once
+// they have caught up they share one consumer again.
 func TestReaderThatFallsBehindTheTailReadsOnItsOwn(t *testing.T) {
-	ctx, l := setup(t)
-	ids, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 0))
-	require.NoError(t, err)
-	fast, err := l.NewReader(ctx, 0)
-	require.NoError(t, err)
-	defer fast.Close()
-	readAll(t, fast, ids[0], 1)
-	_, err = fast.Next(ctx, 10*time.Millisecond)
-	require.ErrorIs(t, err, eventlog.ErrNoEvent)
-	slow, err := l.NewReader(ctx, ids[0])
-	require.NoError(t, err)
-	defer slow.Close()
+	_, l := setup(t)
+	ids := publishMany(t, l, 1)
+	a := readerAtTheEnd(t, l, 0)
+	b := readerAtTheEnd(t, l, ids[0])
 	consumers(t, l, 1)
 
-	const n = 6000 // more than the tail holds for a reader
-	var more []int64
-	for i := 0; i < n; i += 1000 {
-		got, err := l.Publish(ctx, messages("audit.g1.user_created", 1000, 1+i))
-		require.NoError(t, err)
-		more = append(more, got...)
+	n := eventlog.TailBuffer + 1000
+	more := publishMany(t, l, n) // neither reads meanwhile: both leave the tail
+	readAll(t, a, more[0], n)
+	readAll(t, b, more[0], n)
+	for _, r := range []*eventlog.Reader{a, b} {
+		_, err := r.Next(t.Context(), 10*time.Millisecond) // caught up: on the tail again
+		require.ErrorIs(t, err, eventlog.ErrNoEvent)
 	}
-	readAll(t, fast, more[0], n)
-	readAll(t, slow, more[0], n)
-	_, err = slow.Next(ctx, 10*time.Millisecond) // caught up: it joins the tail again
-	require.ErrorIs(t, err, eventlog.ErrNoEvent)
 	consumers(t, l, 1)
-	last, err := l.Publish(ctx, messages("audit.g1.user_created", 1, n+1))
-	require.NoError(t, err)
-	readAll(t, fast, last[0], 1)
-	readAll(t, slow, last[0], 1)
+	last := publishMany(t, l, 1)
+	readAll(t, a, last[0], 1)
+	readAll(t, b, last[0], 1)
 }
 
 // TestReaderFarBehindDoesNotTakeTheTail: a reader that starts far behind the end reads on its
 // own; the reader at the end keeps the tail and reads new events without waiting for it.
 func TestReaderFarBehindDoesNotTakeTheTail(t *testing.T) {
-	ctx, l := setup(t)
-	var ids []int64
-	for i := 0; i < 6000; i += 1000 {
-		got, err := l.Publish(ctx, messages("audit.g1.user_created", 1000, i))
-		require.NoError(t, err)
-		ids = append(ids, got...)
-	}
-	end, err := l.NewReader(ctx, ids[len(ids)-1])
-	require.NoError(t, err)
-	defer end.Close()
-	_, err = end.Next(ctx, 10*time.Millisecond)
-	require.ErrorIs(t, err, eventlog.ErrNoEvent)
-	behind, err := l.NewReader(ctx, 0)
+	_, l := setup(t)
+	ids := publishMany(t, l, 6000)
+	end := readerAtTheEnd(t, l, ids[len(ids)-1])
+	behind, err := l.NewReader(t.Context(), 0)
 	require.NoError(t, err)
 	defer behind.Close()
-	ev, err := behind.Next(ctx, 5*time.Second)
-	require.NoError(t, err)
-	require.Equal(t, ids[0], ev.Seq)
+	readAll(t, behind, ids[0], 1)
 	consumers(t, l, 2)
 
-	more, err := l.Publish(ctx, messages("audit.g1.user_created", 1, 6000))
-	require.NoError(t, err)
+	more := publishMany(t, l, 1)
 	readAll(t, end, more[0], 1)
 	readAll(t, behind, ids[1], len(ids)-1)
 	readAll(t, behind, more[0], 1)
-	_, err = behind.Next(ctx, 10*time.Millisecond)
+	_, err = behind.Next(t.Context(), 10*time.Millisecond)
 	require.ErrorIs(t, err, eventlog.ErrNoEvent)
 	consumers(t, l, 1)
 }
