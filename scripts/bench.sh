@@ -4,7 +4,7 @@
 #   scripts/bench.sh            all scenarios
 #   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync trail-cost, and the delivery
 #                               scenarios latency fanout fanout-expr fanout-batch catchup down-cost groups-0
-#                               groups-1 groups-10k groups-100k isolation reads; "ingest" and
+#                               groups-1 groups-10k groups-0-long groups-10k-long groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
 #   PROFILE=1 scripts/bench.sh fanout   also take a CPU profile of the server (--debug-listen)
 #                               during the measured phase of a delivery scenario and print
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
 INGEST=(batch single steady slow-bodies lag lag-pg sync trail-cost)
-DELIVERY=(latency fanout fanout-expr fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-100k isolation reads)
+DELIVERY=(latency fanout fanout-expr fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-0-long groups-10k-long groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
   case "$a" in
@@ -179,6 +179,10 @@ scenario() {
             groups 10000 0 -all-to-one ;;
     groups-10k) title "10,000 top-level groups with a destination each: batched ingest, delivery, idle cost, restart"
             groups 10000 10000 ;;
+    groups-0-long) title "groups-0 with a burst of 200,000 events instead of 20,000: the baseline of groups-10k-long"
+            groups 10000 0 -events 200000 ;;
+    groups-10k-long) title "groups-10k with a burst of 200,000 events: ingest while the deliveries take their share of the CPU"
+            groups 10000 10000 -events 200000 ;;
     groups-100k) title "100,000 top-level groups with a destination each"
             groups 100000 100000 ;;
     isolation) title "isolation: 1,000 groups with a destination each at 1,000 events/s; an instance destination refuses connections for 60 s, then catches up"
