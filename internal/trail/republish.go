@@ -77,12 +77,12 @@ func (p *Prover) LostLeaves(ctx context.Context, holes []int64) (LostIDs, error)
 }
 
 // LeafKinds returns the kind of each of the leaves of ids (ascending), by id; ids the tree does
-// not have are left out. Ids close together are read in one page of leaves.
+// not have are left out. Ids within a tile's width of each other are read in one page of leaves.
 func (p *Prover) LeafKinds(ctx context.Context, ids []int64) (map[int64]store.TrailLeafKind, error) {
 	out := make(map[int64]store.TrailLeafKind, len(ids))
 	for len(ids) > 0 {
 		n := 1 // the ids within a page from ids[0]
-		for n < len(ids) && ids[n]-ids[0] < kindsPage {
+		for n < len(ids) && ids[n]-ids[0] < store.TrailTileWidth {
 			n++
 		}
 		leaves, err := p.LeafHashes(ctx, ids[0], int(ids[n-1]-ids[0]+1))
@@ -98,9 +98,6 @@ func (p *Prover) LeafKinds(ctx context.Context, ids []int64) (map[int64]store.Tr
 	}
 	return out, nil
 }
-
-// kindsPage is the most leaves LeafKinds reads at once: a tile's width.
-const kindsPage = 256
 
 // ParseIDs reads a list of ids and ranges as Ranges writes it ("5-9,12"), ascending and
 // without repeats. At most limit ids.
