@@ -195,11 +195,67 @@ type tailRun struct {
 	subs   map[*tailSub]struct{}
 }
 
-// tailSub is one Reader on the tail.
+// tailSub is one Reader on the tail. Its queue grows with what it has not taken yet, up to
+// tailBuffer, instead of being a channel of that size: a reader that keeps up (and the
+// catch-up readers that join for a moment) hold almost nothing.
 type tailSub struct {
 	run   *tailRun
-	after int64     // events up to this one are not the reader's: it had them before it joined
-	ch    chan Read // closed when the reader is dropped from the tail
+	after int64 // events up to this one are not the reader's: it had them before it joined
+	wake  chan struct{}
+
+	mu      sync.Mutex
+	queue   []Read // queue[head:] are waiting
+	head    int
+	dropped bool // no more will come: the reader reads on its own after the queue
+}
+
+// keptQueue is the most capacity a tailSub keeps when its queue empties.
+const keptQueue = 1024
+
+// push queues ev; false when the queue is full (the reader is then dropped).
+func (s *tailSub) push(ev Read) bool {
+	s.mu.Lock()
+	full := len(s.queue)-s.head >= tailBuffer
+	if !full {
+		s.queue = append(s.queue, ev)
+	}
+	s.mu.Unlock()
+	s.signal()
+	return !full
+}
+
+// drop tells the reader that nothing more comes from the tail.
+func (s *tailSub) drop() {
+	s.mu.Lock()
+	s.dropped = true
+	s.mu.Unlock()
+	s.signal()
+}
+
+func (s *tailSub) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the next queued event; ok is false when there is none, done when there will be
+// none (the reader was dropped).
+func (s *tailSub) take() (ev Read, ok, done bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.head == len(s.queue) {
+		return Read{}, false, s.dropped
+	}
+	ev = s.queue[s.head]
+	s.queue[s.head] = Read{} // its Data is not kept alive by the queue
+	if s.head++; s.head == len(s.queue) {
+		s.head = 0
+		if s.queue = s.queue[:0]; cap(s.queue) > keptQueue {
+			s.queue = nil
+		}
+	}
+	return ev, true, false
 }
 
 // join puts a reader at after on the tail or, when none runs, starts the tail with own, the
@@ -224,7 +280,7 @@ func (t *tail) join(l *Log, after int64, own *consumerReader) *tailSub {
 	} else if run.pos > after || after-run.pos > tailBuffer {
 		return nil
 	}
-	s := &tailSub{run: run, after: after, ch: make(chan Read, tailBuffer)}
+	s := &tailSub{run: run, after: after, wake: make(chan struct{}, 1)}
 	run.subs[s] = struct{}{}
 	return s
 }
@@ -274,11 +330,9 @@ func (t *tail) run(ctx context.Context, run *tailRun) {
 			if ev.Seq <= s.after {
 				continue
 			}
-			select {
-			case s.ch <- ev:
-			default: // it fell behind: it reads on its own from what it has taken
+			if !s.push(ev) { // it fell behind: it reads on its own from what it has taken
 				delete(run.subs, s)
-				close(s.ch)
+				s.drop()
 			}
 		}
 		t.stopIfIdleLocked(run)
@@ -303,7 +357,7 @@ func (t *tail) drop(run *tailRun) {
 	defer t.mu.Unlock()
 	for s := range run.subs {
 		delete(run.subs, s)
-		close(s.ch)
+		s.drop()
 	}
 	if t.cur == run {
 		t.cur = nil
@@ -311,22 +365,30 @@ func (t *tail) drop(run *tailRun) {
 }
 
 // next returns the tail's next event for the reader; ok is false when the reader was dropped
-// from the tail (it has taken every event handed to it).
+// from the tail (it has taken every event queued for it).
 func (s *tailSub) next(ctx context.Context, timer *time.Timer, wait time.Duration) (ev Read, ok bool, err error) {
-	select {
-	case ev, ok = <-s.ch:
-		return ev, ok, nil
-	default:
-	}
-	timer.Reset(wait)
-	defer timer.Stop()
-	select {
-	case ev, ok = <-s.ch:
-		return ev, ok, nil
-	case <-timer.C:
-		return Read{}, false, ErrNoEvent
-	case <-ctx.Done():
-		return Read{}, false, context.Cause(ctx)
+	armed := false
+	defer func() {
+		if armed {
+			timer.Stop()
+		}
+	}()
+	for {
+		ev, ok, done := s.take()
+		if ok || done {
+			return ev, ok, nil
+		}
+		if !armed {
+			timer.Reset(wait)
+			armed = true
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			return Read{}, false, ErrNoEvent
+		case <-ctx.Done():
+			return Read{}, false, context.Cause(ctx)
+		}
 	}
 }
 
