@@ -70,7 +70,8 @@ type App struct {
 	metrics     *metrics
 	listener    net.Listener
 	server      *http.Server
-	lock        *os.File // the data dir's LOCK, held while the embedded log or SQLite use it
+	fresh       freshConns // connections that have sent no request, closed at shutdown
+	lock        *os.File   // the data dir's LOCK, held while the embedded log or SQLite use it
 }
 
 // NewLogger returns the JSON logger the service writes to w.
@@ -327,7 +328,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 	mux.HandleFunc("GET /-/healthy", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "OK\n") })
 	mux.HandleFunc("GET /-/ready", a.ready)
 	a.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn), ConnState: a.fresh.track}
 	return a, nil
 }
 
@@ -426,7 +427,11 @@ func (a *App) Run(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	t0 := time.Now()
-	if serr := a.server.Shutdown(sctx); serr != nil {
+	drained := make(chan struct{})
+	go a.fresh.closeWhile(drained, 500*time.Millisecond)
+	serr := a.server.Shutdown(sctx)
+	close(drained)
+	if serr != nil {
 		a.logger.Warn("http shutdown did not finish in time; closing the remaining connections", "err", serr)
 		_ = a.server.Close() // before the log and store close under the handlers still running
 	}
