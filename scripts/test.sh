@@ -62,6 +62,7 @@ fuzz FuzzDecodeMatchesEncodingJSON 200000x ./internal/ingest
 fuzz FuzzIngestDecode 150000x ./internal/ingest
 fuzz FuzzNormalize 200000x ./internal/event
 fuzz FuzzParseIndex 150000x ./internal/event
+fuzz FuzzCreatedAt 100000x ./internal/event
 fuzz FuzzParseTimeParam 200000x ./internal/event
 fuzz FuzzRestJSON 150000x ./internal/api/rest
 fuzz FuzzMatch 100000x ./internal/destination

@@ -638,17 +638,18 @@ type eventHead struct {
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
-// createdAtKey precedes the creation time in the event JSON that ingest writes.
-var createdAtKey = []byte(`"created_at":"`)
-
 // createdAt finds the event's created_at without decoding the event: JSON decoding once per
-// event and destination was the engine's largest cost (docs/benchmarks.md).
+// event and destination was the engine's largest cost (docs/benchmarks.md). Events in another
+// layout than ingest writes are searched for any RFC 3339 time.
 func createdAt(data []byte) time.Time {
-	i := bytes.LastIndex(data, createdAtKey)
+	if t, ok := event.CreatedAt(data); ok {
+		return t
+	}
+	i := bytes.LastIndex(data, []byte(`"created_at":"`))
 	if i < 0 {
 		return time.Time{}
 	}
-	rest := data[i+len(createdAtKey):]
+	rest := data[i+len(`"created_at":"`):]
 	j := bytes.IndexByte(rest, '"')
 	if j < 0 {
 		return time.Time{}

@@ -1055,6 +1055,20 @@ func BenchmarkAppendJSON(b *testing.B) {
 	}
 }
 
+// BenchmarkParseIndex: what the store consumer reads of each event, and delivery's created_at.
+func BenchmarkParseIndex(b *testing.B) {
+	ev := benchEvent(b)
+	ev.ID = 0 // the log holds events without their id
+	ev.Producer = event.Producer{TokenID: 7, UserID: 1, Username: "root", Via: event.ViaIngest}
+	buf := ev.AppendJSON(nil)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := event.ParseIndex(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkNormalize(b *testing.B) {
 	cat := catalog(b)
 	in := validGroupInput()

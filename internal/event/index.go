@@ -56,19 +56,64 @@ func parseIndexFast(b []byte) (f IndexFields, ok bool) {
 		return f, false
 	}
 	f.EntityType = string(rest[:end])
-	// created_at is followed by the event type ([a-z0-9_]) and at most the producer object, whose
-	// strings cannot hold the key unescaped: the last occurrence of the key is the field.
-	const key = `,"created_at":"`
-	i := bytes.LastIndex(b, []byte(key))
-	if i < 0 || len(b) < i+len(key)+len(TimeLayout) || !bytes.HasPrefix(b[i+len(key)+len(TimeLayout):], []byte(`","event_type":"`)) {
+	if f.CreatedAt, ok = CreatedAt(b); !ok {
 		return f, false
 	}
-	t, err := time.Parse(TimeLayout, string(b[i+len(key):i+len(key)+len(TimeLayout)]))
-	if err != nil {
-		return f, false
-	}
-	f.CreatedAt = t
 	return f, true
+}
+
+// CreatedAt reads created_at from an event AppendJSON wrote (with or without its id), without
+// decoding the rest; false for any other layout. created_at is followed only by the event type
+// ([a-z0-9_]) and the producer object, whose strings cannot hold the key unescaped, so the
+// last occurrence of the key is the field. It is found by searching forward, which is several
+// times faster than bytes.LastIndex; details may hold the key as well.
+func CreatedAt(b []byte) (time.Time, bool) {
+	const key = `created_at":"` // preceded by `,"`; its first byte is rarer than a comma
+	at := -1
+	for from := 0; ; {
+		i := bytes.Index(b[from:], []byte(key))
+		if i < 0 {
+			break
+		}
+		at, from = from+i, from+i+1
+	}
+	if at < 2 || b[at-2] != ',' || b[at-1] != '"' {
+		return time.Time{}, false
+	}
+	v := b[at+len(key):]
+	if len(v) < len(TimeLayout) || !bytes.HasPrefix(v[len(TimeLayout):], []byte(`","event_type":"`)) {
+		return time.Time{}, false
+	}
+	return parseTimeLayout(v[:len(TimeLayout)])
+}
+
+// parseTimeLayout is time.Parse(TimeLayout, s), without its generality: it runs for every
+// event a reader hands out.
+func parseTimeLayout(s []byte) (time.Time, bool) {
+	if len(s) != len(TimeLayout) || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != '.' || s[23] != 'Z' {
+		return time.Time{}, false
+	}
+	bad := false
+	num := func(from, to int) int {
+		n := 0
+		for _, c := range s[from:to] {
+			if c < '0' || c > '9' {
+				bad = true
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
+	year, month, day := num(0, 4), num(5, 7), num(8, 10)
+	hour, minute, sec, ms := num(11, 13), num(14, 16), num(17, 19), num(20, 23)
+	if bad || month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || sec > 59 {
+		return time.Time{}, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, ms*1e6, time.UTC)
+	if t.Day() != day { // February 30th, which time.Date would turn into March
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 // cutInt parses the integer at the start of b, which must be followed by sep.

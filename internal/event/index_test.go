@@ -2,6 +2,7 @@ package event_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,4 +49,29 @@ func TestParseIndexFallsBackForOtherLayouts(t *testing.T) {
 	require.Equal(t, event.IndexFields{AuthorID: 2, EntityID: 5, EntityType: "Project", CreatedAt: time.Date(2025, 10, 14, 18, 0, 8, 677e6, time.UTC)}, got)
 	_, err = event.ParseIndex([]byte(`{"author_id":`))
 	require.Error(t, err)
+}
+
+// FuzzCreatedAt: CreatedAt reads every time AppendJSON writes, and what it reads is what
+// time.Parse reads (which also takes some other forms, for ParseIndex's slower path).
+func FuzzCreatedAt(f *testing.F) {
+	for _, s := range []string{"2026-03-07T09:05:01.234Z", "0000-01-01T00:00:00.000Z", "9999-12-31T23:59:59.999Z", "2024-02-29T12:00:00.000Z",
+		"2023-02-29T12:00:00.000Z", "2026-13-01T00:00:00.000Z", "2026-01-01T24:00:00.000Z", "2026-01-01T00:60:00.000Z", "2026-01-01T00:00:60.000Z",
+		"2026-01-01T00:00:00.00Z", "2026-01-01T00:00:00.000+", "2026-01-01 00:00:00.000Z", "+026-01-01T00:00:00.000Z", "2026-04-31T00:00:00.000Z"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.ContainsAny(s, `"\`) {
+			return // another layout: the key would not end where the value starts
+		}
+		b := []byte(`{"author_id":1,"author_name":"a","entity_id":2,"entity_type":"User","entity_path":"p","details":{},"ip_address":"","target_id":null,"target_type":"","target_details":"","created_at":"` +
+			s + `","event_type":"user_created"}`)
+		got, ok := event.CreatedAt(b)
+		want, err := time.Parse(event.TimeLayout, s)
+		if ok {
+			require.NoError(t, err, "%q: read, but time.Parse refuses it", s)
+			require.True(t, want.Equal(got), "%q: %v, want %v", s, got, want)
+		} else if err == nil && want.Format(event.TimeLayout) == s {
+			t.Fatalf("%q: AppendJSON writes it, CreatedAt does not read it", s)
+		}
+	})
 }
