@@ -18,6 +18,7 @@ type catchUps struct {
 	mu      sync.Mutex
 	waiting []*dest
 	running int
+	readers map[*reader]bool // the catch-up readers reading
 	wake    chan struct{}
 }
 
@@ -146,12 +147,44 @@ func (c *catchUps) run(ctx context.Context) {
 	}
 }
 
-// mergeWindow is how close to the head a catch-up reader must be before it stops the head
-// for the last few events and merges into it.
+// mergeWindow is how close to the head a catch-up reader must be before it stops the head for
+// the last few events and merges into it.
 const mergeWindow = 2000
 
-// catchUp reads the log from at for the group until it merges into the head, its turn ends
-// while others wait, or every member has fallen behind again.
+// ahead returns the catch-up reader closest ahead of r within joinWindow, or nil: r reads up to
+// it and merges into it, so that destinations that start catching up a moment apart (activated
+// one after the other, or back from the same outage) read the log once, not once each. The
+// window is joinWindow's, as for destinations that wait together: holding a catch-up reader
+// while r reaches it delays only destinations that are behind already.
+func (c *catchUps) ahead(r *reader) *reader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var best *reader
+	for t := range c.readers {
+		// Strictly ahead: two readers at one position cannot each wait for the other.
+		if gap := t.position() - r.position(); gap > 0 && gap <= joinWindow && (best == nil || t.position() < best.position()) {
+			best = t
+		}
+	}
+	return best
+}
+
+// track adds r to the catch-up readers reading, or (on false) removes it.
+func (c *catchUps) track(r *reader, reading bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.readers == nil {
+		c.readers = map[*reader]bool{}
+	}
+	if reading {
+		c.readers[r] = true
+	} else {
+		delete(c.readers, r)
+	}
+}
+
+// catchUp reads the log from at for the group until it merges into the head (or a catch-up
+// reader ahead), its turn ends while others wait, or every member has fallen behind again.
 func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	r := newReader(e, at)
 	r.mu.Lock()
@@ -169,6 +202,8 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 		return
 	}
 	e.logger.Debug("delivery: catching up", "from", at, "destinations", members, "head", e.head.position())
+	e.catchUps.track(r, true)
+	defer e.catchUps.track(r, false)
 	turnEnds := time.Now().Add(e.opts.CatchUpTurn)
 	merged := false
 	e.follow(ctx, r, func(lr *eventlog.Reader, ev eventlog.Read, ok bool) bool {
@@ -178,7 +213,11 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 		if left == 0 {
 			return true
 		}
-		if e.head.position()-r.position() <= mergeWindow && e.merge(ctx, r, lr) {
+		if e.head.position()-r.position() <= mergeWindow && e.merge(ctx, r, lr, e.head) {
+			merged = true
+			return true
+		}
+		if t := e.catchUps.ahead(r); t != nil && e.merge(ctx, r, lr, t) {
 			merged = true
 			return true
 		}
@@ -187,8 +226,10 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	if merged {
 		return
 	}
-	// Its turn ended, or ctx did: the members wait again where the reader stands.
+	// Its turn ended, or ctx did: the members wait again where the reader stands. Closed, it
+	// takes no more members from readers behind it.
 	r.mu.Lock()
+	r.closed = true
 	back := r.membersLocked()
 	for _, d := range back {
 		r.removeLocked(d)
@@ -204,13 +245,16 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	}
 }
 
-// merge moves the catch-up reader's members into the head: with the head held, it reads the
-// few events up to the head's position, then hands the members over, so that no event is
-// missed or handed twice. false when it could not reach the head in time.
-func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool {
-	h := e.head
+// merge moves the catch-up reader's members into h, the head or a catch-up reader ahead:
+// with h held, it reads the few events up to h's position, then hands the members over, so
+// that no event is missed or handed twice. false when h no longer takes members or could not
+// be reached in time.
+func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader, h *reader) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
 	deadline := time.Now().Add(2 * time.Second)
 	for r.position() < h.position() {
 		wait := time.Until(deadline)
@@ -224,6 +268,7 @@ func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool
 		r.mu.Lock()
 		r.dispatchLocked(ctx, ev)
 		r.mu.Unlock()
+		e.metrics.catchUpReads.Inc()
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -235,6 +280,11 @@ func (e *Engine) merge(ctx context.Context, r *reader, lr *eventlog.Reader) bool
 		d.mu.Unlock()
 		h.addLocked(d, skip)
 	}
-	e.logger.Debug("delivery: caught up", "at", r.position(), "destinations", len(members))
+	r.closed = true
+	if h == e.head {
+		e.logger.Debug("delivery: caught up", "at", r.position(), "destinations", len(members))
+	} else {
+		e.logger.Debug("delivery: joined the catch-up reader ahead", "at", r.position(), "destinations", len(members))
+	}
 	return true
 }

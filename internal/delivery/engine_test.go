@@ -1027,3 +1027,95 @@ func TestFallsBehindAndCatchesUp(t *testing.T) {
 	stuck.waitReceived(t, want, 60*time.Second)
 	require.True(t, slices.IsSorted(stuck.received()), "an ordered destination receives in log order")
 }
+
+// TestCatchUpReadersJoinTheOneAhead: destinations resumed one after another from the same place
+// in the log (paused with bufferWhilePaused) read their backlog together: a catch-up reader
+// that starts a little behind another merges into it, so the log is read about once for them
+// all, not once each (auditstream_delivery_log_reads_total).
+func TestCatchUpReadersJoinTheOneAhead(t *testing.T) {
+	r := newRig(t, delivery.Options{})
+	ctx := context.Background()
+	const n, backlog = 6, 30_000
+	setActive := func(d store.Destination, active bool) {
+		_, err := r.st.DestinationUpdate(ctx, store.DestinationUpdateParams{ID: d.ID, Active: &active})
+		require.NoError(t, err)
+		r.engine.Notify()
+	}
+	var ds []store.Destination
+	var rcs []*receiver
+	for range n {
+		rc := newReceiver(t)
+		rcs = append(rcs, rc)
+		url := rc.URL
+		d := r.destination(url, func(p *store.DestinationCreateParams) {
+			// Batches of 1,000: each destination's queue holds the whole backlog, so that none
+			// falls behind its reader and reads again.
+			p.Config = fmt.Appendf(nil, `{"url":%q,"batch":{"maxEvents":1000,"maxBytes":1048576,"maxWaitMs":200},"delivery":{"concurrency":8,"bufferWhilePaused":true}}`, url)
+		})
+		setActive(d, false)
+		ds = append(ds, d)
+	}
+	poll.Until(t, 5*time.Second, func() error {
+		for _, d := range ds {
+			cur, _ := r.st.DestinationGet(ctx, d.ID)
+			if st := r.engine.Status(ctx, cur); st.Status != delivery.StatusPaused {
+				return fmt.Errorf("%d: %+v", d.ID, st)
+			}
+		}
+		return nil
+	})
+	var want []int64
+	for range backlog / 1000 {
+		want = append(want, r.publish(slices.Repeat([]string{"user_created"}, 1000)...)...)
+	}
+	before := r.catchUpReads()
+	for _, d := range ds { // one at a time: each starts a reader of its own, behind the others
+		read := r.catchUpReads()
+		setActive(d, true)
+		poll.Until(t, 10*time.Second, func() error {
+			if r.catchUpReads() == read {
+				return fmt.Errorf("destination %d is not reading yet", d.ID)
+			}
+			return nil
+		})
+	}
+	poll.Until(t, 60*time.Second, func() error {
+		for i, rc := range rcs {
+			if got := len(rc.received()); got < len(want) {
+				return fmt.Errorf("destination %d: %d of %d received", ds[i].ID, got, len(want))
+			}
+		}
+		return nil
+	})
+	for _, rc := range rcs {
+		got := map[int64]bool{}
+		for _, id := range rc.received() {
+			got[id] = true
+		}
+		for _, id := range want {
+			require.True(t, got[id], "event %d not received", id)
+		}
+	}
+	reads := r.catchUpReads() - before
+	t.Logf("%d destinations caught up on %d events with %.0f reads of the log", n, backlog, reads)
+	require.Less(t, reads, float64(2*backlog), "the catch-up readers read the backlog about once, not %d times", n)
+}
+
+// catchUpReads is auditstream_delivery_log_reads_total{reader="catch_up"}.
+func (r *rig) catchUpReads() float64 {
+	r.t.Helper()
+	mfs, err := r.metrics.Gather()
+	require.NoError(r.t, err)
+	for _, mf := range mfs {
+		if mf.GetName() != "auditstream_delivery_log_reads_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "catch_up" {
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	r.t.Fatal(`no auditstream_delivery_log_reads_total{reader="catch_up"}`)
+	return 0
+}

@@ -30,6 +30,7 @@ type reader struct {
 	byRoot   map[string][]*dest
 	all      []*dest // the instance's destinations: every root
 	members  int
+	closed   bool // a catch-up reader that stopped, or merged: it takes no more members
 }
 
 func newReader(e *Engine, pos int64) *reader {
@@ -261,6 +262,10 @@ func (e *Engine) runHead(ctx context.Context) {
 // follow reads the log into r from its position until ctx ends or, for a catch-up reader, until
 // step says it is done.
 func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.Reader, ev eventlog.Read, ok bool) (done bool)) {
+	reads := e.metrics.catchUpReads
+	if r == e.head {
+		reads = e.metrics.headReads
+	}
 	failures := 0
 	for ctx.Err() == nil {
 		lr, err := e.log.NewReader(ctx, r.position())
@@ -298,6 +303,7 @@ func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.R
 			}
 			r.dispatchLocked(ctx, ev)
 			r.mu.Unlock()
+			reads.Inc()
 			if step != nil && step(lr, ev, true) {
 				lr.Close()
 				return

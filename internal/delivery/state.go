@@ -281,6 +281,9 @@ func (s *state) snapshot() Status {
 type Metrics struct {
 	request    *prometheus.HistogramVec
 	byCategory *prometheus.CounterVec
+	// Events read from the log by the head and by the catch-up readers: what the catch-up
+	// readers read again is the cost of destinations falling behind.
+	headReads, catchUpReads prometheus.Counter
 
 	mu     sync.Mutex
 	states func() []*state // the engine's destinations; set by New
@@ -313,7 +316,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		byCategory: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_category_events_total",
 			Help: "Events in requests to destinations, by category and outcome (delivered, failed: each retry counts again)."}, []string{"category", "outcome"}),
 	}
-	reg.MustRegister(m.request, m.byCategory, m)
+	reads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_log_reads_total",
+		Help: "Events delivery read from the log, by reader: the head, which every destination that keeps up shares, or the catch-up readers."}, []string{"reader"})
+	m.headReads, m.catchUpReads = reads.WithLabelValues("head"), reads.WithLabelValues("catch_up")
+	reg.MustRegister(m.request, m.byCategory, reads, m)
 	return m
 }
 
