@@ -173,9 +173,6 @@ func (c *catchUps) ahead(r *reader) *reader {
 func (c *catchUps) track(r *reader, reading bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.readers == nil {
-		c.readers = map[*reader]bool{}
-	}
 	if reading {
 		c.readers[r] = true
 	} else {

@@ -237,7 +237,7 @@ func New(c Config) *Engine {
 		e.leases, e.board = c.Leases, c.Board
 	}
 	e.head = newReader(e, 0)
-	e.catchUps = &catchUps{e: e, wake: make(chan struct{}, 1)}
+	e.catchUps = &catchUps{e: e, readers: map[*reader]bool{}, wake: make(chan struct{}, 1)}
 	e.places = newPlaces(c.Options.Senders)
 	e.senders = &senders{max: int64(c.Options.IdleSenders)}
 	c.Metrics.setSource(e.destStates)
