@@ -212,15 +212,14 @@ func TestTrailInclusionIsAuthorizedLikeTheEvent(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, status)
 }
 
-// tamper runs one statement on the service's database with the service stopped, as someone
-// with access to the database would: sqliteSQL (? parameters) or postgresSQL ($n).
+// tamper runs one statement on the service's database, as someone with access to the
+// database would: sqliteSQL (? parameters) or postgresSQL ($n).
 func tamper(t *testing.T, cfg app.Config, sqliteSQL, postgresSQL string, args ...any) {
 	t.Helper()
 	if cfg.DatabaseURL == "" {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "auditstream.db"))
-		require.NoError(t, err)
+		db := openSQLite(t, cfg)
 		defer db.Close()
-		_, err = db.Exec(sqliteSQL, args...)
+		_, err := db.Exec(sqliteSQL, args...)
 		require.NoError(t, err, sqliteSQL)
 		return
 	}
@@ -231,13 +230,21 @@ func tamper(t *testing.T, cfg app.Config, sqliteSQL, postgresSQL string, args ..
 	require.NoError(t, err, postgresSQL)
 }
 
+// openSQLite opens the service's SQLite database beside it. The busy timeout waits for the
+// running service's writes (without it a statement fails at once with SQLITE_BUSY).
+func openSQLite(t *testing.T, cfg app.Config) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "auditstream.db")+"?_pragma=busy_timeout(10000)")
+	require.NoError(t, err)
+	return db
+}
+
 // storedData reads an event's stored bytes from the database.
 func storedData(t *testing.T, cfg app.Config, id int64) []byte {
 	t.Helper()
 	var b []byte
 	if cfg.DatabaseURL == "" {
-		db, err := sql.Open("sqlite", "file:"+filepath.Join(cfg.DataDir, "auditstream.db"))
-		require.NoError(t, err)
+		db := openSQLite(t, cfg)
 		defer db.Close()
 		require.NoError(t, db.QueryRow(`SELECT data FROM events WHERE id = ?`, id).Scan(&b))
 		return b
