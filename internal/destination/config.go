@@ -111,24 +111,33 @@ type Batch struct {
 	MaxWait   time.Duration
 }
 
-// DeliveryOf reads the delivery settings of a stored config (Config.JSON), defaults filled in.
+// DeliveryOf reads the delivery settings of a stored config (Config.JSON). A field the config
+// lacks gets the default the API writes when it is left out, so that a config stored by hand,
+// or by a version that did not write every field, is delivered as the API would have stored it.
 func DeliveryOf(stored []byte) Delivery {
 	var cfg struct {
 		Batch *struct {
-			MaxEvents, MaxBytes, MaxWaitMs int
+			MaxEvents, MaxBytes, MaxWaitMs *int
 		} `json:"batch"`
 		Delivery *struct {
-			Concurrency                int
+			Concurrency                *int
 			Ordered, BufferWhilePaused bool
 		} `json:"delivery"`
 	}
-	_ = json.Unmarshal(stored, &cfg) // stored configs were validated; a broken one gets defaults
+	_ = json.Unmarshal(stored, &cfg)  // stored configs were validated; a broken one gets defaults
+	or := func(v *int, def int) int { // what the checker writes when the field is left out
+		if v == nil || *v < 0 {
+			return def
+		}
+		return *v
+	}
 	d := Delivery{Concurrency: DefaultConcurrency}
 	if b := cfg.Batch; b != nil {
-		d.Batch = &Batch{MaxEvents: b.MaxEvents, MaxBytes: b.MaxBytes, MaxWait: time.Duration(b.MaxWaitMs) * time.Millisecond}
+		d.Batch = &Batch{MaxEvents: max(or(b.MaxEvents, DefaultBatchMaxEvents), MinBatchMaxEvents), MaxBytes: max(or(b.MaxBytes, DefaultBatchMaxBytes), MinBatchMaxBytes),
+			MaxWait: time.Duration(or(b.MaxWaitMs, DefaultBatchMaxWaitMs)) * time.Millisecond} // 0 is valid: no wait
 	}
 	if x := cfg.Delivery; x != nil {
-		d.Concurrency, d.Ordered, d.BufferWhilePaused = max(x.Concurrency, 1), x.Ordered, x.BufferWhilePaused
+		d.Concurrency, d.Ordered, d.BufferWhilePaused = max(or(x.Concurrency, DefaultConcurrency), 1), x.Ordered, x.BufferWhilePaused
 	}
 	if d.Ordered {
 		d.Concurrency = 1

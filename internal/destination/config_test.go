@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -780,4 +781,28 @@ func TestParseConfigTakesAJSONStringOfAnObject(t *testing.T) {
 		_, err := registry.ParseConfig(destination.CategoryHTTP, []byte(bad))
 		require.Error(t, err, bad)
 	}
+}
+
+// TestDeliveryOfFillsWhatTheAPIWould: a stored config that lacks a delivery or batch field
+// (written by hand, or by a version that did not write it) is delivered as the API would have
+// stored it. Before, a delivery object without concurrency sent one request at a time, and a
+// batch without maxBytes one event per request.
+func TestDeliveryOfFillsWhatTheAPIWould(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		`{"url":"https://example.com/a","delivery":{}}`,
+		`{"url":"https://example.com/a","delivery":{"ordered":true}}`,
+		`{"url":"https://example.com/a","delivery":{"bufferWhilePaused":true}}`,
+		`{"url":"https://example.com/a","batch":{}}`,
+		`{"url":"https://example.com/a","batch":{"maxEvents":10}}`,
+		`{"url":"https://example.com/a","batch":{"maxWaitMs":0}}`,
+		`{"url":"https://example.com/a","batch":{"maxBytes":4096},"delivery":{"concurrency":3}}`,
+	} {
+		cfg, err := registry.ParseConfig("http", []byte(raw))
+		require.NoError(t, err, raw)
+		require.Equal(t, destination.DeliveryOf(cfg.JSON), destination.DeliveryOf([]byte(raw)), "%s, stored by the API as %s", raw, cfg.JSON)
+	}
+	require.Equal(t, destination.DefaultConcurrency, destination.DeliveryOf([]byte(`{"delivery":{}}`)).Concurrency)
+	b := destination.DeliveryOf([]byte(`{"batch":{"maxEvents":10}}`)).Batch
+	require.Equal(t, destination.Batch{MaxEvents: 10, MaxBytes: destination.DefaultBatchMaxBytes, MaxWait: destination.DefaultBatchMaxWaitMs * time.Millisecond}, *b)
 }
