@@ -91,12 +91,19 @@ func serve(t *testing.T, dataDir string, env ...string) *proc {
 // start starts the binary on dataDir with extra environment.
 func start(t *testing.T, dataDir string, env ...string) *proc {
 	t.Helper()
+	return startVia(t, nil, dataDir, env...)
+}
+
+// startVia starts the binary as start does, through via: a command that sets something up and
+// then execs the rest of its arguments (nil: none).
+func startVia(t *testing.T, via []string, dataDir string, env ...string) *proc {
+	t.Helper()
 	addr := freePort(t)
-	args := []string{"serve", "--listen", addr, "--data-dir", dataDir}
+	args := append(slices.Clone(via), binary, "serve", "--listen", addr, "--data-dir", dataDir)
 	if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, "AUDITSTREAM_LOG_LEVEL=") }) {
 		args = append(args, "--log-level", "warn") // a flag wins over the environment
 	}
-	cmd := exec.Command(binary, args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), append([]string{"AUDITSTREAM_ADMIN_TOKEN=" + adminToken}, env...)...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
@@ -313,6 +320,56 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 // TestFirstStartPrintsToken runs the binary with no admin token configured.
+// TestServeTakesItsMemoryLimitFromItsCgroup: started in a cgroup limited to 512 MiB, serve
+// sets Go's soft memory limit to 90% of it, so that near it the garbage collector works harder
+// instead of the process being killed (docs/deployment.md, "Memory"); --memory-limit-ratio 0
+// leaves the runtime's limit alone.
+func TestServeTakesItsMemoryLimitFromItsCgroup(t *testing.T) {
+	cg := memoryCgroup(t, 512<<20)
+	via := []string{"sh", "-c", `echo $$ > "$0/cgroup.procs" && exec "$@"`, cg}
+
+	p := startVia(t, via, t.TempDir(), "AUDITSTREAM_LOG_LEVEL=info", "GOMEMLIMIT=")
+	p.waitReady()
+	require.Equal(t, "go_gc_gomemlimit_bytes 4.8318382e+08", metric(t, p.base, "go_gc_gomemlimit_bytes"))
+	require.Contains(t, p.out.String(), `"container_bytes":536870912,"soft_limit_bytes":483183820`)
+
+	off := startVia(t, via, t.TempDir(), "AUDITSTREAM_MEMORY_LIMIT_RATIO=0", "GOMEMLIMIT=")
+	off.waitReady()
+	require.Equal(t, "go_gc_gomemlimit_bytes 9.223372036854776e+18", metric(t, off.base, "go_gc_gomemlimit_bytes"))
+}
+
+// memoryCgroup makes a cgroup with a memory limit under this process's own, for processes to
+// be started in, and removes it after them. It skips the test where the machine lets none be
+// made: that takes root and a memory controller it may write (cgroup v1, or v2 with the
+// controller delegated).
+func memoryCgroup(t *testing.T, limit int64) string {
+	t.Helper()
+	self, _ := os.ReadFile("/proc/self/cgroup")
+	var parent, file string
+	for line := range strings.SplitSeq(string(self), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		switch {
+		case len(parts) != 3:
+		case slices.Contains(strings.Split(parts[1], ","), "memory"):
+			parent, file = filepath.Join("/sys/fs/cgroup/memory", parts[2]), "memory.limit_in_bytes"
+			if _, err := os.Stat(parent); err != nil { // the host's path, with the container's cgroup mounted
+				parent = "/sys/fs/cgroup/memory"
+			}
+		case parts[0] == "0" && parts[1] == "" && parent == "":
+			parent, file = filepath.Join("/sys/fs/cgroup", parts[2]), "memory.max"
+		}
+	}
+	dir := filepath.Join(parent, fmt.Sprintf("auditstream-e2e-%d", os.Getpid()))
+	if parent == "" || os.Mkdir(dir, 0o755) != nil {
+		t.Skip("this machine lets no cgroup be made here (root and a writable memory controller are needed)")
+	}
+	t.Cleanup(func() { _ = os.Remove(dir) }) // runs after the processes' cleanups: they were registered later
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(fmt.Sprint(limit)), 0o644); err != nil {
+		t.Skipf("this machine lets no memory limit be set on a cgroup: %v", err)
+	}
+	return dir
+}
+
 func TestFirstStartPrintsToken(t *testing.T) {
 	dataDir := t.TempDir()
 	addr := freePort(t)

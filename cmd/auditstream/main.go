@@ -22,6 +22,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/app"
 	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/memlimit"
 	"github.com/auditstream/auditstream/internal/store"
 )
 
@@ -101,6 +102,7 @@ func (v durationValue) Set(s string) error {
 }
 
 func serveCmd(cfg *app.Config) *cobra.Command {
+	memoryLimitRatio := 0.9
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the service (HTTP API, ingest, log, store consumer)",
@@ -110,6 +112,13 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 			defer stop()
 			go func() { <-ctx.Done(); stop() }() // once draining, a second signal ends the process at once
 			logger := app.NewLogger(os.Stderr, cfg.LogLevel)
+			container, limit, err := memlimit.FromContainer(memlimit.Root, memlimit.Self, memoryLimitRatio)
+			if err != nil {
+				return fmt.Errorf("--memory-limit-ratio: %w", err)
+			}
+			if limit > 0 {
+				logger.Info("Go's soft memory limit set from the container's", "container_bytes", container, "soft_limit_bytes", limit, "ratio", memoryLimitRatio)
+			}
 			a, err := app.New(ctx, *cfg, logger, cmd.OutOrStdout())
 			if err != nil {
 				return err
@@ -118,6 +127,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	f.Float64Var(&memoryLimitRatio, "memory-limit-ratio", memoryLimitRatio, "set Go's soft memory limit to this share of the container's memory limit (cgroup), so that the garbage collector works harder near it rather than the process being killed; 0 turns it off, and GOMEMLIMIT, when set, wins")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address")
 	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "external NATS server or cluster (nats://…); empty runs NATS embedded")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "let NATS clients connect to the embedded server at a loopback host:port; it has no authentication (default: no listener)")

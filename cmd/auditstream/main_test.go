@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"testing"
 	"time"
 
@@ -35,4 +36,15 @@ func TestEnvironmentSetsFlags(t *testing.T) {
 
 	t.Setenv("AUDITSTREAM_RETENTION", "soon")
 	require.ErrorContains(t, bindEnv(serve), "AUDITSTREAM_RETENTION")
+}
+
+// A share of the container's memory outside 0 – 1 stops serve before it opens anything.
+func TestServeRefusesAMemoryLimitRatioOutOfRange(t *testing.T) {
+	for _, bad := range []string{"1.5", "-1"} {
+		cmd := root()
+		cmd.SetArgs([]string{"serve", "--data-dir", t.TempDir(), "--memory-limit-ratio", bad})
+		cmd.SetOut(io.Discard)
+		cmd.SetErr(io.Discard)
+		require.ErrorContains(t, cmd.Execute(), "--memory-limit-ratio: the share of the container's memory limit must be from 0 to 1", bad)
+	}
 }
