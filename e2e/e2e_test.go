@@ -322,7 +322,7 @@ func TestGracefulShutdown(t *testing.T) {
 // TestFirstStartPrintsToken runs the binary with no admin token configured.
 // TestServeTakesItsMemoryLimitFromItsCgroup: started in a cgroup limited to 512 MiB, serve
 // sets Go's soft memory limit to 90% of it, so that near it the garbage collector works harder
-// instead of the process being killed (docs/deployment.md, "Memory"); --memory-limit-ratio 0
+// instead of the process being killed or stalling (docs/deployment.md, "Memory"); --memory-limit-ratio 0
 // leaves the runtime's limit alone.
 func TestServeTakesItsMemoryLimitFromItsCgroup(t *testing.T) {
 	cg := memoryCgroup(t, 512<<20)

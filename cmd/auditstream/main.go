@@ -127,7 +127,7 @@ func serveCmd(cfg *app.Config) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.Float64Var(&memoryLimitRatio, "memory-limit-ratio", memoryLimitRatio, "set Go's soft memory limit to this share of the container's memory limit (cgroup), so that the garbage collector works harder near it rather than the process being killed; 0 turns it off, and GOMEMLIMIT, when set, wins")
+	f.Float64Var(&memoryLimitRatio, "memory-limit-ratio", memoryLimitRatio, "set Go's soft memory limit to this share of the container's memory limit (cgroup), so that the garbage collector works harder near it rather than the process being killed or stalling at the limit; 0 turns it off, and GOMEMLIMIT, when set, wins")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "HTTP listen address")
 	f.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "external NATS server or cluster (nats://…); empty runs NATS embedded")
 	f.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "let NATS clients connect to the embedded server at a loopback host:port; it has no authentication (default: no listener)")

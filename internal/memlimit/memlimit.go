@@ -1,9 +1,10 @@
 // Package memlimit sets the Go runtime's soft memory limit from the container's memory limit.
 //
 // The Go runtime knows nothing of a container's limit: with its default GOGC it lets the heap
-// grow to twice what is live before it collects, so a service whose live heap is half its
-// container's limit is killed for memory it did not need. Under a soft limit the collector
-// works harder as the heap nears it instead. Prometheus (--auto-gomemlimit) does the same.
+// grow to twice what is live before it collects, so a service whose live heap is over half its
+// container's limit is killed, or stalls at the limit while the kernel takes back the pages of
+// its files, for memory it did not need. Under a soft limit the collector works harder as the
+// heap nears it instead. Prometheus (--auto-gomemlimit) does the same.
 package memlimit
 
 import (
