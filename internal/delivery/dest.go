@@ -166,20 +166,7 @@ func (d *dest) start(ctx context.Context, position int64) {
 // stop takes the destination out of its reader and stops its runner (events it held are not
 // done), and returns its position. Called under e.mu.
 func (d *dest) stop() int64 {
-	for { // a catch-up reader may hand it to the head meanwhile: leave whichever has it
-		d.mu.Lock()
-		cur := d.cur
-		d.mu.Unlock()
-		if cur == nil || cur.leave(d) {
-			break
-		}
-		d.mu.Lock()
-		moved := d.cur != cur
-		d.mu.Unlock()
-		if !moved {
-			break
-		}
-	}
+	d.leaveReader()
 	d.cancelRun()
 	d.wg.Wait()
 	d.mu.Lock()
@@ -191,6 +178,53 @@ func (d *dest) stop() int64 {
 	d.ctx, d.cancel, d.running, d.started, d.parent = nil, nil, false, false, nil
 	d.st.setDelivering(false)
 	return pos
+}
+
+// leaveReader takes the destination out of the reader it is a member of, if any.
+func (d *dest) leaveReader() {
+	for { // a catch-up reader may hand it to the head meanwhile: leave whichever has it
+		d.mu.Lock()
+		cur := d.cur
+		d.mu.Unlock()
+		if cur == nil || cur.leave(d) {
+			return
+		}
+		d.mu.Lock()
+		moved := d.cur != cur
+		d.mu.Unlock()
+		if !moved {
+			return
+		}
+	}
+}
+
+// shed gives back what the destination was handed and has not taken, once its circuit is
+// open: it leaves its reader and drops its queue, to read those events from the log again when
+// it has recovered (unblock). A destination that cannot deliver is handed nothing more, and
+// holds none of the memory the destinations share for queued events (Options.MaxQueuedBytes):
+// a few hundred failing destinations would otherwise fill it, and every destination that works
+// would be refused by its reader and left to catch up, again and again. Called by its runner.
+func (d *dest) shed() {
+	d.leaveReader()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.started || d.mode == modeReading { // stopped meanwhile, or a reader took it again
+		return
+	}
+	d.mode = modeBlocked
+	if len(d.queue) == 0 {
+		return
+	}
+	// The queue is the newest part of outstanding: taken events go before those not taken.
+	n := len(d.outstanding) - len(d.queue)
+	clear(d.outstanding[n:])
+	d.outstanding = d.outstanding[:n]
+	d.resume = min(d.resume, d.queue[0].event.ID-1)
+	clear(d.queue)
+	d.queue = nil
+	d.e.queued.Add(-int64(d.queueBytes))
+	d.queueBytes = 0
+	d.e.logger.Debug("delivery: a destination whose circuit is open gives its queue back to the log", "destination_id", d.id, "resume", d.resume)
 }
 
 // block takes the destination off reader r at seq: it resumes after seq-1 once its queue has
@@ -210,10 +244,12 @@ func (d *dest) block(r *reader, seq int64) {
 	}
 }
 
-// unblock moves a blocked destination whose queue has drained to half to the catch-up queue.
+// unblock moves a blocked destination whose queue has drained to half, and whose circuit is
+// closed, to the catch-up queue.
 func (d *dest) unblock() {
+	open := d.st.isOpen()
 	d.mu.Lock()
-	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2
+	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && !open
 	if ok {
 		d.mode = modeWaiting
 	}
@@ -449,6 +485,9 @@ func (d *dest) deliver(ctx context.Context, batch []*item, s *ticket) bool {
 		attempt++
 		d.st.failed(f, len(batch), took, e.env.Now(), probe, e.opts)
 		e.attempts.failure(d.id, len(batch), events[0].ID, events[len(events)-1].ID, f, took, e.env.Now())
+		if d.st.isOpen() {
+			d.shed()
+		}
 		switch f.Kind {
 		case destination.Permanent:
 			d.deadLetter(ctx, batch, f, attempt)

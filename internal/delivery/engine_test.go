@@ -1119,3 +1119,64 @@ func (r *rig) catchUpReads() float64 {
 	r.t.Fatal(`no auditstream_delivery_log_reads_total{reader="catch_up"}`)
 	return 0
 }
+
+// TestFailingDestinationsDoNotHoldTheQueuesMemory: destinations whose receivers refuse
+// everything hold no queue once their circuit is open (they catch up from the log when they
+// recover), so that however many of them there are, the memory for queued events
+// (Options.MaxQueuedBytes) stays free for the destinations that work, which keep reading
+// from the head instead of being left behind to catch up, again and again.
+func TestFailingDestinationsDoNotHoldTheQueuesMemory(t *testing.T) {
+	r := newRig(t, delivery.Options{MaxQueuedBytes: 1 << 20, BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		ProbeMin: 50 * time.Millisecond, ProbeMax: 200 * time.Millisecond})
+	ctx := context.Background()
+	var failing []store.Destination
+	var mu sync.Mutex
+	refuse := true
+	var down []*receiver
+	for range 4 { // each would hold 4,096 events, over 1 MiB: together four times the bound
+		rc := newReceiver(t)
+		rc.setAnswer(func(*http.Request, []byte) int {
+			mu.Lock()
+			defer mu.Unlock()
+			if refuse {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		})
+		down = append(down, rc)
+		failing = append(failing, r.destination(rc.URL, func(p *store.DestinationCreateParams) {
+			p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"concurrency":8}}`, rc.URL)
+		}))
+	}
+	healthy := newReceiver(t)
+	r.destination(healthy.URL, func(p *store.DestinationCreateParams) {
+		p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"concurrency":8}}`, healthy.URL)
+	})
+	want := r.publish(slices.Repeat([]string{"user_created"}, 8000)...)
+	poll.Until(t, 30*time.Second, func() error {
+		for _, d := range failing {
+			if st := r.engine.Status(ctx, d); st.Status != delivery.StatusCircuitOpen {
+				return fmt.Errorf("destination %d: %s", d.ID, st.Status)
+			}
+		}
+		return nil
+	})
+	healthy.waitReceived(t, want, 60*time.Second)
+
+	before := r.catchUpReads()
+	for range 10 {
+		more := r.publish(slices.Repeat([]string{"user_created"}, 1000)...)
+		want = append(want, more...)
+		healthy.waitReceived(t, want, 30*time.Second)
+	}
+	reads := r.catchUpReads() - before
+	t.Logf("catch-up reads while 10,000 events went to the working destination: %.0f", reads)
+	require.Less(t, reads, 1000.0, "the working destination was left behind the head: the failing ones held the memory for queued events")
+
+	mu.Lock()
+	refuse = false
+	mu.Unlock()
+	for _, rc := range down {
+		rc.waitReceived(t, want, 60*time.Second)
+	}
+}
