@@ -186,12 +186,7 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	r := newReader(e, at)
 	r.mu.Lock()
 	for _, d := range group {
-		d.mu.Lock()
-		skip, ok := d.resume, d.mode == modeWaiting
-		d.mu.Unlock()
-		if ok {
-			r.addLocked(d, skip)
-		}
+		r.addWaitingLocked(d)
 	}
 	members := r.members
 	r.mu.Unlock()

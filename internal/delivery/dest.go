@@ -244,12 +244,13 @@ func (d *dest) block(r *reader, seq int64) {
 	}
 }
 
-// unblock moves a blocked destination whose queue has drained to half, and whose circuit is
-// closed, to the catch-up queue.
+// unblock moves a blocked destination whose queue has drained to half to the catch-up queue,
+// unless its circuit is open while its runner still sends (that runner's success is the end of
+// the outage; with no runner, the next request after catching up is the probe).
 func (d *dest) unblock() {
 	open := d.st.isOpen()
 	d.mu.Lock()
-	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && !open
+	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && (!open || !d.running)
 	if ok {
 		d.mode = modeWaiting
 	}
@@ -322,7 +323,8 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 	}
 	if len(d.queue) == 0 || ctx.Err() != nil || !s.held {
 		d.running = false
-		if ctx.Err() == nil && d.cancel != nil { // done for now: the next push makes another
+		done := ctx.Err() == nil     // not stopped: nothing left to send
+		if done && d.cancel != nil { // the next push makes another run
 			d.cancel()
 			d.ctx, d.cancel, d.more = nil, nil, nil
 		}
@@ -330,6 +332,9 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 		d.mu.Unlock()
 		if idle != nil {
 			idle.Close()
+		}
+		if done {
+			d.unblock() // blocked with its circuit open, it has nothing left to probe with
 		}
 		return nil
 	}

@@ -1180,3 +1180,46 @@ func TestFailingDestinationsDoNotHoldTheQueuesMemory(t *testing.T) {
 		rc.waitReceived(t, want, 60*time.Second)
 	}
 }
+
+// TestOpenCircuitWithNothingLeftToSendStillRecovers: a destination whose circuit is open gives
+// its queue back to the log; when its last request in flight is then refused for good (dead
+// lettered), it has nothing left to probe with, and must still find out that the receiver is
+// back: it catches up, and its next request is the probe.
+func TestOpenCircuitWithNothingLeftToSendStillRecovers(t *testing.T) {
+	r := newRig(t, delivery.Options{BackoffMin: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond,
+		ProbeMin: 50 * time.Millisecond, ProbeMax: 200 * time.Millisecond})
+	ctx := context.Background()
+	rc := newReceiver(t)
+	var mu sync.Mutex
+	answer := http.StatusServiceUnavailable
+	rc.setAnswer(func(*http.Request, []byte) int {
+		mu.Lock()
+		defer mu.Unlock()
+		return answer
+	})
+	set := func(code int) {
+		mu.Lock()
+		answer = code
+		mu.Unlock()
+	}
+	d := r.destination(rc.URL, func(p *store.DestinationCreateParams) {
+		p.Config = fmt.Appendf(nil, `{"url":%q,"delivery":{"concurrency":1}}`, rc.URL)
+	})
+	r.publish(slices.Repeat([]string{"user_created"}, 50)...)
+	poll.Until(t, 30*time.Second, func() error {
+		if st := r.engine.Status(ctx, d); st.Status != delivery.StatusCircuitOpen {
+			return fmt.Errorf("status %s", st.Status)
+		}
+		return nil
+	})
+	set(http.StatusBadRequest) // the probe is refused for good: its event goes to the dead letters
+	poll.Until(t, 30*time.Second, func() error {
+		if st := r.engine.Status(ctx, d); st.DeadLettered == 0 {
+			return fmt.Errorf("nothing dead-lettered yet: %+v", st)
+		}
+		return nil
+	})
+	set(http.StatusOK)
+	want := r.publish(slices.Repeat([]string{"user_created"}, 10)...)
+	rc.waitReceived(t, want, 30*time.Second)
+}

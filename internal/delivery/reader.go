@@ -46,6 +46,26 @@ func (r *reader) addLocked(d *dest, skip int64) {
 	d.mu.Lock()
 	d.mode, d.cur, d.skip = modeReading, r, skip
 	d.mu.Unlock()
+	r.indexLocked(d)
+}
+
+// addWaitingLocked makes d a member from its resume position if it still waits for a catch-up
+// reader: checked and changed at once, since its runner may give its queue back to the log
+// meanwhile (shed), which moves resume back. Called with r.mu held.
+func (r *reader) addWaitingLocked(d *dest) {
+	d.mu.Lock()
+	ok := d.mode == modeWaiting
+	if ok {
+		d.mode, d.cur, d.skip = modeReading, r, d.resume
+	}
+	d.mu.Unlock()
+	if ok {
+		r.indexLocked(d)
+	}
+}
+
+// indexLocked adds d, a member now, to the index. Called with r.mu held.
+func (r *reader) indexLocked(d *dest) {
 	if d.root == "" {
 		r.all = append(r.all, d)
 	} else {
