@@ -277,7 +277,14 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		Env:    destinationEnv(netguard.Policy{AllowPrivate: cfg.AllowPrivateDestinations, Allow: allow}, a.catalog),
 		Logger: logger.With("component", "delivery"), Metrics: delivery.NewMetrics(a.metrics.reg), Leases: a.leases, Board: board,
 		Options: delivery.Options{RetryHorizon: cfg.retryHorizon()}})
-	streams.Changed, streams.Engine, streams.LogMaxAge = a.engine.Notify, a.engine, cfg.LogMaxAge
+	streams.Changed = func(ctx context.Context, settle bool) {
+		if settle {
+			a.engine.Apply(ctx)
+		} else {
+			a.engine.Notify()
+		}
+	}
+	streams.Engine, streams.LogMaxAge = a.engine, cfg.LogMaxAge
 	if err := streams.CheckKey(ctx); err != nil {
 		// Ingest and reading events do not need the key, so the service still starts.
 		logger.Error("destination secrets cannot be read: streaming destinations cannot be shown or used until the right key is configured", "err", err)

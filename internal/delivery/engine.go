@@ -174,6 +174,8 @@ type Engine struct {
 	board             Board
 
 	notify   chan struct{}
+	waitMu   sync.Mutex
+	waiters  chan struct{} // closed when a reread that began after Apply registered it ends
 	head     *reader
 	catchUps *catchUps
 	places   *places
@@ -253,6 +255,40 @@ func (e *Engine) Notify() {
 	}
 }
 
+// Apply is Notify, and returns once the engine has reread the destinations, or ctx has ended,
+// or as long as its poll takes (Options.Reconcile: an engine that is starting or busy rereads
+// them then): a change made through this process takes effect in it before its API answers, so
+// that, for one, an event ingested after a destination's deactivation is not sent to it.
+func (e *Engine) Apply(ctx context.Context) {
+	e.waitMu.Lock()
+	if e.waiters == nil {
+		e.waiters = make(chan struct{})
+	}
+	done := e.waiters
+	e.waitMu.Unlock()
+	e.Notify()
+	t := time.NewTimer(e.opts.Reconcile)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// reread is reconcile for Run's loop: it lets the callers of Apply that were waiting when it
+// began go once it ends (it read the store after their change).
+func (e *Engine) reread(ctx context.Context, force bool) error {
+	e.waitMu.Lock()
+	done := e.waiters
+	e.waiters = nil
+	e.waitMu.Unlock()
+	if done != nil {
+		defer close(done)
+	}
+	return e.reconcile(ctx, force)
+}
+
 // Run delivers until ctx is done, then stops: requests under way are abandoned (their events
 // are sent again at the next start), and positions are written.
 func (e *Engine) Run(ctx context.Context) error {
@@ -298,7 +334,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	t := time.NewTicker(e.opts.Reconcile)
 	defer t.Stop()
 	for {
-		if err := e.reconcile(ctx, false); err != nil && ctx.Err() == nil {
+		if err := e.reread(ctx, false); err != nil && ctx.Err() == nil {
 			e.logger.Warn("delivery: reading the destinations failed; retrying", "err", err)
 		}
 		select {
@@ -309,7 +345,7 @@ func (e *Engine) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		case <-e.notify:
-			if err := e.reconcile(ctx, true); err != nil && ctx.Err() == nil {
+			if err := e.reread(ctx, true); err != nil && ctx.Err() == nil {
 				e.logger.Warn("delivery: reading the destinations failed; retrying", "err", err)
 			}
 		}

@@ -91,7 +91,7 @@ var targetTypes = map[Flavor][2]string{
 // otherwise would make the caller retry it.
 func (s *Service) record(ctx context.Context, a Actor, d Destination, kind auditKind, f Flavor, msg string) {
 	if s.Changed != nil {
-		s.Changed() // the delivery engine picks the change up now, not at its next poll
+		s.Changed(ctx, kind != auditCreate) // the delivery engine picks the change up now, not at its next poll
 	}
 	if s.Auditor == nil || a.Principal == nil {
 		return

@@ -102,8 +102,12 @@ type Service struct {
 	LogMaxAge time.Duration
 	Logger    *slog.Logger
 	NowFunc   func() time.Time
-	// Changed, when set, is called after every change that was stored.
-	Changed func()
+	// Changed, when set, is called after every change that was stored, before the API answers.
+	// settle is true for a change that can stop or redirect deliveries (anything but a
+	// creation): Changed should then return once the change has taken effect, so that no event
+	// ingested after the answer is delivered by the old settings. A new destination starts at
+	// its creation whenever it is picked up, so creating many waits for nothing.
+	Changed func(ctx context.Context, settle bool)
 	// Retentions keeps each top-level group's retention of stored events, which owners set
 	// within RetentionBounds (retention.go).
 	Retentions      RetentionStore
