@@ -202,8 +202,9 @@ func (d *dest) leaveReader() {
 // open: it leaves its reader and drops its queue, to read those events from the log again when
 // it has recovered (unblock). A destination that cannot deliver is handed nothing more, and
 // holds none of the memory the destinations share for queued events (Options.MaxQueuedBytes):
-// a few hundred failing destinations would otherwise fill it, and every destination that works
-// would be refused by its reader and left to catch up, again and again. Called by its runner.
+// about 60 failing destinations would otherwise fill it (4,096 events of 1 KB each), and every
+// destination that works would be refused by its reader and left to catch up, again and again.
+// Called by its runner.
 func (d *dest) shed() {
 	d.leaveReader()
 	d.mu.Lock()

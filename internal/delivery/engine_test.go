@@ -1133,7 +1133,7 @@ func TestFailingDestinationsDoNotHoldTheQueuesMemory(t *testing.T) {
 	var mu sync.Mutex
 	refuse := true
 	var down []*receiver
-	for range 4 { // each would hold 4,096 events, over 1 MiB: together four times the bound
+	for range 4 { // each would hold the 4,000 events, about 1 MiB of these: together four times the bound
 		rc := newReceiver(t)
 		rc.setAnswer(func(*http.Request, []byte) int {
 			mu.Lock()
@@ -1255,8 +1255,8 @@ func TestApplyReturnsOnceAChangeHasTakenEffect(t *testing.T) {
 	}
 }
 
-// slowListing is a store whose listing of destinations takes 50 ms, as it does at a few hundred
-// thousand of them.
+// slowListing is a store whose listing of destinations takes 50 ms, as a busy or a large one
+// may.
 type slowListing struct{ store.Store }
 
 func (s slowListing) DestinationVersions(ctx context.Context) ([]store.DestinationVersion, error) {
