@@ -249,9 +249,8 @@ func (d *dest) block(r *reader, seq int64) {
 // unless its circuit is open while its runner still sends (that runner's success is the end of
 // the outage; with no runner, the next request after catching up is the probe).
 func (d *dest) unblock() {
-	open := d.st.isOpen()
-	d.mu.Lock()
-	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && (!open || !d.running)
+	d.mu.Lock() // d.mu before st.mu, as in stop; the circuit is asked only of a blocked runner
+	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && (!d.running || !d.st.isOpen())
 	if ok {
 		d.mode = modeWaiting
 	}
@@ -329,13 +328,15 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 			d.cancel()
 			d.ctx, d.cancel, d.more = nil, nil, nil
 		}
+		// Blocked with its circuit open, it has nothing left to probe with: it catches up.
+		retry := done && d.mode == modeBlocked
 		idle := d.idleSenderLocked()
 		d.mu.Unlock()
 		if idle != nil {
 			idle.Close()
 		}
-		if done {
-			d.unblock() // blocked with its circuit open, it has nothing left to probe with
+		if retry {
+			d.unblock()
 		}
 		return nil
 	}
