@@ -240,7 +240,7 @@ func New(ctx context.Context, cfg Config, logger *slog.Logger, out io.Writer) (*
 		p := &trail.Prover{Store: a.store, VerifierKey: key.VerifierKey}
 		prover, republishProver = p, p
 		a.trailAudit = &trail.Auditor{Prover: p, Keys: []string{key.VerifierKey}, Status: a.trailStatus, Logger: logger.With("component", "trail"),
-			Failed: a.metrics.trailAuditFailed, Holes: a.log.Holes, Size: a.store.TrailSize,
+			Failed: a.metrics.trailAuditFailed, Holes: a.log.Holes, Size: a.store.TrailSize, FullEvery: cfg.TrailAuditFullInterval,
 			UpTo: func(ctx context.Context) (int64, error) {
 				return a.log.ConsumerAckFloor(ctx, archive.ConsumerName)
 			}}
@@ -559,7 +559,8 @@ func (a *App) runTrail(ctx context.Context) {
 }
 
 // auditTrail verifies the trail from the store now and every --trail-audit-interval while
-// ctx lasts; what it finds goes to the log, /-/ready and the metrics (trail.Auditor).
+// ctx lasts, all of it every --trail-audit-full-interval; what it finds goes to the log,
+// /-/ready and the metrics (trail.Auditor).
 func (a *App) auditTrail(ctx context.Context) {
 	t := time.NewTicker(a.cfg.TrailAuditInterval)
 	defer t.Stop()

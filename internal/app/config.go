@@ -111,6 +111,10 @@ type Config struct {
 	// TrailAuditInterval is how often the service verifies its own trail from the store (as
 	// `auditstream verify` does); 0 turns the audit off. Default 10m.
 	TrailAuditInterval time.Duration
+	// TrailAuditFullInterval is how often an audit reads the whole trail again, to find a
+	// stored event or checkpoint changed after it was checked; the audits in between check
+	// what was added since the last. 0: every audit is full. Default 24h.
+	TrailAuditFullInterval time.Duration
 	// MaxDestinations caps the streaming destinations of one group and of the instance.
 	// Default 50.
 	MaxDestinations int
@@ -173,6 +177,7 @@ func Defaults() Config {
 		TrailCheckpointEvents:    100_000,
 		TrailCheckpointInterval:  10 * time.Second,
 		TrailAuditInterval:       10 * time.Minute,
+		TrailAuditFullInterval:   24 * time.Hour,
 		MaxDestinations:          50,
 		MaxDestinationFilters:    500,
 		ConfigMutationsPerMinute: 60,
@@ -259,8 +264,8 @@ func (c *Config) Validate() error {
 	if c.IngestRate < 0 || (c.IngestRate > 0 && c.IngestBurst < c.MaxEventsPerRequest) {
 		bad("ingest burst (%d) must be at least the events per request (%d)", c.IngestBurst, c.MaxEventsPerRequest)
 	}
-	if c.TrailCheckpointEvents < 0 || c.TrailCheckpointInterval < 0 || c.TrailAuditInterval < 0 {
-		bad("trail checkpoint events, checkpoint interval and audit interval must not be negative")
+	if c.TrailCheckpointEvents < 0 || c.TrailCheckpointInterval < 0 || c.TrailAuditInterval < 0 || c.TrailAuditFullInterval < 0 {
+		bad("trail checkpoint events, checkpoint interval, audit interval and full audit interval must not be negative")
 	}
 	if c.TrailOrigin != "" && (strings.ContainsAny(c.TrailOrigin, "+\n") || strings.ContainsFunc(c.TrailOrigin, unicode.IsSpace)) {
 		bad("trail origin %q must not hold spaces or '+' (it names the signing key too)", c.TrailOrigin)

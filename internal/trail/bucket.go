@@ -313,6 +313,7 @@ func (v *Verifier) keyList() (note.Verifiers, error) {
 // given twice is there twice.
 func openCheckpoints(keys note.Verifiers, notes [][]byte, which func(i int) string) ([]signedCheckpoint, error) {
 	cps := make([]signedCheckpoint, 0, len(notes))
+	roots := make(map[int64]tlog.Hash, len(notes)) // by size: one per size, or a fork
 	for i, msg := range notes {
 		n, err := note.Open(msg, keys)
 		if err != nil {
@@ -325,11 +326,10 @@ func openCheckpoints(keys note.Verifiers, notes [][]byte, which func(i int) stri
 		if len(cps) > 0 && c.Origin != cps[0].Origin {
 			return nil, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("%s is of log %q, not %q", which(i), c.Origin, cps[0].Origin)}
 		}
-		for _, o := range cps {
-			if o.Size == c.Size && o.Root != c.Root {
-				return nil, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: two checkpoints of size %d with different roots (%s is one)", c.Size, which(i))}
-			}
+		if r, ok := roots[c.Size]; ok && r != c.Root {
+			return nil, &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: two checkpoints of size %d with different roots (%s is one)", c.Size, which(i))}
 		}
+		roots[c.Size] = c.Root
 		cps = append(cps, signedCheckpoint{c, msg})
 	}
 	slices.SortStableFunc(cps, func(a, b signedCheckpoint) int { return int(a.Size - b.Size) })

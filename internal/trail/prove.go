@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -53,8 +54,14 @@ func (p *Prover) CheckpointPage(ctx context.Context, afterID int64, limit int) (
 
 // Checkpoints returns every checkpoint's signed note, oldest first (Source).
 func (p *Prover) Checkpoints(ctx context.Context) ([][]byte, error) {
+	return p.checkpointsAfter(ctx, 0, nil)
+}
+
+// checkpointsAfter returns the signed notes of the checkpoints stored after ID afterID, oldest
+// first, and tells each to seen when it is set.
+func (p *Prover) checkpointsAfter(ctx context.Context, afterID int64, seen func(store.TrailCheckpoint)) ([][]byte, error) {
 	var out [][]byte
-	for after := int64(0); ; {
+	for after := afterID; ; {
 		page, err := p.CheckpointPage(ctx, after, 1000)
 		if err != nil {
 			return nil, err
@@ -62,11 +69,26 @@ func (p *Prover) Checkpoints(ctx context.Context) ([][]byte, error) {
 		for _, c := range page {
 			out = append(out, c.Note)
 			after = c.ID
+			if seen != nil {
+				seen(c)
+			}
 		}
 		if len(page) < 1000 {
 			return out, nil
 		}
 	}
+}
+
+// Frontier returns the stored tree of size n as the roots of its complete subtrees. The
+// store is not trusted: the caller checks its root against a signed checkpoint.
+func (p *Prover) Frontier(ctx context.Context, n int64) (Frontier, error) {
+	idx := frontier(n)
+	hs, err := storeHashes(ctx, p.Store).ReadHashes(idx)
+	if err != nil {
+		return Frontier{}, err
+	}
+	slices.Reverse(hs) // frontier lists the smallest subtree first
+	return Frontier{Size: n, Hashes: hs}, nil
 }
 
 // checkSize checks that a tree of size n exists.

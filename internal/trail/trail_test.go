@@ -45,6 +45,7 @@ const (
 type fixture struct {
 	ctx  context.Context
 	st   *sqlite.Store
+	db   string // the store's file
 	log  *eventlog.Log
 	url  string // the embedded log's NATS listener
 	cat  *event.Catalog
@@ -56,7 +57,8 @@ func setup(t *testing.T) *fixture {
 	t.Helper()
 	t.Parallel()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "db"))
+	db := filepath.Join(t.TempDir(), "db")
+	st, err := sqlite.Open(ctx, db)
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, st.Close()) })
 	require.NoError(t, st.Migrate(ctx))
@@ -70,7 +72,7 @@ func setup(t *testing.T) *fixture {
 	require.NoError(t, err)
 	key, err := trail.ParseKey(skey)
 	require.NoError(t, err)
-	return &fixture{ctx: ctx, st: st, log: l, url: fmt.Sprintf("nats://127.0.0.1:%d", port), cat: cat, key: key, data: map[int64][]byte{}}
+	return &fixture{ctx: ctx, st: st, db: db, log: l, url: fmt.Sprintf("nats://127.0.0.1:%d", port), cat: cat, key: key, data: map[int64][]byte{}}
 }
 
 // publish appends n events (every third stream-only) and stores the saved ones, as the

@@ -3,8 +3,10 @@ package trail
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strconv"
 	"time"
 
@@ -86,6 +88,13 @@ type Verifier struct {
 	// AllowLost counts leaves of events the log lost without a copy (Report.Lost) instead of
 	// failing at the first.
 	AllowLost bool
+	// Start, when set, is a tree the caller verified earlier (an earlier Report.End): its
+	// leaves are not checked again; verification goes on from the next leaf, and the
+	// checkpoints the source serves must be roots of the tree Start grows into: one of Start's
+	// size must have Start's root, and a smaller one must be a prefix of it by the source's
+	// consistency proof (the source must then be a ConsistencySource). The service's audit
+	// checks what was added since its last this way. Not used with Events.
+	Start *Frontier
 	// StoredUpTo, when set, is the id up to which the source's store is complete (the
 	// service's stored_up_to, served beside its latest checkpoint): a leaf of a stored event
 	// after it whose event the source does not serve is still on its way to the store, counted
@@ -106,6 +115,43 @@ type Report struct {
 	// NotYetStored counts leaves of stored events after Verifier.StoredUpTo that the store
 	// did not serve yet (their leaves are in the tree; their bytes were not checked).
 	NotYetStored int64
+	// End is the tree at the largest checkpoint the leaves made (Start when none after it):
+	// where a later Verify can start.
+	End Frontier
+}
+
+// ConsistencySource is a Source that also proves that a tree is a prefix of a larger one
+// (Prover).
+type ConsistencySource interface {
+	Source
+	Consistency(ctx context.Context, oldSize, newSize int64) (tlog.TreeProof, error)
+}
+
+// Frontier is a tree of Size leaves as the roots of its complete subtrees, largest first
+// (one per bit set in Size): enough to append leaves to it and to fold its root.
+type Frontier struct {
+	Size   int64
+	Hashes []tlog.Hash
+}
+
+// Root returns the tree's root hash.
+func (f Frontier) Root() tlog.Hash {
+	if f.Size == 0 {
+		return tlog.Hash{}
+	}
+	c := f.compact()
+	return c.root()
+}
+
+// compact returns f as a compactRange to push leaves onto.
+func (f Frontier) compact() compactRange {
+	c := compactRange{n: f.Size, hashes: slices.Clone(f.Hashes)}
+	for l := 62; l >= 0; l-- {
+		if f.Size>>l&1 == 1 {
+			c.levels = append(c.levels, l)
+		}
+	}
+	return c
 }
 
 type signedCheckpoint struct {
@@ -119,6 +165,9 @@ type signedCheckpoint struct {
 // as a *Failure.
 func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 	var rep Report
+	if v.Start != nil && v.Events != nil {
+		return rep, errors.New("trail: a verification of events cannot start from a tree verified before")
+	}
 	keys, err := v.keyList()
 	if err != nil {
 		return rep, err
@@ -137,10 +186,23 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 		return rep, err
 	}
 	rep.Checkpoints = len(notes)
-	if len(cps) == 0 {
+	var tree compactRange
+	from, ci := int64(1), 0
+	goodUpTo := int64(0) // the largest checkpoint size the events matched
+	if s := v.Start; s != nil {
+		tree, from, goodUpTo, rep.End = s.compact(), s.Size+1, s.Size, *s
+		for ; ci < len(cps) && cps[ci].Size <= s.Size; ci++ {
+			if err := checkBefore(ctx, src, *s, cps[ci].Checkpoint); err != nil {
+				return rep, err
+			}
+		}
+	} else if len(cps) == 0 {
 		return rep, &Failure{Reason: ReasonMissing, Detail: "the service has no checkpoint yet"}
 	}
-	size := cps[len(cps)-1].Size
+	size := goodUpTo
+	if len(cps) > 0 {
+		size = max(size, cps[len(cps)-1].Size)
+	}
 	if v.UpTo > 0 {
 		size = min(size, v.UpTo)
 	}
@@ -184,18 +246,15 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 
 	page := cmpOr(v.Page, 10_000)
 	every := cmpOr(v.Every, 100_000)
-	var tree compactRange
-	ci := 0
 	start := time.Now()
-	goodUpTo := int64(0) // the largest checkpoint size the events matched
 	fctx, cancel := context.WithCancel(ctx)
-	pages := v.fetch(fctx, src, size, page)
+	pages := v.fetch(fctx, src, from, size, page)
 	defer func() {
 		cancel()
 		for range pages { // the fetches still running end into their buffers
 		}
 	}()
-	for from := int64(1); from <= size; {
+	for from <= size {
 		res, ok := <-pages
 		if !ok {
 			return rep, context.Cause(ctx)
@@ -265,6 +324,7 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 							cps[ci].Size, goodUpTo+1, cps[ci].Size)}
 				}
 				goodUpTo = cps[ci].Size
+				rep.End = tree.frontier()
 				ci++
 			}
 			if v.Progress != nil && tree.n%every == 0 {
@@ -283,14 +343,38 @@ type pageResult struct {
 	err    error
 }
 
-// fetch asks for the pages of leaves 1..size, up to Parallel (default 2) ahead, and hands
+// checkBefore checks a checkpoint no larger than the tree verified before: of its size, it
+// must have its root; smaller, the source must prove it a prefix of it.
+func checkBefore(ctx context.Context, src Source, verified Frontier, cp Checkpoint) error {
+	root := verified.Root()
+	if cp.Size == verified.Size {
+		if cp.Root != root {
+			return &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: the checkpoint of size %d does not have the root of the tree verified before", cp.Size)}
+		}
+		return nil
+	}
+	cs, ok := src.(ConsistencySource)
+	if !ok {
+		return fmt.Errorf("trail: a checkpoint of size %d, before the tree verified before (%d), and the source proves no consistency", cp.Size, verified.Size)
+	}
+	proof, err := cs.Consistency(ctx, cp.Size, verified.Size)
+	if err != nil {
+		return err
+	}
+	if tlog.CheckTree(proof, verified.Size, root, cp.Size, cp.Root) != nil {
+		return &Failure{Reason: ReasonInconsistent, Detail: fmt.Sprintf("fork: the checkpoint of size %d is not a prefix of the tree verified before (size %d)", cp.Size, verified.Size)}
+	}
+	return nil
+}
+
+// fetch asks for the pages of leaves first..size, up to Parallel (default 2) ahead, and hands
 // them over in order: the source reads the next pages while this one is checked. The channel
 // closes after the last page or when ctx ends; the caller cancels ctx when it stops early.
-func (v *Verifier) fetch(ctx context.Context, src Source, size int64, page int) <-chan chan pageResult {
+func (v *Verifier) fetch(ctx context.Context, src Source, first, size int64, page int) <-chan chan pageResult {
 	out := make(chan chan pageResult, cmpOr(v.Parallel, 2)-1)
 	go func() {
 		defer close(out)
-		for from := int64(1); from <= size; from += int64(page) {
+		for from := first; from <= size; from += int64(page) {
 			res := make(chan pageResult, 1)
 			select {
 			case out <- res:
@@ -344,6 +428,11 @@ func (c *compactRange) push(h tlog.Hash) {
 		c.hashes, c.levels = c.hashes[:k-1], c.levels[:k-1]
 	}
 	c.n++
+}
+
+// frontier returns a copy of the tree so far.
+func (c *compactRange) frontier() Frontier {
+	return Frontier{Size: c.n, Hashes: slices.Clone(c.hashes)}
 }
 
 // root is the tree's root hash (tlog.TreeHash of the leaves pushed).
