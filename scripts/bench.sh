@@ -2,7 +2,7 @@
 # Runs the load scenarios of docs/benchmarks.md against the real binary, each on a fresh data
 # directory, and prints loadgen's report for each. Everything runs on this machine on loopback.
 #   scripts/bench.sh            all scenarios
-#   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync trail-cost, and the delivery
+#   scripts/bench.sh batch lag  only those (batch single steady slow-bodies lag lag-pg sync trail-cost audit-cost, and the delivery
 #                               scenarios latency fanout fanout-expr fanout-batch catchup down-cost groups-0
 #                               groups-1 groups-10k groups-0-long groups-10k-long groups-100k isolation reads; "ingest" and
 #                               "delivery" name each group)
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/postgres.sh
 
-INGEST=(batch single steady slow-bodies lag lag-pg sync trail-cost)
+INGEST=(batch single steady slow-bodies lag lag-pg sync trail-cost audit-cost)
 DELIVERY=(latency fanout fanout-expr fanout-batch catchup down-cost groups-0 groups-1 groups-10k groups-0-long groups-10k-long groups-100k isolation reads)
 scenarios=()
 for a in "$@"; do
@@ -59,9 +59,14 @@ trap cleanup EXIT
 # serve [flags…]: start a fresh server and wait until it is ready.
 serve() {
   stop_server
-  rm -rf "$BIN/data"
+  rm -rf "$BIN/data" "$BIN/server.log"
+  start "$@"
+}
+
+# start [flags…]: start the server on the data dir there is and wait until it is ready.
+start() {
   AUDITSTREAM_ADMIN_TOKEN=$TOKEN "$BIN/auditstream" serve --data-dir "$BIN/data" --listen 127.0.0.1:$PORT \
-    --log-level warn --ingest-rate 0 "$@" >"$BIN/server.log" 2>&1 &
+    --log-level warn --ingest-rate 0 "$@" >>"$BIN/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -sf http://127.0.0.1:$PORT/-/ready >/dev/null && return; sleep 0.1; done
   cat "$BIN/server.log" >&2; exit 1
@@ -144,6 +149,30 @@ trail_cost() {
   awk -v a="$mon" -v b="$moff" 'BEGIN { printf "medians: trail on %d, off %d events/s: on is %.0f%% of off\n", a, b, 100 * a / b }'
 }
 
+# audit_cost SECONDS: batched ingest for SECONDS with the trail audited every 15 s; once the
+# store has the latest checkpoint, the server's CPU over 60 s with nothing to do, then over the
+# 30 s after a restart: what the audit costs as the history grows.
+audit_cost() {
+  local flags=(--trail-audit-interval 15s) size=0 stored=-1 c0 c1
+  serve "${flags[@]}"
+  load -mode batch -batch 1000 -clients 4 -duration "$1s" | grep '^acked events'
+  for _ in $(seq 600); do
+    read -r size stored <<<"$(curl -s -H "Authorization: Bearer $TOKEN" http://127.0.0.1:$PORT/api/v4/auditstream/trail/checkpoint |
+      sed -n 's/.*"tree_size":\([0-9]*\).*"stored_up_to":\([0-9]*\).*/\1 \2/p')"
+    [ "${stored:--1}" -ge "${size:-0}" ] && break
+    sleep 1
+  done
+  echo "the store has the latest checkpoint: tree size $size"
+  cpu() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; } # clock ticks of 10 ms
+  sleep 20 # the audits of the ingest end
+  c0=$(cpu); sleep 60; c1=$(cpu)
+  awk -v c=$((c1 - c0)) 'BEGIN { printf "server CPU over 60 s with nothing to do: %.2f s = %.1f%% of a core\n", c / 100, c / 60 }'
+  stop_server
+  start "${flags[@]}"
+  c0=$(cpu); sleep 30; c1=$(cpu)
+  awk -v c=$((c1 - c0)) 'BEGIN { printf "server CPU over the 30 s after a restart: %.2f s = %.1f%% of a core\n", c / 100, c / 30 }'
+}
+
 title() { echo; echo "### $*"; }
 
 scenario() {
@@ -190,6 +219,8 @@ scenario() {
               -profile http://127.0.0.1:$DEBUG_PORT ;;
     trail-cost) title "the trail's cost: batched ingest (as batch) with the trail on and off, 5 alternated pairs"
             trail_cost 5 ;;
+    audit-cost) title "the trail's audit as the history grows: 40 s of batched ingest (~1.3 M events), audited every 15 s; CPU idle and after a restart"
+            audit_cost 40 ;;
     reads)  title "500 GraphQL readers asking 10 destinations' statuses and attempts again and again while 1,000 events/s are ingested, 30 s"
             serve_d; load -mode reads -dests 10 -readers 500 -rate 1000 -clients 16 -duration 30s ;;
     down-cost) title "down destination cost: steady 1,000 events/s (10 per request, 8 clients) for 60 s, without and with a destination refusing connections"
