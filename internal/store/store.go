@@ -392,10 +392,10 @@ type AuditOutboxListParams struct {
 	Limit   int
 }
 
-// DestinationStamp changes whenever a destination is created, updated or deleted: the number
-// of destinations, the highest id, and the sum of their versions.
+// DestinationStamp changes whenever a destination is created, updated or deleted, in the
+// transaction of the change: the number of such changes.
 type DestinationStamp struct {
-	Count, MaxID, VersionSum int64
+	Changes int64
 }
 
 // DestinationVersion is a destination's id and version (Store.DestinationVersions).

@@ -8,11 +8,11 @@ import (
 	"github.com/auditstream/auditstream/internal/store"
 )
 
-// DestinationStamp summarises the destinations in one query.
+// DestinationStamp reads the count of changes made to destinations (migration 0016's
+// triggers): one row, however many destinations there are.
 func (s *Store) DestinationStamp(ctx context.Context) (store.DestinationStamp, error) {
 	var st store.DestinationStamp
-	err := s.r.QueryRowContext(ctx, `SELECT count(*), coalesce(max(id), 0), coalesce(sum(version), 0) FROM destinations`).
-		Scan(&st.Count, &st.MaxID, &st.VersionSum)
+	err := s.r.QueryRowContext(ctx, `SELECT n FROM destination_changes WHERE id = 1`).Scan(&st.Changes)
 	return st, wrap("stamp destinations", err)
 }
 

@@ -40,3 +40,19 @@ func BenchmarkEventVolume(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDestinationStamp reads the stamp of 10,000 destinations, as the delivery engine
+// does every 2 s to learn of changes.
+func BenchmarkDestinationStamp(b *testing.B) {
+	s := open(b)
+	require.NoError(b, s.Migrate(b.Context()))
+	for i := range 10_000 {
+		_, err := s.DestinationCreate(b.Context(), store.DestinationCreateParams{Scope: store.ScopeInstance,
+			Name: fmt.Sprint("d", i), Category: "http", Config: []byte(`{"url":"https://siem.example/audit-events","batched":false}`), CreatedAt: time.Now()})
+		require.NoError(b, err)
+	}
+	for b.Loop() {
+		_, err := s.DestinationStamp(b.Context())
+		require.NoError(b, err)
+	}
+}

@@ -79,6 +79,11 @@ func (s *suite) testDestinationStamp(t *testing.T) {
 	require.NoError(t, err)
 	require.NotEqual(t, empty, created)
 	name := "b"
+	_, err = st.DestinationUpdate(ctx, store.DestinationUpdateParams{ID: d.ID, Name: &name, IfVersion: d.Version + 1})
+	require.ErrorIs(t, err, store.ErrVersionConflict)
+	same, err := st.DestinationStamp(ctx)
+	require.NoError(t, err)
+	require.Equal(t, created, same, "an update refused changes nothing")
 	_, err = st.DestinationUpdate(ctx, store.DestinationUpdateParams{ID: d.ID, Name: &name})
 	require.NoError(t, err)
 	updated, err := st.DestinationStamp(ctx)
