@@ -48,3 +48,11 @@ func TestServeRefusesAMemoryLimitRatioOutOfRange(t *testing.T) {
 		require.ErrorContains(t, cmd.Execute(), "--memory-limit-ratio: the share of the container's memory limit must be from 0 to 1", bad)
 	}
 }
+
+func TestServeRefusesANegativeFullAuditInterval(t *testing.T) {
+	cmd := root()
+	cmd.SetArgs([]string{"serve", "--data-dir", t.TempDir(), "--trail-audit-full-interval", "-1h"})
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	require.ErrorContains(t, cmd.Execute(), "full audit interval must not be negative")
+}
