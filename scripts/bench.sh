@@ -65,6 +65,9 @@ serve() {
 
 # start [flags…]: start the server on the data dir there is and wait until it is ready.
 start() {
+  if curl -s -o /dev/null http://127.0.0.1:$PORT/-/ready; then # a server left running would be measured instead
+    echo "something already serves 127.0.0.1:$PORT; stop it first" >&2; exit 1
+  fi
   AUDITSTREAM_ADMIN_TOKEN=$TOKEN "$BIN/auditstream" serve --data-dir "$BIN/data" --listen 127.0.0.1:$PORT \
     --log-level warn --ingest-rate 0 "$@" >>"$BIN/server.log" 2>&1 &
   SERVER_PID=$!
