@@ -167,7 +167,11 @@ func (d *deliveryRun) groups() error {
 	time.Sleep(10 * time.Second) // idle: nothing is sent
 	smp.end()
 	smp.report("idle (no events) for 10 s")
-	fmt.Printf("server goroutines while idle: %d\n", d.goroutines())
+	if n := d.goroutines(); n >= 0 {
+		fmt.Printf("server goroutines while idle: %d\n", n)
+	} else {
+		fmt.Println("server goroutines while idle: unknown (they are read from -profile's address)")
+	}
 
 	// Batched ingest over every group.
 	acks := newAckLog()
