@@ -84,6 +84,12 @@ func (a *Auditor) Check(ctx context.Context) error {
 	var err error
 	if !full && a.verified == nil {
 		err = a.startFromLatest(ctx)
+		if _, ok := errors.AsType[*Failure](err); err != nil && !ok {
+			// The stored tree could not be read: leaving the audits off until it can would
+			// find nothing, so this one reads everything.
+			a.Logger.Warn("trail: the audit reads everything: the latest checkpoint's tree could not be read", "err", err)
+			full, err = true, nil
+		}
 	}
 	var rep Report
 	if err == nil {
@@ -123,14 +129,16 @@ func (a *Auditor) Check(ctx context.Context) error {
 		a.fullDue = now.Add(a.FullEvery)
 		a.lost, a.lostID = 0, 0
 	}
-	if rep.Lost > 0 {
+	// Only up to the tree the next audit starts from: it reads the leaves after it again.
+	if rep.EndLost > 0 {
 		if a.lost == 0 {
 			a.lostID = rep.FirstLost
 		}
-		a.lost += rep.Lost
+		a.lost += rep.EndLost
 	}
 	if a.lost > 0 {
-		// Reported at the loss by the writer; said again here so that it survives a restart.
+		// Reported at the loss by the writer; said again here, and after a restart by the
+		// first full audit.
 		a.Status.SetAudit(fmt.Sprintf("the tree records %d event(s) the log lost without a copy in the store, the first id %d", a.lost, a.lostID))
 	} else {
 		a.Status.SetAudit("")

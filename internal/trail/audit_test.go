@@ -8,10 +8,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/auditstream/auditstream/internal/eventlog"
 	"github.com/auditstream/auditstream/internal/store"
 	"github.com/auditstream/auditstream/internal/trail"
 )
@@ -125,4 +128,54 @@ func TestAuditChecksWhatWasAdded(t *testing.T) {
 	require.NoError(t, check(t, 60), "a full audit that failed is full again")
 	require.NoError(t, check(t, 0), "the next full one is FullEvery later")
 	require.Empty(t, status.Problems())
+}
+
+// TestAuditCountsALostEventOnce: the leaf of an event the log lost without a copy, read again
+// by each audit while the store has not reached a checkpoint that covers it, is counted once.
+func TestAuditCountsALostEventOnce(t *testing.T) {
+	f := setup(t)
+	upTo := int64(0)
+	status := &trail.Status{}
+	a := &trail.Auditor{Prover: f.prover(), Keys: []string{f.key.VerifierKey}, Status: status, Logger: discard,
+		UpTo: func(context.Context) (int64, error) { return upTo, nil }, FullEvery: time.Hour}
+	require.NoError(t, a.Check(f.ctx)) // before the first checkpoint: from the empty tree
+
+	f.publish(t, 6) // ids 1-6, 3 and 6 stream-only
+	nc, err := nats.Connect(f.url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	s, err := js.Stream(f.ctx, eventlog.StreamName)
+	require.NoError(t, err)
+	require.NoError(t, s.DeleteMsg(f.ctx, 3)) // lost before the tree had it, and not stored
+	run(t, f.writer(&trail.Status{}))
+	f.checkpointed(t, 6)
+
+	upTo = 5 // the store short of the checkpoint: each audit reads 1-5 again
+	for range 3 {
+		require.NoError(t, a.Check(f.ctx))
+	}
+	upTo = 6
+	for range 2 {
+		require.NoError(t, a.Check(f.ctx))
+	}
+	require.Equal(t, []string{"the tree records 1 event(s) the log lost without a copy in the store, the first id 3"}, status.Problems())
+}
+
+// TestAuditReadsEverythingWhenTheLatestTreeCannotBeRead: an audit that cannot read the stored
+// tree of the latest checkpoint at start does not leave the audits off until the full one: it
+// is full.
+func TestAuditReadsEverythingWhenTheLatestTreeCannotBeRead(t *testing.T) {
+	f := setup(t)
+	run(t, f.writer(&trail.Status{}))
+	f.publish(t, 300) // 200 stored; leaf 256 on makes a tile of level 1
+	f.checkpointed(t, 300)
+	f.tamper(t, `DELETE FROM trail_tiles WHERE level = 1`)
+
+	cs := &countingStore{ProverStore: f.st}
+	a := &trail.Auditor{Prover: &trail.Prover{Store: cs, VerifierKey: f.key.VerifierKey}, Keys: []string{f.key.VerifierKey},
+		UpTo: f.st.TrailSize, Status: &trail.Status{}, Logger: discard, FullEvery: time.Hour}
+	require.NoError(t, a.Check(f.ctx))
+	require.EqualValues(t, 200, cs.events.Load(), "every stored event read")
 }

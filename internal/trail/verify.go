@@ -116,8 +116,10 @@ type Report struct {
 	// did not serve yet (their leaves are in the tree; their bytes were not checked).
 	NotYetStored int64
 	// End is the tree at the largest checkpoint the leaves made (Start when none after it):
-	// where a later Verify can start.
-	End Frontier
+	// where a later Verify can start. EndLost counts the Lost leaves up to it: those after it
+	// a Verify from End reads again.
+	End     Frontier
+	EndLost int64
 }
 
 // ConsistencySource is a Source that also proves that a tree is a prefix of a larger one
@@ -324,7 +326,7 @@ func (v *Verifier) Verify(ctx context.Context, src Source) (Report, error) {
 							cps[ci].Size, goodUpTo+1, cps[ci].Size)}
 				}
 				goodUpTo = cps[ci].Size
-				rep.End = tree.frontier()
+				rep.End, rep.EndLost = tree.frontier(), rep.Lost
 				ci++
 			}
 			if v.Progress != nil && tree.n%every == 0 {
