@@ -105,6 +105,19 @@ func (f *fixture) publish(t *testing.T, n int) []int64 {
 	return seqs
 }
 
+// stream returns the log's JetStream stream, for a test to lose messages from.
+func (f *fixture) stream(t *testing.T) jetstream.Stream {
+	t.Helper()
+	nc, err := nats.Connect(f.url)
+	require.NoError(t, err)
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	s, err := js.Stream(f.ctx, eventlog.StreamName)
+	require.NoError(t, err)
+	return s
+}
+
 func (f *fixture) writer(status *trail.Status) *trail.Writer {
 	return &trail.Writer{Store: f.st, Log: f.log, Catalog: f.cat, Signer: f.key.Signer, Origin: "test.example/trail",
 		CheckpointEvents: 1000, CheckpointInterval: 50 * time.Millisecond, Batch: 400, Logger: discard, Status: status}
@@ -265,13 +278,7 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 	stop()
 
 	f.publish(t, 6) // ids 11-16: 13 and 16 stream-only, the others stored
-	nc, err := nats.Connect(f.url)
-	require.NoError(t, err)
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	require.NoError(t, err)
-	s, err := js.Stream(f.ctx, eventlog.StreamName)
-	require.NoError(t, err)
+	s := f.stream(t)
 	for _, seq := range []uint64{11, 12, 13} { // the log loses 11-13 (as a cut block file would)
 		require.NoError(t, s.DeleteMsg(f.ctx, seq))
 	}
@@ -293,7 +300,7 @@ func TestWriterFillsWhatTheLogLost(t *testing.T) {
 	leaves[12] = trail.LostLeaf(13)
 	require.Equal(t, rootOf(t, leaves), cp.Root, "12 and 11 from the store's copies, the same bytes; 13 the placeholder")
 
-	_, err = f.verify()
+	_, err := f.verify()
 	var fail *trail.Failure
 	require.ErrorAs(t, err, &fail)
 	require.Equal(t, int64(13), fail.ID)
