@@ -102,7 +102,7 @@ func (a *Auditor) Check(ctx context.Context) error {
 		}
 		// One page ahead only: the audit shares the machine with ingest.
 		v := &Verifier{Keys: a.Keys, UpTo: upTo, AllowLost: true, Parallel: 1}
-		src := &checkpointsAfter{Prover: a.Prover}
+		src := &sinceSource{Prover: a.Prover}
 		if !full {
 			v.Start, src.after = a.verified, a.afterID
 		}
@@ -181,15 +181,15 @@ func (a *Auditor) startFromLatest(ctx context.Context) error {
 	return nil
 }
 
-// checkpointsAfter is the Prover as a Source of the checkpoints stored after an ID, which
+// sinceSource is the Prover as a Source of the checkpoints stored after an ID, which
 // remembers the ID and size of those it served.
-type checkpointsAfter struct {
+type sinceSource struct {
 	*Prover
 	after int64
 	seen  []store.TrailCheckpoint // without their notes
 }
 
-func (c *checkpointsAfter) Checkpoints(ctx context.Context) ([][]byte, error) {
+func (c *sinceSource) Checkpoints(ctx context.Context) ([][]byte, error) {
 	return c.checkpointsAfter(ctx, c.after, func(cp store.TrailCheckpoint) {
 		c.seen = append(c.seen, store.TrailCheckpoint{ID: cp.ID, Size: cp.Size})
 	})
@@ -198,7 +198,7 @@ func (c *checkpointsAfter) Checkpoints(ctx context.Context) ([][]byte, error) {
 // resume returns the ID the next audit reads the checkpoints after, when this one verified
 // the tree up to size n: the last of those served, in the order stored, before the first
 // larger than n (which no leaves matched yet).
-func (c *checkpointsAfter) resume(n int64) int64 {
+func (c *sinceSource) resume(n int64) int64 {
 	id := c.after
 	for _, cp := range c.seen {
 		if cp.Size > n {
