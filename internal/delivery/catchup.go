@@ -227,6 +227,7 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 		r.removeLocked(d)
 		d.mu.Lock()
 		d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.position()), nil
+		d.listLocked()
 		d.mu.Unlock()
 	}
 	r.mu.Unlock()

@@ -56,10 +56,11 @@ type dest struct {
 	known    bool // started at least once in this process: its position is its own
 	subjects []string
 
-	mu   sync.Mutex
-	mode mode
-	cur  *reader // the reader it is a member of, in modeReading
-	skip int64   // in modeReading: events at or below are done or handed already
+	mu     sync.Mutex
+	mode   mode
+	listed bool    // in e.behind: it may be behind the head (Engine.snapshotLocked)
+	cur    *reader // the reader it is a member of, in modeReading
+	skip   int64   // in modeReading: events at or below are done or handed already
 	// In modeReading, under the reader's mu: events stored before notBefore are not its own.
 	// It joined the head at its UpdatedAt (joinAfter) while the head may still have events
 	// stored before that to read; cleared at the first event stored at or after it, so that
@@ -108,6 +109,7 @@ func (d *dest) push(it *item) bool {
 	}
 	d.queue = append(d.queue, it)
 	d.outstanding = append(d.outstanding, it)
+	d.listLocked()
 	d.queueBytes += it.size
 	d.e.queued.Add(int64(it.size))
 	if !d.running {
@@ -159,6 +161,7 @@ func (d *dest) start(ctx context.Context, position int64) {
 	d.e.logger.Debug("delivery: a destination waits to catch up", "destination_id", d.id, "from", position)
 	d.mu.Lock()
 	d.mode, d.resume = modeWaiting, position
+	d.listLocked()
 	d.mu.Unlock()
 	d.e.catchUps.enqueue(d)
 }
@@ -174,6 +177,7 @@ func (d *dest) stop() int64 {
 	pos := d.floorLocked()
 	d.e.queued.Add(-int64(d.queueBytes))
 	d.mode, d.resume, d.cur = modeStopped, pos, nil
+	d.listLocked()
 	d.queue, d.outstanding, d.queueBytes = nil, nil, 0
 	d.ctx, d.cancel, d.running, d.started, d.parent = nil, nil, false, false, nil
 	d.st.setDelivering(false)
@@ -213,6 +217,7 @@ func (d *dest) shed() {
 		return
 	}
 	d.mode = modeBlocked
+	d.listLocked()
 	if len(d.queue) == 0 {
 		return
 	}
@@ -238,6 +243,7 @@ func (d *dest) block(r *reader, seq int64) {
 		return
 	}
 	d.mode, d.resume, d.cur = modeBlocked, seq-1, nil
+	d.listLocked()
 	running := d.running
 	d.mu.Unlock()
 	if !running {
@@ -253,6 +259,7 @@ func (d *dest) unblock() {
 	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && (!d.running || !d.st.isOpen())
 	if ok {
 		d.mode = modeWaiting
+		d.listLocked()
 	}
 	d.mu.Unlock()
 	if ok {

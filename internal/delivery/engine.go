@@ -194,6 +194,12 @@ type Engine struct {
 	stamp     store.DestinationStamp
 	owned     [Partitions]bool
 	positions *positions
+	// known is the largest destination ID of each partition (knownLocked); knownStale when
+	// the largest of one was deleted.
+	known      [Partitions]int64
+	knownStale bool
+
+	behind behindList // the destinations that may be behind the head (snapshotLocked)
 
 	attempts *attemptLog
 }
@@ -470,6 +476,10 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 			x = &dest{e: e, id: d.ID, part: partition(d.ID), st: e.stateLocked(d.ID), version: -1}
 			delete(e.states, d.ID)
 			e.dests[d.ID] = x
+			e.known[x.part] = max(e.known[x.part], x.id)
+			x.mu.Lock()
+			x.listLocked() // stopped, at position 0, until it starts
+			x.mu.Unlock()
 		}
 		if x.version == d.Version {
 			continue
@@ -485,6 +495,7 @@ func (e *Engine) reconcile(ctx context.Context, force bool) error {
 			x.stop()
 			x.closeSender()
 			delete(e.dests, id)
+			e.knownStale = e.knownStale || id == e.known[x.part]
 		}
 	}
 	for id := range e.states { // asked about (Status) but gone
@@ -568,7 +579,13 @@ func (e *Engine) acquireLocked(ctx context.Context, k int) {
 	}
 	e.owned[k] = true
 	for _, x := range e.dests {
-		if x.part != k || x.p == nil || !x.d.Active {
+		if x.part != k {
+			continue
+		}
+		x.mu.Lock()
+		x.listLocked() // snapshots let go of the destinations of partitions not owned
+		x.mu.Unlock()
+		if x.p == nil || !x.d.Active {
 			continue
 		}
 		x.stop() // not running while another replica had the partition; to be sure

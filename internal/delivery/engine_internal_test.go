@@ -14,6 +14,7 @@ import (
 
 	"github.com/auditstream/auditstream/internal/destination"
 	"github.com/auditstream/auditstream/internal/event"
+	"github.com/auditstream/auditstream/internal/store"
 )
 
 // TestCreatedAtFromIngestJSON: the scan finds created_at in the JSON ingest writes, without
@@ -116,4 +117,31 @@ func TestMetricsByCategoryAndOldestPending(t *testing.T) {
 	require.Equal(t, float64(oldest.UnixMilli())/1000, oldestOf())
 	st.setPending(0, time.Time{})
 	require.Equal(t, 0.0, oldestOf())
+}
+
+// BenchmarkPositionsSnapshot: a snapshot of the positions of 100,000 destinations at the head
+// of the log, none with anything outstanding, taken every PositionEvery.
+func BenchmarkPositionsSnapshot(b *testing.B) {
+	defer func(c bool) { checkBehind = c }(checkBehind)
+	checkBehind = false // the test's check walks every destination
+	e := New(Config{})
+	e.positions = &positions{saved: map[store.DeliveryPositionKey]store.DeliveryPosition{}}
+	for k := range e.owned {
+		e.owned[k] = true
+	}
+	e.head.mu.Lock()
+	for id := range int64(100_000) {
+		d := &dest{e: e, id: id + 1, part: partition(id + 1), st: &state{id: id + 1}}
+		e.dests[d.id] = d
+		e.head.addLocked(d, 0)
+	}
+	e.head.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.snapshotLocked()
+	for b.Loop() {
+		if s := e.snapshotLocked(); len(s.rows) != Partitions {
+			b.Fatalf("%d rows, want the %d bases", len(s.rows), Partitions)
+		}
+	}
 }

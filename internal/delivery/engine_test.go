@@ -689,7 +689,7 @@ func TestEarlierConsumersAreTakenOver(t *testing.T) {
 
 // TestManyDestinationsShareOneReader: 2,000 groups with a destination each. Every event reaches
 // its group's destination and no other, the log has no consumer per destination, and idle
-// destinations cost no goroutines.
+// destinations cost no goroutines, nor a look from each write of the positions.
 func TestManyDestinationsShareOneReader(t *testing.T) {
 	if testing.Short() {
 		t.Skip("2,000 destinations")
@@ -716,6 +716,12 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 	names, err := r.log.ConsumerNames(ctx, "")
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(names), 1+4, "the log's consumers are the head's and the catch-up readers', not one per destination")
+	poll.Until(t, 10*time.Second, func() error {
+		if n := r.engine.Behind(); n > 0 {
+			return fmt.Errorf("the positions snapshot looks at %d idle destinations", n)
+		}
+		return nil
+	})
 
 	// Two events per group, in batches as producers send them.
 	var msgs []eventlog.Message
@@ -752,6 +758,12 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 		}
 	}
 	mu.Unlock()
+	poll.Until(t, 10*time.Second, func() error {
+		if n := r.engine.Behind(); n > 0 {
+			return fmt.Errorf("%d destinations are still looked at after delivering everything", n)
+		}
+		return nil
+	})
 }
 
 // TestMetricsFollowTheDestinations: a destination has series in /metrics once it delivered or

@@ -45,6 +45,7 @@ func (r *reader) position() int64 { return r.pos.Load() }
 func (r *reader) addLocked(d *dest, skip int64) {
 	d.mu.Lock()
 	d.mode, d.cur, d.skip = modeReading, r, skip
+	d.listLocked()
 	d.mu.Unlock()
 	r.indexLocked(d)
 }
@@ -57,6 +58,7 @@ func (r *reader) addWaitingLocked(d *dest) {
 	ok := d.mode == modeWaiting
 	if ok {
 		d.mode, d.cur, d.skip = modeReading, r, d.resume
+		d.listLocked()
 	}
 	d.mu.Unlock()
 	if ok {
@@ -111,6 +113,7 @@ func (r *reader) leave(d *dest) bool {
 	}
 	d.mu.Lock()
 	d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.pos.Load()), nil
+	d.listLocked()
 	d.mu.Unlock()
 	return true
 }
