@@ -226,8 +226,8 @@ func (e *Engine) catchUp(ctx context.Context, group []*dest, at int64) {
 	for _, d := range back {
 		r.removeLocked(d)
 		d.mu.Lock()
-		d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.position()), nil
-		d.listLocked()
+		d.resume = max(d.skip, r.position())
+		d.setModeLocked(modeWaiting, nil)
 		d.mu.Unlock()
 	}
 	r.mu.Unlock()

@@ -112,6 +112,9 @@ func (d *dest) push(it *item) bool {
 	d.listLocked()
 	d.queueBytes += it.size
 	d.e.queued.Add(int64(it.size))
+	if d.mode == modeReading {
+		d.e.readingQueued.Add(int64(it.size))
+	}
 	if !d.running {
 		// The run's context and channel are made for it and let go after it: 100,000 idle
 		// destinations would hold 100,000 of each.
@@ -129,6 +132,21 @@ func (d *dest) push(it *item) bool {
 		}
 	}
 	return true
+}
+
+// setModeLocked moves the destination to mode m (cur: its reader, in modeReading), lists it as
+// maybe behind the head (listLocked), and keeps the bytes of its queue counted in
+// e.readingQueued while it is a member of a reader. Called with d.mu held.
+func (d *dest) setModeLocked(m mode, cur *reader) {
+	if was, is := d.mode == modeReading, m == modeReading; was != is {
+		n := int64(d.queueBytes)
+		if was {
+			n = -n
+		}
+		d.e.readingQueued.Add(n)
+	}
+	d.mode, d.cur = m, cur
+	d.listLocked()
 }
 
 // floorLocked is the position of the destination: every event at or below it is done. Called
@@ -160,8 +178,8 @@ func (d *dest) start(ctx context.Context, position int64) {
 	}
 	d.e.logger.Debug("delivery: a destination waits to catch up", "destination_id", d.id, "from", position)
 	d.mu.Lock()
-	d.mode, d.resume = modeWaiting, position
-	d.listLocked()
+	d.resume = position
+	d.setModeLocked(modeWaiting, nil)
 	d.mu.Unlock()
 	d.e.catchUps.enqueue(d)
 }
@@ -176,8 +194,8 @@ func (d *dest) stop() int64 {
 	defer d.mu.Unlock()
 	pos := d.floorLocked()
 	d.e.queued.Add(-int64(d.queueBytes))
-	d.mode, d.resume, d.cur = modeStopped, pos, nil
-	d.listLocked()
+	d.resume = pos
+	d.setModeLocked(modeStopped, nil)
 	d.queue, d.outstanding, d.queueBytes = nil, nil, 0
 	d.ctx, d.cancel, d.running, d.started, d.parent = nil, nil, false, false, nil
 	d.st.setDelivering(false)
@@ -216,8 +234,7 @@ func (d *dest) shed() {
 	if !d.started || d.mode == modeReading { // stopped meanwhile, or a reader took it again
 		return
 	}
-	d.mode = modeBlocked
-	d.listLocked()
+	d.setModeLocked(modeBlocked, nil)
 	if len(d.queue) == 0 {
 		return
 	}
@@ -242,8 +259,8 @@ func (d *dest) block(r *reader, seq int64) {
 		d.mu.Unlock()
 		return
 	}
-	d.mode, d.resume, d.cur = modeBlocked, seq-1, nil
-	d.listLocked()
+	d.resume = seq - 1
+	d.setModeLocked(modeBlocked, nil)
 	running := d.running
 	d.mu.Unlock()
 	if !running {
@@ -258,8 +275,7 @@ func (d *dest) unblock() {
 	d.mu.Lock() // d.mu before st.mu, as in stop; the circuit is asked only of a blocked runner
 	ok := d.mode == modeBlocked && len(d.queue) <= d.queueCap()/2 && (!d.running || !d.st.isOpen())
 	if ok {
-		d.mode = modeWaiting
-		d.listLocked()
+		d.setModeLocked(modeWaiting, nil)
 	}
 	d.mu.Unlock()
 	if ok {
@@ -355,9 +371,14 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 	if len(d.queue) == 0 {
 		d.queue = nil // let the backing array go
 	}
+	taken := 0
 	for _, it := range chunk {
-		d.queueBytes -= it.size
-		d.e.queued.Add(-int64(it.size))
+		taken += it.size
+	}
+	d.queueBytes -= taken
+	d.e.queued.Add(-int64(taken))
+	if d.mode == modeReading {
+		d.e.readingQueued.Add(-int64(taken))
 	}
 	d.mu.Unlock()
 	return chunk

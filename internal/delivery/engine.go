@@ -104,6 +104,10 @@ type Options struct {
 	// MaxQueuedBytes bounds the events held in memory for all destinations; past it,
 	// destinations take no more from the readers and catch up later. Default 256 MiB.
 	MaxQueuedBytes int64
+	// ReadAheadBytes bounds how far the readers run ahead of the destinations that keep up:
+	// past it in their queues, a reader waits for them to take their events (Engine.room).
+	// Default 64 MiB.
+	ReadAheadBytes int64
 	// Senders is how many goroutines send to destinations at once, over all destinations
 	// (places): the others wait in line, without a goroutine, and a sender that waits (a
 	// backoff, an open circuit) gives its place up meanwhile. Default 256.
@@ -144,6 +148,9 @@ func (o *Options) defaults() {
 	if o.MaxQueuedBytes <= 0 {
 		o.MaxQueuedBytes = 256 << 20
 	}
+	if o.ReadAheadBytes <= 0 {
+		o.ReadAheadBytes = min(64<<20, o.MaxQueuedBytes/4*3)
+	}
 	if o.Senders <= 0 {
 		o.Senders = 256
 	}
@@ -181,7 +188,10 @@ type Engine struct {
 	places   *places
 	senders  *senders
 	queued   atomic.Int64 // bytes of events in the destinations' queues
-	end      struct {     // the end of the log, as last read (logEnd)
+	// readingQueued is the part of queued in the queues of destinations that are members of
+	// a reader: those keeping up (Engine.room).
+	readingQueued atomic.Int64
+	end           struct { // the end of the log, as last read (logEnd)
 		mu   sync.Mutex
 		last int64
 		at   time.Time
@@ -248,7 +258,7 @@ func New(c Config) *Engine {
 	e.catchUps = &catchUps{e: e, readers: map[*reader]bool{}, wake: make(chan struct{}, 1)}
 	e.places = newPlaces(c.Options.Senders)
 	e.senders = &senders{max: int64(c.Options.IdleSenders)}
-	c.Metrics.setSource(e.destStates)
+	c.Metrics.setSource(e.destStates, func() (int64, int64) { return e.readingQueued.Load(), e.queued.Load() })
 	e.attempts = &attemptLog{store: c.Store, keep: c.Options.KeepAttempts, logger: c.Logger}
 	return e
 }

@@ -97,7 +97,7 @@ func TestMetricsByCategoryAndOldestPending(t *testing.T) {
 	require.Equal(t, 1.0, testutil.ToFloat64(m.byCategory.WithLabelValues("aws", "delivered")))
 
 	st := &state{id: 7}
-	m.setSource(func() []*state { return []*state{st} })
+	m.setSource(func() []*state { return []*state{st} }, func() (int64, int64) { return 0, 0 })
 	oldestOf := func() float64 {
 		ch := make(chan prometheus.Metric, 10)
 		st.collect(ch)

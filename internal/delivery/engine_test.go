@@ -716,12 +716,7 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 	names, err := r.log.ConsumerNames(ctx, "")
 	require.NoError(t, err)
 	require.LessOrEqual(t, len(names), 1+4, "the log's consumers are the head's and the catch-up readers', not one per destination")
-	poll.Until(t, 10*time.Second, func() error {
-		if n := r.engine.Behind(); n > 0 {
-			return fmt.Errorf("the positions snapshot looks at %d idle destinations", n)
-		}
-		return nil
-	})
+	r.waitAtHead() // the positions' snapshot looks at none of them
 
 	// Two events per group, in batches as producers send them.
 	var msgs []eventlog.Message
@@ -758,9 +753,56 @@ func TestManyDestinationsShareOneReader(t *testing.T) {
 		}
 	}
 	mu.Unlock()
-	poll.Until(t, 10*time.Second, func() error {
+	r.waitAtHead()
+}
+
+// TestReadersDoNotWaitForDestinationsThatHang: destinations whose receivers take requests
+// and never answer hold more than the read-ahead bound in their queues. The head waits a
+// second for them, then goes on: another destination gets its events.
+func TestReadersDoNotWaitForDestinationsThatHang(t *testing.T) {
+	r := newRig(t, delivery.Options{ReadAheadBytes: 32 << 10})
+	hang := make(chan struct{})
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		select {
+		case <-hang:
+		case <-req.Context().Done():
+		}
+	}))
+	t.Cleanup(stuck.Close)
+	t.Cleanup(func() { close(hang) }) // before stuck.Close, which waits for its handlers
+	var stuckKeys []int64
+	for range 10 {
+		stuckKeys = append(stuckKeys, r.groupDestination(stuck.URL))
+	}
+	healthy := newReceiver(t)
+	ok := r.groupDestination(healthy.URL)
+	r.waitStarted()
+	r.waitAtHead()
+	var msgs []eventlog.Message
+	for range 30 { // 240 events queued beyond the 80 in requests: about 70 KB
+		for _, k := range stuckKeys {
+			msgs = append(msgs, groupEvent(k))
+		}
+	}
+	_, err := r.log.Publish(context.Background(), msgs)
+	require.NoError(t, err)
+	msgs = nil
+	for range 100 {
+		msgs = append(msgs, groupEvent(ok))
+	}
+	want, err := r.log.Publish(context.Background(), msgs)
+	require.NoError(t, err)
+	healthy.waitReceived(t, want, 30*time.Second)
+	require.Positive(t, r.counter("auditstream_delivery_reader_waits_total", ""), "the hanging destinations' queues were over the read-ahead bound")
+}
+
+// waitAtHead waits until every destination is a member of the head with nothing outstanding:
+// none is looked at by the positions' snapshot.
+func (r *rig) waitAtHead() {
+	r.t.Helper()
+	poll.Until(r.t, 10*time.Second, func() error {
 		if n := r.engine.Behind(); n > 0 {
-			return fmt.Errorf("%d destinations are still looked at after delivering everything", n)
+			return fmt.Errorf("%d destinations may be behind the head", n)
 		}
 		return nil
 	})
@@ -1115,21 +1157,62 @@ func TestCatchUpReadersJoinTheOneAhead(t *testing.T) {
 
 // catchUpReads is auditstream_delivery_log_reads_total{reader="catch_up"}.
 func (r *rig) catchUpReads() float64 {
+	return r.counter("auditstream_delivery_log_reads_total", "catch_up")
+}
+
+// counter is the engine's counter name, of the series whose first label is label ("" for a
+// counter without labels).
+func (r *rig) counter(name, label string) float64 {
 	r.t.Helper()
 	mfs, err := r.metrics.Gather()
 	require.NoError(r.t, err)
 	for _, mf := range mfs {
-		if mf.GetName() != "auditstream_delivery_log_reads_total" {
+		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			if m.GetLabel()[0].GetValue() == "catch_up" {
+			if len(m.GetLabel()) == 0 && label == "" || len(m.GetLabel()) > 0 && m.GetLabel()[0].GetValue() == label {
 				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	r.t.Fatal(`no auditstream_delivery_log_reads_total{reader="catch_up"}`)
+	r.t.Fatalf("no %s{%s}", name, label)
 	return 0
+}
+
+// TestABurstWaitsForTheQueuesInsteadOfLeavingDestinationsBehind: a burst of 5,000 events to
+// 50 destinations that each keep up but are all a little behind, with room for about 800 in
+// memory (Options.MaxQueuedBytes). The head waits for them to take their events once the
+// queues hold Options.ReadAheadBytes; before, it filled the memory and refused every
+// destination with something queued, and each caught up from the log, again and again.
+func TestABurstWaitsForTheQueuesInsteadOfLeavingDestinationsBehind(t *testing.T) {
+	r := newRig(t, delivery.Options{MaxQueuedBytes: 256 << 10})
+	rc := newReceiver(t)
+	const n = 50
+	keys := make([]int64, n)
+	for i := range keys {
+		keys[i] = r.groupDestination(rc.URL)
+	}
+	r.waitStarted()
+	r.waitAtHead()
+	before := r.catchUpReads()
+	var msgs []eventlog.Message
+	for range 100 {
+		for _, k := range keys {
+			msgs = append(msgs, groupEvent(k))
+		}
+	}
+	var want []int64
+	for batch := range slices.Chunk(msgs, 1000) {
+		seqs, err := r.log.Publish(context.Background(), batch)
+		require.NoError(t, err)
+		want = append(want, seqs...)
+	}
+	rc.waitReceived(t, want, 60*time.Second)
+	require.Zero(t, r.catchUpReads()-before, "destinations were left behind to catch up from the log")
+	require.Positive(t, r.counter("auditstream_delivery_reader_waits_total", ""), "the burst filled the queues' memory")
+	r.waitAtHead()
+	require.Zero(t, r.engine.ReadingQueued(), "bytes counted as queued for the destinations at the head, with nothing queued")
 }
 
 // TestFailingDestinationsDoNotHoldTheQueuesMemory: destinations whose receivers refuse

@@ -6,3 +6,7 @@ func (e *Engine) Behind() int {
 	defer e.behind.mu.Unlock()
 	return len(e.behind.dests)
 }
+
+// ReadingQueued reports the bytes counted as queued for the destinations that are members of
+// a reader.
+func (e *Engine) ReadingQueued() int64 { return e.readingQueued.Load() }

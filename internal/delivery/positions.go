@@ -128,8 +128,8 @@ func (b *behindList) take() []*dest {
 }
 
 // listLocked lists the destination in e.behind, if it is not yet. Every change of its mode or
-// reader, and every event pushed, calls it: only the snapshot lets it go, once it is a member
-// of the head with nothing outstanding. Called with d.mu held.
+// reader (setModeLocked), and every event pushed, calls it: only the snapshot lets it go, once
+// it is a member of the head with nothing outstanding. Called with d.mu held.
 func (d *dest) listLocked() {
 	if !d.listed {
 		d.listed = true

@@ -44,8 +44,8 @@ func (r *reader) position() int64 { return r.pos.Load() }
 // addLocked makes d a member from skip on. Called with r.mu held.
 func (r *reader) addLocked(d *dest, skip int64) {
 	d.mu.Lock()
-	d.mode, d.cur, d.skip = modeReading, r, skip
-	d.listLocked()
+	d.setModeLocked(modeReading, r)
+	d.skip = skip
 	d.mu.Unlock()
 	r.indexLocked(d)
 }
@@ -57,8 +57,8 @@ func (r *reader) addWaitingLocked(d *dest) {
 	d.mu.Lock()
 	ok := d.mode == modeWaiting
 	if ok {
-		d.mode, d.cur, d.skip = modeReading, r, d.resume
-		d.listLocked()
+		d.setModeLocked(modeReading, r)
+		d.skip = d.resume
 	}
 	d.mu.Unlock()
 	if ok {
@@ -112,8 +112,8 @@ func (r *reader) leave(d *dest) bool {
 		return false
 	}
 	d.mu.Lock()
-	d.mode, d.resume, d.cur = modeWaiting, max(d.skip, r.pos.Load()), nil
-	d.listLocked()
+	d.resume = max(d.skip, r.pos.Load())
+	d.setModeLocked(modeWaiting, nil)
 	d.mu.Unlock()
 	return true
 }
@@ -290,6 +290,7 @@ func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.R
 		reads = e.metrics.headReads
 	}
 	failures := 0
+	gaveUp := false // waiting for room (room)
 	for ctx.Err() == nil {
 		lr, err := e.log.NewReader(ctx, r.position())
 		if err != nil {
@@ -320,6 +321,7 @@ func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.R
 				}
 				break
 			}
+			e.room(ctx, &gaveUp)
 			r.mu.Lock()
 			if gap := ev.Seq - r.position() - 1; gap > 0 && r.position() > 0 {
 				r.lostLocked(r.position()+1, ev.Seq-1)
@@ -331,6 +333,54 @@ func (e *Engine) follow(ctx context.Context, r *reader, step func(lr *eventlog.R
 				lr.Close()
 				return
 			}
+		}
+	}
+}
+
+// queueWait is how long a reader waits for room in the queues (room) while they do not drain,
+// and queuePoll how often it looks meanwhile.
+const (
+	queueWait = time.Second
+	queuePoll = 5 * time.Millisecond
+)
+
+// room waits, before a reader hands on its next event, while the events queued for the
+// destinations that are members of a reader are over Options.ReadAheadBytes, until they are
+// down to three quarters of it. In a burst, when every destination is a little behind, the
+// readers thus wait for the runners instead of filling memory up to Options.MaxQueuedBytes,
+// past which they refuse destination after destination, each then catching up from the log
+// (at 10,000 destinations and a 64 MiB bound, that doubled a burst's delivery time).
+// Destinations that fell behind (slow ones, at their queue's bound) are not waited for: their
+// queues are no longer counted. If the queues do not drain for queueWait (destinations that
+// hang, with room left in their queues), the reader stops waiting (gaveUp) until they are down
+// to three quarters: it hands those destinations events until their queues are full, which
+// leaves them behind.
+func (e *Engine) room(ctx context.Context, gaveUp *bool) {
+	limit := e.opts.ReadAheadBytes
+	low := limit / 4 * 3
+	q := e.readingQueued.Load()
+	if q <= low {
+		*gaveUp = false
+	}
+	if q <= limit || *gaveUp {
+		return
+	}
+	e.metrics.readerWaits.Inc()
+	deadline := time.Now().Add(queueWait)
+	t := time.NewTicker(queuePoll)
+	defer t.Stop()
+	for least := q; q > low; q = e.readingQueued.Load() {
+		if q < least {
+			least, deadline = q, time.Now().Add(queueWait)
+		}
+		if !time.Now().Before(deadline) {
+			*gaveUp = true
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -284,9 +284,15 @@ type Metrics struct {
 	// Events read from the log by the head and by the catch-up readers: what the catch-up
 	// readers read again is the cost of destinations falling behind.
 	headReads, catchUpReads prometheus.Counter
+	// Times a reader waited for the destinations that keep up to take their events
+	// (Engine.room): a burst larger than Options.ReadAheadBytes.
+	readerWaits prometheus.Counter
 
 	mu     sync.Mutex
 	states func() []*state // the engine's destinations; set by New
+	// queued is the bytes of events in the destinations' queues: those of the destinations
+	// that are members of a reader, and all; set by New.
+	queued func() (reading, all int64)
 }
 
 var (
@@ -300,6 +306,8 @@ var (
 		"1 while a destination's circuit is open.", []string{"destination"}, nil)
 	pendingDesc = prometheus.NewDesc("auditstream_delivery_pending_events",
 		"Events not yet delivered to a destination, as of the last status read.", []string{"destination"}, nil)
+	queuedDesc = prometheus.NewDesc("auditstream_delivery_queued_bytes",
+		"Bytes of events in the destinations' queues, of those keeping up (members of a reader, which wait for them past 64 MiB) and of those behind.", []string{"destinations"}, nil)
 	oldestDesc = prometheus.NewDesc("auditstream_delivery_oldest_pending_timestamp_seconds",
 		"When the oldest event not yet delivered to a destination was written (Unix seconds; 0 when none), as of the last status read.", []string{"destination"}, nil)
 )
@@ -319,13 +327,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	reads := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "auditstream_delivery_log_reads_total",
 		Help: "Events delivery read from the log, by reader: the head, which every destination that keeps up shares, or the catch-up readers."}, []string{"reader"})
 	m.headReads, m.catchUpReads = reads.WithLabelValues("head"), reads.WithLabelValues("catch_up")
-	reg.MustRegister(m.request, m.byCategory, reads, m)
+	m.readerWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_delivery_reader_waits_total",
+		Help: "Times a delivery reader waited (up to a second) for the destinations to take the events queued for them, which were over the read-ahead bound (a burst)."})
+	reg.MustRegister(m.request, m.byCategory, reads, m.readerWaits, m)
 	return m
 }
 
 // Describe is prometheus.Collector's.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{deliveredDesc, failedDesc, deadLetteredDesc, circuitDesc, pendingDesc, oldestDesc} {
+	for _, d := range []*prometheus.Desc{deliveredDesc, failedDesc, deadLetteredDesc, circuitDesc, pendingDesc, oldestDesc, queuedDesc} {
 		ch <- d
 	}
 }
@@ -333,19 +343,22 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 // Collect is prometheus.Collector's: the series of every destination of the engine.
 func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	m.mu.Lock()
-	states := m.states
+	states, queued := m.states, m.queued
 	m.mu.Unlock()
 	if states == nil {
 		return
 	}
+	reading, all := queued()
+	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(reading), "keeping_up")
+	ch <- prometheus.MustNewConstMetric(queuedDesc, prometheus.GaugeValue, float64(max(all-reading, 0)), "behind") // two loads: may cross
 	for _, s := range states() {
 		s.collect(ch)
 	}
 }
 
-func (m *Metrics) setSource(states func() []*state) {
+func (m *Metrics) setSource(states func() []*state, queued func() (reading, all int64)) {
 	m.mu.Lock()
-	m.states = states
+	m.states, m.queued = states, queued
 	m.mu.Unlock()
 }
 
