@@ -307,7 +307,7 @@ var (
 	pendingDesc = prometheus.NewDesc("auditstream_delivery_pending_events",
 		"Events not yet delivered to a destination, as of the last status read.", []string{"destination"}, nil)
 	queuedDesc = prometheus.NewDesc("auditstream_delivery_queued_bytes",
-		"Bytes of events in the destinations' queues, of those keeping up (members of a reader, which wait for them past 64 MiB) and of those behind.", []string{"destinations"}, nil)
+		"Bytes of events in the destinations' queues, of those keeping up (members of a reader: the readers wait for them past 64 MiB) and of those behind.", []string{"destinations"}, nil)
 	oldestDesc = prometheus.NewDesc("auditstream_delivery_oldest_pending_timestamp_seconds",
 		"When the oldest event not yet delivered to a destination was written (Unix seconds; 0 when none), as of the last status read.", []string{"destination"}, nil)
 )
@@ -328,7 +328,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Help: "Events delivery read from the log, by reader: the head, which every destination that keeps up shares, or the catch-up readers."}, []string{"reader"})
 	m.headReads, m.catchUpReads = reads.WithLabelValues("head"), reads.WithLabelValues("catch_up")
 	m.readerWaits = prometheus.NewCounter(prometheus.CounterOpts{Name: "auditstream_delivery_reader_waits_total",
-		Help: "Times a delivery reader waited (up to a second) for the destinations to take the events queued for them, which were over the read-ahead bound (a burst)."})
+		Help: "Times a delivery reader waited for the destinations keeping up to take the events queued for them, which were over the read-ahead bound (64 MiB): a burst."})
 	reg.MustRegister(m.request, m.byCategory, reads, m.readerWaits, m)
 	return m
 }
