@@ -110,11 +110,7 @@ func (d *dest) push(it *item) bool {
 	d.queue = append(d.queue, it)
 	d.outstanding = append(d.outstanding, it)
 	d.listLocked()
-	d.queueBytes += it.size
-	d.e.queued.Add(int64(it.size))
-	if d.mode == modeReading {
-		d.e.readingQueued.Add(int64(it.size))
-	}
+	d.addQueuedLocked(it.size)
 	if !d.running {
 		// The run's context and channel are made for it and let go after it: 100,000 idle
 		// destinations would hold 100,000 of each.
@@ -132,6 +128,16 @@ func (d *dest) push(it *item) bool {
 		}
 	}
 	return true
+}
+
+// addQueuedLocked counts n more bytes (fewer, when negative) in the destination's queue: in
+// e.queued and, while it is a member of a reader, in e.readingQueued. Called with d.mu held.
+func (d *dest) addQueuedLocked(n int) {
+	d.queueBytes += n
+	d.e.queued.Add(int64(n))
+	if d.mode == modeReading {
+		d.e.readingQueued.Add(int64(n))
+	}
 }
 
 // setModeLocked moves the destination to mode m (cur: its reader, in modeReading), lists it as
@@ -193,10 +199,10 @@ func (d *dest) stop() int64 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	pos := d.floorLocked()
-	d.e.queued.Add(-int64(d.queueBytes))
+	d.addQueuedLocked(-d.queueBytes)
 	d.resume = pos
 	d.setModeLocked(modeStopped, nil)
-	d.queue, d.outstanding, d.queueBytes = nil, nil, 0
+	d.queue, d.outstanding = nil, nil
 	d.ctx, d.cancel, d.running, d.started, d.parent = nil, nil, false, false, nil
 	d.st.setDelivering(false)
 	return pos
@@ -245,8 +251,7 @@ func (d *dest) shed() {
 	d.resume = min(d.resume, d.queue[0].event.ID-1)
 	clear(d.queue)
 	d.queue = nil
-	d.e.queued.Add(-int64(d.queueBytes))
-	d.queueBytes = 0
+	d.addQueuedLocked(-d.queueBytes)
 	d.e.logger.Debug("delivery: a destination whose circuit is open gives its queue back to the log", "destination_id", d.id, "resume", d.resume)
 }
 
@@ -375,11 +380,7 @@ func (d *dest) take(ctx context.Context, s *ticket) []*item {
 	for _, it := range chunk {
 		taken += it.size
 	}
-	d.queueBytes -= taken
-	d.e.queued.Add(-int64(taken))
-	if d.mode == modeReading {
-		d.e.readingQueued.Add(-int64(taken))
-	}
+	d.addQueuedLocked(-taken)
 	d.mu.Unlock()
 	return chunk
 }
